@@ -1,0 +1,81 @@
+"""One Kafka transaction per batch: state, tasks, events and inbox offsets commit together.
+
+``commit()`` takes five steps: produce each partition's store changes to the
+changelog (partition p for store p) → produce the outbox (tasks, public
+events, inbox messages, dead letters) → send the inbox offsets with the
+consumer's group metadata (so a fenced zombie cannot commit) → commit the
+transaction → write each store's changes to RocksDB with the changelog offset
+it reached. A failure before the commit aborts the transaction; RocksDB is
+then untouched.
+"""
+
+from __future__ import annotations
+
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+
+from ledgerflow.config import Settings
+from ledgerflow.engine import metrics
+from ledgerflow.engine.outbox import Outbox
+from ledgerflow.engine.processor import PartitionProcessor
+
+
+class Checkpoint:
+    def __init__(self, settings: Settings, producer: Producer, consumer: Consumer) -> None:
+        self.settings = settings
+        self.producer = producer
+        self.consumer = consumer
+        self._changelog_offsets: dict[int, int] = {}
+        self._delivery_error: KafkaError | None = None
+
+    def _on_changelog_delivery(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self._delivery_error = error
+            return
+        partition, offset = message.partition(), message.offset()
+        if offset > self._changelog_offsets.get(partition, -1):
+            self._changelog_offsets[partition] = offset
+
+    def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self._delivery_error = error
+
+    def commit(
+        self,
+        processors: list[PartitionProcessor],
+        outbox: Outbox,
+        inbox_offsets: dict[int, int],
+    ) -> None:
+        """Publish and commit the batch; raises KafkaException when Kafka refused it."""
+        self._changelog_offsets = {}
+        self._delivery_error = None
+        changelog = self.settings.topic("changelog")
+        pending: list[tuple[PartitionProcessor, dict[bytes, bytes | None]]] = []
+        for processor in processors:
+            changes = processor.finish()
+            if not changes:
+                continue
+            pending.append((processor, dict(changes)))
+            for key, value in changes.items():
+                self.producer.produce(
+                    changelog, key=key, value=value, partition=processor.partition,
+                    on_delivery=self._on_changelog_delivery,
+                )
+        for record in outbox.records:
+            kwargs = {} if record.partition is None else {"partition": record.partition}
+            self.producer.produce(
+                record.topic, key=record.key, value=record.value, headers=record.headers,
+                on_delivery=self._on_delivery, **kwargs,
+            )
+        if inbox_offsets:
+            inbox = self.settings.topic("inbox")
+            self.producer.send_offsets_to_transaction(
+                [TopicPartition(inbox, p, offset) for p, offset in inbox_offsets.items()],
+                self.consumer.consumer_group_metadata(),
+            )
+        self.producer.flush()
+        if self._delivery_error is not None:
+            raise RuntimeError(f"a record of the transaction was not delivered: {self._delivery_error}")
+        self.producer.commit_transaction()
+        metrics.TRANSACTIONS.labels(outcome="committed").inc()
+        for processor, changes in pending:
+            processor.store.write(changes, self._changelog_offsets.get(processor.partition))

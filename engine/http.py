@@ -1,0 +1,129 @@
+"""The engine node's HTTP server: owner reads, health, readiness and metrics.
+
+The gateway forwards reads about a workflow here, to the node that owns its
+partition. A node asked about a partition it does not own answers 421, and
+the gateway refreshes its routing.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import uvicorn
+from fastapi import Body, FastAPI, HTTPException, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ledgerflow.engine.loop import Engine
+from ledgerflow.engine.processor import PartitionProcessor, query_instance, read_history, read_run
+from ledgerflow.partitioning import partition_for
+from ledgerflow.schemas.events import HistoryEvent
+
+
+def create_app(engine: Engine) -> FastAPI:
+    app = FastAPI(title="Ledgerflow engine node", docs_url=None, redoc_url=None)
+    settings = engine.settings
+
+    def owned(workflow_id: str) -> PartitionProcessor:
+        partition = partition_for(workflow_id, settings.partitions)
+        processor = engine.partitions.processors.get(partition) if engine.partitions else None
+        if processor is None:
+            raise HTTPException(421, detail=f"partition {partition} is not owned by this node")
+        return processor
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok", "node": engine.node_id}
+
+    @app.get("/ready")
+    def ready(response: Response) -> dict[str, Any]:
+        ok = engine.ready()
+        if not ok:
+            response.status_code = 503
+        restoring = sorted(engine.partitions.restoring) if engine.partitions else []
+        return {"ready": ok, "restoring": restoring}
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/internal/partitions")
+    def partitions() -> dict[str, Any]:
+        manager = engine.partitions
+        if manager is None:
+            return {"node": engine.node_id, "partitions": []}
+        with engine.lock:
+            rows = [
+                {
+                    "partition": p,
+                    "timers": len(proc.timers),
+                    "cached_instances": len(proc.cache),
+                    "state_bytes": proc.store.size_bytes(),
+                    "restored_records": manager.restores[p].records if p in manager.restores else None,
+                    "restored_from_offset": manager.restores[p].start_offset if p in manager.restores else None,
+                }
+                for p, proc in sorted(manager.processors.items())
+            ]
+        return {"node": engine.node_id, "url": engine.options.advertised_url, "partitions": rows,
+                "restoring": sorted(manager.restoring), "moves": manager.moves[-50:]}
+
+    @app.get("/internal/workflows/{workflow_id}")
+    def describe(workflow_id: str) -> dict[str, Any]:
+        with engine.lock:
+            processor = owned(workflow_id)
+            run = read_run(processor.store, workflow_id)
+        if run is None:
+            raise HTTPException(404, detail=f"workflow {workflow_id!r} not found")
+        return {"partition": processor.partition, "node": engine.node_id, **run.model_dump(mode="json")}
+
+    @app.get("/internal/workflows/{workflow_id}/history")
+    def history(workflow_id: str, run_id: str | None = None, offset: int = 0, limit: int = 1000) -> dict[str, Any]:
+        with engine.lock:
+            processor = owned(workflow_id)
+            run = read_run(processor.store, workflow_id)
+            if run is None:
+                raise HTTPException(404, detail=f"workflow {workflow_id!r} not found")
+            rid = run_id or run.run_id
+            events: list[HistoryEvent] = read_history(processor.store, workflow_id, rid)
+        if not events:
+            raise HTTPException(404, detail=f"run {rid!r} of workflow {workflow_id!r} not found")
+        page = events[offset : offset + limit]
+        return {
+            "workflow_id": workflow_id,
+            "run_id": rid,
+            "total": len(events),
+            "offset": offset,
+            "events": [e.model_dump(mode="json") for e in page],
+        }
+
+    @app.post("/internal/workflows/{workflow_id}/query/{name}")
+    def query(workflow_id: str, name: str, args: list[Any] = Body(default_factory=list, embed=True)) -> dict[str, Any]:  # noqa: B008
+        with engine.lock:
+            processor = owned(workflow_id)
+            run = read_run(processor.store, workflow_id)
+            if run is None:
+                raise HTTPException(404, detail=f"workflow {workflow_id!r} not found")
+            try:
+                instance = query_instance(processor, run)
+                result = instance.query(name, args)
+            except KeyError as exc:
+                raise HTTPException(400, detail=str(exc.args[0])) from exc
+        return {"result": result}
+
+    return app
+
+
+class HttpServer:
+    """Uvicorn in a daemon thread."""
+
+    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name=f"http-{port}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(5)

@@ -1,0 +1,1 @@
+"""Thin, typed wrappers over confluent-kafka shared by the engine, the gateway and executors."""

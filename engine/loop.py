@@ -1,0 +1,222 @@
+"""The owner loop: consume a batch of inbox records, apply it, commit it in one transaction."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from pydantic import ValidationError
+
+from ledgerflow.config import Settings
+from ledgerflow.engine import metrics
+from ledgerflow.engine.checkpoint import Checkpoint
+from ledgerflow.engine.definitions import DefinitionTable
+from ledgerflow.engine.kafka import clients
+from ledgerflow.engine.outbox import Outbox
+from ledgerflow.engine.processor import EngineContext
+from ledgerflow.engine.rebalance import PartitionManager
+from ledgerflow.engine.workflow.definition import WorkflowRegistry
+from ledgerflow.schemas.commands import inbox_command_adapter
+
+log = logging.getLogger("ledgerflow.engine")
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How one engine node runs."""
+
+    data_dir: Path
+    advertised_url: str = ""
+    """Where the gateway reaches this node's HTTP server (owner reads)."""
+    max_batch: int = 500
+    """Most inbox records applied in one transaction."""
+    max_wait: float = 0.05
+    """Seconds to wait for more records when the inbox is idle."""
+    cache_size: int = 2_000
+    """Open workflow instances kept in memory per partition."""
+
+
+class Engine:
+    """A partition-owner node. ``run()`` blocks until ``stop()``."""
+
+    def __init__(self, settings: Settings, options: EngineOptions, registry: WorkflowRegistry) -> None:
+        self.settings = settings
+        self.options = options
+        self.node_id = _node_id(options.data_dir)
+        self.lock = threading.RLock()
+        self.definitions = DefinitionTable(settings)
+        self.ctx = EngineContext(settings, registry, self.definitions.get, options.cache_size)
+        self._stop = threading.Event()
+        self.started = threading.Event()
+        self.consumer: Consumer | None = None
+        self.partitions: PartitionManager | None = None
+
+    @property
+    def group_id(self) -> str:
+        return f"{self.settings.prefix}engine"
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def ready(self) -> bool:
+        """True once the node joined the group and no owned partition is restoring."""
+        return self.started.is_set() and self.partitions is not None and not self.partitions.restoring
+
+    def run(self) -> None:
+        self.definitions.start()
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._run_session()
+                except _Restart as exc:
+                    log.warning("restarting the owner session: %s", exc)
+                    time.sleep(0.5)
+        finally:
+            self.definitions.stop()
+
+    def _run_session(self) -> None:
+        """One consumer group membership with one transactional producer."""
+        settings = self.settings
+        restore_consumer = clients.consumer(settings, None, **{"enable.partition.eof": True})
+        self.partitions = PartitionManager(self.ctx, self.options.data_dir, restore_consumer, self.lock)
+        consumer = clients.consumer(
+            settings,
+            self.group_id,
+            **{
+                "client.id": f"ledgerflow-engine {self.options.advertised_url}",
+                "partition.assignment.strategy": "cooperative-sticky",
+                "session.timeout.ms": 6000,
+                "heartbeat.interval.ms": 1000,
+                "max.poll.interval.ms": 300000,
+            },
+        )
+        self.consumer = consumer
+        producer = clients.transactional_producer(settings, f"{settings.prefix}engine-{self.node_id}")
+        producer.init_transactions(30)
+        checkpoint = Checkpoint(settings, producer, consumer)
+        partitions = self.partitions
+
+        def on_assign(_: Consumer, tps: list[TopicPartition]) -> None:
+            partitions.assign([tp.partition for tp in tps])
+
+        def on_revoke(_: Consumer, tps: list[TopicPartition]) -> None:
+            partitions.revoke([tp.partition for tp in tps], "revoked")
+
+        def on_lost(_: Consumer, tps: list[TopicPartition]) -> None:
+            partitions.revoke([tp.partition for tp in tps], "lost")
+
+        consumer.subscribe([settings.topic("inbox")], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
+        self.started.set()
+        try:
+            while not self._stop.is_set():
+                messages = consumer.consume(num_messages=self.options.max_batch, timeout=self._wait())
+                now = time.time()
+                due = [p for p in partitions.processors.values() if (p.timers.next_fire_at() or now + 1) <= now]
+                if not messages and not due:
+                    continue
+                self._process(messages, now, checkpoint, producer)
+        finally:
+            self.started.clear()
+            with self.lock:
+                partitions.close()
+            consumer.close()
+            restore_consumer.close()
+            producer.flush(5)
+
+    def _wait(self) -> float:
+        assert self.partitions is not None
+        fire_times = [t for p in self.partitions.processors.values() if (t := p.timers.next_fire_at()) is not None]
+        if not fire_times:
+            return 0.2
+        return max(0.0, min(0.2, min(fire_times) - time.time()))
+
+    def _process(self, messages: list[Message], now: float, checkpoint: Checkpoint, producer: Any) -> None:
+        assert self.partitions is not None
+        started = time.monotonic()
+        with self.lock:
+            processors = self.partitions.processors
+            out = Outbox(self.settings)
+            producer.begin_transaction()
+            try:
+                for processor in processors.values():
+                    processor.begin(now, out)
+                offsets: dict[int, int] = {}
+                for message in messages:
+                    self._apply(message, processors, out, offsets)
+                for processor in processors.values():
+                    processor.fire_timers()
+                checkpoint.commit(list(processors.values()), out, offsets)
+            except KafkaException as exc:
+                self._abort(producer, exc)
+            except Exception as exc:
+                self._abort(producer, exc)
+        metrics.BATCH_SIZE.observe(len(messages))
+        metrics.COMMIT_LATENCY.observe(time.monotonic() - started)
+        metrics.OPEN_WORKFLOWS.set(sum(len(p.cache) for p in processors.values()))
+
+    def _apply(self, message: Message, processors: dict[int, Any], out: Outbox, offsets: dict[int, int]) -> None:
+        error = message.error()
+        if error is not None:
+            log.warning("inbox read error: %s", error)
+            return
+        partition = message.partition()
+        processor = processors.get(partition)
+        if processor is None:
+            return
+        offsets[partition] = message.offset() + 1
+        value = message.value()
+        reason: str | None
+        try:
+            command = inbox_command_adapter.validate_json(value or b"")
+        except ValidationError as exc:
+            reason = f"invalid inbox record: {_short(exc)}"
+        else:
+            try:
+                reason = processor.handle(command)
+            except Exception as exc:  # a bug must not stop the partition: park the record
+                log.exception("command failed", extra={"partition": partition})
+                reason = f"engine error: {type(exc).__name__}: {exc}"
+        if reason is not None:
+            metrics.DEAD_LETTERS.inc()
+            out.dead_letter(message.key(), value, reason, message.topic() or "", partition, message.offset())
+
+    def _abort(self, producer: Any, exc: Exception) -> None:
+        metrics.TRANSACTIONS.labels(outcome="aborted").inc()
+        log.error("transaction failed, aborting: %s", exc)
+        fatal = isinstance(exc, KafkaException) and (
+            exc.args[0].fatal() or exc.args[0].code() == KafkaError._FENCED  # noqa: SLF001
+        )
+        if not fatal:
+            try:
+                producer.abort_transaction(30)
+            except KafkaException as abort_error:
+                log.error("abort failed: %s", abort_error)
+        # State in memory may be ahead of the store: start a fresh session, which
+        # reloads from the store and resumes from the committed inbox offsets.
+        raise _Restart(str(exc)) from exc
+
+
+class _Restart(Exception):
+    """Leave the current consumer session and start a fresh one."""
+
+
+def _short(exc: ValidationError) -> str:
+    parts = [f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]]
+    return "; ".join(parts)
+
+
+def _node_id(data_dir: Path) -> str:
+    """A stable id for this node's data folder: its transactional id fences its own zombie."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "node-id"
+    if path.exists():
+        return path.read_text().strip()
+    node = uuid.uuid4().hex[:12]
+    path.write_text(node)
+    return node

@@ -1,0 +1,58 @@
+"""Records a batch produces besides state: tasks, public events, inbox messages, dead letters.
+
+Everything in an ``Outbox`` is produced inside the batch's Kafka transaction,
+so it is published exactly when the state change that caused it commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+from ledgerflow.config import Settings
+
+
+@dataclass(frozen=True)
+class OutRecord:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]] | None = None
+    partition: int | None = None
+
+
+@dataclass
+class Outbox:
+    settings: Settings
+    records: list[OutRecord] = field(default_factory=list)
+
+    def task(self, queue: str, workflow_id: str, message: BaseModel) -> None:
+        self.records.append(
+            OutRecord(self.settings.task_topic(queue), workflow_id.encode(), message.model_dump_json().encode())
+        )
+
+    def event(self, workflow_id: str, event: BaseModel) -> None:
+        self.records.append(
+            OutRecord(self.settings.topic("events"), workflow_id.encode(), event.model_dump_json().encode())
+        )
+
+    def inbox(self, workflow_id: str, command: BaseModel) -> None:
+        self.records.append(
+            OutRecord(self.settings.topic("inbox"), workflow_id.encode(), command.model_dump_json().encode())
+        )
+
+    def definition(self, definition_id: str, value: bytes) -> None:
+        self.records.append(OutRecord(self.settings.topic("definitions"), definition_id.encode(), value))
+
+    def dead_letter(
+        self, key: bytes | None, value: bytes | None, reason: str, source: str, partition: int, offset: int
+    ) -> None:
+        headers = [
+            ("ledgerflow.dlq.reason", reason.encode()[:4000]),
+            ("ledgerflow.dlq.source", f"{source}/{partition}/{offset}".encode()),
+        ]
+        self.records.append(OutRecord(self.settings.topic("inbox.dlq"), key, value, headers))
+
+    def clear(self) -> None:
+        self.records.clear()

@@ -1,0 +1,605 @@
+"""The state machine of one partition: inbox commands and due timers in, history out.
+
+A ``PartitionProcessor`` owns one partition's store, timers and instance
+cache. Within a batch it applies commands to run states, appends history,
+drives workflow instances, and fills the batch's ``Outbox``. It performs no
+I/O of its own: the owner loop commits what it produced in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ledgerflow.config import Settings
+from ledgerflow.engine import metrics
+from ledgerflow.engine.outbox import Outbox
+from ledgerflow.engine.state import keys
+from ledgerflow.engine.state.models import PendingActivity, RunState, TimerEntry
+from ledgerflow.engine.state.store import PartitionStore, StoreTransaction
+from ledgerflow.engine.timers import TimerIndex
+from ledgerflow.engine.workflow import commands as cmd
+from ledgerflow.engine.workflow.cache import InstanceCache
+from ledgerflow.engine.workflow.context import WorkflowInfo
+from ledgerflow.engine.workflow.dag import DAG_WORKFLOW
+from ledgerflow.engine.workflow.definition import WorkflowDefinition, WorkflowRegistry
+from ledgerflow.engine.workflow.instance import WorkflowInstance
+from ledgerflow.engine.workflow.replayer import replay
+from ledgerflow.errors import NonDeterminismError
+from ledgerflow.schemas import commands as c
+from ledgerflow.schemas import events as ev
+from ledgerflow.schemas.common import Failure
+from ledgerflow.schemas.dag import DagDefinition
+from ledgerflow.schemas.lifecycle import LifecycleEvent, LifecycleType
+from ledgerflow.schemas.tasks import ActivityTask, CancelActivity
+
+log = logging.getLogger("ledgerflow.engine")
+
+
+@dataclass(frozen=True)
+class EngineContext:
+    """What every partition processor of an engine shares."""
+
+    settings: Settings
+    registry: WorkflowRegistry
+    find_definition: Callable[[str], DagDefinition | None]
+    cache_size: int = 2_000
+
+
+class PartitionProcessor:
+    """Applies commands and timers to the workflows of one partition."""
+
+    def __init__(self, partition: int, store: PartitionStore, ctx: EngineContext) -> None:
+        self.partition = partition
+        self.store = store
+        self.ctx = ctx
+        self.timers = TimerIndex.load(store)
+        self.cache = InstanceCache(ctx.cache_size)
+        self.txn = StoreTransaction(store)
+        self._runs: dict[str, RunState] = {}
+        self.now = time.time()
+        self.out: Outbox = Outbox(ctx.settings)
+
+    # ------------------------------------------------------------ batch frame
+    def begin(self, now: float, out: Outbox) -> None:
+        self.now = now
+        self.out = out
+        self.txn = StoreTransaction(self.store)
+        self._runs = {}
+
+    def finish(self) -> dict[bytes, bytes | None]:
+        """Write the batch's run states into the transaction and return all changes."""
+        for run in self._runs.values():
+            self.txn.put(keys.run_key(run.workflow_id), run.model_dump_json().encode())
+        self._runs = {}
+        return self.txn.changes
+
+    def reset(self) -> None:
+        """Forget in-memory state after an aborted batch; the store is the truth."""
+        self.cache = InstanceCache(self.ctx.cache_size)
+        self.timers = TimerIndex.load(self.store)
+        self._runs = {}
+
+    # ----------------------------------------------------------------- reads
+    def run(self, workflow_id: str) -> RunState | None:
+        run = self._runs.get(workflow_id)
+        if run is not None:
+            return run
+        raw = self.txn.get(keys.run_key(workflow_id))
+        if raw is None:
+            return None
+        run = RunState.model_validate_json(raw)
+        self._runs[workflow_id] = run
+        return run
+
+    def history(self, workflow_id: str, run_id: str, length: int) -> list[ev.HistoryEvent]:
+        out = []
+        for index in range(1, length + 1):
+            raw = self.txn.get(keys.history_key(workflow_id, run_id, index))
+            if raw is None:
+                raise RuntimeError(f"history of {workflow_id}/{run_id} has a gap at {index}")
+            out.append(ev.history_event_adapter.validate_json(raw))
+        return out
+
+    # ------------------------------------------------------------- commands
+    def handle(self, command: c.InboxCommand) -> str | None:
+        """Apply one inbox command. Returns a reason when it must go to the dead-letter topic."""
+        workflow_id = getattr(command, "workflow_id", None)
+        if command.request_id and workflow_id:
+            key = keys.request_key(workflow_id, command.request_id)
+            if self.txn.get(key) is not None:
+                metrics.DUPLICATES.inc()
+                return None
+            self.txn.put(key, b"1")
+        match command:
+            case c.StartWorkflow():
+                return self._start(command)
+            case c.SignalWorkflow():
+                return self._signal(command)
+            case c.CancelWorkflow():
+                return self._cancel(command)
+            case c.TerminateWorkflow():
+                return self._terminate(command)
+            case c.RegisterDefinition():
+                return self._register(command)
+            case c.TaskCompleted() | c.TaskFailed() | c.TaskHeartbeat():
+                self._task_result(command)
+                return None
+            case c.ChildWorkflowClosed():
+                self._child_closed(command)
+                return None
+        return f"unhandled command kind {command.kind!r}"
+
+    def _start(self, command: c.StartWorkflow) -> str | None:
+        existing = self.run(command.workflow_id)
+        if existing is not None and (
+            existing.is_open or command.run_id in (existing.run_id, *existing.previous_runs)
+        ):
+            log.info(
+                "start ignored: run %s already %s",
+                existing.run_id,
+                existing.status,
+                extra={"workflowId": command.workflow_id, "partition": self.partition},
+            )
+            return None
+        self._open_run(command, existing, continued_from=None)
+        return None
+
+    def _open_run(
+        self, command: c.StartWorkflow, previous: RunState | None, continued_from: str | None
+    ) -> RunState:
+        dag = command.dag
+        if dag is None and self.ctx.registry.get(command.workflow_type) is None:
+            dag = self.ctx.find_definition(command.workflow_type)
+        run = RunState(
+            workflow_id=command.workflow_id,
+            run_id=command.run_id or str(uuid.uuid4()),
+            workflow_type=command.workflow_type,
+            is_dag=dag is not None,
+            input=command.input,
+            started_at=self.now,
+            parent_workflow_id=command.parent_workflow_id,
+            parent_run_id=command.parent_run_id,
+            parent_seq=command.parent_seq,
+            previous_runs=[*previous.previous_runs, previous.run_id] if previous else [],
+        )
+        self._runs[run.workflow_id] = run
+        metrics.STARTED.inc()
+        self._lifecycle(run, "WORKFLOW_STARTED", run.history_length + 1, {"input": command.input})
+        definition = DAG_WORKFLOW if dag is not None else self.ctx.registry.get(command.workflow_type)
+        instance = WorkflowInstance(definition, self._info(run, dag)) if definition else None
+        started = self._append(
+            run,
+            ev.WorkflowStarted,
+            workflow_type=command.workflow_type,
+            input=command.input,
+            dag=dag,
+            execution_timeout=command.execution_timeout,
+            parent_workflow_id=command.parent_workflow_id,
+            parent_run_id=command.parent_run_id,
+            parent_seq=command.parent_seq,
+            continued_from_run_id=continued_from,
+        )
+        if command.execution_timeout:
+            self._add_timer(run, "run_timeout", self.now + command.execution_timeout)
+        if instance is None:
+            self._close(
+                run,
+                ev.WorkflowFailed,
+                failure=Failure(
+                    type="UnknownWorkflowType",
+                    message=f"no code workflow or DAG definition named {command.workflow_type!r} "
+                    f"(code workflows here: {', '.join(self.ctx.registry.names()) or 'none'})",
+                    non_retryable=True,
+                ),
+                origin="engine",
+            )
+            return run
+        self.cache.put(run.workflow_id, run.run_id, instance)
+        self._apply_commands(run, instance, instance.activate(started))
+        return run
+
+    def _info(self, run: RunState, dag: DagDefinition | None) -> WorkflowInfo:
+        return WorkflowInfo(run.workflow_id, run.run_id, run.workflow_type, self.partition, dag)
+
+    def _signal(self, command: c.SignalWorkflow) -> str | None:
+        run = self.run(command.workflow_id)
+        if run is None or not run.is_open:
+            return f"signal {command.name!r}: workflow {command.workflow_id!r} has no open run"
+        self._lifecycle(run, "SIGNAL_RECEIVED", run.history_length + 1, {"name": command.name})
+        self._deliver(run, ev.SignalReceived, name=command.name, payload=command.payload)
+        return None
+
+    def _cancel(self, command: c.CancelWorkflow) -> str | None:
+        run = self.run(command.workflow_id)
+        if run is None or not run.is_open:
+            return f"cancel: workflow {command.workflow_id!r} has no open run"
+        if not run.cancel_requested:
+            run.cancel_requested = True
+            self._deliver(run, ev.CancelRequested, reason=command.reason)
+        return None
+
+    def _terminate(self, command: c.TerminateWorkflow) -> str | None:
+        run = self.run(command.workflow_id)
+        if run is None or not run.is_open:
+            return f"terminate: workflow {command.workflow_id!r} has no open run"
+        self._close(run, ev.WorkflowTerminated, reason=command.reason)
+        return None
+
+    def _register(self, command: c.RegisterDefinition) -> str | None:
+        definition = command.definition
+        self.out.definition(definition.id, definition.model_dump_json(by_alias=True).encode())
+        self.out.event(
+            definition.id,
+            LifecycleEvent(
+                type="DEFINITION_REGISTERED",
+                workflow_id=definition.id,
+                time=self.now,
+                partition=self.partition,
+                data={"name": definition.name, "nodes": len(definition.nodes)},
+            ),
+        )
+        return None
+
+    # -------------------------------------------------------- activity results
+    def _pending(self, command: c.TaskCompleted | c.TaskFailed | c.TaskHeartbeat) -> tuple[RunState, PendingActivity] | None:
+        run = self.run(command.workflow_id)
+        if run is None or not run.is_open or run.run_id != command.run_id:
+            return None
+        pending = run.activities.get(command.seq)
+        if pending is None or pending.attempt != command.attempt or pending.state != "running":
+            return None
+        return run, pending
+
+    def _task_result(self, command: c.TaskCompleted | c.TaskFailed | c.TaskHeartbeat) -> None:
+        found = self._pending(command)
+        if found is None:
+            metrics.STALE_RESULTS.inc()
+            return
+        run, pending = found
+        if isinstance(command, c.TaskHeartbeat):
+            pending.last_heartbeat_at = self.now
+            pending.heartbeat_details = command.details
+            return
+        if isinstance(command, c.TaskCompleted):
+            del run.activities[command.seq]
+            metrics.ACTIVITY_LATENCY.observe(max(0.0, self.now - pending.attempt_started_at))
+            self._lifecycle(run, "TASK_COMPLETED", run.history_length + 1, {"seq": command.seq, "activity": pending.activity_type})
+            self._deliver(run, ev.ActivityCompleted, seq=command.seq, attempt=command.attempt, result=command.result)
+            return
+        self._attempt_failed(run, command.seq, pending, command.failure)
+
+    def _attempt_failed(self, run: RunState, seq: int, pending: PendingActivity, failure: Failure) -> None:
+        retry = pending.options.retry
+        delay = None
+        if not failure.non_retryable and failure.type not in retry.non_retryable_error_types:
+            delay = retry.delay_after(pending.attempt)
+        deadline = pending.options.schedule_to_close_timeout
+        if delay is not None and deadline is not None and self.now + delay > pending.scheduled_at + deadline:
+            delay = None
+        data = {"seq": seq, "activity": pending.activity_type, "attempt": pending.attempt, "error": failure.type}
+        self._lifecycle(run, "TASK_FAILED", run.history_length + 1, data)
+        if delay is None:
+            del run.activities[seq]
+            self._deliver(run, ev.ActivityFailed, seq=seq, attempt=pending.attempt, failure=failure)
+            return
+        metrics.RETRIES.inc()
+        self._append(run, ev.ActivityAttemptFailed, seq=seq, attempt=pending.attempt, failure=failure, retry_in=delay)
+        pending.state = "backoff"
+        pending.last_failure = failure
+        self._add_timer(run, "retry", self.now + delay, seq, pending.attempt)
+
+    def _child_closed(self, command: c.ChildWorkflowClosed) -> None:
+        run = self.run(command.workflow_id)
+        if run is None or not run.is_open or run.run_id != command.run_id:
+            return
+        if run.children.pop(command.seq, None) is None:
+            return
+        if command.status == "COMPLETED":
+            self._deliver(run, ev.ChildWorkflowCompleted, seq=command.seq, result=command.result)
+        else:
+            failure = command.failure or Failure(type=command.status, message=f"child ended {command.status}")
+            self._deliver(run, ev.ChildWorkflowFailed, seq=command.seq, failure=failure)
+
+    # ------------------------------------------------------------------ timers
+    def fire_timers(self, limit: int = 1000) -> int:
+        fired = 0
+        for entry in self.timers.pop_due(self.txn, self.now, limit):
+            fired += 1
+            run = self.run(entry.workflow_id)
+            if run is None or not run.is_open or run.run_id != entry.run_id:
+                continue
+            self._fire(run, entry)
+        return fired
+
+    def _fire(self, run: RunState, entry: TimerEntry) -> None:
+        if entry.kind == "timer":
+            if run.timers.pop(entry.seq, None) is not None:
+                self._lifecycle(run, "TIMER_FIRED", run.history_length + 1, {"seq": entry.seq})
+                self._deliver(run, ev.TimerFired, seq=entry.seq)
+            return
+        if entry.kind == "run_timeout":
+            self._close(
+                run,
+                ev.WorkflowFailed,
+                failure=Failure(type="WorkflowExecutionTimeout", message="the run exceeded its execution timeout", non_retryable=True),
+                origin="engine",
+            )
+            return
+        pending = run.activities.get(entry.seq)
+        if pending is None:
+            return
+        if entry.kind == "schedule_timeout":
+            del run.activities[entry.seq]
+            self._cancel_attempt(run, entry.seq, pending)
+            failure = Failure(type="ScheduleToCloseTimeout", message="activity exceeded its schedule-to-close timeout", non_retryable=True)
+            self._deliver(run, ev.ActivityFailed, seq=entry.seq, attempt=pending.attempt, failure=failure)
+            return
+        if pending.attempt != entry.attempt:
+            return
+        if entry.kind == "retry" and pending.state == "backoff":
+            pending.attempt += 1
+            pending.state = "running"
+            pending.attempt_started_at = self.now
+            pending.last_heartbeat_at = None
+            self._append(run, ev.ActivityAttemptRetried, seq=entry.seq, attempt=pending.attempt)
+            self._dispatch(run, entry.seq, pending)
+        elif entry.kind == "attempt_timeout" and pending.state == "running":
+            self._cancel_attempt(run, entry.seq, pending)
+            failure = Failure(type="StartToCloseTimeout", message=f"attempt {pending.attempt} exceeded its start-to-close timeout")
+            self._attempt_failed(run, entry.seq, pending, failure)
+        elif entry.kind == "heartbeat_timeout" and pending.state == "running":
+            timeout = pending.options.heartbeat_timeout or 0.0
+            last = pending.last_heartbeat_at or pending.attempt_started_at
+            if self.now < last + timeout:
+                self._add_timer(run, "heartbeat_timeout", last + timeout, entry.seq, pending.attempt)
+                return
+            self._cancel_attempt(run, entry.seq, pending)
+            failure = Failure(type="HeartbeatTimeout", message=f"no heartbeat from attempt {pending.attempt} for {timeout} s")
+            self._attempt_failed(run, entry.seq, pending, failure)
+
+    def _add_timer(self, run: RunState, kind: Any, fire_at: float, seq: int = 0, attempt: int = 0) -> None:
+        entry = TimerEntry(workflow_id=run.workflow_id, run_id=run.run_id, kind=kind, seq=seq, attempt=attempt, fire_at=fire_at)
+        self.timers.add(self.txn, entry, f"{kind}:{run.run_id}:{seq}:{attempt}")
+
+    # --------------------------------------------------------------- history
+    def _append(self, run: RunState, event_type: type[Any], **fields: Any) -> ev.HistoryEvent:
+        event: ev.HistoryEvent = event_type(index=run.history_length + 1, time=self.now, **fields)
+        raw = event.model_dump_json().encode()
+        self.txn.put(keys.history_key(run.workflow_id, run.run_id, event.index), raw)
+        run.history_length = event.index
+        run.history_bytes += len(raw)
+        return event
+
+    def _instance(self, run: RunState) -> WorkflowInstance | None:
+        """The run's live instance, rebuilt by replay on a cache miss; None if it cannot run."""
+        instance = self.cache.get(run.workflow_id, run.run_id)
+        if instance is not None and instance.applied == run.history_length:
+            return instance
+        history = self.history(run.workflow_id, run.run_id, run.history_length)
+        started = history[0]
+        assert isinstance(started, ev.WorkflowStarted)
+        definition: WorkflowDefinition | None = (
+            DAG_WORKFLOW if started.dag is not None else self.ctx.registry.get(run.workflow_type)
+        )
+        if definition is None:
+            return None
+        instance = WorkflowInstance(definition, self._info(run, started.dag))
+        metrics.REPLAYS.inc()
+        try:
+            replay(instance, history)
+        except NonDeterminismError as exc:
+            metrics.NONDETERMINISM.inc()
+            log.error("%s", exc, extra={"workflowId": run.workflow_id, "partition": self.partition})
+            self._close(
+                run,
+                ev.WorkflowFailed,
+                failure=Failure(type="NonDeterminismError", message=str(exc), non_retryable=True),
+                origin="engine",
+            )
+            return None
+        self.cache.put(run.workflow_id, run.run_id, instance)
+        return instance
+
+    def _deliver(self, run: RunState, event_type: type[Any], **fields: Any) -> None:
+        """Append an input event and let the workflow code react to it."""
+        instance = self._instance(run)
+        if not run.is_open:
+            return
+        event = self._append(run, event_type, **fields)
+        if instance is None:
+            return
+        self._apply_commands(run, instance, instance.activate(event))
+
+    # -------------------------------------------------------------- commands
+    def _apply_commands(self, run: RunState, instance: WorkflowInstance, commands: list[cmd.Command]) -> None:
+        for command in commands:
+            if not run.is_open:
+                return
+            match command:
+                case cmd.ScheduleActivity():
+                    self._append(run, ev.ActivityScheduled, seq=command.seq, activity_type=command.activity_type, args=command.args, options=command.options)
+                    pending = PendingActivity(
+                        activity_type=command.activity_type,
+                        args=command.args,
+                        options=command.options,
+                        scheduled_at=self.now,
+                        attempt_started_at=self.now,
+                    )
+                    run.activities[command.seq] = pending
+                    if command.options.schedule_to_close_timeout:
+                        self._add_timer(run, "schedule_timeout", self.now + command.options.schedule_to_close_timeout, command.seq)
+                    self._dispatch(run, command.seq, pending)
+                case cmd.RequestCancelActivity():
+                    self._append(run, ev.ActivityCancelRequested, seq=command.seq)
+                    pending = run.activities.pop(command.seq, None)
+                    if pending is not None:
+                        self._cancel_attempt(run, command.seq, pending)
+                case cmd.StartTimer():
+                    fire_at = self.now + command.seconds
+                    self._append(run, ev.TimerStarted, seq=command.seq, fire_at=fire_at)
+                    run.timers[command.seq] = fire_at
+                    self._add_timer(run, "timer", fire_at, command.seq)
+                case cmd.CancelTimer():
+                    self._append(run, ev.TimerCanceled, seq=command.seq)
+                    fire_at = run.timers.pop(command.seq, None)
+                    if fire_at is not None:
+                        self.txn.delete(keys.timer_key(fire_at, run.workflow_id, f"timer:{run.run_id}:{command.seq}:0"))
+                case cmd.StartChildWorkflow():
+                    self._append(run, ev.ChildWorkflowStarted, seq=command.seq, workflow_id=command.workflow_id, workflow_type=command.workflow_type, input=command.input)
+                    run.children[command.seq] = command.workflow_id
+                    self.out.inbox(
+                        command.workflow_id,
+                        c.StartWorkflow(
+                            workflow_id=command.workflow_id,
+                            workflow_type=command.workflow_type,
+                            input=command.input,
+                            parent_workflow_id=run.workflow_id,
+                            parent_run_id=run.run_id,
+                            parent_seq=command.seq,
+                        ),
+                    )
+                case cmd.CompleteWorkflow():
+                    self._close(run, ev.WorkflowCompleted, result=command.result)
+                case cmd.FailWorkflow():
+                    self._close(run, ev.WorkflowFailed, failure=command.failure)
+                case cmd.CancelWorkflowDone():
+                    self._close(run, ev.WorkflowCanceled, reason="canceled")
+                case cmd.ContinueAsNew():
+                    self._continue_as_new(run, command)
+
+    def _dispatch(self, run: RunState, seq: int, pending: PendingActivity) -> None:
+        options = pending.options
+        task = ActivityTask(
+            workflow_id=run.workflow_id,
+            run_id=run.run_id,
+            seq=seq,
+            attempt=pending.attempt,
+            activity_type=pending.activity_type,
+            args=pending.args,
+            start_to_close_timeout=options.start_to_close_timeout,
+            heartbeat_timeout=options.heartbeat_timeout,
+            scheduled_at=self.now,
+        )
+        self.out.task(options.queue, run.workflow_id, task)
+        if options.start_to_close_timeout:
+            self._add_timer(run, "attempt_timeout", self.now + options.start_to_close_timeout, seq, pending.attempt)
+        if options.heartbeat_timeout:
+            self._add_timer(run, "heartbeat_timeout", self.now + options.heartbeat_timeout, seq, pending.attempt)
+        self._lifecycle(run, "TASK_SCHEDULED", None, {"seq": seq, "activity": pending.activity_type, "attempt": pending.attempt, "queue": options.queue})
+
+    def _cancel_attempt(self, run: RunState, seq: int, pending: PendingActivity) -> None:
+        message = CancelActivity(workflow_id=run.workflow_id, run_id=run.run_id, seq=seq, attempt=pending.attempt)
+        self.out.task(pending.options.queue, run.workflow_id, message)
+
+    def _close(self, run: RunState, event_type: type[Any], **fields: Any) -> None:
+        event = self._append(run, event_type, **fields)
+        status = {
+            ev.WorkflowCompleted: "COMPLETED",
+            ev.WorkflowFailed: "FAILED",
+            ev.WorkflowCanceled: "CANCELED",
+            ev.WorkflowTerminated: "TERMINATED",
+            ev.WorkflowContinuedAsNew: "CONTINUED_AS_NEW",
+        }[event_type]
+        run.status = status  # type: ignore[assignment]
+        run.closed_at = self.now
+        run.result = getattr(event, "result", None)
+        run.failure = getattr(event, "failure", None)
+        for seq, pending in run.activities.items():
+            self._cancel_attempt(run, seq, pending)
+        run.activities = {}
+        run.timers = {}
+        self.cache.evict(run.workflow_id, run.run_id)
+        metrics.CLOSED.labels(status=status).inc()
+        metrics.RUN_DURATION.observe(max(0.0, self.now - run.started_at))
+        data: dict[str, Any] = {"result": run.result} if status == "COMPLETED" else {}
+        if run.failure is not None:
+            data["failure"] = run.failure.model_dump()
+        lifecycle: dict[str, LifecycleType] = {
+            "COMPLETED": "WORKFLOW_COMPLETED",
+            "FAILED": "WORKFLOW_FAILED",
+            "CANCELED": "WORKFLOW_CANCELED",
+            "TERMINATED": "WORKFLOW_TERMINATED",
+            "CONTINUED_AS_NEW": "WORKFLOW_CONTINUED_AS_NEW",
+        }
+        self._lifecycle(run, lifecycle[status], event.index, data)
+        if run.parent_workflow_id and run.parent_run_id and run.parent_seq is not None and status != "CONTINUED_AS_NEW":
+            self.out.inbox(
+                run.parent_workflow_id,
+                c.ChildWorkflowClosed(
+                    workflow_id=run.parent_workflow_id,
+                    run_id=run.parent_run_id,
+                    seq=run.parent_seq,
+                    child_workflow_id=run.workflow_id,
+                    status=status,
+                    result=run.result,
+                    failure=run.failure,
+                ),
+            )
+
+    def _continue_as_new(self, run: RunState, command: cmd.ContinueAsNew) -> None:
+        new_run_id = str(uuid.uuid4())
+        started = self.history(run.workflow_id, run.run_id, 1)[0]
+        assert isinstance(started, ev.WorkflowStarted)
+        self._close(run, ev.WorkflowContinuedAsNew, new_run_id=new_run_id, input=command.input)
+        self._open_run(
+            c.StartWorkflow(
+                workflow_id=run.workflow_id,
+                workflow_type=run.workflow_type,
+                input=command.input,
+                run_id=new_run_id,
+                dag=started.dag,
+                execution_timeout=started.execution_timeout,
+                parent_workflow_id=run.parent_workflow_id,
+                parent_run_id=run.parent_run_id,
+                parent_seq=run.parent_seq,
+            ),
+            run,
+            continued_from=run.run_id,
+        )
+
+    def _lifecycle(self, run: RunState, kind: LifecycleType, index: int | None, data: Any) -> None:
+        self.out.event(
+            run.workflow_id,
+            LifecycleEvent(
+                type=kind,
+                workflow_id=run.workflow_id,
+                run_id=run.run_id,
+                workflow_type=run.workflow_type,
+                time=self.now,
+                partition=self.partition,
+                history_index=index,
+                data=data,
+            ),
+        )
+
+
+def read_run(store: PartitionStore, workflow_id: str) -> RunState | None:
+    """The committed state of a workflow's latest run (for reads outside a batch)."""
+    raw = store.get(keys.run_key(workflow_id))
+    return RunState.model_validate_json(raw) if raw is not None else None
+
+
+def read_history(store: PartitionStore, workflow_id: str, run_id: str) -> list[ev.HistoryEvent]:
+    """The committed history of one run, in order."""
+    return [ev.history_event_adapter.validate_json(v) for _, v in store.scan(keys.history_prefix(workflow_id, run_id))]
+
+
+def query_instance(processor: PartitionProcessor, run: RunState) -> WorkflowInstance:
+    """An instance at the run's committed state for answering a query; never writes."""
+    instance = processor.cache.get(run.workflow_id, run.run_id)
+    if instance is not None and instance.applied == run.history_length:
+        return instance
+    history = read_history(processor.store, run.workflow_id, run.run_id)
+    started = history[0]
+    assert isinstance(started, ev.WorkflowStarted)
+    definition = DAG_WORKFLOW if started.dag is not None else processor.ctx.registry.get(run.workflow_type)
+    if definition is None:
+        raise KeyError(f"workflow type {run.workflow_type!r} is not loaded on this engine")
+    instance = WorkflowInstance(definition, processor._info(run, started.dag))  # noqa: SLF001
+    replay(instance, history)
+    return instance

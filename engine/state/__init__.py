@@ -1,0 +1,1 @@
+"""Per-partition state: RocksDB stores mirrored to a compacted changelog topic."""

@@ -1,0 +1,71 @@
+"""What a partition store holds about each workflow, besides its history."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from ledgerflow.schemas.common import JSON, ActivityOptions, Failure
+
+RunStatus = Literal["RUNNING", "COMPLETED", "FAILED", "CANCELED", "TERMINATED", "CONTINUED_AS_NEW"]
+
+
+class PendingActivity(BaseModel):
+    """An activity the run waits on, with its current attempt."""
+
+    activity_type: str
+    args: list[JSON]
+    options: ActivityOptions
+    attempt: int = 1
+    state: Literal["running", "backoff"] = "running"
+    scheduled_at: float
+    """When attempt 1 was dispatched."""
+    attempt_started_at: float
+    """When the current attempt was dispatched."""
+    last_failure: Failure | None = None
+    last_heartbeat_at: float | None = None
+    heartbeat_details: JSON = None
+
+
+class RunState(BaseModel):
+    """The latest run of a workflow id: its status and what it waits on."""
+
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    status: RunStatus = "RUNNING"
+    is_dag: bool = False
+    input: JSON = None
+    started_at: float
+    closed_at: float | None = None
+    result: JSON = None
+    failure: Failure | None = None
+    history_length: int = 0
+    history_bytes: int = 0
+    activities: dict[int, PendingActivity] = Field(default_factory=dict)
+    timers: dict[int, float] = Field(default_factory=dict)
+    """Open workflow timers: seq -> fire time."""
+    children: dict[int, str] = Field(default_factory=dict)
+    """Open child workflows: seq -> child workflow id."""
+    parent_workflow_id: str | None = None
+    parent_run_id: str | None = None
+    parent_seq: int | None = None
+    previous_runs: list[str] = Field(default_factory=list)
+    """Run ids of earlier runs of the same workflow id, oldest first."""
+    cancel_requested: bool = False
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == "RUNNING"
+
+
+class TimerEntry(BaseModel):
+    """A durable timer in the index; checked against the run when it fires."""
+
+    workflow_id: str
+    run_id: str
+    kind: Literal["timer", "retry", "attempt_timeout", "heartbeat_timeout", "schedule_timeout", "run_timeout"]
+    seq: int = 0
+    attempt: int = 0
+    fire_at: float

@@ -1,0 +1,1 @@
+"""The workflow runtime: definitions, a deterministic event loop, instances and replay."""

@@ -1,0 +1,121 @@
+"""Workflow definitions, made by ``@workflow.defn`` and looked up by name."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledgerflow.converter import parameter_types, return_type
+
+DEFINITION_ATTR = "__ledgerflow_workflow__"
+RUN_ATTR = "__ledgerflow_workflow_run__"
+QUERY_ATTR = "__ledgerflow_workflow_query__"
+
+
+@dataclass(frozen=True)
+class WorkflowDefinition:
+    """A code workflow: a class with one ``@workflow.run`` method, or an async function."""
+
+    name: str
+    target: type | Callable[..., Coroutine[Any, Any, Any]]
+    run_method: str | None
+    """Name of the run method for a class; None for a function workflow."""
+    queries: dict[str, str] = field(default_factory=dict)
+    """Query name -> method name."""
+    input_types: tuple[Any, ...] = ()
+    result_type: Any = Any
+
+    def create(self) -> tuple[object | None, Callable[..., Coroutine[Any, Any, Any]]]:
+        """A fresh workflow object (None for a function) and the coroutine function to run."""
+        if self.run_method is None:
+            return None, self.target  # type: ignore[return-value]
+        obj = self.target()  # type: ignore[operator]
+        return obj, getattr(obj, self.run_method)
+
+
+def build_definition(target: Any, name: str | None) -> WorkflowDefinition:
+    """Validate ``target`` and describe it; every problem is reported in one ValueError."""
+    problems: list[str] = []
+    if inspect.isclass(target):
+        runs = [n for n, m in inspect.getmembers(target) if getattr(m, RUN_ATTR, False)]
+        queries = {
+            getattr(m, QUERY_ATTR): n
+            for n, m in inspect.getmembers(target)
+            if getattr(m, QUERY_ATTR, None)
+        }
+        if len(runs) != 1:
+            problems.append(f"needs exactly one @workflow.run method, found {len(runs)}")
+        else:
+            method = getattr(target, runs[0])
+            if not inspect.iscoroutinefunction(method):
+                problems.append(f"@workflow.run method '{runs[0]}' must be 'async def'")
+        try:
+            target()
+        except TypeError as exc:
+            problems.append(f"must be constructible without arguments ({exc})")
+        if problems:
+            raise ValueError(f"Invalid workflow class {target.__qualname__}: " + "; ".join(problems))
+        method = getattr(target, runs[0])
+        return WorkflowDefinition(
+            name=name or target.__name__,
+            target=target,
+            run_method=runs[0],
+            queries=queries,
+            input_types=tuple(parameter_types(method, skip_self=True)),
+            result_type=return_type(method),
+        )
+    if inspect.iscoroutinefunction(target):
+        return WorkflowDefinition(
+            name=name or target.__name__,
+            target=target,
+            run_method=None,
+            input_types=tuple(parameter_types(target)),
+            result_type=return_type(target),
+        )
+    raise ValueError(
+        f"@workflow.defn needs a class or an 'async def' function, got {target!r}"
+    )
+
+
+def definition_of(obj: Any) -> WorkflowDefinition:
+    """The definition attached by ``@workflow.defn``, or a clear error."""
+    found = getattr(obj, DEFINITION_ATTR, None)
+    if not isinstance(found, WorkflowDefinition):
+        raise TypeError(f"{obj!r} is not a workflow: was it decorated with @workflow.defn?")
+    return found
+
+
+class WorkflowRegistry:
+    """Code workflows known to this process, by name."""
+
+    def __init__(self, definitions: Iterable[WorkflowDefinition] = ()) -> None:
+        self._by_name: dict[str, WorkflowDefinition] = {}
+        for definition in definitions:
+            self.add(definition)
+
+    def add(self, definition: WorkflowDefinition) -> None:
+        existing = self._by_name.get(definition.name)
+        if existing is not None and existing.target is not definition.target:
+            raise ValueError(f"two workflows are named {definition.name!r}")
+        self._by_name[definition.name] = definition
+
+    def get(self, name: str) -> WorkflowDefinition | None:
+        return self._by_name.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._by_name)
+
+    @classmethod
+    def from_modules(cls, modules: Iterable[str]) -> WorkflowRegistry:
+        """Every ``@workflow.defn`` found at the top level of the named modules."""
+        registry = cls()
+        for module_name in modules:
+            module = importlib.import_module(module_name)
+            for value in vars(module).values():
+                definition = getattr(value, DEFINITION_ATTR, None)
+                if isinstance(definition, WorkflowDefinition):
+                    registry.add(definition)
+        return registry

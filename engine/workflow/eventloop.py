@@ -1,0 +1,98 @@
+"""A deterministic asyncio event loop that only runs ready callbacks.
+
+Workflow code is ordinary ``async`` Python, so ``asyncio.gather``, tasks and
+futures work in it. Nothing here waits on I/O or the clock: the owner feeds an
+event, the loop runs every ready callback until none is left, and whatever the
+code asked for in between is the activation's output. Same events in, same
+commands out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class DeterministicLoop(asyncio.AbstractEventLoop):
+    """Runs callbacks in FIFO order; time is whatever the current activation says."""
+
+    def __init__(self) -> None:
+        self._ready: deque[tuple[asyncio.Handle, Callable[..., Any], tuple[Any, ...], contextvars.Context]] = deque()
+        self._now = 0.0
+        self._closed = False
+        self.unhandled: list[BaseException] = []
+
+    # The parts of the loop API that futures and tasks use.
+    def call_soon(
+        self, callback: Callable[..., Any], *args: Any, context: contextvars.Context | None = None
+    ) -> asyncio.Handle:
+        ctx = context if context is not None else contextvars.copy_context()
+        handle = asyncio.Handle(callback, args, self, ctx)
+        self._ready.append((handle, callback, args, ctx))
+        return handle
+
+    def create_future(self) -> asyncio.Future[Any]:
+        return asyncio.Future(loop=self)
+
+    def create_task(  # type: ignore[override]
+        self,
+        coro: Coroutine[Any, Any, T],
+        *,
+        name: str | None = None,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Task[T]:
+        return asyncio.Task(coro, loop=self, name=name, context=context)
+
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any, context: Any = None) -> Any:
+        raise RuntimeError(
+            "asyncio.sleep() and loop timers are not durable inside a workflow: "
+            "use 'await workflow.sleep(seconds)'"
+        )
+
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any, context: Any = None) -> Any:
+        return self.call_later(0, callback)
+
+    def time(self) -> float:
+        return self._now
+
+    def get_debug(self) -> bool:
+        return False
+
+    def is_running(self) -> bool:
+        return True
+
+    def is_closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        self._closed = True
+        self._ready.clear()
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, BaseException):
+            self.unhandled.append(exc)
+
+    def default_exception_handler(self, context: dict[str, Any]) -> None:
+        self.call_exception_handler(context)
+
+    # Driving.
+    def run_until_idle(self, now: float) -> None:
+        """Run every ready callback, and those they schedule, until none is left."""
+        self._now = now
+        # Futures and tasks find their loop through the running-loop slot, as in
+        # any asyncio program; the owner's thread has no loop of its own.
+        previous = asyncio._get_running_loop()  # noqa: SLF001
+        asyncio._set_running_loop(self)  # noqa: SLF001
+        try:
+            while self._ready:
+                handle, callback, args, ctx = self._ready.popleft()
+                if not handle.cancelled():
+                    ctx.run(callback, *args)
+        finally:
+            asyncio._set_running_loop(previous)  # noqa: SLF001

@@ -1,0 +1,121 @@
+"""Replay a history through workflow code, checking the code asks for what history records.
+
+Used to rebuild an instance after a cache miss or a failover, and by
+``ledgerflow replay`` to check today's code against a recorded run.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+from ledgerflow.engine.workflow import commands as cmd
+from ledgerflow.engine.workflow.instance import WorkflowInstance
+from ledgerflow.errors import NonDeterminismError
+from ledgerflow.schemas import events as ev
+
+
+def describe_command(command: cmd.Command) -> str:
+    match command:
+        case cmd.ScheduleActivity(seq=seq, activity_type=name):
+            return f"schedule activity {name!r} (#{seq})"
+        case cmd.RequestCancelActivity(seq=seq):
+            return f"cancel activity #{seq}"
+        case cmd.StartTimer(seq=seq, seconds=seconds):
+            return f"start timer #{seq} ({seconds} s)"
+        case cmd.CancelTimer(seq=seq):
+            return f"cancel timer #{seq}"
+        case cmd.StartChildWorkflow(seq=seq, workflow_type=name, workflow_id=wid):
+            return f"start child workflow {name!r} id {wid!r} (#{seq})"
+        case cmd.CompleteWorkflow():
+            return "complete the workflow"
+        case cmd.FailWorkflow(failure=failure):
+            return f"fail the workflow ({failure.type}: {failure.message})"
+        case cmd.CancelWorkflowDone():
+            return "end the workflow as canceled"
+        case cmd.ContinueAsNew():
+            return "continue as new"
+    return repr(command)
+
+
+def describe_event(event: ev.HistoryEvent) -> str:
+    match event:
+        case ev.ActivityScheduled(seq=seq, activity_type=name):
+            return f"ActivityScheduled {name!r} (#{seq})"
+        case ev.TimerStarted(seq=seq):
+            return f"TimerStarted #{seq}"
+        case ev.ChildWorkflowStarted(seq=seq, workflow_type=name):
+            return f"ChildWorkflowStarted {name!r} (#{seq})"
+    name = type(event).__name__
+    seq_value = getattr(event, "seq", None)
+    return f"{name} (#{seq_value})" if seq_value is not None else name
+
+
+def _matches(command: cmd.Command, event: ev.HistoryEvent) -> bool:
+    match command, event:
+        case cmd.ScheduleActivity(), ev.ActivityScheduled():
+            return command.seq == event.seq and command.activity_type == event.activity_type
+        case cmd.RequestCancelActivity(), ev.ActivityCancelRequested():
+            return command.seq == event.seq
+        case cmd.StartTimer(), ev.TimerStarted():
+            return command.seq == event.seq
+        case cmd.CancelTimer(), ev.TimerCanceled():
+            return command.seq == event.seq
+        case cmd.StartChildWorkflow(), ev.ChildWorkflowStarted():
+            return command.seq == event.seq and command.workflow_type == event.workflow_type
+        case cmd.CompleteWorkflow(), ev.WorkflowCompleted():
+            return True
+        case cmd.FailWorkflow(), ev.WorkflowFailed():
+            return True
+        case cmd.CancelWorkflowDone(), ev.WorkflowCanceled():
+            return True
+        case cmd.ContinueAsNew(), ev.WorkflowContinuedAsNew():
+            return True
+    return False
+
+
+def is_code_event(event: ev.HistoryEvent) -> bool:
+    """True for events the workflow code caused (checked on replay)."""
+    if isinstance(event, ev.WorkflowFailed):
+        return event.origin == "code"
+    return isinstance(
+        event, (*ev.COMMAND_EVENTS, ev.WorkflowCompleted, ev.WorkflowCanceled, ev.WorkflowContinuedAsNew)
+    )
+
+
+def replay(instance: WorkflowInstance, history: Iterable[ev.HistoryEvent]) -> None:
+    """Feed ``history`` to a fresh ``instance``; raise NonDeterminismError at the first divergence."""
+    workflow_id = instance.info().workflow_id
+    expected: deque[cmd.Command] = deque()
+    instance.replaying = True
+    try:
+        for event in history:
+            if is_code_event(event):
+                if not expected:
+                    raise NonDeterminismError(
+                        workflow_id,
+                        f"history event #{event.index} {describe_event(event)} was not asked for "
+                        "by the code at this point",
+                    )
+                command = expected.popleft()
+                if not _matches(command, event):
+                    raise NonDeterminismError(
+                        workflow_id,
+                        f"history event #{event.index} is {describe_event(event)} but the code "
+                        f"asked to {describe_command(command)}",
+                    )
+                continue
+            if expected:
+                raise NonDeterminismError(
+                    workflow_id,
+                    f"the code asked to {describe_command(expected[0])}, which history does not "
+                    f"record (next event #{event.index} is {describe_event(event)})",
+                )
+            expected.extend(instance.activate(event))
+        if expected:
+            raise NonDeterminismError(
+                workflow_id,
+                f"the code asked to {describe_command(expected[0])} after the last history event",
+            )
+    finally:
+        instance.replaying = False

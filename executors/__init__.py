@@ -1,0 +1,1 @@
+"""Stateless executors: workers that run activities from task queues."""

@@ -1,0 +1,82 @@
+"""Run one activity attempt: convert arguments, enforce the timeout, report the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ledgerflow import activity
+from ledgerflow.converter import args_from_json, to_json
+from ledgerflow.errors import ApplicationError, failure_from_exception
+from ledgerflow.schemas.commands import TaskCompleted, TaskFailed, TaskHeartbeat
+from ledgerflow.schemas.common import Failure
+from ledgerflow.schemas.tasks import ActivityTask
+
+log = logging.getLogger("ledgerflow.worker")
+
+Report = Callable[[TaskCompleted | TaskFailed | TaskHeartbeat], None]
+
+
+class AttemptRunner:
+    """Runs attempts of the activities one worker knows."""
+
+    def __init__(self, activities: dict[str, activity.ActivityDefinition], threads: ThreadPoolExecutor) -> None:
+        self.activities = activities
+        self.threads = threads
+
+    async def run(self, task: ActivityTask, ctx: activity.AttemptContext, report: Report) -> None:
+        """Run the attempt and report its result; reports nothing when it was cancelled."""
+        ids = {"workflow_id": task.workflow_id, "run_id": task.run_id, "seq": task.seq, "attempt": task.attempt}
+        try:
+            result = await self._invoke(task, ctx)
+        except asyncio.CancelledError:
+            if ctx.cancelled.is_set():
+                return
+            raise
+        except activity.ActivityCancelledError:
+            return
+        except TimeoutError:
+            failure = Failure(type="StartToCloseTimeout", message=f"attempt {task.attempt} exceeded {task.start_to_close_timeout} s")
+            report(TaskFailed(**ids, failure=failure))
+            return
+        except Exception as exc:
+            if ctx.cancelled.is_set():
+                return
+            log.info("activity %s failed: %s", task.activity_type, exc, extra={"workflowId": task.workflow_id})
+            report(TaskFailed(**ids, failure=failure_from_exception(exc)))
+            return
+        try:
+            report(TaskCompleted(**ids, result=to_json(result)))
+        except Exception as exc:  # a result JSON cannot hold
+            report(TaskFailed(**ids, failure=failure_from_exception(exc)))
+
+    async def _invoke(self, task: ActivityTask, ctx: activity.AttemptContext) -> Any:
+        definition = self.activities.get(task.activity_type)
+        if definition is None:
+            known = ", ".join(sorted(self.activities)) or "none"
+            raise ApplicationError(
+                f"activity {task.activity_type!r} is not registered on this worker (known: {known})",
+                type="ActivityNotRegistered",
+            )
+        args = args_from_json(task.args, list(definition.param_types))
+        token = activity.bind_context(ctx)
+        try:
+            if definition.is_async:
+                call = definition.fn(*args)
+            else:
+                loop = asyncio.get_running_loop()
+                context = contextvars.copy_context()
+                call = loop.run_in_executor(self.threads, functools.partial(context.run, definition.fn, *args))
+            timeout = task.start_to_close_timeout
+            if timeout is not None:
+                remaining = task.scheduled_at + timeout - time.time()
+                return await asyncio.wait_for(call, max(remaining, 0.001))
+            return await call
+        finally:
+            activity.bind_context_reset(token)

@@ -1,0 +1,199 @@
+"""A worker: consumes one task queue, runs activities concurrently, reports to the inbox.
+
+At least once: offsets are committed only below the oldest running task, so
+a worker killed mid-activity leaves it to be run again (the owner's attempt
+timeout re-dispatches it). A slow task never holds up the others of its
+partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pydantic import BaseModel, ValidationError
+
+from ledgerflow import activity
+from ledgerflow.config import Settings
+from ledgerflow.executors.offsets import PartitionOffsets
+from ledgerflow.executors.runner import AttemptRunner
+from ledgerflow.schemas.commands import TaskHeartbeat
+from ledgerflow.schemas.tasks import ActivityTask, CancelActivity, task_message_adapter
+
+log = logging.getLogger("ledgerflow.worker")
+AttemptKey = tuple[str, str, int, int]
+
+
+class Worker:
+    """Runs the given activities for one queue. ``await run()`` until ``stop()``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        activities: dict[str, activity.ActivityDefinition],
+        queue: str = "default",
+        concurrency: int = 100,
+        shutdown_grace: float = 30.0,
+    ) -> None:
+        self.settings = settings
+        self.queue = queue
+        self.concurrency = concurrency
+        self.shutdown_grace = shutdown_grace
+        self.runner = AttemptRunner(activities, ThreadPoolExecutor(max_workers=min(concurrency, 64)))
+        self._stop = asyncio.Event()
+        self._running: dict[AttemptKey, tuple[asyncio.Task[None], activity.AttemptContext]] = {}
+        self._offsets: dict[TopicPartition, PartitionOffsets] = {}
+        self._producer: AIOKafkaProducer | None = None
+        self._sends: set[asyncio.Future[Any]] = set()
+        self.completed = 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def __aenter__(self) -> Worker:
+        self._task = asyncio.create_task(self.run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop()
+        await self._task
+
+    async def run(self) -> None:
+        topic = self.settings.task_topic(self.queue)
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=self.settings.bootstrap,
+            group_id=f"{self.settings.prefix}workers.{self.queue}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+        )
+        producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap, enable_idempotence=True, acks="all", linger_ms=2)
+        await producer.start()
+        await consumer.start()
+        self._producer = producer
+        log.info("worker on %s started", topic)
+        last_commit = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                room = self.concurrency - len(self._running)
+                if room <= 0:
+                    await asyncio.sleep(0.005)
+                    await self._commit(consumer, force=False, last=last_commit)
+                    continue
+                batches = await consumer.getmany(timeout_ms=100, max_records=room)
+                for tp, messages in batches.items():
+                    for message in messages:
+                        self._accept(tp, message.offset, message.value)
+                if time.monotonic() - last_commit > 0.2:
+                    await self._commit(consumer, force=True, last=last_commit)
+                    last_commit = time.monotonic()
+        finally:
+            await self._drain()
+            await self._commit(consumer, force=True, last=0)
+            await consumer.stop()
+            await producer.stop()
+            self.runner.threads.shutdown(wait=False, cancel_futures=True)
+
+    def _accept(self, tp: TopicPartition, offset: int, value: bytes | None) -> None:
+        offsets = self._offsets.setdefault(tp, PartitionOffsets())
+        try:
+            message = task_message_adapter.validate_json(value or b"")
+        except ValidationError as exc:
+            log.error("skipping malformed task at %s/%d: %s", tp, offset, exc)
+            offsets.started(offset)
+            offsets.finished(offset)
+            return
+        if isinstance(message, CancelActivity):
+            key = (message.workflow_id, message.run_id, message.seq, message.attempt)
+            running = self._running.get(key)
+            if running is not None:
+                running[1].cancelled.set()
+                running[0].cancel()
+            offsets.started(offset)
+            offsets.finished(offset)
+            return
+        offsets.started(offset)
+        self._start(message, tp, offset)
+
+    def _start(self, task: ActivityTask, tp: TopicPartition, offset: int) -> None:
+        key = (task.workflow_id, task.run_id, task.seq, task.attempt)
+        loop = asyncio.get_running_loop()
+        info = activity.Info(task.workflow_id, task.run_id, task.activity_type, task.seq, task.attempt, task.heartbeat_timeout)
+        last_beat = [0.0]
+        interval = max(0.2, (task.heartbeat_timeout or 3.0) / 3)
+
+        def heartbeat(details: Any) -> None:
+            now = time.monotonic()
+            if now - last_beat[0] < interval:
+                return
+            last_beat[0] = now
+            beat = TaskHeartbeat(workflow_id=task.workflow_id, run_id=task.run_id, seq=task.seq, attempt=task.attempt, details=details)
+            loop.call_soon_threadsafe(self._report, beat)
+
+        ctx = activity.AttemptContext(info=info, heartbeat=heartbeat)
+        attempt = loop.create_task(self.runner.run(task, ctx, self._report))
+        self._running[key] = (attempt, ctx)
+
+        def done(_: asyncio.Task[None]) -> None:
+            self._running.pop(key, None)
+            self._offsets[tp].finished(offset)
+            self.completed += 1
+
+        attempt.add_done_callback(done)
+
+    def _report(self, message: BaseModel) -> None:
+        producer = self._producer
+        assert producer is not None
+        workflow_id: str = getattr(message, "workflow_id")  # noqa: B009
+        future = asyncio.ensure_future(
+            producer.send(self.settings.topic("inbox"), value=message.model_dump_json().encode(), key=workflow_id.encode())
+        )
+        self._sends.add(future)
+        future.add_done_callback(self._sends.discard)
+        future.add_done_callback(_log_send_error)
+
+    async def _commit(self, consumer: AIOKafkaConsumer, force: bool, last: float) -> None:
+        if not force and time.monotonic() - last < 0.2:
+            return
+        offsets = {tp: o for tp, po in self._offsets.items() if (o := po.committable()) is not None}
+        if not offsets:
+            return
+        # Results must be on Kafka before the tasks that produced them count as done.
+        await self._flush_reports()
+        try:
+            await consumer.commit(offsets)
+        except Exception as exc:  # e.g. partition revoked in a rebalance: tasks will rerun
+            log.warning("offset commit failed: %s", exc)
+            return
+        for tp, offset in offsets.items():
+            self._offsets[tp].committed = offset
+
+    async def _drain(self) -> None:
+        if not self._running:
+            return
+        tasks = [t for t, _ in self._running.values()]
+        log.info("waiting up to %.0f s for %d running activities", self.shutdown_grace, len(tasks))
+        _, pending = await asyncio.wait(tasks, timeout=self.shutdown_grace)
+        for task in pending:
+            task.cancel()
+        await self._flush_reports()
+
+    async def _flush_reports(self) -> None:
+        """Wait until every result reported so far is acknowledged by Kafka."""
+        while self._sends:
+            sent = await asyncio.gather(*list(self._sends), return_exceptions=True)
+            deliveries = [d for d in sent if isinstance(d, asyncio.Future)]
+            if deliveries:
+                await asyncio.gather(*deliveries, return_exceptions=True)
+
+
+def _log_send_error(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("could not report a task result: %s", future.exception())

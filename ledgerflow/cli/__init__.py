@@ -1,0 +1,22 @@
+"""The ``ledgerflow`` command line: one entry point, one sub-command module per area."""
+
+from __future__ import annotations
+
+import click
+
+from ledgerflow import __version__
+from ledgerflow.cli.kafka import kafka_group
+from ledgerflow.cli.run import engine_command, worker_command
+from ledgerflow.cli.topics import topics_group
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ledgerflow")
+def main() -> None:
+    """Ledgerflow: durable execution on Apache Kafka."""
+
+
+main.add_command(kafka_group)
+main.add_command(topics_group)
+main.add_command(engine_command)
+main.add_command(worker_command)

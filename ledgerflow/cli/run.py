@@ -1,0 +1,83 @@
+"""``ledgerflow engine`` and ``ledgerflow worker``: the long-running processes."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import click
+
+from ledgerflow import activity, logs
+from ledgerflow.cli.options import kafka_options, settings_from
+from ledgerflow.engine.http import HttpServer, create_app
+from ledgerflow.engine.kafka.admin import ensure_topics
+from ledgerflow.engine.loop import Engine, EngineOptions
+from ledgerflow.engine.workflow.definition import WorkflowRegistry
+from ledgerflow.errors import TopicLayoutError
+from ledgerflow.executors import builtins
+from ledgerflow.executors.worker import Worker
+
+
+@click.command("engine")
+@kafka_options
+@click.option("--workflows", "modules", multiple=True, help="Module(s) with @workflow.defn workflows.")
+@click.option("--data-dir", type=click.Path(path_type=Path), required=True, help="Folder for RocksDB state.")
+@click.option("--http-port", type=int, default=8081, show_default=True, help="Port of owner reads, /metrics, /health, /ready.")
+@click.option("--http-host", default="127.0.0.1", show_default=True)
+@click.option("--advertise", envvar="LEDGERFLOW_ADVERTISED_URL", default=None, help="URL the gateway uses to reach this node.")
+@click.option("--max-batch", type=int, default=500, show_default=True, help="Most inbox records per transaction.")
+def engine_command(
+    bootstrap: str, prefix: str, partitions: int, replication_factor: int, modules: tuple[str, ...],
+    data_dir: Path, http_port: int, http_host: str, advertise: str | None, max_batch: int,
+) -> None:
+    """Run a partition-owner node."""
+    logs.configure()
+    settings = settings_from(bootstrap, prefix, partitions, replication_factor)
+    try:
+        ensure_topics(settings)
+    except TopicLayoutError as exc:
+        raise click.ClickException(str(exc)) from exc
+    registry = WorkflowRegistry.from_modules(modules)
+    url = advertise or f"http://{http_host}:{http_port}"
+    engine = Engine(settings, EngineOptions(data_dir=data_dir, advertised_url=url, max_batch=max_batch), registry)
+    server = HttpServer(create_app(engine), http_host, http_port)
+    server.start()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: engine.stop())
+    click.echo(f"engine {engine.node_id} serving {url}; workflows: {', '.join(registry.names()) or 'none'}", err=True)
+    try:
+        engine.run()
+    finally:
+        server.stop()
+
+
+@click.command("worker")
+@kafka_options
+@click.option("--activities", "modules", multiple=True, help="Module(s) with @activity.defn functions.")
+@click.option("--queue", default="default", show_default=True, help="Task queue to serve.")
+@click.option("--concurrency", type=int, default=100, show_default=True, help="Activities run at once.")
+def worker_command(
+    bootstrap: str, prefix: str, partitions: int, replication_factor: int,
+    modules: tuple[str, ...], queue: str, concurrency: int,
+) -> None:
+    """Run an executor worker for one task queue."""
+    logs.configure()
+    settings = settings_from(bootstrap, prefix, partitions, replication_factor)
+    activities = activity.collect([builtins.__name__, *modules])
+    try:
+        ensure_topics(settings, (queue,))
+    except TopicLayoutError as exc:
+        raise click.ClickException(str(exc)) from exc
+    worker = Worker(settings, activities, queue=queue, concurrency=concurrency)
+    click.echo(f"worker on queue {queue!r}: {', '.join(sorted(activities))}", err=True)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.stop)
+        await worker.run()
+
+    asyncio.run(main())
+
+

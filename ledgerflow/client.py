@@ -1,0 +1,207 @@
+"""The Python client: start, signal, cancel and inspect workflows.
+
+    from ledgerflow import Client
+
+    client = Client(bootstrap="127.0.0.1:9092")
+    handle = client.start_workflow("Checkout", order, id="order-42")
+    print(handle.result(timeout=30))
+
+Writes go to the inbox topic (acknowledged by all in-sync replicas before the
+call returns). Reads go to the engine node that owns the workflow's partition.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from confluent_kafka import Producer
+from pydantic import BaseModel
+
+from ledgerflow.config import Settings
+from ledgerflow.converter import to_json
+from ledgerflow.engine.kafka.clients import plain_producer
+from ledgerflow.engine.workflow.definition import definition_of
+from ledgerflow.errors import LedgerflowError, OwnerUnavailableError, WorkflowFailedError, WorkflowNotFoundError
+from ledgerflow.partitioning import partition_for
+from ledgerflow.routing import OwnerDirectory
+from ledgerflow.schemas import commands as c
+from ledgerflow.schemas.common import Failure
+from ledgerflow.schemas.dag import DagDefinition
+from ledgerflow.schemas.events import HistoryEvent, history_event_adapter
+
+CLOSED = ("COMPLETED", "FAILED", "CANCELED", "TERMINATED")
+
+
+@dataclass(frozen=True)
+class WorkflowHandle:
+    """A reference to one workflow id (and the run a start returned)."""
+
+    client: Client
+    workflow_id: str
+    run_id: str | None
+    already_started: bool = False
+    """True when a start found this workflow already running and returned that run."""
+
+    def result(self, timeout: float = 60.0) -> Any:
+        return self.client.result(self.workflow_id, timeout=timeout)
+
+    def describe(self) -> dict[str, Any]:
+        return self.client.describe(self.workflow_id)
+
+    def signal(self, name: str, payload: Any = None) -> None:
+        self.client.signal(self.workflow_id, name, payload)
+
+    def cancel(self, reason: str = "") -> None:
+        self.client.cancel(self.workflow_id, reason)
+
+    def history(self) -> list[HistoryEvent]:
+        return self.client.history(self.workflow_id, self.run_id)
+
+
+class Client:
+    """Talks to Ledgerflow through Kafka (writes) and the owning engine node (reads)."""
+
+    def __init__(
+        self,
+        bootstrap: str | None = None,
+        prefix: str | None = None,
+        *,
+        settings: Settings | None = None,
+        partitions: int | None = None,
+    ) -> None:
+        base = settings or Settings()
+        overrides: dict[str, Any] = {}
+        if bootstrap is not None:
+            overrides["bootstrap"] = bootstrap
+        if prefix is not None:
+            overrides["prefix"] = prefix
+        if partitions is not None:
+            overrides["partitions"] = partitions
+        self.settings = base.model_copy(update=overrides)
+        self._producer: Producer = plain_producer(self.settings)
+        self._owners = OwnerDirectory(self.settings)
+        self._http = httpx.Client(timeout=5.0)
+
+    def close(self) -> None:
+        self._producer.flush(10)
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ writes
+    def send(self, key: str, command: BaseModel, timeout: float = 10.0) -> None:
+        """Produce one inbox command and wait until Kafka acknowledged it."""
+        errors: list[str] = []
+
+        def on_delivery(error: Any, _message: Any) -> None:
+            if error is not None:
+                errors.append(str(error))
+
+        self._producer.produce(
+            self.settings.topic("inbox"), key=key.encode(), value=command.model_dump_json(by_alias=True).encode(),
+            on_delivery=on_delivery,
+        )
+        remaining = self._producer.flush(timeout)
+        if remaining or errors:
+            raise LedgerflowError(f"inbox write not acknowledged: {errors or 'timed out'}")
+
+    def start_workflow(
+        self,
+        workflow: Any,
+        input: Any = None,
+        *,
+        id: str,
+        execution_timeout: float | None = None,
+        request_id: str | None = None,
+    ) -> WorkflowHandle:
+        """Start a run; if one is open for ``id`` already, return it with ``already_started``."""
+        name = workflow if isinstance(workflow, str) else definition_of(workflow).name
+        try:
+            current = self.describe(id)
+        except (WorkflowNotFoundError, OwnerUnavailableError):
+            current = None
+        if current is not None and current["status"] == "RUNNING":
+            return WorkflowHandle(self, id, current["run_id"], already_started=True)
+        run_id = str(uuid.uuid4())
+        self.send(
+            id,
+            c.StartWorkflow(
+                workflow_id=id, workflow_type=name, input=to_json(input), run_id=run_id,
+                execution_timeout=execution_timeout, request_id=request_id or run_id,
+            ),
+        )
+        return WorkflowHandle(self, id, run_id)
+
+    def signal(self, workflow_id: str, name: str, payload: Any = None, request_id: str | None = None) -> None:
+        self.send(workflow_id, c.SignalWorkflow(workflow_id=workflow_id, name=name, payload=to_json(payload), request_id=request_id or str(uuid.uuid4())))
+
+    def cancel(self, workflow_id: str, reason: str = "") -> None:
+        self.send(workflow_id, c.CancelWorkflow(workflow_id=workflow_id, reason=reason))
+
+    def terminate(self, workflow_id: str, reason: str = "") -> None:
+        self.send(workflow_id, c.TerminateWorkflow(workflow_id=workflow_id, reason=reason))
+
+    def register_dag(self, definition: DagDefinition | dict[str, Any]) -> DagDefinition:
+        dag = definition if isinstance(definition, DagDefinition) else DagDefinition.model_validate(definition)
+        self.send(dag.id, c.RegisterDefinition(definition=dag))
+        return dag
+
+    # ------------------------------------------------------------------- reads
+    def _owner_get(self, workflow_id: str, path: str, params: dict[str, Any] | None = None, method: str = "GET", body: Any = None) -> Any:
+        partition = partition_for(workflow_id, self.settings.partitions)
+        for refresh in (False, True):
+            url = self._owners.owner(partition, refresh=refresh)
+            if not url:
+                continue
+            try:
+                response = self._http.request(method, f"{url}{path}", params=params, json=body)
+            except httpx.HTTPError:
+                continue
+            if response.status_code == 421:
+                continue
+            if response.status_code == 404:
+                raise WorkflowNotFoundError(workflow_id)
+            if response.status_code >= 400:
+                raise LedgerflowError(f"{method} {path}: {response.status_code} {response.text}")
+            return response.json()
+        raise OwnerUnavailableError(workflow_id, partition, 1.0, "no reachable owner")
+
+    def describe(self, workflow_id: str) -> dict[str, Any]:
+        """Status of the workflow's latest run (a dict as the REST API returns it)."""
+        result: dict[str, Any] = self._owner_get(workflow_id, f"/internal/workflows/{workflow_id}")
+        return result
+
+    def history(self, workflow_id: str, run_id: str | None = None) -> list[HistoryEvent]:
+        params = {"run_id": run_id} if run_id else None
+        data = self._owner_get(workflow_id, f"/internal/workflows/{workflow_id}/history", params)
+        return [history_event_adapter.validate_python(e) for e in data["events"]]
+
+    def query(self, workflow_id: str, name: str, *args: Any) -> Any:
+        data = self._owner_get(workflow_id, f"/internal/workflows/{workflow_id}/query/{name}", method="POST", body={"args": [to_json(a) for a in args]})
+        return data["result"]
+
+    def result(self, workflow_id: str, timeout: float = 60.0, poll: float = 0.05) -> Any:
+        """Wait for the latest run to close; return its result or raise WorkflowFailedError."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                state = self.describe(workflow_id)
+            except (WorkflowNotFoundError, OwnerUnavailableError):
+                state = None
+            if state is not None and state["status"] in CLOSED:
+                if state["status"] == "COMPLETED":
+                    return state["result"]
+                failure = Failure.model_validate(state["failure"]) if state.get("failure") else Failure(type=state["status"], message=f"run {state['status'].lower()}")
+                raise WorkflowFailedError(workflow_id, state["status"], failure)
+            if time.monotonic() > deadline:
+                status = state["status"] if state else "unknown"
+                raise TimeoutError(f"workflow {workflow_id!r} still {status} after {timeout} s")
+            time.sleep(poll)

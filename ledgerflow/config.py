@@ -1,0 +1,32 @@
+"""Settings shared by every Ledgerflow process.
+
+One frozen object, read once from the environment (``LEDGERFLOW_*``) and
+passed around, instead of a long list of keyword arguments.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where Kafka is and how Ledgerflow's topics are laid out."""
+
+    model_config = SettingsConfigDict(env_prefix="LEDGERFLOW_", frozen=True, extra="ignore")
+
+    bootstrap: str = Field(default="127.0.0.1:9092", description="Kafka bootstrap servers.")
+    prefix: str = Field(default="ledgerflow.", description="Prefix of every topic name.")
+    partitions: int = Field(default=12, ge=1, description="Shard count: partitions of inbox, changelog and events.")
+    replication_factor: int = Field(default=1, ge=1, description="Replication factor of created topics.")
+    min_insync_replicas: int | None = Field(
+        default=None, ge=1, description="min.insync.replicas of created topics (default: broker's)."
+    )
+
+    def topic(self, name: str) -> str:
+        """Full name of one of Ledgerflow's topics, e.g. ``topic("inbox")``."""
+        return f"{self.prefix}{name}"
+
+    def task_topic(self, queue: str) -> str:
+        """Topic of a task queue."""
+        return f"{self.prefix}tasks.{queue}"

@@ -1,0 +1,126 @@
+"""Every error Ledgerflow raises has one root, :class:`LedgerflowError`.
+
+Errors carry fields (workflow id, partition, retry-after) rather than only a
+message, so callers can act on them.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+from ledgerflow.schemas.common import Failure
+
+
+class LedgerflowError(Exception):
+    """Root of Ledgerflow's errors."""
+
+
+class ApplicationError(LedgerflowError):
+    """Raise from an activity or workflow to fail it with a chosen type and retry behaviour.
+
+    ``non_retryable=True`` fails the activity at once, whatever its retry policy.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        type: str | None = None,
+        non_retryable: bool = False,
+        details: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.type = type or "ApplicationError"
+        self.non_retryable = non_retryable
+        self.details = details
+
+
+class FailureError(LedgerflowError):
+    """A failure that came back over the wire; ``failure`` holds what was recorded."""
+
+    def __init__(self, failure: Failure, prefix: str = "") -> None:
+        super().__init__(f"{prefix}{failure.type}: {failure.message}")
+        self.failure = failure
+
+
+class ActivityError(FailureError):
+    """Raised in a workflow when an activity failed for good (attempts spent, non-retryable, timed out)."""
+
+    def __init__(self, failure: Failure, activity_type: str, seq: int) -> None:
+        super().__init__(failure, prefix=f"activity {activity_type!r} (#{seq}) failed: ")
+        self.activity_type = activity_type
+        self.seq = seq
+
+
+class ChildWorkflowError(FailureError):
+    """Raised in a workflow when a child workflow did not complete."""
+
+
+class WorkflowFailedError(FailureError):
+    """Raised by ``Client`` when the run it waited on failed, was canceled or terminated."""
+
+    def __init__(self, workflow_id: str, status: str, failure: Failure) -> None:
+        super().__init__(failure, prefix=f"workflow {workflow_id!r} ended {status}: ")
+        self.workflow_id = workflow_id
+        self.status = status
+
+
+class NonDeterminismError(LedgerflowError):
+    """The workflow code asked for something other than what its history records.
+
+    Usually a deploy changed the order or kind of calls of a running workflow.
+    Replay the history with ``ledgerflow replay`` to see the divergence; keep the
+    old code path for runs started before the change.
+    """
+
+    def __init__(self, workflow_id: str, detail: str) -> None:
+        super().__init__(f"workflow {workflow_id!r}: {detail}")
+        self.workflow_id = workflow_id
+        self.detail = detail
+
+
+class WorkflowNotFoundError(LedgerflowError):
+    """No run of this workflow id exists on its owner."""
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(f"workflow {workflow_id!r} not found")
+        self.workflow_id = workflow_id
+
+
+class OwnerUnavailableError(LedgerflowError):
+    """The partition owning the workflow has no reachable owner right now; retry after a moment."""
+
+    def __init__(self, workflow_id: str, partition: int, retry_after: float, reason: str) -> None:
+        super().__init__(
+            f"owner of workflow {workflow_id!r} (partition {partition}) unavailable: {reason}"
+        )
+        self.workflow_id = workflow_id
+        self.partition = partition
+        self.retry_after = retry_after
+        self.reason = reason
+
+
+class TopicLayoutError(LedgerflowError):
+    """Existing topics do not match the configured layout (e.g. another partition count).
+
+    Changing the shard count of a live system re-routes workflows; never do it by
+    editing configuration alone.
+    """
+
+
+def failure_from_exception(exc: BaseException) -> Failure:
+    """The wire form of an exception raised by an activity or a workflow."""
+    stack = "".join(traceback.format_exception(exc)) if exc.__traceback__ else None
+    if isinstance(exc, ApplicationError):
+        return Failure(
+            type=exc.type,
+            message=exc.message,
+            non_retryable=exc.non_retryable,
+            details=exc.details,
+            stack=stack,
+        )
+    if isinstance(exc, FailureError):
+        return exc.failure
+    return Failure(type=type(exc).__name__, message=str(exc), stack=stack)

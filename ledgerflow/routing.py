@@ -1,0 +1,75 @@
+"""Find the engine node that owns a workflow's partition.
+
+Consumer-group membership is the routing table: each engine joins the
+``<prefix>engine`` group with its HTTP address in its ``client.id``, and the
+group's assignment says which member owns which inbox partition.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from confluent_kafka.admin import AdminClient
+
+from ledgerflow.config import Settings
+
+CLIENT_ID_PREFIX = "ledgerflow-engine "
+
+
+class OwnerDirectory:
+    """partition -> owner URL, refreshed from the group's membership at most every ``ttl`` s."""
+
+    def __init__(self, settings: Settings, ttl: float = 1.0) -> None:
+        self.settings = settings
+        self.ttl = ttl
+        self._admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+        self._owners: dict[int, str] = {}
+        self._members: list[dict[str, object]] = []
+        self._state = "Unknown"
+        self._fetched = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def group_id(self) -> str:
+        return f"{self.settings.prefix}engine"
+
+    def owner(self, partition: int, refresh: bool = False) -> str | None:
+        self._maybe_refresh(force=refresh)
+        return self._owners.get(partition)
+
+    def members(self) -> list[dict[str, object]]:
+        self._maybe_refresh(force=False)
+        return list(self._members)
+
+    def state(self) -> str:
+        self._maybe_refresh(force=False)
+        return self._state
+
+    def _maybe_refresh(self, force: bool) -> None:
+        with self._lock:
+            if not force and time.monotonic() - self._fetched < self.ttl:
+                return
+            self._fetched = time.monotonic()
+            try:
+                future = self._admin.describe_consumer_groups([self.group_id], request_timeout=2)[self.group_id]
+                description = future.result(timeout=2)
+            except Exception:
+                self._owners = {}
+                self._members = []
+                self._state = "Unreachable"
+                return
+            inbox = self.settings.topic("inbox")
+            owners: dict[int, str] = {}
+            members: list[dict[str, object]] = []
+            for member in description.members:
+                url = member.client_id[len(CLIENT_ID_PREFIX):] if member.client_id.startswith(CLIENT_ID_PREFIX) else ""
+                partitions = sorted(
+                    tp.partition for tp in (member.assignment.topic_partitions if member.assignment else []) if tp.topic == inbox
+                )
+                for p in partitions:
+                    owners[p] = url
+                members.append({"member_id": member.member_id, "url": url, "host": member.host, "partitions": partitions})
+            self._owners = owners
+            self._members = members
+            self._state = str(getattr(description.state, "name", description.state))

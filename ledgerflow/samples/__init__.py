@@ -1,0 +1,1 @@
+"""Sample workflows and activities, run by ``ledgerflow dev`` and the benchmarks."""

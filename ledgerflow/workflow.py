@@ -1,0 +1,202 @@
+"""Code workflows: deterministic ``async`` Python whose every step is durable.
+
+    from ledgerflow import workflow
+
+    @workflow.defn
+    class Checkout:
+        @workflow.run
+        async def run(self, order: Order) -> str:
+            receipt = await workflow.execute_activity(charge, order, start_to_close_timeout=30)
+            await workflow.sleep(60)
+            return receipt.id
+
+Workflow code may import what it likes. It must be deterministic: use
+:func:`now`, :func:`uuid4` and :func:`random` instead of the clock and
+``uuid``/``random``; the engine replays history to check it.
+"""
+
+from __future__ import annotations
+
+import random as _random
+import uuid as _uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, NoReturn, TypeVar, overload
+
+from ledgerflow import activity as _activity
+from ledgerflow.converter import from_json, to_json
+from ledgerflow.engine.workflow.context import NotInWorkflowError, WorkflowInfo, current_runtime
+from ledgerflow.engine.workflow.definition import (
+    DEFINITION_ATTR,
+    QUERY_ATTR,
+    RUN_ATTR,
+    build_definition,
+    definition_of,
+)
+from ledgerflow.engine.workflow.instance import ContinueAsNewRequest
+from ledgerflow.schemas.common import ActivityOptions, RetryPolicy
+
+T = TypeVar("T")
+C = TypeVar("C")
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_START_TO_CLOSE = 300.0
+"""Seconds an activity attempt may run when the call sets no timeout."""
+
+
+@overload
+def defn(target: C) -> C: ...
+@overload
+def defn(*, name: str | None = None) -> Callable[[C], C]: ...
+def defn(target: C | None = None, *, name: str | None = None) -> C | Callable[[C], C]:
+    """Make a class (with one ``@workflow.run`` method) or an async function a workflow."""
+
+    def decorate(t: C) -> C:
+        setattr(t, DEFINITION_ATTR, build_definition(t, name))
+        return t
+
+    return decorate(target) if target is not None else decorate
+
+
+def run(fn: F) -> F:
+    """Mark the ``async`` method that runs the workflow."""
+    setattr(fn, RUN_ATTR, True)
+    return fn
+
+
+@overload
+def query(fn: F) -> F: ...
+@overload
+def query(*, name: str | None = None) -> Callable[[F], F]: ...
+def query(fn: F | None = None, *, name: str | None = None) -> F | Callable[[F], F]:
+    """Mark a method that answers a query about the workflow's state; it must not block or change it."""
+
+    def decorate(f: F) -> F:
+        setattr(f, QUERY_ATTR, name or f.__name__)
+        return f
+
+    return decorate(fn) if fn is not None else decorate
+
+
+def _seconds(value: float | timedelta | None) -> float | None:
+    return RetryPolicy.seconds(value)
+
+
+async def execute_activity(
+    activity: Callable[..., Any] | str,
+    *args: Any,
+    queue: str = "default",
+    start_to_close_timeout: float | timedelta | None = None,
+    schedule_to_close_timeout: float | timedelta | None = None,
+    heartbeat_timeout: float | timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    result_type: type[T] | None = None,
+) -> Any:
+    """Run an activity on a worker of ``queue`` and return its result.
+
+    ``activity`` is an ``@activity.defn`` function (its return annotation types
+    the result) or an activity name. Timeouts are seconds or timedeltas; with
+    none given, an attempt may run ``DEFAULT_START_TO_CLOSE`` seconds.
+    Raises :class:`ledgerflow.errors.ActivityError` once retries are spent.
+    """
+    if isinstance(activity, str):
+        name, declared = activity, None
+    else:
+        definition = _activity.definition_of(activity)
+        name, declared = definition.name, definition.result_type
+    start_to_close = _seconds(start_to_close_timeout)
+    schedule_to_close = _seconds(schedule_to_close_timeout)
+    if start_to_close is None and schedule_to_close is None:
+        start_to_close = DEFAULT_START_TO_CLOSE
+    options = ActivityOptions(
+        queue=queue,
+        start_to_close_timeout=start_to_close,
+        schedule_to_close_timeout=schedule_to_close,
+        heartbeat_timeout=_seconds(heartbeat_timeout),
+        retry=retry_policy or RetryPolicy(),
+    )
+    result = await current_runtime().execute_activity(name, [to_json(a) for a in args], options)
+    return from_json(result, result_type or declared)
+
+
+async def sleep(duration: float | timedelta) -> None:
+    """Sleep durably: a timer in the engine that survives restarts and failover."""
+    seconds = _seconds(duration)
+    assert seconds is not None
+    await current_runtime().sleep(seconds)
+
+
+async def wait_signal(
+    name: str, *, timeout: float | timedelta | None = None, result_type: type[T] | None = None
+) -> Any:
+    """Wait for the next signal called ``name`` and return its payload.
+
+    Signals that arrived before the call are buffered and returned in order.
+    Raises ``TimeoutError`` when ``timeout`` passes first.
+    """
+    payload = await current_runtime().wait_signal(name, _seconds(timeout))
+    return from_json(payload, result_type)
+
+
+async def execute_child_workflow(
+    workflow: Any, input: Any = None, *, id: str, result_type: type[T] | None = None
+) -> Any:
+    """Start a child workflow with workflow id ``id`` and return its result."""
+    if isinstance(workflow, str):
+        name, declared = workflow, None
+    else:
+        definition = definition_of(workflow)
+        name, declared = definition.name, definition.result_type
+    result = await current_runtime().execute_child_workflow(name, id, to_json(input))
+    return from_json(result, result_type or declared)
+
+
+def continue_as_new(input: Any = None) -> NoReturn:
+    """End this run and start a fresh one of the same workflow with ``input`` (for long loops)."""
+    current_runtime()
+    raise ContinueAsNewRequest(to_json(input))
+
+
+def info() -> WorkflowInfo:
+    """Facts about the running workflow (ids, type, partition)."""
+    return current_runtime().info()
+
+
+def now() -> datetime:
+    """The workflow's deterministic clock: the time of the event being processed (UTC)."""
+    return current_runtime().now()
+
+
+def uuid4() -> _uuid.UUID:
+    """A UUID that is the same on every replay of this run."""
+    return current_runtime().uuid4()
+
+
+def random() -> _random.Random:
+    """A random generator seeded by the run id: the same on every replay."""
+    return current_runtime().random()
+
+
+def is_replaying() -> bool:
+    """True while history is being replayed (e.g. to skip logging twice)."""
+    return current_runtime().is_replaying()
+
+
+__all__ = [
+    "NotInWorkflowError",
+    "RetryPolicy",
+    "WorkflowInfo",
+    "continue_as_new",
+    "defn",
+    "execute_activity",
+    "execute_child_workflow",
+    "info",
+    "is_replaying",
+    "now",
+    "query",
+    "random",
+    "run",
+    "sleep",
+    "uuid4",
+    "wait_signal",
+]

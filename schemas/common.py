@@ -1,0 +1,84 @@
+"""Value objects shared by commands, events and tasks."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+JSON = Any
+"""A JSON value: what pydantic turns payloads into on the wire."""
+
+
+class WireModel(BaseModel):
+    """Base of every wire model: camelCase-free, strict about unknown fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class RetryPolicy(WireModel):
+    """How a failed activity attempt is retried.
+
+    The delay before attempt ``n + 1`` is
+    ``min(initial_interval * backoff_coefficient ** (n - 1), maximum_interval)``.
+    """
+
+    initial_interval: float = Field(default=1.0, gt=0)
+    """Seconds to wait before the first retry."""
+    backoff_coefficient: float = Field(default=2.0, ge=1.0)
+    """Multiplier applied to the delay after each failed attempt."""
+    maximum_interval: float | None = Field(default=100.0, gt=0)
+    """Upper bound on the delay between attempts, in seconds."""
+    maximum_attempts: int = Field(default=0, ge=0)
+    """Attempts in all, the first included; 0 means unlimited."""
+    non_retryable_error_types: tuple[str, ...] = ()
+    """Error type names that fail the activity at once."""
+
+    def delay_after(self, attempt: int) -> float | None:
+        """Seconds to wait after failed ``attempt`` (1-based), or None when attempts are spent."""
+        if self.maximum_attempts and attempt >= self.maximum_attempts:
+            return None
+        delay = self.initial_interval * self.backoff_coefficient ** (attempt - 1)
+        if self.maximum_interval is not None:
+            delay = min(delay, self.maximum_interval)
+        return delay
+
+    @staticmethod
+    def seconds(value: float | timedelta | None) -> float | None:
+        """Normalise a duration given as seconds or a timedelta."""
+        if value is None:
+            return None
+        if isinstance(value, timedelta):
+            return value.total_seconds()
+        return float(value)
+
+
+class Failure(WireModel):
+    """A failure as it travels: an activity's exception, a timeout, a cancellation."""
+
+    type: str
+    """Name of the error type, e.g. ``ValueError`` or ``Timeout``."""
+    message: str
+    """Human-readable message."""
+    non_retryable: bool = False
+    """True when the raiser asked for no retry."""
+    details: JSON = None
+    """Extra JSON details."""
+    stack: str | None = None
+    """Traceback text from where it was raised, when known."""
+
+
+class ActivityOptions(WireModel):
+    """Per-call options of an activity (code workflows) or a node (DAG workflows)."""
+
+    queue: str = "default"
+    """Task queue whose workers run it."""
+    start_to_close_timeout: float | None = Field(default=None, gt=0)
+    """Seconds one attempt may take before it is failed as timed out."""
+    schedule_to_close_timeout: float | None = Field(default=None, gt=0)
+    """Seconds all attempts together may take."""
+    heartbeat_timeout: float | None = Field(default=None, gt=0)
+    """Seconds between heartbeats before an attempt is failed as timed out."""
+    retry: RetryPolicy = RetryPolicy()
+    """Retry policy for failed attempts."""

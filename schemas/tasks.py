@@ -1,0 +1,39 @@
+"""Messages on ``<prefix>tasks.<queue>``, keyed by workflow id, read by executors."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, TypeAdapter
+
+from ledgerflow.schemas.common import JSON, WireModel
+
+
+class ActivityTask(WireModel):
+    """Run one attempt of an activity and report to the inbox."""
+
+    kind: Literal["activity_task"] = "activity_task"
+    workflow_id: str
+    run_id: str
+    seq: int
+    attempt: int
+    activity_type: str
+    args: list[JSON] = Field(default_factory=list)
+    start_to_close_timeout: float | None = None
+    heartbeat_timeout: float | None = None
+    scheduled_at: float
+    """When the owner dispatched the attempt (seconds since the epoch)."""
+
+
+class CancelActivity(WireModel):
+    """Stop a running attempt: the workflow no longer wants its result."""
+
+    kind: Literal["cancel_activity"] = "cancel_activity"
+    workflow_id: str
+    run_id: str
+    seq: int
+    attempt: int
+
+
+TaskMessage = Annotated[ActivityTask | CancelActivity, Field(discriminator="kind")]
+task_message_adapter: TypeAdapter[TaskMessage] = TypeAdapter(TaskMessage)
