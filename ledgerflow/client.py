@@ -47,7 +47,8 @@ class WorkflowHandle:
     """True when a start found this workflow already running and returned that run."""
 
     def result(self, timeout: float = 60.0) -> Any:
-        return self.client.result(self.workflow_id, timeout=timeout)
+        """Wait for this handle's run (following continue-as-new) to close; return its result."""
+        return self.client.result(self.workflow_id, timeout=timeout, run_id=self.run_id)
 
     def describe(self) -> dict[str, Any]:
         return self.client.describe(self.workflow_id)
@@ -99,19 +100,19 @@ class Client:
     # ------------------------------------------------------------------ writes
     def send(self, key: str, command: BaseModel, timeout: float = 10.0) -> None:
         """Produce one inbox command and wait until Kafka acknowledged it."""
+        self._produce(self.settings.topic("inbox"), key, command.model_dump_json(by_alias=True).encode(), timeout)
+
+    def _produce(self, topic: str, key: str, value: bytes, timeout: float = 10.0) -> None:
         errors: list[str] = []
 
         def on_delivery(error: Any, _message: Any) -> None:
             if error is not None:
                 errors.append(str(error))
 
-        self._producer.produce(
-            self.settings.topic("inbox"), key=key.encode(), value=command.model_dump_json(by_alias=True).encode(),
-            on_delivery=on_delivery,
-        )
+        self._producer.produce(topic, key=key.encode(), value=value, on_delivery=on_delivery)
         remaining = self._producer.flush(timeout)
         if remaining or errors:
-            raise LedgerflowError(f"inbox write not acknowledged: {errors or 'timed out'}")
+            raise LedgerflowError(f"write to {topic} not acknowledged: {errors or 'timed out'}")
 
     def start_workflow(
         self,
@@ -150,8 +151,13 @@ class Client:
         self.send(workflow_id, c.TerminateWorkflow(workflow_id=workflow_id, reason=reason))
 
     def register_dag(self, definition: DagDefinition | dict[str, Any]) -> DagDefinition:
+        """Register (or replace) a DAG definition; runs started after this call see it.
+
+        Written straight to the compacted definitions topic, so a start sent
+        after this returns always finds the definition.
+        """
         dag = definition if isinstance(definition, DagDefinition) else DagDefinition.model_validate(definition)
-        self.send(dag.id, c.RegisterDefinition(definition=dag))
+        self._produce(self.settings.topic("definitions"), dag.id, dag.model_dump_json(by_alias=True).encode())
         return dag
 
     # ------------------------------------------------------------------- reads
@@ -188,14 +194,20 @@ class Client:
         data = self._owner_get(workflow_id, f"/internal/workflows/{workflow_id}/query/{name}", method="POST", body={"args": [to_json(a) for a in args]})
         return data["result"]
 
-    def result(self, workflow_id: str, timeout: float = 60.0, poll: float = 0.05) -> Any:
-        """Wait for the latest run to close; return its result or raise WorkflowFailedError."""
+    def result(self, workflow_id: str, timeout: float = 60.0, run_id: str | None = None, poll: float = 0.05) -> Any:
+        """Wait for the latest run to close; return its result or raise WorkflowFailedError.
+
+        With ``run_id``, wait until that run is the latest or an earlier one (it
+        continued as new) before reading the outcome.
+        """
         deadline = time.monotonic() + timeout
         while True:
             try:
                 state = self.describe(workflow_id)
             except (WorkflowNotFoundError, OwnerUnavailableError):
                 state = None
+            if state is not None and run_id is not None and run_id != state["run_id"] and run_id not in state["previous_runs"]:
+                state = None  # the start of this run is not applied yet
             if state is not None and state["status"] in CLOSED:
                 if state["status"] == "COMPLETED":
                     return state["result"]

@@ -1,0 +1,3 @@
+from ledgerflow.cli import main
+
+main()
