@@ -32,6 +32,7 @@ class Checkpoint:
             self._delivery_error = error
             return
         partition, offset = message.partition(), message.offset()
+        assert partition is not None and offset is not None  # set on every delivered record
         if offset > self._changelog_offsets.get(partition, -1):
             self._changelog_offsets[partition] = offset
 
@@ -57,14 +58,19 @@ class Checkpoint:
             pending.append((processor, dict(changes)))
             for key, value in changes.items():
                 self.producer.produce(
-                    changelog, key=key, value=value, partition=processor.partition,
+                    changelog,
+                    key=key,
+                    value=value,
+                    partition=processor.partition,
                     on_delivery=self._on_changelog_delivery,
                 )
         for record in outbox.records:
-            kwargs = {} if record.partition is None else {"partition": record.partition}
             self.producer.produce(
-                record.topic, key=record.key, value=record.value, headers=record.headers,
-                on_delivery=self._on_delivery, **kwargs,
+                record.topic,
+                key=record.key,
+                value=record.value,
+                headers=record.headers,
+                on_delivery=self._on_delivery,
             )
         if inbox_offsets:
             inbox = self.settings.topic("inbox")

@@ -60,12 +60,19 @@ def create_app(engine: Engine) -> FastAPI:
                     "cached_instances": len(proc.cache),
                     "state_bytes": proc.store.size_bytes(),
                     "restored_records": manager.restores[p].records if p in manager.restores else None,
-                    "restored_from_offset": manager.restores[p].start_offset if p in manager.restores else None,
+                    "restored_from_offset": manager.restores[p].start_offset
+                    if p in manager.restores
+                    else None,
                 }
                 for p, proc in sorted(manager.processors.items())
             ]
-        return {"node": engine.node_id, "url": engine.options.advertised_url, "partitions": rows,
-                "restoring": sorted(manager.restoring), "moves": manager.moves[-50:]}
+        return {
+            "node": engine.node_id,
+            "url": engine.options.advertised_url,
+            "partitions": rows,
+            "restoring": sorted(manager.restoring),
+            "moves": manager.moves[-50:],
+        }
 
     @app.get("/internal/workflows/{workflow_id}")
     def describe(workflow_id: str) -> dict[str, Any]:
@@ -77,7 +84,9 @@ def create_app(engine: Engine) -> FastAPI:
         return {"partition": processor.partition, "node": engine.node_id, **run.model_dump(mode="json")}
 
     @app.get("/internal/workflows/{workflow_id}/history")
-    def history(workflow_id: str, run_id: str | None = None, offset: int = 0, limit: int = 1000) -> dict[str, Any]:
+    def history(
+        workflow_id: str, run_id: str | None = None, offset: int = 0, limit: int = 1000
+    ) -> dict[str, Any]:
         with engine.lock:
             processor = owned(workflow_id)
             run = read_run(processor.store, workflow_id)
@@ -97,7 +106,11 @@ def create_app(engine: Engine) -> FastAPI:
         }
 
     @app.post("/internal/workflows/{workflow_id}/query/{name}")
-    def query(workflow_id: str, name: str, args: list[Any] = Body(default_factory=list, embed=True)) -> dict[str, Any]:  # noqa: B008
+    def query(
+        workflow_id: str,
+        name: str,
+        args: list[Any] = Body(default_factory=list, embed=True),  # noqa: B008 - FastAPI's idiom
+    ) -> dict[str, Any]:
         with engine.lock:
             processor = owned(workflow_id)
             run = read_run(processor.store, workflow_id)

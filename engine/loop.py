@@ -111,13 +111,17 @@ class Engine:
         def on_lost(_: Consumer, tps: list[TopicPartition]) -> None:
             partitions.revoke([tp.partition for tp in tps], "lost")
 
-        consumer.subscribe([settings.topic("inbox")], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
+        consumer.subscribe(
+            [settings.topic("inbox")], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost
+        )
         self.started.set()
         try:
             while not self._stop.is_set():
                 messages = consumer.consume(num_messages=self.options.max_batch, timeout=self._wait())
                 now = time.time()
-                due = [p for p in partitions.processors.values() if (p.timers.next_fire_at() or now + 1) <= now]
+                due = [
+                    p for p in partitions.processors.values() if (p.timers.next_fire_at() or now + 1) <= now
+                ]
                 if not messages and not due:
                     continue
                 self._process(messages, now, checkpoint, producer)
@@ -131,7 +135,9 @@ class Engine:
 
     def _wait(self) -> float:
         assert self.partitions is not None
-        fire_times = [t for p in self.partitions.processors.values() if (t := p.timers.next_fire_at()) is not None]
+        fire_times = [
+            t for p in self.partitions.processors.values() if (t := p.timers.next_fire_at()) is not None
+        ]
         if not fire_times:
             return 0.2
         return max(0.0, min(0.2, min(fire_times) - time.time()))
@@ -160,16 +166,19 @@ class Engine:
         metrics.COMMIT_LATENCY.observe(time.monotonic() - started)
         metrics.OPEN_WORKFLOWS.set(sum(len(p.cache) for p in processors.values()))
 
-    def _apply(self, message: Message, processors: dict[int, Any], out: Outbox, offsets: dict[int, int]) -> None:
+    def _apply(
+        self, message: Message, processors: dict[int, Any], out: Outbox, offsets: dict[int, int]
+    ) -> None:
         error = message.error()
         if error is not None:
             log.warning("inbox read error: %s", error)
             return
-        partition = message.partition()
+        partition, offset = message.partition(), message.offset()
+        assert partition is not None and offset is not None  # set on every consumed record
         processor = processors.get(partition)
         if processor is None:
             return
-        offsets[partition] = message.offset() + 1
+        offsets[partition] = offset + 1
         value = message.value()
         reason: str | None
         try:
@@ -184,7 +193,7 @@ class Engine:
                 reason = f"engine error: {type(exc).__name__}: {exc}"
         if reason is not None:
             metrics.DEAD_LETTERS.inc()
-            out.dead_letter(message.key(), value, reason, message.topic() or "", partition, message.offset())
+            out.dead_letter(message.key(), value, reason, message.topic() or "", partition, offset)
 
     def _abort(self, producer: Any, exc: Exception) -> None:
         metrics.TRANSACTIONS.labels(outcome="aborted").inc()

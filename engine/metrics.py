@@ -14,17 +14,25 @@ RETRIES = Counter("ledgerflow_activity_retries_total", "Activity attempts that f
 STALE_RESULTS = Counter(
     "ledgerflow_stale_task_results_total", "Task results for attempts no longer awaited (duplicates, late)."
 )
-DUPLICATES = Counter("ledgerflow_duplicate_commands_total", "Commands dropped as seen before (idempotency key).")
+DUPLICATES = Counter(
+    "ledgerflow_duplicate_commands_total", "Commands dropped as seen before (idempotency key)."
+)
 DEAD_LETTERS = Counter("ledgerflow_dead_letters_total", "Inbox records sent to the dead-letter topic.")
 REPLAYS = Counter("ledgerflow_replays_total", "Instances rebuilt by replaying history.")
 NONDETERMINISM = Counter("ledgerflow_nondeterminism_total", "Runs failed because code diverged from history.")
-TRANSACTIONS = Counter("ledgerflow_transactions_total", "Kafka transactions committed, by outcome.", ["outcome"])
+TRANSACTIONS = Counter(
+    "ledgerflow_transactions_total", "Kafka transactions committed, by outcome.", ["outcome"]
+)
 BATCH_SIZE = Histogram(
     "ledgerflow_batch_records", "Inbox records per transaction.", buckets=(1, 5, 10, 50, 100, 500, 1000, 5000)
 )
 COMMIT_LATENCY = Histogram("ledgerflow_commit_seconds", "Time to produce and commit one transaction.")
 OWNED_PARTITIONS = Gauge("ledgerflow_owned_partitions", "Inbox partitions this node owns.")
-RESTORED_RECORDS = Counter("ledgerflow_restored_changelog_records_total", "Changelog records applied during restore.")
+RESTORED_RECORDS = Counter(
+    "ledgerflow_restored_changelog_records_total", "Changelog records applied during restore."
+)
 RESTORE_SECONDS = Histogram("ledgerflow_restore_seconds", "Time to restore one partition's state.")
 OPEN_WORKFLOWS = Gauge("workflow_entity_count", "Open workflow instances cached on this node.")
-REBALANCES = Counter("workflow_rebalance_total", "Partition assignment changes seen by this node.", ["change"])
+REBALANCES = Counter(
+    "workflow_rebalance_total", "Partition assignment changes seen by this node.", ["change"]
+)

@@ -18,8 +18,7 @@ class OutRecord:
     topic: str
     key: bytes | None
     value: bytes | None
-    headers: list[tuple[str, bytes]] | None = None
-    partition: int | None = None
+    headers: list[tuple[str, str | bytes | None]] | None = None
 
 
 @dataclass
@@ -29,7 +28,9 @@ class Outbox:
 
     def task(self, queue: str, workflow_id: str, message: BaseModel) -> None:
         self.records.append(
-            OutRecord(self.settings.task_topic(queue), workflow_id.encode(), message.model_dump_json().encode())
+            OutRecord(
+                self.settings.task_topic(queue), workflow_id.encode(), message.model_dump_json().encode()
+            )
         )
 
     def event(self, workflow_id: str, event: BaseModel) -> None:
@@ -48,7 +49,7 @@ class Outbox:
     def dead_letter(
         self, key: bytes | None, value: bytes | None, reason: str, source: str, partition: int, offset: int
     ) -> None:
-        headers = [
+        headers: list[tuple[str, str | bytes | None]] = [
             ("ledgerflow.dlq.reason", reason.encode()[:4000]),
             ("ledgerflow.dlq.source", f"{source}/{partition}/{offset}".encode()),
         ]

@@ -19,7 +19,7 @@ from ledgerflow.config import Settings
 from ledgerflow.engine import metrics
 from ledgerflow.engine.outbox import Outbox
 from ledgerflow.engine.state import keys
-from ledgerflow.engine.state.models import PendingActivity, RunState, TimerEntry
+from ledgerflow.engine.state.models import CLOSING_STATUS, PendingActivity, RunState, TimerEntry
 from ledgerflow.engine.state.store import PartitionStore, StoreTransaction
 from ledgerflow.engine.timers import TimerIndex
 from ledgerflow.engine.workflow import commands as cmd
@@ -246,7 +246,9 @@ class PartitionProcessor:
         return None
 
     # -------------------------------------------------------- activity results
-    def _pending(self, command: c.TaskCompleted | c.TaskFailed | c.TaskHeartbeat) -> tuple[RunState, PendingActivity] | None:
+    def _pending(
+        self, command: c.TaskCompleted | c.TaskFailed | c.TaskHeartbeat
+    ) -> tuple[RunState, PendingActivity] | None:
         run = self.run(command.workflow_id)
         if run is None or not run.is_open or run.run_id != command.run_id:
             return None
@@ -268,8 +270,15 @@ class PartitionProcessor:
         if isinstance(command, c.TaskCompleted):
             del run.activities[command.seq]
             metrics.ACTIVITY_LATENCY.observe(max(0.0, self.now - pending.attempt_started_at))
-            self._lifecycle(run, "TASK_COMPLETED", run.history_length + 1, {"seq": command.seq, "activity": pending.activity_type})
-            self._deliver(run, ev.ActivityCompleted, seq=command.seq, attempt=command.attempt, result=command.result)
+            self._lifecycle(
+                run,
+                "TASK_COMPLETED",
+                run.history_length + 1,
+                {"seq": command.seq, "activity": pending.activity_type},
+            )
+            self._deliver(
+                run, ev.ActivityCompleted, seq=command.seq, attempt=command.attempt, result=command.result
+            )
             return
         self._attempt_failed(run, command.seq, pending, command.failure)
 
@@ -281,14 +290,21 @@ class PartitionProcessor:
         deadline = pending.options.schedule_to_close_timeout
         if delay is not None and deadline is not None and self.now + delay > pending.scheduled_at + deadline:
             delay = None
-        data = {"seq": seq, "activity": pending.activity_type, "attempt": pending.attempt, "error": failure.type}
+        data = {
+            "seq": seq,
+            "activity": pending.activity_type,
+            "attempt": pending.attempt,
+            "error": failure.type,
+        }
         self._lifecycle(run, "TASK_FAILED", run.history_length + 1, data)
         if delay is None:
             del run.activities[seq]
             self._deliver(run, ev.ActivityFailed, seq=seq, attempt=pending.attempt, failure=failure)
             return
         metrics.RETRIES.inc()
-        self._append(run, ev.ActivityAttemptFailed, seq=seq, attempt=pending.attempt, failure=failure, retry_in=delay)
+        self._append(
+            run, ev.ActivityAttemptFailed, seq=seq, attempt=pending.attempt, failure=failure, retry_in=delay
+        )
         pending.state = "backoff"
         pending.last_failure = failure
         self._add_timer(run, "retry", self.now + delay, seq, pending.attempt)
@@ -326,7 +342,11 @@ class PartitionProcessor:
             self._close(
                 run,
                 ev.WorkflowFailed,
-                failure=Failure(type="WorkflowExecutionTimeout", message="the run exceeded its execution timeout", non_retryable=True),
+                failure=Failure(
+                    type="WorkflowExecutionTimeout",
+                    message="the run exceeded its execution timeout",
+                    non_retryable=True,
+                ),
                 origin="engine",
             )
             return
@@ -336,7 +356,11 @@ class PartitionProcessor:
         if entry.kind == "schedule_timeout":
             del run.activities[entry.seq]
             self._cancel_attempt(run, entry.seq, pending)
-            failure = Failure(type="ScheduleToCloseTimeout", message="activity exceeded its schedule-to-close timeout", non_retryable=True)
+            failure = Failure(
+                type="ScheduleToCloseTimeout",
+                message="activity exceeded its schedule-to-close timeout",
+                non_retryable=True,
+            )
             self._deliver(run, ev.ActivityFailed, seq=entry.seq, attempt=pending.attempt, failure=failure)
             return
         if pending.attempt != entry.attempt:
@@ -350,7 +374,10 @@ class PartitionProcessor:
             self._dispatch(run, entry.seq, pending)
         elif entry.kind == "attempt_timeout" and pending.state == "running":
             self._cancel_attempt(run, entry.seq, pending)
-            failure = Failure(type="StartToCloseTimeout", message=f"attempt {pending.attempt} exceeded its start-to-close timeout")
+            failure = Failure(
+                type="StartToCloseTimeout",
+                message=f"attempt {pending.attempt} exceeded its start-to-close timeout",
+            )
             self._attempt_failed(run, entry.seq, pending, failure)
         elif entry.kind == "heartbeat_timeout" and pending.state == "running":
             timeout = pending.options.heartbeat_timeout or 0.0
@@ -359,11 +386,21 @@ class PartitionProcessor:
                 self._add_timer(run, "heartbeat_timeout", last + timeout, entry.seq, pending.attempt)
                 return
             self._cancel_attempt(run, entry.seq, pending)
-            failure = Failure(type="HeartbeatTimeout", message=f"no heartbeat from attempt {pending.attempt} for {timeout} s")
+            failure = Failure(
+                type="HeartbeatTimeout",
+                message=f"no heartbeat from attempt {pending.attempt} for {timeout} s",
+            )
             self._attempt_failed(run, entry.seq, pending, failure)
 
     def _add_timer(self, run: RunState, kind: Any, fire_at: float, seq: int = 0, attempt: int = 0) -> None:
-        entry = TimerEntry(workflow_id=run.workflow_id, run_id=run.run_id, kind=kind, seq=seq, attempt=attempt, fire_at=fire_at)
+        entry = TimerEntry(
+            workflow_id=run.workflow_id,
+            run_id=run.run_id,
+            kind=kind,
+            seq=seq,
+            attempt=attempt,
+            fire_at=fire_at,
+        )
         self.timers.add(self.txn, entry, f"{kind}:{run.run_id}:{seq}:{attempt}")
 
     # --------------------------------------------------------------- history
@@ -422,7 +459,14 @@ class PartitionProcessor:
                 return
             match command:
                 case cmd.ScheduleActivity():
-                    self._append(run, ev.ActivityScheduled, seq=command.seq, activity_type=command.activity_type, args=command.args, options=command.options)
+                    self._append(
+                        run,
+                        ev.ActivityScheduled,
+                        seq=command.seq,
+                        activity_type=command.activity_type,
+                        args=command.args,
+                        options=command.options,
+                    )
                     pending = PendingActivity(
                         activity_type=command.activity_type,
                         args=command.args,
@@ -432,13 +476,18 @@ class PartitionProcessor:
                     )
                     run.activities[command.seq] = pending
                     if command.options.schedule_to_close_timeout:
-                        self._add_timer(run, "schedule_timeout", self.now + command.options.schedule_to_close_timeout, command.seq)
+                        self._add_timer(
+                            run,
+                            "schedule_timeout",
+                            self.now + command.options.schedule_to_close_timeout,
+                            command.seq,
+                        )
                     self._dispatch(run, command.seq, pending)
                 case cmd.RequestCancelActivity():
                     self._append(run, ev.ActivityCancelRequested, seq=command.seq)
-                    pending = run.activities.pop(command.seq, None)
-                    if pending is not None:
-                        self._cancel_attempt(run, command.seq, pending)
+                    cancelled = run.activities.pop(command.seq, None)
+                    if cancelled is not None:
+                        self._cancel_attempt(run, command.seq, cancelled)
                 case cmd.StartTimer():
                     fire_at = self.now + command.seconds
                     self._append(run, ev.TimerStarted, seq=command.seq, fire_at=fire_at)
@@ -446,11 +495,20 @@ class PartitionProcessor:
                     self._add_timer(run, "timer", fire_at, command.seq)
                 case cmd.CancelTimer():
                     self._append(run, ev.TimerCanceled, seq=command.seq)
-                    fire_at = run.timers.pop(command.seq, None)
-                    if fire_at is not None:
-                        self.txn.delete(keys.timer_key(fire_at, run.workflow_id, f"timer:{run.run_id}:{command.seq}:0"))
+                    timer_at = run.timers.pop(command.seq, None)
+                    if timer_at is not None:
+                        self.txn.delete(
+                            keys.timer_key(timer_at, run.workflow_id, f"timer:{run.run_id}:{command.seq}:0")
+                        )
                 case cmd.StartChildWorkflow():
-                    self._append(run, ev.ChildWorkflowStarted, seq=command.seq, workflow_id=command.workflow_id, workflow_type=command.workflow_type, input=command.input)
+                    self._append(
+                        run,
+                        ev.ChildWorkflowStarted,
+                        seq=command.seq,
+                        workflow_id=command.workflow_id,
+                        workflow_type=command.workflow_type,
+                        input=command.input,
+                    )
                     run.children[command.seq] = command.workflow_id
                     self.out.inbox(
                         command.workflow_id,
@@ -487,25 +545,35 @@ class PartitionProcessor:
         )
         self.out.task(options.queue, run.workflow_id, task)
         if options.start_to_close_timeout:
-            self._add_timer(run, "attempt_timeout", self.now + options.start_to_close_timeout, seq, pending.attempt)
+            self._add_timer(
+                run, "attempt_timeout", self.now + options.start_to_close_timeout, seq, pending.attempt
+            )
         if options.heartbeat_timeout:
-            self._add_timer(run, "heartbeat_timeout", self.now + options.heartbeat_timeout, seq, pending.attempt)
-        self._lifecycle(run, "TASK_SCHEDULED", None, {"seq": seq, "activity": pending.activity_type, "attempt": pending.attempt, "queue": options.queue})
+            self._add_timer(
+                run, "heartbeat_timeout", self.now + options.heartbeat_timeout, seq, pending.attempt
+            )
+        self._lifecycle(
+            run,
+            "TASK_SCHEDULED",
+            None,
+            {
+                "seq": seq,
+                "activity": pending.activity_type,
+                "attempt": pending.attempt,
+                "queue": options.queue,
+            },
+        )
 
     def _cancel_attempt(self, run: RunState, seq: int, pending: PendingActivity) -> None:
-        message = CancelActivity(workflow_id=run.workflow_id, run_id=run.run_id, seq=seq, attempt=pending.attempt)
+        message = CancelActivity(
+            workflow_id=run.workflow_id, run_id=run.run_id, seq=seq, attempt=pending.attempt
+        )
         self.out.task(pending.options.queue, run.workflow_id, message)
 
     def _close(self, run: RunState, event_type: type[Any], **fields: Any) -> None:
         event = self._append(run, event_type, **fields)
-        status = {
-            ev.WorkflowCompleted: "COMPLETED",
-            ev.WorkflowFailed: "FAILED",
-            ev.WorkflowCanceled: "CANCELED",
-            ev.WorkflowTerminated: "TERMINATED",
-            ev.WorkflowContinuedAsNew: "CONTINUED_AS_NEW",
-        }[event_type]
-        run.status = status  # type: ignore[assignment]
+        status = CLOSING_STATUS[event_type]
+        run.status = status
         run.closed_at = self.now
         run.result = getattr(event, "result", None)
         run.failure = getattr(event, "failure", None)
@@ -527,7 +595,12 @@ class PartitionProcessor:
             "CONTINUED_AS_NEW": "WORKFLOW_CONTINUED_AS_NEW",
         }
         self._lifecycle(run, lifecycle[status], event.index, data)
-        if run.parent_workflow_id and run.parent_run_id and run.parent_seq is not None and status != "CONTINUED_AS_NEW":
+        if (
+            run.parent_workflow_id
+            and run.parent_run_id
+            and run.parent_seq is not None
+            and status != "CONTINUED_AS_NEW"
+        ):
             self.out.inbox(
                 run.parent_workflow_id,
                 c.ChildWorkflowClosed(
@@ -586,7 +659,10 @@ def read_run(store: PartitionStore, workflow_id: str) -> RunState | None:
 
 def read_history(store: PartitionStore, workflow_id: str, run_id: str) -> list[ev.HistoryEvent]:
     """The committed history of one run, in order."""
-    return [ev.history_event_adapter.validate_json(v) for _, v in store.scan(keys.history_prefix(workflow_id, run_id))]
+    return [
+        ev.history_event_adapter.validate_json(v)
+        for _, v in store.scan(keys.history_prefix(workflow_id, run_id))
+    ]
 
 
 def query_instance(processor: PartitionProcessor, run: RunState) -> WorkflowInstance:

@@ -66,7 +66,12 @@ class PartitionManager:
         self.revoke(list(self.processors), "closed")
 
     def _record(self, change: str, partitions: list[int], started: float) -> None:
-        entry = {"change": change, "partitions": sorted(partitions), "at": started, "seconds": time.time() - started}
+        entry = {
+            "change": change,
+            "partitions": sorted(partitions),
+            "at": started,
+            "seconds": time.time() - started,
+        }
         self.moves.append(entry)
         del self.moves[:-200]
         log.info("partitions %s: %s in %.3f s", change, sorted(partitions), entry["seconds"])

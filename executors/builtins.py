@@ -2,18 +2,19 @@
 
 Each takes one JSON object (the node's rendered ``input``) and returns JSON.
 
-| type | input | output |
-|---|---|---|
-| ``echo`` | anything | the input |
-| ``console.log`` | ``{"message": ...}`` | ``{"logged": message}`` |
-| ``http.request`` | ``{"url", "method"="GET", "headers", "json", "timeout"=10}`` | ``{"status", "headers", "body"}`` |
-| ``kafka.produce`` | ``{"topic", "key", "value", "bootstrap"?}`` | ``{"topic", "partition", "offset"}`` |
-| ``sequence.numbers`` | ``{"start"=0, "stop", "step"=1}`` | ``{"numbers": [...]}`` |
-| ``filter.condition`` | ``{"items", "condition"}`` (expression over ``item``) | ``{"items": [...]}`` |
-| ``map.transform`` | ``{"items", "expression"}`` (over ``item``) | ``{"items": [...]}`` |
-| ``aggregate.sum`` | ``{"items"}`` | ``{"sum": n}`` |
-| ``file.read_text`` / ``file.write_text`` | ``{"path"}`` / ``{"path", "text"}`` | ``{"text"}`` / ``{"path", "bytes"}`` |
-| ``csv.read`` / ``csv.write`` | ``{"path"}`` / ``{"path", "rows"}`` (list of objects) | ``{"rows"}`` / ``{"path", "rows"}`` |
+- ``echo``: returns its input.
+- ``console.log``: ``{"message"}`` → ``{"logged"}``; prints with the workflow id.
+- ``http.request``: ``{"url", "method"="GET", "headers", "json", "timeout"=10}``
+  → ``{"status", "headers", "body"}``.
+- ``kafka.produce``: ``{"topic", "key", "value", "bootstrap"?}`` → ``{"topic", "partition", "offset"}``.
+- ``sequence.numbers``: ``{"start"=0, "stop", "step"=1}`` → ``{"numbers"}``.
+- ``filter.condition``: ``{"items", "condition"}`` (an expression over ``item``) → ``{"items"}``.
+- ``map.transform``: ``{"items", "expression"}`` (over ``item``) → ``{"items"}``.
+- ``aggregate.sum``: ``{"items"}`` → ``{"sum"}``.
+- ``file.read_text`` / ``file.write_text``: ``{"path"}`` / ``{"path", "text"}``
+  → ``{"text"}`` / ``{"path", "bytes"}``.
+- ``csv.read`` / ``csv.write``: ``{"path"}`` / ``{"path", "rows"}`` (a list of objects)
+  → ``{"rows"}`` / ``{"path", "rows"}``.
 """
 
 from __future__ import annotations

@@ -23,16 +23,23 @@ log = logging.getLogger("ledgerflow.worker")
 Report = Callable[[TaskCompleted | TaskFailed | TaskHeartbeat], None]
 
 
+def _failed(task: ActivityTask, failure: Failure) -> TaskFailed:
+    return TaskFailed(
+        workflow_id=task.workflow_id, run_id=task.run_id, seq=task.seq, attempt=task.attempt, failure=failure
+    )
+
+
 class AttemptRunner:
     """Runs attempts of the activities one worker knows."""
 
-    def __init__(self, activities: dict[str, activity.ActivityDefinition], threads: ThreadPoolExecutor) -> None:
+    def __init__(
+        self, activities: dict[str, activity.ActivityDefinition], threads: ThreadPoolExecutor
+    ) -> None:
         self.activities = activities
         self.threads = threads
 
     async def run(self, task: ActivityTask, ctx: activity.AttemptContext, report: Report) -> None:
         """Run the attempt and report its result; reports nothing when it was cancelled."""
-        ids = {"workflow_id": task.workflow_id, "run_id": task.run_id, "seq": task.seq, "attempt": task.attempt}
         try:
             result = await self._invoke(task, ctx)
         except asyncio.CancelledError:
@@ -42,19 +49,32 @@ class AttemptRunner:
         except activity.ActivityCancelledError:
             return
         except TimeoutError:
-            failure = Failure(type="StartToCloseTimeout", message=f"attempt {task.attempt} exceeded {task.start_to_close_timeout} s")
-            report(TaskFailed(**ids, failure=failure))
+            failure = Failure(
+                type="StartToCloseTimeout",
+                message=f"attempt {task.attempt} exceeded {task.start_to_close_timeout} s",
+            )
+            report(_failed(task, failure))
             return
         except Exception as exc:
             if ctx.cancelled.is_set():
                 return
-            log.info("activity %s failed: %s", task.activity_type, exc, extra={"workflowId": task.workflow_id})
-            report(TaskFailed(**ids, failure=failure_from_exception(exc)))
+            log.info(
+                "activity %s failed: %s", task.activity_type, exc, extra={"workflowId": task.workflow_id}
+            )
+            report(_failed(task, failure_from_exception(exc)))
             return
         try:
-            report(TaskCompleted(**ids, result=to_json(result)))
+            report(
+                TaskCompleted(
+                    workflow_id=task.workflow_id,
+                    run_id=task.run_id,
+                    seq=task.seq,
+                    attempt=task.attempt,
+                    result=to_json(result),
+                )
+            )
         except Exception as exc:  # a result JSON cannot hold
-            report(TaskFailed(**ids, failure=failure_from_exception(exc)))
+            report(_failed(task, failure_from_exception(exc)))
 
     async def _invoke(self, task: ActivityTask, ctx: activity.AttemptContext) -> Any:
         definition = self.activities.get(task.activity_type)
@@ -72,7 +92,9 @@ class AttemptRunner:
             else:
                 loop = asyncio.get_running_loop()
                 context = contextvars.copy_context()
-                call = loop.run_in_executor(self.threads, functools.partial(context.run, definition.fn, *args))
+                call = loop.run_in_executor(
+                    self.threads, functools.partial(context.run, definition.fn, *args)
+                )
             timeout = task.start_to_close_timeout
             if timeout is not None:
                 remaining = task.scheduled_at + timeout - time.time()

@@ -74,7 +74,9 @@ class Worker:
             session_timeout_ms=6000,
             heartbeat_interval_ms=1000,
         )
-        producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap, enable_idempotence=True, acks="all", linger_ms=2)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.bootstrap, enable_idempotence=True, acks="all", linger_ms=2
+        )
         await producer.start()
         await consumer.start()
         self._producer = producer
@@ -125,7 +127,9 @@ class Worker:
     def _start(self, task: ActivityTask, tp: TopicPartition, offset: int) -> None:
         key = (task.workflow_id, task.run_id, task.seq, task.attempt)
         loop = asyncio.get_running_loop()
-        info = activity.Info(task.workflow_id, task.run_id, task.activity_type, task.seq, task.attempt, task.heartbeat_timeout)
+        info = activity.Info(
+            task.workflow_id, task.run_id, task.activity_type, task.seq, task.attempt, task.heartbeat_timeout
+        )
         last_beat = [0.0]
         interval = max(0.2, (task.heartbeat_timeout or 3.0) / 3)
 
@@ -134,7 +138,13 @@ class Worker:
             if now - last_beat[0] < interval:
                 return
             last_beat[0] = now
-            beat = TaskHeartbeat(workflow_id=task.workflow_id, run_id=task.run_id, seq=task.seq, attempt=task.attempt, details=details)
+            beat = TaskHeartbeat(
+                workflow_id=task.workflow_id,
+                run_id=task.run_id,
+                seq=task.seq,
+                attempt=task.attempt,
+                details=details,
+            )
             loop.call_soon_threadsafe(self._report, beat)
 
         ctx = activity.AttemptContext(info=info, heartbeat=heartbeat)
@@ -153,7 +163,11 @@ class Worker:
         assert producer is not None
         workflow_id: str = getattr(message, "workflow_id")  # noqa: B009
         future = asyncio.ensure_future(
-            producer.send(self.settings.topic("inbox"), value=message.model_dump_json().encode(), key=workflow_id.encode())
+            producer.send(
+                self.settings.topic("inbox"),
+                value=message.model_dump_json().encode(),
+                key=workflow_id.encode(),
+            )
         )
         self._sends.add(future)
         future.add_done_callback(self._sends.discard)

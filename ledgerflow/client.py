@@ -25,7 +25,12 @@ from ledgerflow.config import Settings
 from ledgerflow.converter import to_json
 from ledgerflow.engine.kafka.clients import plain_producer
 from ledgerflow.engine.workflow.definition import definition_of
-from ledgerflow.errors import LedgerflowError, OwnerUnavailableError, WorkflowFailedError, WorkflowNotFoundError
+from ledgerflow.errors import (
+    LedgerflowError,
+    OwnerUnavailableError,
+    WorkflowFailedError,
+    WorkflowNotFoundError,
+)
 from ledgerflow.partitioning import partition_for
 from ledgerflow.routing import OwnerDirectory
 from ledgerflow.schemas import commands as c
@@ -100,7 +105,9 @@ class Client:
     # ------------------------------------------------------------------ writes
     def send(self, key: str, command: BaseModel, timeout: float = 10.0) -> None:
         """Produce one inbox command and wait until Kafka acknowledged it."""
-        self._produce(self.settings.topic("inbox"), key, command.model_dump_json(by_alias=True).encode(), timeout)
+        self._produce(
+            self.settings.topic("inbox"), key, command.model_dump_json(by_alias=True).encode(), timeout
+        )
 
     def _produce(self, topic: str, key: str, value: bytes, timeout: float = 10.0) -> None:
         errors: list[str] = []
@@ -135,14 +142,26 @@ class Client:
         self.send(
             id,
             c.StartWorkflow(
-                workflow_id=id, workflow_type=name, input=to_json(input), run_id=run_id,
-                execution_timeout=execution_timeout, request_id=request_id or run_id,
+                workflow_id=id,
+                workflow_type=name,
+                input=to_json(input),
+                run_id=run_id,
+                execution_timeout=execution_timeout,
+                request_id=request_id or run_id,
             ),
         )
         return WorkflowHandle(self, id, run_id)
 
     def signal(self, workflow_id: str, name: str, payload: Any = None, request_id: str | None = None) -> None:
-        self.send(workflow_id, c.SignalWorkflow(workflow_id=workflow_id, name=name, payload=to_json(payload), request_id=request_id or str(uuid.uuid4())))
+        self.send(
+            workflow_id,
+            c.SignalWorkflow(
+                workflow_id=workflow_id,
+                name=name,
+                payload=to_json(payload),
+                request_id=request_id or str(uuid.uuid4()),
+            ),
+        )
 
     def cancel(self, workflow_id: str, reason: str = "") -> None:
         self.send(workflow_id, c.CancelWorkflow(workflow_id=workflow_id, reason=reason))
@@ -156,12 +175,21 @@ class Client:
         Written straight to the compacted definitions topic, so a start sent
         after this returns always finds the definition.
         """
-        dag = definition if isinstance(definition, DagDefinition) else DagDefinition.model_validate(definition)
+        dag = (
+            definition if isinstance(definition, DagDefinition) else DagDefinition.model_validate(definition)
+        )
         self._produce(self.settings.topic("definitions"), dag.id, dag.model_dump_json(by_alias=True).encode())
         return dag
 
     # ------------------------------------------------------------------- reads
-    def _owner_get(self, workflow_id: str, path: str, params: dict[str, Any] | None = None, method: str = "GET", body: Any = None) -> Any:
+    def _owner_get(
+        self,
+        workflow_id: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        method: str = "GET",
+        body: Any = None,
+    ) -> Any:
         partition = partition_for(workflow_id, self.settings.partitions)
         for refresh in (False, True):
             url = self._owners.owner(partition, refresh=refresh)
@@ -191,10 +219,17 @@ class Client:
         return [history_event_adapter.validate_python(e) for e in data["events"]]
 
     def query(self, workflow_id: str, name: str, *args: Any) -> Any:
-        data = self._owner_get(workflow_id, f"/internal/workflows/{workflow_id}/query/{name}", method="POST", body={"args": [to_json(a) for a in args]})
+        data = self._owner_get(
+            workflow_id,
+            f"/internal/workflows/{workflow_id}/query/{name}",
+            method="POST",
+            body={"args": [to_json(a) for a in args]},
+        )
         return data["result"]
 
-    def result(self, workflow_id: str, timeout: float = 60.0, run_id: str | None = None, poll: float = 0.05) -> Any:
+    def result(
+        self, workflow_id: str, timeout: float = 60.0, run_id: str | None = None, poll: float = 0.05
+    ) -> Any:
         """Wait for the latest run to close; return its result or raise WorkflowFailedError.
 
         With ``run_id``, wait until that run is the latest or an earlier one (it
@@ -206,12 +241,21 @@ class Client:
                 state = self.describe(workflow_id)
             except (WorkflowNotFoundError, OwnerUnavailableError):
                 state = None
-            if state is not None and run_id is not None and run_id != state["run_id"] and run_id not in state["previous_runs"]:
+            if (
+                state is not None
+                and run_id is not None
+                and run_id != state["run_id"]
+                and run_id not in state["previous_runs"]
+            ):
                 state = None  # the start of this run is not applied yet
             if state is not None and state["status"] in CLOSED:
                 if state["status"] == "COMPLETED":
                     return state["result"]
-                failure = Failure.model_validate(state["failure"]) if state.get("failure") else Failure(type=state["status"], message=f"run {state['status'].lower()}")
+                failure = (
+                    Failure.model_validate(state["failure"])
+                    if state.get("failure")
+                    else Failure(type=state["status"], message=f"run {state['status'].lower()}")
+                )
                 raise WorkflowFailedError(workflow_id, state["status"], failure)
             if time.monotonic() > deadline:
                 status = state["status"] if state else "unknown"

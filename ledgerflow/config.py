@@ -17,7 +17,9 @@ class Settings(BaseSettings):
 
     bootstrap: str = Field(default="127.0.0.1:9092", description="Kafka bootstrap servers.")
     prefix: str = Field(default="ledgerflow.", description="Prefix of every topic name.")
-    partitions: int = Field(default=12, ge=1, description="Shard count: partitions of inbox, changelog and events.")
+    partitions: int = Field(
+        default=12, ge=1, description="Shard count: partitions of inbox, changelog and events."
+    )
     replication_factor: int = Field(default=1, ge=1, description="Replication factor of created topics.")
     min_insync_replicas: int | None = Field(
         default=None, ge=1, description="min.insync.replicas of created topics (default: broker's)."

@@ -93,9 +93,7 @@ class OwnerUnavailableError(LedgerflowError):
     """The partition owning the workflow has no reachable owner right now; retry after a moment."""
 
     def __init__(self, workflow_id: str, partition: int, retry_after: float, reason: str) -> None:
-        super().__init__(
-            f"owner of workflow {workflow_id!r} (partition {partition}) unavailable: {reason}"
-        )
+        super().__init__(f"owner of workflow {workflow_id!r} (partition {partition}) unavailable: {reason}")
         self.workflow_id = workflow_id
         self.partition = partition
         self.retry_after = retry_after

@@ -7,4 +7,5 @@ from aiokafka.partitioner import murmur2
 
 def partition_for(workflow_id: str, partitions: int) -> int:
     """The partition Kafka's default partitioner picks for key ``workflow_id``."""
-    return (murmur2(workflow_id.encode()) & 0x7FFFFFFF) % partitions
+    hashed: int = murmur2(workflow_id.encode())
+    return (hashed & 0x7FFFFFFF) % partitions

@@ -52,7 +52,9 @@ class OwnerDirectory:
                 return
             self._fetched = time.monotonic()
             try:
-                future = self._admin.describe_consumer_groups([self.group_id], request_timeout=2)[self.group_id]
+                future = self._admin.describe_consumer_groups([self.group_id], request_timeout=2)[
+                    self.group_id
+                ]
                 description = future.result(timeout=2)
             except Exception:
                 self._owners = {}
@@ -63,13 +65,21 @@ class OwnerDirectory:
             owners: dict[int, str] = {}
             members: list[dict[str, object]] = []
             for member in description.members:
-                url = member.client_id[len(CLIENT_ID_PREFIX):] if member.client_id.startswith(CLIENT_ID_PREFIX) else ""
+                url = (
+                    member.client_id[len(CLIENT_ID_PREFIX) :]
+                    if member.client_id.startswith(CLIENT_ID_PREFIX)
+                    else ""
+                )
                 partitions = sorted(
-                    tp.partition for tp in (member.assignment.topic_partitions if member.assignment else []) if tp.topic == inbox
+                    tp.partition
+                    for tp in (member.assignment.topic_partitions if member.assignment else [])
+                    if tp.topic == inbox
                 )
                 for p in partitions:
                     owners[p] = url
-                members.append({"member_id": member.member_id, "url": url, "host": member.host, "partitions": partitions})
+                members.append(
+                    {"member_id": member.member_id, "url": url, "host": member.host, "partitions": partitions}
+                )
             self._owners = owners
             self._members = members
             self._state = str(getattr(description.state, "name", description.state))

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from ledgerflow.config import Settings
 from ledgerflow.errors import TopicLayoutError
@@ -31,7 +32,11 @@ def topic_specs(settings: Settings, queues: tuple[str, ...] = ("default",)) -> l
             n,
             {**base, "cleanup.policy": "compact", "delete.retention.ms": str(7 * 24 * 3600 * 1000)},
         ),
-        TopicSpec(settings.topic("events"), n, {**base, "cleanup.policy": "delete", "retention.ms": str(30 * 24 * 3600 * 1000)}),
+        TopicSpec(
+            settings.topic("events"),
+            n,
+            {**base, "cleanup.policy": "delete", "retention.ms": str(30 * 24 * 3600 * 1000)},
+        ),
         TopicSpec(settings.topic("inbox.dlq"), n, {**base, "cleanup.policy": "delete"}),
         TopicSpec(settings.topic("definitions"), 1, {**base, "cleanup.policy": "compact"}),
     ]
@@ -61,7 +66,15 @@ def ensure_topics(
     if not missing:
         return []
     futures = admin.create_topics(
-        [NewTopic(s.name, num_partitions=s.partitions, replication_factor=settings.replication_factor, config=s.config) for s in missing],
+        [
+            NewTopic(
+                s.name,
+                num_partitions=s.partitions,
+                replication_factor=settings.replication_factor,
+                config=s.config,
+            )
+            for s in missing
+        ],
         operation_timeout=timeout,
     )
     created = []

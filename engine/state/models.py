@@ -6,9 +6,19 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from ledgerflow.schemas import events as ev
 from ledgerflow.schemas.common import JSON, ActivityOptions, Failure
 
 RunStatus = Literal["RUNNING", "COMPLETED", "FAILED", "CANCELED", "TERMINATED", "CONTINUED_AS_NEW"]
+
+CLOSING_STATUS: dict[type[ev.HistoryEvent], RunStatus] = {
+    ev.WorkflowCompleted: "COMPLETED",
+    ev.WorkflowFailed: "FAILED",
+    ev.WorkflowCanceled: "CANCELED",
+    ev.WorkflowTerminated: "TERMINATED",
+    ev.WorkflowContinuedAsNew: "CONTINUED_AS_NEW",
+}
+"""The status a run has after each kind of closing event."""
 
 
 class PendingActivity(BaseModel):

@@ -44,7 +44,10 @@ def open_and_restore(
         if checkpoint is not None:
             log.warning(
                 "local checkpoint %d of partition %d is past the changelog end %d; rebuilding",
-                checkpoint, partition, high, extra={"partition": partition},
+                checkpoint,
+                partition,
+                high,
+                extra={"partition": partition},
             )
         store.close()
         PartitionStore.wipe(path)
@@ -60,7 +63,11 @@ def open_and_restore(
     first = start if start != OFFSET_BEGINNING else low
     log.info(
         "restored partition %d: %d changelog records from offset %d in %.3f s",
-        partition, records, first, seconds, extra={"partition": partition},
+        partition,
+        records,
+        first,
+        seconds,
+        extra={"partition": partition},
     )
     return store, RestoreResult(partition, first, records, seconds)
 

@@ -33,6 +33,7 @@ class PartitionStore:
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Keys starting with ``prefix``, in order."""
         for key, value in self._db.items(from_key=prefix):
+            assert isinstance(key, bytes)  # raw mode
             if not key.startswith(prefix):
                 return
             yield key, value

@@ -12,7 +12,6 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
 
-
 from ledgerflow.errors import LedgerflowError
 from ledgerflow.schemas.common import JSON, ActivityOptions
 from ledgerflow.schemas.dag import DagDefinition
@@ -86,5 +85,3 @@ def set_runtime(runtime: WorkflowRuntime | None) -> contextvars.Token[WorkflowRu
 
 def reset_runtime(token: contextvars.Token[WorkflowRuntime | None]) -> None:
     _current.reset(token)
-
-

@@ -31,8 +31,8 @@ class WorkflowDefinition:
     def create(self) -> tuple[object | None, Callable[..., Coroutine[Any, Any, Any]]]:
         """A fresh workflow object (None for a function) and the coroutine function to run."""
         if self.run_method is None:
-            return None, self.target  # type: ignore[return-value]
-        obj = self.target()  # type: ignore[operator]
+            return None, self.target
+        obj = self.target()
         return obj, getattr(obj, self.run_method)
 
 
@@ -42,9 +42,7 @@ def build_definition(target: Any, name: str | None) -> WorkflowDefinition:
     if inspect.isclass(target):
         runs = [n for n, m in inspect.getmembers(target) if getattr(m, RUN_ATTR, False)]
         queries = {
-            getattr(m, QUERY_ATTR): n
-            for n, m in inspect.getmembers(target)
-            if getattr(m, QUERY_ATTR, None)
+            getattr(m, QUERY_ATTR): n for n, m in inspect.getmembers(target) if getattr(m, QUERY_ATTR, None)
         }
         if len(runs) != 1:
             problems.append(f"needs exactly one @workflow.run method, found {len(runs)}")
@@ -75,9 +73,7 @@ def build_definition(target: Any, name: str | None) -> WorkflowDefinition:
             input_types=tuple(parameter_types(target)),
             result_type=return_type(target),
         )
-    raise ValueError(
-        f"@workflow.defn needs a class or an 'async def' function, got {target!r}"
-    )
+    raise ValueError(f"@workflow.defn needs a class or an 'async def' function, got {target!r}")
 
 
 def definition_of(obj: Any) -> WorkflowDefinition:

@@ -22,13 +22,15 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
     """Runs callbacks in FIFO order; time is whatever the current activation says."""
 
     def __init__(self) -> None:
-        self._ready: deque[tuple[asyncio.Handle, Callable[..., Any], tuple[Any, ...], contextvars.Context]] = deque()
+        self._ready: deque[
+            tuple[asyncio.Handle, Callable[..., Any], tuple[Any, ...], contextvars.Context]
+        ] = deque()
         self._now = 0.0
         self._closed = False
         self.unhandled: list[BaseException] = []
 
     # The parts of the loop API that futures and tasks use.
-    def call_soon(
+    def call_soon(  # type: ignore[override]
         self, callback: Callable[..., Any], *args: Any, context: contextvars.Context | None = None
     ) -> asyncio.Handle:
         ctx = context if context is not None else contextvars.copy_context()
@@ -48,13 +50,17 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
     ) -> asyncio.Task[T]:
         return asyncio.Task(coro, loop=self, name=name, context=context)
 
-    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any, context: Any = None) -> Any:
+    def call_later(  # type: ignore[override]
+        self, delay: float, callback: Callable[..., Any], *args: Any, context: Any = None
+    ) -> Any:
         raise RuntimeError(
             "asyncio.sleep() and loop timers are not durable inside a workflow: "
             "use 'await workflow.sleep(seconds)'"
         )
 
-    def call_at(self, when: float, callback: Callable[..., Any], *args: Any, context: Any = None) -> Any:
+    def call_at(  # type: ignore[override]
+        self, when: float, callback: Callable[..., Any], *args: Any, context: Any = None
+    ) -> Any:
         return self.call_later(0, callback)
 
     def time(self) -> float:

@@ -91,16 +91,20 @@ def _eval(node: ast.AST, names: dict[str, Any]) -> Any:
             return _BINARY[type(op)](_eval(left, names), _eval(right, names))
         case ast.Compare(left=left, ops=ops, comparators=comparators):
             current = _eval(left, names)
-            for op, comparator in zip(ops, comparators, strict=True):
+            for cmp, comparator in zip(ops, comparators, strict=True):
                 right_value = _eval(comparator, names)
-                if not _COMPARE[type(op)](current, right_value):
+                if not _COMPARE[type(cmp)](current, right_value):
                     return False
                 current = right_value
             return True
         case ast.List(elts=elts) | ast.Tuple(elts=elts):
             return [_eval(e, names) for e in elts]
         case ast.Dict(keys=dict_keys, values=values):
-            return {_eval(k, names): _eval(v, names) for k, v in zip(dict_keys, values, strict=True) if k is not None}
+            return {
+                _eval(k, names): _eval(v, names)
+                for k, v in zip(dict_keys, values, strict=True)
+                if k is not None
+            }
     raise ExpressionError(f"'{ast.unparse(node)}' is not allowed in an expression")
 
 

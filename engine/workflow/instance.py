@@ -41,7 +41,8 @@ class WorkflowInstance(WorkflowRuntime):
     def __init__(self, definition: WorkflowDefinition, info: WorkflowInfo) -> None:
         self.definition = definition
         self._info = info
-        self._loop = DeterministicLoop()
+        # mypy sees AbstractEventLoop's I/O methods as abstract; a workflow never calls them.
+        self._loop = DeterministicLoop()  # type: ignore[abstract]
         self._commands: list[cmd.Command] = []
         self._seq = 0
         self._activities: dict[int, tuple[str, asyncio.Future[JSON]]] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ledgerflow import __version__
+from ledgerflow.cli.dev import dev_command
 from ledgerflow.cli.kafka import kafka_group
 from ledgerflow.cli.run import engine_command, worker_command
 from ledgerflow.cli.topics import topics_group
@@ -20,3 +21,4 @@ main.add_command(kafka_group)
 main.add_command(topics_group)
 main.add_command(engine_command)
 main.add_command(worker_command)
+main.add_command(dev_command)

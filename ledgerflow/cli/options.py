@@ -13,17 +13,42 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def kafka_options(func: F) -> F:
-    """Add ``--bootstrap``, ``--prefix``, ``--partitions``, ``--replication-factor`` (env ``LEDGERFLOW_*``)."""
+    """Add ``--bootstrap``, ``--prefix``, ``--partitions``, ``--replication-factor``.
+
+    Each falls back to its ``LEDGERFLOW_*`` environment variable.
+    """
     defaults = Settings()
     options = [
-        click.option("--bootstrap", envvar="LEDGERFLOW_BOOTSTRAP", default=defaults.bootstrap, show_default=True,
-                     help="Kafka bootstrap servers (env LEDGERFLOW_BOOTSTRAP)."),
-        click.option("--prefix", envvar="LEDGERFLOW_PREFIX", default=defaults.prefix, show_default=True,
-                     help="Prefix of every topic name."),
-        click.option("--partitions", envvar="LEDGERFLOW_PARTITIONS", type=int, default=defaults.partitions,
-                     show_default=True, help="Shard count: partitions of the inbox, changelog and events."),
-        click.option("--replication-factor", envvar="LEDGERFLOW_REPLICATION_FACTOR", type=int,
-                     default=defaults.replication_factor, show_default=True, help="Replication factor of created topics."),
+        click.option(
+            "--bootstrap",
+            envvar="LEDGERFLOW_BOOTSTRAP",
+            default=defaults.bootstrap,
+            show_default=True,
+            help="Kafka bootstrap servers (env LEDGERFLOW_BOOTSTRAP).",
+        ),
+        click.option(
+            "--prefix",
+            envvar="LEDGERFLOW_PREFIX",
+            default=defaults.prefix,
+            show_default=True,
+            help="Prefix of every topic name.",
+        ),
+        click.option(
+            "--partitions",
+            envvar="LEDGERFLOW_PARTITIONS",
+            type=int,
+            default=defaults.partitions,
+            show_default=True,
+            help="Shard count: partitions of the inbox, changelog and events.",
+        ),
+        click.option(
+            "--replication-factor",
+            envvar="LEDGERFLOW_REPLICATION_FACTOR",
+            type=int,
+            default=defaults.replication_factor,
+            show_default=True,
+            help="Replication factor of created topics.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -31,4 +56,6 @@ def kafka_options(func: F) -> F:
 
 
 def settings_from(bootstrap: str, prefix: str, partitions: int, replication_factor: int) -> Settings:
-    return Settings(bootstrap=bootstrap, prefix=prefix, partitions=partitions, replication_factor=replication_factor)
+    return Settings(
+        bootstrap=bootstrap, prefix=prefix, partitions=partitions, replication_factor=replication_factor
+    )

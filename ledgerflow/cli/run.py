@@ -23,13 +23,34 @@ from ledgerflow.executors.worker import Worker
 @kafka_options
 @click.option("--workflows", "modules", multiple=True, help="Module(s) with @workflow.defn workflows.")
 @click.option("--data-dir", type=click.Path(path_type=Path), required=True, help="Folder for RocksDB state.")
-@click.option("--http-port", type=int, default=8081, show_default=True, help="Port of owner reads, /metrics, /health, /ready.")
+@click.option(
+    "--http-port",
+    type=int,
+    default=8081,
+    show_default=True,
+    help="Port of owner reads, /metrics, /health, /ready.",
+)
 @click.option("--http-host", default="127.0.0.1", show_default=True)
-@click.option("--advertise", envvar="LEDGERFLOW_ADVERTISED_URL", default=None, help="URL the gateway uses to reach this node.")
-@click.option("--max-batch", type=int, default=500, show_default=True, help="Most inbox records per transaction.")
+@click.option(
+    "--advertise",
+    envvar="LEDGERFLOW_ADVERTISED_URL",
+    default=None,
+    help="URL the gateway uses to reach this node.",
+)
+@click.option(
+    "--max-batch", type=int, default=500, show_default=True, help="Most inbox records per transaction."
+)
 def engine_command(
-    bootstrap: str, prefix: str, partitions: int, replication_factor: int, modules: tuple[str, ...],
-    data_dir: Path, http_port: int, http_host: str, advertise: str | None, max_batch: int,
+    bootstrap: str,
+    prefix: str,
+    partitions: int,
+    replication_factor: int,
+    modules: tuple[str, ...],
+    data_dir: Path,
+    http_port: int,
+    http_host: str,
+    advertise: str | None,
+    max_batch: int,
 ) -> None:
     """Run a partition-owner node."""
     logs.configure()
@@ -40,12 +61,16 @@ def engine_command(
         raise click.ClickException(str(exc)) from exc
     registry = WorkflowRegistry.from_modules(modules)
     url = advertise or f"http://{http_host}:{http_port}"
-    engine = Engine(settings, EngineOptions(data_dir=data_dir, advertised_url=url, max_batch=max_batch), registry)
+    engine = Engine(
+        settings, EngineOptions(data_dir=data_dir, advertised_url=url, max_batch=max_batch), registry
+    )
     server = HttpServer(create_app(engine), http_host, http_port)
     server.start()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: engine.stop())
-    click.echo(f"engine {engine.node_id} serving {url}; workflows: {', '.join(registry.names()) or 'none'}", err=True)
+    click.echo(
+        f"engine {engine.node_id} serving {url}; workflows: {', '.join(registry.names()) or 'none'}", err=True
+    )
     try:
         engine.run()
     finally:
@@ -58,8 +83,13 @@ def engine_command(
 @click.option("--queue", default="default", show_default=True, help="Task queue to serve.")
 @click.option("--concurrency", type=int, default=100, show_default=True, help="Activities run at once.")
 def worker_command(
-    bootstrap: str, prefix: str, partitions: int, replication_factor: int,
-    modules: tuple[str, ...], queue: str, concurrency: int,
+    bootstrap: str,
+    prefix: str,
+    partitions: int,
+    replication_factor: int,
+    modules: tuple[str, ...],
+    queue: str,
+    concurrency: int,
 ) -> None:
     """Run an executor worker for one task queue."""
     logs.configure()
@@ -79,5 +109,3 @@ def worker_command(
         await worker.run()
 
     asyncio.run(main())
-
-

@@ -16,8 +16,17 @@ def topics_group() -> None:
 
 @topics_group.command("create")
 @kafka_options
-@click.option("--queue", "queues", multiple=True, default=["default"], show_default=True, help="Task queues to create topics for.")
-def create(bootstrap: str, prefix: str, partitions: int, replication_factor: int, queues: tuple[str, ...]) -> None:
+@click.option(
+    "--queue",
+    "queues",
+    multiple=True,
+    default=["default"],
+    show_default=True,
+    help="Task queues to create topics for.",
+)
+def create(
+    bootstrap: str, prefix: str, partitions: int, replication_factor: int, queues: tuple[str, ...]
+) -> None:
     """Create missing topics; fail if existing ones have another partition count."""
     settings = settings_from(bootstrap, prefix, partitions, replication_factor)
     try:

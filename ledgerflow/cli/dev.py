@@ -1,0 +1,91 @@
+"""``ledgerflow dev``: Kafka, an engine and a worker on a laptop, and a sample run through them."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ledgerflow import Client
+from ledgerflow.cli.kafka import progress_reporter
+from ledgerflow.localkafka import LocalKafka, LocalKafkaError
+from ledgerflow.testing.processes import Cluster
+
+SAMPLES = "ledgerflow.samples.orders"
+SAMPLE_DAG = {
+    "id": "sample-fan-out",
+    "name": "fan out, fan in",
+    "nodes": [
+        {"id": "numbers", "type": "sequence.numbers", "input": {"stop": "{{ input.count }}"}},
+        {"id": "squares", "type": "map.transform", "input": {"items": "{{ nodes.numbers.output.numbers }}", "expression": "item * item"}},
+        {"id": "evens", "type": "filter.condition", "input": {"items": "{{ nodes.numbers.output.numbers }}", "condition": "item % 2 == 0"}},
+        {"id": "total", "type": "aggregate.sum", "input": {"items": "{{ nodes.squares.output['items'] + nodes.evens.output['items'] }}"}},
+    ],
+    "edges": [
+        {"source": "numbers", "target": "squares"},
+        {"source": "numbers", "target": "evens"},
+        {"source": "squares", "target": "total"},
+        {"source": "evens", "target": "total"},
+    ],
+}
+
+
+@click.command("dev")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".ledgerflow/dev"), show_default=True)
+@click.option("--partitions", type=int, default=4, show_default=True)
+@click.option("--once", is_flag=True, help="Run the sample, then stop everything (Kafka too).")
+def dev_command(data_dir: Path, partitions: int, once: bool) -> None:
+    """Start Kafka, an engine and a worker locally, and run a sample workflow and DAG."""
+    console = Console(stderr=True)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with progress_reporter(console) as progress:
+            kafka = LocalKafka(data_dir / "kafka", progress=progress)
+            bootstrap = kafka.up()
+    except LocalKafkaError as exc:
+        raise click.ClickException(str(exc)) from exc
+    console.print(f"[green]Kafka[/] at {bootstrap}")
+    cluster = Cluster(bootstrap, "dev.", data_dir, partitions=partitions)
+    engine = cluster.engine([SAMPLES])
+    cluster.worker([SAMPLES])
+    try:
+        with console.status("Starting an engine and a worker"):
+            engine.wait_ready(timeout=120)
+        console.print(f"[green]engine[/] at {engine.url} (logs: {engine.log_path})")
+        _run_samples(console, Client(bootstrap, "dev.", partitions=partitions))
+        if once:
+            return
+        console.print(
+            f"\nRunning. Try:\n  export LEDGERFLOW_BOOTSTRAP={bootstrap}\n"
+            f"  curl {engine.url}/metrics\n"
+            f"Logs in {data_dir}. Ctrl-C stops the engine and the worker "
+            f"('ledgerflow kafka down --data-dir {data_dir / 'kafka'}' stops Kafka)."
+        )
+        while engine.alive():
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        cluster.stop_all()
+        if once:
+            kafka.down()
+
+
+def _run_samples(console: Console, client: Client) -> None:
+    workflow_id = f"order-{int(time.time())}"
+    started = time.monotonic()
+    client.start_workflow("ProcessOrder", {"order_id": workflow_id, "amount": 42.0}, id=workflow_id)
+    result = client.result(workflow_id, timeout=60)
+    console.print(f"[green]ProcessOrder[/] {workflow_id} completed in {time.monotonic() - started:.2f} s: {result}")
+    table = Table("#", "event", "detail", title=f"history of {workflow_id}")
+    for event in client.history(workflow_id):
+        detail = getattr(event, "activity_type", "") or str(getattr(event, "result", "") or "")
+        table.add_row(str(event.index), event.kind, detail)
+    console.print(table)
+    client.register_dag(SAMPLE_DAG)
+    dag_id = f"dag-{int(time.time())}"
+    client.start_workflow(SAMPLE_DAG["id"], {"count": 10}, id=dag_id)
+    console.print(f"[green]DAG {SAMPLE_DAG['id']}[/] {dag_id} completed: {client.result(dag_id, timeout=60)['total']}")

@@ -1,0 +1,148 @@
+"""Engine and worker processes for integration tests: real processes, killable with -9."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from ledgerflow.testing.ports import free_port
+
+
+@dataclass
+class NodeProcess:
+    """One ``ledgerflow engine`` or ``ledgerflow worker`` child process."""
+
+    args: list[str]
+    log_path: Path
+    env: dict[str, str]
+    url: str | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def start(self) -> NodeProcess:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ledgerflow.cli", *self.args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            start_new_session=True,
+        )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """kill -9: no shutdown code runs."""
+        if self.alive():
+            assert self.process is not None
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM and wait; SIGKILL if it does not exit in time."""
+        if not self.alive():
+            return
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait until the engine's /ready answers 200 (engines only)."""
+        assert self.url is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"process exited; see {self.log_path}:\n{self.log_tail()}")
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"not ready after {timeout} s; see {self.log_path}:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+@dataclass
+class Cluster:
+    """Engines and workers of one test, sharing a bootstrap and a topic prefix."""
+
+    bootstrap: str
+    prefix: str
+    base_dir: Path
+    partitions: int = 4
+    pythonpath: list[str] = field(default_factory=list)
+    nodes: list[NodeProcess] = field(default_factory=list)
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        paths = [*self.pythonpath, env.get("PYTHONPATH", "")]
+        env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def _common(self) -> list[str]:
+        return ["--bootstrap", self.bootstrap, "--prefix", self.prefix, "--partitions", str(self.partitions)]
+
+    def engine(
+        self, workflows: list[str], name: str = "engine-0", start: bool = True, extra: list[str] | None = None
+    ) -> NodeProcess:
+        port = free_port()
+        data_dir = self.base_dir / name
+        args = [
+            "engine",
+            *self._common(),
+            "--data-dir",
+            str(data_dir),
+            "--http-port",
+            str(port),
+            *(extra or []),
+        ]
+        for module in workflows:
+            args += ["--workflows", module]
+        node = NodeProcess(args, self.base_dir / f"{name}.log", self._env(), url=f"http://127.0.0.1:{port}")
+        self.nodes.append(node)
+        return node.start() if start else node
+
+    def worker(
+        self, activities: list[str], name: str = "worker-0", queue: str = "default", concurrency: int = 50
+    ) -> NodeProcess:
+        args = ["worker", *self._common(), "--queue", queue, "--concurrency", str(concurrency)]
+        for module in activities:
+            args += ["--activities", module]
+        node = NodeProcess(args, self.base_dir / f"{name}.log", self._env())
+        self.nodes.append(node)
+        return node.start()
+
+    def restart(self, node: NodeProcess, hard: bool = False) -> NodeProcess:
+        """Stop (or kill -9) ``node`` and start the same command again, same data folder and port."""
+        if hard:
+            node.kill()
+        else:
+            node.stop()
+        return node.start()
+
+    def stop_all(self) -> None:
+        for node in self.nodes:
+            node.stop(timeout=10)

@@ -1,0 +1,157 @@
+"""Code workflows through a real broker, engine and worker."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from ledgerflow import Client, WorkflowFailedError, WorkflowNotFoundError
+from ledgerflow.schemas import events as ev
+from ledgerflow.testing.processes import Cluster
+from tests.engine.conftest import assert_invariants
+
+pytestmark = pytest.mark.kafka
+
+
+def kinds(client: Client, workflow_id: str) -> list[str]:
+    return [e.kind for e in client.history(workflow_id)]
+
+
+def received(client: Client, workflow_id: str) -> list[object]:
+    try:
+        return list(client.query(workflow_id, "received"))
+    except WorkflowNotFoundError:
+        return []
+
+
+def test_three_activities_complete_with_the_right_result(running: Cluster, client: Client) -> None:
+    handle = client.start_workflow("ThreeSteps", 10, id="three")
+    assert handle.result(timeout=30) == 13
+    assert kinds(client, "three") == [
+        "workflow_started",
+        *["activity_scheduled", "activity_completed"] * 3,
+        "workflow_completed",
+    ]
+    assert_invariants(client, "three")
+
+
+def test_retries_with_backoff_appear_in_history(running: Cluster, client: Client) -> None:
+    handle = client.start_workflow("Flaky", ["k", 2], id="flaky")
+    assert handle.result(timeout=30) == "k ok on attempt 3"
+    history = client.history("flaky")
+    failed = [e for e in history if isinstance(e, ev.ActivityAttemptFailed)]
+    assert [(e.attempt, e.retry_in) for e in failed] == [(1, 0.2), (2, 0.4)]
+    assert "planned failure on attempt 1" in failed[0].failure.message
+    retried = [e for e in history if isinstance(e, ev.ActivityAttemptRetried)]
+    assert [e.attempt for e in retried] == [2, 3]
+    # the backoff was waited: attempt 2 is dispatched no earlier than 0.2 s after attempt 1 failed
+    assert retried[0].time - failed[0].time >= 0.2
+    assert_invariants(client, "flaky")
+
+
+def test_non_retryable_failure_fails_the_workflow(running: Cluster, client: Client) -> None:
+    client.start_workflow("Hopeless", None, id="hopeless")
+    with pytest.raises(WorkflowFailedError) as info:
+        client.result("hopeless", timeout=30)
+    assert "CardDeclined" in str(info.value)
+    assert [e.kind for e in client.history("hopeless")].count("activity_attempt_failed") == 0
+    assert_invariants(client, "hopeless")
+
+
+def test_timer_fires_no_earlier_than_asked_and_survives_engine_restart(
+    running: Cluster, client: Client
+) -> None:
+    started = time.time()
+    client.start_workflow("Sleeper", 4.0, id="sleeper")
+    time.sleep(1.0)
+    engine = running.nodes[0]
+    running.restart(engine, hard=True)
+    engine.wait_ready()
+    result = client.result("sleeper", timeout=60)
+    assert result["after"] - result["before"] >= 4.0
+    assert time.time() - started >= 4.0
+    timer = next(e for e in client.history("sleeper") if isinstance(e, ev.TimerStarted))
+    fired = next(e for e in client.history("sleeper") if isinstance(e, ev.TimerFired))
+    assert fired.time >= timer.fire_at
+    assert_invariants(client, "sleeper")
+
+
+def test_signals_are_delivered_exactly_once(running: Cluster, client: Client) -> None:
+    client.start_workflow("SignalCounter", None, id="signals")
+    for i in range(5):
+        client.signal("signals", "add", i)
+    # the same signal sent twice with one idempotency key counts once
+    client.signal("signals", "add", "dup", request_id="same-key")
+    client.signal("signals", "add", "dup", request_id="same-key")
+    deadline = time.time() + 20
+    while time.time() < deadline and len(received(client, "signals")) < 6:
+        time.sleep(0.1)
+    client.signal("signals", "done")
+    assert client.result("signals", timeout=20) == [0, 1, 2, 3, 4, "dup"]
+    assert_invariants(client, "signals")
+
+
+def test_cancel_stops_the_workflow_and_reaches_its_activity(
+    running: Cluster, client: Client, tmp_path: Path
+) -> None:
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    client.start_workflow("SlowCancellable", str(markers), id="cancel-me")
+    deadline = time.time() + 20
+    while not (markers / "started").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    assert (markers / "started").exists(), "the activity never started"
+    client.cancel("cancel-me", reason="test")
+    with pytest.raises(WorkflowFailedError) as info:
+        client.result("cancel-me", timeout=30)
+    assert info.value.status == "CANCELED"
+    deadline = time.time() + 10
+    while not (markers / "cancelled").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    assert (markers / "cancelled").exists(), "the running activity was not told to stop"
+    assert (markers / "cleanup").exists(), "the workflow's cleanup step did not run"
+    history_kinds = kinds(client, "cancel-me")
+    assert "cancel_requested" in history_kinds and "activity_cancel_requested" in history_kinds
+    assert_invariants(client, "cancel-me")
+
+
+def test_one_open_run_per_workflow_id_and_every_run_kept(running: Cluster, client: Client) -> None:
+    first = client.start_workflow("SignalCounter", None, id="reuse")
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            if client.describe("reuse")["status"] == "RUNNING":
+                break
+        except WorkflowNotFoundError:
+            time.sleep(0.1)
+    again = client.start_workflow("SignalCounter", None, id="reuse")
+    assert again.already_started and again.run_id == first.run_id
+    client.signal("reuse", "done")
+    assert client.result("reuse", timeout=20) == []
+    second = client.start_workflow("ThreeSteps", 1, id="reuse")
+    assert not second.already_started and second.run_id != first.run_id
+    assert second.result(timeout=20) == 4
+    state = client.describe("reuse")
+    assert state["run_id"] == second.run_id and state["previous_runs"] == [first.run_id]
+    assert kinds(client, "reuse")[-1] == "workflow_completed"
+    assert client.history("reuse", first.run_id)[-1].kind == "workflow_completed"
+
+
+def test_child_workflows_and_continue_as_new(running: Cluster, client: Client) -> None:
+    client.start_workflow("Parent", 10, id="parent")
+    assert client.result("parent", timeout=30) == [13, 14]
+    client.start_workflow("Countdown", 3, id="countdown")
+    assert client.result("countdown", timeout=30) == "liftoff"
+    state = client.describe("countdown")
+    assert len(state["previous_runs"]) == 3
+    assert_invariants(client, "parent")
+    assert_invariants(client, "countdown")
+
+
+def test_deterministic_helpers_replay_identically(running: Cluster, client: Client) -> None:
+    client.start_workflow("Deterministic", None, id="det")
+    result = client.result("det", timeout=20)
+    assert result["uuid"] != result["uuid2"]
+    assert_invariants(client, "det")  # replay re-derives the same values or diverges

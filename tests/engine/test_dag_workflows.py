@@ -1,0 +1,158 @@
+"""DAG workflows: registration, fan-out/fan-in, conditions, built-in nodes."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from ledgerflow import Client
+from ledgerflow.testing.processes import Cluster
+from tests.engine.conftest import assert_invariants
+
+pytestmark = pytest.mark.kafka
+
+
+def fan_out_fan_in(definition_id: str) -> dict[str, object]:
+    return {
+        "id": definition_id,
+        "name": "fan out, fan in",
+        "nodes": [
+            {"id": "start", "type": "echo", "input": {"n": "{{ input.n }}"}},
+            {"id": "left", "type": "map.transform", "input": {"items": [1, 2, 3], "expression": "item * 10"}},
+            {"id": "right", "type": "sequence.numbers", "input": {"stop": "{{ nodes.start.output.n }}"}},
+            {"id": "big", "type": "echo", "input": {"msg": "big"}},
+            {"id": "small", "type": "echo", "input": {"msg": "small"}},
+            {
+                "id": "join",
+                "type": "aggregate.sum",
+                "input": {"items": "{{ nodes.left.output['items'] + nodes.right.output.numbers }}"},
+            },
+        ],
+        "edges": [
+            {"source": "start", "target": "left"},
+            {"source": "start", "target": "right"},
+            {"source": "start", "target": "big", "condition": "nodes.start.output.n > 3"},
+            {"source": "start", "target": "small", "condition": "nodes.start.output.n <= 3"},
+            {"source": "left", "target": "join"},
+            {"source": "right", "target": "join"},
+        ],
+    }
+
+
+def test_fan_out_fan_in_with_conditions(running: Cluster, client: Client) -> None:
+    client.register_dag(fan_out_fan_in("fan"))
+    client.start_workflow("fan", {"n": 5}, id="dag-1")
+    result = client.result("dag-1", timeout=30)
+    assert result["join"] == {"sum": 10 + 20 + 30 + 0 + 1 + 2 + 3 + 4}
+    assert result["big"] == {"msg": "big"}
+    assert "small" not in result  # its edge condition was false: skipped
+    scheduled = [e.activity_type for e in client.history("dag-1") if e.kind == "activity_scheduled"]
+    assert sorted(scheduled[1:3]) == ["map.transform", "sequence.numbers"]  # both branches in flight together
+    assert_invariants(client, "dag-1")
+
+
+def test_durable_sleep_and_signal_nodes(running: Cluster, client: Client) -> None:
+    client.register_dag(
+        {
+            "id": "approve",
+            "nodes": [
+                {"id": "nap", "type": "sleep", "input": {"seconds": 1}},
+                {"id": "ok", "type": "wait-signal", "input": {"name": "ok", "timeout": 30}},
+                {"id": "done", "type": "echo", "input": {"who": "{{ nodes.ok.output }}"}},
+            ],
+            "edges": [{"source": "nap", "target": "ok"}, {"source": "ok", "target": "done"}],
+        }
+    )
+    started = time.time()
+    client.start_workflow("approve", None, id="dag-2")
+    time.sleep(1.5)
+    client.signal("dag-2", "ok", "alice")
+    assert client.result("dag-2", timeout=30)["done"] == {"who": "alice"}
+    assert time.time() - started >= 1.0
+
+
+@pytest.fixture
+def http_server() -> Iterator[str]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"path": self.path}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_builtin_io_nodes(running: Cluster, client: Client, tmp_path: Path, http_server: str) -> None:
+    csv_in = tmp_path / "in.csv"
+    csv_in.write_text("name,qty\napple,3\npear,5\n")
+    out_topic = f"{running.prefix}out"
+    client.register_dag(
+        {
+            "id": "io",
+            "nodes": [
+                {"id": "read", "type": "csv.read", "input": {"path": str(csv_in)}},
+                {
+                    "id": "write",
+                    "type": "csv.write",
+                    "input": {"path": str(tmp_path / "out.csv"), "rows": "{{ nodes.read.output.rows }}"},
+                },
+                {
+                    "id": "text",
+                    "type": "file.write_text",
+                    "input": {
+                        "path": str(tmp_path / "note.txt"),
+                        "text": "rows: {{ nodes.read.output.rows[0].name }}",
+                    },
+                },
+                {"id": "get", "type": "http.request", "input": {"url": f"{http_server}/hello", "timeout": 5}},
+                {
+                    "id": "publish",
+                    "type": "kafka.produce",
+                    "input": {
+                        "bootstrap": running.bootstrap,
+                        "topic": out_topic,
+                        "key": "k",
+                        "value": {"status": "{{ nodes.get.output.status }}"},
+                    },
+                },
+                {"id": "log", "type": "console.log", "input": {"message": "done"}},
+            ],
+            "edges": [
+                {"source": "read", "target": "write"},
+                {"source": "read", "target": "text"},
+                {"source": "get", "target": "publish"},
+            ],
+        }
+    )
+    admin = AdminClient({"bootstrap.servers": running.bootstrap})
+    admin.create_topics([NewTopic(out_topic, 1, 1)])[out_topic].result(10)
+    client.start_workflow("io", None, id="dag-io")
+    result = client.result("dag-io", timeout=30)
+    assert result["write"]["rows"] == 2
+    assert (tmp_path / "out.csv").read_text().splitlines() == ["name,qty", "apple,3", "pear,5"]
+    assert (tmp_path / "note.txt").read_text() == "rows: apple"
+    assert result["get"]["status"] == 200 and result["get"]["body"] == {"path": "/hello"}
+    consumer = Consumer(
+        {"bootstrap.servers": running.bootstrap, "group.id": "t", "auto.offset.reset": "earliest"}
+    )
+    consumer.assign([TopicPartition(out_topic, 0, 0)])
+    message = consumer.poll(10)
+    consumer.close()
+    assert message is not None and json.loads(message.value()) == {"status": 200}

@@ -1,0 +1,168 @@
+"""The failures the engine exists for: kill -9 of engines and workers, changed code, restarts."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from ledgerflow import Client, WorkflowFailedError
+from ledgerflow.schemas.commands import StartWorkflow
+from ledgerflow.testing.processes import Cluster
+from tests.engine.conftest import ACTS, FLOWS, assert_invariants
+
+pytestmark = pytest.mark.kafka
+
+
+def lifecycle_counts(cluster: Cluster, kind: str) -> Counter[str]:
+    """How often each workflow id appears with ``kind`` on the public events topic."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": cluster.bootstrap,
+            "group.id": "counter",
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
+    topic = f"{cluster.prefix}events"
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(cluster.partitions)])
+    counts: Counter[str] = Counter()
+    eof: set[int] = set()
+    deadline = time.time() + 30
+    while len(eof) < cluster.partitions and time.time() < deadline:
+        message = consumer.poll(0.5)
+        if message is None:
+            continue
+        if message.error():
+            eof.add(message.partition())
+            continue
+        event = json.loads(message.value())
+        if event["type"] == kind:
+            counts[event["workflow_id"]] += 1
+    consumer.close()
+    return counts
+
+
+def test_kill_an_engine_mid_run_and_every_workflow_completes_once(cluster: Cluster, client: Client) -> None:
+    a = cluster.engine([FLOWS], name="engine-a")
+    b = cluster.engine([FLOWS], name="engine-b")
+    cluster.worker([ACTS], concurrency=100)
+    a.wait_ready()
+    b.wait_ready()
+    ids = [f"fo-{i}" for i in range(200)]
+    for i, workflow_id in enumerate(ids):
+        client.send(workflow_id, StartWorkflow(workflow_id=workflow_id, workflow_type="Mixed", input=i))
+    time.sleep(1.0)
+    a.kill()
+    for i, workflow_id in enumerate(ids):
+        assert client.result(workflow_id, timeout=90) == i + 2, workflow_id
+    for workflow_id in ids:
+        assert_invariants(client, workflow_id)
+    completed = lifecycle_counts(cluster, "WORKFLOW_COMPLETED")
+    assert set(completed) == set(ids)
+    assert set(completed.values()) == {1}, "a workflow completed more than once"
+
+
+def test_killed_worker_activity_runs_again_after_its_timeout(
+    cluster: Cluster, client: Client, tmp_path: Path
+) -> None:
+    engine = cluster.engine([FLOWS])
+    worker = cluster.worker([ACTS], name="worker-a")
+    engine.wait_ready()
+    markers = tmp_path / "m"
+    markers.mkdir()
+    client.start_workflow("CrashSafe", str(markers), id="crash-safe")
+    deadline = time.time() + 20
+    while not (markers / "runs").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    assert (markers / "runs").exists()
+    worker.kill()
+    cluster.worker([ACTS], name="worker-b")
+    assert client.result("crash-safe", timeout=60).startswith("run ")
+    pids = (markers / "runs").read_text().split()
+    assert len(pids) >= 2 and pids[0] != pids[-1], "the activity did not run again on the new worker"
+    history = client.history("crash-safe")
+    failures = [e for e in history if e.kind == "activity_attempt_failed"]
+    assert failures and failures[0].failure.type == "StartToCloseTimeout"
+    assert_invariants(client, "crash-safe")
+
+
+def test_changed_workflow_code_fails_with_nondeterminism_and_others_carry_on(
+    cluster: Cluster, client: Client
+) -> None:
+    engine = cluster.engine([FLOWS])
+    cluster.worker([ACTS])
+    engine.wait_ready()
+    client.start_workflow("Versioned", 1, id="versioned")
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        kinds = [e.kind for e in client.history("versioned")] if _exists(client, "versioned") else []
+        if "activity_completed" in kinds:
+            break
+        time.sleep(0.1)
+    engine.stop()
+    engine.env["LEDGERFLOW_TEST_VERSION"] = "2"  # deploy a changed workflow
+    engine.start()
+    engine.wait_ready()
+    client.signal("versioned", "go")
+    with pytest.raises(WorkflowFailedError) as info:
+        client.result("versioned", timeout=30)
+    message = info.value.failure.message
+    assert info.value.failure.type == "NonDeterminismError"
+    assert "'add_one'" in message and "'double'" in message, message
+    client.start_workflow("ThreeSteps", 1, id="after-nd")
+    assert client.result("after-nd", timeout=30) == 4
+
+
+def _exists(client: Client, workflow_id: str) -> bool:
+    try:
+        client.describe(workflow_id)
+    except Exception:
+        return False
+    return True
+
+
+def partitions_of(url: str) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = httpx.get(f"{url}/internal/partitions", timeout=5).json()["partitions"]
+    return rows
+
+
+def test_restart_restores_only_the_changelog_tail(cluster: Cluster, client: Client) -> None:
+    a = cluster.engine([FLOWS], name="engine-a")
+    cluster.worker([ACTS])
+    a.wait_ready()
+    for i in range(10):
+        client.start_workflow("ThreeSteps", i, id=f"before-{i}")
+    for i in range(10):
+        assert client.result(f"before-{i}", timeout=30) == i + 3
+    a.stop()
+    # Another node owns the partitions for a while and grows the changelog.
+    b = cluster.engine([FLOWS], name="engine-b")
+    b.wait_ready()
+    restored_by_b = {row["partition"]: row for row in partitions_of(b.url or "")}
+    for i in range(10):
+        client.start_workflow("ThreeSteps", i, id=f"after-{i}")
+    for i in range(10):
+        assert client.result(f"after-{i}", timeout=30) == i + 3
+    b.stop()
+    a.start()
+    a.wait_ready()
+    rows = partitions_of(a.url or "")
+    assert rows, "engine-a owns no partitions"
+    tail = [row for row in rows if row["restored_records"]]
+    assert tail, f"engine-a read nothing back although engine-b changed its partitions: {rows}"
+    for row in tail:
+        assert row["restored_from_offset"] > 0, row  # resumed after its own checkpoint, not from 0
+        full = restored_by_b[row["partition"]]
+        assert full["restored_from_offset"] == 0  # b had no local state: it read from the start
+    a_read = sum(int(row["restored_records"] or 0) for row in rows)
+    b_read = sum(int(row["restored_records"] or 0) for row in restored_by_b.values())
+    assert a_read > 0 and b_read > 0
+    for i in range(10):
+        assert client.describe(f"before-{i}")["result"] == i + 3
+        assert client.describe(f"after-{i}")["result"] == i + 3

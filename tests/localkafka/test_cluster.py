@@ -1,0 +1,135 @@
+"""Three nodes, one killed with SIGKILL: acks=all writes still all land, nothing is lost.
+
+Needs the tuned ``broker.session.timeout.ms`` (3 s) of the launcher to move
+leaders off the dead node quickly; with Kafka's 9 s default the flush below
+waits that long.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, Message, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from ledgerflow.localkafka import LocalKafka
+
+pytestmark = [pytest.mark.kafka, pytest.mark.cluster]
+
+RECORDS = 3000
+PARTITIONS = 6
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
+
+
+def _create_replicated_topic(bootstrap: str, name: str) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topic = NewTopic(
+        name,
+        num_partitions=PARTITIONS,
+        replication_factor=3,
+        config={"min.insync.replicas": "2"},
+    )
+    admin.create_topics([topic])[name].result(timeout=30)
+    # wait until every partition has a leader and a full ISR
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        parts = admin.list_topics(name, timeout=10).topics[name].partitions
+        if len(parts) == PARTITIONS and all(p.leader >= 0 and len(p.isrs) == 3 for p in parts.values()):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{name} never got full ISRs")
+
+
+def _produce_all(bootstrap: str, topic: str) -> tuple[int, list[KafkaError]]:
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": "all",
+            "enable.idempotence": True,
+            "partitioner": "murmur2_random",
+            "linger.ms": 5,
+            "message.timeout.ms": 60000,
+        }
+    )
+    delivered = 0
+    errors: list[KafkaError] = []
+
+    def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+        nonlocal delivered
+        if err is None:
+            delivered += 1
+        else:
+            errors.append(err)
+
+    for i in range(RECORDS):
+        producer.produce(topic, key=f"wf-{i % 97}".encode(), value=str(i).encode(), on_delivery=on_delivery)
+        producer.poll(0)
+    remaining = producer.flush(90)
+    assert remaining == 0, f"{remaining} records never got a delivery report"
+    return delivered, errors
+
+
+def _consume_all(bootstrap: str, topic: str) -> list[int]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"{topic}-reader",
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    values: list[int] = []
+    deadline = time.monotonic() + 60
+    try:
+        while len(values) < RECORDS and time.monotonic() < deadline:
+            for msg in consumer.consume(500, timeout=0.5):
+                assert msg.error() is None, msg.error()
+                values.append(int(msg.value()))
+    finally:
+        consumer.close()
+    return values
+
+
+def test_acks_all_survives_kill_9_of_one_broker(tmp_path: Path, topic_prefix: str) -> None:
+    kafka = LocalKafka(tmp_path / "kafka", brokers=3)
+    started = time.monotonic()
+    try:
+        bootstrap = kafka.up()
+        pids = kafka.broker_pids()
+        assert len(pids) == 3
+        topic = f"{topic_prefix}replicated"
+        _create_replicated_topic(bootstrap, topic)
+
+        killed = kafka.kill_broker(1)
+        assert killed == pids[1]
+        assert not _alive(killed)
+        assert kafka.status().state == "degraded"
+
+        t0 = time.monotonic()
+        delivered, errors = _produce_all(bootstrap, topic)
+        produce_seconds = time.monotonic() - t0
+        assert errors == []
+        assert delivered == RECORDS
+
+        values = _consume_all(bootstrap, topic)
+        assert sorted(values) == list(range(RECORDS))  # all, each once
+        print(
+            f"produce after kill -9: {produce_seconds:.1f} s; test so far {time.monotonic() - started:.1f} s"
+        )
+    finally:
+        kafka.down()
+    assert kafka.status().state == "stopped"
+    assert not any(_alive(pid) for pid in pids)

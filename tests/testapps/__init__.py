@@ -1,0 +1,1 @@
+"""Workflows and activities the integration tests run inside real engine and worker processes."""

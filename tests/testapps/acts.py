@@ -1,0 +1,66 @@
+"""Activities used by the integration tests (run by real worker processes)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from ledgerflow import ApplicationError, activity
+
+_attempts: dict[str, int] = {}
+
+
+@activity.defn
+def add_one(n: int) -> int:
+    return n + 1
+
+
+@activity.defn
+async def double(n: int) -> int:
+    return n * 2
+
+
+@activity.defn
+def fail_times(key: str, failures: int) -> str:
+    info = activity.info()
+    if info.attempt <= failures:
+        raise RuntimeError(f"{key}: planned failure on attempt {info.attempt}")
+    return f"{key} ok on attempt {info.attempt}"
+
+
+@activity.defn
+def always_fails() -> str:
+    raise ApplicationError("card declined", type="CardDeclined", non_retryable=True)
+
+
+@activity.defn
+def write_marker(marker_dir: str, name: str) -> str:
+    Path(marker_dir, name).write_text(str(time.time()))
+    return name
+
+
+@activity.defn
+def slow_until_cancelled(marker_dir: str) -> str:
+    """Heartbeats until cancelled; leaves 'cancelled' behind when it was."""
+    Path(marker_dir, "started").write_text(str(os.getpid()))
+    for _ in range(600):
+        try:
+            activity.heartbeat()
+        except activity.ActivityCancelledError:
+            Path(marker_dir, "cancelled").write_text(str(time.time()))
+            raise
+        time.sleep(0.1)
+    return "finished"
+
+
+@activity.defn
+def count_runs(marker_dir: str) -> str:
+    """Records each run; the first run takes long enough for the test to kill its worker."""
+    runs = Path(marker_dir, "runs")
+    with runs.open("a") as handle:
+        handle.write(f"{os.getpid()}\n")
+    count = len(runs.read_text().splitlines())
+    if count == 1:
+        time.sleep(30)
+    return f"run {count}"

@@ -1,0 +1,173 @@
+"""Code workflows used by the integration tests.
+
+``LEDGERFLOW_TEST_VERSION=2`` in an engine's environment switches
+``Versioned`` to a changed (non-deterministic) body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from ledgerflow import RetryPolicy, workflow
+from tests.testapps import acts
+
+FAST_RETRY = RetryPolicy(initial_interval=0.2, backoff_coefficient=2.0, maximum_interval=1.0)
+
+
+@workflow.defn
+class ThreeSteps:
+    @workflow.run
+    async def run(self, n: int) -> int:
+        a = await workflow.execute_activity(acts.add_one, n, start_to_close_timeout=10)
+        b = await workflow.execute_activity(acts.add_one, a, start_to_close_timeout=10)
+        return await workflow.execute_activity(acts.add_one, b, start_to_close_timeout=10)
+
+
+@workflow.defn
+class Flaky:
+    """Calls an activity that fails ``failures`` times before it succeeds."""
+
+    @workflow.run
+    async def run(self, key: str, failures: int) -> str:
+        return await workflow.execute_activity(
+            acts.fail_times, key, failures, start_to_close_timeout=10, retry_policy=FAST_RETRY
+        )
+
+
+@workflow.defn
+class Hopeless:
+    """An activity that always fails non-retryably."""
+
+    @workflow.run
+    async def run(self) -> str:
+        return await workflow.execute_activity(
+            acts.always_fails, start_to_close_timeout=10, retry_policy=FAST_RETRY
+        )
+
+
+@workflow.defn
+class Sleeper:
+    @workflow.run
+    async def run(self, seconds: float) -> dict[str, float]:
+        before = workflow.now().timestamp()
+        await workflow.sleep(seconds)
+        return {"before": before, "after": workflow.now().timestamp()}
+
+
+@workflow.defn
+class SignalCounter:
+    """Collects 'add' signals until a 'done' signal; returns them all."""
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+
+    @workflow.run
+    async def run(self) -> list[Any]:
+        done = asyncio.ensure_future(workflow.wait_signal("done"))
+        while True:
+            add = asyncio.ensure_future(workflow.wait_signal("add"))
+            await asyncio.wait({add, done}, return_when=asyncio.FIRST_COMPLETED)
+            if add.done():
+                self.values.append(add.result())
+            if done.done():
+                add.cancel()
+                return self.values
+
+    @workflow.query
+    def received(self) -> list[Any]:
+        return self.values
+
+
+@workflow.defn
+class SlowCancellable:
+    """Waits on a long activity; a cancel should reach it."""
+
+    @workflow.run
+    async def run(self, marker_dir: str) -> str:
+        try:
+            return await workflow.execute_activity(
+                acts.slow_until_cancelled, marker_dir, start_to_close_timeout=60, heartbeat_timeout=5
+            )
+        except asyncio.CancelledError:
+            await workflow.execute_activity(
+                acts.write_marker, marker_dir, "cleanup", start_to_close_timeout=10
+            )
+            raise
+
+
+@workflow.defn
+class CrashSafe:
+    """One activity that takes a while: the worker running it may be killed."""
+
+    @workflow.run
+    async def run(self, marker_dir: str) -> str:
+        return await workflow.execute_activity(
+            acts.count_runs, marker_dir, start_to_close_timeout=3, retry_policy=FAST_RETRY
+        )
+
+
+@workflow.defn
+class Parent:
+    @workflow.run
+    async def run(self, n: int) -> list[int]:
+        info = workflow.info()
+        results = await asyncio.gather(
+            *(
+                workflow.execute_child_workflow(ThreeSteps, n + i, id=f"{info.workflow_id}-child-{i}")
+                for i in range(2)
+            )
+        )
+        return list(results)
+
+
+@workflow.defn
+class Countdown:
+    """Continues as new until the counter reaches zero."""
+
+    @workflow.run
+    async def run(self, counter: int) -> str:
+        if counter > 0:
+            await workflow.execute_activity(acts.add_one, counter, start_to_close_timeout=10)
+            workflow.continue_as_new(counter - 1)
+        return "liftoff"
+
+
+@workflow.defn
+class Deterministic:
+    @workflow.run
+    async def run(self) -> dict[str, Any]:
+        first = {"uuid": str(workflow.uuid4()), "rand": workflow.random().random()}
+        await workflow.sleep(0.1)
+        return {**first, "uuid2": str(workflow.uuid4())}
+
+
+@workflow.defn
+class Versioned:
+    """Version 1 calls add_one then waits for 'go'; version 2 calls double first."""
+
+    @workflow.run
+    async def run(self, n: int) -> int:
+        if os.environ.get("LEDGERFLOW_TEST_VERSION") == "2":
+            n = await workflow.execute_activity(acts.double, n, start_to_close_timeout=10)
+        else:
+            n = await workflow.execute_activity(acts.add_one, n, start_to_close_timeout=10)
+        await workflow.wait_signal("go")
+        return await workflow.execute_activity(acts.add_one, n, start_to_close_timeout=10)
+
+
+@workflow.defn
+class Mixed:
+    """For failover: an activity, a short sleep, another activity."""
+
+    @workflow.run
+    async def run(self, n: int) -> int:
+        a = await workflow.execute_activity(
+            acts.add_one, n, start_to_close_timeout=5, retry_policy=FAST_RETRY
+        )
+        await workflow.sleep(0.5)
+        b = await workflow.execute_activity(
+            acts.add_one, a, start_to_close_timeout=5, retry_policy=FAST_RETRY
+        )
+        return b
