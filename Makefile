@@ -31,4 +31,4 @@ test: setup helm lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: setup
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.core

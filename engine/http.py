@@ -15,7 +15,14 @@ from fastapi import Body, FastAPI, HTTPException, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ledgerflow.engine.loop import Engine
-from ledgerflow.engine.processor import PartitionProcessor, query_instance, read_history, read_run
+from ledgerflow.engine.processor import (
+    PartitionProcessor,
+    query_instance,
+    read_history,
+    read_run,
+    scan_runs,
+    summary,
+)
 from ledgerflow.partitioning import partition_for
 from ledgerflow.schemas.events import HistoryEvent
 
@@ -73,6 +80,27 @@ def create_app(engine: Engine) -> FastAPI:
             "restoring": sorted(manager.restoring),
             "moves": manager.moves[-50:],
         }
+
+    @app.get("/internal/workflows")
+    def list_runs(
+        status: str | None = None,
+        workflow_type: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> dict[str, Any]:
+        """Latest runs on this node's partitions, ordered by workflow id, after ``after``."""
+        rows: list[dict[str, Any]] = []
+        with engine.lock:
+            processors = list(engine.partitions.processors.values()) if engine.partitions else []
+            for processor in processors:
+                for run in scan_runs(processor.store, after):
+                    if status and run.status != status:
+                        continue
+                    if workflow_type and run.workflow_type != workflow_type:
+                        continue
+                    rows.append({"partition": processor.partition, **summary(run)})
+        rows.sort(key=lambda r: r["workflow_id"])
+        return {"node": engine.node_id, "partitions": [p.partition for p in processors], "runs": rows[:limit]}
 
     @app.get("/internal/workflows/{workflow_id}")
     def describe(workflow_id: str) -> dict[str, Any]:

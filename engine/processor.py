@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -655,6 +655,39 @@ def read_run(store: PartitionStore, workflow_id: str) -> RunState | None:
     """The committed state of a workflow's latest run (for reads outside a batch)."""
     raw = store.get(keys.run_key(workflow_id))
     return RunState.model_validate_json(raw) if raw is not None else None
+
+
+def scan_runs(store: PartitionStore, after: str | None = None) -> Iterator[RunState]:
+    """Latest run of every workflow in the store, by workflow id (after ``after``)."""
+    for key, value in store.scan(keys.RUN):
+        if after is not None and key[len(keys.RUN) :].decode() <= after:
+            continue
+        yield RunState.model_validate_json(value)
+
+
+def summary(run: RunState) -> dict[str, Any]:
+    """The fields of a run that listings show."""
+    pending = [
+        {
+            "seq": seq,
+            "activity": p.activity_type,
+            "attempt": p.attempt,
+            "state": p.state,
+            "last_failure": p.last_failure.message if p.last_failure else None,
+        }
+        for seq, p in run.activities.items()
+    ]
+    return {
+        "workflow_id": run.workflow_id,
+        "run_id": run.run_id,
+        "workflow_type": run.workflow_type,
+        "status": run.status,
+        "started_at": run.started_at,
+        "closed_at": run.closed_at,
+        "history_length": run.history_length,
+        "history_bytes": run.history_bytes,
+        "pending_activities": pending,
+    }
 
 
 def read_history(store: PartitionStore, workflow_id: str, run_id: str) -> list[ev.HistoryEvent]:

@@ -91,6 +91,8 @@ class Client:
         self._producer: Producer = plain_producer(self.settings)
         self._owners = OwnerDirectory(self.settings)
         self._http = httpx.Client(timeout=5.0)
+        self.owner_wait = 3.0
+        """Seconds a read waits for a partition's owner to appear (during a rebalance)."""
 
     def close(self) -> None:
         self._producer.flush(10)
@@ -191,21 +193,26 @@ class Client:
         body: Any = None,
     ) -> Any:
         partition = partition_for(workflow_id, self.settings.partitions)
-        for refresh in (False, True):
+        deadline = time.monotonic() + self.owner_wait
+        refresh = False
+        while True:
             url = self._owners.owner(partition, refresh=refresh)
-            if not url:
-                continue
-            try:
-                response = self._http.request(method, f"{url}{path}", params=params, json=body)
-            except httpx.HTTPError:
-                continue
-            if response.status_code == 421:
-                continue
-            if response.status_code == 404:
-                raise WorkflowNotFoundError(workflow_id)
-            if response.status_code >= 400:
-                raise LedgerflowError(f"{method} {path}: {response.status_code} {response.text}")
-            return response.json()
+            refresh = True
+            response = None
+            if url:
+                try:
+                    response = self._http.request(method, f"{url}{path}", params=params, json=body)
+                except httpx.HTTPError:
+                    response = None
+            if response is not None and response.status_code != 421:
+                if response.status_code == 404:
+                    raise WorkflowNotFoundError(workflow_id)
+                if response.status_code >= 400:
+                    raise LedgerflowError(f"{method} {path}: {response.status_code} {response.text}")
+                return response.json()
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)  # a rebalance is moving the partition: ask the group again
         raise OwnerUnavailableError(workflow_id, partition, 1.0, "no reachable owner")
 
     def describe(self, workflow_id: str) -> dict[str, Any]:

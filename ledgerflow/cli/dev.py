@@ -12,29 +12,19 @@ from rich.table import Table
 from ledgerflow import Client
 from ledgerflow.cli.kafka import progress_reporter
 from ledgerflow.localkafka import LocalKafka, LocalKafkaError
+from ledgerflow.samples.dags import FAN_OUT_FAN_IN as SAMPLE_DAG
 from ledgerflow.testing.processes import Cluster
 
 SAMPLES = "ledgerflow.samples.orders"
-SAMPLE_DAG = {
-    "id": "sample-fan-out",
-    "name": "fan out, fan in",
-    "nodes": [
-        {"id": "numbers", "type": "sequence.numbers", "input": {"stop": "{{ input.count }}"}},
-        {"id": "squares", "type": "map.transform", "input": {"items": "{{ nodes.numbers.output.numbers }}", "expression": "item * item"}},
-        {"id": "evens", "type": "filter.condition", "input": {"items": "{{ nodes.numbers.output.numbers }}", "condition": "item % 2 == 0"}},
-        {"id": "total", "type": "aggregate.sum", "input": {"items": "{{ nodes.squares.output['items'] + nodes.evens.output['items'] }}"}},
-    ],
-    "edges": [
-        {"source": "numbers", "target": "squares"},
-        {"source": "numbers", "target": "evens"},
-        {"source": "squares", "target": "total"},
-        {"source": "evens", "target": "total"},
-    ],
-}
 
 
 @click.command("dev")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".ledgerflow/dev"), show_default=True)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".ledgerflow/dev"),
+    show_default=True,
+)
 @click.option("--partitions", type=int, default=4, show_default=True)
 @click.option("--once", is_flag=True, help="Run the sample, then stop everything (Kafka too).")
 def dev_command(data_dir: Path, partitions: int, once: bool) -> None:
@@ -79,7 +69,8 @@ def _run_samples(console: Console, client: Client) -> None:
     started = time.monotonic()
     client.start_workflow("ProcessOrder", {"order_id": workflow_id, "amount": 42.0}, id=workflow_id)
     result = client.result(workflow_id, timeout=60)
-    console.print(f"[green]ProcessOrder[/] {workflow_id} completed in {time.monotonic() - started:.2f} s: {result}")
+    elapsed = time.monotonic() - started
+    console.print(f"[green]ProcessOrder[/] {workflow_id} completed in {elapsed:.2f} s: {result}")
     table = Table("#", "event", "detail", title=f"history of {workflow_id}")
     for event in client.history(workflow_id):
         detail = getattr(event, "activity_type", "") or str(getattr(event, "result", "") or "")
@@ -88,4 +79,5 @@ def _run_samples(console: Console, client: Client) -> None:
     client.register_dag(SAMPLE_DAG)
     dag_id = f"dag-{int(time.time())}"
     client.start_workflow(SAMPLE_DAG["id"], {"count": 10}, id=dag_id)
-    console.print(f"[green]DAG {SAMPLE_DAG['id']}[/] {dag_id} completed: {client.result(dag_id, timeout=60)['total']}")
+    total = client.result(dag_id, timeout=60)["total"]
+    console.print(f"[green]DAG {SAMPLE_DAG['id']}[/] {dag_id} completed: {total}")
