@@ -117,7 +117,7 @@ class Engine:
         self.started.set()
         try:
             while not self._stop.is_set():
-                messages = consumer.consume(num_messages=self.options.max_batch, timeout=self._wait())
+                messages = self._next_batch(consumer)
                 now = time.time()
                 due = [
                     p for p in partitions.processors.values() if (p.timers.next_fire_at() or now + 1) <= now
@@ -132,6 +132,18 @@ class Engine:
             consumer.close()
             restore_consumer.close()
             producer.flush(5)
+
+    def _next_batch(self, consumer: Consumer) -> list[Message]:
+        """Wait for the first record only, then take what else is already fetched.
+
+        ``consume(n, timeout)`` alone waits the whole timeout for ``n`` records, which
+        would put that timeout on every step of an idle system; this way a lone record
+        is applied at once and a busy inbox still yields large batches.
+        """
+        first = consumer.poll(self._wait())
+        if first is None:
+            return []
+        return [first, *consumer.consume(num_messages=self.options.max_batch - 1, timeout=0)]
 
     def _wait(self) -> float:
         assert self.partitions is not None

@@ -26,6 +26,7 @@ class NodeProcess:
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self) -> NodeProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ledgerflow.cli", *self.args],
