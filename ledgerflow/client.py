@@ -234,6 +234,45 @@ class Client:
         )
         return data["result"]
 
+    def list_workflows(
+        self,
+        status: str | None = None,
+        workflow_type: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Latest runs across every engine node, ordered by workflow id (``after`` pages on)."""
+        params: dict[str, Any] = {"limit": limit}
+        for name, value in (("status", status), ("workflow_type", workflow_type), ("after", after)):
+            if value is not None:
+                params[name] = value
+        rows: list[dict[str, Any]] = []
+        for member in self._owners.members():
+            url = member.get("url")
+            if not url:
+                continue
+            try:
+                response = self._http.get(f"{url}/internal/workflows", params=params)
+                response.raise_for_status()
+            except httpx.HTTPError as exc:
+                raise OwnerUnavailableError("*", -1, 1.0, f"node {url} did not answer: {exc}") from exc
+            rows.extend(response.json()["runs"])
+        rows.sort(key=lambda r: str(r["workflow_id"]))
+        return rows[:limit]
+
+    def cluster(self) -> list[dict[str, Any]]:
+        """Every engine node with the partitions it owns and their state."""
+        nodes = []
+        for member in self._owners.members():
+            url = str(member.get("url") or "")
+            info: dict[str, Any] = {"url": url, "member_id": member.get("member_id")}
+            try:
+                info.update(self._http.get(f"{url}/internal/partitions").json())
+            except httpx.HTTPError as exc:
+                info["error"] = str(exc)
+            nodes.append(info)
+        return nodes
+
     def result(
         self, workflow_id: str, timeout: float = 60.0, run_id: str | None = None, poll: float = 0.05
     ) -> Any:

@@ -14,6 +14,8 @@ import pytest
 
 from ledgerflow.testing.kafka import kafka_for_tests
 
+pytest_plugins = ["tests.fixtures"]
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Run the tests that do not use the session's Kafka first.

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from ledgerflow.engine.workflow import commands as cmd
+from ledgerflow.engine.workflow.context import WorkflowInfo
+from ledgerflow.engine.workflow.dag import DAG_WORKFLOW
+from ledgerflow.engine.workflow.definition import WorkflowRegistry
 from ledgerflow.engine.workflow.instance import WorkflowInstance
 from ledgerflow.errors import NonDeterminismError
 from ledgerflow.schemas import events as ev
@@ -119,3 +123,41 @@ def replay(instance: WorkflowInstance, history: Iterable[ev.HistoryEvent]) -> No
             )
     finally:
         instance.replaying = False
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """The outcome of replaying one recorded run against today's code."""
+
+    workflow_id: str
+    run_id: str
+    events: int
+    divergence: str | None
+    """None when the code reproduced the history; otherwise the first divergence."""
+
+    @property
+    def deterministic(self) -> bool:
+        return self.divergence is None
+
+
+def replay_run(
+    registry: WorkflowRegistry, workflow_id: str, run_id: str, history: list[ev.HistoryEvent]
+) -> ReplayResult:
+    """Replay a recorded run with the workflows in ``registry``; never raises for a divergence."""
+    started = history[0] if history else None
+    if not isinstance(started, ev.WorkflowStarted):
+        raise ValueError("a history must begin with workflow_started")
+    definition = DAG_WORKFLOW if started.dag is not None else registry.get(started.workflow_type)
+    if definition is None:
+        known = ", ".join(registry.names()) or "none"
+        raise LookupError(
+            f"workflow type {started.workflow_type!r} is not in the given modules (found: {known})"
+        )
+    instance = WorkflowInstance(
+        definition, WorkflowInfo(workflow_id, run_id, started.workflow_type, 0, started.dag)
+    )
+    try:
+        replay(instance, history)
+    except NonDeterminismError as exc:
+        return ReplayResult(workflow_id, run_id, len(history), exc.detail)
+    return ReplayResult(workflow_id, run_id, len(history), None)

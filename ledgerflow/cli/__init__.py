@@ -7,8 +7,18 @@ import click
 from ledgerflow import __version__
 from ledgerflow.cli.dev import dev_command
 from ledgerflow.cli.kafka import kafka_group
+from ledgerflow.cli.replay import replay_command
 from ledgerflow.cli.run import engine_command, worker_command
 from ledgerflow.cli.topics import topics_group
+from ledgerflow.cli.workflows import (
+    cancel_command,
+    cluster_group,
+    describe_command,
+    history_command,
+    list_command,
+    signal_command,
+    start_command,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,3 +32,14 @@ main.add_command(topics_group)
 main.add_command(engine_command)
 main.add_command(worker_command)
 main.add_command(dev_command)
+for command in (
+    start_command,
+    signal_command,
+    cancel_command,
+    describe_command,
+    history_command,
+    list_command,
+    cluster_group,
+    replay_command,
+):
+    main.add_command(command)

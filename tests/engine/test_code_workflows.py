@@ -10,7 +10,7 @@ import pytest
 from ledgerflow import Client, WorkflowFailedError, WorkflowNotFoundError
 from ledgerflow.schemas import events as ev
 from ledgerflow.testing.processes import Cluster
-from tests.engine.conftest import assert_invariants
+from tests.fixtures import assert_invariants
 
 pytestmark = pytest.mark.kafka
 

@@ -15,7 +15,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from ledgerflow import Client
 from ledgerflow.testing.processes import Cluster
-from tests.engine.conftest import assert_invariants
+from tests.fixtures import assert_invariants
 
 pytestmark = pytest.mark.kafka
 

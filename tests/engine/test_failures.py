@@ -14,7 +14,7 @@ from confluent_kafka import Consumer, TopicPartition
 from ledgerflow import Client, WorkflowFailedError
 from ledgerflow.schemas.commands import StartWorkflow
 from ledgerflow.testing.processes import Cluster
-from tests.engine.conftest import ACTS, FLOWS, assert_invariants
+from tests.fixtures import ACTS, FLOWS, assert_invariants
 
 pytestmark = pytest.mark.kafka
 

@@ -1,4 +1,4 @@
-"""Fixtures that run real engines and workers against the session's broker."""
+"""Fixtures that run real engines and workers against the session's broker (loaded by tests/conftest.py)."""
 
 from __future__ import annotations
 

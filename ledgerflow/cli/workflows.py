@@ -1,0 +1,328 @@
+"""Workflow commands: start, signal, cancel, terminate, describe, history, list, cluster."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ledgerflow import Client
+from ledgerflow.cli.options import kafka_options, settings_from
+from ledgerflow.errors import LedgerflowError
+from ledgerflow.schemas.events import HistoryEvent
+
+
+def _client(bootstrap: str, prefix: str, partitions: int, replication_factor: int) -> Client:
+    return Client(settings=settings_from(bootstrap, prefix, partitions, replication_factor))
+
+
+def _emit(data: Any, as_json: bool, table: Table | None = None) -> None:
+    """JSON when asked, a table on a terminal, plain tab-separated text when piped."""
+    if as_json or table is None:
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    console = Console()
+    if console.is_terminal:
+        console.print(table)
+        return
+    columns = [c.header for c in table.columns]
+    click.echo("\t".join(str(c) for c in columns))
+    for values in zip(*(list(c.cells) for c in table.columns), strict=False):
+        click.echo("\t".join(str(v) for v in values))
+
+
+def _fail(exc: Exception) -> None:
+    raise click.ClickException(str(exc)) from exc
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+@click.command("start")
+@kafka_options
+@click.argument("workflow_type")
+@click.option("--id", "workflow_id", required=True, help="Workflow id (the shard key).")
+@click.option("--input", "input_json", default="null", show_default=True, help="Input as JSON.")
+@click.option("--wait", is_flag=True, help="Wait for the result.")
+@json_option
+def start_command(
+    bootstrap: str,
+    prefix: str,
+    partitions: int,
+    replication_factor: int,
+    workflow_type: str,
+    workflow_id: str,
+    input_json: str,
+    wait: bool,
+    as_json: bool,
+) -> None:
+    """Start a run of WORKFLOW_TYPE (a code workflow or a registered DAG)."""
+    try:
+        payload = json.loads(input_json)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--input") from exc
+    with _client(bootstrap, prefix, partitions, replication_factor) as client:
+        try:
+            handle = client.start_workflow(workflow_type, payload, id=workflow_id)
+            out: dict[str, Any] = {
+                "workflow_id": handle.workflow_id,
+                "run_id": handle.run_id,
+                "already_started": handle.already_started,
+            }
+            if wait:
+                out["result"] = handle.result(timeout=3600)
+        except LedgerflowError as exc:
+            _fail(exc)
+    if as_json:
+        _emit(out, True)
+        return
+    note = " (already running: this is the open run)" if out["already_started"] else ""
+    click.echo(f"workflow {out['workflow_id']} run {out['run_id']}{note}")
+    if wait:
+        click.echo(json.dumps(out["result"], default=str))
+
+
+@click.command("signal")
+@kafka_options
+@click.argument("workflow_id")
+@click.argument("name")
+@click.option("--payload", default="null", show_default=True, help="Payload as JSON.")
+def signal_command(
+    bootstrap: str,
+    prefix: str,
+    partitions: int,
+    replication_factor: int,
+    workflow_id: str,
+    name: str,
+    payload: str,
+) -> None:
+    """Send signal NAME to the open run of WORKFLOW_ID."""
+    with _client(bootstrap, prefix, partitions, replication_factor) as client:
+        client.signal(workflow_id, name, json.loads(payload))
+    click.echo(f"signal {name!r} sent to {workflow_id}")
+
+
+@click.command("cancel")
+@kafka_options
+@click.argument("workflow_id")
+@click.option("--reason", default="")
+@click.option("--terminate", is_flag=True, help="End at once, without running cleanup code.")
+def cancel_command(
+    bootstrap: str,
+    prefix: str,
+    partitions: int,
+    replication_factor: int,
+    workflow_id: str,
+    reason: str,
+    terminate: bool,
+) -> None:
+    """Cancel (or terminate) the open run of WORKFLOW_ID."""
+    with _client(bootstrap, prefix, partitions, replication_factor) as client:
+        if terminate:
+            client.terminate(workflow_id, reason)
+        else:
+            client.cancel(workflow_id, reason)
+    click.echo(f"{'terminate' if terminate else 'cancel'} sent to {workflow_id}")
+
+
+@click.command("describe")
+@kafka_options
+@click.argument("workflow_id")
+@json_option
+def describe_command(
+    bootstrap: str, prefix: str, partitions: int, replication_factor: int, workflow_id: str, as_json: bool
+) -> None:
+    """Status of the latest run of WORKFLOW_ID: pending activities, last failure, history size."""
+    with _client(bootstrap, prefix, partitions, replication_factor) as client:
+        try:
+            state = client.describe(workflow_id)
+        except LedgerflowError as exc:
+            _fail(exc)
+    table = Table("field", "value", title=f"workflow {workflow_id}")
+    for field in (
+        "run_id",
+        "workflow_type",
+        "status",
+        "partition",
+        "node",
+        "history_length",
+        "history_bytes",
+    ):
+        table.add_row(field, str(state.get(field)))
+    for seq, pending in state.get("activities", {}).items():
+        failure = (pending.get("last_failure") or {}).get("message", "")
+        table.add_row(
+            f"activity #{seq}",
+            f"{pending['activity_type']} attempt {pending['attempt']} {pending['state']} {failure}",
+        )
+    if state.get("result") is not None:
+        table.add_row("result", json.dumps(state["result"], default=str))
+    if state.get("failure"):
+        table.add_row("failure", f"{state['failure']['type']}: {state['failure']['message']}")
+    _emit(state, as_json, table)
+
+
+def _history_table(workflow_id: str, events: list[HistoryEvent]) -> Table:
+    table = Table("#", "time", "event", "detail", title=f"history of {workflow_id}")
+    for event in events:
+        detail = {
+            k: v for k, v in event.model_dump(mode="json").items() if k not in ("index", "time", "kind")
+        }
+        text = json.dumps(detail, default=str)
+        table.add_row(
+            str(event.index), time.strftime("%H:%M:%S", time.localtime(event.time)), event.kind, text[:100]
+        )
+    return table
+
+
+@click.command("history")
+@kafka_options
+@click.argument("workflow_id")
+@click.option("--run-id", default=None, help="A specific run (default: the latest).")
+@click.option("--follow", is_flag=True, help="Keep printing new events until the run closes.")
+@click.option(
+    "--export",
+    "export_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the history as JSON for `ledgerflow replay --file`.",
+)
+@json_option
+def history_command(
+    bootstrap: str,
+    prefix: str,
+    partitions: int,
+    replication_factor: int,
+    workflow_id: str,
+    run_id: str | None,
+    follow: bool,
+    export_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Print (or export) the event history of a run."""
+    with _client(bootstrap, prefix, partitions, replication_factor) as client:
+        try:
+            events = client.history(workflow_id, run_id)
+            state = client.describe(workflow_id)
+        except LedgerflowError as exc:
+            _fail(exc)
+        rid = run_id or state["run_id"]
+        if export_path is not None:
+            document = {
+                "workflow_id": workflow_id,
+                "run_id": rid,
+                "events": [e.model_dump(mode="json") for e in events],
+            }
+            export_path.write_text(json.dumps(document, indent=2) + "\n")
+            click.echo(f"wrote {len(events)} events of {workflow_id} run {rid} to {export_path}")
+            return
+        if not follow:
+            _emit([e.model_dump(mode="json") for e in events], as_json, _history_table(workflow_id, events))
+            return
+        seen = 0
+        while True:
+            for event in events[seen:]:
+                line = (
+                    json.dumps(event.model_dump(mode="json"), default=str)
+                    if as_json
+                    else f"{event.index:>4} {event.kind}"
+                )
+                click.echo(line)
+            seen = len(events)
+            if events and events[-1].kind.startswith("workflow_") and events[-1].kind != "workflow_started":
+                return
+            time.sleep(0.5)
+            events = client.history(workflow_id, rid)
+
+
+@click.command("list")
+@kafka_options
+@click.option("--status", default=None, help="RUNNING, COMPLETED, FAILED, CANCELED, TERMINATED ...")
+@click.option("--type", "workflow_type", default=None)
+@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--after", default=None, help="Page on after this workflow id.")
+@json_option
+def list_command(
+    bootstrap: str,
+    prefix: str,
+    partitions: int,
+    replication_factor: int,
+    status: str | None,
+    workflow_type: str | None,
+    limit: int,
+    after: str | None,
+    as_json: bool,
+) -> None:
+    """List workflows across every engine node."""
+    with _client(bootstrap, prefix, partitions, replication_factor) as client:
+        try:
+            rows = client.list_workflows(status, workflow_type, limit, after)
+        except LedgerflowError as exc:
+            _fail(exc)
+    table = Table("workflow id", "type", "status", "events", "pending", title="workflows")
+    for row in rows:
+        pending = ", ".join(f"{p['activity']}#{p['attempt']}" for p in row["pending_activities"])
+        table.add_row(
+            row["workflow_id"], row["workflow_type"], row["status"], str(row["history_length"]), pending
+        )
+    _emit(rows, as_json, table)
+
+
+@click.group("cluster")
+def cluster_group() -> None:
+    """Where shards live."""
+
+
+@cluster_group.command("shards")
+@kafka_options
+@json_option
+def shards_command(
+    bootstrap: str, prefix: str, partitions: int, replication_factor: int, as_json: bool
+) -> None:
+    """Each partition (shard) with its owner."""
+    with _client(bootstrap, prefix, partitions, replication_factor) as client:
+        nodes = client.cluster()
+    rows = []
+    for node in nodes:
+        for part in node.get("partitions", []):
+            rows.append(
+                {
+                    "partition": part["partition"],
+                    "owner": node["url"],
+                    "timers": part["timers"],
+                    "state_bytes": part["state_bytes"],
+                    "restoring": part["partition"] in node.get("restoring", []),
+                }
+            )
+    rows.sort(key=lambda r: r["partition"])
+    table = Table("partition", "owner", "timers", "state bytes", "restoring", title="shards")
+    for r in rows:
+        table.add_row(
+            str(r["partition"]), r["owner"], str(r["timers"]), str(r["state_bytes"]), str(r["restoring"])
+        )
+    _emit(rows, as_json, table)
+
+
+@cluster_group.command("stats")
+@kafka_options
+@json_option
+def stats_command(
+    bootstrap: str, prefix: str, partitions: int, replication_factor: int, as_json: bool
+) -> None:
+    """Engine nodes and the partitions each owns."""
+    with _client(bootstrap, prefix, partitions, replication_factor) as client:
+        nodes = client.cluster()
+    table = Table("node", "url", "partitions", "cached instances", title="engine nodes")
+    for node in nodes:
+        parts = node.get("partitions", [])
+        table.add_row(
+            str(node.get("node")),
+            node["url"],
+            ",".join(str(p["partition"]) for p in parts),
+            str(sum(p["cached_instances"] for p in parts)),
+        )
+    _emit(nodes, as_json, table)
