@@ -155,3 +155,12 @@ def test_deterministic_helpers_replay_identically(running: Cluster, client: Clie
     result = client.result("det", timeout=20)
     assert result["uuid"] != result["uuid2"]
     assert_invariants(client, "det")  # replay re-derives the same values or diverges
+
+
+def test_heartbeat_and_schedule_to_close_timeouts(running: Cluster, client: Client) -> None:
+    client.start_workflow("Timeouts", None, id="timeouts")
+    assert client.result("timeouts", timeout=60) == ["HeartbeatTimeout", "ScheduleToCloseTimeout"]
+    history = client.history("timeouts")
+    attempts = [e for e in history if isinstance(e, ev.ActivityAttemptFailed)]
+    assert attempts[0].failure.type == "HeartbeatTimeout"  # attempt 1 of 2, retried
+    assert_invariants(client, "timeouts")

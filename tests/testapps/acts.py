@@ -64,3 +64,10 @@ def count_runs(marker_dir: str) -> str:
     if count == 1:
         time.sleep(30)
     return f"run {count}"
+
+
+@activity.defn
+def silent_sleeper(seconds: float) -> str:
+    """Runs without heartbeating."""
+    time.sleep(seconds)
+    return "woke"

@@ -10,7 +10,7 @@ import asyncio
 import os
 from typing import Any
 
-from ledgerflow import RetryPolicy, workflow
+from ledgerflow import ActivityError, RetryPolicy, workflow
 from tests.testapps import acts
 
 FAST_RETRY = RetryPolicy(initial_interval=0.2, backoff_coefficient=2.0, maximum_interval=1.0)
@@ -171,3 +171,26 @@ class Mixed:
             acts.add_one, a, start_to_close_timeout=5, retry_policy=FAST_RETRY
         )
         return b
+
+
+@workflow.defn
+class Timeouts:
+    """A silent activity under a heartbeat timeout, then one under a schedule-to-close timeout."""
+
+    @workflow.run
+    async def run(self) -> list[str]:
+        outcomes = []
+        for options in (
+            {
+                "heartbeat_timeout": 1,
+                "start_to_close_timeout": 30,
+                "retry_policy": RetryPolicy(maximum_attempts=2),
+            },
+            {"schedule_to_close_timeout": 1.5, "retry_policy": FAST_RETRY},
+        ):
+            try:
+                await workflow.execute_activity(acts.silent_sleeper, 5, **options)
+                outcomes.append("completed")
+            except ActivityError as exc:
+                outcomes.append(exc.failure.type)
+        return outcomes
