@@ -38,6 +38,8 @@ from ledgerflow.schemas.lifecycle import LifecycleEvent, LifecycleType
 from ledgerflow.schemas.tasks import ActivityTask, CancelActivity
 
 log = logging.getLogger("ledgerflow.engine")
+MAX_RETRY_DELAY = 24 * 3600.0
+"""Longest wait between attempts, whatever a retry policy without a cap computes."""
 
 
 @dataclass(frozen=True)
@@ -287,6 +289,8 @@ class PartitionProcessor:
         delay = None
         if not failure.non_retryable and failure.type not in retry.non_retryable_error_types:
             delay = retry.delay_after(pending.attempt)
+        if delay is not None:
+            delay = min(delay, MAX_RETRY_DELAY)
         deadline = pending.options.schedule_to_close_timeout
         if delay is not None and deadline is not None and self.now + delay > pending.scheduled_at + deadline:
             delay = None
@@ -410,6 +414,11 @@ class PartitionProcessor:
         self.txn.put(keys.history_key(run.workflow_id, run.run_id, event.index), raw)
         run.history_length = event.index
         run.history_bytes += len(raw)
+        # A cached instance stays current through events it need not react to (the
+        # commands it just issued, attempt bookkeeping); only a gap means a replay.
+        instance = self.cache.peek(run.workflow_id, run.run_id)
+        if instance is not None and instance.applied == event.index - 1:
+            instance.applied = event.index
         return event
 
     def _instance(self, run: RunState) -> WorkflowInstance | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
 
@@ -39,7 +40,10 @@ class RetryPolicy(WireModel):
         """Seconds to wait after failed ``attempt`` (1-based), or None when attempts are spent."""
         if self.maximum_attempts and attempt >= self.maximum_attempts:
             return None
-        delay = self.initial_interval * self.backoff_coefficient ** (attempt - 1)
+        try:
+            delay = self.initial_interval * self.backoff_coefficient ** (attempt - 1)
+        except OverflowError:  # e.g. 2.0 ** 1025 after a day of capped retries
+            delay = math.inf
         if self.maximum_interval is not None:
             delay = min(delay, self.maximum_interval)
         return delay

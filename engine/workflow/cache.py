@@ -23,6 +23,10 @@ class InstanceCache:
         self._items.move_to_end((workflow_id, run_id))
         return instance
 
+    def peek(self, workflow_id: str, run_id: str) -> WorkflowInstance | None:
+        """The cached instance, without counting a hit or refreshing its place."""
+        return self._items.get((workflow_id, run_id))
+
     def put(self, workflow_id: str, run_id: str, instance: WorkflowInstance) -> None:
         self._items[(workflow_id, run_id)] = instance
         self._items.move_to_end((workflow_id, run_id))

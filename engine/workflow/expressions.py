@@ -33,7 +33,7 @@ _COMPARE = {
     ast.Is: operator.is_,
     ast.IsNot: operator.is_not,
 }
-_TEMPLATE = re.compile(r"\{\{\s*(.+?)\s*\}\}")
+_TEMPLATE = re.compile(r"\{\{\s*((?:(?!\}\}).)+?)\s*\}\}")
 
 
 class ExpressionError(ValueError):

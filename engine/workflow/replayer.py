@@ -7,7 +7,7 @@ Used to rebuild an instance after a cache miss or a failover, and by
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ledgerflow.engine.workflow import commands as cmd
@@ -87,7 +87,7 @@ def is_code_event(event: ev.HistoryEvent) -> bool:
     )
 
 
-def replay(instance: WorkflowInstance, history: Iterable[ev.HistoryEvent]) -> None:
+def replay(instance: WorkflowInstance, history: Sequence[ev.HistoryEvent]) -> None:
     """Feed ``history`` to a fresh ``instance``; raise NonDeterminismError at the first divergence."""
     workflow_id = instance.info().workflow_id
     expected: deque[cmd.Command] = deque()
@@ -116,6 +116,8 @@ def replay(instance: WorkflowInstance, history: Iterable[ev.HistoryEvent]) -> No
                     f"record (next event #{event.index} is {describe_event(event)})",
                 )
             expected.extend(instance.activate(event))
+        for event in history[-1:]:
+            instance.applied = event.index
         if expected:
             raise NonDeterminismError(
                 workflow_id,

@@ -1,0 +1,782 @@
+"""The deterministic workflow runtime, driven by hand: history events in, commands out.
+
+``Run`` plays the partition owner's part (see ``engine/processor.py``): it
+numbers and timestamps input events, feeds them to a ``WorkflowInstance``, and
+records the commands the code emits as the history events the owner would
+append. Most tests end by replaying the recorded history into a fresh
+instance, as the owner does after a cache miss or a failover.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledgerflow import ActivityError, NonDeterminismError, activity, workflow
+from ledgerflow.engine.workflow import commands as cmd
+from ledgerflow.engine.workflow.context import WorkflowInfo
+from ledgerflow.engine.workflow.dag import DAG_WORKFLOW, DAG_WORKFLOW_NAME
+from ledgerflow.engine.workflow.definition import WorkflowDefinition, WorkflowRegistry, definition_of
+from ledgerflow.engine.workflow.instance import WorkflowInstance
+from ledgerflow.engine.workflow.replayer import replay, replay_run
+from ledgerflow.schemas import events as ev
+from ledgerflow.schemas.common import ActivityOptions, Failure, RetryPolicy
+from ledgerflow.schemas.dag import DagDefinition, dag_from_json
+
+GOLDEN = Path(__file__).parent / "golden"
+T0 = 1_763_990_000.0
+
+
+# ---------------------------------------------------------------- activities
+# Their bodies run on workers, never in these tests: only names and types matter.
+@activity.defn
+def validate_order(order: dict[str, Any]) -> dict[str, Any]:
+    raise NotImplementedError
+
+
+@activity.defn
+def charge_card(order: dict[str, Any]) -> str:
+    raise NotImplementedError
+
+
+@activity.defn
+def ship_order(order: dict[str, Any], receipt: str) -> str:
+    raise NotImplementedError
+
+
+@activity.defn
+def add_one(n: int) -> int:
+    raise NotImplementedError
+
+
+# ------------------------------------------------------------------ the owner
+class Run:
+    """One run, driven the way the partition owner drives it."""
+
+    def __init__(
+        self,
+        definition: WorkflowDefinition,
+        *,
+        workflow_id: str = "wf-1",
+        run_id: str = "run-1",
+        dag: DagDefinition | None = None,
+    ) -> None:
+        self.definition = definition
+        self.info = WorkflowInfo(workflow_id, run_id, dag.id if dag else definition.name, 3, dag)
+        self.instance = WorkflowInstance(definition, self.info)
+        self.history: list[ev.HistoryEvent] = []
+        self.now = T0
+        self.closed = False
+
+    def _append(self, event_type: type[Any], **fields: Any) -> ev.HistoryEvent:
+        event: ev.HistoryEvent = event_type(index=len(self.history) + 1, time=self.now, **fields)
+        self.history.append(event)
+        return event
+
+    def start(self, input: Any = None) -> list[cmd.Command]:
+        return self.feed(
+            ev.WorkflowStarted, workflow_type=self.info.workflow_type, input=input, dag=self.info.dag
+        )
+
+    def feed(self, event_type: type[Any], *, after: float = 0.0, **fields: Any) -> list[cmd.Command]:
+        """Append an input event ``after`` seconds later; return (and record) the commands."""
+        assert not self.closed, "the run is closed"
+        self.now += after
+        commands = self.instance.activate(self._append(event_type, **fields))
+        for command in commands:
+            if not self.closed:
+                self._record(command)
+        return commands
+
+    def complete(self, seq: int, result: Any = None, *, after: float = 1.0) -> list[cmd.Command]:
+        return self.feed(ev.ActivityCompleted, after=after, seq=seq, attempt=1, result=result)
+
+    def _record(self, command: cmd.Command) -> None:
+        match command:
+            case cmd.ScheduleActivity():
+                self._append(
+                    ev.ActivityScheduled,
+                    seq=command.seq,
+                    activity_type=command.activity_type,
+                    args=command.args,
+                    options=command.options,
+                )
+            case cmd.RequestCancelActivity():
+                self._append(ev.ActivityCancelRequested, seq=command.seq)
+            case cmd.StartTimer():
+                self._append(ev.TimerStarted, seq=command.seq, fire_at=self.now + command.seconds)
+            case cmd.CancelTimer():
+                self._append(ev.TimerCanceled, seq=command.seq)
+            case cmd.StartChildWorkflow():
+                self._append(
+                    ev.ChildWorkflowStarted,
+                    seq=command.seq,
+                    workflow_id=command.workflow_id,
+                    workflow_type=command.workflow_type,
+                    input=command.input,
+                )
+            case cmd.CompleteWorkflow():
+                self._append(ev.WorkflowCompleted, result=command.result)
+                self.closed = True
+            case cmd.FailWorkflow():
+                self._append(ev.WorkflowFailed, failure=command.failure)
+                self.closed = True
+            case cmd.CancelWorkflowDone():
+                self._append(ev.WorkflowCanceled, reason="canceled")
+                self.closed = True
+            case cmd.ContinueAsNew():
+                self._append(ev.WorkflowContinuedAsNew, new_run_id="run-2", input=command.input)
+                self.closed = True
+
+    def assert_replays(self) -> WorkflowInstance:
+        """A fresh instance reproduces the recorded history exactly."""
+        fresh = WorkflowInstance(self.definition, self.info)
+        replay(fresh, self.history)
+        assert fresh.closed == self.instance.closed
+        assert not fresh.replaying
+        return fresh
+
+
+def code_run(target: Any, **kwargs: Any) -> Run:
+    return Run(definition_of(target), **kwargs)
+
+
+def scheduled(commands: list[cmd.Command]) -> list[tuple[int, str, list[Any]]]:
+    return [(c.seq, c.activity_type, c.args) for c in commands if isinstance(c, cmd.ScheduleActivity)]
+
+
+def only(commands: list[cmd.Command], kind: type[Any]) -> Any:
+    assert len(commands) == 1 and isinstance(commands[0], kind), commands
+    return commands[0]
+
+
+# ---------------------------------------------------------------- workflows
+@workflow.defn
+class ThreeSteps:
+    @workflow.run
+    async def run(self, order: dict[str, Any]) -> Any:
+        checked = await workflow.execute_activity(validate_order, order, start_to_close_timeout=10)
+        receipt = await workflow.execute_activity(charge_card, checked, start_to_close_timeout=10)
+        return await workflow.execute_activity(ship_order, checked, receipt, start_to_close_timeout=10)
+
+
+@workflow.defn(name="ThreeSteps")
+class ThreeStepsReordered:
+    """Today's code after a careless deploy: charges before validating."""
+
+    @workflow.run
+    async def run(self, order: dict[str, Any]) -> Any:
+        receipt = await workflow.execute_activity(charge_card, order, start_to_close_timeout=10)
+        checked = await workflow.execute_activity(validate_order, order, start_to_close_timeout=10)
+        return await workflow.execute_activity(ship_order, checked, receipt, start_to_close_timeout=10)
+
+
+@workflow.defn
+async def counter(n: int) -> Any:
+    a = await workflow.execute_activity(add_one, n)
+    return await workflow.execute_activity(
+        "add_one",
+        a,
+        queue="math",
+        start_to_close_timeout=timedelta(seconds=5),
+        heartbeat_timeout=2,
+        retry_policy=RetryPolicy(maximum_attempts=3),
+        result_type=int,
+    )
+
+
+@workflow.defn
+async def sleeper(seconds: float) -> dict[str, float]:
+    before = workflow.now().timestamp()
+    await workflow.sleep(seconds)
+    await workflow.sleep(timedelta(minutes=1))
+    return {"before": before, "after": workflow.now().timestamp()}
+
+
+@workflow.defn
+async def approval(timeout: float) -> Any:
+    try:
+        return await workflow.wait_signal("approve", timeout=timeout)
+    except TimeoutError as exc:
+        return f"timed out: {exc}"
+
+
+@workflow.defn
+async def strict_approval() -> Any:
+    return await workflow.wait_signal("approve", timeout=30)
+
+
+@workflow.defn
+class Collector:
+    def __init__(self) -> None:
+        self.got: list[Any] = []
+
+    @workflow.run
+    async def run(self) -> list[Any]:
+        await workflow.execute_activity(add_one, 0)
+        self.got.append(await workflow.wait_signal("go", timeout=10))
+        self.got.append(await workflow.wait_signal("go", timeout=10))
+        self.got.append(await workflow.wait_signal("go"))
+        return self.got
+
+    @workflow.query
+    def received(self) -> list[Any]:
+        return list(self.got)
+
+
+@workflow.defn
+async def fan_out() -> list[Any]:
+    left, right = await asyncio.gather(
+        workflow.execute_activity("left", 1), workflow.execute_activity("right", 2)
+    )
+    return [left, right]
+
+
+@workflow.defn
+async def cancellable() -> str:
+    await workflow.execute_activity("slow", 1)
+    return "finished"
+
+
+@workflow.defn
+async def cleans_up() -> str:
+    try:
+        await workflow.execute_activity("slow", 1)
+    except asyncio.CancelledError:
+        await workflow.execute_activity("cleanup", 1)
+        raise
+    return "finished"
+
+
+@workflow.defn
+async def handles_failure() -> str:
+    try:
+        await workflow.execute_activity(charge_card, {"id": 1})
+    except ActivityError as exc:
+        return f"{exc.activity_type}#{exc.seq}: {exc.failure.type}: {exc.failure.message}"
+    return "charged"
+
+
+@workflow.defn
+async def ignores_failure() -> Any:
+    return await workflow.execute_activity(charge_card, {"id": 1})
+
+
+@workflow.defn
+async def looper(n: int) -> Any:
+    total = await workflow.execute_activity(add_one, n)
+    if total < 3:
+        workflow.continue_as_new(total)
+    return total
+
+
+@workflow.defn
+async def dice() -> list[Any]:
+    return [
+        str(workflow.uuid4()),
+        str(workflow.uuid4()),
+        workflow.random().random(),
+        workflow.random().randint(0, 10**9),
+    ]
+
+
+@workflow.defn
+async def naps() -> None:
+    await asyncio.sleep(1)
+
+
+@workflow.defn
+async def raises() -> None:
+    raise ValueError("bad input")
+
+
+# ---------------------------------------------------------------- activities
+def test_activities_run_one_after_another() -> None:
+    run = code_run(ThreeSteps)
+    order = {"id": 7, "amount": 30}
+    first = only(run.start(order), cmd.ScheduleActivity)
+    assert (first.seq, first.activity_type, first.args) == (1, "validate_order", [order])
+    assert first.options == ActivityOptions(start_to_close_timeout=10)
+
+    second = only(run.complete(1, {**order, "ok": True}), cmd.ScheduleActivity)
+    assert (second.seq, second.activity_type, second.args) == (2, "charge_card", [{**order, "ok": True}])
+
+    third = only(run.complete(2, "rcpt-9"), cmd.ScheduleActivity)
+    assert (third.seq, third.activity_type, third.args) == (
+        3,
+        "ship_order",
+        [{**order, "ok": True}, "rcpt-9"],
+    )
+
+    assert run.complete(3, "shipped") == [cmd.CompleteWorkflow("shipped")]
+    assert run.instance.closed
+    run.assert_replays()
+
+
+def test_activity_options_and_typed_results() -> None:
+    run = code_run(counter)
+    first = only(run.start(5), cmd.ScheduleActivity)
+    assert first.options.queue == "default"
+    assert first.options.start_to_close_timeout == workflow.DEFAULT_START_TO_CLOSE
+    second = only(run.complete(1, 6), cmd.ScheduleActivity)
+    assert second.args == [6]
+    assert second.options == ActivityOptions(
+        queue="math",
+        start_to_close_timeout=5.0,
+        heartbeat_timeout=2.0,
+        retry=RetryPolicy(maximum_attempts=3),
+    )
+    assert run.complete(2, 7) == [cmd.CompleteWorkflow(7)]
+    run.assert_replays()
+
+
+def test_results_of_unknown_or_finished_activities_are_ignored() -> None:
+    run = code_run(ThreeSteps)
+    run.start({"id": 1})
+    assert run.complete(42, "stray") == []
+    assert run.feed(ev.TimerFired, seq=1) == []  # seq 1 is an activity, not a timer
+    assert scheduled(run.complete(1, {"id": 1})) == [(2, "charge_card", [{"id": 1}])]
+    assert run.complete(1, "duplicate") == []  # at-least-once delivery: a second result of #1
+
+
+def test_closed_instance_ignores_further_events() -> None:
+    run = code_run(raises)
+    failure = only(run.start(), cmd.FailWorkflow).failure
+    assert (failure.type, failure.message) == ("ValueError", "bad input")
+    assert "raise ValueError" in (failure.stack or "")
+    event = ev.SignalReceived(index=99, time=T0, name="x")
+    assert run.instance.activate(event) == []
+    assert run.instance.applied == 99
+
+
+# -------------------------------------------------------------------- timers
+def test_durable_sleep_starts_timers_and_the_clock_follows_events() -> None:
+    run = code_run(sleeper)
+    assert run.start(90) == [cmd.StartTimer(1, 90.0)]
+    assert run.feed(ev.TimerFired, after=90, seq=1) == [cmd.StartTimer(2, 60.0)]
+    assert run.feed(ev.TimerFired, after=60.5, seq=2) == [
+        cmd.CompleteWorkflow({"before": T0, "after": T0 + 150.5})
+    ]
+    fresh = run.assert_replays()
+    assert fresh.now().timestamp() == T0 + 150.5
+
+
+def test_wait_signal_with_timeout_signal_wins() -> None:
+    run = code_run(approval)
+    assert run.start(30) == [cmd.StartTimer(1, 30.0)]
+    assert run.feed(ev.SignalReceived, after=5, name="approve", payload={"by": "ada"}) == [
+        cmd.CancelTimer(1),
+        cmd.CompleteWorkflow({"by": "ada"}),
+    ]
+    run.assert_replays()
+
+
+def test_wait_signal_with_timeout_timer_wins() -> None:
+    run = code_run(approval)
+    assert run.start(30) == [cmd.StartTimer(1, 30.0)]
+    assert run.feed(ev.SignalReceived, after=1, name="other", payload=1) == []
+    assert run.feed(ev.TimerFired, after=29, seq=1) == [
+        cmd.CompleteWorkflow("timed out: no signal 'approve' within 30.0 s")
+    ]
+    run.assert_replays()
+
+
+def test_unhandled_signal_timeout_fails_the_workflow_with_timeout_error() -> None:
+    run = code_run(strict_approval)
+    run.start()
+    failure = only(run.feed(ev.TimerFired, after=30, seq=1), cmd.FailWorkflow).failure
+    assert failure.type == "TimeoutError"
+    assert failure.message == "no signal 'approve' within 30.0 s"
+    run.assert_replays()
+
+
+def test_signals_that_arrive_before_the_wait_are_buffered_in_order() -> None:
+    run = code_run(Collector)
+    assert scheduled(run.start()) == [(1, "add_one", [0])]
+    assert run.feed(ev.SignalReceived, name="go", payload="first") == []
+    assert run.feed(ev.SignalReceived, name="go", payload="second") == []
+    assert run.feed(ev.SignalReceived, name="stop", payload="ignored") == []
+    assert run.instance.query("received", []) == []
+    # both buffered signals are consumed at once: no timer for the waits with a timeout
+    assert run.complete(1, 1) == []
+    assert run.instance.query("received", []) == ["first", "second"]
+    assert run.feed(ev.SignalReceived, name="go", payload="third") == [
+        cmd.CompleteWorkflow(["first", "second", "third"])
+    ]
+    fresh = run.assert_replays()
+    assert fresh.query("received", []) == ["first", "second", "third"]
+
+
+def test_unknown_query_names_the_known_ones() -> None:
+    run = code_run(Collector)
+    run.start()
+    with pytest.raises(KeyError, match=r"no query 'nope' \(known: received\)"):
+        run.instance.query("nope", [])
+
+
+# ------------------------------------------------------------------- fan-out
+def test_gather_schedules_both_activities_in_one_activation() -> None:
+    run = code_run(fan_out)
+    assert scheduled(run.start()) == [(1, "left", [1]), (2, "right", [2])]
+    assert run.complete(2, "R") == []  # out of order
+    assert run.complete(1, "L") == [cmd.CompleteWorkflow(["L", "R"])]
+    run.assert_replays()
+
+
+# -------------------------------------------------------------- cancellation
+def test_cancel_request_cancels_the_activity_and_ends_the_run() -> None:
+    run = code_run(cancellable)
+    run.start()
+    assert run.feed(ev.CancelRequested, after=3, reason="user asked") == [
+        cmd.RequestCancelActivity(1),
+        cmd.CancelWorkflowDone(),
+    ]
+    assert run.instance.closed
+    run.assert_replays()
+
+
+def test_code_may_clean_up_after_a_cancel() -> None:
+    run = code_run(cleans_up)
+    run.start()
+    assert run.feed(ev.CancelRequested, reason="user asked") == [
+        cmd.RequestCancelActivity(1),
+        cmd.ScheduleActivity(2, "cleanup", [1], ActivityOptions(start_to_close_timeout=300)),
+    ]
+    assert not run.instance.closed
+    assert run.complete(1, "late result of the cancelled one") == []
+    assert run.complete(2, None) == [cmd.CancelWorkflowDone()]
+    run.assert_replays()
+
+
+# ------------------------------------------------------------------ failures
+def test_activity_failure_is_raised_into_the_code() -> None:
+    run = code_run(handles_failure)
+    run.start()
+    failure = Failure(type="CardDeclined", message="insufficient funds", non_retryable=True)
+    assert run.feed(ev.ActivityFailed, seq=1, attempt=3, failure=failure) == [
+        cmd.CompleteWorkflow("charge_card#1: CardDeclined: insufficient funds")
+    ]
+    run.assert_replays()
+
+
+def test_unhandled_activity_failure_fails_the_workflow_with_it() -> None:
+    run = code_run(ignores_failure)
+    run.start()
+    failure = Failure(type="CardDeclined", message="insufficient funds")
+    failed = only(run.feed(ev.ActivityFailed, seq=1, attempt=1, failure=failure), cmd.FailWorkflow)
+    assert (failed.failure.type, failed.failure.message) == ("CardDeclined", "insufficient funds")
+    run.assert_replays()
+
+
+def test_asyncio_sleep_fails_the_workflow_pointing_to_workflow_sleep() -> None:
+    run = code_run(naps)
+    failure = only(run.start(), cmd.FailWorkflow).failure
+    assert failure.type == "RuntimeError"
+    assert "workflow.sleep" in failure.message
+    assert "not durable" in failure.message
+
+
+def test_bad_input_fails_the_workflow_naming_the_problem() -> None:
+    run = code_run(counter)
+    failure = only(run.start("not a number"), cmd.FailWorkflow).failure
+    assert failure.type == "ValidationError"
+    assert "int" in failure.message
+
+
+# ----------------------------------------------------------- continue-as-new
+def test_continue_as_new_ends_the_run_with_the_new_input() -> None:
+    run = code_run(looper)
+    run.start(0)
+    assert run.complete(1, 1) == [cmd.ContinueAsNew(1)]
+    assert run.instance.closed
+    run.assert_replays()
+
+    last = code_run(looper, run_id="run-2")
+    last.start(2)
+    assert last.complete(1, 3) == [cmd.CompleteWorkflow(3)]
+
+
+def test_continue_as_new_outside_a_workflow_is_a_clear_error() -> None:
+    with pytest.raises(workflow.NotInWorkflowError, match="not in a workflow"):
+        workflow.continue_as_new(1)
+
+
+# --------------------------------------------------------------- determinism
+def test_uuid4_and_random_are_the_same_for_the_same_run_id() -> None:
+    results = []
+    for run_id in ("run-a", "run-a", "run-b"):
+        run = code_run(dice, run_id=run_id)
+        results.append(only(run.start(), cmd.CompleteWorkflow).result)
+    first, again, other = results
+    assert first == again
+    assert first != other
+    ids = [uuid.UUID(first[0]), uuid.UUID(first[1])]
+    assert ids[0] != ids[1]
+    assert {u.version for u in ids} == {4}
+    assert 0.0 <= first[2] < 1.0
+
+
+def test_deterministic_helpers_need_a_workflow() -> None:
+    with pytest.raises(workflow.NotInWorkflowError):
+        workflow.uuid4()
+    with pytest.raises(workflow.NotInWorkflowError):
+        workflow.now()
+
+
+def test_is_replaying_is_true_only_during_replay() -> None:
+    seen: list[bool] = []
+
+    @workflow.defn
+    async def spy() -> None:
+        seen.append(workflow.is_replaying())
+        await workflow.sleep(1)
+        seen.append(workflow.is_replaying())
+
+    run = code_run(spy)
+    run.start()
+    run.feed(ev.TimerFired, after=1, seq=1)
+    assert seen == [False, False]
+    run.assert_replays()
+    assert seen == [False, False, True, True]
+
+
+# -------------------------------------------------------------------- replay
+def load_golden(name: str) -> tuple[str, str, list[ev.HistoryEvent]]:
+    document = json.loads((GOLDEN / name).read_text(encoding="utf-8"))
+    events = [ev.history_event_adapter.validate_python(e) for e in document["events"]]
+    return document["workflow_id"], document["run_id"], events
+
+
+def golden_instance(definition: WorkflowDefinition) -> WorkflowInstance:
+    workflow_id, run_id, _ = load_golden("three_steps.json")
+    return WorkflowInstance(definition, WorkflowInfo(workflow_id, run_id, "ThreeSteps", 0))
+
+
+def test_golden_history_is_what_the_runtime_records_today() -> None:
+    _, _, events = load_golden("three_steps.json")
+    assert [e.kind for e in events] == [
+        "workflow_started",
+        *["activity_scheduled", "activity_completed"] * 3,
+        "workflow_completed",
+    ]
+    assert [e.index for e in events] == list(range(1, 9))
+    assert [e.activity_type for e in events if isinstance(e, ev.ActivityScheduled)] == [
+        "validate_order",
+        "charge_card",
+        "ship_order",
+    ]
+
+
+def test_golden_history_replays_cleanly() -> None:
+    _, _, events = load_golden("three_steps.json")
+    instance = golden_instance(definition_of(ThreeSteps))
+    replay(instance, events)
+    assert instance.closed
+    assert not instance.replaying
+
+
+def test_replayed_instance_counts_every_history_event() -> None:
+    _, _, events = load_golden("three_steps.json")
+    instance = golden_instance(definition_of(ThreeSteps))
+    replay(instance, events)
+    assert instance.applied == len(events)
+
+
+def test_changed_code_against_golden_history_names_both_sides() -> None:
+    _, _, events = load_golden("three_steps.json")
+    instance = golden_instance(definition_of(ThreeStepsReordered))
+    with pytest.raises(NonDeterminismError) as caught:
+        replay(instance, events)
+    message = str(caught.value)
+    assert "history event #2" in message
+    assert "ActivityScheduled 'validate_order' (#1)" in message
+    assert "the code asked to schedule activity 'charge_card' (#1)" in message
+    assert caught.value.workflow_id == "order-1042"
+    assert not instance.replaying
+
+
+def test_replay_run_reports_the_divergence_without_raising() -> None:
+    workflow_id, run_id, events = load_golden("three_steps.json")
+    good = replay_run(WorkflowRegistry([definition_of(ThreeSteps)]), workflow_id, run_id, events)
+    assert good.deterministic
+    assert good.events == 8
+    bad = replay_run(WorkflowRegistry([definition_of(ThreeStepsReordered)]), workflow_id, run_id, events)
+    assert not bad.deterministic
+    assert "'validate_order'" in (bad.divergence or "")
+    assert "'charge_card'" in (bad.divergence or "")
+
+
+def test_code_that_asks_for_more_than_history_records() -> None:
+    _, _, events = load_golden("three_steps.json")
+
+    @workflow.defn(name="ThreeSteps")
+    async def four_steps(order: dict[str, Any]) -> Any:
+        for _ in range(3):
+            await workflow.execute_activity(add_one, 1)
+        return await workflow.execute_activity(add_one, 1)
+
+    # seq numbers match but activity types do not
+    with pytest.raises(NonDeterminismError, match=r"'add_one' \(#1\)"):
+        replay(golden_instance(definition_of(four_steps)), events)
+
+
+def test_history_that_records_more_than_the_code_asks_for() -> None:
+    @workflow.defn(name="ThreeSteps")
+    async def one_step(order: dict[str, Any]) -> str:
+        return "done"
+
+    _, _, events = load_golden("three_steps.json")
+    with pytest.raises(NonDeterminismError) as caught:
+        replay(golden_instance(definition_of(one_step)), events)
+    message = str(caught.value)
+    assert "history event #2" in message
+    assert "ActivityScheduled 'validate_order' (#1)" in message
+    assert "complete the workflow" in message
+
+
+def test_dropped_timer_is_a_divergence() -> None:
+    run = code_run(sleeper)
+    run.start(5)
+    run.feed(ev.TimerFired, after=5, seq=1)
+
+    @workflow.defn(name="sleeper")
+    async def no_sleep(seconds: float) -> None:
+        await workflow.execute_activity(add_one, 1)
+
+    with pytest.raises(NonDeterminismError, match=r"TimerStarted #1.*schedule activity 'add_one' \(#1\)"):
+        replay(WorkflowInstance(definition_of(no_sleep), run.info), run.history)
+
+
+# ------------------------------------------------------------------------ DAG
+def dag_run(definition: dict[str, Any]) -> Run:
+    dag = dag_from_json(definition)
+    return Run(DAG_WORKFLOW, dag=dag, workflow_id="dag-1")
+
+
+DIAMOND = {
+    "id": "diamond",
+    "nodes": [
+        {"id": "a", "type": "fetch", "input": {"n": "{{ input.n }}"}},
+        {"id": "b", "type": "double", "input": {"x": "{{ nodes.a.output }}"}, "queue": "cpu"},
+        {"id": "c", "type": "square", "input": {"x": "{{ nodes.a.output }}"}, "timeoutSeconds": 5},
+        {"id": "d", "type": "join", "input": {"sum": "{{ nodes.b.output + nodes.c.output }}"}},
+    ],
+    "edges": [
+        {"source": "a", "target": "b"},
+        {"source": "a", "target": "c"},
+        {"source": "b", "target": "d"},
+        {"source": "c", "target": "d"},
+    ],
+}
+
+
+def test_dag_fans_out_in_parallel_and_joins_after_both() -> None:
+    run = dag_run(DIAMOND)
+    assert run.info.workflow_type == "diamond"
+    assert DAG_WORKFLOW.name == DAG_WORKFLOW_NAME
+    assert scheduled(run.start({"n": 3})) == [(1, "fetch", [{"n": 3}])]
+    fan = run.complete(1, 3)
+    assert scheduled(fan) == [(2, "double", [{"x": 3}]), (3, "square", [{"x": 3}])]
+    by_type = {c.activity_type: c.options for c in fan if isinstance(c, cmd.ScheduleActivity)}
+    assert by_type["double"].queue == "cpu"
+    assert by_type["double"].start_to_close_timeout == 300.0
+    assert by_type["square"].start_to_close_timeout == 5.0
+    assert run.complete(3, 9) == []  # the join still waits for b
+    assert scheduled(run.complete(2, 6)) == [(4, "join", [{"sum": 15}])]
+    assert run.complete(4, "joined") == [cmd.CompleteWorkflow({"a": 3, "b": 6, "c": 9, "d": "joined"})]
+    run.assert_replays()
+
+
+BRANCH = {
+    "id": "branch",
+    "nodes": [
+        {"id": "check", "type": "check"},
+        {"id": "big", "type": "review"},
+        {"id": "small", "type": "approve"},
+        {"id": "after_big", "type": "notify"},
+    ],
+    "edges": [
+        {"source": "check", "target": "big", "condition": "nodes.check.output.amount > 100"},
+        {"source": "check", "target": "small", "condition": "nodes.check.output.amount <= 100"},
+        {"source": "big", "target": "after_big"},
+    ],
+}
+
+
+def test_dag_false_condition_skips_the_node_and_its_descendants() -> None:
+    run = dag_run(BRANCH)
+    assert scheduled(run.start()) == [(1, "check", [{}])]
+    assert scheduled(run.complete(1, {"amount": 50})) == [(2, "approve", [{}])]
+    assert run.complete(2, "ok") == [cmd.CompleteWorkflow({"check": {"amount": 50}, "small": "ok"})]
+    run.assert_replays()
+
+
+def test_dag_true_condition_takes_the_other_branch() -> None:
+    run = dag_run(BRANCH)
+    run.start()
+    assert scheduled(run.complete(1, {"amount": 500})) == [(2, "review", [{}])]
+    assert scheduled(run.complete(2, "reviewed")) == [(3, "notify", [{}])]
+    assert run.complete(3, "sent") == [
+        cmd.CompleteWorkflow({"check": {"amount": 500}, "big": "reviewed", "after_big": "sent"})
+    ]
+
+
+def test_dag_join_runs_when_one_incoming_edge_is_taken() -> None:
+    definition = {
+        "id": "partial-join",
+        "nodes": [{"id": n, "type": n} for n in ("a", "b", "c")],
+        "edges": [
+            {"source": "a", "target": "c", "condition": "false"},
+            {"source": "b", "target": "c"},
+        ],
+    }
+    run = dag_run(definition)
+    assert scheduled(run.start()) == [(1, "a", [{}]), (2, "b", [{}])]
+    assert run.complete(2, "B") == []
+    assert scheduled(run.complete(1, "A")) == [(3, "c", [{}])]
+
+
+def test_dag_built_in_sleep_and_wait_signal_nodes() -> None:
+    definition = {
+        "id": "waits",
+        "nodes": [
+            {"id": "nap", "type": "sleep", "input": {"seconds": "{{ input.delay }}"}},
+            {"id": "gate", "type": "wait-signal", "input": {"name": "go", "timeout": 60}},
+        ],
+        "edges": [{"source": "nap", "target": "gate"}],
+    }
+    run = dag_run(definition)
+    assert run.start({"delay": 10}) == [cmd.StartTimer(1, 10.0)]
+    assert run.feed(ev.TimerFired, after=10, seq=1) == [cmd.StartTimer(2, 60.0)]
+    assert run.feed(ev.SignalReceived, name="go", payload={"ok": True}) == [
+        cmd.CancelTimer(2),
+        cmd.CompleteWorkflow({"nap": {"slept": 10}, "gate": {"ok": True}}),
+    ]
+    run.assert_replays()
+
+
+def test_dag_node_failure_fails_the_run() -> None:
+    run = dag_run(DIAMOND)
+    run.start({"n": 1})
+    failure = Failure(type="HTTPError", message="503")
+    failed = only(run.feed(ev.ActivityFailed, seq=1, attempt=3, failure=failure), cmd.FailWorkflow)
+    assert (failed.failure.type, failed.failure.message) == ("HTTPError", "503")
+
+
+def test_dag_bad_condition_fails_the_run_naming_the_expression() -> None:
+    definition = {
+        "id": "bad",
+        "nodes": [{"id": "a", "type": "a"}, {"id": "b", "type": "b"}],
+        "edges": [{"source": "a", "target": "b", "condition": "len(nodes) > 1"}],
+    }
+    run = dag_run(definition)
+    run.start()
+    failed = only(run.complete(1, "A"), cmd.FailWorkflow)
+    assert failed.failure.type == "ExpressionError"
+    assert "'len(nodes)' is not allowed in an expression" in failed.failure.message

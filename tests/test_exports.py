@@ -1,0 +1,66 @@
+"""The public surface is pinned: changing it is a deliberate edit of this file."""
+
+from __future__ import annotations
+
+import ledgerflow
+from ledgerflow import activity, workflow
+
+
+def test_top_level_exports() -> None:
+    assert ledgerflow.__all__ == [
+        "ActivityError",
+        "ApplicationError",
+        "ChildWorkflowError",
+        "Client",
+        "LedgerflowError",
+        "NonDeterminismError",
+        "OwnerUnavailableError",
+        "RetryPolicy",
+        "WorkflowFailedError",
+        "WorkflowHandle",
+        "WorkflowNotFoundError",
+        "__version__",
+        "activity",
+        "workflow",
+    ]
+
+
+def test_workflow_exports() -> None:
+    assert workflow.__all__ == [
+        "NotInWorkflowError",
+        "RetryPolicy",
+        "WorkflowInfo",
+        "continue_as_new",
+        "defn",
+        "execute_activity",
+        "execute_child_workflow",
+        "info",
+        "is_replaying",
+        "now",
+        "query",
+        "random",
+        "run",
+        "sleep",
+        "uuid4",
+        "wait_signal",
+    ]
+
+
+def test_activity_exports() -> None:
+    assert activity.__all__ == [
+        "ActivityCancelledError",
+        "ActivityDefinition",
+        "Info",
+        "collect",
+        "definition_of",
+        "defn",
+        "heartbeat",
+        "info",
+        "is_cancelled",
+    ]
+
+
+def test_every_exported_name_exists() -> None:
+    for module in (ledgerflow, workflow, activity):
+        missing = [name for name in module.__all__ if not hasattr(module, name)]
+        assert missing == [], f"{module.__name__} exports missing names {missing}"
