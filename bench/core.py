@@ -18,8 +18,12 @@ import argparse
 import json
 import os
 import platform
+import signal
+import subprocess
+import sys
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -146,6 +150,7 @@ def main() -> None:
     parser.add_argument("--bootstrap", default=os.environ.get("LEDGERFLOW_BOOTSTRAP"))
     parser.add_argument("--work-dir", type=Path, default=Path(".ledgerflow/bench"))
     parser.add_argument("--report", type=Path, default=Path("bench/results/core.md"))
+    parser.add_argument("--profile", action="store_true", help="py-spy the engine during the code scenario.")
     args = parser.parse_args()
 
     kafka = None
@@ -168,21 +173,67 @@ def main() -> None:
         one = Scenario("code-3-steps-one-in-flight", "ProcessOrder", order, args.sequential)
         run_sequential(bootstrap, prefix, reader, one)
         results.append(one.summary())
+        profile = None
         for scenario in (
             Scenario("code-3-steps", "ProcessOrder", order, args.runs),
             Scenario("dag-4-nodes", FAN_OUT_FAN_IN["id"], {"count": 10}, args.runs),
         ):
+            spy = start_profiler(engine.pid, args.report) if args.profile and profile is None else None
             run_load(bootstrap, prefix, reader, scenario, 600)
+            if spy is not None:
+                profile = stop_profiler(spy, args.report)
             results.append(scenario.summary())
             print(json.dumps(results[-1]), flush=True)
     finally:
         cluster.stop_all()
         if kafka is not None:
             kafka.down()
-    write_report(args.report, results, args)
+    write_report(args.report, results, args, profile)
 
 
-def write_report(path: Path, results: list[dict[str, Any]], args: argparse.Namespace) -> None:
+def start_profiler(pid: int, report: Path) -> subprocess.Popen[bytes]:
+    raw = report.with_suffix(".profile.txt")
+    return subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("py-spy")),
+            "record",
+            "--pid",
+            str(pid),
+            "--format",
+            "raw",
+            "--gil", "--rate",
+            "200",
+            "--output",
+            str(raw),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def stop_profiler(spy: subprocess.Popen[bytes], report: Path, top: int = 25) -> list[tuple[str, float]]:
+    """Stop py-spy and return the functions with the most samples on top of the stack (self time)."""
+    spy.send_signal(signal.SIGINT)
+    spy.wait(30)
+    samples: Counter[str] = Counter()
+    total = 0
+    raw = report.with_suffix(".profile.txt")
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        frame = stack.split(";")[-1]
+        samples[frame] += int(count)
+        total += int(count)
+    return [(frame, 100.0 * n / total) for frame, n in samples.most_common(top)]
+
+
+def write_report(
+    path: Path,
+    results: list[dict[str, Any]],
+    args: argparse.Namespace,
+    profile: list[tuple[str, float]] | None = None,
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [
         "# Core benchmark",
@@ -208,6 +259,10 @@ def write_report(path: Path, results: list[dict[str, Any]], args: argparse.Names
         "step: TASK_SCHEDULED -> TASK_COMPLETED (result applied). "
         "Under load, e2e includes queueing behind the other runs started at once.",
     ]
+    if profile:
+        lines += ["", "## Engine profile at max throughput (py-spy, self time, top frames)", ""]
+        lines += ["| % samples | frame |", "|---|---|"]
+        lines += [f"| {share:.1f} | `{frame}` |" for frame, share in profile]
     path.write_text("\n".join(lines) + "\n")
     path.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     print("\n".join(lines))

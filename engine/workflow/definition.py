@@ -26,6 +26,7 @@ class WorkflowDefinition:
     queries: dict[str, str] = field(default_factory=dict)
     """Query name -> method name."""
     input_types: tuple[Any, ...] = ()
+    """Annotated types of the run function's positional parameters (one per parameter)."""
     result_type: Any = Any
 
     def create(self) -> tuple[object | None, Callable[..., Coroutine[Any, Any, Any]]]:

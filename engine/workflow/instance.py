@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import inspect
 import random
 import uuid
 from collections import defaultdict, deque
@@ -117,14 +116,10 @@ class WorkflowInstance(WorkflowRuntime):
         self._signals[name].append(payload)
 
     async def _run_main(self, run: Any, input: JSON) -> Any:
-        params = [
-            p
-            for p in inspect.signature(run).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
-        if not params:
+        arity = len(self.definition.input_types)
+        if arity == 0:
             return await run()
-        if len(params) == 1:
+        if arity == 1:
             return await run(from_json(input, self.definition.input_types[0]))
         values = input if isinstance(input, list) else [input]
         return await run(*args_from_json(values, list(self.definition.input_types)))
