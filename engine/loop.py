@@ -40,6 +40,9 @@ class EngineOptions:
     """Seconds to wait for more records when the inbox is idle."""
     cache_size: int = 2_000
     """Open workflow instances kept in memory per partition."""
+    session_timeout_ms: int = 6000
+    """How long the group waits for a silent node before moving its partitions (failover
+    time). Brokers refuse values under their ``group.min.session.timeout.ms`` (6 s by default)."""
 
 
 class Engine:
@@ -91,8 +94,8 @@ class Engine:
             **{
                 "client.id": f"ledgerflow-engine {self.options.advertised_url}",
                 "partition.assignment.strategy": "cooperative-sticky",
-                "session.timeout.ms": 6000,
-                "heartbeat.interval.ms": 1000,
+                "session.timeout.ms": self.options.session_timeout_ms,
+                "heartbeat.interval.ms": max(100, self.options.session_timeout_ms // 6),
                 "max.poll.interval.ms": 300000,
             },
         )

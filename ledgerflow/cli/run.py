@@ -40,6 +40,13 @@ from ledgerflow.executors.worker import Worker
 @click.option(
     "--max-batch", type=int, default=500, show_default=True, help="Most inbox records per transaction."
 )
+@click.option(
+    "--session-timeout-ms",
+    type=int,
+    default=6000,
+    show_default=True,
+    help="Silence after which the group moves this node's partitions (failover time).",
+)
 def engine_command(
     bootstrap: str,
     prefix: str,
@@ -51,6 +58,7 @@ def engine_command(
     http_host: str,
     advertise: str | None,
     max_batch: int,
+    session_timeout_ms: int,
 ) -> None:
     """Run a partition-owner node."""
     logs.configure()
@@ -61,9 +69,10 @@ def engine_command(
         raise click.ClickException(str(exc)) from exc
     registry = WorkflowRegistry.from_modules(modules)
     url = advertise or f"http://{http_host}:{http_port}"
-    engine = Engine(
-        settings, EngineOptions(data_dir=data_dir, advertised_url=url, max_batch=max_batch), registry
+    options = EngineOptions(
+        data_dir=data_dir, advertised_url=url, max_batch=max_batch, session_timeout_ms=session_timeout_ms
     )
+    engine = Engine(settings, options, registry)
     server = HttpServer(create_app(engine), http_host, http_port)
     server.start()
     for sig in (signal.SIGTERM, signal.SIGINT):

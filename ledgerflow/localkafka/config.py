@@ -70,6 +70,9 @@ def server_properties(node: NodeSpec, nodes: list[NodeSpec], log_dir: Path) -> s
         "transaction.state.log.num.partitions": 10,
         # Tests: the first consumer of every group would otherwise wait 3 s.
         "group.initial.rebalance.delay.ms": 0,
+        # Let engines choose consumer session timeouts below the 6 s default minimum,
+        # so a kill -9'd engine's partitions move in ~3 s (see `engine --session-timeout-ms`).
+        "group.min.session.timeout.ms": 1000,
         # Tests: notice a kill -9'd broker in ~3 s instead of the 9 s default,
         # so leaders move and acks=all producers carry on quickly.
         "broker.session.timeout.ms": 3000,

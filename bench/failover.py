@@ -1,0 +1,199 @@
+"""Failover and rebalance benchmark: three engines holding open workflows.
+
+- rebalance: time for a fourth engine to join and take its share of 1,000 open workflows
+  (process start -> ready; and the assignment-to-restored time the nodes record);
+- failover: time from kill -9 of an engine to the first (and last) progress of its workflows
+  on the survivors;
+- evenness: open workflows per engine.
+
+    python -m bench.failover --workflows 1000 --report bench/results/failover.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from ledgerflow.localkafka import LocalKafka
+from ledgerflow.partitioning import partition_for
+from ledgerflow.schemas.commands import SignalWorkflow, StartWorkflow
+from ledgerflow.testing.processes import Cluster, NodeProcess
+
+SAMPLES = "ledgerflow.samples.orders"
+
+
+def owned(node: NodeProcess) -> list[int]:
+    rows = httpx.get(f"{node.url}/internal/partitions", timeout=5).json()["partitions"]
+    return [int(r["partition"]) for r in rows]
+
+
+def moves(node: NodeProcess) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = httpx.get(f"{node.url}/internal/partitions", timeout=5).json()["moves"]
+    return result
+
+
+def wait_owned(nodes: list[NodeProcess], partitions: int, timeout: float) -> float:
+    """Seconds until the nodes together own every partition exactly once."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        try:
+            owners = [p for n in nodes for p in owned(n)]
+        except httpx.HTTPError:
+            owners = []
+        if sorted(owners) == list(range(partitions)):
+            return time.monotonic() - started
+        time.sleep(0.05)
+    raise TimeoutError("partitions never settled")
+
+
+class Completions:
+    def __init__(self, bootstrap: str, prefix: str, partitions: int) -> None:
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"b-{uuid.uuid4().hex[:6]}",
+                "isolation.level": "read_committed",
+                "fetch.wait.max.ms": 5,
+            }
+        )
+        self.consumer.assign([TopicPartition(f"{prefix}events", p, 0) for p in range(partitions)])
+        self.seen: dict[str, dict[str, float]] = {}
+
+    def pump(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for message in self.consumer.consume(1000, 0.05):
+                if message.error():
+                    continue
+                event = json.loads(message.value())
+                self.seen.setdefault(event["type"], {})[event["workflow_id"]] = time.time()
+
+    def count(self, kind: str, ids: set[str]) -> int:
+        return len(ids & set(self.seen.get(kind, {})))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--workflows", type=int, default=1000)
+    parser.add_argument("--partitions", type=int, default=12)
+    parser.add_argument("--session-timeout-ms", type=int, default=3000)
+    parser.add_argument("--bootstrap", default=os.environ.get("LEDGERFLOW_BOOTSTRAP"))
+    parser.add_argument("--work-dir", type=Path, default=Path(".ledgerflow/bench-failover"))
+    parser.add_argument("--report", type=Path, default=Path("bench/results/failover.md"))
+    args = parser.parse_args()
+
+    kafka = None
+    bootstrap = args.bootstrap
+    if not bootstrap:
+        kafka = LocalKafka(args.work_dir / "kafka")
+        bootstrap = kafka.up()
+    prefix = f"fo-{uuid.uuid4().hex[:6]}."
+    cluster = Cluster(bootstrap, prefix, args.work_dir / prefix.rstrip("."), partitions=args.partitions)
+    extra = ["--session-timeout-ms", str(args.session_timeout_ms)]
+    figures: dict[str, Any] = {}
+    try:
+        engines = [cluster.engine([SAMPLES], name=f"engine-{i}", extra=extra) for i in range(3)]
+        cluster.worker([SAMPLES])
+        for engine in engines:
+            engine.wait_ready(120)
+        wait_owned(engines, args.partitions, 60)
+        events = Completions(bootstrap, prefix, args.partitions)
+        producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 5})
+        tag = uuid.uuid4().hex[:6]
+        ids = [f"wf-{tag}-{i}" for i in range(args.workflows)]
+        for wid in ids:
+            start = StartWorkflow(workflow_id=wid, workflow_type="Approval", input=3600)
+            producer.produce(f"{prefix}inbox", key=wid.encode(), value=start.model_dump_json().encode())
+            producer.poll(0)
+        producer.flush(30)
+        deadline = time.monotonic() + 300
+        while events.count("WORKFLOW_STARTED", set(ids)) < len(ids) and time.monotonic() < deadline:
+            events.pump(0.5)
+        per_partition = Counter(partition_for(w, args.partitions) for w in ids)
+        figures["open_per_engine_3"] = [sum(per_partition[p] for p in owned(e)) for e in engines]
+
+        # A fourth engine joins.
+        joined_at = time.monotonic()
+        fourth = cluster.engine([SAMPLES], name="engine-3", extra=extra)
+        fourth.wait_ready(120)
+        all_four = [*engines, fourth]
+        settle = wait_owned(all_four, args.partitions, 120)
+        figures["join_to_settled_s"] = time.monotonic() - joined_at
+        figures["join_settle_after_ready_s"] = settle
+        figures["rebalance_moves"] = [m for n in all_four for m in moves(n) if m["at"] >= time.time() - 300]
+        figures["open_per_engine_4"] = [sum(per_partition[p] for p in owned(e)) for e in all_four]
+
+        # kill -9 one engine; signal every workflow it owned; time their progress elsewhere.
+        victim = engines[0]
+        victim_parts = set(owned(victim))
+        victims = {w for w in ids if partition_for(w, args.partitions) in victim_parts}
+        victim.kill()
+        killed_at = time.time()
+        for wid in victims:
+            signal = SignalWorkflow(workflow_id=wid, name="approve", payload="bench")
+            producer.produce(f"{prefix}inbox", key=wid.encode(), value=signal.model_dump_json().encode())
+        producer.flush(30)
+        deadline = time.monotonic() + 120
+        while events.count("WORKFLOW_COMPLETED", victims) < len(victims) and time.monotonic() < deadline:
+            events.pump(0.2)
+        done = [events.seen.get("WORKFLOW_COMPLETED", {}).get(w) for w in victims]
+        times = sorted(t - killed_at for t in done if t is not None)
+        figures["failover_workflows"] = len(victims)
+        figures["failover_completed"] = len(times)
+        figures["failover_first_progress_s"] = times[0] if times else None
+        figures["failover_all_done_s"] = times[-1] if times else None
+    finally:
+        cluster.stop_all()
+        if kafka is not None:
+            kafka.down()
+    write_report(args, figures)
+
+
+def write_report(args: argparse.Namespace, f: dict[str, Any]) -> None:
+    lines = [
+        "# Failover and rebalance benchmark",
+        "",
+        f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        f"- setup: 1 Kafka broker, 3 engines (+1 joining), 1 worker, {args.partitions} partitions, "
+        f"{args.workflows} open workflows waiting on a signal, engine session timeout "
+        f"{args.session_timeout_ms} ms",
+        f"- command: `python -m bench.failover --workflows {args.workflows}`",
+        "",
+        "| figure | measured | seed target |",
+        "|---|---|---|",
+        "| failover: kill -9 -> first progress of a moved workflow | "
+        f"{f.get('failover_first_progress_s', 0):.2f} s | < 5 s |",
+        f"| failover: kill -9 -> all {f.get('failover_workflows')} moved workflows progressed | "
+        f"{f.get('failover_all_done_s', 0):.2f} s | |",
+        f"| rebalance: 4th engine started -> partitions settled ({args.workflows} open workflows) | "
+        f"{f.get('join_to_settled_s', 0):.2f} s | < 30 s |",
+        f"| open workflows per engine (3 engines) | {f.get('open_per_engine_3')} | even |",
+        f"| open workflows per engine (4 engines) | {f.get('open_per_engine_4')} | even |",
+        "",
+        "Partition moves recorded by the nodes during the join (assign includes restoring state):",
+        "",
+    ]
+    for move in f.get("rebalance_moves", []):
+        lines.append(f"- {move['change']} {move['partitions']} in {move['seconds']:.3f} s")
+    args.report.parent.mkdir(parents=True, exist_ok=True)
+    args.report.write_text("\n".join(lines) + "\n")
+    args.report.with_suffix(".json").write_text(json.dumps(f, indent=2, default=str) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
