@@ -65,13 +65,23 @@ class Checkpoint:
                     on_delivery=self._on_changelog_delivery,
                 )
         for record in outbox.records:
-            self.producer.produce(
-                record.topic,
-                key=record.key,
-                value=record.value,
-                headers=record.headers,
-                on_delivery=self._on_delivery,
-            )
+            if record.partition is None:
+                self.producer.produce(
+                    record.topic,
+                    key=record.key,
+                    value=record.value,
+                    headers=record.headers,
+                    on_delivery=self._on_delivery,
+                )
+            else:
+                self.producer.produce(
+                    record.topic,
+                    key=record.key,
+                    value=record.value,
+                    headers=record.headers,
+                    partition=record.partition,
+                    on_delivery=self._on_delivery,
+                )
         if inbox_offsets:
             inbox = self.settings.topic("inbox")
             self.producer.send_offsets_to_transaction(

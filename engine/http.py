@@ -23,7 +23,6 @@ from ledgerflow.engine.processor import (
     scan_runs,
     summary,
 )
-from ledgerflow.partitioning import partition_for
 from ledgerflow.schemas.events import HistoryEvent
 
 
@@ -32,7 +31,7 @@ def create_app(engine: Engine) -> FastAPI:
     settings = engine.settings
 
     def owned(workflow_id: str) -> PartitionProcessor:
-        partition = partition_for(workflow_id, settings.partitions)
+        partition = settings.partition_of(workflow_id)
         processor = engine.partitions.processors.get(partition) if engine.partitions else None
         if processor is None:
             raise HTTPException(421, detail=f"partition {partition} is not owned by this node")

@@ -19,6 +19,8 @@ class OutRecord:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, str | bytes | None]] | None = None
+    partition: int | None = None
+    """Explicit partition (inbox records); None lets the key decide."""
 
 
 @dataclass
@@ -40,7 +42,12 @@ class Outbox:
 
     def inbox(self, workflow_id: str, command: BaseModel) -> None:
         self.records.append(
-            OutRecord(self.settings.topic("inbox"), workflow_id.encode(), command.model_dump_json().encode())
+            OutRecord(
+                self.settings.topic("inbox"),
+                workflow_id.encode(),
+                command.model_dump_json().encode(),
+                partition=self.settings.partition_of(workflow_id),
+            )
         )
 
     def definition(self, definition_id: str, value: bytes) -> None:

@@ -551,6 +551,7 @@ class PartitionProcessor:
             start_to_close_timeout=options.start_to_close_timeout,
             heartbeat_timeout=options.heartbeat_timeout,
             scheduled_at=self.now,
+            partition=self.partition,
         )
         self.out.task(options.queue, run.workflow_id, task)
         if options.start_to_close_timeout:

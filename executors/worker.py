@@ -145,10 +145,10 @@ class Worker:
                 attempt=task.attempt,
                 details=details,
             )
-            loop.call_soon_threadsafe(self._report, beat)
+            loop.call_soon_threadsafe(self._report, beat, task.partition)
 
         ctx = activity.AttemptContext(info=info, heartbeat=heartbeat)
-        attempt = loop.create_task(self.runner.run(task, ctx, self._report))
+        attempt = loop.create_task(self.runner.run(task, ctx, lambda m: self._report(m, task.partition)))
         self._running[key] = (attempt, ctx)
 
         def done(_: asyncio.Task[None]) -> None:
@@ -158,7 +158,8 @@ class Worker:
 
         attempt.add_done_callback(done)
 
-    def _report(self, message: BaseModel) -> None:
+    def _report(self, message: BaseModel, partition: int | None) -> None:
+        """Send a result to the inbox, to the partition the owner named (see ActivityTask.partition)."""
         producer = self._producer
         assert producer is not None
         workflow_id: str = getattr(message, "workflow_id")  # noqa: B009
@@ -167,6 +168,7 @@ class Worker:
                 self.settings.topic("inbox"),
                 value=message.model_dump_json().encode(),
                 key=workflow_id.encode(),
+                partition=partition,
             )
         )
         self._sends.add(future)

@@ -31,7 +31,6 @@ from ledgerflow.errors import (
     WorkflowFailedError,
     WorkflowNotFoundError,
 )
-from ledgerflow.partitioning import partition_for
 from ledgerflow.routing import OwnerDirectory
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas.common import Failure
@@ -107,18 +106,24 @@ class Client:
     # ------------------------------------------------------------------ writes
     def send(self, key: str, command: BaseModel, timeout: float = 10.0) -> None:
         """Produce one inbox command and wait until Kafka acknowledged it."""
-        self._produce(
-            self.settings.topic("inbox"), key, command.model_dump_json(by_alias=True).encode(), timeout
-        )
+        value = command.model_dump_json(by_alias=True).encode()
+        self._produce(self.settings.topic("inbox"), key, value, timeout, self.settings.partition_of(key))
 
-    def _produce(self, topic: str, key: str, value: bytes, timeout: float = 10.0) -> None:
+    def _produce(
+        self, topic: str, key: str, value: bytes, timeout: float = 10.0, partition: int | None = None
+    ) -> None:
         errors: list[str] = []
 
         def on_delivery(error: Any, _message: Any) -> None:
             if error is not None:
                 errors.append(str(error))
 
-        self._producer.produce(topic, key=key.encode(), value=value, on_delivery=on_delivery)
+        if partition is None:
+            self._producer.produce(topic, key=key.encode(), value=value, on_delivery=on_delivery)
+        else:
+            self._producer.produce(
+                topic, key=key.encode(), value=value, partition=partition, on_delivery=on_delivery
+            )
         remaining = self._producer.flush(timeout)
         if remaining or errors:
             raise LedgerflowError(f"write to {topic} not acknowledged: {errors or 'timed out'}")
@@ -192,7 +197,7 @@ class Client:
         method: str = "GET",
         body: Any = None,
     ) -> Any:
-        partition = partition_for(workflow_id, self.settings.partitions)
+        partition = self.settings.partition_of(workflow_id)
         deadline = time.monotonic() + self.owner_wait
         refresh = False
         while True:

@@ -25,6 +25,18 @@ class Settings(BaseSettings):
         default=None, ge=1, description="min.insync.replicas of created topics (default: broker's)."
     )
 
+    partitioner: str | None = Field(
+        default=None,
+        description="Custom partitioner 'module:function' (workflow_id, partitions) -> partition; "
+        "murmur2 of the workflow id when unset.",
+    )
+
+    def partition_of(self, workflow_id: str) -> int:
+        """The shard of a workflow id under this deployment's partitioner."""
+        from ledgerflow.partitioning import load_partitioner
+
+        return load_partitioner(self.partitioner)(workflow_id, self.partitions)
+
     def topic(self, name: str) -> str:
         """Full name of one of Ledgerflow's topics, e.g. ``topic("inbox")``."""
         return f"{self.prefix}{name}"

@@ -23,6 +23,8 @@ class ActivityTask(WireModel):
     heartbeat_timeout: float | None = None
     scheduled_at: float
     """When the owner dispatched the attempt (seconds since the epoch)."""
+    partition: int | None = None
+    """Inbox partition of the workflow: results go there, whatever the partitioner."""
 
 
 class CancelActivity(WireModel):

@@ -94,6 +94,8 @@ class Cluster:
     base_dir: Path
     partitions: int = 4
     pythonpath: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    """Extra environment of every process (e.g. ``LEDGERFLOW_PARTITIONER``)."""
     nodes: list[NodeProcess] = field(default_factory=list)
 
     def _env(self) -> dict[str, str]:
@@ -101,6 +103,7 @@ class Cluster:
         paths = [*self.pythonpath, env.get("PYTHONPATH", "")]
         env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
         env["PYTHONUNBUFFERED"] = "1"
+        env.update(self.env)
         return env
 
     def _common(self) -> list[str]:
