@@ -64,6 +64,7 @@ def create_app(engine: Engine) -> FastAPI:
                     "partition": p,
                     "timers": len(proc.timers),
                     "cached_instances": len(proc.cache),
+                    "open_workflows": proc.open_runs,
                     "state_bytes": proc.store.size_bytes(),
                     "restored_records": manager.restores[p].records if p in manager.restores else None,
                     "restored_from_offset": manager.restores[p].start_offset
@@ -75,6 +76,10 @@ def create_app(engine: Engine) -> FastAPI:
         return {
             "node": engine.node_id,
             "url": engine.options.advertised_url,
+            "limits": {
+                "max_open_per_partition": engine.options.max_open_per_partition,
+                "max_open_per_engine": engine.options.max_open_per_engine,
+            },
             "partitions": rows,
             "restoring": sorted(manager.restoring),
             "moves": manager.moves[-50:],

@@ -19,7 +19,7 @@ from ledgerflow.engine.checkpoint import Checkpoint
 from ledgerflow.engine.definitions import DefinitionTable
 from ledgerflow.engine.kafka import clients
 from ledgerflow.engine.outbox import Outbox
-from ledgerflow.engine.processor import EngineContext
+from ledgerflow.engine.processor import Admission, EngineContext
 from ledgerflow.engine.rebalance import PartitionManager
 from ledgerflow.engine.workflow.definition import WorkflowRegistry
 from ledgerflow.schemas.commands import inbox_command_adapter
@@ -40,6 +40,10 @@ class EngineOptions:
     """Seconds to wait for more records when the inbox is idle."""
     cache_size: int = 2_000
     """Open workflow instances kept in memory per partition."""
+    max_open_per_partition: int | None = None
+    """Refuse starts when a partition holds this many open workflows (None: no limit)."""
+    max_open_per_engine: int | None = None
+    """Refuse starts when this node holds this many open workflows (None: no limit)."""
     session_timeout_ms: int = 6000
     """How long the group waits for a silent node before moving its partitions (failover
     time). Brokers refuse values under their ``group.min.session.timeout.ms`` (6 s by default)."""
@@ -54,7 +58,8 @@ class Engine:
         self.node_id = _node_id(options.data_dir)
         self.lock = threading.RLock()
         self.definitions = DefinitionTable(settings)
-        self.ctx = EngineContext(settings, registry, self.definitions.get, options.cache_size)
+        limits = Admission(options.max_open_per_partition, options.max_open_per_engine, self.open_workflows)
+        self.ctx = EngineContext(settings, registry, self.definitions.get, options.cache_size, limits)
         self._stop = threading.Event()
         self.started = threading.Event()
         self.consumer: Consumer | None = None
@@ -63,6 +68,12 @@ class Engine:
     @property
     def group_id(self) -> str:
         return f"{self.settings.prefix}engine"
+
+    def open_workflows(self) -> int:
+        """Open workflows on the partitions this node owns."""
+        if self.partitions is None:
+            return 0
+        return sum(p.open_runs for p in list(self.partitions.processors.values()))
 
     def stop(self) -> None:
         self._stop.set()
@@ -179,7 +190,10 @@ class Engine:
                 self._abort(producer, exc)
         metrics.BATCH_SIZE.observe(len(messages))
         metrics.COMMIT_LATENCY.observe(time.monotonic() - started)
-        metrics.OPEN_WORKFLOWS.set(sum(len(p.cache) for p in processors.values()))
+        open_now = self.open_workflows()
+        metrics.OPEN_WORKFLOWS.set(open_now)
+        capacity = self.options.max_open_per_engine
+        metrics.ENGINE_LOAD.set(open_now / capacity if capacity else open_now)
 
     def _apply(
         self, message: Message, processors: dict[int, Any], out: Outbox, offsets: dict[int, int]

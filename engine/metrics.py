@@ -32,7 +32,11 @@ RESTORED_RECORDS = Counter(
     "ledgerflow_restored_changelog_records_total", "Changelog records applied during restore."
 )
 RESTORE_SECONDS = Histogram("ledgerflow_restore_seconds", "Time to restore one partition's state.")
-OPEN_WORKFLOWS = Gauge("workflow_entity_count", "Open workflow instances cached on this node.")
+OPEN_WORKFLOWS = Gauge("workflow_entity_count", "Open workflows on the partitions this node owns.")
+REFUSED = Counter("ledgerflow_starts_refused_total", "Starts refused because a capacity limit was reached.")
+ENGINE_LOAD = Gauge(
+    "engine_load", "Open workflows on this node over its capacity (open count when unlimited)."
+)
 REBALANCES = Counter(
     "workflow_rebalance_total", "Partition assignment changes seen by this node.", ["change"]
 )

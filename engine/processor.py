@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ledgerflow.config import Settings
@@ -50,6 +50,29 @@ class EngineContext:
     registry: WorkflowRegistry
     find_definition: Callable[[str], DagDefinition | None]
     cache_size: int = 2_000
+    limits: Admission = field(default_factory=lambda: Admission())
+
+
+@dataclass
+class Admission:
+    """Capacity limits on open workflows; a start beyond them is refused with the reason."""
+
+    max_per_partition: int | None = None
+    max_per_engine: int | None = None
+    engine_open: Callable[[], int] = lambda: 0
+    """Open workflows on the whole node (set by the engine)."""
+
+    def refusal(self, partition: int, partition_open: int) -> str | None:
+        """Why a new run cannot start now, or None when it can."""
+        if self.max_per_partition is not None and partition_open >= self.max_per_partition:
+            return (
+                f"capacity: partition {partition} has {partition_open} open workflows "
+                f"(limit {self.max_per_partition} per partition)"
+            )
+        engine_open = self.engine_open()
+        if self.max_per_engine is not None and engine_open >= self.max_per_engine:
+            return f"capacity: this engine has {engine_open} open workflows (limit {self.max_per_engine})"
+        return None
 
 
 class PartitionProcessor:
@@ -62,6 +85,8 @@ class PartitionProcessor:
         self.timers = TimerIndex.load(store)
         self.cache = InstanceCache(ctx.cache_size)
         self.txn = StoreTransaction(store)
+        self.open_runs = _read_count(store)
+        """Open workflows on this partition (kept in the store with the runs)."""
         self._runs: dict[str, RunState] = {}
         self.now = time.time()
         self.out: Outbox = Outbox(ctx.settings)
@@ -77,6 +102,8 @@ class PartitionProcessor:
         """Write the batch's run states into the transaction and return all changes."""
         for run in self._runs.values():
             self.txn.put(keys.run_key(run.workflow_id), run.model_dump_json().encode())
+        if self._runs:
+            self.txn.put(keys.OPEN_RUNS, str(self.open_runs).encode())
         self._runs = {}
         return self.txn.changes
 
@@ -84,6 +111,7 @@ class PartitionProcessor:
         """Forget in-memory state after an aborted batch; the store is the truth."""
         self.cache = InstanceCache(self.ctx.cache_size)
         self.timers = TimerIndex.load(self.store)
+        self.open_runs = _read_count(self.store)
         self._runs = {}
 
     # ----------------------------------------------------------------- reads
@@ -148,6 +176,11 @@ class PartitionProcessor:
                 extra={"workflowId": command.workflow_id, "partition": self.partition},
             )
             return None
+        if command.parent_workflow_id is None:
+            refusal = self.ctx.limits.refusal(self.partition, self.open_runs)
+            if refusal is not None:
+                metrics.REFUSED.inc()
+                return refusal
         self._open_run(command, existing, continued_from=None)
         return None
 
@@ -170,6 +203,7 @@ class PartitionProcessor:
             previous_runs=[*previous.previous_runs, previous.run_id] if previous else [],
         )
         self._runs[run.workflow_id] = run
+        self.open_runs += 1
         metrics.STARTED.inc()
         self._lifecycle(run, "WORKFLOW_STARTED", run.history_length + 1, {"input": command.input})
         definition = DAG_WORKFLOW if dag is not None else self.ctx.registry.get(command.workflow_type)
@@ -584,6 +618,7 @@ class PartitionProcessor:
         event = self._append(run, event_type, **fields)
         status = CLOSING_STATUS[event_type]
         run.status = status
+        self.open_runs -= 1
         run.closed_at = self.now
         run.result = getattr(event, "result", None)
         run.failure = getattr(event, "failure", None)
@@ -659,6 +694,11 @@ class PartitionProcessor:
                 data=data,
             ),
         )
+
+
+def _read_count(store: PartitionStore) -> int:
+    raw = store.get(keys.OPEN_RUNS)
+    return int(raw) if raw is not None else 0
 
 
 def read_run(store: PartitionStore, workflow_id: str) -> RunState | None:

@@ -7,6 +7,7 @@ HISTORY = b"h/"
 TIMER = b"t/"
 REQUEST = b"q/"
 META = b"m/"
+OPEN_RUNS = META + b"open_runs"
 
 
 def run_key(workflow_id: str) -> bytes:

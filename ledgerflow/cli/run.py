@@ -41,6 +41,12 @@ from ledgerflow.executors.worker import Worker
     "--max-batch", type=int, default=500, show_default=True, help="Most inbox records per transaction."
 )
 @click.option(
+    "--max-open-per-partition", type=int, default=None, help="Refuse starts beyond this (per partition)."
+)
+@click.option(
+    "--max-open-workflows", type=int, default=None, help="Refuse starts beyond this many on this node."
+)
+@click.option(
     "--session-timeout-ms",
     type=int,
     default=6000,
@@ -58,6 +64,8 @@ def engine_command(
     http_host: str,
     advertise: str | None,
     max_batch: int,
+    max_open_per_partition: int | None,
+    max_open_workflows: int | None,
     session_timeout_ms: int,
 ) -> None:
     """Run a partition-owner node."""
@@ -70,7 +78,12 @@ def engine_command(
     registry = WorkflowRegistry.from_modules(modules)
     url = advertise or f"http://{http_host}:{http_port}"
     options = EngineOptions(
-        data_dir=data_dir, advertised_url=url, max_batch=max_batch, session_timeout_ms=session_timeout_ms
+        data_dir=data_dir,
+        advertised_url=url,
+        max_batch=max_batch,
+        session_timeout_ms=session_timeout_ms,
+        max_open_per_partition=max_open_per_partition,
+        max_open_per_engine=max_open_workflows,
     )
     engine = Engine(settings, options, registry)
     server = HttpServer(create_app(engine), http_host, http_port)

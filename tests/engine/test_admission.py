@@ -1,0 +1,62 @@
+"""Admission control: starts beyond an engine's capacity are refused with the reason, nothing lost."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from ledgerflow import Client, WorkflowNotFoundError
+from ledgerflow.testing.processes import Cluster
+from tests.fixtures import ACTS, FLOWS
+
+pytestmark = pytest.mark.kafka
+
+
+def dead_letters(cluster: Cluster) -> dict[bytes, bytes]:
+    consumer = Consumer(
+        {"bootstrap.servers": cluster.bootstrap, "group.id": "dlq", "isolation.level": "read_committed"}
+    )
+    consumer.assign([TopicPartition(f"{cluster.prefix}inbox.dlq", p, 0) for p in range(cluster.partitions)])
+    found: dict[bytes, bytes] = {}
+    for _ in range(20):
+        message = consumer.poll(0.2)
+        if message is not None and not message.error():
+            found[message.key()] = dict(message.headers() or [])["ledgerflow.dlq.reason"]
+    consumer.close()
+    return found
+
+
+def test_starts_beyond_capacity_are_refused_then_accepted_once_capacity_frees(
+    cluster: Cluster, client: Client
+) -> None:
+    engine = cluster.engine([FLOWS], extra=["--max-open-workflows", "2"])
+    cluster.worker([ACTS])
+    engine.wait_ready()
+    client.start_workflow("SignalCounter", None, id="open-1")
+    client.start_workflow("SignalCounter", None, id="open-2")
+    for wid in ("open-1", "open-2"):
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                client.describe(wid)
+                break
+            except WorkflowNotFoundError:
+                time.sleep(0.1)
+    client.start_workflow("ThreeSteps", 1, id="third")
+    deadline = time.time() + 20
+    refused: dict[bytes, bytes] = {}
+    while b"third" not in refused and time.time() < deadline:
+        refused = dead_letters(cluster)
+    assert b"capacity" in refused[b"third"] and b"limit 2" in refused[b"third"]
+    with pytest.raises(WorkflowNotFoundError):
+        client.describe("third")
+    rows = httpx.get(f"{engine.url}/internal/partitions").json()
+    assert sum(r["open_workflows"] for r in rows["partitions"]) == 2
+    assert rows["limits"]["max_open_per_engine"] == 2
+    client.signal("open-1", "done")
+    assert client.result("open-1", timeout=20) == []
+    client.start_workflow("ThreeSteps", 1, id="fourth")
+    assert client.result("fourth", timeout=30) == 4
