@@ -13,6 +13,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from pydantic import ValidationError
 
+from ledgerflow.cluster import ClusterEventPublisher
 from ledgerflow.config import Settings
 from ledgerflow.engine import metrics
 from ledgerflow.engine.checkpoint import Checkpoint
@@ -80,7 +81,13 @@ class Engine:
 
     def ready(self) -> bool:
         """True once the node joined the group and no owned partition is restoring."""
-        return self.started.is_set() and self.partitions is not None and not self.partitions.restoring
+        partitions = self.partitions
+        return (
+            self.started.is_set()
+            and partitions is not None
+            and partitions.assigned_once
+            and not partitions.restoring
+        )
 
     def run(self) -> None:
         self.definitions.start()
@@ -98,7 +105,11 @@ class Engine:
         """One consumer group membership with one transactional producer."""
         settings = self.settings
         restore_consumer = clients.consumer(settings, None, **{"enable.partition.eof": True})
-        self.partitions = PartitionManager(self.ctx, self.options.data_dir, restore_consumer, self.lock)
+        events_producer = clients.plain_producer(settings, **{"acks": "1", "enable.idempotence": False})
+        publish = ClusterEventPublisher(events_producer, settings, self.node_id, self.options.advertised_url)
+        self.partitions = PartitionManager(
+            self.ctx, self.options.data_dir, restore_consumer, self.lock, publish=publish
+        )
         consumer = clients.consumer(
             settings,
             self.group_id,
@@ -129,6 +140,7 @@ class Engine:
             [settings.topic("inbox")], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost
         )
         self.started.set()
+        publish({"type": "NODE_JOINED"})
         try:
             while not self._stop.is_set():
                 messages = self._next_batch(consumer)
@@ -146,6 +158,8 @@ class Engine:
             consumer.close()
             restore_consumer.close()
             producer.flush(5)
+            publish({"type": "NODE_LEFT"})
+            events_producer.flush(5)
 
     def _next_batch(self, consumer: Consumer) -> list[Message]:
         """Wait for the first record only, then take what else is already fetched.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,9 +30,18 @@ class PartitionManager:
     restores: dict[int, RestoreResult] = field(default_factory=dict)
     restoring: set[int] = field(default_factory=set)
     moves: list[dict[str, object]] = field(default_factory=list)
+    assigned_once: bool = False
+    """True after the group's first assignment reached this node (even an empty one)."""
+    publish: Callable[[dict[str, object]], None] = lambda _event: None
+    """Sends a cluster event (see ledgerflow.cluster) to the cluster topic."""
 
     def assign(self, partitions: list[int]) -> None:
         started = time.time()
+        self.assigned_once = True
+        if partitions:
+            # Before the restore, so a node that dies restoring still shows as their holder.
+            self.publish({"type": "PARTITIONS_ASSIGNING", "partitions": sorted(partitions), "at": started})
+        restored_before = {p: self.restores.get(p) for p in partitions}
         self.restoring.update(partitions)
         for p in partitions:
             if p in self.processors:
@@ -48,7 +58,12 @@ class PartitionManager:
                 self.restoring.discard(p)
         metrics.OWNED_PARTITIONS.set(len(self.processors))
         metrics.REBALANCES.labels(change="assigned").inc()
-        self._record("assigned", partitions, started)
+        restored = {
+            p: r.records
+            for p in partitions
+            if (r := self.restores.get(p)) is not None and r is not restored_before[p]
+        }
+        self._record("assigned", partitions, started, restored_records=restored)
 
     def revoke(self, partitions: list[int], reason: str) -> None:
         started = time.time()
@@ -65,13 +80,16 @@ class PartitionManager:
     def close(self) -> None:
         self.revoke(list(self.processors), "closed")
 
-    def _record(self, change: str, partitions: list[int], started: float) -> None:
-        entry = {
+    def _record(self, change: str, partitions: list[int], started: float, **extra: object) -> None:
+        entry: dict[str, object] = {
             "change": change,
             "partitions": sorted(partitions),
             "at": started,
             "seconds": time.time() - started,
+            **extra,
         }
         self.moves.append(entry)
         del self.moves[:-200]
         log.info("partitions %s: %s in %.3f s", change, sorted(partitions), entry["seconds"])
+        if partitions:
+            self.publish({"type": f"PARTITIONS_{change.upper()}", **entry})

@@ -39,6 +39,11 @@ def topic_specs(settings: Settings, queues: tuple[str, ...] = ("default",)) -> l
         ),
         TopicSpec(settings.topic("inbox.dlq"), n, {**base, "cleanup.policy": "delete"}),
         TopicSpec(settings.topic("definitions"), 1, {**base, "cleanup.policy": "compact"}),
+        TopicSpec(
+            settings.topic("cluster"),
+            1,
+            {**base, "cleanup.policy": "delete", "retention.ms": str(7 * 24 * 3600 * 1000)},
+        ),
     ]
     specs += [TopicSpec(settings.task_topic(q), n, {**base, "cleanup.policy": "delete"}) for q in queues]
     return specs

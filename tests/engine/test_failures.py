@@ -12,6 +12,8 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from ledgerflow import Client, WorkflowFailedError
+from ledgerflow.cluster import read_events
+from ledgerflow.config import Settings
 from ledgerflow.schemas.commands import StartWorkflow
 from ledgerflow.testing.processes import Cluster
 from tests.fixtures import ACTS, FLOWS, assert_invariants
@@ -58,6 +60,7 @@ def test_kill_an_engine_mid_run_and_every_workflow_completes_once(cluster: Clust
     for i, workflow_id in enumerate(ids):
         client.send(workflow_id, StartWorkflow(workflow_id=workflow_id, workflow_type="Mixed", input=i))
     time.sleep(1.0)
+    a_node = httpx.get(f"{a.url}/health").json()["node"]
     a.kill()
     for i, workflow_id in enumerate(ids):
         assert client.result(workflow_id, timeout=90) == i + 2, workflow_id
@@ -66,6 +69,10 @@ def test_kill_an_engine_mid_run_and_every_workflow_completes_once(cluster: Clust
     completed = lifecycle_counts(cluster, "WORKFLOW_COMPLETED")
     assert set(completed) == set(ids)
     assert set(completed.values()) == {1}, "a workflow completed more than once"
+    events = read_events(Settings(bootstrap=cluster.bootstrap, prefix=cluster.prefix), limit=50)
+    failovers = [e for e in events if a_node in e.get("failover_from", [])]
+    assert failovers, f"no failover from {a_node} among {events}"
+    assert failovers[-1]["node"] != a_node
 
 
 def test_killed_worker_activity_runs_again_after_its_timeout(
