@@ -188,6 +188,8 @@ def write_report(args: argparse.Namespace, f: dict[str, Any]) -> None:
         "",
     ]
     for move in f.get("rebalance_moves", []):
+        if not move["partitions"]:
+            continue
         lines.append(f"- {move['change']} {move['partitions']} in {move['seconds']:.3f} s")
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text("\n".join(lines) + "\n")

@@ -98,6 +98,11 @@ class Engine:
                 except _Restart as exc:
                     log.warning("restarting the owner session: %s", exc)
                     time.sleep(0.5)
+                except Exception as exc:
+                    # Kafka trouble outside a transaction (a rebalance callback, a poll):
+                    # the session's state is dropped and rebuilt from the store and Kafka.
+                    log.exception("owner session failed, restarting: %s", exc)
+                    time.sleep(1.0)
         finally:
             self.definitions.stop()
 

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from ledgerflow.engine import metrics
 from ledgerflow.engine.state.store import PartitionStore
@@ -35,7 +35,7 @@ def open_and_restore(
 ) -> tuple[PartitionStore, RestoreResult]:
     """Open the partition's store and bring it up to the changelog's committed end."""
     started = time.monotonic()
-    low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10, cached=False)
+    low, high = _watermarks(consumer, TopicPartition(topic, partition), timeout)
     store = PartitionStore(path)
     checkpoint = store.changelog_offset()
     if checkpoint is None or checkpoint >= high:
@@ -70,6 +70,30 @@ def open_and_restore(
         extra={"partition": partition},
     )
     return store, RestoreResult(partition, first, records, seconds)
+
+
+def _watermarks(consumer: Consumer, tp: TopicPartition, timeout: float) -> tuple[int, int]:
+    """The partition's offsets, waiting out a leader election (e.g. just after topic creation)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+            return int(low), int(high)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if (not error.retriable() and error.code() not in _TRANSIENT) or time.monotonic() > deadline:
+                raise
+            log.info("changelog partition %d not readable yet (%s); retrying", tp.partition, error)
+            time.sleep(0.2)
+
+
+_TRANSIENT = (
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._TIMED_OUT,  # noqa: SLF001
+    KafkaError._TRANSPORT,  # noqa: SLF001
+)
 
 
 def _consume_into(
