@@ -104,6 +104,7 @@ def main() -> None:
     cluster = Cluster(bootstrap, prefix, args.work_dir / prefix.rstrip("."), partitions=args.partitions)
     extra = ["--session-timeout-ms", str(args.session_timeout_ms)]
     figures: dict[str, Any] = {}
+    events: Completions | None = None
     try:
         engines = [cluster.engine([SAMPLES], name=f"engine-{i}", extra=extra) for i in range(3)]
         cluster.worker([SAMPLES])
@@ -156,6 +157,8 @@ def main() -> None:
         figures["failover_first_progress_s"] = times[0] if times else None
         figures["failover_all_done_s"] = times[-1] if times else None
     finally:
+        if events is not None:
+            events.consumer.close()
         cluster.stop_all()
         if kafka is not None:
             kafka.down()

@@ -109,7 +109,11 @@ class Engine:
     def _run_session(self) -> None:
         """One consumer group membership with one transactional producer."""
         settings = self.settings
-        restore_consumer = clients.consumer(settings, None, **{"enable.partition.eof": True})
+        # A short fetch wait: the end of a changelog partition is only seen when a fetch
+        # comes back empty, and the default makes that fetch wait 500 ms per partition.
+        restore_consumer = clients.consumer(
+            settings, None, **{"enable.partition.eof": True, "fetch.wait.max.ms": 10}
+        )
         events_producer = clients.plain_producer(settings, **{"acks": "1", "enable.idempotence": False})
         publish = ClusterEventPublisher(events_producer, settings, self.node_id, self.options.advertised_url)
         self.partitions = PartitionManager(

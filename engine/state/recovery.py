@@ -108,7 +108,10 @@ def _consume_into(
         while True:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"restoring changelog partition {partition} took over {timeout} s")
-            messages = consumer.consume(num_messages=5000, timeout=0.5)
+            # poll() returns with the first record (or the end-of-partition event);
+            # consume(n, timeout) alone would wait out the timeout for n records.
+            first = consumer.poll(0.5)
+            messages = [] if first is None else [first, *consumer.consume(num_messages=5000, timeout=0)]
             eof = False
             for message in messages:
                 error = message.error()
