@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from ledgerflow import Client
@@ -58,15 +59,25 @@ class Scenario:
     completed: dict[str, float] = field(default_factory=dict)
     scheduled: dict[tuple[str, int], float] = field(default_factory=dict)
     steps: list[float] = field(default_factory=list)
+    window: tuple[float, float] | None = None
+    """Measure throughput over this (start, end) only (sustained scenarios)."""
+
+    def throughput(self) -> float:
+        if not self.completed:
+            return 0.0
+        if self.window is not None:
+            begin, end = self.window
+            return sum(1 for t in self.completed.values() if begin <= t <= end) / (end - begin)
+        first, last = min(self.sent.values()), max(self.completed.values())
+        return len(self.completed) / (last - first)
 
     def summary(self) -> dict[str, Any]:
         latencies = [(self.completed[w] - self.sent[w]) * 1000 for w in self.completed if w in self.sent]
-        first, last = min(self.sent.values()), max(self.completed.values(), default=float("nan"))
         return {
             "scenario": self.name,
             "runs": self.runs,
             "completed": len(self.completed),
-            "throughput_per_s": len(self.completed) / (last - first) if self.completed else 0.0,
+            "throughput_per_s": self.throughput(),
             "e2e_p50_ms": percentile(latencies, 50),
             "e2e_p99_ms": percentile(latencies, 99),
             "step_p50_ms": percentile(self.steps, 50),
@@ -94,50 +105,98 @@ class EventReader:
         target = scenario.runs if until is None else until
         deadline = time.monotonic() + timeout
         while len(scenario.completed) < target and time.monotonic() < deadline:
-            for message in self.consumer.consume(1000, 0.05):
-                if message.error():
-                    continue
-                event = json.loads(message.value())
-                wid = event["workflow_id"]
-                if wid not in scenario.sent:
-                    continue
-                kind = event["type"]
-                if kind == "TASK_SCHEDULED":
-                    scenario.scheduled[(wid, event["data"]["seq"])] = event["time"]
-                elif kind == "TASK_COMPLETED":
-                    started = scenario.scheduled.pop((wid, event["data"]["seq"]), None)
-                    if started is not None:
-                        scenario.steps.append((event["time"] - started) * 1000)
-                elif kind == "WORKFLOW_COMPLETED":
-                    scenario.completed[wid] = event["time"]
+            self.pump(scenario, 0.05)
+
+    def pump(self, scenario: Scenario, timeout: float) -> None:
+        """Read one batch of events."""
+        for message in self.consumer.consume(1000, timeout):
+            if message.error():
+                continue
+            event = json.loads(message.value())
+            wid = event["workflow_id"]
+            if wid not in scenario.sent:
+                continue
+            kind = event["type"]
+            if kind == "TASK_SCHEDULED":
+                scenario.scheduled[(wid, event["data"]["seq"])] = event["time"]
+            elif kind == "TASK_COMPLETED":
+                started = scenario.scheduled.pop((wid, event["data"]["seq"]), None)
+                if started is not None:
+                    scenario.steps.append((event["time"] - started) * 1000)
+            elif kind == "WORKFLOW_COMPLETED":
+                scenario.completed[wid] = event["time"]
+
+
+def _producer(bootstrap: str) -> Producer:
+    return Producer(
+        {"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 2, "acks": "all"}
+    )
+
+
+def _send(producer: Producer, prefix: str, scenario: Scenario, wid: str) -> None:
+    command = StartWorkflow(workflow_id=wid, workflow_type=scenario.workflow_type, input=scenario.input)
+    scenario.sent[wid] = time.time()
+    producer.produce(f"{prefix}inbox", key=wid.encode(), value=command.model_dump_json().encode())
+    producer.poll(0)
 
 
 def run_load(bootstrap: str, prefix: str, reader: EventReader, scenario: Scenario, timeout: float) -> None:
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 5, "acks": "all"}
-    )
+    """Start every run at once, then wait for all."""
+    producer = _producer(bootstrap)
     tag = uuid.uuid4().hex[:6]
     for i in range(scenario.runs):
-        wid = f"{scenario.name}-{tag}-{i}"
-        command = StartWorkflow(workflow_id=wid, workflow_type=scenario.workflow_type, input=scenario.input)
-        scenario.sent[wid] = time.time()
-        producer.produce(f"{prefix}inbox", key=wid.encode(), value=command.model_dump_json().encode())
-        producer.poll(0)
+        _send(producer, prefix, scenario, f"{scenario.name}-{tag}-{i}")
     producer.flush(30)
     reader.drain(scenario, timeout)
 
 
 def run_sequential(bootstrap: str, prefix: str, reader: EventReader, scenario: Scenario) -> None:
     """One run in flight at a time."""
-    producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "acks": "all"})
+    producer = _producer(bootstrap)
     tag = uuid.uuid4().hex[:6]
     for i in range(scenario.runs):
-        wid = f"{scenario.name}-{tag}-{i}"
-        command = StartWorkflow(workflow_id=wid, workflow_type=scenario.workflow_type, input=scenario.input)
-        scenario.sent[wid] = time.time()
-        producer.produce(f"{prefix}inbox", key=wid.encode(), value=command.model_dump_json().encode())
+        _send(producer, prefix, scenario, f"{scenario.name}-{tag}-{i}")
         producer.flush(10)
         reader.drain(scenario, 30, until=i + 1)
+
+
+def run_sustained(
+    bootstrap: str, prefix: str, reader: EventReader, scenario: Scenario, seconds: float, in_flight: int
+) -> None:
+    """Closed loop: keep ``in_flight`` runs open for ``seconds``; throughput over that window."""
+    producer = _producer(bootstrap)
+    tag = uuid.uuid4().hex[:6]
+    started = time.time()
+    end = time.monotonic() + seconds
+    i = 0
+    while time.monotonic() < end:
+        while len(scenario.sent) - len(scenario.completed) < in_flight:
+            _send(producer, prefix, scenario, f"{scenario.name}-{tag}-{i}")
+            i += 1
+        reader.pump(scenario, 0.01)
+    scenario.window = (started, time.time())
+    scenario.runs = i
+    producer.flush(30)
+    reader.drain(scenario, 120)
+
+
+def run_rate(
+    bootstrap: str, prefix: str, reader: EventReader, scenario: Scenario, seconds: float, rate: float
+) -> None:
+    """Open loop: start runs at ``rate`` per second for ``seconds``, whatever the engine does."""
+    producer = _producer(bootstrap)
+    tag = uuid.uuid4().hex[:6]
+    began = time.monotonic()
+    i = 0
+    while time.monotonic() - began < seconds:
+        due = int((time.monotonic() - began) * rate)
+        while i < due:
+            _send(producer, prefix, scenario, f"{scenario.name}-{tag}-{i}")
+            i += 1
+        reader.pump(scenario, 0.005)
+    scenario.runs = i
+    producer.flush(30)
+    reader.drain(scenario, 120)
 
 
 def main() -> None:
@@ -151,6 +210,10 @@ def main() -> None:
     parser.add_argument("--work-dir", type=Path, default=Path(".ledgerflow/bench"))
     parser.add_argument("--report", type=Path, default=Path("bench/results/core.md"))
     parser.add_argument("--profile", action="store_true", help="py-spy the engine during the code scenario.")
+    parser.add_argument("--seconds", type=float, default=60.0, help="Length of the sustained scenario.")
+    parser.add_argument(
+        "--in-flight", type=int, default=1000, help="Open runs kept by the sustained scenario."
+    )
     args = parser.parse_args()
 
     kafka = None
@@ -184,11 +247,32 @@ def main() -> None:
                 profile = stop_profiler(spy, args.report)
             results.append(scenario.summary())
             print(json.dumps(results[-1]), flush=True)
+        sustained = Scenario(f"code-3-steps-sustained-{args.seconds:.0f}s", "ProcessOrder", order, 0)
+        run_sustained(bootstrap, prefix, reader, sustained, args.seconds, args.in_flight)
+        results.append(sustained.summary())
+        print(json.dumps(results[-1]), flush=True)
+        half = sustained.throughput() / 2
+        paced = Scenario(f"code-3-steps-at-{half:.0f}-per-s (50% of max)", "ProcessOrder", order, 0)
+        run_rate(bootstrap, prefix, reader, paced, 20, half)
+        results.append(paced.summary())
+        print(json.dumps(results[-1]), flush=True)
+        engine.stop()
+        restore = measure_cold_restore(cluster)
     finally:
         cluster.stop_all()
         if kafka is not None:
             kafka.down()
-    write_report(args.report, results, args, profile)
+    write_report(args.report, results, args, profile, restore)
+
+
+def measure_cold_restore(cluster: Cluster) -> dict[str, float]:
+    """A fresh engine (no local state) restores every partition from the changelog."""
+    fresh = cluster.engine([SAMPLES], name="engine-cold")
+    fresh.wait_ready(600)
+    rows = httpx.get(f"{fresh.url}/internal/partitions", timeout=10).json()["partitions"]
+    records = sum(int(r["restored_records"] or 0) for r in rows)
+    seconds = sum(float(r["restore_seconds"] or 0.0) for r in rows)
+    return {"records": records, "seconds": seconds, "records_per_s": records / seconds if seconds else 0.0}
 
 
 def start_profiler(pid: int, report: Path) -> subprocess.Popen[bytes]:
@@ -201,7 +285,8 @@ def start_profiler(pid: int, report: Path) -> subprocess.Popen[bytes]:
             str(pid),
             "--format",
             "raw",
-            "--gil", "--rate",
+            "--gil",
+            "--rate",
             "200",
             "--output",
             str(raw),
@@ -233,6 +318,7 @@ def write_report(
     results: list[dict[str, Any]],
     args: argparse.Namespace,
     profile: list[tuple[str, float]] | None = None,
+    restore: dict[str, float] | None = None,
 ) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [
@@ -242,7 +328,8 @@ def write_report(
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         f"- setup: 1 Kafka broker (local launcher), 1 engine, 1 worker (concurrency 200), "
         f"{args.partitions} partitions, load generator on the same machine",
-        "- command: `python -m bench.core " + f"--runs {args.runs} --sequential {args.sequential}`",
+        f"- command: `python -m bench.core --runs {args.runs} --sequential {args.sequential} "
+        f"--seconds {args.seconds:.0f} --in-flight {args.in_flight}`",
         "",
         "| scenario | runs | completed | workflows/s | e2e P50 ms | e2e P99 ms | step P50 ms | step P99 ms |",
         "|---|---|---|---|---|---|---|---|",
@@ -259,6 +346,13 @@ def write_report(
         "step: TASK_SCHEDULED -> TASK_COMPLETED (result applied). "
         "Under load, e2e includes queueing behind the other runs started at once.",
     ]
+    if restore:
+        lines += [
+            "",
+            f"Cold restore (a new engine, no local state, reads every changelog partition): "
+            f"{restore['records']:.0f} records in {restore['seconds']:.2f} s = "
+            f"{restore['records_per_s']:.0f} records/s.",
+        ]
     if profile:
         lines += ["", "## Engine profile at max throughput (py-spy, self time, top frames)", ""]
         lines += ["| % samples | frame |", "|---|---|"]

@@ -70,6 +70,7 @@ def create_app(engine: Engine) -> FastAPI:
                     "restored_from_offset": manager.restores[p].start_offset
                     if p in manager.restores
                     else None,
+                    "restore_seconds": manager.restores[p].seconds if p in manager.restores else None,
                 }
                 for p, proc in sorted(manager.processors.items())
             ]
