@@ -9,12 +9,26 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass, field
 
 from confluent_kafka.admin import AdminClient
 
 from ledgerflow.config import Settings
 
 CLIENT_ID_PREFIX = "ledgerflow-engine "
+
+
+@dataclass(frozen=True)
+class DirectorySnapshot:
+    """One consistent view of the group: who owns what, when it was read."""
+
+    owners: dict[int, str] = field(default_factory=dict)
+    """partition -> owner URL (partitions without an owner are absent)."""
+    members: list[dict[str, object]] = field(default_factory=list)
+    state: str = "Unknown"
+    """The group's state (``Stable``, ``PreparingRebalance``, ...) or ``Unreachable``."""
+    fetched_at: float = 0.0
+    """``time.monotonic()`` of the read."""
 
 
 class OwnerDirectory:
@@ -45,6 +59,12 @@ class OwnerDirectory:
     def state(self) -> str:
         self._maybe_refresh(force=False)
         return self._state
+
+    def snapshot(self, refresh: bool = False) -> DirectorySnapshot:
+        """Owners, members and group state read together (``refresh`` forces a new read)."""
+        self._maybe_refresh(force=refresh)
+        with self._lock:
+            return DirectorySnapshot(dict(self._owners), list(self._members), self._state, self._fetched)
 
     def _maybe_refresh(self, force: bool) -> None:
         with self._lock:

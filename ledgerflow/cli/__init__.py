@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ledgerflow import __version__
+from ledgerflow.cli.api import api_command
 from ledgerflow.cli.dev import dev_command
 from ledgerflow.cli.kafka import kafka_group
 from ledgerflow.cli.replay import replay_command
@@ -32,6 +33,7 @@ main.add_command(topics_group)
 main.add_command(engine_command)
 main.add_command(worker_command)
 main.add_command(dev_command)
+main.add_command(api_command)
 for command in (
     start_command,
     signal_command,

@@ -17,7 +17,7 @@ from ledgerflow.testing.ports import free_port
 
 @dataclass
 class NodeProcess:
-    """One ``ledgerflow engine`` or ``ledgerflow worker`` child process."""
+    """One ``ledgerflow engine``, ``worker`` or ``api`` child process."""
 
     args: list[str]
     log_path: Path
@@ -64,7 +64,7 @@ class NodeProcess:
             self.kill()
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        """Wait until the engine's /ready answers 200 (engines only)."""
+        """Wait until /ready answers 200 (engines and gateways)."""
         assert self.url is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -136,6 +136,27 @@ class Cluster:
         for module in activities:
             args += ["--activities", module]
         node = NodeProcess(args, self.base_dir / f"{name}.log", self._env())
+        self.nodes.append(node)
+        return node.start()
+
+    def gateway(
+        self,
+        activities: list[str] | None = None,
+        name: str = "gateway",
+        env: dict[str, str] | None = None,
+        extra: list[str] | None = None,
+    ) -> NodeProcess:
+        """A ``ledgerflow api`` process on a free port (``url`` set; ``wait_ready`` polls /ready)."""
+        port = free_port()
+        args = ["api", *self._common(), "--host", "127.0.0.1", "--port", str(port), *(extra or [])]
+        for module in activities or []:
+            args += ["--activities", module]
+        node = NodeProcess(
+            args,
+            self.base_dir / f"{name}.log",
+            {**self._env(), **(env or {})},
+            url=f"http://127.0.0.1:{port}",
+        )
         self.nodes.append(node)
         return node.start()
 

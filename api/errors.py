@@ -1,0 +1,239 @@
+"""One map from typed errors to HTTP answers, so every route fails the same way.
+
+====================================  ====  ===========================================
+error                                 code  why
+====================================  ====  ===========================================
+InvalidRequestError (and pydantic's)  422   the body or a parameter is wrong; ``errors``
+                                            names each field (node, edge, type)
+PayloadTooLargeError                  413   body over ``max_body_bytes`` (or Kafka's
+                                            record limit)
+UnauthorizedError                     401   no or unknown API key
+WorkflowNotFoundError                 404   the owner has no run of that id
+AlreadyStartedError                   409   a start found an open run: the body carries
+                                            its ``runId``
+QueryFailedError                      400   the owner could not answer the query (no such
+                                            query, type not loaded there)
+OwnerResponseError                    502   the owner answered something unexpected
+OwnerUnavailableError                 503   owner unknown, moving or unreachable;
+                                            ``Retry-After`` says when to try again
+KafkaUnavailableError                 503   a write was not acknowledged in time (or a
+                                            topic read failed)
+====================================  ====  ===========================================
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ledgerflow.api.models import ErrorBody, FieldProblem
+from ledgerflow.errors import LedgerflowError, OwnerUnavailableError, WorkflowNotFoundError
+
+
+class GatewayError(LedgerflowError):
+    """Base of the gateway's own errors."""
+
+
+class InvalidRequestError(GatewayError):
+    """The request is wrong in ways a schema cannot say (e.g. an unknown node type)."""
+
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        super().__init__("; ".join(p.message for p in problems))
+        self.problems = problems
+
+
+class UnknownNodeTypeError(InvalidRequestError):
+    """A DAG node names a type that is no built-in, in-workflow or configured activity."""
+
+
+class PayloadTooLargeError(GatewayError):
+    def __init__(self, size: int | None, limit: int, what: str = "request body") -> None:
+        shown = f"{size} bytes" if size is not None else "too large"
+        super().__init__(f"{what} is {shown}; the limit is {limit} bytes")
+        self.size = size
+        self.limit = limit
+
+
+class UnauthorizedError(GatewayError):
+    def __init__(self) -> None:
+        super().__init__("a valid API key is required: send it as 'X-API-Key' or 'Authorization: Bearer'")
+
+
+class AlreadyStartedError(GatewayError):
+    """A start (or execute) found the workflow id already running."""
+
+    def __init__(self, workflow_id: str, run_id: str, partition: int) -> None:
+        super().__init__(
+            f"workflow {workflow_id!r} is already running (run {run_id}); no new run was started"
+        )
+        self.workflow_id = workflow_id
+        self.run_id = run_id
+        self.partition = partition
+
+
+class QueryFailedError(GatewayError):
+    def __init__(self, workflow_id: str, detail: str) -> None:
+        super().__init__(f"query on workflow {workflow_id!r} failed: {detail}")
+        self.workflow_id = workflow_id
+
+
+class OwnerResponseError(GatewayError):
+    def __init__(self, workflow_id: str | None, status: int, detail: str) -> None:
+        super().__init__(f"the owning engine answered {status}: {detail[:500]}")
+        self.workflow_id = workflow_id
+        self.status = status
+
+
+class KafkaUnavailableError(GatewayError):
+    """A write was not acknowledged in time, or a read of a topic failed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"Kafka unavailable: {reason}")
+        self.reason = reason
+
+
+def error_response(status: int, body: ErrorBody, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        body.model_dump(mode="json", by_alias=True, exclude_none=True), status_code=status, headers=headers
+    )
+
+
+def retry_after_header(seconds: float) -> dict[str, str]:
+    return {"Retry-After": str(max(1, math.ceil(seconds)))}
+
+
+def to_response(exc: Exception, retry_after: int = 1) -> JSONResponse:
+    """The HTTP answer for a typed error (anything unknown is a 500)."""
+    match exc:
+        case InvalidRequestError():
+            return error_response(
+                422,
+                ErrorBody(code="invalid_request", detail=str(exc), errors=exc.problems),
+            )
+        case PayloadTooLargeError():
+            return error_response(413, ErrorBody(code="payload_too_large", detail=str(exc)))
+        case UnauthorizedError():
+            return error_response(
+                401, ErrorBody(code="unauthorized", detail=str(exc)), {"WWW-Authenticate": "ApiKey"}
+            )
+        case WorkflowNotFoundError():
+            return error_response(
+                404, ErrorBody(code="workflow_not_found", detail=str(exc), workflow_id=exc.workflow_id)
+            )
+        case AlreadyStartedError():
+            return error_response(
+                409,
+                ErrorBody(
+                    code="already_started",
+                    detail=str(exc),
+                    workflow_id=exc.workflow_id,
+                    run_id=exc.run_id,
+                    status="RUNNING",
+                    partition=exc.partition,
+                ),
+            )
+        case QueryFailedError():
+            return error_response(
+                400, ErrorBody(code="query_failed", detail=str(exc), workflow_id=exc.workflow_id)
+            )
+        case OwnerResponseError():
+            return error_response(
+                502, ErrorBody(code="owner_error", detail=str(exc), workflow_id=exc.workflow_id)
+            )
+        case OwnerUnavailableError():
+            seconds = max(1, math.ceil(exc.retry_after))
+            return error_response(
+                503,
+                ErrorBody(
+                    code="owner_unavailable",
+                    detail=str(exc),
+                    workflow_id=exc.workflow_id,
+                    partition=exc.partition,
+                    retry_after=seconds,
+                ),
+                retry_after_header(seconds),
+            )
+        case KafkaUnavailableError():
+            return error_response(
+                503,
+                ErrorBody(code="kafka_unavailable", detail=str(exc), retry_after=retry_after),
+                retry_after_header(retry_after),
+            )
+    return error_response(500, ErrorBody(code="internal_error", detail=f"{type(exc).__name__}: {exc}"))
+
+
+def _dotted(loc: Sequence[str | int]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "body"
+
+
+UNION_TAGS = ("dag", "start")
+"""Tags of the ``POST /api/v1/workflows`` body union: dropped from error locations."""
+
+
+def problems_from_validation(errors: Sequence[Any]) -> list[FieldProblem]:
+    """pydantic/FastAPI error dicts as :class:`FieldProblem` s (input values left out)."""
+    problems = []
+    for error in errors:
+        loc: list[str | int] = [p if isinstance(p, int) else str(p) for p in error.get("loc", ())]
+        if error.get("type") == "json_invalid":
+            at = f" at position {loc[1]}" if len(loc) > 1 else ""
+            problems.append(
+                FieldProblem(
+                    loc=["body"], field="body", message=f"body is not valid JSON{at}", type="json_invalid"
+                )
+            )
+            continue
+        if len(loc) > 1 and loc[0] == "body" and loc[1] in UNION_TAGS:
+            loc = [loc[0], *loc[2:]]
+        field = _dotted(loc[1:]) if loc and loc[0] in ("body", "query", "path", "header") else _dotted(loc)
+        message = str(error.get("msg", "invalid"))
+        kind = str(error.get("type", "invalid"))
+        if message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+            if kind == "value_error" and field in ("body", ""):
+                kind = "dag_invalid"
+        if field not in ("body", "") and not message.startswith(field):
+            message = f"{field}: {message}"
+        problems.append(FieldProblem(loc=loc, field=field, message=message, type=kind))
+    return problems
+
+
+def install(app: FastAPI, retry_after: int) -> None:
+    """Register the handlers on ``app``."""
+
+    async def on_ledgerflow_error(_request: Request, exc: Exception) -> JSONResponse:
+        return to_response(exc, retry_after)
+
+    async def on_validation(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = problems_from_validation(exc.errors())
+        return to_response(InvalidRequestError(problems), retry_after)
+
+    async def on_http(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400 and "parsing the body" in str(exc.detail):
+            # FastAPI's answer to a malformed optional body: the same 422 as a required one
+            problem = FieldProblem(
+                loc=["body"], field="body", message="body is not valid JSON", type="json_invalid"
+            )
+            return to_response(InvalidRequestError([problem]), retry_after)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(
+            exc.status_code, ErrorBody(code=code, detail=str(exc.detail)), dict(exc.headers or {})
+        )
+
+    app.add_exception_handler(LedgerflowError, on_ledgerflow_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)

@@ -1,0 +1,401 @@
+"""Request and response bodies of the REST gateway (camelCase on the wire, examples for /docs).
+
+History events and DAG definitions keep the wire schema of ``ledgerflow.schemas``
+(the same JSON Kafka producers and consumers see).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic.alias_generators import to_camel
+
+from ledgerflow.schemas.common import Failure
+from ledgerflow.schemas.dag import DagDefinition
+from ledgerflow.schemas.events import HistoryEvent
+from ledgerflow.schemas.lifecycle import LifecycleEvent
+
+CommandKind = Literal["signal", "cancel", "terminate"]
+RunStatus = Literal["RUNNING", "COMPLETED", "FAILED", "CANCELED", "TERMINATED", "CONTINUED_AS_NEW"]
+WORKFLOW_ID_MAX = 256
+
+
+class ApiModel(BaseModel):
+    """Response bodies: camelCase, unknown fields from the engine ignored."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, validate_by_name=True, validate_by_alias=True, extra="ignore"
+    )
+
+
+class RequestModel(ApiModel):
+    """Request bodies: camelCase (snake_case accepted too), unknown fields rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# ------------------------------------------------------------------ requests
+class StartWorkflowRequest(RequestModel):
+    """Start a run of a code workflow (``type``) under workflow id ``id``."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"id": "order-42", "type": "ProcessOrder", "input": {"amount": 42}}]}
+    )
+
+    id: str = Field(min_length=1, max_length=WORKFLOW_ID_MAX, description="Workflow id (the shard key).")
+    type: str = Field(min_length=1, description="Code workflow name, or the id of a registered DAG.")
+    input: Any = Field(default=None, description="The run's input (any JSON).")
+    execution_timeout: float | None = Field(
+        default=None, gt=0, description="Seconds the run may take before it fails as timed out."
+    )
+    request_id: str | None = Field(
+        default=None, min_length=1, description="Idempotency key: a start sent twice with it applies once."
+    )
+
+
+def _register_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return "dag" if any(k in value for k in ("nodes", "edges", "name")) else "start"
+    if isinstance(value, BaseModel):
+        return "dag" if isinstance(value, DagDefinition) else "start"
+    return None
+
+
+RegisterBody = Annotated[
+    Annotated[DagDefinition, Tag("dag")] | Annotated[StartWorkflowRequest, Tag("start")],
+    Discriminator(_register_kind),
+]
+"""``POST /api/v1/workflows``: a DAG (has ``nodes``, ``edges`` or ``name``) or a code workflow start."""
+
+REGISTER_EXAMPLES: dict[str, Any] = {
+    "dag": {
+        "summary": "Register a DAG",
+        "value": {
+            "id": "fan-out",
+            "name": "fan out, fan in",
+            "nodes": [
+                {"id": "numbers", "type": "sequence.numbers", "input": {"stop": "{{ input.count }}"}},
+                {
+                    "id": "total",
+                    "type": "aggregate.sum",
+                    "input": {"items": "{{ nodes.numbers.output.numbers }}"},
+                    "retry": {"maximum_attempts": 3},
+                    "timeoutSeconds": 30,
+                },
+            ],
+            "edges": [{"source": "numbers", "target": "total"}],
+        },
+    },
+    "code": {
+        "summary": "Start a code workflow",
+        "value": {"id": "order-42", "type": "ProcessOrder", "input": {"order_id": "42", "amount": 42.0}},
+    },
+}
+
+
+class ExecuteRequest(RequestModel):
+    """Start a run of the definition (or code workflow type) named in the path."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"workflowId": "fan-out-1", "input": {"count": 10}}]}
+    )
+
+    workflow_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=WORKFLOW_ID_MAX,
+        description="Workflow id of the run; generated when absent.",
+    )
+    input: Any = Field(default=None, description="The run's input (any JSON).")
+    execution_timeout: float | None = Field(default=None, gt=0)
+    request_id: str | None = Field(default=None, min_length=1)
+
+
+class SignalRequest(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "approve", "payload": {"by": "ann"}}]})
+
+    name: str = Field(min_length=1, description="Signal name the workflow waits on.")
+    payload: Any = Field(default=None, description="The signal's value (any JSON).")
+    request_id: str | None = Field(
+        default=None, min_length=1, description="Idempotency key: a signal sent twice with it counts once."
+    )
+
+
+class ReasonRequest(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "operator request"}]})
+
+    reason: str = ""
+
+
+class QueryRequest(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "received", "args": []}]})
+
+    name: str = Field(min_length=1, description="Query name (a @workflow.query method).")
+    args: list[Any] = Field(default_factory=list)
+
+
+# ----------------------------------------------------------------- responses
+class FieldProblem(ApiModel):
+    loc: list[str | int] = Field(description="Where the problem is, e.g. ['body', 'nodes', 2, 'type'].")
+    field: str = Field(description="The same as a dotted path, e.g. 'nodes[2].type'.")
+    message: str
+    type: str = Field(description="Kind of problem, e.g. 'missing', 'dag_invalid', 'unknown_node_type'.")
+
+
+class ErrorBody(ApiModel):
+    """Every error answer has this shape."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "code": "owner_unavailable",
+                    "detail": "owner of workflow 'order-42' (partition 3) unavailable: partition moving",
+                    "workflowId": "order-42",
+                    "partition": 3,
+                    "retryAfter": 1,
+                }
+            ]
+        }
+    )
+
+    code: str = Field(description="Machine-readable kind, e.g. 'workflow_not_found'.")
+    detail: str = Field(description="Human-readable explanation.")
+    errors: list[FieldProblem] | None = None
+    workflow_id: str | None = None
+    run_id: str | None = None
+    status: str | None = None
+    partition: int | None = None
+    retry_after: int | None = None
+
+
+class DefinitionRegistered(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"id": "fan-out", "name": "fan out, fan in", "nodes": 4, "edges": 4}]}
+    )
+
+    id: str
+    name: str
+    nodes: int
+    edges: int
+
+
+class WorkflowAccepted(ApiModel):
+    """A start written to Kafka (acknowledged by all in-sync replicas)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "workflowId": "order-42",
+                    "runId": "0b7c3c1e-3f7e-4a55-9a43-6f0e0b1d2c3a",
+                    "workflowType": "ProcessOrder",
+                    "partition": 3,
+                }
+            ]
+        }
+    )
+
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    partition: int
+
+
+class CommandAccepted(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"workflowId": "order-42", "command": "signal", "partition": 3}]}
+    )
+
+    workflow_id: str
+    command: CommandKind
+    partition: int
+
+
+class PendingActivityView(ApiModel):
+    seq: int
+    activity_type: str
+    attempt: int
+    state: str
+    scheduled_at: float | None = None
+    attempt_started_at: float | None = None
+    last_failure: Failure | None = None
+
+
+class WorkflowStatus(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "workflowId": "order-42",
+                    "runId": "0b7c3c1e-3f7e-4a55-9a43-6f0e0b1d2c3a",
+                    "workflowType": "ProcessOrder",
+                    "status": "RUNNING",
+                    "isDag": False,
+                    "startedAt": 1760000000.0,
+                    "historyLength": 3,
+                    "historyBytes": 812,
+                    "pendingActivities": [
+                        {"seq": 1, "activityType": "charge", "attempt": 2, "state": "backoff"}
+                    ],
+                    "partition": 3,
+                }
+            ]
+        }
+    )
+
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    status: RunStatus
+    is_dag: bool = False
+    input: Any = None
+    result: Any = None
+    failure: Failure | None = None
+    started_at: float
+    closed_at: float | None = None
+    history_length: int = 0
+    history_bytes: int = 0
+    pending_activities: list[PendingActivityView] = Field(default_factory=list)
+    open_timers: int = 0
+    previous_runs: list[str] = Field(default_factory=list)
+    cancel_requested: bool = False
+    parent_workflow_id: str | None = None
+    partition: int
+    node: str | None = Field(default=None, description="Engine node that answered.")
+
+
+class PendingSummary(ApiModel):
+    seq: int
+    activity: str
+    attempt: int
+    state: str
+    last_failure: str | None = None
+
+
+class WorkflowSummary(ApiModel):
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    status: RunStatus
+    started_at: float
+    closed_at: float | None = None
+    history_length: int = 0
+    history_bytes: int = 0
+    pending_activities: list[PendingSummary] = Field(default_factory=list)
+    partition: int
+
+
+class WorkflowList(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"workflows": [], "nextCursor": None, "partial": False, "missingPartitions": []}]
+        }
+    )
+
+    workflows: list[WorkflowSummary]
+    next_cursor: str | None = Field(description="Pass as ``cursor`` for the next page; null on the last.")
+    partial: bool = Field(description="True when some partitions had no reachable owner (listed below).")
+    missing_partitions: list[int]
+
+
+class TimelineEntry(ApiModel):
+    """One activity (or timer, or child workflow) of a run, start to end."""
+
+    seq: int
+    kind: Literal["activity", "timer", "child_workflow"]
+    name: str = Field(description="Activity type, 'timer', or the child's workflow type.")
+    node: str | None = Field(default=None, description="DAG node id, when the run is a DAG and it is known.")
+    status: Literal["scheduled", "retrying", "completed", "failed", "canceled"]
+    scheduled_at: float
+    completed_at: float | None = None
+    failed_at: float | None = None
+    attempts: int = 1
+    last_failure: str | None = None
+    duration_seconds: float | None = None
+
+
+class HistoryPage(ApiModel):
+    workflow_id: str
+    run_id: str
+    total: int
+    offset: int
+    limit: int
+    next_offset: int | None
+    events: list[HistoryEvent]
+    timeline: list[TimelineEntry] | None = Field(
+        default=None, description="Per activity/timer/child: scheduled, completed or failed, attempts."
+    )
+
+
+class QueryResult(ApiModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"result": [1, 2, 3]}]})
+
+    result: Any = None
+
+
+class ShardInfo(ApiModel):
+    partition: int
+    owner: str | None
+    member_id: str | None = None
+
+
+class ShardsResponse(ApiModel):
+    partitions: int
+    group_state: str
+    shards: list[ShardInfo]
+
+
+class MemberStats(ApiModel):
+    member_id: str
+    url: str
+    host: str
+    partitions: list[int]
+    reachable: bool
+    node: str | None = None
+    restoring: list[int] = Field(default_factory=list)
+    partition_stats: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ClusterStats(ApiModel):
+    group_state: str
+    partitions: int
+    members: list[MemberStats]
+    unassigned_partitions: list[int]
+
+
+class WorkflowLocation(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "workflowId": "order-42",
+                    "partition": 3,
+                    "owner": "http://10.0.0.5:8081",
+                    "memberId": "rdkafka-1",
+                    "groupState": "Stable",
+                }
+            ]
+        }
+    )
+
+    workflow_id: str
+    partition: int
+    owner: str | None
+    member_id: str | None = None
+    group_state: str
+
+
+class EventsResponse(ApiModel):
+    events: list[LifecycleEvent]
+    partial: bool = Field(description="True when the read stopped at its time limit before every tail.")
+
+
+class Health(ApiModel):
+    status: Literal["ok"]
+
+
+class Readiness(ApiModel):
+    ready: bool
+    detail: str

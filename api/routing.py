@@ -1,0 +1,243 @@
+"""Forward a read about workflow X to the engine that owns partition(X).
+
+The routing table is the engine consumer group's membership (see
+``ledgerflow.routing.OwnerDirectory``), read in the background every
+``directory_ttl`` seconds so a read costs no Kafka round trip. A read whose
+owner is unknown, answers 421 (the partition is moving) or cannot be reached
+gets one retry after a fresh read of the group; after that, or when the
+``owner_timeout`` budget is spent, it fails with ``OwnerUnavailableError``
+(503 + Retry-After). It never waits longer than the budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from ledgerflow.api.errors import OwnerResponseError
+from ledgerflow.api.settings import GatewaySettings
+from ledgerflow.errors import OwnerUnavailableError, WorkflowNotFoundError
+from ledgerflow.routing import DirectorySnapshot, OwnerDirectory
+
+log = logging.getLogger("ledgerflow.gateway.routing")
+
+ROUTING_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+def path_segment(value: str) -> str:
+    """``value`` as one URL path segment (``/``, ``%`` and dot-only names escaped)."""
+    quoted = quote(value, safe="")
+    if quoted.strip(".") == "":
+        quoted = quoted.replace(".", "%2E")
+    return quoted
+
+
+class RoutingMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.latency = Histogram(
+            "workflow_routing_latency_seconds",
+            "Time to answer a read forwarded to a partition owner (lookup, retries and the owner's reply).",
+            ["operation", "outcome"],
+            registry=registry,
+            buckets=ROUTING_BUCKETS,
+        )
+        self.unavailable = Counter(
+            "ledgerflow_gateway_owner_unavailable_total",
+            "Reads answered 503 because the partition owner was unknown, moving or unreachable.",
+            ["reason"],
+            registry=registry,
+        )
+        self.refreshes = Counter(
+            "ledgerflow_gateway_directory_refreshes_total",
+            "Reads of the engine group's membership.",
+            ["trigger"],
+            registry=registry,
+        )
+
+
+class OwnerRouter:
+    """partition -> owner URL, and forwarding with a bounded budget."""
+
+    def __init__(self, settings: GatewaySettings, http: httpx.AsyncClient, metrics: RoutingMetrics) -> None:
+        self.settings = settings
+        self.http = http
+        self.metrics = metrics
+        self.directory = OwnerDirectory(settings, ttl=settings.directory_ttl)
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="owner-directory")
+        self._snapshot = DirectorySnapshot()
+        self._inflight: asyncio.Future[DirectorySnapshot] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------- directory
+    async def start(self) -> None:
+        try:
+            await asyncio.wait_for(self.refresh("start"), 5.0)
+        except TimeoutError:
+            log.warning("engine group membership not readable yet; reads answer 503 until it is")
+        self._task = asyncio.create_task(self._refresh_forever(), name="owner-directory")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.directory_ttl)
+            try:
+                await self.refresh("timer")
+            except Exception:  # keep the last snapshot; the next round tries again
+                log.exception("reading the engine group failed")
+
+    @property
+    def snapshot(self) -> DirectorySnapshot:
+        return self._snapshot
+
+    async def refresh(self, trigger: str = "retry") -> DirectorySnapshot:
+        """Read the group's membership now (concurrent callers share one read)."""
+        if self._inflight is None or self._inflight.done():
+            loop = asyncio.get_running_loop()
+            self.metrics.refreshes.labels(trigger).inc()
+            self._inflight = asyncio.ensure_future(
+                loop.run_in_executor(self._executor, lambda: self.directory.snapshot(refresh=True))
+            )
+        snapshot = await asyncio.shield(self._inflight)
+        if snapshot.fetched_at < self._snapshot.fetched_at:
+            return self._snapshot
+        if snapshot.state == "Unreachable" and self._snapshot.owners:
+            # Kafka did not answer: keep routing by the last known owners. That is safe,
+            # an engine that no longer owns a partition answers 421, and reads keep working
+            # while the group cannot be described.
+            snapshot = DirectorySnapshot(
+                self._snapshot.owners, self._snapshot.members, snapshot.state, snapshot.fetched_at
+            )
+        self._snapshot = snapshot
+        return self._snapshot
+
+    def partition(self, workflow_id: str) -> int:
+        """The workflow's shard under the deployment's partitioner (murmur2 unless configured)."""
+        return self.settings.partition_of(workflow_id)
+
+    def owner(self, partition: int) -> str | None:
+        return self._snapshot.owners.get(partition) or None
+
+    def member_of(self, partition: int) -> str | None:
+        for member in self._snapshot.members:
+            partitions = member.get("partitions")
+            if isinstance(partitions, list) and partition in partitions:
+                return str(member.get("member_id"))
+        return None
+
+    # ------------------------------------------------------------ forwarding
+    async def forward(
+        self,
+        operation: str,
+        workflow_id: str,
+        path: str,
+        *,
+        method: str = "GET",
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+    ) -> httpx.Response:
+        """The owner's answer (any status but 421 and 404); raise on 404 and when no owner answers."""
+        started = time.monotonic()
+        partition = self.partition(workflow_id)
+        outcome = "unavailable"
+        try:
+            response = await self._forward(partition, workflow_id, path, method, params, body, started)
+            if response.status_code == 404:
+                outcome = "not_found"
+                raise WorkflowNotFoundError(workflow_id)
+            outcome = "ok" if response.status_code < 400 else f"status_{response.status_code}"
+            return response
+        finally:
+            self.metrics.latency.labels(operation, outcome).observe(time.monotonic() - started)
+
+    async def _forward(
+        self,
+        partition: int,
+        workflow_id: str,
+        path: str,
+        method: str,
+        params: dict[str, Any] | None,
+        body: Any,
+        started: float,
+    ) -> httpx.Response:
+        budget = self.settings.owner_timeout
+        deadline = started + budget
+        reason = "no owner known"
+        kind = "no_owner"
+        for attempt in range(2):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                kind, reason = "timeout", f"no answer within {budget} s ({reason})"
+                break
+            if attempt:
+                try:
+                    await asyncio.wait_for(self.refresh(), remaining)
+                except TimeoutError:
+                    kind, reason = "timeout", f"group membership not read within {budget} s"
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+            url = self.owner(partition)
+            if not url:
+                kind = "no_owner"
+                reason = f"no owner (engine group {self._snapshot.state})"
+                continue
+            try:
+                response = await self.http.request(
+                    method, f"{url}{path}", params=params, json=body, timeout=remaining
+                )
+            except httpx.TimeoutException:
+                kind, reason = "timeout", f"{url} did not answer within {budget} s"
+                break
+            except httpx.HTTPError as exc:
+                kind, reason = "unreachable", f"{url} unreachable ({type(exc).__name__})"
+                continue
+            if response.status_code == 421:
+                kind, reason = "moving", f"partition moving ({url} no longer owns it)"
+                continue
+            if response.status_code >= 500:
+                raise OwnerResponseError(workflow_id, response.status_code, response.text)
+            return response
+        self.metrics.unavailable.labels(kind).inc()
+        raise OwnerUnavailableError(workflow_id, partition, float(self.settings.retry_after), reason)
+
+    # --------------------------------------------------------- every member
+    async def each_member(
+        self, path: str, params: dict[str, Any] | None = None
+    ) -> list[tuple[dict[str, object], dict[str, Any] | None]]:
+        """GET ``path`` on every group member at once; ``None`` for those that did not answer."""
+        snapshot = self._snapshot
+        if time.monotonic() - snapshot.fetched_at > 2 * self.settings.directory_ttl:
+            with contextlib.suppress(TimeoutError):
+                snapshot = await asyncio.wait_for(self.refresh("stale"), self.settings.owner_timeout)
+
+        async def one(member: dict[str, object]) -> tuple[dict[str, object], dict[str, Any] | None]:
+            url = str(member.get("url") or "")
+            if not url:
+                return member, None
+            try:
+                response = await self.http.get(
+                    f"{url}{path}", params=params, timeout=self.settings.owner_timeout
+                )
+            except httpx.HTTPError:
+                return member, None
+            if response.status_code != 200:
+                return member, None
+            data = response.json()
+            return member, data if isinstance(data, dict) else None
+
+        return list(await asyncio.gather(*(one(m) for m in snapshot.members)))

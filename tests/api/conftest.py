@@ -1,0 +1,73 @@
+"""A real engine, worker and gateway (``ledgerflow api``) for the gateway's tests."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ledgerflow.testing.processes import Cluster, NodeProcess
+
+ROOT = str(Path(__file__).resolve().parents[2])
+FLOWS = "tests.testapps.flows"
+ACTS = "tests.testapps.acts"
+
+
+@dataclass
+class Stack:
+    cluster: Cluster
+    gateway: NodeProcess
+
+    @property
+    def url(self) -> str:
+        assert self.gateway.url is not None
+        return self.gateway.url
+
+
+@pytest.fixture(scope="session")
+def api_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One engine, one worker and one gateway, shared by the tests that only read and write."""
+    prefix = f"api-{uuid.uuid4().hex[:8]}."
+    cluster = Cluster(
+        kafka_bootstrap, prefix, tmp_path_factory.mktemp("api-stack"), partitions=4, pythonpath=[ROOT]
+    )
+    try:
+        engine = cluster.engine([FLOWS])
+        cluster.worker([ACTS])
+        engine.wait_ready()
+        gateway = cluster.gateway([ACTS])
+        gateway.wait_ready()
+        yield Stack(cluster, gateway)
+    finally:
+        cluster.stop_all()
+
+
+@pytest.fixture
+def api(api_stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api_stack.url, timeout=10) as client:
+        yield client
+
+
+def wait_status(
+    api: httpx.Client, workflow_id: str, until: tuple[str, ...], timeout: float = 30.0
+) -> dict[str, Any]:
+    """Poll ``GET .../status`` until the run's status is one of ``until``."""
+    deadline = time.monotonic() + timeout
+    last: httpx.Response | None = None
+    while time.monotonic() < deadline:
+        last = api.get(f"/api/v1/workflows/{workflow_id}/status")
+        if last.status_code == 200 and last.json()["status"] in until:
+            body: dict[str, Any] = last.json()
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"{workflow_id} not in {until} after {timeout} s: {last and last.text}")
+
+
+def unique(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}"

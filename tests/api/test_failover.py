@@ -1,0 +1,161 @@
+"""Two engines behind one gateway: listing across both, and kill -9 of one."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ledgerflow.config import Settings
+from ledgerflow.testing.processes import Cluster, NodeProcess
+from tests.api.conftest import ACTS, FLOWS, ROOT, wait_status
+
+pytestmark = pytest.mark.kafka
+
+PARTITIONER = "tests.testapps.tenancy:by_tenant"
+"""Every process uses it (engines, worker, gateway): a tenant's workflows share a shard."""
+
+
+@pytest.fixture
+def two_engines(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Iterator[Cluster]:
+    cluster = Cluster(
+        kafka_bootstrap,
+        topic_prefix,
+        tmp_path,
+        partitions=4,
+        pythonpath=[ROOT],
+        env={"LEDGERFLOW_PARTITIONER": PARTITIONER},
+    )
+    try:
+        first = cluster.engine([FLOWS], name="engine-a")
+        second = cluster.engine([FLOWS], name="engine-b")
+        cluster.worker([ACTS])
+        first.wait_ready()
+        second.wait_ready()
+        yield cluster
+    finally:
+        cluster.stop_all()
+
+
+def wait_balanced(api: httpx.Client, timeout: float = 30.0) -> dict[str, Any]:
+    """Until both engines own partitions and every partition has a reachable owner."""
+    deadline = time.monotonic() + timeout
+    stats: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        stats = api.get("/api/v1/cluster/stats").json()
+        members = stats.get("members", [])
+        if (
+            len(members) == 2
+            and all(m["partitions"] and m["reachable"] and not m["restoring"] for m in members)
+            and not stats["unassignedPartitions"]
+        ):
+            return stats
+        time.sleep(0.2)
+    raise AssertionError(f"engines not balanced after {timeout} s: {stats}")
+
+
+def ids_covering_every_partition(settings: Settings, per_partition: int = 2) -> list[str]:
+    found: dict[int, list[str]] = {p: [] for p in range(settings.partitions)}
+    tenant = 0
+    while any(len(v) < per_partition for v in found.values()):
+        workflow_id = f"t{tenant}:wf"
+        bucket = found[settings.partition_of(workflow_id)]
+        if len(bucket) < per_partition:
+            bucket.append(workflow_id)
+        tenant += 1
+    return sorted(w for ids in found.values() for w in ids)
+
+
+def test_listing_across_engines_then_kill_9_answers_503_then_recovers(two_engines: Cluster) -> None:
+    gateway = two_engines.gateway([ACTS])
+    gateway.wait_ready()
+    settings = Settings(partitions=4, partitioner=PARTITIONER)
+    with httpx.Client(base_url=str(gateway.url), timeout=10) as api:
+        stats = wait_balanced(api)
+        ids = ids_covering_every_partition(settings)
+        runs = {}
+        for workflow_id in ids:
+            started = api.post("/api/v1/workflows", json={"id": workflow_id, "type": "SignalCounter"})
+            assert started.status_code == 202, started.text
+            assert started.json()["partition"] == settings.partition_of(workflow_id)
+            runs[workflow_id] = started.json()["runId"]
+        for workflow_id in ids:
+            assert wait_status(api, workflow_id, ("RUNNING",))["partition"] == settings.partition_of(
+                workflow_id
+            )
+        location = api.get(f"/api/v1/cluster/workflows/{ids[0]}/location").json()
+        assert location["partition"] == settings.partition_of(ids[0])
+
+        # ---- listing: pages of 3 across both engines, in workflow-id order
+        listed: list[str] = []
+        cursor: str | None = None
+        pages = 0
+        while True:
+            params: dict[str, Any] = {"limit": 3, "type": "SignalCounter", "status": "RUNNING"}
+            if cursor:
+                params["cursor"] = cursor
+            page = api.get("/api/v1/workflows", params=params).json()
+            assert not page["partial"] and len(page["workflows"]) <= 3
+            listed += [w["workflowId"] for w in page["workflows"]]
+            pages += 1
+            cursor = page["nextCursor"]
+            if cursor is None:
+                break
+        assert listed == ids and pages == 3
+        assert api.get("/api/v1/workflows", params={"status": "COMPLETED"}).json()["workflows"] == []
+
+        # ---- kill -9 the owner of some workflows
+        urls = {m["url"]: m["partitions"] for m in stats["members"]}
+        victim_url = next(iter(urls))
+        victim: NodeProcess = next(n for n in two_engines.nodes if n.url == victim_url)
+        orphan = next(w for w in ids if settings.partition_of(w) in urls[victim_url])
+        assert api.get(f"/api/v1/workflows/{orphan}/status").status_code == 200
+        victim.kill()
+        killed_at = time.monotonic()
+        slowest = 0.0
+
+        saw_503 = False
+        deadline = time.monotonic() + 60
+        recovered: httpx.Response | None = None
+        while time.monotonic() < deadline:
+            asked = time.monotonic()
+            answer = api.get(f"/api/v1/workflows/{orphan}/status")
+            elapsed = time.monotonic() - asked
+            slowest = max(slowest, elapsed)
+            assert elapsed < 2.0, f"a read took {elapsed:.2f} s while the owner was gone"
+            if answer.status_code == 503:
+                saw_503 = True
+                assert int(answer.headers["Retry-After"]) >= 1
+                body = answer.json()
+                assert body["code"] == "owner_unavailable" and body["partition"] == settings.partition_of(
+                    orphan
+                )
+            else:
+                assert answer.status_code == 200, answer.text
+                if saw_503:
+                    recovered = answer
+                    break
+            time.sleep(0.2)
+        assert saw_503, "no 503 was seen after the owner was killed"
+        assert recovered is not None, "the read never succeeded after the partition moved"
+        print(  # shown with -s: how the failover looked from a client
+            f"reads answered 503 for {time.monotonic() - killed_at:.1f} s after kill -9; "
+            f"slowest answer {slowest * 1000:.0f} ms"
+        )
+        state = recovered.json()
+        assert state["status"] == "RUNNING" and state["runId"] == runs[orphan]
+
+        # the survivor owns everything now; the listing is whole again
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            page = api.get("/api/v1/workflows", params={"limit": 100}).json()
+            if not page["partial"] and len(page["workflows"]) == len(ids):
+                break
+            time.sleep(0.2)
+        assert [w["workflowId"] for w in page["workflows"]] == ids and not page["partial"]
+        unavailable = api.get("/metrics").text
+        assert "ledgerflow_gateway_owner_unavailable_total" in unavailable

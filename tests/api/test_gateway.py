@@ -1,0 +1,342 @@
+"""The REST gateway against a real broker, engine and worker, as a user drives it."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from ledgerflow.partitioning import partition_for
+from ledgerflow.samples.dags import FAN_OUT_FAN_IN
+from tests.api.conftest import Stack, unique, wait_status
+
+pytestmark = pytest.mark.kafka
+
+
+def fan_out(dag_id: str) -> dict[str, Any]:
+    dag = copy.deepcopy(FAN_OUT_FAN_IN)
+    dag["id"] = dag_id
+    return dag
+
+
+def test_dag_register_execute_status_and_paged_history(api: httpx.Client) -> None:
+    dag_id = unique("fan")
+    registered = api.post("/api/v1/workflows", json=fan_out(dag_id))
+    assert registered.status_code == 201, registered.text
+    assert registered.json() == {"id": dag_id, "name": "fan out, fan in", "nodes": 4, "edges": 4}
+
+    run = unique("run")
+    started = api.post(
+        f"/api/v1/workflows/{dag_id}/execute", json={"workflowId": run, "input": {"count": 10}}
+    )
+    assert started.status_code == 202, started.text
+    body = started.json()
+    assert body["workflowId"] == run and body["runId"] and body["workflowType"] == dag_id
+    assert body["partition"] == partition_for(run, 4)
+
+    state = wait_status(api, run, ("COMPLETED", "FAILED"))
+    assert state["status"] == "COMPLETED", state
+    assert state["runId"] == body["runId"] and state["isDag"]
+    assert state["result"]["total"]["sum"] == sum(i * i for i in range(10)) + sum(range(0, 10, 2))
+
+    # page through the history three events at a time
+    events: list[dict[str, Any]] = []
+    offset: int | None = 0
+    while offset is not None:
+        page = api.get(f"/api/v1/workflows/{run}/history", params={"offset": offset, "limit": 3})
+        assert page.status_code == 200, page.text
+        data = page.json()
+        assert len(data["events"]) <= 3 and data["runId"] == body["runId"]
+        events += data["events"]
+        offset = data["nextOffset"]
+    assert [e["index"] for e in events] == list(range(1, data["total"] + 1))
+    assert events[0]["kind"] == "workflow_started" and events[-1]["kind"] == "workflow_completed"
+
+    timeline = data["timeline"]
+    assert {t["node"] for t in timeline} == {"numbers", "squares", "evens", "total"}
+    for entry in timeline:
+        assert entry["status"] == "completed" and entry["attempts"] == 1
+        assert entry["scheduledAt"] <= entry["completedAt"]
+    by_node = {t["node"]: t for t in timeline}
+    assert by_node["numbers"]["completedAt"] <= by_node["squares"]["scheduledAt"]
+    assert by_node["total"]["scheduledAt"] >= max(
+        by_node["squares"]["completedAt"], by_node["evens"]["completedAt"]
+    )
+
+    without = api.get(f"/api/v1/workflows/{run}/history", params={"timeline": "false", "limit": 2})
+    assert without.json()["timeline"] is None and len(without.json()["events"]) == 2
+
+    # no body: a workflow id is generated
+    anonymous = api.post(f"/api/v1/workflows/{dag_id}/execute")
+    assert anonymous.status_code == 202, anonymous.text
+    assert anonymous.json()["workflowId"].startswith(dag_id)
+    # (without input the template {{ input.count }} cannot render: the run ends, either way)
+    wait_status(api, anonymous.json()["workflowId"], ("COMPLETED", "FAILED"))
+
+
+def test_retries_show_in_the_timeline(api: httpx.Client) -> None:
+    wid = unique("flaky")
+    started = api.post("/api/v1/workflows", json={"id": wid, "type": "Flaky", "input": ["k", 2]})
+    assert started.status_code == 202, started.text
+    # a list input is spread over the workflow's parameters: Flaky.run(key, failures)
+    state = wait_status(api, wid, ("COMPLETED", "FAILED"))
+    assert state["status"] == "COMPLETED", state
+    [entry] = api.get(f"/api/v1/workflows/{wid}/history").json()["timeline"]
+    assert entry["name"] == "fail_times" and entry["attempts"] == 3 and entry["status"] == "completed"
+    assert entry["lastFailure"] and "planned failure on attempt 2" in entry["lastFailure"]
+
+
+def test_code_workflow_start_signal_query_cancel_terminate(api: httpx.Client) -> None:
+    wid = unique("counter")
+    first = api.post("/api/v1/workflows", json={"id": wid, "type": "SignalCounter"})
+    assert first.status_code == 202, first.text
+    run_id = first.json()["runId"]
+    wait_status(api, wid, ("RUNNING",))
+
+    again = api.post("/api/v1/workflows", json={"id": wid, "type": "SignalCounter"})
+    assert again.status_code == 409, again.text
+    assert again.json()["code"] == "already_started" and again.json()["runId"] == run_id
+    via_execute = api.post("/api/v1/workflows/SignalCounter/execute", json={"workflowId": wid})
+    assert via_execute.status_code == 409 and via_execute.json()["runId"] == run_id
+
+    for value in (1, 2):
+        sent = api.post(f"/api/v1/workflows/{wid}/signal", json={"name": "add", "payload": value})
+        assert sent.status_code == 202, sent.text
+        assert sent.json() == {"workflowId": wid, "command": "signal", "partition": partition_for(wid, 4)}
+    for _ in range(2):  # the same idempotency key twice counts once
+        dup = {"name": "add", "payload": "dup", "requestId": "same"}
+        assert api.post(f"/api/v1/workflows/{wid}/signal", json=dup).status_code == 202
+
+    deadline = time.monotonic() + 20
+    received: Any = None
+    while time.monotonic() < deadline:
+        answer = api.post(f"/api/v1/workflows/{wid}/query", json={"name": "received"})
+        assert answer.status_code == 200, answer.text
+        received = answer.json()["result"]
+        if len(received) >= 3:
+            break
+        time.sleep(0.1)
+    assert received == [1, 2, "dup"]
+
+    unknown = api.post(f"/api/v1/workflows/{wid}/query", json={"name": "nope"})
+    assert unknown.status_code == 400 and "nope" in unknown.json()["detail"]
+
+    canceled = api.post(f"/api/v1/workflows/{wid}/cancel", json={"reason": "test"})
+    assert canceled.status_code == 202 and canceled.json()["command"] == "cancel"
+    assert wait_status(api, wid, ("CANCELED", "COMPLETED", "FAILED"))["status"] == "CANCELED"
+
+    other = unique("doomed")
+    assert api.post("/api/v1/workflows", json={"id": other, "type": "SignalCounter"}).status_code == 202
+    wait_status(api, other, ("RUNNING",))
+    assert api.post(f"/api/v1/workflows/{other}/terminate").status_code == 202
+    assert wait_status(api, other, ("TERMINATED",))["status"] == "TERMINATED"
+    kinds = [e["kind"] for e in api.get(f"/api/v1/workflows/{other}/history").json()["events"]]
+    assert kinds[-1] == "workflow_terminated"
+
+    # the run that was canceled is listed with its final status
+    listed = api.get("/api/v1/workflows", params={"type": "SignalCounter", "status": "CANCELED"}).json()
+    assert wid in [w["workflowId"] for w in listed["workflows"]] and not listed["partial"]
+
+
+def _dag(nodes: list[tuple[str, str]], edges: list[tuple[str, str]]) -> dict[str, Any]:
+    return {
+        "id": unique("bad"),
+        "name": "bad",
+        "nodes": [{"id": i, "type": t} for i, t in nodes],
+        "edges": [{"source": s, "target": t} for s, t in edges],
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "expected"),
+    [
+        pytest.param(
+            _dag([("a", "echo"), ("b", "echo")], [("a", "b"), ("b", "a")]),
+            "body",
+            "cycle: a -> b -> a",
+            id="cycle",
+        ),
+        pytest.param(
+            _dag([("a", "echo")], [("a", "ghost")]),
+            "body",
+            "edge a->ghost: target 'ghost' is not a node",
+            id="dangling",
+        ),
+        pytest.param(
+            _dag([("a", "echo"), ("a", "echo")], []), "body", "duplicate node id 'a'", id="duplicate"
+        ),
+        pytest.param(
+            _dag([("a", "echo"), ("b", "no.such.type")], [("a", "b")]),
+            "nodes[1].type",
+            "node 'b': unknown node type 'no.such.type'",
+            id="unknown-type",
+        ),
+        pytest.param({"id": "x", "name": "no nodes", "edges": []}, "nodes", "Field required", id="no-nodes"),
+        pytest.param(
+            {"id": "x", "nodes": [{"id": "a", "type": "echo", "timeoutSeconds": -1}]},
+            "nodes[0].timeoutSeconds",
+            "greater than 0",
+            id="negative-timeout",
+        ),
+        pytest.param({"id": "x", "input": 1}, "type", "Field required", id="start-without-type"),
+        pytest.param({"id": "", "type": "T"}, "id", "at least 1 character", id="empty-workflow-id"),
+    ],
+)
+def test_bad_registrations_are_422_naming_the_problem(
+    api: httpx.Client, body: dict[str, Any], field: str, expected: str
+) -> None:
+    answer = api.post("/api/v1/workflows", json=body)
+    assert answer.status_code == 422, answer.text
+    data = answer.json()
+    assert data["code"] == "invalid_request"
+    assert any(e["field"] == field and expected in e["message"] for e in data["errors"]), data
+    assert expected in data["detail"]
+
+
+def test_activity_types_of_the_gateways_modules_are_known(api: httpx.Client) -> None:
+    # the gateway was started with --activities tests.testapps.acts
+    dag = _dag([("a", "echo"), ("b", "add_one"), ("c", "sleep"), ("d", "wait-signal")], [("a", "b")])
+    assert api.post("/api/v1/workflows", json=dag).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "field"),
+    [
+        ("POST", "/api/v1/workflows/w/signal", {"json": {"payload": 1}}, "name"),
+        ("POST", "/api/v1/workflows/w/signal", {"json": {"name": "s", "extra": 1}}, "extra"),
+        ("POST", "/api/v1/workflows/T/execute", {"json": {"workflowId": ""}}, "workflowId"),
+        (
+            "POST",
+            "/api/v1/workflows/T/execute",
+            {"content": b"{not json", "headers": {"content-type": "application/json"}},
+            "body",
+        ),
+        (
+            "POST",
+            "/api/v1/workflows",
+            {"content": b"[1,", "headers": {"content-type": "application/json"}},
+            "body",
+        ),
+        ("POST", "/api/v1/workflows/w/query", {"json": {"name": "q", "args": "notalist"}}, "args"),
+        ("GET", "/api/v1/workflows", {"params": {"limit": 0}}, "limit"),
+        ("GET", "/api/v1/workflows", {"params": {"status": "SLEEPY"}}, "status"),
+        ("GET", "/api/v1/workflows/w/history", {"params": {"offset": -1}}, "offset"),
+    ],
+)
+def test_bad_bodies_and_parameters_are_422_naming_the_field(
+    api: httpx.Client, method: str, path: str, kwargs: dict[str, Any], field: str
+) -> None:
+    answer = api.request(method, path, **kwargs)
+    assert answer.status_code == 422, answer.text
+    assert field in [e["field"] for e in answer.json()["errors"]], answer.json()
+
+
+def test_oversized_bodies_get_413(api: httpx.Client) -> None:
+    big = {"id": "big", "type": "T", "input": "x" * (1024 * 1024 + 10)}
+    answer = api.post("/api/v1/workflows", json=big)
+    assert answer.status_code == 413 and answer.json()["code"] == "payload_too_large"
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: read up to the limit, then refused
+        yield b'{"id": "big", "type": "T", "input": "'
+        for _ in range(20):
+            yield b"x" * 65536
+        yield b'"}'
+
+    chunked = api.post("/api/v1/workflows", content=chunks(), headers={"content-type": "application/json"})
+    assert chunked.status_code == 413
+    # under the body limit but over the producer's record limit (message.max.bytes, 1 MB)
+    record = api.post("/api/v1/workflows", json={"id": "big", "type": "T", "input": "x" * 1_040_000})
+    assert record.status_code == 413 and "record" in record.json()["detail"], record.text
+    small = api.post(
+        "/api/v1/workflows/w/signal", content=b'{"name": "s"}', headers={"content-type": "application/json"}
+    )
+    assert small.status_code == 202
+
+
+def test_unknown_workflows_are_404(api: httpx.Client) -> None:
+    for path in ("status", "history"):
+        answer = api.get(f"/api/v1/workflows/{unique('nobody')}/{path}")
+        assert answer.status_code == 404 and answer.json()["code"] == "workflow_not_found"
+    answer = api.post(f"/api/v1/workflows/{unique('nobody')}/query", json={"name": "q"})
+    assert answer.status_code == 404
+    odd = api.get("/api/v1/workflows/a%20b%3Fc%25/status")  # ' ', '?' and '%' reach the owner intact
+    assert odd.status_code == 404 and odd.json()["workflowId"] == "a b?c%"
+
+
+def test_cluster_views(api: httpx.Client, api_stack: Stack) -> None:
+    engine_url = api_stack.cluster.nodes[0].url
+    shards = api.get("/api/v1/cluster/shards").json()
+    assert shards["partitions"] == 4
+    assert [s["partition"] for s in shards["shards"]] == [0, 1, 2, 3]
+    assert {s["owner"] for s in shards["shards"]} == {engine_url}
+
+    stats = api.get("/api/v1/cluster/stats").json()
+    [member] = stats["members"]
+    assert member["url"] == engine_url and member["reachable"] and member["partitions"] == [0, 1, 2, 3]
+    assert stats["unassignedPartitions"] == []
+
+    wid = unique("where")
+    location = api.get(f"/api/v1/cluster/workflows/{wid}/location").json()
+    assert location["partition"] == partition_for(wid, 4) and location["owner"] == engine_url
+
+    assert (
+        api.post("/api/v1/workflows", json={"id": wid, "type": "ThreeSteps", "input": 1}).status_code == 202
+    )
+    wait_status(api, wid, ("COMPLETED",))
+    events = api.get("/api/v1/events", params={"workflowId": wid, "limit": 50}).json()["events"]
+    types = [e["type"] for e in events]
+    assert types[0] == "WORKFLOW_STARTED" and types[-1] == "WORKFLOW_COMPLETED"
+    assert all(e["workflow_id"] == wid for e in events)
+    assert len(api.get("/api/v1/events", params={"limit": 2}).json()["events"]) == 2
+
+
+def test_probes_metrics_and_docs(api: httpx.Client) -> None:
+    assert api.get("/health").json() == {"status": "ok"}
+    assert api.get("/ready").status_code == 200
+    api.get(f"/api/v1/workflows/{unique('m')}/status")
+    metrics = api.get("/metrics").text
+    assert 'workflow_routing_latency_seconds_bucket{le="0.005",operation="status"' in metrics
+    assert (
+        'ledgerflow_gateway_requests_total{method="GET",route="/api/v1/workflows/{id}/status",status="404"}'
+        in metrics
+    )
+    schema = api.get("/openapi.json").json()
+    for path in ("/api/v1/workflows", "/api/v1/workflows/{id}/execute", "/api/v1/workflows/{id}/status"):
+        assert path in schema["paths"]
+    body = schema["paths"]["/api/v1/workflows"]["post"]["requestBody"]["content"]["application/json"]
+    assert set(body["examples"]) == {"dag", "code"}
+    assert api.get("/docs").status_code == 200
+    assert "securitySchemes" not in schema.get("components", {})
+
+
+def test_api_keys_when_configured(api_stack: Stack) -> None:
+    gateway = api_stack.cluster.gateway(name="gateway-auth", env={"LEDGERFLOW_API_KEYS": "key-one, key-two"})
+    try:
+        gateway.wait_ready()
+        with httpx.Client(base_url=str(gateway.url), timeout=10) as client:
+            assert client.get("/health").status_code == 200
+            assert client.get("/ready").status_code == 200
+            for path in ("/api/v1/workflows", "/metrics", "/docs", "/openapi.json", "/api/v1/cluster/shards"):
+                refused = client.get(path)
+                assert refused.status_code == 401, path
+                assert refused.json()["code"] == "unauthorized"
+            assert client.get("/api/v1/workflows", headers={"X-API-Key": "wrong"}).status_code == 401
+            assert (
+                client.get("/api/v1/workflows", headers={"Authorization": "Bearer wrong"}).status_code == 401
+            )
+            assert client.get("/api/v1/workflows", headers={"X-API-Key": "key-one"}).status_code == 200
+            assert (
+                client.get("/api/v1/workflows", headers={"Authorization": "Bearer key-two"}).status_code
+                == 200
+            )
+            unauth_write = client.post("/api/v1/workflows/w/signal", json={"name": "s"})
+            assert unauth_write.status_code == 401
+            schema = client.get("/openapi.json", headers={"X-API-Key": "key-one"}).json()
+            assert set(schema["components"]["securitySchemes"]) == {"ApiKey", "Bearer"}
+            assert schema["paths"]["/health"]["get"]["security"] == []
+    finally:
+        gateway.stop()

@@ -1,0 +1,104 @@
+"""Gateway pieces that need no Kafka: settings, error shapes, timelines, middleware."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from ledgerflow.api.app import GatewaySettings, create_app
+from ledgerflow.api.errors import problems_from_validation
+from ledgerflow.api.routing import path_segment
+from ledgerflow.api.timeline import build_timeline
+from ledgerflow.schemas import events as ev
+from ledgerflow.schemas.common import Failure
+from ledgerflow.schemas.dag import DagDefinition
+
+
+def test_list_settings_read_comma_separated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEDGERFLOW_API_KEYS", "one, two,,three ")
+    monkeypatch.setenv("LEDGERFLOW_ACTIVITY_TYPES", "charge")
+    monkeypatch.setenv("LEDGERFLOW_MAX_BODY_BYTES", "2048")
+    settings = GatewaySettings()
+    assert settings.api_keys == ["one", "two", "three"] and settings.auth_enabled
+    assert settings.activity_types == ["charge"] and settings.max_body_bytes == 2048
+    with pytest.raises(ValueError, match="frozen"):
+        settings.owner_timeout = 5  # type: ignore[misc]
+
+
+def test_path_segments_survive_forwarding() -> None:
+    assert path_segment("a/b c?") == "a%2Fb%20c%3F"
+    assert path_segment("..") == "%2E%2E" and path_segment("a.b") == "a.b"
+
+
+def test_validation_problems_name_the_field() -> None:
+    problems = problems_from_validation(
+        [
+            {"loc": ("body", "dag", "nodes", 2, "type"), "msg": "Field required", "type": "missing"},
+            {"loc": ("body",), "msg": "Value error, cycle: a -> b -> a", "type": "value_error"},
+            {"loc": ("body", 7), "msg": "JSON decode error", "type": "json_invalid"},
+            {"loc": ("query", "limit"), "msg": "Input should be greater than 0", "type": "greater_than"},
+        ]
+    )
+    assert [(p.field, p.type) for p in problems] == [
+        ("nodes[2].type", "missing"),
+        ("body", "dag_invalid"),
+        ("body", "json_invalid"),
+        ("limit", "greater_than"),
+    ]
+    assert problems[1].message == "cycle: a -> b -> a"
+    assert problems[2].message == "body is not valid JSON at position 7"
+    assert problems[0].loc == ["body", "nodes", 2, "type"]
+
+
+def test_timeline_names_dag_nodes_and_counts_attempts() -> None:
+    dag = DagDefinition.model_validate(
+        {
+            "id": "d",
+            "nodes": [
+                {"id": "first", "type": "echo", "input": {"x": "{{ input.x }}"}},
+                {"id": "second", "type": "echo", "input": {"y": 1}},
+                {"id": "sum", "type": "aggregate.sum", "input": {"items": [1]}},
+                {"id": "nap", "type": "sleep", "input": {"seconds": 1}},
+            ],
+            "edges": [{"source": "first", "target": "second"}],
+        }
+    )
+    oops = Failure(type="RuntimeError", message="boom")
+    history: list[ev.HistoryEvent] = [
+        ev.WorkflowStarted(index=1, time=10, workflow_type="d", dag=dag),
+        ev.ActivityScheduled(index=2, time=11, seq=1, activity_type="echo", args=[{"x": 5}]),
+        ev.ActivityScheduled(index=3, time=11, seq=2, activity_type="aggregate.sum", args=[{"items": [1]}]),
+        ev.TimerStarted(index=4, time=11, seq=3, fire_at=12),
+        ev.ActivityAttemptFailed(index=5, time=12, seq=2, attempt=1, failure=oops, retry_in=1),
+        ev.ActivityCompleted(index=6, time=12, seq=1, attempt=1, result={"x": 5}),
+        ev.ActivityScheduled(index=7, time=12.5, seq=4, activity_type="echo", args=[{"y": 1}]),
+        ev.TimerFired(index=8, time=13, seq=3),
+        ev.ActivityAttemptRetried(index=9, time=13, seq=2, attempt=2),
+        ev.ActivityFailed(index=10, time=14, seq=2, attempt=2, failure=oops),
+    ]
+    timeline = {t.seq: t for t in build_timeline(history)}
+    assert timeline[1].node == "first" and timeline[1].status == "completed" and timeline[1].attempts == 1
+    assert timeline[4].node == "second" and timeline[4].status == "scheduled"
+    assert timeline[2].node == "sum" and timeline[2].status == "failed" and timeline[2].attempts == 2
+    assert timeline[2].last_failure == "RuntimeError: boom" and timeline[2].duration_seconds == 3
+    assert timeline[3].kind == "timer" and timeline[3].node == "nap" and timeline[3].completed_at == 13
+
+
+@pytest.fixture
+def offline() -> TestClient:
+    """The app without its lifespan: only what answers before Kafka is needed."""
+    settings = GatewaySettings(api_keys=["secret"], max_body_bytes=100)
+    return TestClient(create_app(settings))
+
+
+def test_auth_and_body_limit_answer_before_anything_else(offline: TestClient) -> None:
+    assert offline.get("/health").status_code == 200
+    assert offline.get("/api/v1/workflows").status_code == 401
+    assert offline.post("/api/v1/workflows", content=b"x" * 200).status_code == 401
+    key = {"X-API-Key": "secret"}
+    too_big = offline.post("/api/v1/workflows", content=b"x" * 200, headers=key)
+    assert too_big.status_code == 413 and too_big.json()["code"] == "payload_too_large"
+    unknown = offline.post(
+        "/api/v1/workflows", json={"id": "d", "nodes": [{"id": "a", "type": "nope"}]}, headers=key
+    )
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "nodes[0].type"
