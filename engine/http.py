@@ -154,6 +154,10 @@ def create_app(engine: Engine) -> FastAPI:
                 result = instance.query(name, args)
             except KeyError as exc:
                 raise HTTPException(400, detail=str(exc.args[0])) from exc
+            except Exception as exc:  # the query method raised, or the code no longer replays
+                raise HTTPException(
+                    400, detail=f"query {name!r} failed: {type(exc).__name__}: {exc}"
+                ) from exc
         return {"result": result}
 
     return app

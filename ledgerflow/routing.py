@@ -77,8 +77,8 @@ class OwnerDirectory:
                 ]
                 description = future.result(timeout=2)
             except Exception:
-                self._owners = {}
-                self._members = []
+                # Keep the last known owners: a node that no longer owns a partition
+                # answers 421, so stale routing is safe, and reads survive a Kafka blip.
                 self._state = "Unreachable"
                 return
             inbox = self.settings.topic("inbox")

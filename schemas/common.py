@@ -86,3 +86,5 @@ class ActivityOptions(WireModel):
     """Seconds between heartbeats before an attempt is failed as timed out."""
     retry: RetryPolicy = RetryPolicy()
     """Retry policy for failed attempts."""
+    node: str | None = None
+    """The DAG node this activity runs, recorded for timelines (None in code workflows)."""

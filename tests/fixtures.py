@@ -12,7 +12,7 @@ from ledgerflow.engine.workflow.definition import WorkflowRegistry
 from ledgerflow.testing.invariants import check_run
 from ledgerflow.testing.processes import Cluster
 
-ROOT = str(Path(__file__).resolve().parents[2])
+ROOT = str(Path(__file__).resolve().parents[1])
 FLOWS = "tests.testapps.flows"
 ACTS = "tests.testapps.acts"
 

@@ -95,6 +95,7 @@ class DagRun:
             queue=node.queue,
             start_to_close_timeout=node.timeout_seconds or DEFAULT_NODE_TIMEOUT,
             retry=node.retry or RetryPolicy(),
+            node=node.id,
         )
         return await runtime.execute_activity(node.type, [args], options)
 

@@ -10,7 +10,7 @@ from ledgerflow.api.errors import problems_from_validation
 from ledgerflow.api.routing import path_segment
 from ledgerflow.api.timeline import build_timeline
 from ledgerflow.schemas import events as ev
-from ledgerflow.schemas.common import Failure
+from ledgerflow.schemas.common import ActivityOptions, Failure
 from ledgerflow.schemas.dag import DagDefinition
 
 
@@ -50,6 +50,10 @@ def test_validation_problems_name_the_field() -> None:
     assert problems[0].loc == ["body", "nodes", 2, "type"]
 
 
+def on(node: str) -> ActivityOptions:
+    return ActivityOptions(node=node)
+
+
 def test_timeline_names_dag_nodes_and_counts_attempts() -> None:
     dag = DagDefinition.model_validate(
         {
@@ -66,12 +70,18 @@ def test_timeline_names_dag_nodes_and_counts_attempts() -> None:
     oops = Failure(type="RuntimeError", message="boom")
     history: list[ev.HistoryEvent] = [
         ev.WorkflowStarted(index=1, time=10, workflow_type="d", dag=dag),
-        ev.ActivityScheduled(index=2, time=11, seq=1, activity_type="echo", args=[{"x": 5}]),
-        ev.ActivityScheduled(index=3, time=11, seq=2, activity_type="aggregate.sum", args=[{"items": [1]}]),
+        ev.ActivityScheduled(
+            index=2, time=11, seq=1, activity_type="echo", args=[{"x": 5}], options=on("first")
+        ),
+        ev.ActivityScheduled(
+            index=3, time=11, seq=2, activity_type="aggregate.sum", args=[{"items": [1]}], options=on("sum")
+        ),
         ev.TimerStarted(index=4, time=11, seq=3, fire_at=12),
         ev.ActivityAttemptFailed(index=5, time=12, seq=2, attempt=1, failure=oops, retry_in=1),
         ev.ActivityCompleted(index=6, time=12, seq=1, attempt=1, result={"x": 5}),
-        ev.ActivityScheduled(index=7, time=12.5, seq=4, activity_type="echo", args=[{"y": 1}]),
+        ev.ActivityScheduled(
+            index=7, time=12.5, seq=4, activity_type="echo", args=[{"y": 1}], options=on("second")
+        ),
         ev.TimerFired(index=8, time=13, seq=3),
         ev.ActivityAttemptRetried(index=9, time=13, seq=2, attempt=2),
         ev.ActivityFailed(index=10, time=14, seq=2, attempt=2, failure=oops),
@@ -81,7 +91,7 @@ def test_timeline_names_dag_nodes_and_counts_attempts() -> None:
     assert timeline[4].node == "second" and timeline[4].status == "scheduled"
     assert timeline[2].node == "sum" and timeline[2].status == "failed" and timeline[2].attempts == 2
     assert timeline[2].last_failure == "RuntimeError: boom" and timeline[2].duration_seconds == 3
-    assert timeline[3].kind == "timer" and timeline[3].node == "nap" and timeline[3].completed_at == 13
+    assert timeline[3].kind == "timer" and timeline[3].completed_at == 13
 
 
 @pytest.fixture
