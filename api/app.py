@@ -22,6 +22,8 @@ Status codes (see ``errors.py`` for the full map):
   best effort: two starts racing, or a start while the owner is unreachable, are
   both written, and the engine keeps one open run per workflow id (the later
   start is ignored).
+- 429 (+ ``Retry-After``): the owning engine is at its open-workflow limit; the
+  body gives the reason. Nothing was written.
 - 404 / 422 / 413 / 401 / 503 (+ ``Retry-After``) as the error map says.
 """
 
@@ -60,6 +62,8 @@ from ledgerflow.api.kafka import AsyncProducer, read_events
 from ledgerflow.api.middleware import ApiKeyMiddleware, BodyLimitMiddleware, MetricsMiddleware, RequestMetrics
 from ledgerflow.api.models import (
     REGISTER_EXAMPLES,
+    ClusterEvent,
+    ClusterEventsResponse,
     ClusterStats,
     CommandAccepted,
     CommandKind,
@@ -90,8 +94,9 @@ from ledgerflow.api.models import (
 from ledgerflow.api.routing import OwnerRouter, RoutingMetrics, path_segment
 from ledgerflow.api.settings import ANY_TYPE, GatewaySettings
 from ledgerflow.api.timeline import build_timeline
+from ledgerflow.cluster import read_events as read_cluster_events
 from ledgerflow.engine.workflow.dag import IN_WORKFLOW_NODE_TYPES
-from ledgerflow.errors import OwnerUnavailableError, WorkflowNotFoundError
+from ledgerflow.errors import CapacityError, OwnerUnavailableError, WorkflowNotFoundError
 from ledgerflow.executors import builtins
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas.dag import DagDefinition
@@ -202,11 +207,17 @@ async def _start(
     router = state.live_router()
     if check_open:
         try:
-            current = await _describe(state, workflow_id, "start_check")
-        except (WorkflowNotFoundError, OwnerUnavailableError, OwnerResponseError):
-            current = None  # unknown or unreachable: write anyway; the engine keeps one open run
+            response = await router.forward(
+                "start_check", workflow_id, f"/internal/admission/{path_segment(workflow_id)}"
+            )
+            admission: dict[str, Any] | None = response.json() if response.status_code == 200 else None
+        except (WorkflowNotFoundError, OwnerUnavailableError):
+            admission = None  # unreachable: write anyway; the engine keeps one open run and its limits
+        current = admission.get("run") if admission else None
         if current is not None and current.get("status") == "RUNNING":
             raise AlreadyStartedError(workflow_id, str(current.get("run_id")), router.partition(workflow_id))
+        if admission and admission.get("refusal"):
+            raise CapacityError(workflow_id, router.partition(workflow_id), str(admission["refusal"]))
     run_id = str(uuid.uuid4())
     command = c.StartWorkflow(
         workflow_id=workflow_id,
@@ -379,6 +390,7 @@ def _workflow_routes(
             201: {"model": DefinitionRegistered, "description": "The DAG definition was registered."},
             202: {"model": WorkflowAccepted, "description": "The start was written to Kafka."},
             409: _error("The workflow id is already running; the body names the open run."),
+            429: _error("The owning engine is at its open-workflow limit; retry after Retry-After."),
             **with_body,
         },
     )
@@ -418,6 +430,7 @@ def _workflow_routes(
         response_model=WorkflowAccepted,
         responses={
             409: _error("The workflow id is already running; the body names the open run."),
+            429: _error("The owning engine is at its open-workflow limit; retry after Retry-After."),
             **with_body,
         },
     )
@@ -636,6 +649,21 @@ def _workflow_routes(
 
 
 def _cluster_routes(api: APIRouter) -> None:
+    @api.get(
+        "/cluster/events",
+        tags=["cluster"],
+        summary="Membership changes, partition moves and failovers",
+        response_model=ClusterEventsResponse,
+    )
+    async def cluster_events(
+        request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> ClusterEventsResponse:
+        """The latest cluster events, oldest first: engines joining and leaving, partitions
+        assigned (with the time taken, restore included), revoked or lost, and failovers
+        (an assignment that took partitions from a node that never gave them up)."""
+        found = await asyncio.to_thread(read_cluster_events, _state(request).settings, limit, 3.0)
+        return ClusterEventsResponse(events=[ClusterEvent.model_validate(e) for e in found])
+
     @api.get(
         "/cluster/shards", tags=["cluster"], summary="Owner of every partition", response_model=ShardsResponse
     )

@@ -33,7 +33,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledgerflow.api.models import ErrorBody, FieldProblem
-from ledgerflow.errors import LedgerflowError, OwnerUnavailableError, WorkflowNotFoundError
+from ledgerflow.errors import CapacityError, LedgerflowError, OwnerUnavailableError, WorkflowNotFoundError
 
 
 class GatewayError(LedgerflowError):
@@ -152,6 +152,19 @@ def to_response(exc: Exception, retry_after: int = 1) -> JSONResponse:
                 503,
                 ErrorBody(
                     code="owner_unavailable",
+                    detail=str(exc),
+                    workflow_id=exc.workflow_id,
+                    partition=exc.partition,
+                    retry_after=seconds,
+                ),
+                retry_after_header(seconds),
+            )
+        case CapacityError():
+            seconds = max(1, math.ceil(exc.retry_after))
+            return error_response(
+                429,
+                ErrorBody(
+                    code="at_capacity",
                     detail=str(exc),
                     workflow_id=exc.workflow_id,
                     partition=exc.partition,

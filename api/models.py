@@ -392,6 +392,29 @@ class EventsResponse(ApiModel):
     partial: bool = Field(description="True when the read stopped at its time limit before every tail.")
 
 
+class ClusterEvent(ApiModel):
+    """An engine joined or left, or partitions moved (see ``ledgerflow.cluster``)."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str = Field(
+        description="NODE_JOINED, NODE_LEFT, PARTITIONS_ASSIGNING/ASSIGNED/REVOKED/LOST/CLOSED."
+    )
+    node: str
+    url: str
+    time: float
+    partitions: list[int] = Field(default_factory=list)
+    seconds: float | None = Field(
+        default=None, description="How long the move took (assign includes restore)."
+    )
+    failover_from: list[str] | None = Field(
+        default=None, description="Nodes that held these partitions and never gave them up (they died)."
+    )
+
+
+class ClusterEventsResponse(ApiModel):
+    events: list[ClusterEvent]
+
+
 class Health(ApiModel):
     status: Literal["ok"]
 

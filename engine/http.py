@@ -116,6 +116,16 @@ def create_app(engine: Engine) -> FastAPI:
             raise HTTPException(404, detail=f"workflow {workflow_id!r} not found")
         return {"partition": processor.partition, "node": engine.node_id, **run.model_dump(mode="json")}
 
+    @app.get("/internal/admission/{workflow_id}")
+    def admission(workflow_id: str) -> dict[str, Any]:
+        """What a start of this workflow id would meet: its open run, or a capacity refusal."""
+        with engine.lock:
+            processor = owned(workflow_id)
+            run = read_run(processor.store, workflow_id)
+            refusal = engine.ctx.limits.refusal(processor.partition, processor.open_runs)
+        state = {"partition": processor.partition, **run.model_dump(mode="json")} if run else None
+        return {"partition": processor.partition, "run": state, "refusal": refusal}
+
     @app.get("/internal/workflows/{workflow_id}/history")
     def history(
         workflow_id: str, run_id: str | None = None, offset: int = 0, limit: int = 1000

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka.admin import AdminClient
 from pydantic import ValidationError
 
 from ledgerflow.cluster import ClusterEventPublisher
@@ -60,7 +61,11 @@ class Engine:
         self.lock = threading.RLock()
         self.definitions = DefinitionTable(settings)
         limits = Admission(options.max_open_per_partition, options.max_open_per_engine, self.open_workflows)
-        self.ctx = EngineContext(settings, registry, self.definitions.get, options.cache_size, limits)
+        self.transactional_id = f"{settings.prefix}engine-{self.node_id}"
+        self._admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+        self.ctx = EngineContext(
+            settings, registry, self.definitions.get, options.cache_size, limits, self.transactional_id
+        )
         self._stop = threading.Event()
         self.started = threading.Event()
         self.consumer: Consumer | None = None
@@ -117,13 +122,19 @@ class Engine:
         events_producer = clients.plain_producer(settings, **{"acks": "1", "enable.idempotence": False})
         publish = ClusterEventPublisher(events_producer, settings, self.node_id, self.options.advertised_url)
         self.partitions = PartitionManager(
-            self.ctx, self.options.data_dir, restore_consumer, self.lock, publish=publish
+            self.ctx,
+            self.options.data_dir,
+            restore_consumer,
+            self.lock,
+            publish=publish,
+            fence=self._fence,
+            live_producers=self._live_producers,
         )
         consumer = clients.consumer(
             settings,
             self.group_id,
             **{
-                "client.id": f"ledgerflow-engine {self.options.advertised_url}",
+                "client.id": f"ledgerflow-engine {self.options.advertised_url} {self.transactional_id}",
                 "partition.assignment.strategy": "cooperative-sticky",
                 "session.timeout.ms": self.options.session_timeout_ms,
                 "heartbeat.interval.ms": max(100, self.options.session_timeout_ms // 6),
@@ -131,7 +142,7 @@ class Engine:
             },
         )
         self.consumer = consumer
-        producer = clients.transactional_producer(settings, f"{settings.prefix}engine-{self.node_id}")
+        producer = clients.transactional_producer(settings, self.transactional_id)
         producer.init_transactions(30)
         checkpoint = Checkpoint(settings, producer, consumer)
         partitions = self.partitions
@@ -169,6 +180,26 @@ class Engine:
             producer.flush(5)
             publish({"type": "NODE_LEFT"})
             events_producer.flush(5)
+
+    def _live_producers(self) -> set[str] | None:
+        """Transactional ids of the engines in the group now (from their client ids); None if unknown."""
+        group = self.group_id
+        try:
+            described = self._admin.describe_consumer_groups([group], request_timeout=5)[group].result(5)
+        except Exception as exc:  # cannot tell: fence nobody, the transaction timeout still applies
+            log.warning("cannot describe the engine group: %s", exc)
+            return None
+        return {member.client_id.rsplit(" ", 1)[-1] for member in described.members}
+
+    def _fence(self, transactional_id: str) -> None:
+        """Abort a dead owner's open transaction now, by starting its producer id once."""
+        if transactional_id == self.transactional_id:
+            return  # our own earlier incarnation: init_transactions at session start did it
+        zombie = clients.transactional_producer(self.settings, transactional_id)
+        try:
+            zombie.init_transactions(10)
+        except KafkaException as exc:
+            log.warning("could not fence %s: %s", transactional_id, exc)
 
     def _next_batch(self, consumer: Consumer) -> list[Message]:
         """Wait for the first record only, then take what else is already fetched.

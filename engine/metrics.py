@@ -37,6 +37,9 @@ REFUSED = Counter("ledgerflow_starts_refused_total", "Starts refused because a c
 ENGINE_LOAD = Gauge(
     "engine_load", "Open workflows on this node over its capacity (open count when unlimited)."
 )
+FAILOVERS = Counter(
+    "workflow_failover_total", "Takeovers of partitions from an engine that left without giving them up."
+)
 REBALANCES = Counter(
     "workflow_rebalance_total", "Partition assignment changes seen by this node.", ["change"]
 )

@@ -51,6 +51,8 @@ class EngineContext:
     find_definition: Callable[[str], DagDefinition | None]
     cache_size: int = 2_000
     limits: Admission = field(default_factory=lambda: Admission())
+    transactional_id: str = ""
+    """This node's transactional id, recorded in each partition it writes (see recovery)."""
 
 
 @dataclass
@@ -87,6 +89,7 @@ class PartitionProcessor:
         self.txn = StoreTransaction(store)
         self.open_runs = _read_count(store)
         """Open workflows on this partition (kept in the store with the runs)."""
+        self._owner_recorded = store.get(keys.OWNER_KEY) == ctx.transactional_id.encode()
         self._runs: dict[str, RunState] = {}
         self.now = time.time()
         self.out: Outbox = Outbox(ctx.settings)
@@ -104,6 +107,10 @@ class PartitionProcessor:
             self.txn.put(keys.run_key(run.workflow_id), run.model_dump_json().encode())
         if self._runs:
             self.txn.put(keys.OPEN_RUNS, str(self.open_runs).encode())
+        if self.txn.changes and not self._owner_recorded:
+            # Whoever restores this partition after a crash of ours can fence us by this id.
+            self.txn.put(keys.OWNER_KEY, self.ctx.transactional_id.encode())
+            self._owner_recorded = True
         self._runs = {}
         return self.txn.changes
 

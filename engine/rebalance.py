@@ -13,6 +13,7 @@ from confluent_kafka import Consumer
 
 from ledgerflow.engine import metrics
 from ledgerflow.engine.processor import EngineContext, PartitionProcessor
+from ledgerflow.engine.state.keys import OWNER_KEY
 from ledgerflow.engine.state.recovery import RestoreResult, open_and_restore
 
 log = logging.getLogger("ledgerflow.engine.rebalance")
@@ -33,6 +34,10 @@ class PartitionManager:
     assigned_once: bool = False
     """True after the group's first assignment reached this node (even an empty one)."""
     publish: Callable[[dict[str, object]], None] = lambda _event: None
+    fence: Callable[[str], None] | None = None
+    """Aborts a crashed previous owner's transaction (see recovery); None to only wait it out."""
+    live_producers: Callable[[], set[str] | None] | None = None
+    """Transactional ids of the engines now in the group (None when it cannot be told)."""
     """Sends a cluster event (see ledgerflow.cluster) to the cluster topic."""
 
     def assign(self, partitions: list[int]) -> None:
@@ -51,11 +56,13 @@ class PartitionManager:
                 self.restore_consumer,
                 self.ctx.settings.topic("changelog"),
                 p,
+                fence=self.fence,
             )
             with self.lock:
                 self.processors[p] = PartitionProcessor(p, store, self.ctx)
                 self.restores[p] = result
                 self.restoring.discard(p)
+        self._fence_dead_owners(partitions)
         metrics.OWNED_PARTITIONS.set(len(self.processors))
         metrics.REBALANCES.labels(change="assigned").inc()
         restored = {
@@ -64,6 +71,30 @@ class PartitionManager:
             if (r := self.restores.get(p)) is not None and r is not restored_before[p]
         }
         self._record("assigned", partitions, started, restored_records=restored)
+
+    def _fence_dead_owners(self, partitions: list[int]) -> None:
+        """Fence previous owners that left the group without giving their partitions up.
+
+        A node killed inside a transaction leaves it open until ``transaction.timeout.ms``,
+        and read_committed readers of every topic it wrote (task queues, events, the
+        changelog) wait behind it. Fencing its transactional id aborts it at once.
+        """
+        if self.fence is None or self.live_producers is None:
+            return
+        own = self.ctx.transactional_id
+        previous = set()
+        for p in partitions:
+            processor = self.processors.get(p)
+            owner = processor.store.get(OWNER_KEY) if processor else None
+            if owner is not None and owner.decode() != own:
+                previous.add(owner.decode())
+        live = self.live_producers() if previous else None
+        if live is None:
+            return
+        for dead in previous - live:
+            log.warning("fencing %s: it owned partitions %s and left the group", dead, sorted(partitions))
+            metrics.FAILOVERS.inc()
+            self.fence(dead)
 
     def revoke(self, partitions: list[int], reason: str) -> None:
         started = time.time()

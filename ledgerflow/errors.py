@@ -100,6 +100,17 @@ class OwnerUnavailableError(LedgerflowError):
         self.reason = reason
 
 
+class CapacityError(LedgerflowError):
+    """A start was refused: the owning engine is at its open-workflow limit. Retry later."""
+
+    def __init__(self, workflow_id: str, partition: int, reason: str, retry_after: float = 1.0) -> None:
+        super().__init__(f"start of {workflow_id!r} refused: {reason}")
+        self.workflow_id = workflow_id
+        self.partition = partition
+        self.reason = reason
+        self.retry_after = retry_after
+
+
 class TopicLayoutError(LedgerflowError):
     """Existing topics do not match the configured layout (e.g. another partition count).
 

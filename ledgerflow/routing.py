@@ -86,7 +86,7 @@ class OwnerDirectory:
             members: list[dict[str, object]] = []
             for member in description.members:
                 url = (
-                    member.client_id[len(CLIENT_ID_PREFIX) :]
+                    member.client_id[len(CLIENT_ID_PREFIX) :].split(" ")[0]
                     if member.client_id.startswith(CLIENT_ID_PREFIX)
                     else ""
                 )

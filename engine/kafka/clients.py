@@ -34,7 +34,9 @@ def transactional_producer(settings: Settings, transactional_id: str, **extra: A
                 "transactional.id": transactional_id,
                 # A zombie's open transaction blocks read_committed readers until it
                 # is aborted; keep that window short.
-                "transaction.timeout.ms": 15000,
+                # Also bounds how long a crashed owner's open transaction can hold back
+                # read_committed readers when it cannot be fenced (see rebalance.py).
+                "transaction.timeout.ms": 10000,
                 **extra,
             },
         )

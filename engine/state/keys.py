@@ -8,6 +8,8 @@ TIMER = b"t/"
 REQUEST = b"q/"
 META = b"m/"
 OPEN_RUNS = META + b"open_runs"
+OWNER_KEY = META + b"owner"
+"""Transactional id of the producer that last owned the partition (to fence it after a crash)."""
 
 
 def run_key(workflow_id: str) -> bytes:

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from ledgerflow.engine import metrics
+from ledgerflow.engine.state.keys import OWNER_KEY
 from ledgerflow.engine.state.store import PartitionStore
 
 log = logging.getLogger("ledgerflow.engine.recovery")
 FLUSH_EVERY = 10_000
+FENCE_AFTER = 0.5
+"""Seconds the restore waits on another producer's open transaction before fencing it."""
 
 
 @dataclass(frozen=True)
@@ -30,8 +34,17 @@ class RestoreResult:
     seconds: float
 
 
+Fence = Callable[[str], None]
+"""Abort the open transaction of the producer with this transactional id (by fencing it)."""
+
+
 def open_and_restore(
-    path: Path, consumer: Consumer, topic: str, partition: int, timeout: float = 120.0
+    path: Path,
+    consumer: Consumer,
+    topic: str,
+    partition: int,
+    timeout: float = 120.0,
+    fence: Fence | None = None,
 ) -> tuple[PartitionStore, RestoreResult]:
     """Open the partition's store and bring it up to the changelog's committed end."""
     started = time.monotonic()
@@ -56,7 +69,7 @@ def open_and_restore(
     start = checkpoint + 1 if checkpoint is not None else OFFSET_BEGINNING
     if high == 0 or (checkpoint is not None and checkpoint + 1 >= high):
         return store, RestoreResult(partition, None, 0, time.monotonic() - started)
-    records = _consume_into(store, consumer, topic, partition, start, timeout)
+    records = _consume_into(store, consumer, topic, partition, start, high, timeout, fence)
     seconds = time.monotonic() - started
     metrics.RESTORED_RECORDS.inc(records)
     metrics.RESTORE_SECONDS.observe(seconds)
@@ -70,6 +83,11 @@ def open_and_restore(
         extra={"partition": partition},
     )
     return store, RestoreResult(partition, first, records, seconds)
+
+
+def _position(consumer: Consumer, tp: TopicPartition) -> int:
+    offset = consumer.position([TopicPartition(tp.topic, tp.partition)])[0].offset
+    return int(offset) if offset >= 0 else 0
 
 
 def _watermarks(consumer: Consumer, tp: TopicPartition, timeout: float) -> tuple[int, int]:
@@ -97,13 +115,31 @@ _TRANSIENT = (
 
 
 def _consume_into(
-    store: PartitionStore, consumer: Consumer, topic: str, partition: int, start: int, timeout: float
+    store: PartitionStore,
+    consumer: Consumer,
+    topic: str,
+    partition: int,
+    start: int,
+    high: int,
+    timeout: float,
+    fence: Fence | None,
 ) -> int:
-    consumer.assign([TopicPartition(topic, partition, start)])
+    """Apply the changelog from ``start`` up to the high watermark ``high`` seen before.
+
+    Reading is ``read_committed``, so the end-of-partition event comes at the last stable
+    offset. A previous owner that died inside a transaction holds that offset back until
+    its transaction is aborted (``transaction.timeout.ms``); records committed after it by
+    a later owner must not be missed, so the restore waits until it has passed ``high``.
+    When it is held back for a while, the previous owner (named in the store) is fenced,
+    which aborts its transaction at once instead of at its timeout.
+    """
+    tp = TopicPartition(topic, partition, start)
+    consumer.assign([tp])
     deadline = time.monotonic() + timeout
     changes: dict[bytes, bytes | None] = {}
     last_offset: int | None = None
     records = 0
+    stuck_since: float | None = None
     try:
         while True:
             if time.monotonic() > deadline:
@@ -126,10 +162,26 @@ def _consume_into(
                 changes[key] = message.value()
                 last_offset = message.offset()
                 records += 1
+            caught_up = eof and _position(consumer, tp) >= high
             if len(changes) >= FLUSH_EVERY or (eof and changes):
                 store.write(changes, last_offset)
                 changes = {}
-            if eof:
+            if caught_up:
                 return records
+            if messages and not eof:
+                stuck_since = None
+            else:  # nothing new: either the end, or held back by an open transaction
+                stuck_since = stuck_since or time.monotonic()
+                if fence is not None and time.monotonic() - stuck_since > FENCE_AFTER:
+                    owner = changes.get(OWNER_KEY) or store.get(OWNER_KEY)
+                    if owner is not None:
+                        log.warning(
+                            "changelog partition %d is held by an open transaction of %s; fencing it",
+                            partition,
+                            owner.decode(),
+                            extra={"partition": partition},
+                        )
+                        fence(owner.decode())
+                    fence = None  # once
     finally:
         consumer.unassign()

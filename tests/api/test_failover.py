@@ -159,3 +159,9 @@ def test_listing_across_engines_then_kill_9_answers_503_then_recovers(two_engine
         assert [w["workflowId"] for w in page["workflows"]] == ids and not page["partial"]
         unavailable = api.get("/metrics").text
         assert "ledgerflow_gateway_owner_unavailable_total" in unavailable
+
+        # the cluster event log shows the takeover as a failover from the killed node
+        events = api.get("/api/v1/cluster/events", params={"limit": 100}).json()["events"]
+        victim_node = next(e["node"] for e in events if e["url"] == victim_url)
+        failovers = [e for e in events if victim_node in (e.get("failoverFrom") or [])]
+        assert failovers and failovers[-1]["url"] != victim_url, events

@@ -21,31 +21,32 @@ from tests.fixtures import ACTS, FLOWS, assert_invariants
 pytestmark = pytest.mark.kafka
 
 
-def lifecycle_counts(cluster: Cluster, kind: str) -> Counter[str]:
-    """How often each workflow id appears with ``kind`` on the public events topic."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": cluster.bootstrap,
-            "group.id": "counter",
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-        }
-    )
+def lifecycle_counts(cluster: Cluster, kind: str, expected: set[str]) -> Counter[str]:
+    """How often each workflow id appears with ``kind`` on the public events topic.
+
+    Reads until every expected id was seen and every partition was read to its high
+    watermark: a read_committed consumer stops at the last stable offset, which a killed
+    engine's open transaction holds back until it is aborted or fenced.
+    """
     topic = f"{cluster.prefix}events"
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(cluster.partitions)])
+    consumer = Consumer(
+        {"bootstrap.servers": cluster.bootstrap, "group.id": "counter", "isolation.level": "read_committed"}
+    )
+    partitions = [TopicPartition(topic, p, 0) for p in range(cluster.partitions)]
+    ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions}
+    consumer.assign(partitions)
     counts: Counter[str] = Counter()
-    eof: set[int] = set()
-    deadline = time.time() + 30
-    while len(eof) < cluster.partitions and time.time() < deadline:
-        message = consumer.poll(0.5)
-        if message is None:
-            continue
-        if message.error():
-            eof.add(message.partition())
-            continue
-        event = json.loads(message.value())
-        if event["type"] == kind:
-            counts[event["workflow_id"]] += 1
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        message = consumer.poll(0.2)
+        if message is not None and not message.error():
+            event = json.loads(message.value())
+            if event["type"] == kind:
+                counts[event["workflow_id"]] += 1
+        positions = consumer.position([TopicPartition(topic, p) for p in ends])
+        read_all = all(ends[tp.partition] == 0 or tp.offset >= ends[tp.partition] for tp in positions)
+        if read_all and expected <= set(counts):
+            break
     consumer.close()
     return counts
 
@@ -66,7 +67,7 @@ def test_kill_an_engine_mid_run_and_every_workflow_completes_once(cluster: Clust
         assert client.result(workflow_id, timeout=90) == i + 2, workflow_id
     for workflow_id in ids:
         assert_invariants(client, workflow_id)
-    completed = lifecycle_counts(cluster, "WORKFLOW_COMPLETED")
+    completed = lifecycle_counts(cluster, "WORKFLOW_COMPLETED", set(ids))
     assert set(completed) == set(ids)
     assert set(completed.values()) == {1}, "a workflow completed more than once"
     events = read_events(Settings(bootstrap=cluster.bootstrap, prefix=cluster.prefix), limit=50)

@@ -1,0 +1,147 @@
+"""Gateway load: create, execute and status latency under sustained load, next to the seeds' targets.
+
+One broker, one engine, one worker and one gateway on this machine; a closed-loop load
+generator keeps ``--concurrency`` requests in flight for ``--seconds``, mixing
+create (POST /api/v1/workflows, a code workflow), execute (POST /api/v1/workflows/{dag}/execute)
+and status (GET /api/v1/workflows/{id}/status of a run created earlier).
+
+    python -m bench.gateway --seconds 30 --concurrency 16 --report bench/results/gateway.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.core import SAMPLES, percentile
+from ledgerflow.localkafka import LocalKafka
+from ledgerflow.samples.dags import FAN_OUT_FAN_IN
+from ledgerflow.testing.processes import Cluster
+
+TARGETS_MS = {"create": 100.0, "execute": 50.0, "status": 20.0}
+"""P99 targets of seed 000 (create < 100 ms, execute trigger < 50 ms, status query < 20 ms)."""
+
+
+async def load(base: str, seconds: float, concurrency: int) -> dict[str, list[float]]:
+    latencies: dict[str, list[float]] = {"create": [], "execute": [], "status": []}
+    errors: dict[str, int] = {}
+    created: list[str] = []
+    end = time.monotonic() + seconds
+    rng = random.Random(7)
+
+    async def one(client: httpx.AsyncClient) -> None:
+        while time.monotonic() < end:
+            roll = rng.random()
+            if roll < 0.3 or not created:
+                op, wid = "create", f"gw-{uuid.uuid4().hex[:12]}"
+                request = client.post(
+                    "/api/v1/workflows",
+                    json={"id": wid, "type": "ProcessOrder", "input": {"order_id": wid, "amount": 1.0}},
+                )
+            elif roll < 0.5:
+                op, wid = "execute", f"gx-{uuid.uuid4().hex[:12]}"
+                request = client.post(
+                    f"/api/v1/workflows/{FAN_OUT_FAN_IN['id']}/execute",
+                    json={"workflowId": wid, "input": {"count": 5}},
+                )
+            else:
+                op, wid = "status", rng.choice(created)
+                request = client.get(f"/api/v1/workflows/{wid}/status")
+            started = time.perf_counter()
+            response = await request
+            elapsed = (time.perf_counter() - started) * 1000
+            if response.status_code in (200, 202):
+                latencies[op].append(elapsed)
+                if op == "create":
+                    created.append(wid)
+            else:
+                errors[f"{op} {response.status_code}"] = errors.get(f"{op} {response.status_code}", 0) + 1
+
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        await asyncio.gather(*(one(client) for _ in range(concurrency)))
+    latencies["_errors"] = [float(n) for n in errors.values()]
+    if errors:
+        print("errors:", errors, flush=True)
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--bootstrap", default=os.environ.get("LEDGERFLOW_BOOTSTRAP"))
+    parser.add_argument("--work-dir", type=Path, default=Path(".ledgerflow/bench-gateway"))
+    parser.add_argument("--report", type=Path, default=Path("bench/results/gateway.md"))
+    args = parser.parse_args()
+
+    kafka = None
+    bootstrap = args.bootstrap
+    if not bootstrap:
+        kafka = LocalKafka(args.work_dir / "kafka")
+        bootstrap = kafka.up()
+    prefix = f"gw-{uuid.uuid4().hex[:6]}."
+    cluster = Cluster(bootstrap, prefix, args.work_dir / prefix.rstrip("."), partitions=args.partitions)
+    try:
+        engine = cluster.engine([SAMPLES])
+        cluster.worker([SAMPLES], concurrency=200)
+        gateway = cluster.gateway([SAMPLES])
+        engine.wait_ready(120)
+        gateway.wait_ready(120)
+        base = gateway.url or ""
+        response = httpx.post(f"{base}/api/v1/workflows", json=FAN_OUT_FAN_IN, timeout=10)
+        response.raise_for_status()
+        asyncio.run(load(base, 3, args.concurrency))  # warm-up
+        latencies = asyncio.run(load(base, args.seconds, args.concurrency))
+    finally:
+        cluster.stop_all()
+        if kafka is not None:
+            kafka.down()
+    write_report(args, latencies)
+
+
+def write_report(args: argparse.Namespace, latencies: dict[str, list[float]]) -> None:
+    lines = [
+        "# Gateway benchmark",
+        "",
+        f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        f"- setup: 1 Kafka broker, 1 engine, 1 worker, 1 gateway, {args.partitions} partitions; "
+        f"closed loop, {args.concurrency} requests in flight for {args.seconds:.0f} s "
+        "(30% create, 20% execute, 50% status), load generator on the same machine",
+        f"- command: `python -m bench.gateway --seconds {args.seconds:.0f} --concurrency {args.concurrency}`",
+        "",
+        "| operation | requests | per s | P50 ms | P99 ms | seed target (P99) |",
+        "|---|---|---|---|---|---|",
+    ]
+    figures: dict[str, Any] = {}
+    for op in ("create", "execute", "status"):
+        values = latencies[op]
+        p50, p99 = percentile(values, 50), percentile(values, 99)
+        figures[op] = {"requests": len(values), "p50_ms": p50, "p99_ms": p99}
+        lines.append(
+            f"| {op} | {len(values)} | {len(values) / args.seconds:.0f} | {p50:.1f} | {p99:.1f} | "
+            f"< {TARGETS_MS[op]:.0f} ms |"
+        )
+    lines += ["", f"Requests that did not answer 200/202: {int(sum(latencies['_errors']))}."]
+    args.report.parent.mkdir(parents=True, exist_ok=True)
+    args.report.write_text("\n".join(lines) + "\n")
+    args.report.with_suffix(".json").write_text(json.dumps(figures, indent=2) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
