@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import signal
 import subprocess
 import sys
@@ -25,28 +23,17 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
+from bench.common import SAMPLES, arguments, events_consumer, local_stack, percentile, report_header
 from ledgerflow import Client
-from ledgerflow.localkafka import LocalKafka
 from ledgerflow.samples.dags import FAN_OUT_FAN_IN
 from ledgerflow.schemas.commands import StartWorkflow
 from ledgerflow.testing.processes import Cluster
-
-SAMPLES = "ledgerflow.samples.orders"
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 @dataclass
@@ -88,17 +75,8 @@ class Scenario:
 class EventReader:
     """Tails the public events topic and records completion and step times."""
 
-    def __init__(self, bootstrap: str, prefix: str, partitions: int) -> None:
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": f"bench-{uuid.uuid4().hex[:6]}",
-                "isolation.level": "read_committed",
-                "fetch.wait.max.ms": 5,
-            }
-        )
-        topic = f"{prefix}events"
-        self.consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    def __init__(self, cluster: Cluster) -> None:
+        self.consumer = events_consumer(cluster)
 
     def drain(self, scenario: Scenario, timeout: float, until: int | None = None) -> None:
         """Read events until ``until`` (default: all) runs of ``scenario`` completed."""
@@ -200,43 +178,30 @@ def run_rate(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = arguments(__doc__, ".ledgerflow/bench", "bench/results/core.md", partitions=4)
     parser.add_argument("--runs", type=int, default=2000, help="Workflows per load scenario.")
     parser.add_argument("--sequential", type=int, default=50, help="Runs of the one-in-flight scenario.")
-    parser.add_argument("--partitions", type=int, default=4)
-    parser.add_argument("--bootstrap", default=os.environ.get("LEDGERFLOW_BOOTSTRAP"))
-    parser.add_argument("--work-dir", type=Path, default=Path(".ledgerflow/bench"))
-    parser.add_argument("--report", type=Path, default=Path("bench/results/core.md"))
     parser.add_argument("--profile", action="store_true", help="py-spy the engine during the code scenario.")
     parser.add_argument("--seconds", type=float, default=60.0, help="Length of the sustained scenario.")
     parser.add_argument(
         "--in-flight", type=int, default=1000, help="Open runs kept by the sustained scenario."
     )
     args = parser.parse_args()
-
-    kafka = None
-    bootstrap = args.bootstrap
-    if not bootstrap:
-        kafka = LocalKafka(args.work_dir / "kafka")
-        bootstrap = kafka.up()
-    prefix = f"bench-{uuid.uuid4().hex[:6]}."
-    cluster = Cluster(bootstrap, prefix, args.work_dir / prefix.rstrip("."), partitions=args.partitions)
     results: list[dict[str, Any]] = []
-    try:
+    profile = None
+    with local_stack(args, "bench") as cluster:
+        bootstrap, prefix = cluster.bootstrap, cluster.prefix
         engine = cluster.engine([SAMPLES])
         cluster.worker([SAMPLES], concurrency=200)
         engine.wait_ready(120)
         Client(bootstrap, prefix, partitions=args.partitions).register_dag(FAN_OUT_FAN_IN)
-        reader = EventReader(bootstrap, prefix, args.partitions)
+        reader = EventReader(cluster)
         order = {"order_id": "bench", "amount": 1.0}
         warmup = Scenario("warmup", "ProcessOrder", order, 100)
         run_load(bootstrap, prefix, reader, warmup, 120)
         one = Scenario("code-3-steps-one-in-flight", "ProcessOrder", order, args.sequential)
         run_sequential(bootstrap, prefix, reader, one)
         results.append(one.summary())
-        profile = None
         for scenario in (
             Scenario("code-3-steps", "ProcessOrder", order, args.runs),
             Scenario("dag-4-nodes", FAN_OUT_FAN_IN["id"], {"count": 10}, args.runs),
@@ -256,12 +221,9 @@ def main() -> None:
         run_rate(bootstrap, prefix, reader, paced, 20, half)
         results.append(paced.summary())
         print(json.dumps(results[-1]), flush=True)
+        reader.consumer.close()
         engine.stop()
         restore = measure_cold_restore(cluster)
-    finally:
-        cluster.stop_all()
-        if kafka is not None:
-            kafka.down()
     write_report(args.report, results, args, profile, restore)
 
 
@@ -322,15 +284,13 @@ def write_report(
 ) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [
-        "# Core benchmark",
-        "",
-        f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        f"- setup: 1 Kafka broker (local launcher), 1 engine, 1 worker (concurrency 200), "
-        f"{args.partitions} partitions, load generator on the same machine",
-        f"- command: `python -m bench.core --runs {args.runs} --sequential {args.sequential} "
-        f"--seconds {args.seconds:.0f} --in-flight {args.in_flight}`",
-        "",
+        *report_header(
+            "Core benchmark",
+            f"1 Kafka broker (local launcher), 1 engine, 1 worker (concurrency 200), "
+            f"{args.partitions} partitions, load generator on the same machine",
+            f"python -m bench.core --runs {args.runs} --sequential {args.sequential} "
+            f"--seconds {args.seconds:.0f} --in-flight {args.in_flight}",
+        ),
         "| scenario | runs | completed | workflows/s | e2e P50 ms | e2e P99 ms | step P50 ms | step P99 ms |",
         "|---|---|---|---|---|---|---|---|",
     ]

@@ -13,24 +13,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
-from ledgerflow.localkafka import LocalKafka
+from bench.common import SAMPLES, arguments, events_consumer, local_stack, report_header
 from ledgerflow.partitioning import partition_for
 from ledgerflow.schemas.commands import SignalWorkflow, StartWorkflow
 from ledgerflow.testing.processes import Cluster, NodeProcess
-
-SAMPLES = "ledgerflow.samples.orders"
 
 
 def owned(node: NodeProcess) -> list[int]:
@@ -58,16 +52,8 @@ def wait_owned(nodes: list[NodeProcess], partitions: int, timeout: float) -> flo
 
 
 class Completions:
-    def __init__(self, bootstrap: str, prefix: str, partitions: int) -> None:
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": f"b-{uuid.uuid4().hex[:6]}",
-                "isolation.level": "read_committed",
-                "fetch.wait.max.ms": 5,
-            }
-        )
-        self.consumer.assign([TopicPartition(f"{prefix}events", p, 0) for p in range(partitions)])
+    def __init__(self, cluster: Cluster) -> None:
+        self.consumer = events_consumer(cluster)
         self.seen: dict[str, dict[str, float]] = {}
 
     def pump(self, seconds: float) -> None:
@@ -84,24 +70,17 @@ class Completions:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = arguments(__doc__, ".ledgerflow/bench-failover", "bench/results/failover.md", partitions=12)
     parser.add_argument("--workflows", type=int, default=1000)
-    parser.add_argument("--partitions", type=int, default=12)
     parser.add_argument("--session-timeout-ms", type=int, default=3000)
-    parser.add_argument("--bootstrap", default=os.environ.get("LEDGERFLOW_BOOTSTRAP"))
-    parser.add_argument("--work-dir", type=Path, default=Path(".ledgerflow/bench-failover"))
-    parser.add_argument("--report", type=Path, default=Path("bench/results/failover.md"))
     args = parser.parse_args()
+    with local_stack(args, "fo") as cluster:
+        figures = measure(cluster, args)
+    write_report(args, figures)
 
-    kafka = None
-    bootstrap = args.bootstrap
-    if not bootstrap:
-        kafka = LocalKafka(args.work_dir / "kafka")
-        bootstrap = kafka.up()
-    prefix = f"fo-{uuid.uuid4().hex[:6]}."
-    cluster = Cluster(bootstrap, prefix, args.work_dir / prefix.rstrip("."), partitions=args.partitions)
+
+def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
+    bootstrap, prefix = cluster.bootstrap, cluster.prefix
     extra = ["--session-timeout-ms", str(args.session_timeout_ms)]
     figures: dict[str, Any] = {}
     events: Completions | None = None
@@ -111,7 +90,7 @@ def main() -> None:
         for engine in engines:
             engine.wait_ready(120)
         wait_owned(engines, args.partitions, 60)
-        events = Completions(bootstrap, prefix, args.partitions)
+        events = Completions(cluster)
         producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 5})
         tag = uuid.uuid4().hex[:6]
         ids = [f"wf-{tag}-{i}" for i in range(args.workflows)]
@@ -159,23 +138,18 @@ def main() -> None:
     finally:
         if events is not None:
             events.consumer.close()
-        cluster.stop_all()
-        if kafka is not None:
-            kafka.down()
-    write_report(args, figures)
+    return figures
 
 
 def write_report(args: argparse.Namespace, f: dict[str, Any]) -> None:
     lines = [
-        "# Failover and rebalance benchmark",
-        "",
-        f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        f"- setup: 1 Kafka broker, 3 engines (+1 joining), 1 worker, {args.partitions} partitions, "
-        f"{args.workflows} open workflows waiting on a signal, engine session timeout "
-        f"{args.session_timeout_ms} ms",
-        f"- command: `python -m bench.failover --workflows {args.workflows}`",
-        "",
+        *report_header(
+            "Failover and rebalance benchmark",
+            f"1 Kafka broker, 3 engines (+1 joining), 1 worker, {args.partitions} partitions, "
+            f"{args.workflows} open workflows waiting on a signal, engine session timeout "
+            f"{args.session_timeout_ms} ms",
+            f"python -m bench.failover --workflows {args.workflows}",
+        ),
         "| figure | measured | seed target |",
         "|---|---|---|",
         "| failover: kill -9 -> first progress of a moved workflow | "

@@ -13,21 +13,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import random
 import time
 import uuid
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.core import SAMPLES, percentile
-from ledgerflow.localkafka import LocalKafka
+from bench.common import SAMPLES, arguments, local_stack, percentile, report_header
 from ledgerflow.samples.dags import FAN_OUT_FAN_IN
-from ledgerflow.testing.processes import Cluster
 
 TARGETS_MS = {"create": 100.0, "execute": 50.0, "status": 20.0}
 """P99 targets of seed 000 (create < 100 ms, execute trigger < 50 ms, status query < 20 ms)."""
@@ -77,25 +71,11 @@ async def load(base: str, seconds: float, concurrency: int) -> dict[str, list[fl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = arguments(__doc__, ".ledgerflow/bench-gateway", "bench/results/gateway.md", partitions=4)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--partitions", type=int, default=4)
-    parser.add_argument("--bootstrap", default=os.environ.get("LEDGERFLOW_BOOTSTRAP"))
-    parser.add_argument("--work-dir", type=Path, default=Path(".ledgerflow/bench-gateway"))
-    parser.add_argument("--report", type=Path, default=Path("bench/results/gateway.md"))
     args = parser.parse_args()
-
-    kafka = None
-    bootstrap = args.bootstrap
-    if not bootstrap:
-        kafka = LocalKafka(args.work_dir / "kafka")
-        bootstrap = kafka.up()
-    prefix = f"gw-{uuid.uuid4().hex[:6]}."
-    cluster = Cluster(bootstrap, prefix, args.work_dir / prefix.rstrip("."), partitions=args.partitions)
-    try:
+    with local_stack(args, "gw") as cluster:
         engine = cluster.engine([SAMPLES])
         cluster.worker([SAMPLES], concurrency=200)
         gateway = cluster.gateway([SAMPLES])
@@ -106,24 +86,18 @@ def main() -> None:
         response.raise_for_status()
         asyncio.run(load(base, 3, args.concurrency))  # warm-up
         latencies = asyncio.run(load(base, args.seconds, args.concurrency))
-    finally:
-        cluster.stop_all()
-        if kafka is not None:
-            kafka.down()
     write_report(args, latencies)
 
 
 def write_report(args: argparse.Namespace, latencies: dict[str, list[float]]) -> None:
     lines = [
-        "# Gateway benchmark",
-        "",
-        f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        f"- setup: 1 Kafka broker, 1 engine, 1 worker, 1 gateway, {args.partitions} partitions; "
-        f"closed loop, {args.concurrency} requests in flight for {args.seconds:.0f} s "
-        "(30% create, 20% execute, 50% status), load generator on the same machine",
-        f"- command: `python -m bench.gateway --seconds {args.seconds:.0f} --concurrency {args.concurrency}`",
-        "",
+        *report_header(
+            "Gateway benchmark",
+            f"1 Kafka broker, 1 engine, 1 worker, 1 gateway, {args.partitions} partitions; "
+            f"closed loop, {args.concurrency} requests in flight for {args.seconds:.0f} s "
+            "(30% create, 20% execute, 50% status), load generator on the same machine",
+            f"python -m bench.gateway --seconds {args.seconds:.0f} --concurrency {args.concurrency}",
+        ),
         "| operation | requests | per s | P50 ms | P99 ms | seed target (P99) |",
         "|---|---|---|---|---|---|",
     ]

@@ -15,6 +15,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 
 from ledgerflow.config import Settings
 from ledgerflow.engine import metrics
+from ledgerflow.engine.kafka.clients import UNASSIGNED
 from ledgerflow.engine.outbox import Outbox
 from ledgerflow.engine.processor import PartitionProcessor
 
@@ -65,23 +66,14 @@ class Checkpoint:
                     on_delivery=self._on_changelog_delivery,
                 )
         for record in outbox.records:
-            if record.partition is None:
-                self.producer.produce(
-                    record.topic,
-                    key=record.key,
-                    value=record.value,
-                    headers=record.headers,
-                    on_delivery=self._on_delivery,
-                )
-            else:
-                self.producer.produce(
-                    record.topic,
-                    key=record.key,
-                    value=record.value,
-                    headers=record.headers,
-                    partition=record.partition,
-                    on_delivery=self._on_delivery,
-                )
+            self.producer.produce(
+                record.topic,
+                key=record.key,
+                value=record.value,
+                headers=record.headers,
+                partition=UNASSIGNED if record.partition is None else record.partition,
+                on_delivery=self._on_delivery,
+            )
         if inbox_offsets:
             inbox = self.settings.topic("inbox")
             self.producer.send_offsets_to_transaction(

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 
 from ledgerflow.config import Settings
 from ledgerflow.converter import to_json
-from ledgerflow.engine.kafka.clients import plain_producer
+from ledgerflow.engine.kafka.clients import UNASSIGNED, plain_producer
 from ledgerflow.engine.workflow.definition import definition_of
 from ledgerflow.errors import (
     LedgerflowError,
@@ -118,12 +118,13 @@ class Client:
             if error is not None:
                 errors.append(str(error))
 
-        if partition is None:
-            self._producer.produce(topic, key=key.encode(), value=value, on_delivery=on_delivery)
-        else:
-            self._producer.produce(
-                topic, key=key.encode(), value=value, partition=partition, on_delivery=on_delivery
-            )
+        self._producer.produce(
+            topic,
+            key=key.encode(),
+            value=value,
+            partition=UNASSIGNED if partition is None else partition,
+            on_delivery=on_delivery,
+        )
         remaining = self._producer.flush(timeout)
         if remaining or errors:
             raise LedgerflowError(f"write to {topic} not acknowledged: {errors or 'timed out'}")

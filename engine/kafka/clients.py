@@ -13,6 +13,8 @@ from confluent_kafka import Consumer, Producer
 from ledgerflow.config import Settings
 
 PARTITIONER = "murmur2_random"
+UNASSIGNED = -1
+"""librdkafka's 'no partition given': the producer's partitioner (murmur2) picks it from the key."""
 
 
 def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:

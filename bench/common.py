@@ -1,0 +1,88 @@
+"""What every benchmark shares: a local stack, an events tail, percentiles, the report header."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+
+from ledgerflow.localkafka import LocalKafka
+from ledgerflow.testing.processes import Cluster
+
+SAMPLES = "ledgerflow.samples.orders"
+
+
+def arguments(doc: str | None, work_dir: str, report: str, partitions: int) -> argparse.ArgumentParser:
+    """The options every benchmark takes; each adds its own."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--partitions", type=int, default=partitions)
+    parser.add_argument(
+        "--bootstrap",
+        default=os.environ.get("LEDGERFLOW_BOOTSTRAP"),
+        help="An existing Kafka; a local one is started (and stopped) when absent.",
+    )
+    parser.add_argument("--work-dir", type=Path, default=Path(work_dir))
+    parser.add_argument("--report", type=Path, default=Path(report))
+    return parser
+
+
+@contextmanager
+def local_stack(args: argparse.Namespace, tag: str) -> Iterator[Cluster]:
+    """A Cluster (engines, workers, gateways started by the caller) on a fresh topic prefix.
+
+    Every process it started, and the Kafka it started, is stopped on the way out.
+    """
+    kafka = None
+    bootstrap = args.bootstrap
+    if not bootstrap:
+        kafka = LocalKafka(args.work_dir / "kafka")
+        bootstrap = kafka.up()
+    prefix = f"{tag}-{uuid.uuid4().hex[:6]}."
+    cluster = Cluster(bootstrap, prefix, args.work_dir / prefix.rstrip("."), partitions=args.partitions)
+    try:
+        yield cluster
+    finally:
+        cluster.stop_all()
+        if kafka is not None:
+            kafka.down()
+
+
+def events_consumer(cluster: Cluster) -> Consumer:
+    """A read_committed consumer of the public events topic, from the start, with short fetch waits."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": cluster.bootstrap,
+            "group.id": f"bench-{uuid.uuid4().hex[:6]}",
+            "isolation.level": "read_committed",
+            "fetch.wait.max.ms": 5,
+        }
+    )
+    consumer.assign([TopicPartition(f"{cluster.prefix}events", p, 0) for p in range(cluster.partitions)])
+    return consumer
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def report_header(title: str, setup: str, command: str) -> list[str]:
+    return [
+        f"# {title}",
+        "",
+        f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        f"- setup: {setup}",
+        f"- command: `{command}`",
+        "",
+    ]
