@@ -706,6 +706,11 @@ def _cluster_routes(api: APIRouter) -> None:
                     node=data.get("node") if data else None,
                     restoring=data.get("restoring", []) if data else [],
                     partition_stats=data.get("partitions", []) if data else [],
+                    open_workflows=sum(int(r.get("open_workflows", 0)) for r in data["partitions"])
+                    if data
+                    else 0,
+                    lag=sum(int(r.get("lag", 0)) for r in data["partitions"]) if data else 0,
+                    process=data.get("process", {}) if data else {},
                 )
             )
         return ClusterStats(

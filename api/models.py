@@ -355,7 +355,13 @@ class MemberStats(ApiModel):
     reachable: bool
     node: str | None = None
     restoring: list[int] = Field(default_factory=list)
-    partition_stats: list[dict[str, Any]] = Field(default_factory=list)
+    partition_stats: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Per owned partition: open workflows, timers, inbox lag, state bytes, restore figures.",
+    )
+    open_workflows: int = Field(default=0, description="Open workflows on this node's partitions.")
+    lag: int = Field(default=0, description="Inbox records not yet applied, over its partitions.")
+    process: dict[str, float] = Field(default_factory=dict, description="cpu_seconds and rss_bytes.")
 
 
 class ClusterStats(ApiModel):

@@ -7,6 +7,8 @@ the gateway refreshes its routing.
 
 from __future__ import annotations
 
+import os
+import resource
 import threading
 from typing import Any
 
@@ -23,7 +25,20 @@ from ledgerflow.engine.processor import (
     scan_runs,
     summary,
 )
+from ledgerflow.engine.state.models import RunState
 from ledgerflow.schemas.events import HistoryEvent
+
+
+def process_stats() -> dict[str, float]:
+    """CPU seconds used and resident memory of this node's process."""
+    times = os.times()
+    stats = {"cpu_seconds": times.user + times.system}
+    try:
+        with open("/proc/self/statm") as handle:
+            stats["rss_bytes"] = int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:  # not Linux: the peak instead of the current size
+        stats["rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return stats
 
 
 def create_app(engine: Engine) -> FastAPI:
@@ -36,6 +51,19 @@ def create_app(engine: Engine) -> FastAPI:
         if processor is None:
             raise HTTPException(421, detail=f"partition {partition} is not owned by this node")
         return processor
+
+    def committed_run(workflow_id: str) -> tuple[PartitionProcessor, RunState | None]:
+        """The committed run state, read without the owner loop's lock.
+
+        RocksDB serves reads concurrently with the loop's writes; the lock would make
+        every read wait for the batch in progress. A partition revoked mid-read has a
+        closed store: that answers 421, as if it had moved already.
+        """
+        processor = owned(workflow_id)
+        try:
+            return processor, read_run(processor.store, workflow_id)
+        except Exception as exc:
+            raise HTTPException(421, detail=f"partition {processor.partition} is moving") from exc
 
     @app.get("/health")
     def health() -> dict[str, str]:
@@ -65,6 +93,7 @@ def create_app(engine: Engine) -> FastAPI:
                     "timers": len(proc.timers),
                     "cached_instances": len(proc.cache),
                     "open_workflows": proc.open_runs,
+                    "lag": manager.lag.get(p, 0),
                     "state_bytes": proc.store.size_bytes(),
                     "restored_records": manager.restores[p].records if p in manager.restores else None,
                     "restored_from_offset": manager.restores[p].start_offset
@@ -77,6 +106,7 @@ def create_app(engine: Engine) -> FastAPI:
         return {
             "node": engine.node_id,
             "url": engine.options.advertised_url,
+            "process": process_stats(),
             "limits": {
                 "max_open_per_partition": engine.options.max_open_per_partition,
                 "max_open_per_engine": engine.options.max_open_per_engine,
@@ -109,9 +139,7 @@ def create_app(engine: Engine) -> FastAPI:
 
     @app.get("/internal/workflows/{workflow_id}")
     def describe(workflow_id: str) -> dict[str, Any]:
-        with engine.lock:
-            processor = owned(workflow_id)
-            run = read_run(processor.store, workflow_id)
+        processor, run = committed_run(workflow_id)
         if run is None:
             raise HTTPException(404, detail=f"workflow {workflow_id!r} not found")
         return {"partition": processor.partition, "node": engine.node_id, **run.model_dump(mode="json")}
@@ -119,10 +147,8 @@ def create_app(engine: Engine) -> FastAPI:
     @app.get("/internal/admission/{workflow_id}")
     def admission(workflow_id: str) -> dict[str, Any]:
         """What a start of this workflow id would meet: its open run, or a capacity refusal."""
-        with engine.lock:
-            processor = owned(workflow_id)
-            run = read_run(processor.store, workflow_id)
-            refusal = engine.ctx.limits.refusal(processor.partition, processor.open_runs)
+        processor, run = committed_run(workflow_id)
+        refusal = engine.ctx.limits.refusal(processor.partition, processor.open_runs)
         state = {"partition": processor.partition, **run.model_dump(mode="json")} if run else None
         return {"partition": processor.partition, "run": state, "refusal": refusal}
 

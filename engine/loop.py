@@ -238,16 +238,24 @@ class Engine:
                 for processor in processors.values():
                     processor.fire_timers()
                 checkpoint.commit(list(processors.values()), out, offsets)
-            except KafkaException as exc:
-                self._abort(producer, exc)
             except Exception as exc:
                 self._abort(producer, exc)
+            self._update_lag(offsets)
         metrics.BATCH_SIZE.observe(len(messages))
         metrics.COMMIT_LATENCY.observe(time.monotonic() - started)
         open_now = self.open_workflows()
         metrics.OPEN_WORKFLOWS.set(open_now)
         capacity = self.options.max_open_per_engine
         metrics.ENGINE_LOAD.set(open_now / capacity if capacity else open_now)
+
+    def _update_lag(self, offsets: dict[int, int]) -> None:
+        """Records behind the end of each inbox partition just consumed (from cached watermarks)."""
+        assert self.partitions is not None and self.consumer is not None
+        inbox = self.settings.topic("inbox")
+        for partition, next_offset in offsets.items():
+            _, high = self.consumer.get_watermark_offsets(TopicPartition(inbox, partition), cached=True)
+            if high >= 0:
+                self.partitions.lag[partition] = max(0, high - next_offset)
 
     def _apply(
         self, message: Message, processors: dict[int, Any], out: Outbox, offsets: dict[int, int]

@@ -31,6 +31,8 @@ class PartitionManager:
     restores: dict[int, RestoreResult] = field(default_factory=dict)
     restoring: set[int] = field(default_factory=set)
     moves: list[dict[str, object]] = field(default_factory=list)
+    lag: dict[int, int] = field(default_factory=dict)
+    """Inbox records not yet applied, per owned partition (as of the last batch)."""
     assigned_once: bool = False
     """True after the group's first assignment reached this node (even an empty one)."""
     publish: Callable[[dict[str, object]], None] = lambda _event: None

@@ -41,20 +41,29 @@ def dev_command(data_dir: Path, partitions: int, once: bool) -> None:
     cluster = Cluster(bootstrap, "dev.", data_dir, partitions=partitions)
     engine = cluster.engine([SAMPLES])
     cluster.worker([SAMPLES])
+    gateway = cluster.gateway([SAMPLES])
     try:
-        with console.status("Starting an engine and a worker"):
+        with console.status("Starting an engine, a worker and the gateway"):
             engine.wait_ready(timeout=120)
+            gateway.wait_ready(timeout=120)
         console.print(f"[green]engine[/] at {engine.url} (logs: {engine.log_path})")
+        console.print(f"[green]gateway[/] at {gateway.url} (OpenAPI: {gateway.url}/docs)")
         _run_samples(console, Client(bootstrap, "dev.", partitions=partitions))
         if once:
             return
         console.print(
-            f"\nRunning. Try:\n  export LEDGERFLOW_BOOTSTRAP={bootstrap}\n"
+            f"\nRunning. Try:\n  export LEDGERFLOW_BOOTSTRAP={bootstrap} LEDGERFLOW_PREFIX=dev. "
+            f"LEDGERFLOW_PARTITIONS={partitions}\n"
+            "  ledgerflow start ProcessOrder --id order-1 "
+            '--input \'{"order_id": "1", "amount": 5}\' --wait\n'
+            f"  curl -X POST {gateway.url}/api/v1/workflows/{SAMPLE_DAG['id']}/execute "
+            f"-H 'content-type: application/json' -d '{{\"input\": {{\"count\": 5}}}}'\n"
+            f"  curl {gateway.url}/api/v1/workflows?limit=5\n"
             f"  curl {engine.url}/metrics\n"
             f"Logs in {data_dir}. Ctrl-C stops the engine and the worker "
             f"('ledgerflow kafka down --data-dir {data_dir / 'kafka'}' stops Kafka)."
         )
-        while engine.alive():
+        while engine.alive() and gateway.alive():
             time.sleep(1)
     except KeyboardInterrupt:
         pass
