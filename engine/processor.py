@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,6 +92,9 @@ class PartitionProcessor:
         """Open workflows on this partition (kept in the store with the runs)."""
         self._owner_recorded = store.get(keys.OWNER_KEY) == ctx.transactional_id.encode()
         self._runs: dict[str, RunState] = {}
+        """Runs read or changed in the current batch (all written back by ``finish``)."""
+        self._recent_runs: OrderedDict[str, RunState] = OrderedDict()
+        """Runs of earlier batches, as committed (a bounded LRU)."""
         self.now = time.time()
         self.out: Outbox = Outbox(ctx.settings)
 
@@ -105,6 +109,12 @@ class PartitionProcessor:
         """Write the batch's run states into the transaction and return all changes."""
         for run in self._runs.values():
             self.txn.put(keys.run_key(run.workflow_id), run.model_dump_json().encode())
+            # Kept parsed for the next batches. Safe because a failed commit restarts the
+            # whole session, which builds new processors from the store.
+            self._recent_runs[run.workflow_id] = run
+            self._recent_runs.move_to_end(run.workflow_id)
+        while len(self._recent_runs) > self.ctx.cache_size:
+            self._recent_runs.popitem(last=False)
         if self._runs:
             self.txn.put(keys.OPEN_RUNS, str(self.open_runs).encode())
         if self.txn.changes and not self._owner_recorded:
@@ -114,22 +124,17 @@ class PartitionProcessor:
         self._runs = {}
         return self.txn.changes
 
-    def reset(self) -> None:
-        """Forget in-memory state after an aborted batch; the store is the truth."""
-        self.cache = InstanceCache(self.ctx.cache_size)
-        self.timers = TimerIndex.load(self.store)
-        self.open_runs = _read_count(self.store)
-        self._runs = {}
-
     # ----------------------------------------------------------------- reads
     def run(self, workflow_id: str) -> RunState | None:
         run = self._runs.get(workflow_id)
         if run is not None:
             return run
-        raw = self.txn.get(keys.run_key(workflow_id))
-        if raw is None:
-            return None
-        run = RunState.model_validate_json(raw)
+        run = self._recent_runs.pop(workflow_id, None)
+        if run is None:
+            raw = self.txn.get(keys.run_key(workflow_id))
+            if raw is None:
+                return None
+            run = RunState.model_validate_json(raw)
         self._runs[workflow_id] = run
         return run
 
