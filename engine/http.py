@@ -7,6 +7,7 @@ the gateway refreshes its routing.
 
 from __future__ import annotations
 
+import logging
 import os
 import resource
 import threading
@@ -27,6 +28,8 @@ from ledgerflow.engine.processor import (
 )
 from ledgerflow.engine.state.models import RunState
 from ledgerflow.schemas.events import HistoryEvent
+
+log = logging.getLogger("ledgerflow.engine.http")
 
 
 def process_stats() -> dict[str, float]:
@@ -53,11 +56,11 @@ def create_app(engine: Engine) -> FastAPI:
         return processor
 
     def committed_run(workflow_id: str) -> tuple[PartitionProcessor, RunState | None]:
-        """The committed run state, read without the owner loop's lock.
+        """The committed run state, read concurrently with the owner loop.
 
-        RocksDB serves reads concurrently with the loop's writes; the lock would make
-        every read wait for the batch in progress. A partition revoked mid-read has a
-        closed store: that answers 421, as if it had moved already.
+        RocksDB serves reads while the loop writes, so a read never waits for the batch
+        in progress. A partition revoked mid-read has a closed store: that answers 421,
+        as if it had moved already.
         """
         processor = owned(workflow_id)
         try:
@@ -86,23 +89,21 @@ def create_app(engine: Engine) -> FastAPI:
         manager = engine.partitions
         if manager is None:
             return {"node": engine.node_id, "partitions": []}
-        with engine.lock:
-            rows = [
-                {
-                    "partition": p,
-                    "timers": len(proc.timers),
-                    "cached_instances": len(proc.cache),
-                    "open_workflows": proc.open_runs,
-                    "lag": manager.lag.get(p, 0),
-                    "state_bytes": proc.store.size_bytes(),
-                    "restored_records": manager.restores[p].records if p in manager.restores else None,
-                    "restored_from_offset": manager.restores[p].start_offset
-                    if p in manager.restores
-                    else None,
-                    "restore_seconds": manager.restores[p].seconds if p in manager.restores else None,
-                }
-                for p, proc in sorted(manager.processors.items())
-            ]
+        processors = dict(manager.processors)  # a copy: the loop may assign or revoke meanwhile
+        rows = [
+            {
+                "partition": p,
+                "timers": len(proc.timers),
+                "cached_instances": len(proc.cache),
+                "open_workflows": proc.open_runs,
+                "lag": manager.lag.get(p, 0),
+                "state_bytes": proc.store.size_bytes(),
+                "restored_records": manager.restores[p].records if p in manager.restores else None,
+                "restored_from_offset": manager.restores[p].start_offset if p in manager.restores else None,
+                "restore_seconds": manager.restores[p].seconds if p in manager.restores else None,
+            }
+            for p, proc in sorted(processors.items())
+        ]
         return {
             "node": engine.node_id,
             "url": engine.options.advertised_url,
@@ -125,15 +126,19 @@ def create_app(engine: Engine) -> FastAPI:
     ) -> dict[str, Any]:
         """Latest runs on this node's partitions, ordered by workflow id, after ``after``."""
         rows: list[dict[str, Any]] = []
-        with engine.lock:
-            processors = list(engine.partitions.processors.values()) if engine.partitions else []
-            for processor in processors:
-                for run in scan_runs(processor.store, after):
-                    if status and run.status != status:
-                        continue
-                    if workflow_type and run.workflow_type != workflow_type:
-                        continue
-                    rows.append({"partition": processor.partition, **summary(run)})
+        processors = list(engine.partitions.processors.values()) if engine.partitions else []
+        for processor in processors:
+            try:
+                runs = list(scan_runs(processor.store, after))
+            except Exception as exc:  # revoked while listing: its new owner lists it
+                log.info("partition %d left out of a listing: %s", processor.partition, exc)
+                continue
+            for run in runs:
+                if status and run.status != status:
+                    continue
+                if workflow_type and run.workflow_type != workflow_type:
+                    continue
+                rows.append({"partition": processor.partition, **summary(run)})
         rows.sort(key=lambda r: r["workflow_id"])
         return {"node": engine.node_id, "partitions": [p.partition for p in processors], "runs": rows[:limit]}
 
@@ -156,13 +161,14 @@ def create_app(engine: Engine) -> FastAPI:
     def history(
         workflow_id: str, run_id: str | None = None, offset: int = 0, limit: int = 1000
     ) -> dict[str, Any]:
-        with engine.lock:
-            processor = owned(workflow_id)
-            run = read_run(processor.store, workflow_id)
-            if run is None:
-                raise HTTPException(404, detail=f"workflow {workflow_id!r} not found")
-            rid = run_id or run.run_id
+        processor, run = committed_run(workflow_id)
+        if run is None:
+            raise HTTPException(404, detail=f"workflow {workflow_id!r} not found")
+        rid = run_id or run.run_id
+        try:
             events: list[HistoryEvent] = read_history(processor.store, workflow_id, rid)
+        except Exception as exc:
+            raise HTTPException(421, detail=f"partition {processor.partition} is moving") from exc
         if not events:
             raise HTTPException(404, detail=f"run {rid!r} of workflow {workflow_id!r} not found")
         page = events[offset : offset + limit]
@@ -180,20 +186,19 @@ def create_app(engine: Engine) -> FastAPI:
         name: str,
         args: list[Any] = Body(default_factory=list, embed=True),  # noqa: B008 - FastAPI's idiom
     ) -> dict[str, Any]:
-        with engine.lock:
-            processor = owned(workflow_id)
-            run = read_run(processor.store, workflow_id)
-            if run is None:
-                raise HTTPException(404, detail=f"workflow {workflow_id!r} not found")
-            try:
-                instance = query_instance(processor, run)
-                result = instance.query(name, args)
-            except KeyError as exc:
-                raise HTTPException(400, detail=str(exc.args[0])) from exc
-            except Exception as exc:  # the query method raised, or the code no longer replays
-                raise HTTPException(
-                    400, detail=f"query {name!r} failed: {type(exc).__name__}: {exc}"
-                ) from exc
+        processor, run = committed_run(workflow_id)
+        if run is None:
+            raise HTTPException(404, detail=f"workflow {workflow_id!r} not found")
+        try:
+            history = read_history(processor.store, workflow_id, run.run_id)
+        except Exception as exc:
+            raise HTTPException(421, detail=f"partition {processor.partition} is moving") from exc
+        try:
+            result = query_instance(processor.ctx.registry, run, history).query(name, args)
+        except KeyError as exc:
+            raise HTTPException(400, detail=str(exc.args[0])) from exc
+        except Exception as exc:  # the query method raised, or the code no longer replays
+            raise HTTPException(400, detail=f"query {name!r} failed: {type(exc).__name__}: {exc}") from exc
         return {"result": result}
 
     return app

@@ -58,7 +58,6 @@ class Engine:
         self.settings = settings
         self.options = options
         self.node_id = _node_id(options.data_dir)
-        self.lock = threading.RLock()
         self.definitions = DefinitionTable(settings)
         limits = Admission(options.max_open_per_partition, options.max_open_per_engine, self.open_workflows)
         self.transactional_id = f"{settings.prefix}engine-{self.node_id}"
@@ -125,7 +124,6 @@ class Engine:
             self.ctx,
             self.options.data_dir,
             restore_consumer,
-            self.lock,
             publish=publish,
             fence=self._fence,
             live_producers=self._live_producers,
@@ -173,8 +171,7 @@ class Engine:
                 self._process(messages, now, checkpoint, producer)
         finally:
             self.started.clear()
-            with self.lock:
-                partitions.close()
+            partitions.close()
             consumer.close()
             restore_consumer.close()
             producer.flush(5)
@@ -225,22 +222,21 @@ class Engine:
     def _process(self, messages: list[Message], now: float, checkpoint: Checkpoint, producer: Any) -> None:
         assert self.partitions is not None
         started = time.monotonic()
-        with self.lock:
-            processors = self.partitions.processors
-            out = Outbox(self.settings)
-            producer.begin_transaction()
-            try:
-                for processor in processors.values():
-                    processor.begin(now, out)
-                offsets: dict[int, int] = {}
-                for message in messages:
-                    self._apply(message, processors, out, offsets)
-                for processor in processors.values():
-                    processor.fire_timers()
-                checkpoint.commit(list(processors.values()), out, offsets)
-            except Exception as exc:
-                self._abort(producer, exc)
-            self._update_lag(offsets)
+        processors = self.partitions.processors
+        out = Outbox(self.settings)
+        producer.begin_transaction()
+        try:
+            for processor in processors.values():
+                processor.begin(now, out)
+            offsets: dict[int, int] = {}
+            for message in messages:
+                self._apply(message, processors, out, offsets)
+            for processor in processors.values():
+                processor.fire_timers()
+            checkpoint.commit(list(processors.values()), out, offsets)
+        except Exception as exc:
+            self._abort(producer, exc)
+        self._update_lag(offsets)
         metrics.BATCH_SIZE.observe(len(messages))
         metrics.COMMIT_LATENCY.observe(time.monotonic() - started)
         open_now = self.open_workflows()

@@ -764,17 +764,20 @@ def read_history(store: PartitionStore, workflow_id: str, run_id: str) -> list[e
     ]
 
 
-def query_instance(processor: PartitionProcessor, run: RunState) -> WorkflowInstance:
-    """An instance at the run's committed state for answering a query; never writes."""
-    instance = processor.cache.get(run.workflow_id, run.run_id)
-    if instance is not None and instance.applied == run.history_length:
-        return instance
-    history = read_history(processor.store, run.workflow_id, run.run_id)
+def query_instance(
+    registry: WorkflowRegistry, run: RunState, history: list[ev.HistoryEvent]
+) -> WorkflowInstance:
+    """A fresh instance replayed to the run's committed history, to answer a query.
+
+    Built apart from the owner loop's cache (which only the loop thread touches), so a
+    query never waits for, or disturbs, the batch in progress.
+    """
     started = history[0]
     assert isinstance(started, ev.WorkflowStarted)
-    definition = DAG_WORKFLOW if started.dag is not None else processor.ctx.registry.get(run.workflow_type)
+    definition = DAG_WORKFLOW if started.dag is not None else registry.get(run.workflow_type)
     if definition is None:
         raise KeyError(f"workflow type {run.workflow_type!r} is not loaded on this engine")
-    instance = WorkflowInstance(definition, processor._info(run, started.dag))  # noqa: SLF001
+    info = WorkflowInfo(run.workflow_id, run.run_id, run.workflow_type, -1, started.dag)
+    instance = WorkflowInstance(definition, info)
     replay(instance, history)
     return instance

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +25,6 @@ class PartitionManager:
     ctx: EngineContext
     data_dir: Path
     restore_consumer: Consumer
-    lock: threading.RLock
     processors: dict[int, PartitionProcessor] = field(default_factory=dict)
     restores: dict[int, RestoreResult] = field(default_factory=dict)
     restoring: set[int] = field(default_factory=set)
@@ -60,10 +58,9 @@ class PartitionManager:
                 p,
                 fence=self.fence,
             )
-            with self.lock:
-                self.processors[p] = PartitionProcessor(p, store, self.ctx)
-                self.restores[p] = result
-                self.restoring.discard(p)
+            self.processors[p] = PartitionProcessor(p, store, self.ctx)
+            self.restores[p] = result
+            self.restoring.discard(p)
         self._fence_dead_owners(partitions)
         metrics.OWNED_PARTITIONS.set(len(self.processors))
         metrics.REBALANCES.labels(change="assigned").inc()
@@ -100,12 +97,11 @@ class PartitionManager:
 
     def revoke(self, partitions: list[int], reason: str) -> None:
         started = time.time()
-        with self.lock:
-            for p in partitions:
-                processor = self.processors.pop(p, None)
-                if processor is not None:
-                    processor.store.close()
-                self.restoring.discard(p)
+        for p in partitions:
+            processor = self.processors.pop(p, None)
+            if processor is not None:
+                processor.store.close()
+            self.restoring.discard(p)
         metrics.OWNED_PARTITIONS.set(len(self.processors))
         metrics.REBALANCES.labels(change=reason).inc()
         self._record(reason, partitions, started)

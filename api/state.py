@@ -1,0 +1,78 @@
+"""What every gateway route shares: the per-app state and small response helpers.
+
+One ``GatewayState`` lives on ``app.state.gateway``; routes reach it through
+``gateway_state(request)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import httpx
+from fastapi import Path, Request
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
+from pydantic import BaseModel
+
+from ledgerflow import activity
+from ledgerflow.api.kafka import AsyncProducer
+from ledgerflow.api.middleware import RequestMetrics
+from ledgerflow.api.models import ErrorBody
+from ledgerflow.api.routing import OwnerRouter, RoutingMetrics
+from ledgerflow.api.settings import GatewaySettings
+from ledgerflow.engine.workflow.dag import IN_WORKFLOW_NODE_TYPES
+from ledgerflow.executors import builtins
+
+WorkflowIdPath = Annotated[
+    str,
+    Path(
+        description="Workflow id.",
+        openapi_examples={"order": {"summary": "A workflow id", "value": "order-42"}},
+    ),
+]
+
+
+def known_node_types(settings: GatewaySettings) -> frozenset[str]:
+    """Types a DAG node may name: built-in activities, in-workflow types, configured activities."""
+    return frozenset(
+        {*activity.collect([builtins.__name__]), *IN_WORKFLOW_NODE_TYPES, *settings.activity_types}
+    )
+
+
+@dataclass
+class GatewayState:
+    settings: GatewaySettings
+    registry: CollectorRegistry
+    request_metrics: RequestMetrics
+    routing_metrics: RoutingMetrics
+    node_types: frozenset[str]
+    producer: AsyncProducer | None = None
+    router: OwnerRouter | None = None
+    http: httpx.AsyncClient | None = None
+
+    def live_router(self) -> OwnerRouter:
+        if self.router is None:
+            raise RuntimeError("the gateway is not started (lifespan not run)")
+        return self.router
+
+    def live_producer(self) -> AsyncProducer:
+        if self.producer is None:
+            raise RuntimeError("the gateway is not started (lifespan not run)")
+        return self.producer
+
+
+def gateway_state(request: Request) -> GatewayState:
+    """The gateway state of the app serving ``request``."""
+    state: GatewayState = request.app.state.gateway
+    return state
+
+
+def json_response(status: int, model: BaseModel) -> JSONResponse:
+    """``model`` as JSON (by alias) with ``status``."""
+    return JSONResponse(model.model_dump(mode="json", by_alias=True), status_code=status)
+
+
+def error_doc(description: str) -> dict[str, Any]:
+    """An OpenAPI ``responses`` entry whose body is the shared error body."""
+    return {"model": ErrorBody, "description": description}

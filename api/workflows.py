@@ -1,0 +1,446 @@
+"""The /api/v1/workflows routes: register a DAG, start, signal, cancel, terminate,
+query, and read a workflow's status, history and the list of workflows.
+
+Writes go to Kafka (``acks=all``); reads about one workflow are forwarded to the
+engine owning its partition; the listing asks every engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from ledgerflow.api.errors import (
+    AlreadyStartedError,
+    OwnerResponseError,
+    QueryFailedError,
+    UnknownNodeTypeError,
+)
+from ledgerflow.api.models import (
+    REGISTER_EXAMPLES,
+    CommandAccepted,
+    CommandKind,
+    DefinitionRegistered,
+    ExecuteRequest,
+    FieldProblem,
+    HistoryPage,
+    PendingActivityView,
+    QueryRequest,
+    QueryResult,
+    ReasonRequest,
+    RegisterBody,
+    RunStatus,
+    SignalRequest,
+    WorkflowAccepted,
+    WorkflowList,
+    WorkflowStatus,
+    WorkflowSummary,
+)
+from ledgerflow.api.routing import path_segment
+from ledgerflow.api.settings import ANY_TYPE
+from ledgerflow.api.state import GatewayState, WorkflowIdPath, error_doc, gateway_state, json_response
+from ledgerflow.api.timeline import build_timeline
+from ledgerflow.errors import CapacityError, OwnerUnavailableError, WorkflowNotFoundError
+from ledgerflow.schemas import commands as c
+from ledgerflow.schemas.dag import DagDefinition
+from ledgerflow.schemas.events import history_event_adapter
+
+TypeIdPath = Annotated[
+    str,
+    Path(
+        description="A registered DAG definition's id, or a code workflow type.",
+        openapi_examples={"dag": {"summary": "A DAG definition", "value": "fan-out"}},
+    ),
+]
+
+HISTORY_ALL = 10_000_000
+"""``limit`` that asks an engine for a run's whole history (to build its timeline)."""
+
+
+async def _send(state: GatewayState, topic: str, key: str, value: bytes, partition: int | None = None) -> int:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    delivery = await state.live_producer().send(topic, key, value, partition)
+    state.request_metrics.writes.labels(topic.removeprefix(state.settings.prefix)).observe(
+        loop.time() - started
+    )
+    return delivery.partition
+
+
+async def _send_command(state: GatewayState, workflow_id: str, command: BaseModel) -> int:
+    """Write an inbox command to the workflow's partition (the deployment's partitioner decides)."""
+    value = command.model_dump_json(by_alias=True).encode()
+    partition = state.live_router().partition(workflow_id)
+    return await _send(state, state.settings.topic("inbox"), workflow_id, value, partition)
+
+
+async def _describe(state: GatewayState, workflow_id: str, operation: str = "status") -> dict[str, Any]:
+    response = await state.live_router().forward(
+        operation, workflow_id, f"/internal/workflows/{path_segment(workflow_id)}"
+    )
+    if response.status_code != 200:
+        raise OwnerResponseError(workflow_id, response.status_code, response.text)
+    data: dict[str, Any] = response.json()
+    return data
+
+
+async def _start(
+    state: GatewayState,
+    workflow_id: str,
+    workflow_type: str,
+    input: Any,
+    execution_timeout: float | None,
+    request_id: str | None,
+    check_open: bool = True,
+) -> WorkflowAccepted:
+    router = state.live_router()
+    if check_open:
+        try:
+            response = await router.forward(
+                "start_check", workflow_id, f"/internal/admission/{path_segment(workflow_id)}"
+            )
+            admission: dict[str, Any] | None = response.json() if response.status_code == 200 else None
+        except (WorkflowNotFoundError, OwnerUnavailableError):
+            admission = None  # unreachable: write anyway; the engine keeps one open run and its limits
+        current = admission.get("run") if admission else None
+        if current is not None and current.get("status") == "RUNNING":
+            raise AlreadyStartedError(workflow_id, str(current.get("run_id")), router.partition(workflow_id))
+        if admission and admission.get("refusal"):
+            raise CapacityError(workflow_id, router.partition(workflow_id), str(admission["refusal"]))
+    run_id = str(uuid.uuid4())
+    command = c.StartWorkflow(
+        workflow_id=workflow_id,
+        workflow_type=workflow_type,
+        input=input,
+        run_id=run_id,
+        execution_timeout=execution_timeout,
+        request_id=request_id or run_id,
+    )
+    partition = await _send_command(state, workflow_id, command)
+    return WorkflowAccepted(
+        workflow_id=workflow_id, run_id=run_id, workflow_type=workflow_type, partition=partition
+    )
+
+
+def _check_node_types(state: GatewayState, dag: DagDefinition) -> None:
+    if ANY_TYPE in state.node_types:
+        return
+    problems = []
+    known = ", ".join(sorted(state.node_types))
+    for index, node in enumerate(dag.nodes):
+        if node.type not in state.node_types:
+            problems.append(
+                FieldProblem(
+                    loc=["body", "nodes", index, "type"],
+                    field=f"nodes[{index}].type",
+                    message=(
+                        f"node '{node.id}': unknown node type '{node.type}' "
+                        f"(not a built-in or configured activity; known: {known})"
+                    ),
+                    type="unknown_node_type",
+                )
+            )
+    if problems:
+        raise UnknownNodeTypeError(problems)
+
+
+def _status_from(data: dict[str, Any]) -> WorkflowStatus:
+    activities: dict[str, Any] = data.get("activities") or {}
+    pending = [
+        PendingActivityView(
+            seq=int(seq),
+            activity_type=str(a.get("activity_type", "")),
+            attempt=int(a.get("attempt", 1)),
+            state=str(a.get("state", "")),
+            scheduled_at=a.get("scheduled_at"),
+            attempt_started_at=a.get("attempt_started_at"),
+            last_failure=a.get("last_failure"),
+        )
+        for seq, a in sorted(activities.items(), key=lambda item: int(item[0]))
+    ]
+    return WorkflowStatus.model_validate(
+        {
+            **data,
+            "activities": None,
+            "pending_activities": pending,
+            "open_timers": len(data.get("timers") or {}),
+        }
+    )
+
+
+def workflow_routes(
+    api: APIRouter,
+    with_body: dict[int | str, dict[str, Any]],
+    reads: dict[int | str, dict[str, Any]],
+) -> None:
+    @api.post(
+        "/workflows",
+        tags=["workflows"],
+        summary="Register a DAG, or start a code workflow",
+        status_code=201,
+        response_model=None,
+        responses={
+            201: {"model": DefinitionRegistered, "description": "The DAG definition was registered."},
+            202: {"model": WorkflowAccepted, "description": "The start was written to Kafka."},
+            409: error_doc("The workflow id is already running; the body names the open run."),
+            429: error_doc("The owning engine is at its open-workflow limit; retry after Retry-After."),
+            **with_body,
+        },
+    )
+    async def register(
+        request: Request, body: Annotated[RegisterBody, Body(openapi_examples=REGISTER_EXAMPLES)]
+    ) -> JSONResponse:
+        """A body with `nodes` registers (or replaces) a DAG definition: it is checked for
+        duplicate node ids, edges naming unknown nodes, cycles and unknown node types (422
+        naming the node or edge), then written to the compacted definitions topic; runs
+        started afterwards see it. A body `{"id", "type", "input"}` starts a run of a code
+        workflow (or of a registered DAG) under workflow id `id`."""
+        state = gateway_state(request)
+        if isinstance(body, DagDefinition):
+            _check_node_types(state, body)
+            await _send(
+                state,
+                state.settings.topic("definitions"),
+                body.id,
+                body.model_dump_json(by_alias=True).encode(),
+            )
+            return json_response(
+                201,
+                DefinitionRegistered(
+                    id=body.id, name=body.name, nodes=len(body.nodes), edges=len(body.edges)
+                ),
+            )
+        accepted = await _start(
+            state, body.id, body.type, body.input, body.execution_timeout, body.request_id
+        )
+        return json_response(202, accepted)
+
+    @api.post(
+        "/workflows/{id}/execute",
+        tags=["workflows"],
+        summary="Start a run of a DAG definition or code workflow type",
+        status_code=202,
+        response_model=WorkflowAccepted,
+        responses={
+            409: error_doc("The workflow id is already running; the body names the open run."),
+            429: error_doc("The owning engine is at its open-workflow limit; retry after Retry-After."),
+            **with_body,
+        },
+    )
+    async def execute(
+        request: Request,
+        id: TypeIdPath,
+        body: Annotated[ExecuteRequest | None, Body()] = None,
+    ) -> WorkflowAccepted:
+        """`{id}` names a registered DAG definition or a code workflow type. The run's
+        workflow id is `workflowId` from the body, or a new one. Answers once Kafka
+        acknowledged the start; an unknown type fails the run (`UnknownWorkflowType`)."""
+        state = gateway_state(request)
+        body = body or ExecuteRequest()
+        workflow_id = body.workflow_id or f"{id[:64]}-{uuid.uuid4().hex}"
+        return await _start(
+            state,
+            workflow_id,
+            id,
+            body.input,
+            body.execution_timeout,
+            body.request_id,
+            check_open=body.workflow_id is not None,
+        )
+
+    @api.get(
+        "/workflows/{id}/status",
+        tags=["workflows"],
+        summary="Status of a workflow's latest run",
+        response_model=WorkflowStatus,
+        responses=reads,
+    )
+    async def status(request: Request, id: WorkflowIdPath) -> WorkflowStatus:
+        """Answered by the engine owning the workflow's partition: status, result or failure,
+        pending activities with their attempt and last failure, history size."""
+        return _status_from(await _describe(gateway_state(request), id))
+
+    @api.get(
+        "/workflows/{id}/history",
+        tags=["workflows"],
+        summary="History of a run, paged, with its timeline",
+        response_model=HistoryPage,
+        responses=reads,
+    )
+    async def history(
+        request: Request,
+        id: WorkflowIdPath,
+        run_id: Annotated[
+            str | None, Query(alias="runId", description="A run id; default the latest.")
+        ] = None,
+        offset: Annotated[int, Query(ge=0, le=HISTORY_ALL)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        timeline: Annotated[bool, Query(description="Include the per-activity/node timeline.")] = True,
+    ) -> HistoryPage:
+        """Events `offset` .. `offset + limit` of the run's history, and (unless
+        `timeline=false`) one timeline entry per activity, timer and child workflow:
+        scheduled, completed or failed time and attempts; for a DAG run, the node."""
+        state = gateway_state(request)
+        params: dict[str, Any] = {
+            "offset": 0 if timeline else offset,
+            "limit": HISTORY_ALL if timeline else limit,
+        }
+        if run_id:
+            params["run_id"] = run_id
+        response = await state.live_router().forward(
+            "history", id, f"/internal/workflows/{path_segment(id)}/history", params=params
+        )
+        if response.status_code != 200:
+            raise OwnerResponseError(id, response.status_code, response.text)
+        data = response.json()
+        fetched = [history_event_adapter.validate_python(e) for e in data["events"]]
+        events = fetched[offset : offset + limit] if timeline else fetched
+        total = int(data["total"])
+        end = offset + len(events)
+        return HistoryPage(
+            workflow_id=id,
+            run_id=data["run_id"],
+            total=total,
+            offset=offset,
+            limit=limit,
+            next_offset=end if end < total else None,
+            events=events,
+            timeline=build_timeline(fetched) if timeline else None,
+        )
+
+    async def command(
+        request: Request, workflow_id: str, kind: CommandKind, record: BaseModel
+    ) -> CommandAccepted:
+        partition = await _send_command(gateway_state(request), workflow_id, record)
+        return CommandAccepted(workflow_id=workflow_id, command=kind, partition=partition)
+
+    @api.post(
+        "/workflows/{id}/signal",
+        tags=["workflows"],
+        summary="Send a signal to a workflow's open run",
+        status_code=202,
+        response_model=CommandAccepted,
+        responses=with_body,
+    )
+    async def signal(request: Request, id: WorkflowIdPath, body: SignalRequest) -> CommandAccepted:
+        """Written to the inbox, keyed by the workflow id, so it is applied after every
+        command sent for that workflow before it. With `requestId`, a signal sent twice
+        counts once."""
+        record = c.SignalWorkflow(
+            workflow_id=id,
+            name=body.name,
+            payload=body.payload,
+            request_id=body.request_id or str(uuid.uuid4()),
+        )
+        return await command(request, id, "signal", record)
+
+    @api.post(
+        "/workflows/{id}/cancel",
+        tags=["workflows"],
+        summary="Ask a workflow's open run to cancel",
+        status_code=202,
+        response_model=CommandAccepted,
+        responses=with_body,
+    )
+    async def cancel(
+        request: Request, id: WorkflowIdPath, body: Annotated[ReasonRequest | None, Body()] = None
+    ) -> CommandAccepted:
+        """The workflow sees the cancellation and may clean up; its running activities are told."""
+        record = c.CancelWorkflow(workflow_id=id, reason=(body or ReasonRequest()).reason)
+        return await command(request, id, "cancel", record)
+
+    @api.post(
+        "/workflows/{id}/terminate",
+        tags=["workflows"],
+        summary="End a workflow's open run at once",
+        status_code=202,
+        response_model=CommandAccepted,
+        responses=with_body,
+    )
+    async def terminate(
+        request: Request, id: WorkflowIdPath, body: Annotated[ReasonRequest | None, Body()] = None
+    ) -> CommandAccepted:
+        """No more workflow code runs; the run closes as TERMINATED."""
+        record = c.TerminateWorkflow(workflow_id=id, reason=(body or ReasonRequest()).reason)
+        return await command(request, id, "terminate", record)
+
+    @api.post(
+        "/workflows/{id}/query",
+        tags=["workflows"],
+        summary="Ask a workflow a query",
+        response_model=QueryResult,
+        responses={
+            **reads,
+            **with_body,
+            400: error_doc("The query could not be answered (unknown query, type not loaded)."),
+        },
+    )
+    async def query(request: Request, id: WorkflowIdPath, body: QueryRequest) -> QueryResult:
+        """Answered by the owning engine from the run's committed state (replayed when not cached)."""
+        response = (
+            await gateway_state(request)
+            .live_router()
+            .forward(
+                "query",
+                id,
+                f"/internal/workflows/{path_segment(id)}/query/{path_segment(body.name)}",
+                method="POST",
+                body={"args": body.args},
+            )
+        )
+        if response.status_code == 400:
+            detail = response.json().get("detail", response.text)
+            raise QueryFailedError(id, str(detail))
+        if response.status_code != 200:
+            raise OwnerResponseError(id, response.status_code, response.text)
+        return QueryResult(result=response.json().get("result"))
+
+    @api.get(
+        "/workflows",
+        tags=["workflows"],
+        summary="List workflows across every partition",
+        response_model=WorkflowList,
+    )
+    async def list_workflows(
+        request: Request,
+        status: Annotated[RunStatus | None, Query(description="Only runs in this status.")] = None,
+        type: Annotated[str | None, Query(description="Only this workflow type.")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        cursor: Annotated[
+            str | None, Query(description="`nextCursor` of the previous page (a workflow id).")
+        ] = None,
+    ) -> WorkflowList:
+        """Latest run of each workflow id, ordered by workflow id, merged from every engine.
+        `partial` is true (and `missingPartitions` lists them) when some partitions had no
+        reachable owner."""
+        state = gateway_state(request)
+        params: dict[str, Any] = {"limit": limit + 1}
+        if status:
+            params["status"] = status
+        if type:
+            params["workflow_type"] = type
+        if cursor:
+            params["after"] = cursor
+        answers = await state.live_router().each_member("/internal/workflows", params)
+        rows: dict[str, dict[str, Any]] = {}
+        covered: set[int] = set()
+        for _member, data in answers:
+            if data is None:
+                continue
+            covered.update(int(p) for p in data.get("partitions", []))
+            for row in data.get("runs", []):
+                rows[str(row["workflow_id"])] = row
+        merged = [rows[k] for k in sorted(rows)]
+        page = merged[:limit]
+        missing = sorted(set(range(state.settings.partitions)) - covered)
+        return WorkflowList(
+            workflows=[WorkflowSummary.model_validate(r) for r in page],
+            next_cursor=str(page[-1]["workflow_id"]) if len(merged) > limit else None,
+            partial=bool(missing),
+            missing_partitions=missing,
+        )
