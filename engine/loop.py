@@ -233,6 +233,7 @@ class Engine:
                 self._apply(message, processors, out, offsets)
             for processor in processors.values():
                 processor.fire_timers()
+            self._add_positions(offsets, list(processors))
             checkpoint.commit(list(processors.values()), out, offsets)
         except Exception as exc:
             self._abort(producer, exc)
@@ -243,6 +244,17 @@ class Engine:
         metrics.OPEN_WORKFLOWS.set(open_now)
         capacity = self.options.max_open_per_engine
         metrics.ENGINE_LOAD.set(open_now / capacity if capacity else open_now)
+
+    def _add_positions(self, offsets: dict[int, int], partitions: list[int]) -> None:
+        """Offsets for every owned partition, so every transaction (even one that only fires
+        timers) carries the group metadata check that fences a zombie owner (KIP-447)."""
+        assert self.consumer is not None
+        inbox = self.settings.topic("inbox")
+        missing = [TopicPartition(inbox, p) for p in partitions if p not in offsets]
+        if missing:
+            for tp in self.consumer.position(missing):
+                if tp.offset >= 0:
+                    offsets[tp.partition] = tp.offset
 
     def _update_lag(self, offsets: dict[int, int]) -> None:
         """Records behind the end of each inbox partition just consumed (from cached watermarks)."""
@@ -273,11 +285,7 @@ class Engine:
         except ValidationError as exc:
             reason = f"invalid inbox record: {_short(exc)}"
         else:
-            try:
-                reason = processor.handle(command)
-            except Exception as exc:  # a bug must not stop the partition: park the record
-                log.exception("command failed", extra={"partition": partition})
-                reason = f"engine error: {type(exc).__name__}: {exc}"
+            reason = processor.handle(command)
         if reason is not None:
             metrics.DEAD_LETTERS.inc()
             out.dead_letter(message.key(), value, reason, message.topic() or "", partition, offset)

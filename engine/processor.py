@@ -13,6 +13,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,8 +40,20 @@ from ledgerflow.schemas.lifecycle import LifecycleEvent, LifecycleType
 from ledgerflow.schemas.tasks import ActivityTask, CancelActivity
 
 log = logging.getLogger("ledgerflow.engine")
+TYPE_NOT_LOADED_RETRY = 5.0
+"""Seconds before a timer of a run whose code is not loaded here fires again."""
 MAX_RETRY_DELAY = 24 * 3600.0
 """Longest wait between attempts, whatever a retry policy without a cap computes."""
+
+
+class WorkflowTypeNotLoaded(Exception):
+    """An open run's code workflow type is not loaded on this engine (see ``--workflows``)."""
+
+    def __init__(self, workflow_type: str) -> None:
+        super().__init__(
+            f"workflow type {workflow_type!r} is not loaded on this engine (start it with "
+            f"--workflows naming the module that defines it); the record was not applied"
+        )
 
 
 @dataclass(frozen=True)
@@ -149,14 +162,70 @@ class PartitionProcessor:
 
     # ------------------------------------------------------------- commands
     def handle(self, command: c.InboxCommand) -> str | None:
-        """Apply one inbox command. Returns a reason when it must go to the dead-letter topic."""
+        """Apply one inbox command. Returns a reason when it must go to the dead-letter topic.
+
+        Never leaves a half-applied command behind: if applying it raises, its writes,
+        outbox records and in-memory effects are rolled back, the workflow's run is failed
+        with the error (so it cannot block the partition), and the reason is returned.
+        """
         workflow_id = getattr(command, "workflow_id", None)
-        if command.request_id and workflow_id:
-            key = keys.request_key(workflow_id, command.request_id)
-            if self.txn.get(key) is not None:
-                metrics.DUPLICATES.inc()
-                return None
-            self.txn.put(key, b"1")
+        try:
+            with self._savepoint(workflow_id):
+                return self._handle(command)
+        except WorkflowTypeNotLoaded as exc:
+            return str(exc)
+        except Exception as exc:
+            log.exception("command failed", extra={"workflowId": workflow_id, "partition": self.partition})
+            reason = f"engine error: {type(exc).__name__}: {exc}"
+            if workflow_id:
+                self._fail_after_error(workflow_id, reason)
+            return reason
+
+    @contextmanager
+    def _savepoint(self, workflow_id: str | None) -> Iterator[None]:
+        mark, records, open_runs = self.txn.savepoint(), len(self.out.records), self.open_runs
+        touched = self._runs.get(workflow_id) if workflow_id else None
+        before = touched.model_dump_json() if touched is not None else None
+        try:
+            yield
+        except Exception:
+            self.txn.rollback(mark)
+            del self.out.records[records:]
+            self.open_runs = open_runs
+            if workflow_id:
+                self._recent_runs.pop(workflow_id, None)
+                self._runs.pop(workflow_id, None)
+                if before is not None:
+                    self._runs[workflow_id] = RunState.model_validate_json(before)
+                self.cache.evict_workflow(workflow_id)
+            raise
+
+    def _fail_after_error(self, workflow_id: str, reason: str) -> None:
+        try:
+            with self._savepoint(workflow_id):
+                run = self.run(workflow_id)
+                if run is not None and run.is_open:
+                    failure = Failure(type="EngineError", message=reason[:2000], non_retryable=True)
+                    self._close(run, ev.WorkflowFailed, failure=failure, origin="engine")
+        except Exception:
+            log.exception(
+                "could not fail the run", extra={"workflowId": workflow_id, "partition": self.partition}
+            )
+
+    def _handle(self, command: c.InboxCommand) -> str | None:
+        workflow_id = getattr(command, "workflow_id", None)
+        seen = (
+            keys.request_key(workflow_id, command.request_id) if command.request_id and workflow_id else None
+        )
+        if seen is not None and self.txn.get(seen) is not None:
+            metrics.DUPLICATES.inc()
+            return None
+        reason = self._dispatch_command(command)
+        if seen is not None and reason is None:
+            self.txn.put(seen, b"1")  # only once applied: a refused start may be retried with its key
+        return reason
+
+    def _dispatch_command(self, command: c.InboxCommand) -> str | None:
         match command:
             case c.StartWorkflow():
                 return self._start(command)
@@ -187,6 +256,24 @@ class PartitionProcessor:
                 existing.status,
                 extra={"workflowId": command.workflow_id, "partition": self.partition},
             )
+            if existing.is_open and command.parent_workflow_id and command.parent_run_id:
+                # A child whose id is taken: tell the parent instead of leaving it waiting.
+                failure = Failure(
+                    type="WorkflowAlreadyStarted",
+                    message=f"workflow id {command.workflow_id!r} is already running (run {existing.run_id})",
+                    non_retryable=True,
+                )
+                self.out.inbox(
+                    command.parent_workflow_id,
+                    c.ChildWorkflowClosed(
+                        workflow_id=command.parent_workflow_id,
+                        run_id=command.parent_run_id,
+                        seq=command.parent_seq or 0,
+                        child_workflow_id=command.workflow_id,
+                        status="FAILED",
+                        failure=failure,
+                    ),
+                )
             return None
         if command.parent_workflow_id is None:
             refusal = self.ctx.limits.refusal(self.partition, self.open_runs)
@@ -376,10 +463,20 @@ class PartitionProcessor:
         fired = 0
         for entry in self.timers.pop_due(self.txn, self.now, limit):
             fired += 1
-            run = self.run(entry.workflow_id)
-            if run is None or not run.is_open or run.run_id != entry.run_id:
-                continue
-            self._fire(run, entry)
+            try:
+                with self._savepoint(entry.workflow_id):
+                    run = self.run(entry.workflow_id)
+                    if run is None or not run.is_open or run.run_id != entry.run_id:
+                        continue
+                    self._fire(run, entry)
+            except WorkflowTypeNotLoaded:
+                entry.fire_at = self.now + TYPE_NOT_LOADED_RETRY
+                self.timers.add(self.txn, entry)
+            except Exception as exc:
+                log.exception(
+                    "timer failed", extra={"workflowId": entry.workflow_id, "partition": self.partition}
+                )
+                self._fail_after_error(entry.workflow_id, f"engine error: {type(exc).__name__}: {exc}")
         return fired
 
     def _fire(self, run: RunState, entry: TimerEntry) -> None:
@@ -451,7 +548,7 @@ class PartitionProcessor:
             attempt=attempt,
             fire_at=fire_at,
         )
-        self.timers.add(self.txn, entry, f"{kind}:{run.run_id}:{seq}:{attempt}")
+        self.timers.add(self.txn, entry)
 
     # --------------------------------------------------------------- history
     def _append(self, run: RunState, event_type: type[Any], **fields: Any) -> ev.HistoryEvent:
@@ -506,9 +603,11 @@ class PartitionProcessor:
         instance = self._instance(run)
         if not run.is_open:
             return
-        event = self._append(run, event_type, **fields)
         if instance is None:
-            return
+            # Recording the event without running the code would make today's history
+            # unreplayable once the code is back (e.g. mid rolling deploy).
+            raise WorkflowTypeNotLoaded(run.workflow_type)
+        event = self._append(run, event_type, **fields)
         self._apply_commands(run, instance, instance.activate(event))
 
     # -------------------------------------------------------------- commands
@@ -557,7 +656,11 @@ class PartitionProcessor:
                     timer_at = run.timers.pop(command.seq, None)
                     if timer_at is not None:
                         self.txn.delete(
-                            keys.timer_key(timer_at, run.workflow_id, f"timer:{run.run_id}:{command.seq}:0")
+                            keys.timer_key(
+                                timer_at,
+                                run.workflow_id,
+                                TimerEntry.tag_of("timer", run.run_id, command.seq, 0),
+                            )
                         )
                 case cmd.StartChildWorkflow():
                     self._append(

@@ -9,10 +9,14 @@ after a failover the new owner has them all. A timer that no longer matters
 from __future__ import annotations
 
 import heapq
+import math
 
 from ledgerflow.engine.state import keys
 from ledgerflow.engine.state.models import TimerEntry
 from ledgerflow.engine.state.store import PartitionStore, StoreTransaction
+
+MAX_FIRE_AT = 253402300799.0
+"""9999-12-31: later (or infinite) fire times are refused rather than overflowing the key."""
 
 
 class TimerIndex:
@@ -30,8 +34,10 @@ class TimerIndex:
         heapq.heapify(index._heap)
         return index
 
-    def add(self, txn: StoreTransaction, entry: TimerEntry, tag: str) -> None:
-        key = keys.timer_key(entry.fire_at, entry.workflow_id, tag)
+    def add(self, txn: StoreTransaction, entry: TimerEntry) -> None:
+        if not math.isfinite(entry.fire_at) or entry.fire_at > MAX_FIRE_AT:
+            raise ValueError(f"a timer cannot fire at {entry.fire_at!r} (seconds since the epoch)")
+        key = keys.timer_key(entry.fire_at, entry.workflow_id, entry.tag)
         txn.put(key, entry.model_dump_json().encode())
         heapq.heappush(self._heap, (entry.fire_at, key))
 

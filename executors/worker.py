@@ -125,6 +125,7 @@ class Worker:
         self._start(message, tp, offset)
 
     def _start(self, task: ActivityTask, tp: TopicPartition, offset: int) -> None:
+        """Run one attempt concurrently; its offset counts as done when it ends."""
         key = (task.workflow_id, task.run_id, task.seq, task.attempt)
         loop = asyncio.get_running_loop()
         info = activity.Info(
@@ -151,9 +152,15 @@ class Worker:
         attempt = loop.create_task(self.runner.run(task, ctx, lambda m: self._report(m, task.partition)))
         self._running[key] = (attempt, ctx)
 
-        def done(_: asyncio.Task[None]) -> None:
+        def done(finished: asyncio.Task[None]) -> None:
             self._running.pop(key, None)
-            self._offsets[tp].finished(offset)
+            if finished.cancelled() and not ctx.cancelled.is_set():
+                # Cut off by shutdown, not cancelled by its workflow: leave its offset
+                # uncommitted so the task runs again elsewhere.
+                return
+            partition = self._offsets.get(tp)
+            if partition is not None:  # None: revoked meanwhile
+                partition.finished(offset)
             self.completed += 1
 
         attempt.add_done_callback(done)
@@ -178,6 +185,11 @@ class Worker:
     async def _commit(self, consumer: AIOKafkaConsumer, force: bool, last: float) -> None:
         if not force and time.monotonic() - last < 0.2:
             return
+        assigned = consumer.assignment()
+        for tp in [tp for tp in self._offsets if tp not in assigned]:
+            # Revoked: its tasks belong to another worker now, and committing for it would
+            # make the whole commit fail.
+            del self._offsets[tp]
         offsets = {tp: o for tp, po in self._offsets.items() if (o := po.committable()) is not None}
         if not offsets:
             return

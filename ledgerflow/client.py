@@ -35,7 +35,12 @@ from ledgerflow.routing import OwnerDirectory
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas.common import Failure
 from ledgerflow.schemas.dag import DagDefinition
-from ledgerflow.schemas.events import HistoryEvent, history_event_adapter
+from ledgerflow.schemas.events import (
+    HistoryEvent,
+    WorkflowCompleted,
+    WorkflowContinuedAsNew,
+    history_event_adapter,
+)
 
 CLOSED = ("COMPLETED", "FAILED", "CANCELED", "TERMINATED")
 
@@ -240,6 +245,17 @@ class Client:
         )
         return data["result"]
 
+    @staticmethod
+    def _outcome(workflow_id: str, closing: HistoryEvent) -> Any:
+        """The result of a run that ended with ``closing``, or its failure raised."""
+        if isinstance(closing, WorkflowCompleted):
+            return closing.result
+        status = {"workflow_failed": "FAILED", "workflow_canceled": "CANCELED"}.get(
+            closing.kind, "TERMINATED"
+        )
+        failure = getattr(closing, "failure", None) or Failure(type=status, message=f"run {status.lower()}")
+        raise WorkflowFailedError(workflow_id, status, failure)
+
     def list_workflows(
         self,
         status: str | None = None,
@@ -282,10 +298,10 @@ class Client:
     def result(
         self, workflow_id: str, timeout: float = 60.0, run_id: str | None = None, poll: float = 0.05
     ) -> Any:
-        """Wait for the latest run to close; return its result or raise WorkflowFailedError.
+        """Wait for a run to close; return its result or raise WorkflowFailedError.
 
-        With ``run_id``, wait until that run is the latest or an earlier one (it
-        continued as new) before reading the outcome.
+        Without ``run_id``, the latest run. With it, that run, following its
+        continue-as-new chain to the run that really ends.
         """
         deadline = time.monotonic() + timeout
         while True:
@@ -293,12 +309,13 @@ class Client:
                 state = self.describe(workflow_id)
             except (WorkflowNotFoundError, OwnerUnavailableError):
                 state = None
-            if (
-                state is not None
-                and run_id is not None
-                and run_id != state["run_id"]
-                and run_id not in state["previous_runs"]
-            ):
+            if state is not None and run_id is not None and run_id != state["run_id"]:
+                if run_id in state["previous_runs"]:
+                    closing = self.history(workflow_id, run_id)[-1]
+                    if isinstance(closing, WorkflowContinuedAsNew):
+                        run_id = closing.new_run_id
+                        continue
+                    return self._outcome(workflow_id, closing)
                 state = None  # the start of this run is not applied yet
             if state is not None and state["status"] in CLOSED:
                 if state["status"] == "COMPLETED":

@@ -29,7 +29,7 @@ class StartWorkflow(_Command):
     """Start a run of a code workflow type or a registered DAG."""
 
     kind: Literal["start_workflow"] = "start_workflow"
-    workflow_id: str = Field(min_length=1, max_length=256)
+    workflow_id: str = Field(min_length=1, max_length=256, pattern=r"^[^\x00]+$")
     """Business id of the workflow; the Kafka key and the shard key."""
     workflow_type: str = Field(min_length=1)
     """Name of a code workflow, or the id of a registered DAG definition."""

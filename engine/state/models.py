@@ -79,3 +79,12 @@ class TimerEntry(BaseModel):
     seq: int = 0
     attempt: int = 0
     fire_at: float
+
+    @property
+    def tag(self) -> str:
+        return self.tag_of(self.kind, self.run_id, self.seq, self.attempt)
+
+    @staticmethod
+    def tag_of(kind: str, run_id: str, seq: int, attempt: int) -> str:
+        """What tells apart timers of one workflow due at the same millisecond."""
+        return f"{kind}:{run_id}:{seq}:{attempt}"

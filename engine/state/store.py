@@ -74,6 +74,7 @@ class StoreTransaction:
     def __init__(self, store: PartitionStore) -> None:
         self.store = store
         self.changes: dict[bytes, bytes | None] = {}
+        self._undo: list[tuple[bytes, bool, bytes | None]] = []
 
     def get(self, key: bytes) -> bytes | None:
         if key in self.changes:
@@ -81,10 +82,24 @@ class StoreTransaction:
         return self.store.get(key)
 
     def put(self, key: bytes, value: bytes) -> None:
+        self._undo.append((key, key in self.changes, self.changes.get(key)))
         self.changes[key] = value
 
     def delete(self, key: bytes) -> None:
+        self._undo.append((key, key in self.changes, self.changes.get(key)))
         self.changes[key] = None
+
+    def savepoint(self) -> int:
+        """A mark to roll back to: the writes after it can be undone, the ones before kept."""
+        return len(self._undo)
+
+    def rollback(self, mark: int) -> None:
+        while len(self._undo) > mark:
+            key, had, previous = self._undo.pop()
+            if had:
+                self.changes[key] = previous
+            else:
+                del self.changes[key]
 
     def __bool__(self) -> bool:
         return bool(self.changes)

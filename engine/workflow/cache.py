@@ -36,5 +36,10 @@ class InstanceCache:
     def evict(self, workflow_id: str, run_id: str) -> None:
         self._items.pop((workflow_id, run_id), None)
 
+    def evict_workflow(self, workflow_id: str) -> None:
+        """Every cached run of one workflow id (after a rolled-back command)."""
+        for key in [k for k in self._items if k[0] == workflow_id]:
+            del self._items[key]
+
     def __len__(self) -> int:
         return len(self._items)

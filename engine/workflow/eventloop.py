@@ -18,6 +18,37 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+class _OrderedFuture(asyncio.Future[Any]):
+    """A future whose hash is its creation number, so sets of them iterate the same way on
+    every replay (``asyncio.wait`` returns sets; the default hash is the object's address)."""
+
+    def __init__(self, *, loop: asyncio.AbstractEventLoop, number: int) -> None:
+        self._number = number
+        super().__init__(loop=loop)
+
+    def __hash__(self) -> int:
+        return self._number
+
+
+class _OrderedTask(asyncio.Task[Any]):
+    """A task hashed by its creation number (see ``_OrderedFuture``)."""
+
+    def __init__(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        *,
+        loop: asyncio.AbstractEventLoop,
+        number: int,
+        name: str | None,
+        context: contextvars.Context | None,
+    ) -> None:
+        self._number = number  # before __init__: it registers the task in a set
+        super().__init__(coro, loop=loop, name=name, context=context)
+
+    def __hash__(self) -> int:
+        return self._number
+
+
 class DeterministicLoop(asyncio.AbstractEventLoop):
     """Runs callbacks in FIFO order; time is whatever the current activation says."""
 
@@ -28,6 +59,7 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
         self._now = 0.0
         self._closed = False
         self.unhandled: list[BaseException] = []
+        self._created = 0
 
     # The parts of the loop API that futures and tasks use.
     def call_soon(  # type: ignore[override]
@@ -39,7 +71,8 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
         return handle
 
     def create_future(self) -> asyncio.Future[Any]:
-        return asyncio.Future(loop=self)
+        self._created += 1
+        return _OrderedFuture(loop=self, number=self._created)
 
     def create_task(  # type: ignore[override]
         self,
@@ -48,7 +81,8 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
         name: str | None = None,
         context: contextvars.Context | None = None,
     ) -> asyncio.Task[T]:
-        return asyncio.Task(coro, loop=self, name=name, context=context)
+        self._created += 1
+        return _OrderedTask(coro, loop=self, number=self._created, name=name, context=context)
 
     def call_later(  # type: ignore[override]
         self, delay: float, callback: Callable[..., Any], *args: Any, context: Any = None

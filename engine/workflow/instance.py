@@ -71,6 +71,10 @@ class WorkflowInstance(WorkflowRuntime):
             self._apply(event)
             self._loop.run_until_idle(self._now)
             self._check_main()
+        except BaseException as exc:
+            self.closed = True
+            self._loop.close()
+            self._commands.append(cmd.FailWorkflow(failure_from_exception(exc)))
         finally:
             reset_runtime(token)
         out, self._commands = self._commands, []

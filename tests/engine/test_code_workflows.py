@@ -133,6 +133,7 @@ def test_one_open_run_per_workflow_id_and_every_run_kept(running: Cluster, clien
     second = client.start_workflow("ThreeSteps", 1, id="reuse")
     assert not second.already_started and second.run_id != first.run_id
     assert second.result(timeout=20) == 4
+    assert first.result(timeout=20) == []  # a handle reads its own run, not the latest
     state = client.describe("reuse")
     assert state["run_id"] == second.run_id and state["previous_runs"] == [first.run_id]
     assert kinds(client, "reuse")[-1] == "workflow_completed"
@@ -142,8 +143,9 @@ def test_one_open_run_per_workflow_id_and_every_run_kept(running: Cluster, clien
 def test_child_workflows_and_continue_as_new(running: Cluster, client: Client) -> None:
     client.start_workflow("Parent", 10, id="parent")
     assert client.result("parent", timeout=30) == [13, 14]
-    client.start_workflow("Countdown", 3, id="countdown")
+    countdown = client.start_workflow("Countdown", 3, id="countdown")
     assert client.result("countdown", timeout=30) == "liftoff"
+    assert countdown.result(timeout=10) == "liftoff"  # the first run's handle follows the chain
     state = client.describe("countdown")
     assert len(state["previous_runs"]) == 3
     assert_invariants(client, "parent")

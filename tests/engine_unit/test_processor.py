@@ -7,10 +7,10 @@ from pathlib import Path
 from ledgerflow.config import Settings
 from ledgerflow.engine import metrics
 from ledgerflow.engine.outbox import Outbox
-from ledgerflow.engine.processor import EngineContext, PartitionProcessor, read_history, read_run
+from ledgerflow.engine.processor import Admission, EngineContext, PartitionProcessor, read_history, read_run
 from ledgerflow.engine.state.store import PartitionStore
 from ledgerflow.engine.workflow.definition import WorkflowRegistry
-from ledgerflow.schemas.commands import StartWorkflow, TaskCompleted
+from ledgerflow.schemas.commands import StartWorkflow, TaskCompleted, TerminateWorkflow, inbox_command_adapter
 from ledgerflow.schemas.tasks import ActivityTask, task_message_adapter
 from ledgerflow.testing.invariants import check_run
 
@@ -22,6 +22,7 @@ def batch(processor: PartitionProcessor, now: float, *commands: object) -> Outbo
     processor.begin(now, out)
     for command in commands:
         assert processor.handle(command) is None  # type: ignore[arg-type]
+    processor.fire_timers()
     processor.store.write(dict(processor.finish()), None)
     return out
 
@@ -72,3 +73,47 @@ def test_a_cache_miss_rebuilds_by_replay_and_carries_on(tmp_path: Path) -> None:
     assert metrics.REPLAYS._value.get() == replays_before + 3
     run = read_run(processor.store, "w")
     assert run is not None and run.result == 13
+
+
+def test_an_engine_error_fails_only_that_run_and_leaves_no_half_applied_state(tmp_path: Path) -> None:
+    ctx = EngineContext(Settings(), WorkflowRegistry.from_modules([FLOWS]), lambda _id: None)
+    processor = PartitionProcessor(0, PartitionStore(tmp_path / "p0"), ctx)
+    batch(processor, 1.0, StartWorkflow(workflow_id="bad", workflow_type="BadChild", run_id="r"), start(5))
+    out = batch(processor, 2.0)  # the timer fires; starting the child raises inside the engine
+    assert not [r for r in out.records if r.topic.endswith(".inbox")], "the child start leaked out"
+    run = read_run(processor.store, "bad")
+    assert run is not None and run.status == "FAILED" and run.failure is not None
+    assert run.failure.type == "EngineError" and "workflow_id" in run.failure.message
+    history = read_history(processor.store, "bad", "r")
+    assert [e.kind for e in history][-1] == "workflow_failed"
+    assert check_run(run.model_dump(mode="json"), history, WorkflowRegistry.from_modules([FLOWS])) == []
+    batch(processor, 3.0)  # nothing left to fire: the failed run does not block the partition
+    other = read_run(processor.store, "w")
+    assert other is not None and other.status == "RUNNING" and len(tasks(out)) == 0
+
+
+def test_a_refused_start_does_not_use_up_its_idempotency_key(tmp_path: Path) -> None:
+    limits = Admission(max_per_partition=1)
+    ctx = EngineContext(Settings(), WorkflowRegistry.from_modules([FLOWS]), lambda _id: None, limits=limits)
+    processor = PartitionProcessor(0, PartitionStore(tmp_path / "p0"), ctx)
+    batch(processor, 1.0, StartWorkflow(workflow_id="a", workflow_type="SignalCounter"))
+    second = StartWorkflow(workflow_id="b", workflow_type="SignalCounter", request_id="once")
+    out = Outbox(processor.ctx.settings)
+    processor.begin(2.0, out)
+    assert "capacity" in (processor.handle(second) or "")
+    processor.store.write(dict(processor.finish()), None)
+    batch(processor, 3.0, TerminateWorkflow(workflow_id="a"))
+    batch(processor, 4.0, second)  # same key, now accepted
+    run = read_run(processor.store, "b")
+    assert run is not None and run.status == "RUNNING"
+
+
+def test_a_child_whose_id_is_taken_fails_in_the_parent_instead_of_hanging(tmp_path: Path) -> None:
+    ctx = EngineContext(Settings(), WorkflowRegistry.from_modules([FLOWS]), lambda _id: None)
+    processor = PartitionProcessor(0, PartitionStore(tmp_path / "p0"), ctx)
+    out = batch(processor, 1.0, StartWorkflow(workflow_id="me", workflow_type="OwnIdChild", run_id="r"))
+    for step in range(2):  # the child start, then the parent's notice, travel through the inbox
+        (record,) = [r for r in out.records if r.topic.endswith(".inbox")]
+        out = batch(processor, 2.0 + step, inbox_command_adapter.validate_json(record.value or b""))
+    run = read_run(processor.store, "me")
+    assert run is not None and run.status == "COMPLETED" and run.result == "WorkflowAlreadyStarted"

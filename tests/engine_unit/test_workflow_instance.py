@@ -780,3 +780,56 @@ def test_dag_bad_condition_fails_the_run_naming_the_expression() -> None:
     failed = only(run.complete(1, "A"), cmd.FailWorkflow)
     assert failed.failure.type == "ExpressionError"
     assert "'len(nodes)' is not allowed in an expression" in failed.failure.message
+
+
+@workflow.defn
+class FirstOfThree:
+    """The race pattern: wait for the first of three activities, cancel the others."""
+
+    @workflow.run
+    async def run(self) -> Any:
+        calls = [asyncio.ensure_future(workflow.execute_activity("slow", i)) for i in range(3)]
+        done, pending = await asyncio.wait(set(calls), return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        return [t.result() for t in done]
+
+
+def test_asyncio_wait_sets_iterate_the_same_on_every_replay() -> None:
+    orders = set()
+    for _ in range(20):
+        run = code_run(FirstOfThree)
+        run.start()
+        commands = run.complete(2, "two")
+        orders.add(tuple(c.seq for c in commands if isinstance(c, cmd.RequestCancelActivity)))
+        run.assert_replays()
+    assert len(orders) == 1, f"cancellations came out in {len(orders)} different orders: {orders}"
+
+
+@workflow.defn
+class HashesTasks:
+    @workflow.run
+    async def run(self) -> list[int]:
+        calls = [asyncio.ensure_future(workflow.execute_activity("slow", i)) for i in range(3)]
+        future = asyncio.get_running_loop().create_future()
+        return [hash(c) for c in calls] + [hash(future)]
+
+
+def test_workflow_futures_hash_the_same_in_every_instance() -> None:
+    """Set order follows hashes; an address-based hash would differ between replays."""
+    first = only(code_run(HashesTasks).start()[-1:], cmd.CompleteWorkflow).result
+    again = only(code_run(HashesTasks).start()[-1:], cmd.CompleteWorkflow).result
+    assert first == again
+
+
+@workflow.defn
+class Exits:
+    @workflow.run
+    async def run(self) -> None:
+        raise SystemExit("workflow code called sys.exit")
+
+
+def test_system_exit_in_workflow_code_fails_the_run_not_the_engine() -> None:
+    run = code_run(Exits)
+    failed = only(run.start(), cmd.FailWorkflow)
+    assert failed.failure.type == "SystemExit"

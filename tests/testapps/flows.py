@@ -10,7 +10,7 @@ import asyncio
 import os
 from typing import Any
 
-from ledgerflow import ActivityError, RetryPolicy, workflow
+from ledgerflow import ActivityError, ChildWorkflowError, RetryPolicy, workflow
 from tests.testapps import acts
 
 FAST_RETRY = RetryPolicy(initial_interval=0.2, backoff_coefficient=2.0, maximum_interval=1.0)
@@ -194,3 +194,26 @@ class Timeouts:
             except ActivityError as exc:
                 outcomes.append(exc.failure.type)
         return outcomes
+
+
+@workflow.defn
+class BadChild:
+    """After a timer, starts a child with an invalid (empty) id: an engine-side error."""
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.sleep(0.1)
+        await workflow.execute_child_workflow(ThreeSteps, 1, id="")
+
+
+@workflow.defn
+class OwnIdChild:
+    """Starts a child with its own workflow id, which is taken (by itself)."""
+
+    @workflow.run
+    async def run(self) -> str:
+        try:
+            await workflow.execute_child_workflow(ThreeSteps, 1, id=workflow.info().workflow_id)
+        except ChildWorkflowError as exc:
+            return exc.failure.type
+        return "started"
