@@ -108,6 +108,17 @@ def retry_after_header(seconds: float) -> dict[str, str]:
     return {"Retry-After": str(max(1, math.ceil(seconds)))}
 
 
+def _retry_later(
+    status: int, code: str, exc: Exception, workflow_id: str, partition: int, retry_after: float
+) -> JSONResponse:
+    """A 429/503 about one workflow's shard, with ``Retry-After`` in the header and the body."""
+    seconds = max(1, math.ceil(retry_after))
+    body = ErrorBody(
+        code=code, detail=str(exc), workflow_id=workflow_id, partition=partition, retry_after=seconds
+    )
+    return error_response(status, body, retry_after_header(seconds))
+
+
 def to_response(exc: Exception, retry_after: int = 1) -> JSONResponse:
     """The HTTP answer for a typed error (anything unknown is a 500)."""
     match exc:
@@ -147,31 +158,11 @@ def to_response(exc: Exception, retry_after: int = 1) -> JSONResponse:
                 502, ErrorBody(code="owner_error", detail=str(exc), workflow_id=exc.workflow_id)
             )
         case OwnerUnavailableError():
-            seconds = max(1, math.ceil(exc.retry_after))
-            return error_response(
-                503,
-                ErrorBody(
-                    code="owner_unavailable",
-                    detail=str(exc),
-                    workflow_id=exc.workflow_id,
-                    partition=exc.partition,
-                    retry_after=seconds,
-                ),
-                retry_after_header(seconds),
+            return _retry_later(
+                503, "owner_unavailable", exc, exc.workflow_id, exc.partition, exc.retry_after
             )
         case CapacityError():
-            seconds = max(1, math.ceil(exc.retry_after))
-            return error_response(
-                429,
-                ErrorBody(
-                    code="at_capacity",
-                    detail=str(exc),
-                    workflow_id=exc.workflow_id,
-                    partition=exc.partition,
-                    retry_after=seconds,
-                ),
-                retry_after_header(seconds),
-            )
+            return _retry_later(429, "at_capacity", exc, exc.workflow_id, exc.partition, exc.retry_after)
         case KafkaUnavailableError():
             return error_response(
                 503,
