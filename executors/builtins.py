@@ -131,4 +131,3 @@ def csv_write(input: dict[str, Any]) -> dict[str, Any]:
     return {"path": input["path"], "rows": len(rows)}
 
 
-BUILTIN_MODULE = __name__
