@@ -129,5 +129,3 @@ def csv_write(input: dict[str, Any]) -> dict[str, Any]:
         writer.writeheader()
         writer.writerows(rows)
     return {"path": input["path"], "rows": len(rows)}
-
-

@@ -20,6 +20,9 @@ from ledgerflow.schemas.tasks import ActivityTask
 
 log = logging.getLogger("ledgerflow.worker")
 
+MAX_RESULT_BYTES = 900_000
+"""Largest result record an attempt may report (Kafka's default record limit is 1 MB)."""
+
 Report = Callable[[TaskCompleted | TaskFailed | TaskHeartbeat], None]
 
 
@@ -33,10 +36,14 @@ class AttemptRunner:
     """Runs attempts of the activities one worker knows."""
 
     def __init__(
-        self, activities: dict[str, activity.ActivityDefinition], threads: ThreadPoolExecutor
+        self,
+        activities: dict[str, activity.ActivityDefinition],
+        threads: ThreadPoolExecutor,
+        max_result_bytes: int = MAX_RESULT_BYTES,
     ) -> None:
         self.activities = activities
         self.threads = threads
+        self.max_result_bytes = max_result_bytes
 
     async def run(self, task: ActivityTask, ctx: activity.AttemptContext, report: Report) -> None:
         """Run the attempt and report its result; reports nothing when it was cancelled."""
@@ -64,17 +71,28 @@ class AttemptRunner:
             report(_failed(task, failure_from_exception(exc)))
             return
         try:
-            report(
-                TaskCompleted(
-                    workflow_id=task.workflow_id,
-                    run_id=task.run_id,
-                    seq=task.seq,
-                    attempt=task.attempt,
-                    result=to_json(result),
-                )
+            completed = TaskCompleted(
+                workflow_id=task.workflow_id,
+                run_id=task.run_id,
+                seq=task.seq,
+                attempt=task.attempt,
+                result=to_json(result),
             )
         except Exception as exc:  # a result JSON cannot hold
             report(_failed(task, failure_from_exception(exc)))
+            return
+        size = len(completed.model_dump_json())
+        if size > self.max_result_bytes:
+            # Kafka would refuse the record and the attempt would time out and rerun forever.
+            failure = Failure(
+                type="PayloadTooLarge",
+                message=f"activity {task.activity_type!r} returned {size} bytes of JSON; the limit is "
+                f"{self.max_result_bytes}: store large data elsewhere and return a reference",
+                non_retryable=True,
+            )
+            report(_failed(task, failure))
+            return
+        report(completed)
 
     async def _invoke(self, task: ActivityTask, ctx: activity.AttemptContext) -> Any:
         definition = self.activities.get(task.activity_type)

@@ -166,3 +166,12 @@ def test_heartbeat_and_schedule_to_close_timeouts(running: Cluster, client: Clie
     attempts = [e for e in history if isinstance(e, ev.ActivityAttemptFailed)]
     assert attempts[0].failure.type == "HeartbeatTimeout"  # attempt 1 of 2, retried
     assert_invariants(client, "timeouts")
+
+
+def test_a_result_too_large_for_kafka_fails_the_activity_with_a_clear_error(
+    running: Cluster, client: Client
+) -> None:
+    client.start_workflow("Huge", None, id="huge")
+    assert client.result("huge", timeout=30) == "PayloadTooLarge"
+    failed = [e for e in client.history("huge") if isinstance(e, ev.ActivityFailed)]
+    assert "store large data elsewhere" in failed[0].failure.message

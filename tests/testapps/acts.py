@@ -71,3 +71,8 @@ def silent_sleeper(seconds: float) -> str:
     """Runs without heartbeating."""
     time.sleep(seconds)
     return "woke"
+
+
+@activity.defn
+def huge_result() -> str:
+    return "x" * 1_000_000

@@ -217,3 +217,15 @@ class OwnIdChild:
         except ChildWorkflowError as exc:
             return exc.failure.type
         return "started"
+
+
+@workflow.defn
+class Huge:
+    """An activity whose result is too large for a Kafka record."""
+
+    @workflow.run
+    async def run(self) -> str:
+        try:
+            return await workflow.execute_activity(acts.huge_result, start_to_close_timeout=30)
+        except ActivityError as exc:
+            return exc.failure.type
