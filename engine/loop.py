@@ -23,6 +23,7 @@ from ledgerflow.engine.kafka import clients
 from ledgerflow.engine.outbox import Outbox
 from ledgerflow.engine.processor import Admission, EngineContext
 from ledgerflow.engine.rebalance import PartitionManager
+from ledgerflow.engine.state.standby import StandbyReplicas
 from ledgerflow.engine.workflow.definition import WorkflowRegistry
 from ledgerflow.schemas.commands import inbox_command_adapter
 
@@ -46,6 +47,8 @@ class EngineOptions:
     """Refuse starts when a partition holds this many open workflows (None: no limit)."""
     max_open_per_engine: int | None = None
     """Refuse starts when this node holds this many open workflows (None: no limit)."""
+    standby: bool = False
+    """Keep warm copies of the partitions this node does not own (faster takeovers)."""
     session_timeout_ms: int = 6000
     """How long the group waits for a silent node before moving its partitions (failover
     time). Brokers refuse values under their ``group.min.session.timeout.ms`` (6 s by default)."""
@@ -127,7 +130,11 @@ class Engine:
             publish=publish,
             fence=self._fence,
             live_producers=self._live_producers,
+            standby=StandbyReplicas(settings, self.options.data_dir) if self.options.standby else None,
         )
+        standby = self.partitions.standby
+        if standby is not None:
+            standby.start()
         consumer = clients.consumer(
             settings,
             self.group_id,
@@ -172,6 +179,8 @@ class Engine:
         finally:
             self.started.clear()
             partitions.close()
+            if standby is not None:
+                standby.stop()
             consumer.close()
             restore_consumer.close()
             producer.flush(5)

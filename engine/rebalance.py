@@ -14,6 +14,7 @@ from ledgerflow.engine import metrics
 from ledgerflow.engine.processor import EngineContext, PartitionProcessor
 from ledgerflow.engine.state.keys import OWNER_KEY
 from ledgerflow.engine.state.recovery import RestoreResult, open_and_restore
+from ledgerflow.engine.state.standby import StandbyReplicas
 
 log = logging.getLogger("ledgerflow.engine.rebalance")
 
@@ -36,6 +37,8 @@ class PartitionManager:
     publish: Callable[[dict[str, object]], None] = lambda _event: None
     fence: Callable[[str], None] | None = None
     """Aborts a crashed previous owner's transaction (see recovery); None to only wait it out."""
+    standby: StandbyReplicas | None = None
+    """Warm copies of the partitions not owned here (``engine --standby``)."""
     live_producers: Callable[[], set[str] | None] | None = None
     """Transactional ids of the engines now in the group (None when it cannot be told)."""
     """Sends a cluster event (see ledgerflow.cluster) to the cluster topic."""
@@ -47,6 +50,8 @@ class PartitionManager:
             # Before the restore, so a node that dies restoring still shows as their holder.
             self.publish({"type": "PARTITIONS_ASSIGNING", "partitions": sorted(partitions), "at": started})
         restored_before = {p: self.restores.get(p) for p in partitions}
+        if self.standby is not None:
+            self.standby.release(partitions)  # its copies become the restore's starting point
         self.restoring.update(partitions)
         for p in partitions:
             if p in self.processors:
@@ -62,6 +67,8 @@ class PartitionManager:
             self.restores[p] = result
             self.restoring.discard(p)
         self._fence_dead_owners(partitions)
+        if self.standby is not None:
+            self.standby.sync(set(self.processors))
         metrics.OWNED_PARTITIONS.set(len(self.processors))
         metrics.REBALANCES.labels(change="assigned").inc()
         restored = {
@@ -102,6 +109,8 @@ class PartitionManager:
             if processor is not None:
                 processor.store.close()
             self.restoring.discard(p)
+        if self.standby is not None and reason != "closed":
+            self.standby.sync(set(self.processors))  # keep what we gave up warm
         metrics.OWNED_PARTITIONS.set(len(self.processors))
         metrics.REBALANCES.labels(change=reason).inc()
         self._record(reason, partitions, started)

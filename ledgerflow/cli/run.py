@@ -46,6 +46,7 @@ from ledgerflow.executors.worker import Worker
 @click.option(
     "--max-open-workflows", type=int, default=None, help="Refuse starts beyond this many on this node."
 )
+@click.option("--standby", is_flag=True, help="Keep warm copies of the partitions other nodes own.")
 @click.option(
     "--session-timeout-ms",
     type=int,
@@ -66,6 +67,7 @@ def engine_command(
     max_batch: int,
     max_open_per_partition: int | None,
     max_open_workflows: int | None,
+    standby: bool,
     session_timeout_ms: int,
 ) -> None:
     """Run a partition-owner node."""
@@ -84,6 +86,7 @@ def engine_command(
         session_timeout_ms=session_timeout_ms,
         max_open_per_partition=max_open_per_partition,
         max_open_per_engine=max_open_workflows,
+        standby=standby,
     )
     engine = Engine(settings, options, registry)
     server = HttpServer(create_app(engine), http_host, http_port)
