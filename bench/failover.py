@@ -73,6 +73,7 @@ def main() -> None:
     parser = arguments(__doc__, ".ledgerflow/bench-failover", "bench/results/failover.md", partitions=12)
     parser.add_argument("--workflows", type=int, default=1000)
     parser.add_argument("--session-timeout-ms", type=int, default=3000)
+    parser.add_argument("--standby", action="store_true", help="Run the engines with --standby.")
     args = parser.parse_args()
     with local_stack(args, "fo") as cluster:
         figures = measure(cluster, args)
@@ -81,7 +82,7 @@ def main() -> None:
 
 def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
     bootstrap, prefix = cluster.bootstrap, cluster.prefix
-    extra = ["--session-timeout-ms", str(args.session_timeout_ms)]
+    extra = ["--session-timeout-ms", str(args.session_timeout_ms), *(["--standby"] if args.standby else [])]
     figures: dict[str, Any] = {}
     events: Completions | None = None
     try:
@@ -147,8 +148,8 @@ def write_report(args: argparse.Namespace, f: dict[str, Any]) -> None:
             "Failover and rebalance benchmark",
             f"1 Kafka broker, 3 engines (+1 joining), 1 worker, {args.partitions} partitions, "
             f"{args.workflows} open workflows waiting on a signal, engine session timeout "
-            f"{args.session_timeout_ms} ms",
-            f"python -m bench.failover --workflows {args.workflows}",
+            f"{args.session_timeout_ms} ms{', standby replicas on' if args.standby else ''}",
+            f"python -m bench.failover --workflows {args.workflows}{' --standby' if args.standby else ''}",
         ),
         "| figure | measured | seed target |",
         "|---|---|---|",
