@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ledgerflow.config import Settings
 from ledgerflow.engine import metrics
@@ -27,6 +28,23 @@ def batch(processor: PartitionProcessor, now: float, *commands: object) -> Outbo
     return out
 
 
+def processor_at(tmp_path: Path, **context: Any) -> PartitionProcessor:
+    """A partition processor over a fresh RocksDB store, running the test workflows."""
+    ctx = EngineContext(Settings(), WorkflowRegistry.from_modules([FLOWS]), lambda _id: None, **context)
+    return PartitionProcessor(0, PartitionStore(tmp_path / "p0"), ctx)
+
+
+def run_three_steps(processor: PartitionProcessor, n: int) -> None:
+    """Start ThreeSteps(n) as workflow 'w' and complete its activities, one batch each."""
+    out = batch(processor, 1.0, start(n))
+    value = n
+    for step in range(3):
+        (task,) = tasks(out)
+        value += 1
+        done = TaskCompleted(workflow_id="w", run_id="r", seq=task.seq, attempt=task.attempt, result=value)
+        out = batch(processor, 2.0 + step, done)
+
+
 def start(n: int) -> StartWorkflow:
     return StartWorkflow(workflow_id="w", workflow_type="ThreeSteps", input=n, run_id="r")
 
@@ -37,18 +55,9 @@ def tasks(out: Outbox) -> list[ActivityTask]:
 
 
 def test_a_cached_instance_is_reused_across_activations(tmp_path: Path) -> None:
-    ctx = EngineContext(Settings(), WorkflowRegistry.from_modules([FLOWS]), lambda _id: None)
-    processor = PartitionProcessor(0, PartitionStore(tmp_path / "p0"), ctx)
-    out = batch(
-        processor, 1.0, StartWorkflow(workflow_id="w", workflow_type="ThreeSteps", input=1, run_id="r")
-    )
+    processor = processor_at(tmp_path)
     replays_before = metrics.REPLAYS._value.get()
-    value = 1
-    for step in range(3):
-        (task,) = tasks(out)
-        value += 1
-        done = TaskCompleted(workflow_id="w", run_id="r", seq=task.seq, attempt=task.attempt, result=value)
-        out = batch(processor, 2.0 + step, done)
+    run_three_steps(processor, 1)
     assert metrics.REPLAYS._value.get() == replays_before, "an activation replayed history despite the cache"
     run = read_run(processor.store, "w")
     assert run is not None and run.status == "COMPLETED" and run.result == 4
@@ -58,26 +67,16 @@ def test_a_cached_instance_is_reused_across_activations(tmp_path: Path) -> None:
 
 
 def test_a_cache_miss_rebuilds_by_replay_and_carries_on(tmp_path: Path) -> None:
-    ctx = EngineContext(Settings(), WorkflowRegistry.from_modules([FLOWS]), lambda _id: None, cache_size=0)
-    processor = PartitionProcessor(0, PartitionStore(tmp_path / "p0"), ctx)
-    out = batch(
-        processor, 1.0, StartWorkflow(workflow_id="w", workflow_type="ThreeSteps", input=10, run_id="r")
-    )
+    processor = processor_at(tmp_path, cache_size=0)
     replays_before = metrics.REPLAYS._value.get()
-    value = 10
-    for step in range(3):
-        (task,) = tasks(out)
-        value += 1
-        done = TaskCompleted(workflow_id="w", run_id="r", seq=task.seq, attempt=task.attempt, result=value)
-        out = batch(processor, 2.0 + step, done)
+    run_three_steps(processor, 10)
     assert metrics.REPLAYS._value.get() == replays_before + 3
     run = read_run(processor.store, "w")
     assert run is not None and run.result == 13
 
 
 def test_an_engine_error_fails_only_that_run_and_leaves_no_half_applied_state(tmp_path: Path) -> None:
-    ctx = EngineContext(Settings(), WorkflowRegistry.from_modules([FLOWS]), lambda _id: None)
-    processor = PartitionProcessor(0, PartitionStore(tmp_path / "p0"), ctx)
+    processor = processor_at(tmp_path)
     batch(processor, 1.0, StartWorkflow(workflow_id="bad", workflow_type="BadChild", run_id="r"), start(5))
     out = batch(processor, 2.0)  # the timer fires; starting the child raises inside the engine
     assert not [r for r in out.records if r.topic.endswith(".inbox")], "the child start leaked out"
@@ -94,8 +93,7 @@ def test_an_engine_error_fails_only_that_run_and_leaves_no_half_applied_state(tm
 
 def test_a_refused_start_does_not_use_up_its_idempotency_key(tmp_path: Path) -> None:
     limits = Admission(max_per_partition=1)
-    ctx = EngineContext(Settings(), WorkflowRegistry.from_modules([FLOWS]), lambda _id: None, limits=limits)
-    processor = PartitionProcessor(0, PartitionStore(tmp_path / "p0"), ctx)
+    processor = processor_at(tmp_path, limits=limits)
     batch(processor, 1.0, StartWorkflow(workflow_id="a", workflow_type="SignalCounter"))
     second = StartWorkflow(workflow_id="b", workflow_type="SignalCounter", request_id="once")
     out = Outbox(processor.ctx.settings)
@@ -109,8 +107,7 @@ def test_a_refused_start_does_not_use_up_its_idempotency_key(tmp_path: Path) -> 
 
 
 def test_a_child_whose_id_is_taken_fails_in_the_parent_instead_of_hanging(tmp_path: Path) -> None:
-    ctx = EngineContext(Settings(), WorkflowRegistry.from_modules([FLOWS]), lambda _id: None)
-    processor = PartitionProcessor(0, PartitionStore(tmp_path / "p0"), ctx)
+    processor = processor_at(tmp_path)
     out = batch(processor, 1.0, StartWorkflow(workflow_id="me", workflow_type="OwnIdChild", run_id="r"))
     for step in range(2):  # the child start, then the parent's notice, travel through the inbox
         (record,) = [r for r in out.records if r.topic.endswith(".inbox")]
