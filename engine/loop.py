@@ -25,6 +25,7 @@ from ledgerflow.engine.processor import Admission, EngineContext
 from ledgerflow.engine.rebalance import PartitionManager
 from ledgerflow.engine.state.standby import StandbyReplicas
 from ledgerflow.engine.workflow.definition import WorkflowRegistry
+from ledgerflow.errors import DeploymentMovedError
 from ledgerflow.schemas.commands import inbox_command_adapter
 
 log = logging.getLogger("ledgerflow.engine")
@@ -105,6 +106,8 @@ class Engine:
                 except _Restart as exc:
                     log.warning("restarting the owner session: %s", exc)
                     time.sleep(0.5)
+                except DeploymentMovedError:
+                    raise  # restarting cannot help: the operator must use the new prefix
                 except Exception as exc:
                     # Kafka trouble outside a transaction (a rebalance callback, a poll):
                     # the session's state is dropped and rebuilt from the store and Kafka.
@@ -201,11 +204,7 @@ class Engine:
         """Abort a dead owner's open transaction now, by starting its producer id once."""
         if transactional_id == self.transactional_id:
             return  # our own earlier incarnation: init_transactions at session start did it
-        zombie = clients.transactional_producer(self.settings, transactional_id)
-        try:
-            zombie.init_transactions(10)
-        except KafkaException as exc:
-            log.warning("could not fence %s: %s", transactional_id, exc)
+        clients.fence(self.settings, transactional_id)
 
     def _next_batch(self, consumer: Consumer) -> list[Message]:
         """Wait for the first record only, then take what else is already fetched.

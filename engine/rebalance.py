@@ -12,9 +12,12 @@ from confluent_kafka import Consumer
 
 from ledgerflow.engine import metrics
 from ledgerflow.engine.processor import EngineContext, PartitionProcessor
+from ledgerflow.engine.reshard import moved_marker
 from ledgerflow.engine.state.keys import OWNER_KEY
 from ledgerflow.engine.state.recovery import RestoreResult, open_and_restore
 from ledgerflow.engine.state.standby import StandbyReplicas
+from ledgerflow.engine.state.store import store_path
+from ledgerflow.errors import DeploymentMovedError
 
 log = logging.getLogger("ledgerflow.engine.rebalance")
 
@@ -57,12 +60,15 @@ class PartitionManager:
             if p in self.processors:
                 continue
             store, result = open_and_restore(
-                self.data_dir / f"partition-{p}",
+                store_path(self.data_dir, self.ctx.settings.topic("changelog"), p),
                 self.restore_consumer,
                 self.ctx.settings.topic("changelog"),
                 p,
                 fence=self.fence,
             )
+            if (moved_to := moved_marker(store)) is not None:
+                store.close()
+                raise DeploymentMovedError(self.ctx.settings.prefix, moved_to)
             self.processors[p] = PartitionProcessor(p, store, self.ctx)
             self.restores[p] = result
             self.restoring.discard(p)

@@ -119,6 +119,25 @@ class TopicLayoutError(LedgerflowError):
     """
 
 
+class ReshardError(LedgerflowError):
+    """``ledgerflow reshard`` cannot move the deployment as asked (nothing was moved)."""
+
+
+class DeploymentMovedError(LedgerflowError):
+    """This deployment's workflows were moved to another prefix by ``ledgerflow reshard``.
+
+    Starting its engines again would run the moved workflows twice.
+    """
+
+    def __init__(self, prefix: str, moved_to: str) -> None:
+        super().__init__(
+            f"the deployment under prefix {prefix!r} was moved to prefix {moved_to!r} by "
+            f"`ledgerflow reshard`; run engines, workers and gateways with --prefix {moved_to}"
+        )
+        self.prefix = prefix
+        self.moved_to = moved_to
+
+
 def failure_from_exception(exc: BaseException) -> Failure:
     """The wire form of an exception raised by an activity or a workflow."""
     stack = "".join(traceback.format_exception(exc)) if exc.__traceback__ else None

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from ledgerflow import Client
 from ledgerflow.engine.workflow.definition import WorkflowRegistry
@@ -45,3 +50,38 @@ def assert_invariants(client: Client, workflow_id: str) -> None:
     registry = WorkflowRegistry.from_modules([FLOWS])
     problems = check_run(state, history, registry)
     assert not problems, problems
+
+
+def lifecycle_events(cluster: Cluster, kind: str, expected: set[str]) -> list[dict[str, Any]]:
+    """The events of type ``kind`` on the cluster's public events topic.
+
+    Reads until every expected id was seen and every partition was read to its high
+    watermark: a read_committed consumer stops at the last stable offset, which a killed
+    engine's open transaction holds back until it is aborted or fenced.
+    """
+    topic = f"{cluster.prefix}events"
+    consumer = Consumer(
+        {"bootstrap.servers": cluster.bootstrap, "group.id": "counter", "isolation.level": "read_committed"}
+    )
+    partitions = [TopicPartition(topic, p, 0) for p in range(cluster.partitions)]
+    ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions}
+    consumer.assign(partitions)
+    found: list[dict[str, Any]] = []
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        message = consumer.poll(0.2)
+        if message is not None and not message.error():
+            event = json.loads(message.value())
+            if event["type"] == kind:
+                found.append(event)
+        positions = consumer.position([TopicPartition(topic, p) for p in ends])
+        read_all = all(ends[tp.partition] == 0 or tp.offset >= ends[tp.partition] for tp in positions)
+        if read_all and expected <= {event["workflow_id"] for event in found}:
+            break
+    consumer.close()
+    return found
+
+
+def lifecycle_counts(cluster: Cluster, kind: str, expected: set[str]) -> Counter[str]:
+    """How often each workflow id appears with ``kind`` on the public events topic."""
+    return Counter(event["workflow_id"] for event in lifecycle_events(cluster, kind, expected))

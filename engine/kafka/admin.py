@@ -65,7 +65,7 @@ def ensure_topics(
             raise TopicLayoutError(
                 f"topic {spec.name!r} has {len(found.partitions)} partitions but this deployment is "
                 f"configured for {spec.partitions}; the shard count is fixed when topics are created "
-                "(see docs/operations.md on changing it)"
+                "(`ledgerflow reshard` moves a deployment to another count: docs/operations.md)"
             )
     missing = [s for s in specs if s.name not in existing]
     if not missing:

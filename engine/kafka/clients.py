@@ -6,12 +6,14 @@ workflow id lands on the same partition whoever writes it.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaException, Producer
 
 from ledgerflow.config import Settings
 
+log = logging.getLogger("ledgerflow.engine.kafka")
 PARTITIONER = "murmur2_random"
 UNASSIGNED = -1
 """librdkafka's 'no partition given': the producer's partitioner (murmur2) picks it from the key."""
@@ -43,6 +45,15 @@ def transactional_producer(settings: Settings, transactional_id: str, **extra: A
             },
         )
     )
+
+
+def fence(settings: Settings, transactional_id: str) -> None:
+    """Abort the open transaction of a (dead) producer now, by starting its transactional id once."""
+    zombie = transactional_producer(settings, transactional_id)
+    try:
+        zombie.init_transactions(10)
+    except KafkaException as exc:
+        log.warning("could not fence %s: %s", transactional_id, exc)
 
 
 def plain_producer(settings: Settings, **extra: Any) -> Producer:

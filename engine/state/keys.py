@@ -8,6 +8,8 @@ TIMER = b"t/"
 REQUEST = b"q/"
 META = b"m/"
 OPEN_RUNS = META + b"open_runs"
+MOVED_TO = META + b"moved_to"
+"""Prefix the partition's workflows were moved to by ``ledgerflow reshard`` (the partition is sealed)."""
 OWNER_KEY = META + b"owner"
 """Transactional id of the producer that last owned the partition (to fence it after a crash)."""
 
@@ -33,3 +35,21 @@ def timer_key(fire_at: float, workflow_id: str, tag: str) -> bytes:
 def request_key(workflow_id: str, request_id: str) -> bytes:
     """Marks an idempotency key as seen."""
     return REQUEST + f"{workflow_id}\x00{request_id}".encode()
+
+
+def workflow_of(key: bytes) -> str | None:
+    """The workflow id a key belongs to, or None for a partition's own ``m/`` keys.
+
+    Every record but the partition's metadata belongs to exactly one workflow id,
+    which is what lets ``reshard`` move records to the shard of their workflow.
+    """
+    kind, rest = key[:2], key[2:]
+    if kind == META:
+        return None
+    if kind == RUN:
+        return rest.decode()
+    if kind in (HISTORY, REQUEST):
+        return rest.split(b"\x00", 1)[0].decode()
+    if kind == TIMER:
+        return rest.split(b"\x00", 2)[1].decode()
+    raise ValueError(f"unknown state key {key[:40]!r}")

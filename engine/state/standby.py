@@ -16,7 +16,7 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, Message, TopicPartitio
 
 from ledgerflow.config import Settings
 from ledgerflow.engine.kafka import clients
-from ledgerflow.engine.state.store import PartitionStore
+from ledgerflow.engine.state.store import PartitionStore, store_path
 
 log = logging.getLogger("ledgerflow.engine.standby")
 
@@ -55,7 +55,7 @@ class StandbyReplicas:
             watch = [p for p in range(self.settings.partitions) if p not in owned and p not in self._stores]
             additions = []
             for p in watch:
-                store = PartitionStore(self.data_dir / f"partition-{p}")
+                store = PartitionStore(store_path(self.data_dir, self.topic, p))
                 checkpoint = store.changelog_offset()
                 self._stores[p] = store
                 additions.append(

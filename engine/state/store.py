@@ -18,6 +18,13 @@ from rocksdict import Options, Rdict, WriteBatch
 CHANGELOG_OFFSET_KEY = b"m/changelog_offset"
 
 
+def store_path(data_dir: Path, changelog_topic: str, partition: int) -> Path:
+    """Folder of a partition's store; named by the changelog topic it mirrors, so a node
+    whose data folder is reused for another deployment (prefix) never mistakes another
+    changelog's checkpoint for its own."""
+    return data_dir / changelog_topic / f"partition-{partition}"
+
+
 class PartitionStore:
     """RocksDB for one partition; raw bytes in, raw bytes out."""
 

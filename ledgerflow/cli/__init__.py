@@ -9,6 +9,7 @@ from ledgerflow.cli.api import api_command
 from ledgerflow.cli.dev import dev_command
 from ledgerflow.cli.kafka import kafka_group
 from ledgerflow.cli.replay import replay_command
+from ledgerflow.cli.reshard import reshard_command
 from ledgerflow.cli.run import engine_command, worker_command
 from ledgerflow.cli.topics import topics_group
 from ledgerflow.cli.workflows import (
@@ -43,5 +44,6 @@ for command in (
     list_command,
     cluster_group,
     replay_command,
+    reshard_command,
 ):
     main.add_command(command)

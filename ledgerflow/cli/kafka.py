@@ -31,12 +31,14 @@ def _data_dir_option(func: F) -> F:
 
 
 @contextmanager
-def progress_reporter(console: Console) -> Iterator[Callable[[str], None]]:
+def progress_reporter(
+    console: Console, title: str = "Starting local Kafka"
+) -> Iterator[Callable[[str], None]]:
     """A spinner on a terminal, plain lines on stderr otherwise (logs, CI, tests)."""
     if not console.is_terminal:
         yield lambda message: console.print(message, highlight=False)
         return
-    with console.status("Starting local Kafka") as status:
+    with console.status(title) as status:
         yield lambda message: status.update(message)
 
 

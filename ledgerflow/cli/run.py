@@ -14,7 +14,7 @@ from ledgerflow.engine.http import HttpServer, create_app
 from ledgerflow.engine.kafka.admin import ensure_topics
 from ledgerflow.engine.loop import Engine, EngineOptions
 from ledgerflow.engine.workflow.definition import WorkflowRegistry
-from ledgerflow.errors import TopicLayoutError
+from ledgerflow.errors import DeploymentMovedError, TopicLayoutError
 from ledgerflow.executors import builtins
 from ledgerflow.executors.worker import Worker
 
@@ -98,6 +98,8 @@ def engine_command(
     )
     try:
         engine.run()
+    except DeploymentMovedError as exc:
+        raise click.ClickException(str(exc)) from exc
     finally:
         server.stop()
 

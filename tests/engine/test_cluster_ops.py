@@ -12,8 +12,7 @@ from ledgerflow.cluster import read_events
 from ledgerflow.config import Settings
 from ledgerflow.schemas.commands import SignalWorkflow, StartWorkflow
 from ledgerflow.testing.processes import Cluster
-from tests.engine.test_failures import lifecycle_counts
-from tests.fixtures import ACTS, FLOWS, assert_invariants
+from tests.fixtures import ACTS, FLOWS, assert_invariants, lifecycle_counts
 
 pytestmark = pytest.mark.kafka
 

@@ -2,53 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import time
-from collections import Counter
 from pathlib import Path
 
 import httpx
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from ledgerflow import Client, WorkflowFailedError
 from ledgerflow.cluster import read_events
 from ledgerflow.config import Settings
 from ledgerflow.schemas.commands import StartWorkflow
 from ledgerflow.testing.processes import Cluster
-from tests.fixtures import ACTS, FLOWS, assert_invariants
+from tests.fixtures import ACTS, FLOWS, assert_invariants, lifecycle_counts
 
 pytestmark = pytest.mark.kafka
-
-
-def lifecycle_counts(cluster: Cluster, kind: str, expected: set[str]) -> Counter[str]:
-    """How often each workflow id appears with ``kind`` on the public events topic.
-
-    Reads until every expected id was seen and every partition was read to its high
-    watermark: a read_committed consumer stops at the last stable offset, which a killed
-    engine's open transaction holds back until it is aborted or fenced.
-    """
-    topic = f"{cluster.prefix}events"
-    consumer = Consumer(
-        {"bootstrap.servers": cluster.bootstrap, "group.id": "counter", "isolation.level": "read_committed"}
-    )
-    partitions = [TopicPartition(topic, p, 0) for p in range(cluster.partitions)]
-    ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions}
-    consumer.assign(partitions)
-    counts: Counter[str] = Counter()
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        message = consumer.poll(0.2)
-        if message is not None and not message.error():
-            event = json.loads(message.value())
-            if event["type"] == kind:
-                counts[event["workflow_id"]] += 1
-        positions = consumer.position([TopicPartition(topic, p) for p in ends])
-        read_all = all(ends[tp.partition] == 0 or tp.offset >= ends[tp.partition] for tp in positions)
-        if read_all and expected <= set(counts):
-            break
-    consumer.close()
-    return counts
 
 
 def test_kill_an_engine_mid_run_and_every_workflow_completes_once(cluster: Cluster, client: Client) -> None:

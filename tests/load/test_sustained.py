@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from ledgerflow.engine.processor import read_history, scan_runs
-from ledgerflow.engine.state.store import PartitionStore
+from ledgerflow.engine.state.store import PartitionStore, store_path
 from ledgerflow.engine.workflow.definition import WorkflowRegistry
 from ledgerflow.schemas.commands import StartWorkflow
 from ledgerflow.testing.invariants import check_run
@@ -69,7 +69,9 @@ def test_sixty_seconds_of_load_keeps_every_invariant(cluster: Cluster) -> None:
     registry = WorkflowRegistry.from_modules([SAMPLES])
     checked = 0
     for p in range(cluster.partitions):
-        store = PartitionStore(Path(cluster.base_dir) / "engine-0" / f"partition-{p}")
+        store = PartitionStore(
+            store_path(Path(cluster.base_dir) / "engine-0", f"{cluster.prefix}changelog", p)
+        )
         try:
             for run in scan_runs(store):
                 history = read_history(store, run.workflow_id, run.run_id)

@@ -1,0 +1,312 @@
+"""Move a stopped deployment to a new shard layout: ``ledgerflow reshard``.
+
+Workflows are never re-hashed in place: the partition of a workflow id names its
+owner, its changelog and its inbox, so a new partition count (or partitioner)
+means new topics. This module copies a deployment to a new topic prefix:
+
+- every state record (runs, histories, timers, idempotency keys) to the new
+  changelog partition of its workflow id; open-run counts are recomputed;
+- the inbox records the old engines had not processed yet (starts, signals,
+  activity results), to the new inbox partition of their workflow;
+- registered DAG definitions;
+- one fresh task for every activity attempt that was running, since its old
+  task (or its result) may be lost in the old topics. Workers are at-least-once
+  already, and the owner ignores a second result for the same attempt.
+
+All of it is one Kafka transaction together with a *moved* marker written to
+every old changelog partition: either the move happened and the old deployment
+refuses to start again (``DeploymentMovedError``), or nothing is visible.
+Engines and workers of the old deployment must be stopped first; their consumer
+groups are checked. Starters (gateways, clients, producers) must be stopped or
+pointed at the new prefix by the operator: nothing can tell them apart.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._metadata import TopicMetadata
+
+from ledgerflow.config import Settings
+from ledgerflow.engine.kafka import clients
+from ledgerflow.engine.kafka.admin import ensure_topics
+from ledgerflow.engine.state import keys
+from ledgerflow.engine.state.models import RunState
+from ledgerflow.engine.state.recovery import open_and_restore
+from ledgerflow.engine.state.store import PartitionStore
+from ledgerflow.errors import DeploymentMovedError, ReshardError
+from ledgerflow.schemas.tasks import ActivityTask
+
+log = logging.getLogger("ledgerflow.engine.reshard")
+TRANSACTION_TIMEOUT_MS = 900_000
+"""The broker's default ``transaction.max.timeout.ms``: the whole copy is one transaction."""
+READ_TIMEOUT = 120.0
+
+Progress = Callable[[str], None]
+Headers = dict[str, str | bytes | None] | list[tuple[str, str | bytes | None]] | None
+
+
+@dataclass
+class ReshardReport:
+    source_partitions: int
+    target_partitions: int
+    workflows: int = 0
+    open_workflows: int = 0
+    state_records: int = 0
+    inbox_records: int = 0
+    tasks_redispatched: int = 0
+    definitions: int = 0
+    open_per_partition: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def moved_marker(store: PartitionStore) -> str | None:
+    """The prefix a partition's deployment was moved to by ``reshard``, if it was."""
+    raw = store.get(keys.MOVED_TO)
+    return raw.decode() if raw is not None else None
+
+
+def reshard(source: Settings, target: Settings, progress: Progress = lambda _: None) -> ReshardReport:
+    """Copy the stopped deployment ``source`` to the new topics of ``target``; see the module doc."""
+    started = time.monotonic()
+    if source.prefix == target.prefix:
+        raise ReshardError(
+            "the new prefix must differ from the old one: the shard layout lives in the topics"
+        )
+    admin = AdminClient({"bootstrap.servers": source.bootstrap})
+    topics = admin.list_topics(timeout=30).topics
+    inbox = topics.get(source.topic("inbox"))
+    if inbox is None:
+        raise ReshardError(
+            f"no deployment under prefix {source.prefix!r}: topic {source.topic('inbox')!r} missing"
+        )
+    source = source.model_copy(update={"partitions": len(inbox.partitions)})
+    queues = sorted(
+        name.removeprefix(source.task_topic("")) for name in topics if name.startswith(source.task_topic(""))
+    )
+    _require_stopped(admin, [f"{source.prefix}engine", *(f"{source.prefix}workers.{q}" for q in queues)])
+    _require_unused(target, topics)
+
+    progress(f"creating topics under {target.prefix!r} with {target.partitions} partitions")
+    ensure_topics(target, tuple(queues) or ("default",))
+    report = ReshardReport(source.partitions, target.partitions)
+    producer = clients.transactional_producer(
+        target,
+        f"{target.prefix}reshard-{uuid.uuid4().hex[:8]}",
+        **{"transaction.timeout.ms": TRANSACTION_TIMEOUT_MS, "linger.ms": 20},
+    )
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    reader = clients.consumer(source, None, **{"enable.partition.eof": True})
+    try:
+        tasks = _copy_state(source, target, reader, producer, report, progress)
+        _copy_inbox(source, target, reader, producer, report, progress)
+        report.definitions = _copy_topic(
+            reader, producer, source.topic("definitions"), target.topic("definitions")
+        )
+        ensure_topics(target, tuple(sorted({*queues, *(queue for queue, _ in tasks)})))
+        for queue, task in tasks:
+            _produce(
+                producer, target.task_topic(queue), task.workflow_id.encode(), task.model_dump_json().encode()
+            )
+        report.tasks_redispatched = len(tasks)
+        for p in range(source.partitions):
+            _produce(producer, source.topic("changelog"), keys.MOVED_TO, target.prefix.encode(), p)
+        progress("committing")
+        producer.commit_transaction(TRANSACTION_TIMEOUT_MS / 1000)
+    except BaseException:
+        producer.abort_transaction(30)
+        raise
+    finally:
+        reader.close()
+    report.seconds = time.monotonic() - started
+    log.info("moved %s to %s: %s", source.prefix, target.prefix, report)
+    return report
+
+
+def _require_stopped(admin: AdminClient, groups: list[str]) -> None:
+    described = admin.describe_consumer_groups(groups, request_timeout=10)
+    running = []
+    for group, future in described.items():
+        members = future.result(15).members
+        if members:
+            running.append(f"{group!r} has {len(members)} live member(s)")
+    if running:
+        raise ReshardError("stop the old deployment's engines and workers first: " + "; ".join(running))
+
+
+def _require_unused(target: Settings, topics: Mapping[str, TopicMetadata]) -> None:
+    """The new prefix must be fresh: copying onto existing state would mix two deployments."""
+    names = [target.topic("inbox"), target.topic("changelog")]
+    present = [name for name in names if name in topics]
+    if not present:
+        return
+    probe = Consumer({"bootstrap.servers": target.bootstrap, "group.id": "ledgerflow-unused"})
+    try:
+        for name in present:
+            for p in topics[name].partitions:
+                _, high = probe.get_watermark_offsets(TopicPartition(name, p), timeout=10)
+                if high > 0:
+                    raise ReshardError(
+                        f"topic {name!r} already holds records: choose a prefix no deployment uses"
+                    )
+    finally:
+        probe.close()
+
+
+def _copy_state(
+    source: Settings,
+    target: Settings,
+    reader: Consumer,
+    producer: Producer,
+    report: ReshardReport,
+    progress: Progress,
+) -> list[tuple[str, ActivityTask]]:
+    """Every state record to the new changelog partition of its workflow; returns the tasks to re-send."""
+    open_runs: Counter[int] = Counter()
+    tasks: list[tuple[str, ActivityTask]] = []
+    now = time.time()
+    with tempfile.TemporaryDirectory(prefix="ledgerflow-reshard-") as scratch:
+        for p in range(source.partitions):
+            progress(f"reading changelog partition {p + 1}/{source.partitions}")
+            store, _ = open_and_restore(
+                Path(scratch) / f"partition-{p}",
+                reader,
+                source.topic("changelog"),
+                p,
+                READ_TIMEOUT,
+                fence=lambda owner: clients.fence(source, owner),
+            )
+            try:
+                if (moved_to := moved_marker(store)) is not None:
+                    raise DeploymentMovedError(source.prefix, moved_to)
+                for key, value in store.scan(b""):
+                    workflow_id = keys.workflow_of(key)
+                    if workflow_id is None:
+                        continue  # the partition's own metadata; recomputed below
+                    partition = target.partition_of(workflow_id)
+                    _produce(producer, target.topic("changelog"), key, value, partition)
+                    report.state_records += 1
+                    if not key.startswith(keys.RUN):
+                        continue
+                    report.workflows += 1
+                    run = RunState.model_validate_json(value)
+                    if run.is_open:
+                        open_runs[partition] += 1
+                        tasks += _running_attempts(run, partition, now)
+            finally:
+                store.close()
+    for p in range(target.partitions):
+        _produce(producer, target.topic("changelog"), keys.OPEN_RUNS, str(open_runs[p]).encode(), p)
+    report.open_workflows = sum(open_runs.values())
+    report.open_per_partition = [open_runs[p] for p in range(target.partitions)]
+    return tasks
+
+
+def _running_attempts(run: RunState, partition: int, now: float) -> list[tuple[str, ActivityTask]]:
+    return [
+        (
+            pending.options.queue,
+            ActivityTask(
+                workflow_id=run.workflow_id,
+                run_id=run.run_id,
+                seq=seq,
+                attempt=pending.attempt,
+                activity_type=pending.activity_type,
+                args=pending.args,
+                start_to_close_timeout=pending.options.start_to_close_timeout,
+                heartbeat_timeout=pending.options.heartbeat_timeout,
+                scheduled_at=now,
+                partition=partition,
+            ),
+        )
+        for seq, pending in run.activities.items()
+        if pending.state == "running"
+    ]
+
+
+def _copy_inbox(
+    source: Settings,
+    target: Settings,
+    reader: Consumer,
+    producer: Producer,
+    report: ReshardReport,
+    progress: Progress,
+) -> None:
+    """Inbox records past the old engines' committed offsets, to their workflow's new partition."""
+    progress("copying unprocessed inbox records")
+    group = Consumer(clients.consumer_config(source, f"{source.prefix}engine"))
+    try:
+        committed = group.committed(
+            [TopicPartition(source.topic("inbox"), p) for p in range(source.partitions)], timeout=30
+        )
+    finally:
+        group.close()
+    for tp in committed:
+        start = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+        for message in _read(reader, tp.topic, tp.partition, start):
+            key = message.key()
+            partition = target.partition_of(key.decode()) if key else tp.partition % target.partitions
+            _produce(producer, target.topic("inbox"), key, message.value(), partition, message.headers())
+            report.inbox_records += 1
+
+
+def _copy_topic(reader: Consumer, producer: Producer, source_topic: str, target_topic: str) -> int:
+    """A one-partition topic, whole (the definitions)."""
+    copied = 0
+    for message in _read(reader, source_topic, 0, OFFSET_BEGINNING):
+        _produce(producer, target_topic, message.key(), message.value(), 0, message.headers())
+        copied += 1
+    return copied
+
+
+def _read(reader: Consumer, topic: str, partition: int, start: int) -> Iterator[Message]:
+    """Committed records of one partition from ``start`` to the end seen now."""
+    tp = TopicPartition(topic, partition, start)
+    _, high = reader.get_watermark_offsets(tp, timeout=10, cached=False)
+    if high == 0 or (start >= 0 and start >= high):
+        return
+    reader.assign([tp])
+    deadline = time.monotonic() + READ_TIMEOUT
+    try:
+        while True:
+            if time.monotonic() > deadline:
+                raise ReshardError(f"reading {topic}/{partition} took over {READ_TIMEOUT} s")
+            message = reader.poll(1.0)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:  # noqa: SLF001 - the documented name
+                    raise ReshardError(f"reading {topic}/{partition} failed: {error}")
+                if reader.position([tp])[0].offset >= high:
+                    return
+                continue
+            yield message
+    finally:
+        reader.unassign()
+
+
+def _produce(
+    producer: Producer,
+    topic: str,
+    key: bytes | None,
+    value: bytes | None,
+    partition: int = clients.UNASSIGNED,
+    headers: Headers = None,
+) -> None:
+    while True:
+        try:
+            producer.produce(topic, value, key, partition=partition, headers=headers)
+            return
+        except BufferError:  # the local queue is full: let deliveries drain it
+            producer.poll(0.1)
