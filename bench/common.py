@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -66,6 +67,38 @@ def events_consumer(cluster: Cluster) -> Consumer:
     )
     consumer.assign([TopicPartition(f"{cluster.prefix}events", p, 0) for p in range(cluster.partitions)])
     return consumer
+
+
+def broker_pids(args: argparse.Namespace) -> list[int]:
+    """PIDs of the brokers ``local_stack`` started (none when ``--bootstrap`` named another Kafka)."""
+    return [] if args.bootstrap else LocalKafka(args.work_dir / "kafka").broker_pids()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuSplit:
+    """CPU used by each named process between ``start()`` and ``stop()``, as cores busy."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self._before: dict[str, float] = {}
+        self._began = 0.0
+        self.cores: dict[str, float] = {}
+
+    def start(self) -> None:
+        self._began = time.monotonic()
+        self._before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def stop(self) -> dict[str, float]:
+        elapsed = time.monotonic() - self._began
+        self.cores = {
+            name: (cpu_seconds(pid) - self._before[name]) / elapsed for name, pid in self.pids.items()
+        }
+        return self.cores
 
 
 def percentile(values: list[float], q: float) -> float:

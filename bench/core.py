@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -29,7 +30,16 @@ from typing import Any
 import httpx
 from confluent_kafka import Producer
 
-from bench.common import SAMPLES, arguments, events_consumer, local_stack, percentile, report_header
+from bench.common import (
+    SAMPLES,
+    CpuSplit,
+    arguments,
+    broker_pids,
+    events_consumer,
+    local_stack,
+    percentile,
+    report_header,
+)
 from ledgerflow import Client
 from ledgerflow.samples.dags import FAN_OUT_FAN_IN
 from ledgerflow.schemas.commands import StartWorkflow
@@ -192,7 +202,7 @@ def main() -> None:
     with local_stack(args, "bench") as cluster:
         bootstrap, prefix = cluster.bootstrap, cluster.prefix
         engine = cluster.engine([SAMPLES])
-        cluster.worker([SAMPLES], concurrency=200)
+        worker = cluster.worker([SAMPLES], concurrency=200)
         engine.wait_ready(120)
         Client(bootstrap, prefix, partitions=args.partitions).register_dag(FAN_OUT_FAN_IN)
         reader = EventReader(cluster)
@@ -213,7 +223,12 @@ def main() -> None:
             results.append(scenario.summary())
             print(json.dumps(results[-1]), flush=True)
         sustained = Scenario(f"code-3-steps-sustained-{args.seconds:.0f}s", "ProcessOrder", order, 0)
+        pids = {"engine": engine.pid, "worker": worker.pid, "load generator": os.getpid()}
+        pids.update({f"broker {i}": pid for i, pid in enumerate(broker_pids(args))})
+        cpu = CpuSplit(pids)
+        cpu.start()
         run_sustained(bootstrap, prefix, reader, sustained, args.seconds, args.in_flight)
+        cpu.stop()
         results.append(sustained.summary())
         print(json.dumps(results[-1]), flush=True)
         half = sustained.throughput() / 2
@@ -224,7 +239,7 @@ def main() -> None:
         reader.consumer.close()
         engine.stop()
         restore = measure_cold_restore(cluster)
-    write_report(args.report, results, args, profile, restore)
+    write_report(args.report, results, args, profile, restore, cpu.cores)
 
 
 def measure_cold_restore(cluster: Cluster) -> dict[str, float]:
@@ -281,6 +296,7 @@ def write_report(
     args: argparse.Namespace,
     profile: list[tuple[str, float]] | None = None,
     restore: dict[str, float] | None = None,
+    cpu: dict[str, float] | None = None,
 ) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [
@@ -313,6 +329,11 @@ def write_report(
             f"{restore['records']:.0f} records in {restore['seconds']:.2f} s = "
             f"{restore['records_per_s']:.0f} records/s.",
         ]
+    if cpu:
+        lines += ["", "## Where the CPU goes in the sustained scenario (cores busy, of the machine's)", ""]
+        lines += ["| process | cores |", "|---|---|"]
+        lines += [f"| {name} | {cores:.2f} |" for name, cores in cpu.items()]
+        lines += [f"| all of them | {sum(cpu.values()):.2f} of {os.cpu_count()} |"]
     if profile:
         lines += ["", "## Engine profile at max throughput (py-spy, self time, top frames)", ""]
         lines += ["| % samples | frame |", "|---|---|"]
