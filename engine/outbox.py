@@ -28,17 +28,13 @@ class Outbox:
     settings: Settings
     records: list[OutRecord] = field(default_factory=list)
 
-    def task(self, queue: str, workflow_id: str, message: BaseModel) -> None:
-        self.records.append(
-            OutRecord(
-                self.settings.task_topic(queue), workflow_id.encode(), message.model_dump_json().encode()
-            )
-        )
+    def task(self, queue: str, workflow_id: str, message: BaseModel | bytes) -> None:
+        """A task message (a model, or its JSON already serialised)."""
+        self.records.append(OutRecord(self.settings.task_topic(queue), workflow_id.encode(), _json(message)))
 
-    def event(self, workflow_id: str, event: BaseModel) -> None:
-        self.records.append(
-            OutRecord(self.settings.topic("events"), workflow_id.encode(), event.model_dump_json().encode())
-        )
+    def event(self, workflow_id: str, event: BaseModel | bytes) -> None:
+        """A public lifecycle event (a model, or its JSON already serialised)."""
+        self.records.append(OutRecord(self.settings.topic("events"), workflow_id.encode(), _json(event)))
 
     def inbox(self, workflow_id: str, command: BaseModel) -> None:
         self.records.append(
@@ -64,3 +60,7 @@ class Outbox:
 
     def clear(self) -> None:
         self.records.clear()
+
+
+def _json(message: BaseModel | bytes) -> bytes:
+    return message if isinstance(message, bytes) else message.model_dump_json().encode()

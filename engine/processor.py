@@ -36,8 +36,8 @@ from ledgerflow.schemas import commands as c
 from ledgerflow.schemas import events as ev
 from ledgerflow.schemas.common import Failure
 from ledgerflow.schemas.dag import DagDefinition
-from ledgerflow.schemas.lifecycle import LifecycleEvent, LifecycleType
-from ledgerflow.schemas.tasks import ActivityTask, CancelActivity
+from ledgerflow.schemas.lifecycle import LifecycleEvent, LifecycleType, lifecycle_event_json
+from ledgerflow.schemas.tasks import CancelActivity, activity_task_json
 
 log = logging.getLogger("ledgerflow.engine")
 TYPE_NOT_LOADED_RETRY = 5.0
@@ -307,7 +307,7 @@ class PartitionProcessor:
         self._lifecycle(run, "WORKFLOW_STARTED", run.history_length + 1, {"input": command.input})
         definition = DAG_WORKFLOW if dag is not None else self.ctx.registry.get(command.workflow_type)
         instance = WorkflowInstance(definition, self._info(run, dag)) if definition else None
-        started = self._append(
+        started = self._append_event(
             run,
             ev.WorkflowStarted,
             workflow_type=command.workflow_type,
@@ -551,22 +551,30 @@ class PartitionProcessor:
         self.timers.add(self.txn, entry)
 
     # --------------------------------------------------------------- history
-    def _append(self, run: RunState, event_type: type[Any], **fields: Any) -> ev.HistoryEvent:
+    def _append(self, run: RunState, event_type: type[Any], **fields: Any) -> None:
+        """Record an event the workflow code need not see (a command, a close)."""
+        self._record(run, ev.history_event_json(event_type, run.history_length + 1, self.now, fields))
+
+    def _append_event(self, run: RunState, event_type: type[Any], **fields: Any) -> ev.HistoryEvent:
+        """Record an event and return it, for the workflow code to react to."""
         # model_construct: the engine builds these from validated values; skipping
         # validation here is the largest saving on the hot path (see bench/results/core.md).
         event: ev.HistoryEvent = event_type.model_construct(
             index=run.history_length + 1, time=self.now, **fields
         )
-        raw = event.model_dump_json().encode()
-        self.txn.put(keys.history_key(run.workflow_id, run.run_id, event.index), raw)
-        run.history_length = event.index
+        self._record(run, event.model_dump_json().encode())
+        return event
+
+    def _record(self, run: RunState, raw: bytes) -> None:
+        index = run.history_length + 1
+        self.txn.put(keys.history_key(run.workflow_id, run.run_id, index), raw)
+        run.history_length = index
         run.history_bytes += len(raw)
         # A cached instance stays current through events it need not react to (the
         # commands it just issued, attempt bookkeeping); only a gap means a replay.
         instance = self.cache.peek(run.workflow_id, run.run_id)
-        if instance is not None and instance.applied == event.index - 1:
-            instance.applied = event.index
-        return event
+        if instance is not None and instance.applied == index - 1:
+            instance.applied = index
 
     def _instance(self, run: RunState) -> WorkflowInstance | None:
         """The run's live instance, rebuilt by replay on a cache miss; None if it cannot run."""
@@ -607,7 +615,7 @@ class PartitionProcessor:
             # Recording the event without running the code would make today's history
             # unreplayable once the code is back (e.g. mid rolling deploy).
             raise WorkflowTypeNotLoaded(run.workflow_type)
-        event = self._append(run, event_type, **fields)
+        event = self._append_event(run, event_type, **fields)
         self._apply_commands(run, instance, instance.activate(event))
 
     # -------------------------------------------------------------- commands
@@ -694,17 +702,17 @@ class PartitionProcessor:
 
     def _dispatch(self, run: RunState, seq: int, pending: PendingActivity) -> None:
         options = pending.options
-        task = ActivityTask.model_construct(
-            workflow_id=run.workflow_id,
-            run_id=run.run_id,
-            seq=seq,
-            attempt=pending.attempt,
-            activity_type=pending.activity_type,
-            args=pending.args,
-            start_to_close_timeout=options.start_to_close_timeout,
-            heartbeat_timeout=options.heartbeat_timeout,
-            scheduled_at=self.now,
-            partition=self.partition,
+        task = activity_task_json(
+            run.workflow_id,
+            run.run_id,
+            seq,
+            pending.attempt,
+            pending.activity_type,
+            pending.args,
+            options.start_to_close_timeout,
+            options.heartbeat_timeout,
+            self.now,
+            self.partition,
         )
         self.out.task(options.queue, run.workflow_id, task)
         if options.start_to_close_timeout:
@@ -734,13 +742,13 @@ class PartitionProcessor:
         self.out.task(pending.options.queue, run.workflow_id, message)
 
     def _close(self, run: RunState, event_type: type[Any], **fields: Any) -> None:
-        event = self._append(run, event_type, **fields)
+        self._append(run, event_type, **fields)
         status = CLOSING_STATUS[event_type]
         run.status = status
         self.open_runs -= 1
         run.closed_at = self.now
-        run.result = getattr(event, "result", None)
-        run.failure = getattr(event, "failure", None)
+        run.result = fields.get("result")
+        run.failure = fields.get("failure")
         for seq, pending in run.activities.items():
             self._cancel_attempt(run, seq, pending)
         run.activities = {}
@@ -758,7 +766,7 @@ class PartitionProcessor:
             "TERMINATED": "WORKFLOW_TERMINATED",
             "CONTINUED_AS_NEW": "WORKFLOW_CONTINUED_AS_NEW",
         }
-        self._lifecycle(run, lifecycle[status], event.index, data)
+        self._lifecycle(run, lifecycle[status], run.history_length, data)
         if (
             run.parent_workflow_id
             and run.parent_run_id
@@ -802,15 +810,8 @@ class PartitionProcessor:
     def _lifecycle(self, run: RunState, kind: LifecycleType, index: int | None, data: Any) -> None:
         self.out.event(
             run.workflow_id,
-            LifecycleEvent.model_construct(
-                type=kind,
-                workflow_id=run.workflow_id,
-                run_id=run.run_id,
-                workflow_type=run.workflow_type,
-                time=self.now,
-                partition=self.partition,
-                history_index=index,
-                data=data,
+            lifecycle_event_json(
+                kind, run.workflow_id, run.run_id, run.workflow_type, self.now, self.partition, index, data
             ),
         )
 

