@@ -48,6 +48,8 @@ class EngineOptions:
     """Refuse starts when a partition holds this many open workflows (None: no limit)."""
     max_open_per_engine: int | None = None
     """Refuse starts when this node holds this many open workflows (None: no limit)."""
+    retention: float | None = None
+    """Seconds a closed run's state and history are kept before deletion (None: forever)."""
     standby: bool = False
     """Keep warm copies of the partitions this node does not own (faster takeovers)."""
     session_timeout_ms: int = 6000
@@ -67,7 +69,13 @@ class Engine:
         self.transactional_id = f"{settings.prefix}engine-{self.node_id}"
         self._admin = AdminClient({"bootstrap.servers": settings.bootstrap})
         self.ctx = EngineContext(
-            settings, registry, self.definitions.get, options.cache_size, limits, self.transactional_id
+            settings,
+            registry,
+            self.definitions.get,
+            options.cache_size,
+            limits,
+            self.transactional_id,
+            options.retention,
         )
         self._stop = threading.Event()
         self.started = threading.Event()

@@ -18,6 +18,7 @@ DUPLICATES = Counter(
     "ledgerflow_duplicate_commands_total", "Commands dropped as seen before (idempotency key)."
 )
 DEAD_LETTERS = Counter("ledgerflow_dead_letters_total", "Inbox records sent to the dead-letter topic.")
+EXPIRED = Counter("ledgerflow_runs_expired_total", "Closed runs deleted after their retention.")
 REPLAYS = Counter("ledgerflow_replays_total", "Instances rebuilt by replaying history.")
 NONDETERMINISM = Counter("ledgerflow_nondeterminism_total", "Runs failed because code diverged from history.")
 TRANSACTIONS = Counter(

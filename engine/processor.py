@@ -67,6 +67,8 @@ class EngineContext:
     limits: Admission = field(default_factory=lambda: Admission())
     transactional_id: str = ""
     """This node's transactional id, recorded in each partition it writes (see recovery)."""
+    retention: float | None = None
+    """Seconds a closed run's state and history are kept (None: forever)."""
 
 
 @dataclass
@@ -402,6 +404,12 @@ class PartitionProcessor:
             pending.last_heartbeat_at = self.now
             pending.heartbeat_details = command.details
             return
+        if pending.options.start_to_close_timeout:
+            # The attempt is over: drop its timeout now rather than let it fire as a no-op
+            # later, which would cost a read of the (by then closed) run per attempt.
+            fire_at = pending.attempt_started_at + pending.options.start_to_close_timeout
+            tag = TimerEntry.tag_of("attempt_timeout", run.run_id, command.seq, command.attempt)
+            self.timers.cancel(self.txn, fire_at, run.workflow_id, tag)
         if isinstance(command, c.TaskCompleted):
             del run.activities[command.seq]
             metrics.ACTIVITY_LATENCY.observe(max(0.0, self.now - pending.attempt_started_at))
@@ -465,6 +473,9 @@ class PartitionProcessor:
             fired += 1
             try:
                 with self._savepoint(entry.workflow_id):
+                    if entry.kind == "retention":
+                        self._expire(entry.workflow_id, entry.run_id)
+                        continue
                     run = self.run(entry.workflow_id)
                     if run is None or not run.is_open or run.run_id != entry.run_id:
                         continue
@@ -478,6 +489,25 @@ class PartitionProcessor:
                 )
                 self._fail_after_error(entry.workflow_id, f"engine error: {type(exc).__name__}: {exc}")
         return fired
+
+    def _expire(self, workflow_id: str, run_id: str) -> None:
+        """Delete a closed run past its retention: its history, and the workflow's state
+        and idempotency keys too when it is still the workflow's latest run."""
+        self.txn.delete_prefix(keys.history_prefix(workflow_id, run_id))
+        run = self.run(workflow_id)
+        if run is None:
+            return
+        if run.run_id != run_id:  # a later run exists: forget only this one
+            if run_id in run.previous_runs:
+                run.previous_runs.remove(run_id)
+            return
+        if run.is_open:  # cannot happen (the timer is set at close); keep the state
+            return
+        del self._runs[workflow_id]
+        self._recent_runs.pop(workflow_id, None)
+        self.txn.delete(keys.run_key(workflow_id))
+        self.txn.delete_prefix(keys.request_prefix(workflow_id))
+        metrics.EXPIRED.inc()
 
     def _fire(self, run: RunState, entry: TimerEntry) -> None:
         if entry.kind == "timer":
@@ -754,6 +784,8 @@ class PartitionProcessor:
         run.activities = {}
         run.timers = {}
         self.cache.evict(run.workflow_id, run.run_id)
+        if self.ctx.retention is not None:
+            self._add_timer(run, "retention", self.now + self.ctx.retention)
         metrics.CLOSED.labels(status=status).inc()
         metrics.RUN_DURATION.observe(max(0.0, self.now - run.started_at))
         data: dict[str, Any] = {"result": run.result} if status == "COMPLETED" else {}

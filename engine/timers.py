@@ -41,6 +41,10 @@ class TimerIndex:
         txn.put(key, entry.model_dump_json().encode())
         heapq.heappush(self._heap, (entry.fire_at, key))
 
+    def cancel(self, txn: StoreTransaction, fire_at: float, workflow_id: str, tag: str) -> None:
+        """Delete a timer set by ``add``; its heap entry is skipped when it comes due."""
+        txn.delete(keys.timer_key(fire_at, workflow_id, tag))
+
     def next_fire_at(self) -> float | None:
         return self._heap[0][0] if self._heap else None
 

@@ -32,9 +32,13 @@ def timer_key(fire_at: float, workflow_id: str, tag: str) -> bytes:
     return TIMER + f"{int(fire_at * 1000):015d}\x00{workflow_id}\x00{tag}".encode()
 
 
+def request_prefix(workflow_id: str) -> bytes:
+    return REQUEST + f"{workflow_id}\x00".encode()
+
+
 def request_key(workflow_id: str, request_id: str) -> bytes:
     """Marks an idempotency key as seen."""
-    return REQUEST + f"{workflow_id}\x00{request_id}".encode()
+    return request_prefix(workflow_id) + request_id.encode()
 
 
 def workflow_of(key: bytes) -> str | None:

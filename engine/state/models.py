@@ -70,12 +70,18 @@ class RunState(BaseModel):
         return self.status == "RUNNING"
 
 
+TimerKind = Literal[
+    "timer", "retry", "attempt_timeout", "heartbeat_timeout", "schedule_timeout", "run_timeout", "retention"
+]
+"""Workflow timers, activity retries and timeouts, run timeouts, and retention of closed runs."""
+
+
 class TimerEntry(BaseModel):
     """A durable timer in the index; checked against the run when it fires."""
 
     workflow_id: str
     run_id: str
-    kind: Literal["timer", "retry", "attempt_timeout", "heartbeat_timeout", "schedule_timeout", "run_timeout"]
+    kind: TimerKind
     seq: int = 0
     attempt: int = 0
     fire_at: float

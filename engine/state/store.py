@@ -96,6 +96,12 @@ class StoreTransaction:
         self._undo.append((key, key in self.changes, self.changes.get(key)))
         self.changes[key] = None
 
+    def delete_prefix(self, prefix: bytes) -> None:
+        """Delete every key starting with ``prefix``, committed or written in this transaction."""
+        pending = [key for key, value in self.changes.items() if value is not None and key.startswith(prefix)]
+        for key in [*(key for key, _ in self.store.scan(prefix)), *pending]:
+            self.delete(key)
+
     def savepoint(self) -> int:
         """A mark to roll back to: the writes after it can be undone, the ones before kept."""
         return len(self._undo)

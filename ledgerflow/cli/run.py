@@ -46,6 +46,12 @@ from ledgerflow.executors.worker import Worker
 @click.option(
     "--max-open-workflows", type=int, default=None, help="Refuse starts beyond this many on this node."
 )
+@click.option(
+    "--retention",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds a closed run's state and history are kept, then deleted (default: forever).",
+)
 @click.option("--standby", is_flag=True, help="Keep warm copies of the partitions other nodes own.")
 @click.option(
     "--session-timeout-ms",
@@ -67,6 +73,7 @@ def engine_command(
     max_batch: int,
     max_open_per_partition: int | None,
     max_open_workflows: int | None,
+    retention: float | None,
     standby: bool,
     session_timeout_ms: int,
 ) -> None:
@@ -86,6 +93,7 @@ def engine_command(
         session_timeout_ms=session_timeout_ms,
         max_open_per_partition=max_open_per_partition,
         max_open_per_engine=max_open_workflows,
+        retention=retention,
         standby=standby,
     )
     engine = Engine(settings, options, registry)

@@ -9,6 +9,7 @@ from ledgerflow.config import Settings
 from ledgerflow.engine import metrics
 from ledgerflow.engine.outbox import Outbox
 from ledgerflow.engine.processor import Admission, EngineContext, PartitionProcessor, read_history, read_run
+from ledgerflow.engine.state import keys
 from ledgerflow.engine.state.store import PartitionStore
 from ledgerflow.engine.workflow.definition import WorkflowRegistry
 from ledgerflow.schemas.commands import StartWorkflow, TaskCompleted, TerminateWorkflow, inbox_command_adapter
@@ -114,3 +115,54 @@ def test_a_child_whose_id_is_taken_fails_in_the_parent_instead_of_hanging(tmp_pa
         out = batch(processor, 2.0 + step, inbox_command_adapter.validate_json(record.value or b""))
     run = read_run(processor.store, "me")
     assert run is not None and run.status == "COMPLETED" and run.result == "WorkflowAlreadyStarted"
+
+
+def keys_of(processor: PartitionProcessor, workflow_id: str) -> list[bytes]:
+    """Every stored key that belongs to ``workflow_id``."""
+    return [key for key, _ in processor.store.scan(b"") if keys.workflow_of(key) == workflow_id]
+
+
+def test_a_closed_run_is_deleted_after_its_retention_and_open_ones_are_kept(tmp_path: Path) -> None:
+    processor = processor_at(tmp_path, retention=10.0)
+    batch(processor, 0.5, StartWorkflow(workflow_id="open", workflow_type="SignalCounter", request_id="k1"))
+    batch(
+        processor,
+        0.6,
+        StartWorkflow(workflow_id="w", workflow_type="ThreeSteps", input=1, run_id="r", request_id="k2"),
+    )
+    for step, seq in enumerate((1, 2, 3)):
+        batch(
+            processor, 2.0 + step, TaskCompleted(workflow_id="w", run_id="r", seq=seq, attempt=1, result=step)
+        )
+    run = read_run(processor.store, "w")
+    assert run is not None and run.status == "COMPLETED"  # closed at t=4
+    batch(processor, 13.9)
+    assert read_run(processor.store, "w") is not None, "deleted before its retention"
+    batch(processor, 14.1)
+    assert read_run(processor.store, "w") is None and read_history(processor.store, "w", "r") == []
+    assert keys_of(processor, "w") == [], "history, timers or idempotency keys left behind"
+    still_open = read_run(processor.store, "open")
+    assert still_open is not None and still_open.status == "RUNNING" and keys_of(processor, "open")
+    batch(processor, 15.0, StartWorkflow(workflow_id="w", workflow_type="SignalCounter", request_id="k2"))
+    restarted = read_run(processor.store, "w")
+    assert restarted is not None and restarted.status == "RUNNING", "the expired id could not start again"
+
+
+def test_retention_of_an_earlier_run_keeps_the_workflows_later_run(tmp_path: Path) -> None:
+    processor = processor_at(tmp_path, retention=10.0)
+    batch(processor, 1.0, StartWorkflow(workflow_id="w", workflow_type="SignalCounter", run_id="first"))
+    batch(processor, 2.0, TerminateWorkflow(workflow_id="w"))
+    batch(processor, 3.0, StartWorkflow(workflow_id="w", workflow_type="SignalCounter", run_id="second"))
+    later = read_run(processor.store, "w")
+    assert later is not None and later.previous_runs == ["first"]
+    batch(processor, 12.5)
+    later = read_run(processor.store, "w")
+    assert later is not None and later.run_id == "second" and later.status == "RUNNING"
+    assert later.previous_runs == [] and read_history(processor.store, "w", "first") == []
+    assert len(read_history(processor.store, "w", "second")) == later.history_length
+
+
+def test_a_finished_attempt_leaves_no_timeout_timer_behind(tmp_path: Path) -> None:
+    processor = processor_at(tmp_path)
+    run_three_steps(processor, 1)  # every activity has a start-to-close timeout
+    assert [key for key in keys_of(processor, "w") if key.startswith(keys.TIMER)] == []
