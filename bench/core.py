@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -299,6 +300,7 @@ def write_report(
     cpu: dict[str, float] | None = None,
 ) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    previous, previous_date = _previous(path)
     lines = [
         *report_header(
             "Core benchmark",
@@ -307,14 +309,21 @@ def write_report(
             f"python -m bench.core --runs {args.runs} --sequential {args.sequential} "
             f"--seconds {args.seconds:.0f} --in-flight {args.in_flight}",
         ),
+        f"Each figure is followed by the previous report's (from {previous_date}) in brackets.",
+        "",
         "| scenario | runs | completed | workflows/s | e2e P50 ms | e2e P99 ms | step P50 ms | step P99 ms |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
+        old = previous.get(_kind(r["scenario"]), {})
+
+        def cell(name: str, row: dict[str, Any] = r, old: dict[str, Any] = old) -> str:
+            before = f" ({old[name]:.1f})" if name in old else ""
+            return f"{row[name]:.1f}{before}"
+
         lines.append(
-            f"| {r['scenario']} | {r['runs']} | {r['completed']} | {r['throughput_per_s']:.1f} | "
-            f"{r['e2e_p50_ms']:.1f} | {r['e2e_p99_ms']:.1f} | "
-            f"{r['step_p50_ms']:.1f} | {r['step_p99_ms']:.1f} |"
+            f"| {r['scenario']} | {r['runs']} | {r['completed']} | {cell('throughput_per_s')} | "
+            f"{cell('e2e_p50_ms')} | {cell('e2e_p99_ms')} | {cell('step_p50_ms')} | {cell('step_p99_ms')} |"
         )
     lines += [
         "",
@@ -341,6 +350,21 @@ def write_report(
     path.write_text("\n".join(lines) + "\n")
     path.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     print("\n".join(lines))
+
+
+def _kind(scenario: str) -> str:
+    """A scenario's name without the rate it ran at, to pair it with the previous report's."""
+    return re.sub(r"-at-\d+-per-s", "-at", scenario)
+
+
+def _previous(path: Path) -> tuple[dict[str, dict[str, Any]], str]:
+    """The figures and date of the report about to be replaced, if there is one."""
+    try:
+        rows = json.loads(path.with_suffix(".json").read_text())
+        date = next(line for line in path.read_text().splitlines() if line.startswith("- date:"))
+    except (OSError, ValueError, StopIteration):
+        return {}, "none"
+    return {_kind(row["scenario"]): row for row in rows}, date.removeprefix("- date:").strip()
 
 
 if __name__ == "__main__":
