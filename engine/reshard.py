@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._metadata import TopicMetadata
 
@@ -44,7 +44,7 @@ from ledgerflow.engine.state.models import RunState
 from ledgerflow.engine.state.recovery import open_and_restore
 from ledgerflow.engine.state.store import PartitionStore
 from ledgerflow.errors import DeploymentMovedError, ReshardError
-from ledgerflow.schemas.tasks import ActivityTask
+from ledgerflow.schemas.tasks import activity_task_json
 
 log = logging.getLogger("ledgerflow.engine.reshard")
 TRANSACTION_TIMEOUT_MS = 900_000
@@ -98,36 +98,22 @@ def reshard(source: Settings, target: Settings, progress: Progress = lambda _: N
 
     progress(f"creating topics under {target.prefix!r} with {target.partitions} partitions")
     ensure_topics(target, tuple(queues) or ("default",))
-    report = ReshardReport(source.partitions, target.partitions)
-    producer = clients.transactional_producer(
-        target,
-        f"{target.prefix}reshard-{uuid.uuid4().hex[:8]}",
-        **{"transaction.timeout.ms": TRANSACTION_TIMEOUT_MS, "linger.ms": 20},
-    )
-    producer.init_transactions(30)
-    producer.begin_transaction()
-    reader = clients.consumer(source, None, **{"enable.partition.eof": True})
+    move = _Move(source, target, progress)
     try:
-        tasks = _copy_state(source, target, reader, producer, report, progress)
-        _copy_inbox(source, target, reader, producer, report, progress)
-        report.definitions = _copy_topic(
-            reader, producer, source.topic("definitions"), target.topic("definitions")
-        )
-        ensure_topics(target, tuple(sorted({*queues, *(queue for queue, _ in tasks)})))
-        for queue, task in tasks:
-            _produce(
-                producer, target.task_topic(queue), task.workflow_id.encode(), task.model_dump_json().encode()
-            )
-        report.tasks_redispatched = len(tasks)
-        for p in range(source.partitions):
-            _produce(producer, source.topic("changelog"), keys.MOVED_TO, target.prefix.encode(), p)
+        move.copy_state()
+        move.copy_inbox()
+        move.copy_definitions()
+        ensure_topics(target, tuple(sorted({*queues, *(queue for queue, _, _ in move.tasks)})))
+        move.resend_tasks()
+        move.seal_source()
         progress("committing")
-        producer.commit_transaction(TRANSACTION_TIMEOUT_MS / 1000)
+        move.producer.commit_transaction(TRANSACTION_TIMEOUT_MS / 1000)
     except BaseException:
-        producer.abort_transaction(30)
+        move.producer.abort_transaction(30)
         raise
     finally:
-        reader.close()
+        move.reader.close()
+    report = move.report
     report.seconds = time.monotonic() - started
     log.info("moved %s to %s: %s", source.prefix, target.prefix, report)
     return report
@@ -163,110 +149,134 @@ def _require_unused(target: Settings, topics: Mapping[str, TopicMetadata]) -> No
         probe.close()
 
 
-def _copy_state(
-    source: Settings,
-    target: Settings,
-    reader: Consumer,
-    producer: Producer,
-    report: ReshardReport,
-    progress: Progress,
-) -> list[tuple[str, ActivityTask]]:
-    """Every state record to the new changelog partition of its workflow; returns the tasks to re-send."""
-    open_runs: Counter[int] = Counter()
-    tasks: list[tuple[str, ActivityTask]] = []
-    now = time.time()
-    with tempfile.TemporaryDirectory(prefix="ledgerflow-reshard-") as scratch:
-        for p in range(source.partitions):
-            progress(f"reading changelog partition {p + 1}/{source.partitions}")
-            store, _ = open_and_restore(
-                Path(scratch) / f"partition-{p}",
-                reader,
-                source.topic("changelog"),
-                p,
-                READ_TIMEOUT,
-                fence=lambda owner: clients.fence(source, owner),
+class _Move:
+    """One reshard: reads the old topics, writes the new ones, all in one transaction."""
+
+    def __init__(self, source: Settings, target: Settings, progress: Progress) -> None:
+        self.source = source
+        self.target = target
+        self.progress = progress
+        self.report = ReshardReport(source.partitions, target.partitions)
+        self.tasks: list[tuple[str, str, bytes]] = []
+        """(queue, workflow id, task JSON) of every running activity attempt, to send again."""
+        self.reader = clients.consumer(source, None, **{"enable.partition.eof": True})
+        self.producer = clients.transactional_producer(
+            target,
+            f"{target.prefix}reshard-{uuid.uuid4().hex[:8]}",
+            **{"transaction.timeout.ms": TRANSACTION_TIMEOUT_MS, "linger.ms": 20},
+        )
+        self.producer.init_transactions(30)
+        self.producer.begin_transaction()
+
+    def copy_state(self) -> None:
+        """Every state record to the new changelog partition of its workflow; open-run counts anew."""
+        source, target = self.source, self.target
+        open_runs: Counter[int] = Counter()
+        now = time.time()
+        with tempfile.TemporaryDirectory(prefix="ledgerflow-reshard-") as scratch:
+            for p in range(source.partitions):
+                self.progress(f"reading changelog partition {p + 1}/{source.partitions}")
+                store, _ = open_and_restore(
+                    Path(scratch) / f"partition-{p}",
+                    self.reader,
+                    source.topic("changelog"),
+                    p,
+                    READ_TIMEOUT,
+                    fence=lambda owner: clients.fence(source, owner),
+                )
+                try:
+                    if (moved_to := moved_marker(store)) is not None:
+                        raise DeploymentMovedError(source.prefix, moved_to)
+                    for key, value in store.scan(b""):
+                        workflow_id = keys.workflow_of(key)
+                        if workflow_id is None:
+                            continue  # the partition's own metadata; recomputed below
+                        partition = target.partition_of(workflow_id)
+                        self._produce(target.topic("changelog"), key, value, partition)
+                        self.report.state_records += 1
+                        if not key.startswith(keys.RUN):
+                            continue
+                        self.report.workflows += 1
+                        run = RunState.model_validate_json(value)
+                        if run.is_open:
+                            open_runs[partition] += 1
+                            self._collect_running_attempts(run, partition, now)
+                finally:
+                    store.close()
+        for p in range(target.partitions):
+            self._produce(target.topic("changelog"), keys.OPEN_RUNS, str(open_runs[p]).encode(), p)
+        self.report.open_workflows = sum(open_runs.values())
+        self.report.open_per_partition = [open_runs[p] for p in range(target.partitions)]
+
+    def _collect_running_attempts(self, run: RunState, partition: int, now: float) -> None:
+        for seq, pending in run.activities.items():
+            if pending.state != "running":
+                continue  # waiting out a retry delay: its retry timer moved with the state
+            options = pending.options
+            task = activity_task_json(
+                run.workflow_id,
+                run.run_id,
+                seq,
+                pending.attempt,
+                pending.activity_type,
+                pending.args,
+                options.start_to_close_timeout,
+                options.heartbeat_timeout,
+                now,
+                partition,
             )
+            self.tasks.append((options.queue, run.workflow_id, task))
+
+    def copy_inbox(self) -> None:
+        """Inbox records past the old engines' committed offsets, to their workflow's new partition."""
+        source, target = self.source, self.target
+        self.progress("copying unprocessed inbox records")
+        group = Consumer(clients.consumer_config(source, f"{source.prefix}engine"))
+        try:
+            committed = group.committed(
+                [TopicPartition(source.topic("inbox"), p) for p in range(source.partitions)], timeout=30
+            )
+        finally:
+            group.close()
+        for tp in committed:
+            start = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+            for message in _read(self.reader, tp.topic, tp.partition, start):
+                key = message.key()
+                partition = target.partition_of(key.decode()) if key else tp.partition % target.partitions
+                self._produce(target.topic("inbox"), key, message.value(), partition, message.headers())
+                self.report.inbox_records += 1
+
+    def copy_definitions(self) -> None:
+        for message in _read(self.reader, self.source.topic("definitions"), 0, OFFSET_BEGINNING):
+            self._produce(
+                self.target.topic("definitions"), message.key(), message.value(), 0, message.headers()
+            )
+            self.report.definitions += 1
+
+    def resend_tasks(self) -> None:
+        for queue, workflow_id, task in self.tasks:
+            self._produce(self.target.task_topic(queue), workflow_id.encode(), task)
+        self.report.tasks_redispatched = len(self.tasks)
+
+    def seal_source(self) -> None:
+        """Mark every old changelog partition as moved: old engines refuse to start on it."""
+        for p in range(self.source.partitions):
+            self._produce(self.source.topic("changelog"), keys.MOVED_TO, self.target.prefix.encode(), p)
+
+    def _produce(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int = clients.UNASSIGNED,
+        headers: Headers = None,
+    ) -> None:
+        while True:
             try:
-                if (moved_to := moved_marker(store)) is not None:
-                    raise DeploymentMovedError(source.prefix, moved_to)
-                for key, value in store.scan(b""):
-                    workflow_id = keys.workflow_of(key)
-                    if workflow_id is None:
-                        continue  # the partition's own metadata; recomputed below
-                    partition = target.partition_of(workflow_id)
-                    _produce(producer, target.topic("changelog"), key, value, partition)
-                    report.state_records += 1
-                    if not key.startswith(keys.RUN):
-                        continue
-                    report.workflows += 1
-                    run = RunState.model_validate_json(value)
-                    if run.is_open:
-                        open_runs[partition] += 1
-                        tasks += _running_attempts(run, partition, now)
-            finally:
-                store.close()
-    for p in range(target.partitions):
-        _produce(producer, target.topic("changelog"), keys.OPEN_RUNS, str(open_runs[p]).encode(), p)
-    report.open_workflows = sum(open_runs.values())
-    report.open_per_partition = [open_runs[p] for p in range(target.partitions)]
-    return tasks
-
-
-def _running_attempts(run: RunState, partition: int, now: float) -> list[tuple[str, ActivityTask]]:
-    return [
-        (
-            pending.options.queue,
-            ActivityTask(
-                workflow_id=run.workflow_id,
-                run_id=run.run_id,
-                seq=seq,
-                attempt=pending.attempt,
-                activity_type=pending.activity_type,
-                args=pending.args,
-                start_to_close_timeout=pending.options.start_to_close_timeout,
-                heartbeat_timeout=pending.options.heartbeat_timeout,
-                scheduled_at=now,
-                partition=partition,
-            ),
-        )
-        for seq, pending in run.activities.items()
-        if pending.state == "running"
-    ]
-
-
-def _copy_inbox(
-    source: Settings,
-    target: Settings,
-    reader: Consumer,
-    producer: Producer,
-    report: ReshardReport,
-    progress: Progress,
-) -> None:
-    """Inbox records past the old engines' committed offsets, to their workflow's new partition."""
-    progress("copying unprocessed inbox records")
-    group = Consumer(clients.consumer_config(source, f"{source.prefix}engine"))
-    try:
-        committed = group.committed(
-            [TopicPartition(source.topic("inbox"), p) for p in range(source.partitions)], timeout=30
-        )
-    finally:
-        group.close()
-    for tp in committed:
-        start = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
-        for message in _read(reader, tp.topic, tp.partition, start):
-            key = message.key()
-            partition = target.partition_of(key.decode()) if key else tp.partition % target.partitions
-            _produce(producer, target.topic("inbox"), key, message.value(), partition, message.headers())
-            report.inbox_records += 1
-
-
-def _copy_topic(reader: Consumer, producer: Producer, source_topic: str, target_topic: str) -> int:
-    """A one-partition topic, whole (the definitions)."""
-    copied = 0
-    for message in _read(reader, source_topic, 0, OFFSET_BEGINNING):
-        _produce(producer, target_topic, message.key(), message.value(), 0, message.headers())
-        copied += 1
-    return copied
+                self.producer.produce(topic, value, key, partition=partition, headers=headers)
+                return
+            except BufferError:  # the local queue is full: let deliveries drain it
+                self.producer.poll(0.1)
 
 
 def _read(reader: Consumer, topic: str, partition: int, start: int) -> Iterator[Message]:
@@ -294,19 +304,3 @@ def _read(reader: Consumer, topic: str, partition: int, start: int) -> Iterator[
             yield message
     finally:
         reader.unassign()
-
-
-def _produce(
-    producer: Producer,
-    topic: str,
-    key: bytes | None,
-    value: bytes | None,
-    partition: int = clients.UNASSIGNED,
-    headers: Headers = None,
-) -> None:
-    while True:
-        try:
-            producer.produce(topic, value, key, partition=partition, headers=headers)
-            return
-        except BufferError:  # the local queue is full: let deliveries drain it
-            producer.poll(0.1)
