@@ -116,13 +116,13 @@ class EventReader:
                 scenario.completed[wid] = event["time"]
 
 
-def _producer(bootstrap: str) -> Producer:
+def start_producer(bootstrap: str) -> Producer:
     return Producer(
         {"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 2, "acks": "all"}
     )
 
 
-def _send(producer: Producer, prefix: str, scenario: Scenario, wid: str) -> None:
+def send_start(producer: Producer, prefix: str, scenario: Scenario, wid: str) -> None:
     command = StartWorkflow(workflow_id=wid, workflow_type=scenario.workflow_type, input=scenario.input)
     scenario.sent[wid] = time.time()
     producer.produce(f"{prefix}inbox", key=wid.encode(), value=command.model_dump_json().encode())
@@ -131,20 +131,20 @@ def _send(producer: Producer, prefix: str, scenario: Scenario, wid: str) -> None
 
 def run_load(bootstrap: str, prefix: str, reader: EventReader, scenario: Scenario, timeout: float) -> None:
     """Start every run at once, then wait for all."""
-    producer = _producer(bootstrap)
+    producer = start_producer(bootstrap)
     tag = uuid.uuid4().hex[:6]
     for i in range(scenario.runs):
-        _send(producer, prefix, scenario, f"{scenario.name}-{tag}-{i}")
+        send_start(producer, prefix, scenario, f"{scenario.name}-{tag}-{i}")
     producer.flush(30)
     reader.drain(scenario, timeout)
 
 
 def run_sequential(bootstrap: str, prefix: str, reader: EventReader, scenario: Scenario) -> None:
     """One run in flight at a time."""
-    producer = _producer(bootstrap)
+    producer = start_producer(bootstrap)
     tag = uuid.uuid4().hex[:6]
     for i in range(scenario.runs):
-        _send(producer, prefix, scenario, f"{scenario.name}-{tag}-{i}")
+        send_start(producer, prefix, scenario, f"{scenario.name}-{tag}-{i}")
         producer.flush(10)
         reader.drain(scenario, 30, until=i + 1)
 
@@ -153,14 +153,14 @@ def run_sustained(
     bootstrap: str, prefix: str, reader: EventReader, scenario: Scenario, seconds: float, in_flight: int
 ) -> None:
     """Closed loop: keep ``in_flight`` runs open for ``seconds``; throughput over that window."""
-    producer = _producer(bootstrap)
+    producer = start_producer(bootstrap)
     tag = uuid.uuid4().hex[:6]
     started = time.time()
     end = time.monotonic() + seconds
     i = 0
     while time.monotonic() < end:
         while len(scenario.sent) - len(scenario.completed) < in_flight:
-            _send(producer, prefix, scenario, f"{scenario.name}-{tag}-{i}")
+            send_start(producer, prefix, scenario, f"{scenario.name}-{tag}-{i}")
             i += 1
         reader.pump(scenario, 0.01)
     scenario.window = (started, time.time())
@@ -173,14 +173,14 @@ def run_rate(
     bootstrap: str, prefix: str, reader: EventReader, scenario: Scenario, seconds: float, rate: float
 ) -> None:
     """Open loop: start runs at ``rate`` per second for ``seconds``, whatever the engine does."""
-    producer = _producer(bootstrap)
+    producer = start_producer(bootstrap)
     tag = uuid.uuid4().hex[:6]
     began = time.monotonic()
     i = 0
     while time.monotonic() - began < seconds:
         due = int((time.monotonic() - began) * rate)
         while i < due:
-            _send(producer, prefix, scenario, f"{scenario.name}-{tag}-{i}")
+            send_start(producer, prefix, scenario, f"{scenario.name}-{tag}-{i}")
             i += 1
         reader.pump(scenario, 0.005)
     scenario.runs = i

@@ -23,7 +23,7 @@ from bench.common import (
     local_stack,
     report_header,
 )
-from bench.core import EventReader, Scenario, run_load
+from bench.core import EventReader, Scenario, run_load, start_profiler, stop_profiler
 from ledgerflow.schemas.commands import StartWorkflow
 from ledgerflow.testing.processes import Cluster
 
@@ -48,6 +48,7 @@ def main() -> None:
     parser = arguments(__doc__, ".ledgerflow/bench-memory", "bench/results/memory.md", partitions=4)
     parser.add_argument("--workflows", type=int, default=100_000)
     parser.add_argument("--burst", type=int, default=3000, help="Runs of the throughput measurement.")
+    parser.add_argument("--profile", action="store_true", help="py-spy the engine during the second burst.")
     args = parser.parse_args()
     figures: dict[str, Any] = {}
     with local_stack(args, "mem") as cluster:
@@ -87,7 +88,9 @@ def main() -> None:
         figures["started"] = seen
         figures["start_seconds"] = time.monotonic() - started_at
         figures["rss_full_mb"] = rss(engine.url) / 2**20
+        spy = start_profiler(engine.pid, args.report) if args.profile else None
         figures["throughput_full"], figures["cores_full"] = burst(cluster, reader, args.burst, cpu)
+        profile = stop_profiler(spy, args.report) if spy is not None else []
         reader.consumer.close()
     lines = [
         *report_header(
@@ -120,6 +123,10 @@ def main() -> None:
         "Open workflows live in RocksDB; the engine keeps at most 2,000 instances per partition in memory",
         "(`EngineOptions.cache_size`), and a timer index entry per open timer.",
     ]
+    if profile:
+        lines += ["", "## Engine profile during the second burst (py-spy, self time, top frames)", ""]
+        lines += ["| % samples | frame |", "|---|---|"]
+        lines += [f"| {share:.1f} | `{frame}` |" for frame, share in profile]
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text("\n".join(lines) + "\n")
     args.report.with_suffix(".json").write_text(json.dumps(figures, indent=2) + "\n")

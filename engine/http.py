@@ -93,7 +93,7 @@ def create_app(engine: Engine) -> FastAPI:
         rows = [
             {
                 "partition": p,
-                "timers": len(proc.timers),
+                "timers_due_soon": len(proc.timers),
                 "cached_instances": len(proc.cache),
                 "open_workflows": proc.open_runs,
                 "lag": manager.lag.get(p, 0),

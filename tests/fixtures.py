@@ -9,13 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from ledgerflow import Client
 from ledgerflow.engine.workflow.definition import WorkflowRegistry
 from ledgerflow.testing.invariants import check_run
-from ledgerflow.testing.processes import Cluster
+from ledgerflow.testing.processes import Cluster, NodeProcess
 
 ROOT = str(Path(__file__).resolve().parents[1])
 FLOWS = "tests.testapps.flows"
@@ -42,6 +43,28 @@ def running(cluster: Cluster) -> Cluster:
     cluster.worker([ACTS])
     engine.wait_ready()
     return cluster
+
+
+def owned(url: str | None) -> list[int]:
+    """Partitions an engine owns now (its /internal/partitions)."""
+    return [
+        int(r["partition"]) for r in httpx.get(f"{url}/internal/partitions", timeout=5).json()["partitions"]
+    ]
+
+
+def settled_shares(engines: list[NodeProcess], partitions: int, timeout: float = 30.0) -> list[list[int]]:
+    """Each engine's partitions once every partition has one owner and every engine has some.
+
+    ``wait_ready`` returns at an engine's first assignment; a cooperative rebalance may go
+    on handing partitions over after that.
+    """
+    deadline = time.time() + timeout
+    while True:
+        shares = [owned(e.url) for e in engines]
+        if sorted(p for share in shares for p in share) == list(range(partitions)) and all(shares):
+            return shares
+        assert time.time() < deadline, f"assignment did not settle: {shares}"
+        time.sleep(0.2)
 
 
 def assert_invariants(client: Client, workflow_id: str) -> None:

@@ -29,7 +29,17 @@ def history_key(workflow_id: str, run_id: str, index: int) -> bytes:
 
 def timer_key(fire_at: float, workflow_id: str, tag: str) -> bytes:
     """Timers sort by fire time (milliseconds)."""
-    return TIMER + f"{int(fire_at * 1000):015d}\x00{workflow_id}\x00{tag}".encode()
+    return timer_bound(int(fire_at * 1000)) + f"\x00{workflow_id}\x00{tag}".encode()
+
+
+def timer_bound(millis: int) -> bytes:
+    """Sorts before every timer due at ``millis`` and after every earlier one."""
+    return TIMER + f"{max(millis, 0):015d}".encode()
+
+
+def timer_millis(key: bytes) -> int:
+    """The fire time of a timer key, in whole milliseconds."""
+    return int(key[len(TIMER) : len(TIMER) + 15])
 
 
 def request_prefix(workflow_id: str) -> bytes:

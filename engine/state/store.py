@@ -38,10 +38,14 @@ class PartitionStore:
         return value
 
     def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """Keys starting with ``prefix``, in order."""
-        for key, value in self._db.items(from_key=prefix):
+        """Keys starting with ``prefix``, in order (keys are UTF-8, which never holds 0xFF)."""
+        return self.scan_range(prefix, prefix + b"\xff")
+
+    def scan_range(self, start: bytes, stop: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Keys from ``start`` (included) to ``stop`` (excluded), in order."""
+        for key, value in self._db.items(from_key=start):
             assert isinstance(key, bytes)  # raw mode
-            if not key.startswith(prefix):
+            if key >= stop:
                 return
             yield key, value
 

@@ -293,16 +293,20 @@ def shards_command(
                 {
                     "partition": part["partition"],
                     "owner": node["url"],
-                    "timers": part["timers"],
+                    "timers_due_soon": part["timers_due_soon"],
                     "state_bytes": part["state_bytes"],
                     "restoring": part["partition"] in node.get("restoring", []),
                 }
             )
     rows.sort(key=lambda r: r["partition"])
-    table = Table("partition", "owner", "timers", "state bytes", "restoring", title="shards")
+    table = Table("partition", "owner", "timers due < 60 s", "state bytes", "restoring", title="shards")
     for r in rows:
         table.add_row(
-            str(r["partition"]), r["owner"], str(r["timers"]), str(r["state_bytes"]), str(r["restoring"])
+            str(r["partition"]),
+            r["owner"],
+            str(r["timers_due_soon"]),
+            str(r["state_bytes"]),
+            str(r["restoring"]),
         )
     _emit(rows, as_json, table)
 

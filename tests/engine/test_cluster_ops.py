@@ -12,15 +12,9 @@ from ledgerflow.cluster import read_events
 from ledgerflow.config import Settings
 from ledgerflow.schemas.commands import SignalWorkflow, StartWorkflow
 from ledgerflow.testing.processes import Cluster
-from tests.fixtures import ACTS, FLOWS, assert_invariants, lifecycle_counts
+from tests.fixtures import ACTS, FLOWS, assert_invariants, lifecycle_counts, owned, settled_shares
 
 pytestmark = pytest.mark.kafka
-
-
-def owned(url: str | None) -> list[int]:
-    return [
-        int(r["partition"]) for r in httpx.get(f"{url}/internal/partitions", timeout=5).json()["partitions"]
-    ]
 
 
 def test_three_engines_1000_workflows_kill_9_one_every_workflow_completes_once(
@@ -45,12 +39,7 @@ def test_three_engines_1000_workflows_kill_9_one_every_workflow_completes_once(
     every = [w for group in ids.values() for w in group]
     assert len(every) == 1000
     time.sleep(1.5)
-    deadline = time.time() + 30
-    while time.time() < deadline:  # the cooperative rebalance may still be handing partitions over
-        shares = [owned(e.url) for e in engines]
-        if sorted(p for share in shares for p in share) == list(range(6)) and all(shares):
-            break
-        time.sleep(0.2)
+    shares = settled_shares(engines, 6)
     victim, victim_partitions = max(zip(engines, shares, strict=True), key=lambda pair: len(pair[1]))
     assert victim_partitions, f"no engine owns anything: {shares}"
     victim.kill()

@@ -13,7 +13,7 @@ from ledgerflow.cluster import read_events
 from ledgerflow.config import Settings
 from ledgerflow.schemas.commands import StartWorkflow
 from ledgerflow.testing.processes import Cluster
-from tests.fixtures import ACTS, FLOWS, assert_invariants, lifecycle_counts
+from tests.fixtures import ACTS, FLOWS, assert_invariants, lifecycle_counts, settled_shares
 
 pytestmark = pytest.mark.kafka
 
@@ -24,6 +24,7 @@ def test_kill_an_engine_mid_run_and_every_workflow_completes_once(cluster: Clust
     cluster.worker([ACTS], concurrency=100)
     a.wait_ready()
     b.wait_ready()
+    settled_shares([a, b], cluster.partitions)  # so that the engine killed below owns something
     ids = [f"fo-{i}" for i in range(200)]
     for i, workflow_id in enumerate(ids):
         client.send(workflow_id, StartWorkflow(workflow_id=workflow_id, workflow_type="Mixed", input=i))
