@@ -732,18 +732,7 @@ class PartitionProcessor:
 
     def _dispatch(self, run: RunState, seq: int, pending: PendingActivity) -> None:
         options = pending.options
-        task = activity_task_json(
-            run.workflow_id,
-            run.run_id,
-            seq,
-            pending.attempt,
-            pending.activity_type,
-            pending.args,
-            options.start_to_close_timeout,
-            options.heartbeat_timeout,
-            self.now,
-            self.partition,
-        )
+        task = attempt_task(run, seq, pending, self.now, self.partition)
         self.out.task(options.queue, run.workflow_id, task)
         if options.start_to_close_timeout:
             self._add_timer(
@@ -846,6 +835,22 @@ class PartitionProcessor:
                 kind, run.workflow_id, run.run_id, run.workflow_type, self.now, self.partition, index, data
             ),
         )
+
+
+def attempt_task(run: RunState, seq: int, pending: PendingActivity, now: float, partition: int) -> bytes:
+    """The task message (JSON) of an activity's current attempt, dispatched at ``now``."""
+    return activity_task_json(
+        run.workflow_id,
+        run.run_id,
+        seq,
+        pending.attempt,
+        pending.activity_type,
+        pending.args,
+        pending.options.start_to_close_timeout,
+        pending.options.heartbeat_timeout,
+        now,
+        partition,
+    )
 
 
 def _read_count(store: PartitionStore) -> int:

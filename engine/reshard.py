@@ -39,12 +39,12 @@ from confluent_kafka.admin._metadata import TopicMetadata
 from ledgerflow.config import Settings
 from ledgerflow.engine.kafka import clients
 from ledgerflow.engine.kafka.admin import ensure_topics
+from ledgerflow.engine.processor import attempt_task
 from ledgerflow.engine.state import keys
 from ledgerflow.engine.state.models import RunState
 from ledgerflow.engine.state.recovery import open_and_restore
 from ledgerflow.engine.state.store import PartitionStore
 from ledgerflow.errors import DeploymentMovedError, ReshardError
-from ledgerflow.schemas.tasks import activity_task_json
 
 log = logging.getLogger("ledgerflow.engine.reshard")
 TRANSACTION_TIMEOUT_MS = 900_000
@@ -212,20 +212,8 @@ class _Move:
         for seq, pending in run.activities.items():
             if pending.state != "running":
                 continue  # waiting out a retry delay: its retry timer moved with the state
-            options = pending.options
-            task = activity_task_json(
-                run.workflow_id,
-                run.run_id,
-                seq,
-                pending.attempt,
-                pending.activity_type,
-                pending.args,
-                options.start_to_close_timeout,
-                options.heartbeat_timeout,
-                now,
-                partition,
-            )
-            self.tasks.append((options.queue, run.workflow_id, task))
+            task = attempt_task(run, seq, pending, now, partition)
+            self.tasks.append((pending.options.queue, run.workflow_id, task))
 
     def copy_inbox(self) -> None:
         """Inbox records past the old engines' committed offsets, to their workflow's new partition."""
