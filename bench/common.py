@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import time
@@ -119,3 +120,12 @@ def report_header(title: str, setup: str, command: str) -> list[str]:
         f"- command: `{command}`",
         "",
     ]
+
+
+def save_report(path: Path, lines: list[str], figures: object) -> None:
+    """The report a person reads (``path``, Markdown), its figures beside it as JSON, and a copy
+    on stdout."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    path.with_suffix(".json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
+    print("\n".join(lines))

@@ -40,6 +40,7 @@ from bench.common import (
     local_stack,
     percentile,
     report_header,
+    save_report,
 )
 from ledgerflow import Client
 from ledgerflow.samples.dags import FAN_OUT_FAN_IN
@@ -300,7 +301,6 @@ def write_report(
     restore: dict[str, float] | None = None,
     cpu: dict[str, float] | None = None,
 ) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     previous, previous_date = _previous(path)
     lines = [
         *report_header(
@@ -348,9 +348,7 @@ def write_report(
         lines += ["", "## Engine profile at max throughput (py-spy, self time, top frames)", ""]
         lines += ["| % samples | frame |", "|---|---|"]
         lines += [f"| {share:.1f} | `{frame}` |" for frame, share in profile]
-    path.write_text("\n".join(lines) + "\n")
-    path.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    print("\n".join(lines))
+    save_report(path, lines, results)
 
 
 def _kind(scenario: str) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 from confluent_kafka import Producer
 
-from bench.common import SAMPLES, arguments, events_consumer, local_stack, report_header
+from bench.common import SAMPLES, arguments, events_consumer, local_stack, report_header, save_report
 from ledgerflow.partitioning import partition_for
 from ledgerflow.schemas.commands import SignalWorkflow, StartWorkflow
 from ledgerflow.testing.processes import Cluster, NodeProcess
@@ -169,10 +169,7 @@ def write_report(args: argparse.Namespace, f: dict[str, Any]) -> None:
         if not move["partitions"]:
             continue
         lines.append(f"- {move['change']} {move['partitions']} in {move['seconds']:.3f} s")
-    args.report.parent.mkdir(parents=True, exist_ok=True)
-    args.report.write_text("\n".join(lines) + "\n")
-    args.report.with_suffix(".json").write_text(json.dumps(f, indent=2, default=str) + "\n")
-    print("\n".join(lines))
+    save_report(args.report, lines, f)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import time
 import uuid
@@ -20,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import SAMPLES, arguments, local_stack, percentile, report_header
+from bench.common import SAMPLES, arguments, local_stack, percentile, report_header, save_report
 from ledgerflow.samples.dags import FAN_OUT_FAN_IN
 
 TARGETS_MS = {"create": 100.0, "execute": 50.0, "status": 20.0}
@@ -115,10 +114,7 @@ def write_report(args: argparse.Namespace, latencies: dict[str, list[float]]) ->
         f"Requests that did not answer 200/202: {int(sum(latencies['_errors']))} (404s: a status read "
         "of a run created a moment earlier whose start the engine had not applied yet).",
     ]
-    args.report.parent.mkdir(parents=True, exist_ok=True)
-    args.report.write_text("\n".join(lines) + "\n")
-    args.report.with_suffix(".json").write_text(json.dumps(figures, indent=2) + "\n")
-    print("\n".join(lines))
+    save_report(args.report, lines, figures)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from bench.common import (
     events_consumer,
     local_stack,
     report_header,
+    save_report,
 )
 from bench.core import EventReader, Scenario, run_load, start_profiler, stop_profiler
 from ledgerflow.schemas.commands import StartWorkflow
@@ -127,10 +128,7 @@ def main() -> None:
         lines += ["", "## Engine profile during the second burst (py-spy, self time, top frames)", ""]
         lines += ["| % samples | frame |", "|---|---|"]
         lines += [f"| {share:.1f} | `{frame}` |" for frame, share in profile]
-    args.report.parent.mkdir(parents=True, exist_ok=True)
-    args.report.write_text("\n".join(lines) + "\n")
-    args.report.with_suffix(".json").write_text(json.dumps(figures, indent=2) + "\n")
-    print("\n".join(lines))
+    save_report(args.report, lines, figures)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ one request at a time.
 
 from __future__ import annotations
 
-import json
 import random
 import time
 import uuid
@@ -18,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import SAMPLES, arguments, local_stack, percentile, report_header
+from bench.common import SAMPLES, arguments, local_stack, percentile, report_header, save_report
 from bench.core import EventReader, Scenario, send_start, start_producer
 
 
@@ -94,10 +93,7 @@ def main() -> None:
         f"| status of a completed workflow through the gateway, one at a time, P50 / P99 | "
         f"{figures['status_p50_ms']:.1f} / {figures['status_p99_ms']:.1f} ms | P99 ≤ 10 ms |",
     ]
-    args.report.parent.mkdir(parents=True, exist_ok=True)
-    args.report.write_text("\n".join(lines) + "\n")
-    args.report.with_suffix(".json").write_text(json.dumps(figures, indent=2) + "\n")
-    print("\n".join(lines))
+    save_report(args.report, lines, figures)
 
 
 if __name__ == "__main__":
