@@ -11,16 +11,27 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import zlib
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+SEED_SHIFT = 29
+"""A loop's seed sits above this bit of each of its futures' hashes (see ``_OrderedFuture``)."""
+
 
 class _OrderedFuture(asyncio.Future[Any]):
-    """A future whose hash is its creation number, so sets of them iterate the same way on
-    every replay (``asyncio.wait`` returns sets; the default hash is the object's address)."""
+    """A future whose hash is its creation number in its loop, so sets of them iterate the
+    same way on every replay (``asyncio.wait`` returns sets; the default hash is the object's
+    address).
+
+    The number is offset by a seed taken from the run's id (the same on every replay, in
+    every process), so futures of different workflows do not share hashes: every task also
+    enters asyncio's process-wide set of tasks, where thousands of equal hashes (every
+    workflow's main task was number 1) made each insertion walk them all.
+    """
 
     def __init__(self, *, loop: asyncio.AbstractEventLoop, number: int) -> None:
         self._number = number
@@ -49,17 +60,22 @@ class _OrderedTask(asyncio.Task[Any]):
         return self._number
 
 
+def loop_seed(run_key: str) -> int:
+    """A loop's seed for a run: stable across processes (``hash(str)`` is salted per process)."""
+    return zlib.crc32(run_key.encode())
+
+
 class DeterministicLoop(asyncio.AbstractEventLoop):
     """Runs callbacks in FIFO order; time is whatever the current activation says."""
 
-    def __init__(self) -> None:
+    def __init__(self, seed: int = 0) -> None:
         self._ready: deque[
             tuple[asyncio.Handle, Callable[..., Any], tuple[Any, ...], contextvars.Context]
         ] = deque()
         self._now = 0.0
         self._closed = False
         self.unhandled: list[BaseException] = []
-        self._created = 0
+        self._created = seed << SEED_SHIFT
 
     # The parts of the loop API that futures and tasks use.
     def call_soon(  # type: ignore[override]

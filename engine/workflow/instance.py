@@ -20,7 +20,7 @@ from ledgerflow.converter import args_from_json, from_json, to_json
 from ledgerflow.engine.workflow import commands as cmd
 from ledgerflow.engine.workflow.context import WorkflowInfo, WorkflowRuntime, reset_runtime, set_runtime
 from ledgerflow.engine.workflow.definition import WorkflowDefinition
-from ledgerflow.engine.workflow.eventloop import DeterministicLoop
+from ledgerflow.engine.workflow.eventloop import DeterministicLoop, loop_seed
 from ledgerflow.errors import ActivityError, ChildWorkflowError, failure_from_exception
 from ledgerflow.schemas import events as ev
 from ledgerflow.schemas.common import JSON, ActivityOptions
@@ -41,7 +41,8 @@ class WorkflowInstance(WorkflowRuntime):
         self.definition = definition
         self._info = info
         # mypy sees AbstractEventLoop's I/O methods as abstract; a workflow never calls them.
-        self._loop = DeterministicLoop()  # type: ignore[abstract]
+        seed = loop_seed(f"{info.workflow_id}/{info.run_id}")
+        self._loop = DeterministicLoop(seed)  # type: ignore[abstract]
         self._commands: list[cmd.Command] = []
         self._seq = 0
         self._activities: dict[int, tuple[str, asyncio.Future[JSON]]] = {}

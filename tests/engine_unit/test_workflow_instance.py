@@ -822,6 +822,15 @@ def test_workflow_futures_hash_the_same_in_every_instance() -> None:
     assert first == again
 
 
+def test_futures_of_different_runs_do_not_share_hashes() -> None:
+    """Every task enters asyncio's process-wide set; equal hashes across runs made that set slow."""
+    hashes = [
+        only(code_run(HashesTasks, run_id=f"run-{i}").start()[-1:], cmd.CompleteWorkflow).result
+        for i in range(50)
+    ]
+    assert len({h for run in hashes for h in run}) == 50 * 4
+
+
 @workflow.defn
 class Exits:
     @workflow.run
