@@ -493,15 +493,17 @@ class PartitionProcessor:
     def _expire(self, workflow_id: str, run_id: str) -> None:
         """Delete a closed run past its retention: its history, and the workflow's state
         and idempotency keys too when it is still the workflow's latest run."""
-        self.txn.delete_prefix(keys.history_prefix(workflow_id, run_id))
+        if self.ctx.retention is None:
+            return  # retention was turned off since this run closed: keep it
         run = self.run(workflow_id)
+        if run is not None and run.run_id == run_id and run.is_open:
+            return  # cannot happen (the timer is set at close); keep everything
+        self.txn.delete_prefix(keys.history_prefix(workflow_id, run_id))
         if run is None:
             return
         if run.run_id != run_id:  # a later run exists: forget only this one
             if run_id in run.previous_runs:
                 run.previous_runs.remove(run_id)
-            return
-        if run.is_open:  # cannot happen (the timer is set at close); keep the state
             return
         del self._runs[workflow_id]
         self._recent_runs.pop(workflow_id, None)

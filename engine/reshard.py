@@ -93,7 +93,8 @@ def reshard(source: Settings, target: Settings, progress: Progress = lambda _: N
     queues = sorted(
         name.removeprefix(source.task_topic("")) for name in topics if name.startswith(source.task_topic(""))
     )
-    _require_stopped(admin, [f"{source.prefix}engine", *(f"{source.prefix}workers.{q}" for q in queues)])
+    groups = [f"{source.prefix}engine", *(f"{source.prefix}workers.{q}" for q in queues)]
+    _require_stopped(admin, groups)
     _require_unused(target, topics)
 
     progress(f"creating topics under {target.prefix!r} with {target.partitions} partitions")
@@ -105,7 +106,12 @@ def reshard(source: Settings, target: Settings, progress: Progress = lambda _: N
         move.copy_definitions()
         ensure_topics(target, tuple(sorted({*queues, *(queue for queue, _, _ in move.tasks)})))
         move.resend_tasks()
+        # Sealed last (reading the old changelog must not wait behind our own transaction),
+        # then checked again: an old engine started during the copy makes the move abort,
+        # and one starting from now on waits in its restore for this transaction and then
+        # finds the marker.
         move.seal_source()
+        _require_stopped(admin, groups)
         progress("committing")
         move.producer.commit_transaction(TRANSACTION_TIMEOUT_MS / 1000)
     except BaseException:

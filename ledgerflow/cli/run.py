@@ -18,6 +18,9 @@ from ledgerflow.errors import DeploymentMovedError, TopicLayoutError
 from ledgerflow.executors import builtins
 from ledgerflow.executors.worker import Worker
 
+MAX_RETENTION = 100 * 365 * 24 * 3600.0
+"""A century: longer retentions would arm timers past the latest a timer key can hold."""
+
 
 @click.command("engine")
 @kafka_options
@@ -48,7 +51,7 @@ from ledgerflow.executors.worker import Worker
 )
 @click.option(
     "--retention",
-    type=click.FloatRange(min=0, min_open=True),
+    type=click.FloatRange(min=0, min_open=True, max=MAX_RETENTION),
     default=None,
     help="Seconds a closed run's state and history are kept, then deleted (default: forever).",
 )

@@ -166,3 +166,15 @@ def test_a_finished_attempt_leaves_no_timeout_timer_behind(tmp_path: Path) -> No
     processor = processor_at(tmp_path)
     run_three_steps(processor, 1)  # every activity has a start-to-close timeout
     assert [key for key in keys_of(processor, "w") if key.startswith(keys.TIMER)] == []
+
+
+def test_a_retention_timer_deletes_nothing_once_retention_is_turned_off(tmp_path: Path) -> None:
+    processor = processor_at(tmp_path, retention=10.0)
+    batch(processor, 1.0, StartWorkflow(workflow_id="w", workflow_type="SignalCounter", run_id="r"))
+    batch(processor, 2.0, TerminateWorkflow(workflow_id="w"))  # arms the retention timer
+    processor.store.close()
+    restarted = processor_at(tmp_path)  # the engine restarted without --retention
+    batch(restarted, 20.0)
+    run = read_run(restarted.store, "w")
+    assert run is not None and run.status == "TERMINATED"
+    assert len(read_history(restarted.store, "w", "r")) == run.history_length
