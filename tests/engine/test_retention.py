@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -33,3 +36,18 @@ def test_closed_runs_are_deleted_after_the_retention(cluster: Cluster, client: C
         client.history("expires")
     assert client.describe("stays-open")["status"] == "RUNNING"
     assert client.start_workflow("ThreeSteps", 5, id="expires").result(timeout=30) == 8
+
+
+def test_a_retention_no_timer_can_hold_is_refused_at_start(tmp_path: Path) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "ledgerflow.cli",
+        "engine",
+        "--data-dir",
+        str(tmp_path),
+        "--retention",
+        "inf",
+    ]
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode == 2 and "Invalid value for '--retention'" in refused.stderr
