@@ -100,7 +100,7 @@ class PartitionProcessor:
         self.partition = partition
         self.store = store
         self.ctx = ctx
-        self.timers = TimerIndex.load(store)
+        self.timers = TimerIndex(store)
         self.cache = InstanceCache(ctx.cache_size)
         self.txn = StoreTransaction(store)
         self.open_runs = _read_count(store)

@@ -142,7 +142,7 @@ def _require_unused(target: Settings, topics: Mapping[str, TopicMetadata]) -> No
     present = [name for name in names if name in topics]
     if not present:
         return
-    probe = Consumer({"bootstrap.servers": target.bootstrap, "group.id": "ledgerflow-unused"})
+    probe = clients.consumer(target, None)
     try:
         for name in present:
             for p in topics[name].partitions:
@@ -225,7 +225,7 @@ class _Move:
         """Inbox records past the old engines' committed offsets, to their workflow's new partition."""
         source, target = self.source, self.target
         self.progress("copying unprocessed inbox records")
-        group = Consumer(clients.consumer_config(source, f"{source.prefix}engine"))
+        group = clients.consumer(source, f"{source.prefix}engine")
         try:
             committed = group.committed(
                 [TopicPartition(source.topic("inbox"), p) for p in range(source.partitions)], timeout=30

@@ -30,15 +30,11 @@ class TimerIndex:
     """Timers of one partition: a heap of those due before the horizon, the rest in the store."""
 
     def __init__(self, store: PartitionStore) -> None:
+        """An index over the store's timers; they are read in as they come within the window."""
         self._store = store
         self._heap: list[tuple[float, bytes]] = []
         self._horizon_ms = -1
         """Every stored timer due at or before this millisecond is in the heap (or was fired)."""
-
-    @classmethod
-    def load(cls, store: PartitionStore) -> TimerIndex:
-        """An index over the store's timers; they are read in as they come within the window."""
-        return cls(store)
 
     def add(self, txn: StoreTransaction, entry: TimerEntry) -> None:
         if not math.isfinite(entry.fire_at) or entry.fire_at > MAX_FIRE_AT:

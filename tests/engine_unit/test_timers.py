@@ -23,7 +23,7 @@ def commit(store: PartitionStore, txn: StoreTransaction) -> StoreTransaction:
 
 def test_far_timers_stay_in_the_store_until_they_come_near(tmp_path: Path) -> None:
     store = PartitionStore(tmp_path / "p")
-    index = TimerIndex.load(store)
+    index = TimerIndex(store)
     txn = StoreTransaction(store)
     assert index.pop_due(txn, NOW, 100) == []
     index.add(txn, timer("soon", NOW + 5))
@@ -40,11 +40,11 @@ def test_far_timers_stay_in_the_store_until_they_come_near(tmp_path: Path) -> No
 def test_a_restarted_index_finds_stored_timers_and_fires_none_early(tmp_path: Path) -> None:
     store = PartitionStore(tmp_path / "p")
     txn = StoreTransaction(store)
-    TimerIndex.load(store).add(txn, timer("overdue", NOW - 100))
-    TimerIndex.load(store).add(txn, timer("exact", NOW + 10.0005))
-    TimerIndex.load(store).add(txn, timer("far", NOW + WEEK))
+    TimerIndex(store).add(txn, timer("overdue", NOW - 100))
+    TimerIndex(store).add(txn, timer("exact", NOW + 10.0005))
+    TimerIndex(store).add(txn, timer("far", NOW + WEEK))
     txn = commit(store, txn)
-    index = TimerIndex.load(store)  # as after a restart or a takeover
+    index = TimerIndex(store)  # as after a restart or a takeover
     assert index.next_fire_at() is not None and index.next_fire_at() <= NOW  # reads the store at once
     assert [t.workflow_id for t in index.pop_due(txn, NOW, 100)] == ["overdue"]
     assert index.pop_due(txn, NOW + 10.0004, 100) == [], "fired before its time"
@@ -54,7 +54,7 @@ def test_a_restarted_index_finds_stored_timers_and_fires_none_early(tmp_path: Pa
 
 def test_timers_written_by_the_open_transaction_are_found_when_the_window_moves(tmp_path: Path) -> None:
     store = PartitionStore(tmp_path / "p")
-    index = TimerIndex.load(store)
+    index = TimerIndex(store)
     txn = StoreTransaction(store)
     index.pop_due(txn, NOW, 100)
     index.add(txn, timer("later", NOW + 2 * WINDOW))  # beyond the window, not committed yet
@@ -63,7 +63,7 @@ def test_timers_written_by_the_open_transaction_are_found_when_the_window_moves(
 
 def test_a_cancelled_timer_does_not_fire(tmp_path: Path) -> None:
     store = PartitionStore(tmp_path / "p")
-    index = TimerIndex.load(store)
+    index = TimerIndex(store)
     txn = StoreTransaction(store)
     entry = timer("w", NOW + 3)
     index.add(txn, entry)
