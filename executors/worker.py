@@ -75,7 +75,7 @@ class Worker:
             heartbeat_interval_ms=1000,
         )
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap, enable_idempotence=True, acks="all", linger_ms=2
+            bootstrap_servers=self.settings.bootstrap, enable_idempotence=True, acks="all", linger_ms=0
         )
         await producer.start()
         await consumer.start()
