@@ -39,7 +39,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
@@ -83,19 +82,14 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        state.http = httpx.AsyncClient(
-            timeout=settings.owner_timeout,
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-        )
         state.producer = AsyncProducer(settings, settings.produce_timeout, settings.max_body_bytes)
-        state.router = OwnerRouter(settings, state.http, state.routing_metrics)
+        state.router = OwnerRouter(settings, state.routing_metrics)
         await state.router.start()
         try:
             yield
         finally:
             await state.router.close()
             await asyncio.to_thread(state.producer.close)
-            await state.http.aclose()
 
     app = FastAPI(
         title="Ledgerflow gateway",

@@ -7,19 +7,24 @@ owner is unknown, answers 421 (the partition is moving) or cannot be reached
 gets one retry after a fresh read of the group; after that, or when the
 ``owner_timeout`` budget is spent, it fails with ``OwnerUnavailableError``
 (503 + Retry-After). It never waits longer than the budget.
+
+Forwarding uses aiohttp, not httpx: with a few requests in flight httpx's connection
+pool becomes the gateway's bottleneck (docs/decisions/0004-aiohttp-for-owner-reads.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import httpx
+import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from ledgerflow.api.errors import OwnerResponseError
@@ -38,6 +43,21 @@ def path_segment(value: str) -> str:
     if quoted.strip(".") == "":
         quoted = quoted.replace(".", "%2E")
     return quoted
+
+
+@dataclass(frozen=True)
+class OwnerResponse:
+    """An engine node's answer, read whole."""
+
+    status_code: int
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode(errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
 
 
 class RoutingMetrics:
@@ -66,10 +86,10 @@ class RoutingMetrics:
 class OwnerRouter:
     """partition -> owner URL, and forwarding with a bounded budget."""
 
-    def __init__(self, settings: GatewaySettings, http: httpx.AsyncClient, metrics: RoutingMetrics) -> None:
+    def __init__(self, settings: GatewaySettings, metrics: RoutingMetrics) -> None:
         self.settings = settings
-        self.http = http
         self.metrics = metrics
+        self._http: aiohttp.ClientSession | None = None
         self.directory = OwnerDirectory(settings, ttl=settings.directory_ttl)
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="owner-directory")
         self._snapshot = DirectorySnapshot()
@@ -78,6 +98,10 @@ class OwnerRouter:
 
     # ------------------------------------------------------------- directory
     async def start(self) -> None:
+        self._http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=200),
+            timeout=aiohttp.ClientTimeout(total=self.settings.owner_timeout),
+        )
         try:
             await asyncio.wait_for(self.refresh("start"), 5.0)
         except TimeoutError:
@@ -90,6 +114,20 @@ class OwnerRouter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._http is not None:
+            await self._http.close()
+
+    async def _request(
+        self, method: str, url: str, params: dict[str, Any] | None, body: Any, timeout: float
+    ) -> OwnerResponse:
+        """One HTTP exchange with an engine node; raises aiohttp.ClientError or TimeoutError."""
+        if self._http is None:
+            raise RuntimeError("the owner router is not started")
+        query = {k: str(v) for k, v in params.items()} if params else None
+        async with self._http.request(
+            method, url, params=query, json=body, timeout=aiohttp.ClientTimeout(total=timeout)
+        ) as response:
+            return OwnerResponse(response.status, await response.read())
 
     async def _refresh_forever(self) -> None:
         while True:
@@ -148,7 +186,7 @@ class OwnerRouter:
         method: str = "GET",
         params: dict[str, Any] | None = None,
         body: Any = None,
-    ) -> httpx.Response:
+    ) -> OwnerResponse:
         """The owner's answer (any status but 421 and 404); raise on 404 and when no owner answers."""
         started = time.monotonic()
         partition = self.partition(workflow_id)
@@ -172,7 +210,7 @@ class OwnerRouter:
         params: dict[str, Any] | None,
         body: Any,
         started: float,
-    ) -> httpx.Response:
+    ) -> OwnerResponse:
         budget = self.settings.owner_timeout
         deadline = started + budget
         reason = "no owner known"
@@ -197,13 +235,11 @@ class OwnerRouter:
                 reason = f"no owner (engine group {self._snapshot.state})"
                 continue
             try:
-                response = await self.http.request(
-                    method, f"{url}{path}", params=params, json=body, timeout=remaining
-                )
-            except httpx.TimeoutException:
+                response = await self._request(method, f"{url}{path}", params, body, remaining)
+            except TimeoutError:
                 kind, reason = "timeout", f"{url} did not answer within {budget} s"
                 break
-            except httpx.HTTPError as exc:
+            except aiohttp.ClientError as exc:
                 kind, reason = "unreachable", f"{url} unreachable ({type(exc).__name__})"
                 continue
             if response.status_code == 421:
@@ -229,11 +265,10 @@ class OwnerRouter:
             url = str(member.get("url") or "")
             if not url:
                 return member, None
+            timeout = self.settings.owner_timeout
             try:
-                response = await self.http.get(
-                    f"{url}{path}", params=params, timeout=self.settings.owner_timeout
-                )
-            except httpx.HTTPError:
+                response = await self._request("GET", f"{url}{path}", params, None, timeout)
+            except (aiohttp.ClientError, TimeoutError):
                 return member, None
             if response.status_code != 200:
                 return member, None

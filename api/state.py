@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import httpx
 from fastapi import Path, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
@@ -49,7 +48,6 @@ class GatewayState:
     node_types: frozenset[str]
     producer: AsyncProducer | None = None
     router: OwnerRouter | None = None
-    http: httpx.AsyncClient | None = None
 
     def live_router(self) -> OwnerRouter:
         if self.router is None:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
@@ -120,6 +121,16 @@ def report_header(title: str, setup: str, command: str) -> list[str]:
         f"- command: `{command}`",
         "",
     ]
+
+
+def previous_report(path: Path) -> tuple[Any, str]:
+    """The figures (its JSON) and date of the report about to be replaced; (None, "none") if absent."""
+    try:
+        figures = json.loads(path.with_suffix(".json").read_text())
+        date = next(line for line in path.read_text().splitlines() if line.startswith("- date:"))
+    except (OSError, ValueError, StopIteration):
+        return None, "none"
+    return figures, date.removeprefix("- date:").strip()
 
 
 def save_report(path: Path, lines: list[str], figures: object) -> None:

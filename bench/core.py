@@ -39,6 +39,7 @@ from bench.common import (
     events_consumer,
     local_stack,
     percentile,
+    previous_report,
     report_header,
     save_report,
 )
@@ -209,8 +210,11 @@ def main() -> None:
         Client(bootstrap, prefix, partitions=args.partitions).register_dag(FAN_OUT_FAN_IN)
         reader = EventReader(cluster)
         order = {"order_id": "bench", "amount": 1.0}
-        warmup = Scenario("warmup", "ProcessOrder", order, 100)
-        run_load(bootstrap, prefix, reader, warmup, 120)
+        run_load(bootstrap, prefix, reader, Scenario("warmup", "ProcessOrder", order, 100), 120)
+        # A young broker is slow on its transaction paths until its JIT has compiled them,
+        # which takes many small transactions (a burst makes few large ones): the first
+        # hundred sequential runs on a fresh broker take ~45 ms each, later ones ~25 ms.
+        run_sequential(bootstrap, prefix, reader, Scenario("warmup-one", "ProcessOrder", order, 200))
         one = Scenario("code-3-steps-one-in-flight", "ProcessOrder", order, args.sequential)
         run_sequential(bootstrap, prefix, reader, one)
         results.append(one.summary())
@@ -310,6 +314,9 @@ def write_report(
             f"python -m bench.core --runs {args.runs} --sequential {args.sequential} "
             f"--seconds {args.seconds:.0f} --in-flight {args.in_flight}",
         ),
+        "Warm-up, not reported: 100 runs at once, then 200 one at a time (a fresh broker's "
+        "transaction paths are slow until its JIT has seen many transactions).",
+        "",
         f"Each figure is followed by the previous report's (from {previous_date}) in brackets.",
         "",
         "| scenario | runs | completed | workflows/s | e2e P50 ms | e2e P99 ms | step P50 ms | step P99 ms |",
@@ -357,13 +364,9 @@ def _kind(scenario: str) -> str:
 
 
 def _previous(path: Path) -> tuple[dict[str, dict[str, Any]], str]:
-    """The figures and date of the report about to be replaced, if there is one."""
-    try:
-        rows = json.loads(path.with_suffix(".json").read_text())
-        date = next(line for line in path.read_text().splitlines() if line.startswith("- date:"))
-    except (OSError, ValueError, StopIteration):
-        return {}, "none"
-    return {_kind(row["scenario"]): row for row in rows}, date.removeprefix("- date:").strip()
+    """The previous report's rows by scenario kind, and its date."""
+    rows, date = previous_report(path)
+    return {_kind(row["scenario"]): row for row in rows or []}, date
 
 
 if __name__ == "__main__":

@@ -45,6 +45,13 @@ def process_stats() -> dict[str, float]:
 
 
 def create_app(engine: Engine) -> FastAPI:
+    """The node's HTTP routes.
+
+    The reads the gateway forwards on every start and status (one RocksDB get each) are
+    ``async def``: they run on the server's event loop instead of hopping to a worker thread
+    and back, and each hop waits for the GIL the busy owner loop holds. The slower reads
+    (listing, history, queries that replay) stay in the thread pool.
+    """
     app = FastAPI(title="Ledgerflow engine node", docs_url=None, redoc_url=None)
     settings = engine.settings
 
@@ -69,11 +76,11 @@ def create_app(engine: Engine) -> FastAPI:
             raise HTTPException(421, detail=f"partition {processor.partition} is moving") from exc
 
     @app.get("/health")
-    def health() -> dict[str, str]:
+    async def health() -> dict[str, str]:
         return {"status": "ok", "node": engine.node_id}
 
     @app.get("/ready")
-    def ready(response: Response) -> dict[str, Any]:
+    async def ready(response: Response) -> dict[str, Any]:
         ok = engine.ready()
         if not ok:
             response.status_code = 503
@@ -143,14 +150,14 @@ def create_app(engine: Engine) -> FastAPI:
         return {"node": engine.node_id, "partitions": [p.partition for p in processors], "runs": rows[:limit]}
 
     @app.get("/internal/workflows/{workflow_id}")
-    def describe(workflow_id: str) -> dict[str, Any]:
+    async def describe(workflow_id: str) -> dict[str, Any]:
         processor, run = committed_run(workflow_id)
         if run is None:
             raise HTTPException(404, detail=f"workflow {workflow_id!r} not found")
         return {"partition": processor.partition, "node": engine.node_id, **run.model_dump(mode="json")}
 
     @app.get("/internal/admission/{workflow_id}")
-    def admission(workflow_id: str) -> dict[str, Any]:
+    async def admission(workflow_id: str) -> dict[str, Any]:
         """What a start of this workflow id would meet: its open run, or a capacity refusal."""
         processor, run = committed_run(workflow_id)
         refusal = engine.ctx.limits.refusal(processor.partition, processor.open_runs)
