@@ -9,6 +9,7 @@ partition.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,8 @@ from ledgerflow.schemas.tasks import ActivityTask, CancelActivity, task_message_
 
 log = logging.getLogger("ledgerflow.worker")
 AttemptKey = tuple[str, str, int, int]
+COMMIT_INTERVAL = 0.2
+"""Seconds between offset commits (a killed worker re-runs at most this much finished work)."""
 
 
 class Worker:
@@ -81,24 +84,25 @@ class Worker:
         await consumer.start()
         self._producer = producer
         log.info("worker on %s started", topic)
-        last_commit = time.monotonic()
+        # Offsets are committed beside the fetch loop, so waiting for Kafka's acknowledgement
+        # of the reports never holds up the next tasks.
+        committer = asyncio.create_task(self._commit_every(consumer, COMMIT_INTERVAL))
         try:
             while not self._stop.is_set():
                 room = self.concurrency - len(self._running)
                 if room <= 0:
                     await asyncio.sleep(0.005)
-                    await self._commit(consumer, force=False, last=last_commit)
                     continue
                 batches = await consumer.getmany(timeout_ms=100, max_records=room)
                 for tp, messages in batches.items():
                     for message in messages:
                         self._accept(tp, message.offset, message.value)
-                if time.monotonic() - last_commit > 0.2:
-                    await self._commit(consumer, force=True, last=last_commit)
-                    last_commit = time.monotonic()
         finally:
+            committer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await committer
             await self._drain()
-            await self._commit(consumer, force=True, last=0)
+            await self._commit(consumer)
             await consumer.stop()
             await producer.stop()
             self.runner.threads.shutdown(wait=False, cancel_futures=True)
@@ -182,9 +186,12 @@ class Worker:
         future.add_done_callback(self._sends.discard)
         future.add_done_callback(_log_send_error)
 
-    async def _commit(self, consumer: AIOKafkaConsumer, force: bool, last: float) -> None:
-        if not force and time.monotonic() - last < 0.2:
-            return
+    async def _commit_every(self, consumer: AIOKafkaConsumer, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self._commit(consumer)
+
+    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
         assigned = consumer.assignment()
         for tp in [tp for tp in self._offsets if tp not in assigned]:
             # Revoked: its tasks belong to another worker now, and committing for it would
@@ -193,8 +200,10 @@ class Worker:
         offsets = {tp: o for tp, po in self._offsets.items() if (o := po.committable()) is not None}
         if not offsets:
             return
-        # Results must be on Kafka before the tasks that produced them count as done.
-        await self._flush_reports()
+        # Results must be on Kafka before the tasks that produced them count as done. Every
+        # task these offsets cover reported before it finished, so the reports sent so far
+        # are enough; later ones belong to the next commit.
+        await _delivered(list(self._sends))
         try:
             await consumer.commit(offsets)
         except Exception as exc:  # e.g. partition revoked in a rebalance: tasks will rerun
@@ -216,10 +225,15 @@ class Worker:
     async def _flush_reports(self) -> None:
         """Wait until every result reported so far is acknowledged by Kafka."""
         while self._sends:
-            sent = await asyncio.gather(*list(self._sends), return_exceptions=True)
-            deliveries = [d for d in sent if isinstance(d, asyncio.Future)]
-            if deliveries:
-                await asyncio.gather(*deliveries, return_exceptions=True)
+            await _delivered(list(self._sends))
+
+
+async def _delivered(sends: list[asyncio.Future[Any]]) -> None:
+    """Wait until these reports are acknowledged (or failed): ``send`` resolves to a delivery future."""
+    sent = await asyncio.gather(*sends, return_exceptions=True)
+    deliveries = [d for d in sent if isinstance(d, asyncio.Future)]
+    if deliveries:
+        await asyncio.gather(*deliveries, return_exceptions=True)
 
 
 def _log_send_error(future: asyncio.Future[Any]) -> None:
