@@ -21,6 +21,7 @@ from bench.common import (
     broker_pids,
     events_consumer,
     local_stack,
+    previous_report,
     report_header,
     save_report,
 )
@@ -49,7 +50,11 @@ def main() -> None:
     parser = arguments(__doc__, ".ledgerflow/bench-memory", "bench/results/memory.md", partitions=4)
     parser.add_argument("--workflows", type=int, default=100_000)
     parser.add_argument("--burst", type=int, default=3000, help="Runs of the throughput measurement.")
-    parser.add_argument("--profile", action="store_true", help="py-spy the engine during the second burst.")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy a third burst.",
+    )
     args = parser.parse_args()
     figures: dict[str, Any] = {}
     with local_stack(args, "mem") as cluster:
@@ -60,6 +65,9 @@ def main() -> None:
         reader = EventReader(cluster)
         pids = {"engine": engine.pid, "worker": worker.pid}
         cpu = CpuSplit({**pids, **{f"broker {i}": pid for i, pid in enumerate(broker_pids(args))}})
+        # Not measured: a young broker is slower until its JIT has compiled its hot paths,
+        # which would make the empty engine look slower than it is.
+        burst(cluster, reader, args.burst, cpu)
         figures["throughput_empty"], figures["cores_empty"] = burst(cluster, reader, args.burst, cpu)
         producer = Producer(
             {"bootstrap.servers": cluster.bootstrap, "partitioner": "murmur2_random", "linger.ms": 5}
@@ -89,10 +97,27 @@ def main() -> None:
         figures["started"] = seen
         figures["start_seconds"] = time.monotonic() - started_at
         figures["rss_full_mb"] = rss(engine.url) / 2**20
-        spy = start_profiler(engine.pid, args.report) if args.profile else None
         figures["throughput_full"], figures["cores_full"] = burst(cluster, reader, args.burst, cpu)
-        profile = stop_profiler(spy, args.report) if spy is not None else []
+        profile = []
+        if args.profile:  # a burst of its own: the sampler slows the engine
+            spy = start_profiler(engine.pid, args.report)
+            burst(cluster, reader, args.burst, cpu)
+            profile = stop_profiler(spy, args.report)
         reader.consumer.close()
+    previous, previous_date = previous_report(args.report)
+    before: dict[str, Any] = previous if isinstance(previous, dict) else {}
+
+    def was(key: str, unit: str = "", scale: float = 1.0) -> str:
+        """The previous report's figure, in brackets (empty when there is none)."""
+        old = before.get(key)
+        return f" ({old * scale:.0f}{unit})" if isinstance(old, int | float) else ""
+
+    share = 100 * figures["throughput_full"] / figures["throughput_empty"]
+    old_share = (
+        f" ({100 * before['throughput_full'] / before['throughput_empty']:.0f} %)"
+        if before.get("throughput_empty")
+        else ""
+    )
     lines = [
         *report_header(
             "Memory benchmark",
@@ -100,17 +125,19 @@ def main() -> None:
             "and left open, each waiting on a signal with a 7-day timeout (a durable timer)",
             f"python -m bench.memory --workflows {args.workflows} --burst {args.burst}",
         ),
+        f"Each figure is followed by the previous report's (from {previous_date}) in brackets. "
+        "A first burst, not measured, warms the broker up.",
+        "",
         "| figure | measured | target |",
         "|---|---|---|",
-        f"| engine RSS, empty | {figures['rss_empty_mb']:.0f} MiB | |",
+        f"| engine RSS, empty | {figures['rss_empty_mb']:.0f} MiB{was('rss_empty_mb', ' MiB')} | |",
         f"| engine RSS holding {figures['started']} open workflows | "
-        f"{figures['rss_full_mb']:.0f} MiB | ≤ 2 GiB |",
-        f"| time to start them all | {figures['start_seconds']:.1f} s | |",
+        f"{figures['rss_full_mb']:.0f} MiB{was('rss_full_mb', ' MiB')} | ≤ 2 GiB |",
+        f"| time to start them all | {figures['start_seconds']:.1f} s{was('start_seconds', ' s')} | |",
         f"| 3-activity workflows/s, {args.burst} started at once, empty engine | "
-        f"{figures['throughput_empty']:.0f}/s | |",
-        f"| same, next to the {figures['started']} open workflows | {figures['throughput_full']:.0f}/s "
-        f"({100 * figures['throughput_full'] / figures['throughput_empty']:.0f} % of empty) "
-        "| ≥ 80 % of empty |",
+        f"{figures['throughput_empty']:.0f}/s{was('throughput_empty', '/s')} | |",
+        f"| same, next to the {figures['started']} open workflows | {figures['throughput_full']:.0f}/s"
+        f"{was('throughput_full', '/s')}, {share:.0f} % of empty{old_share} | ≥ 80 % of empty |",
         "",
         "Cores busy during each burst (the machine has 2):",
         "",
@@ -125,7 +152,11 @@ def main() -> None:
         "(`EngineOptions.cache_size`), and a timer index entry per open timer.",
     ]
     if profile:
-        lines += ["", "## Engine profile during the second burst (py-spy, self time, top frames)", ""]
+        lines += [
+            "",
+            "## Engine profile during a third burst next to them (py-spy, self time, top frames)",
+            "",
+        ]
         lines += ["| % samples | frame |", "|---|---|"]
         lines += [f"| {share:.1f} | `{frame}` |" for frame, share in profile]
     save_report(args.report, lines, figures)
