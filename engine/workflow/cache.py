@@ -1,4 +1,8 @@
-"""A bounded LRU of live workflow instances; a miss is rebuilt by replay."""
+"""A bounded LRU of live workflow instances; a miss is rebuilt by replay.
+
+An instance leaving the cache is disposed of (``WorkflowInstance.dispose``): the cache
+holds the only reference the owner keeps, so it is freed at once.
+"""
 
 from __future__ import annotations
 
@@ -28,18 +32,25 @@ class InstanceCache:
         return self._items.get((workflow_id, run_id))
 
     def put(self, workflow_id: str, run_id: str, instance: WorkflowInstance) -> None:
+        replaced = self._items.get((workflow_id, run_id))
+        if replaced is not None and replaced is not instance:
+            replaced.dispose()
         self._items[(workflow_id, run_id)] = instance
         self._items.move_to_end((workflow_id, run_id))
         while len(self._items) > self.max_size:
-            self._items.popitem(last=False)
+            _, evicted = self._items.popitem(last=False)
+            if evicted is not instance:  # with no room at all, the caller still runs it
+                evicted.dispose()
 
     def evict(self, workflow_id: str, run_id: str) -> None:
-        self._items.pop((workflow_id, run_id), None)
+        evicted = self._items.pop((workflow_id, run_id), None)
+        if evicted is not None:
+            evicted.dispose()
 
     def evict_workflow(self, workflow_id: str) -> None:
         """Every cached run of one workflow id (after a rolled-back command)."""
         for key in [k for k in self._items if k[0] == workflow_id]:
-            del self._items[key]
+            self._items.pop(key).dispose()
 
     def __len__(self) -> int:
         return len(self._items)

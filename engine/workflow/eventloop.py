@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import weakref
 import zlib
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -76,6 +77,7 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
         self._closed = False
         self.unhandled: list[BaseException] = []
         self._created = seed << SEED_SHIFT
+        self._tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 
     # The parts of the loop API that futures and tasks use.
     def call_soon(  # type: ignore[override]
@@ -98,7 +100,9 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
         context: contextvars.Context | None = None,
     ) -> asyncio.Task[T]:
         self._created += 1
-        return _OrderedTask(coro, loop=self, number=self._created, name=name, context=context)
+        task = _OrderedTask(coro, loop=self, number=self._created, name=name, context=context)
+        self._tasks.add(task)
+        return task
 
     def call_later(  # type: ignore[override]
         self, delay: float, callback: Callable[..., Any], *args: Any, context: Any = None
@@ -126,7 +130,12 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
         return self._closed
 
     def close(self) -> None:
+        """Stop for good: pending tasks are cancelled and the wake-ups that queues are dropped,
+        so no workflow code runs, and nothing awaited still points back at a task (which
+        lets reference counting free the lot)."""
         self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
         self._ready.clear()
 
     def call_exception_handler(self, context: dict[str, Any]) -> None:

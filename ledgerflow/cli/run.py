@@ -12,7 +12,7 @@ from ledgerflow import activity, logs
 from ledgerflow.cli.options import kafka_options, settings_from
 from ledgerflow.engine.http import HttpServer, create_app
 from ledgerflow.engine.kafka.admin import ensure_topics
-from ledgerflow.engine.loop import Engine, EngineOptions
+from ledgerflow.engine.loop import Engine, EngineOptions, tune_garbage_collector
 from ledgerflow.engine.workflow.definition import WorkflowRegistry
 from ledgerflow.errors import DeploymentMovedError, TopicLayoutError
 from ledgerflow.executors import builtins
@@ -99,6 +99,7 @@ def engine_command(
         retention=retention,
         standby=standby,
     )
+    tune_garbage_collector()
     engine = Engine(settings, options, registry)
     server = HttpServer(create_app(engine), http_host, http_port)
     server.start()

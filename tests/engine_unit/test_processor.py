@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,13 @@ from ledgerflow.engine.processor import Admission, EngineContext, PartitionProce
 from ledgerflow.engine.state import keys
 from ledgerflow.engine.state.store import PartitionStore
 from ledgerflow.engine.workflow.definition import WorkflowRegistry
-from ledgerflow.schemas.commands import StartWorkflow, TaskCompleted, TerminateWorkflow, inbox_command_adapter
+from ledgerflow.schemas.commands import (
+    SignalWorkflow,
+    StartWorkflow,
+    TaskCompleted,
+    TerminateWorkflow,
+    inbox_command_adapter,
+)
 from ledgerflow.schemas.tasks import ActivityTask, task_message_adapter
 from ledgerflow.testing.invariants import check_run
 
@@ -37,7 +45,11 @@ def processor_at(tmp_path: Path, **context: Any) -> PartitionProcessor:
 
 def run_three_steps(processor: PartitionProcessor, n: int) -> None:
     """Start ThreeSteps(n) as workflow 'w' and complete its activities, one batch each."""
-    out = batch(processor, 1.0, start(n))
+    complete_steps(processor, batch(processor, 1.0, start(n)), n)
+
+
+def complete_steps(processor: PartitionProcessor, out: Outbox, n: int) -> None:
+    """Complete the activities of ThreeSteps(n) 'w', one batch each; ``out`` holds the first task."""
     value = n
     for step in range(3):
         (task,) = tasks(out)
@@ -74,6 +86,30 @@ def test_a_cache_miss_rebuilds_by_replay_and_carries_on(tmp_path: Path) -> None:
     assert metrics.REPLAYS._value.get() == replays_before + 3
     run = read_run(processor.store, "w")
     assert run is not None and run.result == 13
+
+
+def test_an_instance_leaving_the_cache_is_freed_without_the_cycle_collector(tmp_path: Path) -> None:
+    """Evicted and closed runs' instances are freed by reference counting (WorkflowInstance.dispose):
+    left to the cycle collector, its full collections took a third of the owner loop under load."""
+    processor = processor_at(tmp_path, cache_size=1)
+    gc.collect()
+    gc.disable()
+    try:
+        batch(processor, 1.0, StartWorkflow(workflow_id="a", workflow_type="SignalCounter", run_id="ra"))
+        waiting = weakref.ref(processor.cache.peek("a", "ra"))  # its code waits in asyncio.wait
+        out = batch(processor, 2.0, start(1))  # 'w' takes the only cache slot
+        assert waiting() is None, "the evicted instance is left for the cycle collector"
+        three_steps = weakref.ref(processor.cache.peek("w", "r"))
+        complete_steps(processor, out, 1)
+        assert three_steps() is None, "the completed run's instance is left for the cycle collector"
+    finally:
+        gc.enable()
+    # The evicted run is rebuilt by replay and carries on.
+    add = SignalWorkflow(workflow_id="a", name="add", payload=5)
+    batch(processor, 9.0, add, SignalWorkflow(workflow_id="a", name="done"))
+    run = read_run(processor.store, "a")
+    assert run is not None and run.status == "COMPLETED" and run.result == [5]
+    assert read_run(processor.store, "w").result == 4  # type: ignore[union-attr]
 
 
 def test_an_engine_error_fails_only_that_run_and_leaves_no_half_applied_state(tmp_path: Path) -> None:
