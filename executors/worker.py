@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -87,6 +88,7 @@ class Worker:
         # Offsets are committed beside the fetch loop, so waiting for Kafka's acknowledgement
         # of the reports never holds up the next tasks.
         committer = asyncio.create_task(self._commit_every(consumer, COMMIT_INTERVAL))
+        committer.add_done_callback(_log_commit_loop_end)
         try:
             while not self._stop.is_set():
                 room = self.concurrency - len(self._running)
@@ -98,9 +100,9 @@ class Worker:
                     for message in messages:
                         self._accept(tp, message.offset, message.value)
         finally:
-            committer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await committer
+            # Not cancelled: a cancelled commit round would cancel the report sends it waits on.
+            self._stop.set()
+            await asyncio.wait([committer])
             await self._drain()
             await self._commit(consumer)
             await consumer.stop()
@@ -174,21 +176,22 @@ class Worker:
         producer = self._producer
         assert producer is not None
         workflow_id: str = getattr(message, "workflow_id")  # noqa: B009
-        future = asyncio.ensure_future(
-            producer.send(
-                self.settings.topic("inbox"),
-                value=message.model_dump_json().encode(),
-                key=workflow_id.encode(),
-                partition=partition,
-            )
+        queued = producer.send(
+            self.settings.topic("inbox"),
+            value=message.model_dump_json().encode(),
+            key=workflow_id.encode(),
+            partition=partition,
         )
+        future = asyncio.ensure_future(_acknowledged(queued))
         self._sends.add(future)
         future.add_done_callback(self._sends.discard)
         future.add_done_callback(_log_send_error)
 
     async def _commit_every(self, consumer: AIOKafkaConsumer, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
+        """Commit every ``interval`` seconds until the worker stops, and once more then."""
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), interval)
             await self._commit(consumer)
 
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:
@@ -201,9 +204,10 @@ class Worker:
         if not offsets:
             return
         # Results must be on Kafka before the tasks that produced them count as done. Every
-        # task these offsets cover reported before it finished, so the reports sent so far
-        # are enough; later ones belong to the next commit.
-        await _delivered(list(self._sends))
+        # task these offsets cover reported before it finished, so the reports not yet
+        # acknowledged now are the ones to wait for; later ones belong to the next commit.
+        if self._sends:
+            await asyncio.wait(list(self._sends))
         try:
             await consumer.commit(offsets)
         except Exception as exc:  # e.g. partition revoked in a rebalance: tasks will rerun
@@ -225,15 +229,19 @@ class Worker:
     async def _flush_reports(self) -> None:
         """Wait until every result reported so far is acknowledged by Kafka."""
         while self._sends:
-            await _delivered(list(self._sends))
+            await asyncio.wait(list(self._sends))
 
 
-async def _delivered(sends: list[asyncio.Future[Any]]) -> None:
-    """Wait until these reports are acknowledged (or failed): ``send`` resolves to a delivery future."""
-    sent = await asyncio.gather(*sends, return_exceptions=True)
-    deliveries = [d for d in sent if isinstance(d, asyncio.Future)]
-    if deliveries:
-        await asyncio.gather(*deliveries, return_exceptions=True)
+async def _acknowledged(queued: Awaitable[asyncio.Future[Any]]) -> Any:
+    """A report's send until Kafka acknowledged it: aiokafka's ``send`` returns once the record
+    is queued, with a future of its delivery."""
+    delivery = await queued
+    return await delivery
+
+
+def _log_commit_loop_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("offset commits stopped: %s", task.exception())
 
 
 def _log_send_error(future: asyncio.Future[Any]) -> None:
