@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import yarl
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from ledgerflow.api.errors import OwnerResponseError
@@ -101,6 +102,7 @@ class OwnerRouter:
         self._http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=200),
             timeout=aiohttp.ClientTimeout(total=self.settings.owner_timeout),
+            trust_env=True,  # HTTP(S)_PROXY / NO_PROXY, as httpx honoured them
         )
         try:
             await asyncio.wait_for(self.refresh("start"), 5.0)
@@ -124,8 +126,15 @@ class OwnerRouter:
         if self._http is None:
             raise RuntimeError("the owner router is not started")
         query = {k: str(v) for k, v in params.items()} if params else None
+        # encoded=True: the path is sent as ``path_segment`` escaped it (yarl would otherwise
+        # decode %2E and collapse a dot-only workflow id away); an owner never redirects.
         async with self._http.request(
-            method, url, params=query, json=body, timeout=aiohttp.ClientTimeout(total=timeout)
+            method,
+            yarl.URL(url, encoded=True),
+            params=query,
+            json=body,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            allow_redirects=False,
         ) as response:
             return OwnerResponse(response.status, await response.read())
 

@@ -257,6 +257,18 @@ def test_oversized_bodies_get_413(api: httpx.Client) -> None:
     assert small.status_code == 202
 
 
+def test_dot_only_workflow_ids_reach_their_own_run(api: httpx.Client) -> None:
+    """'.' and '..' are workflow ids like any other: the gateway forwards reads about them
+    escaped (%2E), never as path segments that a URL library would collapse."""
+    for wid in (".", ".."):
+        escaped = wid.replace(".", "%2E")
+        started = api.post("/api/v1/workflows", json={"id": wid, "type": "SignalCounter"})
+        assert started.status_code == 202, started.text
+        assert wait_status(api, escaped, ("RUNNING",))["workflowId"] == wid
+        again = api.post("/api/v1/workflows", json={"id": wid, "type": "SignalCounter"})
+        assert again.status_code == 409, again.text  # the start check found the open run
+
+
 def test_unknown_workflows_are_404(api: httpx.Client) -> None:
     for path in ("status", "history"):
         answer = api.get(f"/api/v1/workflows/{unique('nobody')}/{path}")
