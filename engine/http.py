@@ -200,12 +200,17 @@ def create_app(engine: Engine) -> FastAPI:
             history = read_history(processor.store, workflow_id, run.run_id)
         except Exception as exc:
             raise HTTPException(421, detail=f"partition {processor.partition} is moving") from exc
+        instance = None
         try:
-            result = query_instance(processor.ctx.registry, run, history).query(name, args)
+            instance = query_instance(processor.ctx.registry, run, history)
+            result = instance.query(name, args)
         except KeyError as exc:
             raise HTTPException(400, detail=str(exc.args[0])) from exc
         except Exception as exc:  # the query method raised, or the code no longer replays
             raise HTTPException(400, detail=f"query {name!r} failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            if instance is not None:
+                instance.dispose()
         return {"result": result}
 
     return app

@@ -113,6 +113,7 @@ class PartitionManager:
         for p in partitions:
             processor = self.processors.pop(p, None)
             if processor is not None:
+                processor.cache.clear()
                 processor.store.close()
             self.restoring.discard(p)
         if self.standby is not None and reason != "closed":

@@ -52,5 +52,11 @@ class InstanceCache:
         for key in [k for k in self._items if k[0] == workflow_id]:
             self._items.pop(key).dispose()
 
+    def clear(self) -> None:
+        """Drop every instance (the partition is given up)."""
+        while self._items:
+            _, instance = self._items.popitem()
+            instance.dispose()
+
     def __len__(self) -> int:
         return len(self._items)
