@@ -17,7 +17,15 @@ from typing import Any
 
 import httpx
 
-from bench.common import SAMPLES, arguments, local_stack, percentile, report_header, save_report
+from bench.common import (
+    SAMPLES,
+    arguments,
+    local_stack,
+    percentile,
+    previous_report,
+    report_header,
+    save_report,
+)
 from bench.core import EventReader, Scenario, send_start, start_producer
 
 
@@ -75,6 +83,14 @@ def main() -> None:
                 assert response.status_code == 200 and response.json()["status"] == "COMPLETED", response.text
         figures["status_p50_ms"] = percentile(latencies, 50)
         figures["status_p99_ms"] = percentile(latencies, 99)
+    previous, previous_date = previous_report(args.report)
+    before: dict[str, Any] = previous if isinstance(previous, dict) else {}
+
+    def was(key: str, form: str = ".1f", scale: float = 1.0) -> str:
+        """The previous report's figure, in brackets (empty when there is none)."""
+        old = before.get(key)
+        return f" ({old * scale:{form}})" if isinstance(old, int | float) else ""
+
     lines = [
         *report_header(
             "Stored workflows benchmark",
@@ -83,15 +99,19 @@ def main() -> None:
             f"python -m bench.stored --workflows {args.workflows} --in-flight {args.in_flight} "
             f"--reads {args.reads}",
         ),
+        f"Each figure is followed by the previous report's (from {previous_date}) in brackets.",
+        "",
         "| figure | measured | target |",
         "|---|---|---|",
         f"| completed workflows stored | {figures['completed']} "
-        f"(run in {figures['load_seconds']:.0f} s) | 1,000,000 |",
-        f"| engine state on disk (RocksDB estimate) | {figures['state_bytes'] / 2**30:.2f} GiB | |",
-        f"| engine restart with its local state → /ready | {figures['restart_to_ready_s']:.1f} s "
-        f"({figures['restored_records']} changelog records read) | ≤ 5 s |",
+        f"(run in {figures['load_seconds']:.0f} s{was('load_seconds', '.0f')}) | 1,000,000 |",
+        f"| engine state on disk (RocksDB estimate) | {figures['state_bytes'] / 2**30:.2f} GiB"
+        f"{was('state_bytes', '.2f', 2**-30)} | |",
+        f"| engine restart with its local state → /ready | {figures['restart_to_ready_s']:.1f} s"
+        f"{was('restart_to_ready_s')} ({figures['restored_records']} changelog records read) | ≤ 5 s |",
         f"| status of a completed workflow through the gateway, one at a time, P50 / P99 | "
-        f"{figures['status_p50_ms']:.1f} / {figures['status_p99_ms']:.1f} ms | P99 ≤ 10 ms |",
+        f"{figures['status_p50_ms']:.1f}{was('status_p50_ms')} / {figures['status_p99_ms']:.1f}"
+        f"{was('status_p99_ms')} ms | P99 ≤ 10 ms |",
     ]
     save_report(args.report, lines, figures)
 
