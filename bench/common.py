@@ -133,6 +133,11 @@ def previous_report(path: Path) -> tuple[Any, str]:
     return figures, date.removeprefix("- date:").strip()
 
 
+def was(old: object, form: str = ".1f", unit: str = "", scale: float = 1.0) -> str:
+    """A previous report's figure in brackets, to follow the new one ('' when there is none)."""
+    return f" ({old * scale:{form}}{unit})" if isinstance(old, int | float) else ""
+
+
 def save_report(path: Path, lines: list[str], figures: object) -> None:
     """The report a person reads (``path``, Markdown), its figures beside it as JSON, and a copy
     on stdout."""

@@ -42,6 +42,7 @@ from bench.common import (
     previous_report,
     report_header,
     save_report,
+    was,
 )
 from ledgerflow import Client
 from ledgerflow.samples.dags import FAN_OUT_FAN_IN
@@ -327,8 +328,7 @@ def write_report(
         old = previous.get(_kind(r["scenario"]), {})
 
         def cell(name: str, row: dict[str, Any] = r, old: dict[str, Any] = old) -> str:
-            before = f" ({old[name]:.1f})" if name in old else ""
-            return f"{row[name]:.1f}{before}"
+            return f"{row[name]:.1f}{was(old.get(name))}"
 
         lines.append(
             f"| {r['scenario']} | {r['runs']} | {r['completed']} | {cell('throughput_per_s')} | "

@@ -34,6 +34,7 @@ from bench.common import (
     previous_report,
     report_header,
     save_report,
+    was,
 )
 from bench.core import EventReader, Scenario, send_start, start_producer
 from ledgerflow.samples.dags import FAN_OUT_FAN_IN
@@ -181,7 +182,7 @@ def write_report(args: argparse.Namespace, paced: dict[str, Any], latencies: dic
     before: dict[str, Any] = previous if isinstance(previous, dict) else {}
 
     def cell(value: float, old: Any) -> str:
-        return f"{value:.1f} ({old:.1f})" if isinstance(old, int | float) else f"{value:.1f}"
+        return f"{value:.1f}{was(old)}"
 
     lines = [
         *report_header(

@@ -24,6 +24,7 @@ from bench.common import (
     previous_report,
     report_header,
     save_report,
+    was,
 )
 from bench.core import EventReader, Scenario, run_load, start_profiler, stop_profiler
 from ledgerflow.schemas.commands import StartWorkflow
@@ -107,14 +108,12 @@ def main() -> None:
     previous, previous_date = previous_report(args.report)
     before: dict[str, Any] = previous if isinstance(previous, dict) else {}
 
-    def was(key: str, unit: str = "", scale: float = 1.0) -> str:
-        """The previous report's figure, in brackets (empty when there is none)."""
-        old = before.get(key)
-        return f" ({old * scale:.0f}{unit})" if isinstance(old, int | float) else ""
+    def old(key: str, unit: str) -> str:
+        return was(before.get(key), ".0f", unit)
 
     share = 100 * figures["throughput_full"] / figures["throughput_empty"]
     old_share = (
-        f" ({100 * before['throughput_full'] / before['throughput_empty']:.0f} %)"
+        was(100 * before["throughput_full"] / before["throughput_empty"], ".0f", " %")
         if before.get("throughput_empty")
         else ""
     )
@@ -130,14 +129,14 @@ def main() -> None:
         "",
         "| figure | measured | target |",
         "|---|---|---|",
-        f"| engine RSS, empty | {figures['rss_empty_mb']:.0f} MiB{was('rss_empty_mb', ' MiB')} | |",
+        f"| engine RSS, empty | {figures['rss_empty_mb']:.0f} MiB{old('rss_empty_mb', ' MiB')} | |",
         f"| engine RSS holding {figures['started']} open workflows | "
-        f"{figures['rss_full_mb']:.0f} MiB{was('rss_full_mb', ' MiB')} | ≤ 2 GiB |",
-        f"| time to start them all | {figures['start_seconds']:.1f} s{was('start_seconds', ' s')} | |",
+        f"{figures['rss_full_mb']:.0f} MiB{old('rss_full_mb', ' MiB')} | ≤ 2 GiB |",
+        f"| time to start them all | {figures['start_seconds']:.1f} s{old('start_seconds', ' s')} | |",
         f"| 3-activity workflows/s, {args.burst} started at once, empty engine | "
-        f"{figures['throughput_empty']:.0f}/s{was('throughput_empty', '/s')} | |",
+        f"{figures['throughput_empty']:.0f}/s{old('throughput_empty', '/s')} | |",
         f"| same, next to the {figures['started']} open workflows | {figures['throughput_full']:.0f}/s"
-        f"{was('throughput_full', '/s')}, {share:.0f} % of empty{old_share} | ≥ 80 % of empty |",
+        f"{old('throughput_full', '/s')}, {share:.0f} % of empty{old_share} | ≥ 80 % of empty |",
         "",
         "Cores busy during each burst (the machine has 2):",
         "",
