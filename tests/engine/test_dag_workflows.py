@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.server
 import json
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +13,10 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from ledgerflow import Client
+from ledgerflow.schemas import events as ev
 from ledgerflow.testing.processes import Cluster
 from tests.fixtures import assert_invariants
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -71,12 +72,27 @@ def test_durable_sleep_and_signal_nodes(running: Cluster, client: Client) -> Non
             "edges": [{"source": "nap", "target": "ok"}, {"source": "ok", "target": "done"}],
         }
     )
-    started = time.time()
     client.start_workflow("approve", None, id="dag-2")
-    time.sleep(1.5)
+    wait_until(lambda: client.describe("dag-2")["timers"], "the nap's timer to be started")
+    # Sent while the nap is (most likely) still pending: an early signal must not cut the sleep short.
     client.signal("dag-2", "ok", "alice")
     assert client.result("dag-2", timeout=30)["done"] == {"who": "alice"}
-    assert time.time() - started >= 1.0
+
+    history = client.history("dag-2")
+    nap = next(e for e in history if isinstance(e, ev.TimerStarted))
+    asked = nap.fire_at - nap.time
+    assert asked >= 1.0 - 1e-3, f"a 1 s sleep asked to fire {asked:.3f} s on"
+    fired = next(e for e in history if isinstance(e, ev.TimerFired) and e.seq == nap.seq)
+    assert fired.time >= nap.fire_at, f"the nap fired {nap.fire_at - fired.time:.3f} s before its fire_at"
+    after_nap = [e for e in history if e.index > fired.index]
+    done = next(e for e in after_nap if isinstance(e, ev.ActivityScheduled))
+    assert done.activity_type == "echo", done
+    assert not [e for e in history if isinstance(e, ev.ActivityScheduled) and e.index < fired.index], (
+        "a node after the sleep ran before the sleep's timer fired"
+    )
+    assert all(e.time >= fired.time for e in after_nap), [(e.kind, e.time - fired.time) for e in after_nap]
+    assert isinstance(history[-1], ev.WorkflowCompleted) and history[-1].time >= nap.fire_at
+    print(f"nap: asked {asked:.3f} s, fired {fired.time - nap.time:.3f} s after it started")
 
 
 @pytest.fixture
