@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ledgerflow import Client, WorkflowFailedError, WorkflowNotFoundError
+from ledgerflow.engine.workflow import commands as cmd
+from ledgerflow.engine.workflow.context import WorkflowInfo
+from ledgerflow.engine.workflow.definition import WorkflowRegistry
+from ledgerflow.engine.workflow.instance import WorkflowInstance
+from ledgerflow.engine.workflow.replayer import replay_run
 from ledgerflow.schemas import events as ev
 from ledgerflow.testing.processes import Cluster
-from tests.fixtures import assert_invariants
+from tests.fixtures import FLOWS, assert_invariants
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -85,9 +92,7 @@ def test_signals_are_delivered_exactly_once(running: Cluster, client: Client) ->
     # the same signal sent twice with one idempotency key counts once
     client.signal("signals", "add", "dup", request_id="same-key")
     client.signal("signals", "add", "dup", request_id="same-key")
-    deadline = time.time() + 20
-    while time.time() < deadline and len(received(client, "signals")) < 6:
-        time.sleep(0.1)
+    wait_until(lambda: len(received(client, "signals")) >= 6, "the six 'add' signals to be applied", 20)
     client.signal("signals", "done")
     assert client.result("signals", timeout=20) == [0, 1, 2, 3, 4, "dup"]
     assert_invariants(client, "signals")
@@ -99,18 +104,12 @@ def test_cancel_stops_the_workflow_and_reaches_its_activity(
     markers = tmp_path / "markers"
     markers.mkdir()
     client.start_workflow("SlowCancellable", str(markers), id="cancel-me")
-    deadline = time.time() + 20
-    while not (markers / "started").exists() and time.time() < deadline:
-        time.sleep(0.1)
-    assert (markers / "started").exists(), "the activity never started"
+    wait_until((markers / "started").exists, "the activity to start", 20)
     client.cancel("cancel-me", reason="test")
     with pytest.raises(WorkflowFailedError) as info:
         client.result("cancel-me", timeout=30)
     assert info.value.status == "CANCELED"
-    deadline = time.time() + 10
-    while not (markers / "cancelled").exists() and time.time() < deadline:
-        time.sleep(0.1)
-    assert (markers / "cancelled").exists(), "the running activity was not told to stop"
+    wait_until((markers / "cancelled").exists, "the running activity to be told to stop", 10)
     assert (markers / "cleanup").exists(), "the workflow's cleanup step did not run"
     history_kinds = kinds(client, "cancel-me")
     assert "cancel_requested" in history_kinds and "activity_cancel_requested" in history_kinds
@@ -119,13 +118,9 @@ def test_cancel_stops_the_workflow_and_reaches_its_activity(
 
 def test_one_open_run_per_workflow_id_and_every_run_kept(running: Cluster, client: Client) -> None:
     first = client.start_workflow("SignalCounter", None, id="reuse")
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            if client.describe("reuse")["status"] == "RUNNING":
-                break
-        except WorkflowNotFoundError:
-            time.sleep(0.1)
+    wait_until(
+        lambda: client.describe("reuse")["status"] == "RUNNING", "the first run of 'reuse' to start", 20
+    )
     again = client.start_workflow("SignalCounter", None, id="reuse")
     assert again.already_started and again.run_id == first.run_id
     client.signal("reuse", "done")
@@ -152,11 +147,51 @@ def test_child_workflows_and_continue_as_new(running: Cluster, client: Client) -
     assert_invariants(client, "countdown")
 
 
+def replayed_result(workflow_id: str, run_id: str, history: list[ev.HistoryEvent]) -> Any:
+    """The result a fresh instance of today's code computes from ``history``'s input events.
+
+    The instance sees only what the engine feeds it (start, completions, fired timers...), never
+    the commands history records, so what it returns is re-derived, not read back.
+    """
+    started = history[0]
+    assert isinstance(started, ev.WorkflowStarted)
+    definition = WorkflowRegistry.from_modules([FLOWS]).get(started.workflow_type)
+    assert definition is not None
+    instance = WorkflowInstance(definition, WorkflowInfo(workflow_id, run_id, started.workflow_type, 0))
+    commands = []
+    for event in history:
+        if not isinstance(event, (*ev.COMMAND_EVENTS, *ev.CLOSING_EVENTS)):
+            commands += instance.activate(event)
+    closing = commands[-1]
+    assert isinstance(closing, cmd.CompleteWorkflow), commands
+    return closing.result
+
+
 def test_deterministic_helpers_replay_identically(running: Cluster, client: Client) -> None:
-    client.start_workflow("Deterministic", None, id="det")
-    result = client.result("det", timeout=20)
+    first = client.start_workflow("Deterministic", None, id="det")
+    result = first.result(timeout=20)
     assert result["uuid"] != result["uuid2"]
-    assert_invariants(client, "det")  # replay re-derives the same values or diverges
+    history = client.history("det")
+    # replay re-derives the same uuid4() and random() values from the run id
+    assert replayed_result("det", first.run_id, history) == result
+    registry = WorkflowRegistry.from_modules([FLOWS])
+    assert replay_run(registry, "det", first.run_id, history).deterministic
+    # ...which they are derived from: another run id gives other values
+    elsewhere = replayed_result("det", "another-run-id", history)
+    assert all(elsewhere[k] != result[k] for k in ("uuid", "rand", "uuid2")), (elsewhere, result)
+    second = client.start_workflow("Deterministic", None, id="det-other")
+    other = second.result(timeout=20)
+    assert all(other[k] != result[k] for k in ("uuid", "rand", "uuid2")), (other, result)
+
+    # now() is the time of the event being applied, on the first run and on replay alike
+    sleeper = client.start_workflow("Sleeper", 0.1, id="det-now")
+    times = sleeper.result(timeout=20)
+    sleep_history = client.history("det-now")
+    fired = next(e for e in sleep_history if isinstance(e, ev.TimerFired))
+    # (to the microsecond: workflow.now() is a datetime)
+    assert times == pytest.approx({"before": sleep_history[0].time, "after": fired.time}, abs=2e-6)
+    assert replayed_result("det-now", sleeper.run_id, sleep_history) == times
+    assert_invariants(client, "det")
 
 
 def test_heartbeat_and_schedule_to_close_timeouts(running: Cluster, client: Client) -> None:
