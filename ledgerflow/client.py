@@ -232,9 +232,17 @@ class Client:
         return result
 
     def history(self, workflow_id: str, run_id: str | None = None) -> list[HistoryEvent]:
-        params = {"run_id": run_id} if run_id else None
-        data = self._owner_get(workflow_id, f"/internal/workflows/{workflow_id}/history", params)
-        return [history_event_adapter.validate_python(e) for e in data["events"]]
+        """The whole history of the latest run (or of ``run_id``), read page by page."""
+        events: list[HistoryEvent] = []
+        while True:
+            params: dict[str, Any] = {"offset": len(events)}
+            if run_id:
+                params["run_id"] = run_id
+            data = self._owner_get(workflow_id, f"/internal/workflows/{workflow_id}/history", params)
+            events += [history_event_adapter.validate_python(e) for e in data["events"]]
+            run_id = data["run_id"]  # later pages of the same run, even if a new run starts
+            if not data["events"] or len(events) >= data["total"]:
+                return events
 
     def query(self, workflow_id: str, name: str, *args: Any) -> Any:
         data = self._owner_get(

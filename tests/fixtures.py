@@ -15,7 +15,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from ledgerflow import Client
 from ledgerflow.engine.workflow.definition import WorkflowRegistry
-from ledgerflow.testing.invariants import check_run
+from ledgerflow.testing.invariants import check_workflow
 from ledgerflow.testing.processes import Cluster, NodeProcess
 
 ROOT = str(Path(__file__).resolve().parents[1])
@@ -68,10 +68,9 @@ def settled_shares(engines: list[NodeProcess], partitions: int, timeout: float =
 
 
 def assert_invariants(client: Client, workflow_id: str) -> None:
-    state = client.describe(workflow_id)
-    history = client.history(workflow_id)
-    registry = WorkflowRegistry.from_modules([FLOWS])
-    problems = check_run(state, history, registry)
+    """Every run of ``workflow_id`` (its continue-as-new chain) and of its children holds the
+    engine's invariants, replayed against the test workflows (ledgerflow.testing.invariants)."""
+    problems = check_workflow(client, workflow_id, WorkflowRegistry.from_modules([FLOWS]))
     assert not problems, problems
 
 

@@ -174,6 +174,14 @@ class WorkflowInstance(WorkflowRuntime):
         else:
             self._commands.append(cmd.FailWorkflow(failure_from_exception(exc)))
 
+    def awaiting(self) -> dict[str, set[int]]:
+        """Sequence numbers of the activities, timers and child workflows the code still awaits."""
+        return {
+            "activities": set(self._activities),
+            "timers": set(self._timers),
+            "children": set(self._children),
+        }
+
     # ------------------------------------------------------------------ queries
     def query(self, name: str, args: list[JSON]) -> JSON:
         """Run a ``@workflow.query`` method against the current state."""

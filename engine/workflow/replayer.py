@@ -78,6 +78,48 @@ def _matches(command: cmd.Command, event: ev.HistoryEvent) -> bool:
     return False
 
 
+def payload_difference(command: cmd.Command, event: ev.HistoryEvent) -> str | None:
+    """How a command's payload differs from the event that recorded it, or None when equal.
+
+    ``_matches`` pairs a command with its event by kind and sequence number, which is all
+    the engine needs to rebuild an instance. A strict replay (``ledgerflow replay``, the
+    invariants checker) also asks the code to reproduce what history recorded: the same
+    activity arguments, timer, child input and ending.
+    """
+    match command, event:
+        case cmd.ScheduleActivity(), ev.ActivityScheduled():
+            if command.args != event.args:
+                return f"arguments {command.args!r} where history has {event.args!r}"
+            if command.options != event.options:
+                return f"options {command.options!r} where history has {event.options!r}"
+        case cmd.StartTimer(), ev.TimerStarted():
+            if abs(event.time + command.seconds - event.fire_at) > TIMER_TOLERANCE:
+                return f"a {command.seconds} s timer where history has {event.fire_at - event.time} s"
+        case cmd.StartChildWorkflow(), ev.ChildWorkflowStarted():
+            if command.workflow_id != event.workflow_id:
+                return f"child id {command.workflow_id!r} where history has {event.workflow_id!r}"
+            if command.input != event.input:
+                return f"child input {command.input!r} where history has {event.input!r}"
+        case cmd.CompleteWorkflow(), ev.WorkflowCompleted():
+            if command.result != event.result:
+                return f"result {command.result!r} where history has {event.result!r}"
+        case cmd.FailWorkflow(), ev.WorkflowFailed():
+            asked, recorded = command.failure, event.failure
+            if (asked.type, asked.message) != (recorded.type, recorded.message):
+                return (
+                    f"failure {asked.type}: {asked.message} where history has "
+                    f"{recorded.type}: {recorded.message}"
+                )
+        case cmd.ContinueAsNew(), ev.WorkflowContinuedAsNew():
+            if command.input != event.input:
+                return f"continue-as-new input {command.input!r} where history has {event.input!r}"
+    return None
+
+
+TIMER_TOLERANCE = 1e-6
+"""Seconds a recorded timer's fire time may differ from its start time plus its duration (float sums)."""
+
+
 def is_code_event(event: ev.HistoryEvent) -> bool:
     """True for events the workflow code caused (checked on replay)."""
     if isinstance(event, ev.WorkflowFailed):
@@ -87,8 +129,11 @@ def is_code_event(event: ev.HistoryEvent) -> bool:
     )
 
 
-def replay(instance: WorkflowInstance, history: Sequence[ev.HistoryEvent]) -> None:
-    """Feed ``history`` to a fresh ``instance``; raise NonDeterminismError at the first divergence."""
+def replay(instance: WorkflowInstance, history: Sequence[ev.HistoryEvent], strict: bool = False) -> None:
+    """Feed ``history`` to a fresh ``instance``; raise NonDeterminismError at the first divergence.
+
+    ``strict`` also compares each command's payload with its event (``payload_difference``).
+    """
     workflow_id = instance.info().workflow_id
     expected: deque[cmd.Command] = deque()
     instance.replaying = True
@@ -107,6 +152,13 @@ def replay(instance: WorkflowInstance, history: Sequence[ev.HistoryEvent]) -> No
                         workflow_id,
                         f"history event #{event.index} is {describe_event(event)} but the code "
                         f"asked to {describe_command(command)}",
+                    )
+                difference = payload_difference(command, event) if strict else None
+                if difference is not None:
+                    raise NonDeterminismError(
+                        workflow_id,
+                        f"history event #{event.index} {describe_event(event)}: the code asked for "
+                        f"{difference}",
                     )
                 continue
             if expected:
@@ -159,7 +211,7 @@ def replay_run(
         definition, WorkflowInfo(workflow_id, run_id, started.workflow_type, 0, started.dag)
     )
     try:
-        replay(instance, history)
+        replay(instance, history, strict=True)
     except NonDeterminismError as exc:
         return ReplayResult(workflow_id, run_id, len(history), exc.detail)
     return ReplayResult(workflow_id, run_id, len(history), None)
