@@ -76,3 +76,9 @@ def silent_sleeper(seconds: float) -> str:
 @activity.defn
 def huge_result() -> str:
     return "x" * 1_000_000
+
+
+@activity.defn
+def worker_pid() -> int:
+    """The process id of the worker that ran this attempt."""
+    return os.getpid()

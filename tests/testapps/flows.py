@@ -229,3 +229,55 @@ class Huge:
             return await workflow.execute_activity(acts.huge_result, start_to_close_timeout=30)
         except ActivityError as exc:
             return exc.failure.type
+
+
+@workflow.defn
+class RoutedToPayments:
+    """One activity routed to the 'payments' task queue, then one on 'default'.
+
+    Returns the process id of the worker that ran each.
+    """
+
+    @workflow.run
+    async def run(self) -> dict[str, int]:
+        payments = await workflow.execute_activity(
+            acts.worker_pid, queue="payments", start_to_close_timeout=10
+        )
+        default = await workflow.execute_activity(acts.worker_pid, start_to_close_timeout=10)
+        return {"payments": payments, "default": default}
+
+
+@workflow.defn
+class ChildFailureHandled:
+    """Runs ``Hopeless`` as a child, catches its ChildWorkflowError and returns what it carried."""
+
+    @workflow.run
+    async def run(self) -> dict[str, str]:
+        try:
+            await workflow.execute_child_workflow(Hopeless, id=f"{workflow.info().workflow_id}-child")
+        except ChildWorkflowError as exc:
+            return {"caught": type(exc).__name__, "type": exc.failure.type, "message": exc.failure.message}
+        return {"caught": "nothing"}
+
+
+@workflow.defn
+class ChildFailureUnhandled:
+    """Runs ``Hopeless`` as a child and lets its ChildWorkflowError fail this run."""
+
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.execute_child_workflow(Hopeless, id=f"{workflow.info().workflow_id}-child")
+        return "unreachable"
+
+
+@workflow.defn
+class ParentOfSleeper:
+    """Waits on a ``Sleeper`` child; returns how the child ended (a cancel of this run ends it)."""
+
+    @workflow.run
+    async def run(self, seconds: float) -> str:
+        try:
+            await workflow.execute_child_workflow(Sleeper, seconds, id=f"{workflow.info().workflow_id}-child")
+        except ChildWorkflowError as exc:
+            return f"child ended: {exc.failure.type}"
+        return "child completed"
