@@ -172,10 +172,11 @@ def test_deterministic_helpers_replay_identically(running: Cluster, client: Clie
     result = first.result(timeout=20)
     assert result["uuid"] != result["uuid2"]
     history = client.history("det")
+    run_id = str(client.describe("det")["run_id"])
     # replay re-derives the same uuid4() and random() values from the run id
-    assert replayed_result("det", first.run_id, history) == result
+    assert replayed_result("det", run_id, history) == result
     registry = WorkflowRegistry.from_modules([FLOWS])
-    assert replay_run(registry, "det", first.run_id, history).deterministic
+    assert replay_run(registry, "det", run_id, history).deterministic
     # ...which they are derived from: another run id gives other values
     elsewhere = replayed_result("det", "another-run-id", history)
     assert all(elsewhere[k] != result[k] for k in ("uuid", "rand", "uuid2")), (elsewhere, result)
@@ -190,7 +191,7 @@ def test_deterministic_helpers_replay_identically(running: Cluster, client: Clie
     fired = next(e for e in sleep_history if isinstance(e, ev.TimerFired))
     # (to the microsecond: workflow.now() is a datetime)
     assert times == pytest.approx({"before": sleep_history[0].time, "after": fired.time}, abs=2e-6)
-    assert replayed_result("det-now", sleeper.run_id, sleep_history) == times
+    assert replayed_result("det-now", str(client.describe("det-now")["run_id"]), sleep_history) == times
     assert_invariants(client, "det")
 
 

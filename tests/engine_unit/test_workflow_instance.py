@@ -10,6 +10,7 @@ instance, as the owner does after a cache miss or a failover.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import uuid
 from datetime import timedelta
@@ -558,6 +559,18 @@ def golden_instance(definition: WorkflowDefinition) -> WorkflowInstance:
     return WorkflowInstance(definition, WorkflowInfo(workflow_id, run_id, "ThreeSteps", 0))
 
 
+def recorded_command(event: ev.HistoryEvent) -> cmd.Command:
+    """The command a history event records (only the kinds the golden runs hold)."""
+    match event:
+        case ev.ActivityScheduled():
+            return cmd.ScheduleActivity(event.seq, event.activity_type, event.args, event.options)
+        case ev.TimerStarted():
+            return cmd.StartTimer(event.seq, event.fire_at - event.time)
+        case ev.WorkflowCompleted():
+            return cmd.CompleteWorkflow(event.result)
+    raise AssertionError(f"no command records {event!r}")
+
+
 def test_golden_history_is_what_the_runtime_records_today() -> None:
     _, _, events = load_golden("three_steps.json")
     assert [e.kind for e in events] == [
@@ -566,6 +579,20 @@ def test_golden_history_is_what_the_runtime_records_today() -> None:
         "workflow_completed",
     ]
     assert [e.index for e in events] == list(range(1, 9))
+    # Drive today's runtime with the golden run's inputs only: after each input event it must
+    # ask for exactly the commands the golden history records next, arguments and options included.
+    instance = golden_instance(definition_of(ThreeSteps))
+    steps = 0
+    for position, event in enumerate(events):
+        if isinstance(event, (*ev.COMMAND_EVENTS, *ev.CLOSING_EVENTS)):
+            continue
+        following = itertools.takewhile(
+            lambda e: isinstance(e, (*ev.COMMAND_EVENTS, *ev.CLOSING_EVENTS)), events[position + 1 :]
+        )
+        expected = [recorded_command(e) for e in following]
+        assert instance.activate(event) == expected, f"after golden event #{event.index} ({event.kind})"
+        steps += 1
+    assert steps == 4 and instance.closed
     assert [e.activity_type for e in events if isinstance(e, ev.ActivityScheduled)] == [
         "validate_order",
         "charge_card",
