@@ -74,8 +74,11 @@ def test_dag_register_execute_status_and_paged_history(api: httpx.Client) -> Non
     anonymous = api.post(f"/api/v1/workflows/{dag_id}/execute")
     assert anonymous.status_code == 202, anonymous.text
     assert anonymous.json()["workflowId"].startswith(dag_id)
-    # (without input the template {{ input.count }} cannot render: the run ends, either way)
-    wait_status(api, anonymous.json()["workflowId"], ("COMPLETED", "FAILED"))
+    # without input the template {{ input.count }} cannot render: the run fails, naming why
+    ended = wait_status(api, anonymous.json()["workflowId"], ("COMPLETED", "FAILED"))
+    assert ended["status"] == "FAILED", ended
+    assert ended["failure"]["type"] == "ExpressionError", ended
+    assert ended["failure"]["message"] == "'.count' on a NoneType", ended
 
 
 def test_retries_show_in_the_timeline(api: httpx.Client) -> None:

@@ -6,10 +6,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from ledgerflow import Client
 from ledgerflow.localkafka.libs import java_tool_command
@@ -94,3 +96,30 @@ def test_workflow_started_by_kafkas_console_producer(running: Cluster, client: C
     result = subprocess.run(argv, input=lines.encode(), capture_output=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr.decode(errors="replace")
     assert client.result("from-java", timeout=30) == 43
+    # the line that is not a command went to the dead-letter topic, with the reason
+    bad = dead_letter(running, b"bad-java")
+    assert bad.value() == b"this is not json"
+    headers = dict(bad.headers() or [])
+    assert b"invalid inbox record" in headers["ledgerflow.dlq.reason"], headers
+    assert headers["ledgerflow.dlq.source"].startswith(f"{running.prefix}inbox/".encode()), headers
+
+
+def dead_letter(cluster: Cluster, key: bytes, timeout: float = 30.0) -> Message:
+    """The record with ``key`` on the cluster's dead-letter topic; fails if none comes in time."""
+    consumer = Consumer(
+        {"bootstrap.servers": cluster.bootstrap, "group.id": "dlq", "isolation.level": "read_committed"}
+    )
+    consumer.assign([TopicPartition(f"{cluster.prefix}inbox.dlq", p, 0) for p in range(cluster.partitions)])
+    seen: list[bytes | None] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.2)
+            if message is None or message.error():
+                continue
+            if message.key() == key:
+                return message
+            seen.append(message.key())
+    finally:
+        consumer.close()
+    raise AssertionError(f"no dead letter with key {key!r} within {timeout} s (saw keys {seen})")
