@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
 import httpx
@@ -11,6 +12,7 @@ from confluent_kafka import Consumer, TopicPartition
 from ledgerflow import Client, WorkflowNotFoundError
 from ledgerflow.testing.processes import Cluster
 from tests.fixtures import ACTS, FLOWS
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -38,19 +40,10 @@ def test_starts_beyond_capacity_are_refused_then_accepted_once_capacity_frees(
     client.start_workflow("SignalCounter", None, id="open-1")
     client.start_workflow("SignalCounter", None, id="open-2")
     for wid in ("open-1", "open-2"):
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            try:
-                client.describe(wid)
-                break
-            except WorkflowNotFoundError:
-                time.sleep(0.1)
+        wait_until(functools.partial(client.describe, wid), f"the start of {wid!r} to be applied", 20)
     client.start_workflow("ThreeSteps", 1, id="third")
-    deadline = time.time() + 20
-    refused: dict[bytes, bytes] = {}
-    while b"third" not in refused and time.time() < deadline:
-        refused = dead_letters(cluster)
-    assert b"capacity" in refused[b"third"] and b"limit 2" in refused[b"third"]
+    reason = wait_until(lambda: dead_letters(cluster).get(b"third"), "the start of 'third' to be refused", 20)
+    assert b"capacity" in reason and b"limit 2" in reason, reason
     with pytest.raises(WorkflowNotFoundError):
         client.describe("third")
     rows = httpx.get(f"{engine.url}/internal/partitions").json()

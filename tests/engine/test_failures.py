@@ -13,7 +13,8 @@ from ledgerflow.cluster import read_events
 from ledgerflow.config import Settings
 from ledgerflow.schemas.commands import StartWorkflow
 from ledgerflow.testing.processes import Cluster
-from tests.fixtures import ACTS, FLOWS, assert_invariants, lifecycle_counts, settled_shares
+from tests.fixtures import ACTS, FLOWS, assert_invariants, lifecycle_counts, owned, settled_shares
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -28,11 +29,21 @@ def test_kill_an_engine_mid_run_and_every_workflow_completes_once(cluster: Clust
     ids = [f"fo-{i}" for i in range(200)]
     for i, workflow_id in enumerate(ids):
         client.send(workflow_id, StartWorkflow(workflow_id=workflow_id, workflow_type="Mixed", input=i))
-    time.sleep(1.0)
+    a_partitions = owned(a.url)
     a_node = httpx.get(f"{a.url}/health").json()["node"]
+    # a must die with work in hand: runs on its partitions RUNNING with an activity outstanding
+    open_on_a = wait_until(
+        lambda: open_runs(a.url, len(ids)), "engine-a to hold RUNNING runs with pending activities", 60
+    )
     a.kill()
+    killed_at = time.time()
+    assert {client.settings.partition_of(w) for w in open_on_a} <= set(a_partitions), open_on_a
     for i, workflow_id in enumerate(ids):
         assert client.result(workflow_id, timeout=90) == i + 2, workflow_id
+    # a run closed after the kill was open when a died: another engine finished it
+    closed_after = [w for w in open_on_a if client.history(w)[-1].time > killed_at]
+    print(f"{len(open_on_a)} runs open on engine-a just before kill -9, {len(closed_after)} closed after it")
+    assert closed_after, f"every run open on engine-a closed before the kill: {open_on_a}"
     for workflow_id in ids:
         assert_invariants(client, workflow_id)
     completed = lifecycle_counts(cluster, "WORKFLOW_COMPLETED", set(ids))
@@ -53,10 +64,7 @@ def test_killed_worker_activity_runs_again_after_its_timeout(
     markers = tmp_path / "m"
     markers.mkdir()
     client.start_workflow("CrashSafe", str(markers), id="crash-safe")
-    deadline = time.time() + 20
-    while not (markers / "runs").exists() and time.time() < deadline:
-        time.sleep(0.05)
-    assert (markers / "runs").exists()
+    wait_until((markers / "runs").exists, "the activity to start on worker-a", 20, interval=0.05)
     worker.kill()
     cluster.worker([ACTS], name="worker-b")
     assert client.result("crash-safe", timeout=60).startswith("run ")
@@ -75,12 +83,11 @@ def test_changed_workflow_code_fails_with_nondeterminism_and_others_carry_on(
     cluster.worker([ACTS])
     engine.wait_ready()
     client.start_workflow("Versioned", 1, id="versioned")
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        kinds = [e.kind for e in client.history("versioned")] if _exists(client, "versioned") else []
-        if "activity_completed" in kinds:
-            break
-        time.sleep(0.1)
+    wait_until(
+        lambda: any(e.kind == "activity_completed" for e in client.history("versioned")),
+        "the first activity of 'versioned' to complete",
+        20,
+    )
     engine.stop()
     engine.env["LEDGERFLOW_TEST_VERSION"] = "2"  # deploy a changed workflow
     engine.start()
@@ -95,12 +102,11 @@ def test_changed_workflow_code_fails_with_nondeterminism_and_others_carry_on(
     assert client.result("after-nd", timeout=30) == 4
 
 
-def _exists(client: Client, workflow_id: str) -> bool:
-    try:
-        client.describe(workflow_id)
-    except Exception:
-        return False
-    return True
+def open_runs(url: str | None, limit: int) -> list[str]:
+    """Workflow ids an engine lists as RUNNING with at least one activity outstanding."""
+    params: dict[str, str | int] = {"status": "RUNNING", "limit": limit}
+    rows = httpx.get(f"{url}/internal/workflows", params=params, timeout=5).json()["runs"]
+    return [str(r["workflow_id"]) for r in rows if r["pending_activities"]]
 
 
 def partitions_of(url: str) -> list[dict[str, object]]:
