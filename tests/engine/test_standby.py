@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
 import httpx
 import pytest
 
 from ledgerflow import Client
+from ledgerflow.schemas import events as ev
 from ledgerflow.testing.processes import Cluster
 from tests.fixtures import ACTS, FLOWS
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -17,6 +20,11 @@ pytestmark = pytest.mark.kafka
 def rows(url: str | None) -> dict[int, dict[str, object]]:
     data = httpx.get(f"{url}/internal/partitions", timeout=5).json()
     return {int(r["partition"]): r for r in data["partitions"]}
+
+
+def timers(client: Client, workflow_id: str) -> dict[str, float]:
+    found: dict[str, float] = client.describe(workflow_id)["timers"]
+    return found
 
 
 def test_a_standby_copy_makes_a_failover_restore_only_the_tail(cluster: Cluster, client: Client) -> None:
@@ -36,8 +44,24 @@ def test_a_standby_copy_makes_a_failover_restore_only_the_tail(cluster: Cluster,
         client.start_workflow("ThreeSteps", i, id=wid)
     for i, wid in enumerate(ids):
         assert client.result(wid, timeout=60) == i + 3
+    # Runs left open on a's partitions when it dies: waiting on a signal, or on a durable timer.
+    on_a = (f"sb-open-{i}" for i in range(1000) if client.settings.partition_of(f"sb-open-{i}") in taken_over)
+    waiting = [next(on_a) for _ in range(4)]
+    sleeping = [next(on_a) for _ in range(4)]
+    for i, wid in enumerate(waiting):
+        client.start_workflow("SignalCounter", id=wid)
+        client.signal(wid, "add", i)
+    for wid in sleeping:
+        client.start_workflow("Sleeper", 8.0, id=wid)
+    for i, wid in enumerate(waiting):
+        assert wait_until(functools.partial(client.query, wid, "received"), f"{wid}'s signal") == [i]
+    for wid in sleeping:
+        wait_until(functools.partial(timers, client, wid), f"{wid}'s timer to start")
     time.sleep(1.0)  # let b's standby copies catch up with a's last writes
+    listed = httpx.get(f"{a.url}/internal/workflows", params={"status": "RUNNING"}, timeout=5).json()["runs"]
+    assert {r["workflow_id"] for r in listed} >= {*waiting, *sleeping}, listed
     a.kill()
+    killed_at = time.time()
     deadline = time.time() + 30
     while time.time() < deadline and sorted(rows(b.url)) != list(range(cluster.partitions)):
         time.sleep(0.2)
@@ -49,5 +73,14 @@ def test_a_standby_copy_makes_a_failover_restore_only_the_tail(cluster: Cluster,
         assert restored_from is None or int(restored_from) > 0, after[p]
     for i, wid in enumerate(ids):
         assert client.describe(wid)["result"] == i + 3
+    # the runs open at the kill carry on under b: signals still count, timers still fire
+    for i, wid in enumerate(waiting):
+        client.signal(wid, "done")
+        assert client.result(wid, timeout=60) == [i]
+    for wid in sleeping:
+        slept = client.result(wid, timeout=60)
+        assert slept["after"] - slept["before"] >= 8.0, slept
+        fired = next(e for e in client.history(wid) if isinstance(e, ev.TimerFired))
+        assert fired.time > killed_at, f"{wid}'s timer fired before the kill: it was not open then"
     client.start_workflow("ThreeSteps", 100, id="after-takeover")
     assert client.result("after-takeover", timeout=60) == 103
