@@ -1,15 +1,17 @@
 """A worker: consumes one task queue, runs activities concurrently, reports to the inbox.
 
-At least once: offsets are committed only below the oldest running task, so
-a worker killed mid-activity leaves it to be run again (the owner's attempt
-timeout re-dispatches it). A slow task never holds up the others of its
-partition.
+At least once: offsets are committed only below the oldest task that is still
+running or whose result Kafka has not acknowledged yet, so a worker killed
+mid-activity (or before its result landed) leaves the task to be run again by
+the next worker of the queue. A result whose delivery fails is sent again
+until Kafka takes it. A slow task never holds up the others of its partition.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Awaitable
@@ -23,13 +25,15 @@ from ledgerflow import activity
 from ledgerflow.config import Settings
 from ledgerflow.executors.offsets import PartitionOffsets
 from ledgerflow.executors.runner import AttemptRunner
-from ledgerflow.schemas.commands import TaskHeartbeat
+from ledgerflow.schemas.commands import TaskCompleted, TaskFailed, TaskHeartbeat
 from ledgerflow.schemas.tasks import ActivityTask, CancelActivity, task_message_adapter
 
 log = logging.getLogger("ledgerflow.worker")
 AttemptKey = tuple[str, str, int, int]
 COMMIT_INTERVAL = 0.2
 """Seconds between offset commits (a killed worker re-runs at most this much finished work)."""
+RESEND_DELAYS = (0.5, 1.0, 2.0, 5.0)
+"""Seconds before sending a result again after a failed delivery (the last one repeats)."""
 
 
 class Worker:
@@ -53,6 +57,9 @@ class Worker:
         self._offsets: dict[TopicPartition, PartitionOffsets] = {}
         self._producer: AIOKafkaProducer | None = None
         self._sends: set[asyncio.Future[Any]] = set()
+        self._replacing = asyncio.Lock()
+        self._outcomes: dict[AttemptKey, asyncio.Future[Any]] = {}
+        """The delivery of each running attempt's outcome (its offset is done when it lands)."""
         self.completed = 0
 
     def stop(self) -> None:
@@ -78,9 +85,7 @@ class Worker:
             session_timeout_ms=6000,
             heartbeat_interval_ms=1000,
         )
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap, enable_idempotence=True, acks="all", linger_ms=0
-        )
+        producer = _new_producer(self.settings)
         await producer.start()
         await consumer.start()
         self._producer = producer
@@ -106,7 +111,8 @@ class Worker:
             await self._drain()
             await self._commit(consumer)
             await consumer.stop()
-            await producer.stop()
+            if self._producer is not None:
+                await self._producer.stop()
             self.runner.threads.shutdown(wait=False, cancel_futures=True)
 
     def _accept(self, tp: TopicPartition, offset: int, value: bytes | None) -> None:
@@ -154,38 +160,87 @@ class Worker:
             )
             loop.call_soon_threadsafe(self._report, beat, task.partition)
 
+        def report(message: TaskCompleted | TaskFailed | TaskHeartbeat) -> None:
+            delivery = self._report(message, task.partition)
+            if not isinstance(message, TaskHeartbeat):
+                self._outcomes[key] = delivery
+
         ctx = activity.AttemptContext(info=info, heartbeat=heartbeat)
-        attempt = loop.create_task(self.runner.run(task, ctx, lambda m: self._report(m, task.partition)))
+        attempt = loop.create_task(self.runner.run(task, ctx, report))
         self._running[key] = (attempt, ctx)
+
+        def finished_offset(delivery: asyncio.Future[Any] | None = None) -> None:
+            if delivery is not None and (delivery.cancelled() or delivery.exception() is not None):
+                return  # never acknowledged (the worker is stopping): the task runs again elsewhere
+            partition = self._offsets.get(tp)
+            if partition is not None:  # None: revoked meanwhile
+                partition.finished(offset)
 
         def done(finished: asyncio.Task[None]) -> None:
             self._running.pop(key, None)
+            delivery = self._outcomes.pop(key, None)
             if finished.cancelled() and not ctx.cancelled.is_set():
                 # Cut off by shutdown, not cancelled by its workflow: leave its offset
                 # uncommitted so the task runs again elsewhere.
                 return
-            partition = self._offsets.get(tp)
-            if partition is not None:  # None: revoked meanwhile
-                partition.finished(offset)
             self.completed += 1
+            if delivery is None or delivery.done():
+                finished_offset(delivery)
+            else:
+                # The task counts as done once Kafka has its outcome, not before.
+                delivery.add_done_callback(finished_offset)
 
         attempt.add_done_callback(done)
 
-    def _report(self, message: BaseModel, partition: int | None) -> None:
-        """Send a result to the inbox, to the partition the owner named (see ActivityTask.partition)."""
-        producer = self._producer
-        assert producer is not None
+    def _report(self, message: BaseModel, partition: int | None) -> asyncio.Future[Any]:
+        """Send a result to the inbox, to the partition the owner named (see ActivityTask.partition).
+
+        Returns its delivery, done once Kafka acknowledged it. An outcome is sent again until
+        it is (a heartbeat only once); only stopping the worker gives up on it.
+        """
         workflow_id: str = getattr(message, "workflow_id")  # noqa: B009
-        queued = producer.send(
-            self.settings.topic("inbox"),
-            value=message.model_dump_json().encode(),
-            key=workflow_id.encode(),
-            partition=partition,
-        )
-        future = asyncio.ensure_future(_acknowledged(queued))
+        record = (message.model_dump_json().encode(), workflow_id.encode(), partition)
+        if isinstance(message, TaskHeartbeat):
+            future = asyncio.ensure_future(self._send(*record))
+            future.add_done_callback(_log_send_error)
+        else:
+            future = asyncio.ensure_future(self._deliver(*record))
         self._sends.add(future)
         future.add_done_callback(self._sends.discard)
-        future.add_done_callback(_log_send_error)
+        return future
+
+    async def _send(self, value: bytes, key: bytes, partition: int | None) -> Any:
+        producer = self._producer
+        assert producer is not None
+        queued = producer.send(self.settings.topic("inbox"), value=value, key=key, partition=partition)
+        return await _acknowledged(queued)
+
+    async def _deliver(self, value: bytes, key: bytes, partition: int | None) -> Any:
+        """Send until Kafka acknowledges: a failed result must not count as reported."""
+        for attempt in itertools.count():
+            producer = self._producer
+            try:
+                return await self._send(value, key, partition)
+            except Exception as exc:
+                delay = RESEND_DELAYS[min(attempt, len(RESEND_DELAYS) - 1)]
+                log.error("could not report a task result, sending it again in %.1f s: %s", delay, exc)
+                await self._replace_producer(producer)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def _replace_producer(self, failed: Any) -> None:
+        """A fresh producer after a failed send: an idempotent producer that lost a record
+        would have every later record of that partition refused as out of sequence."""
+        if failed is None:
+            return
+        async with self._replacing:
+            if id(failed) != id(self._producer):
+                return  # another failed send replaced it already
+            producer = _new_producer(self.settings)
+            await producer.start()
+            self._producer = producer
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(failed.stop(), 10)
 
     async def _commit_every(self, consumer: AIOKafkaConsumer, interval: float) -> None:
         """Commit every ``interval`` seconds until the worker stops, and once more then."""
@@ -206,8 +261,10 @@ class Worker:
         # Results must be on Kafka before the tasks that produced them count as done. Every
         # task these offsets cover reported before it finished, so the reports not yet
         # acknowledged now are the ones to wait for; later ones belong to the next commit.
+        # A result that cannot be delivered keeps its task's offset in flight (see _start), so
+        # the wait is bounded: the commit goes ahead without the offsets such a task holds up.
         if self._sends:
-            await asyncio.wait(list(self._sends))
+            await asyncio.wait(list(self._sends), timeout=RESEND_DELAYS[-1])
         try:
             await consumer.commit(offsets)
         except Exception as exc:  # e.g. partition revoked in a rebalance: tasks will rerun
@@ -217,18 +274,25 @@ class Worker:
             self._offsets[tp].committed = offset
 
     async def _drain(self) -> None:
-        if not self._running:
-            return
-        tasks = [t for t, _ in self._running.values()]
-        log.info("waiting up to %.0f s for %d running activities", self.shutdown_grace, len(tasks))
-        _, pending = await asyncio.wait(tasks, timeout=self.shutdown_grace)
-        for task in pending:
-            task.cancel()
-        await self._flush_reports()
+        deadline = time.monotonic() + self.shutdown_grace
+        if self._running:
+            tasks = [t for t, _ in self._running.values()]
+            log.info("waiting up to %.0f s for %d running activities", self.shutdown_grace, len(tasks))
+            _, pending = await asyncio.wait(tasks, timeout=self.shutdown_grace)
+            for task in pending:
+                task.cancel()
+        await self._flush_reports(max(1.0, deadline - time.monotonic()))
 
-    async def _flush_reports(self) -> None:
-        """Wait until every result reported so far is acknowledged by Kafka."""
-        while self._sends:
+    async def _flush_reports(self, timeout: float) -> None:
+        """Wait until every result reported so far is acknowledged by Kafka, or give up on
+        the ones still failing after ``timeout`` seconds: their tasks stay uncommitted."""
+        deadline = time.monotonic() + timeout
+        while self._sends and (left := deadline - time.monotonic()) > 0:
+            await asyncio.wait(list(self._sends), timeout=left)
+        for send in list(self._sends):
+            log.error("giving up on an unacknowledged task result; the task will run again")
+            send.cancel()
+        if self._sends:
             await asyncio.wait(list(self._sends))
 
 
@@ -237,6 +301,12 @@ async def _acknowledged(queued: Awaitable[asyncio.Future[Any]]) -> Any:
     is queued, with a future of its delivery."""
     delivery = await queued
     return await delivery
+
+
+def _new_producer(settings: Settings) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap, enable_idempotence=True, acks="all", linger_ms=0
+    )
 
 
 def _log_commit_loop_end(task: asyncio.Task[None]) -> None:

@@ -1,0 +1,115 @@
+"""A task's offset is committed only once Kafka took its outcome, even when a delivery fails.
+
+Kafka is replaced by fakes (the commit logic alone); tests/executors runs the same case
+against a real broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+
+from ledgerflow import activity
+from ledgerflow.config import Settings
+from ledgerflow.executors import worker as worker_module
+from ledgerflow.executors.worker import Worker
+from ledgerflow.schemas.tasks import ActivityTask
+
+TASKS = TopicPartition("tasks", 0)
+
+
+@activity.defn
+async def echo(n: int) -> int:
+    return n
+
+
+class FakeProducer:
+    """``send`` hands back a delivery future the test resolves or fails."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.deliveries: list[asyncio.Future[Any]] = []
+        self.stopped = False
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    async def send(self, topic: str, value: bytes, key: bytes, partition: int | None) -> asyncio.Future[Any]:
+        delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.sent.append(value)
+        self.deliveries.append(delivery)
+        return delivery
+
+
+class RecordingConsumer:
+    def __init__(self) -> None:
+        self.commits: list[dict[TopicPartition, int]] = []
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TASKS}
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.commits.append(dict(offsets))
+
+
+async def until(condition: Any, timeout: float = 2.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition never held"
+        await asyncio.sleep(0.005)
+
+
+async def test_a_failed_delivery_is_sent_again_and_its_task_committed_only_once_it_lands(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first, second = FakeProducer(), FakeProducer()
+    monkeypatch.setattr(worker_module, "RESEND_DELAYS", (0.01,))
+    monkeypatch.setattr(worker_module, "_new_producer", lambda _settings: second)
+    worker = Worker(Settings(), {"echo": activity.definition_of(echo)})
+    worker._producer = first  # type: ignore[assignment]
+    consumer = RecordingConsumer()
+    task = ActivityTask(
+        workflow_id="w", run_id="r", seq=1, attempt=1, activity_type="echo", args=[7], scheduled_at=0.0
+    )
+    worker._accept(TASKS, 0, task.model_dump_json().encode())
+    await until(lambda: first.deliveries)
+    await until(lambda: not worker._running)  # the attempt ended; its outcome is not on Kafka yet
+    await worker._commit(consumer)  # type: ignore[arg-type]
+    assert consumer.commits == [], "committed before the outcome was acknowledged"
+
+    first.deliveries[0].set_exception(RuntimeError("MESSAGE_SIZE_TOO_LARGE"))
+    await until(lambda: second.deliveries)  # sent again, on a fresh producer
+    assert first.stopped
+    assert second.sent == first.sent
+    await worker._commit(consumer)  # type: ignore[arg-type]
+    assert consumer.commits == [], "a failed delivery let its task's offset be committed"
+
+    second.deliveries[0].set_result("acknowledged")
+    await until(lambda: worker._offsets[TASKS].committable() is not None)
+    await worker._commit(consumer)  # type: ignore[arg-type]
+    assert consumer.commits == [{TASKS: 1}]
+    worker.runner.threads.shutdown(wait=False)
+
+
+async def test_stopping_gives_up_on_an_undelivered_outcome_and_leaves_its_task_uncommitted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    producer = FakeProducer()
+    worker = Worker(Settings(), {"echo": activity.definition_of(echo)}, shutdown_grace=0.1)
+    worker._producer = producer  # type: ignore[assignment]
+    consumer = RecordingConsumer()
+    task = ActivityTask(
+        workflow_id="w", run_id="r", seq=1, attempt=1, activity_type="echo", args=[7], scheduled_at=0.0
+    )
+    worker._accept(TASKS, 0, task.model_dump_json().encode())
+    await until(lambda: producer.deliveries)
+    await asyncio.wait_for(worker._drain(), 5)  # the delivery never comes: given up after the grace
+    await worker._commit(consumer)  # type: ignore[arg-type]
+    assert consumer.commits == [], "an outcome Kafka never acknowledged was committed"
+    worker.runner.threads.shutdown(wait=False)
