@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,7 +117,11 @@ def test_listing_across_engines_then_kill_9_answers_503_then_recovers(two_engine
         assert api.get(f"/api/v1/workflows/{orphan}/status").status_code == 200
         victim.kill()
         killed_at = time.monotonic()
-        slowest = 0.0
+        # The gateway gives a forwarded read owner_timeout (1 s) before it answers 503; on a busy
+        # 2-core machine allow five times that. A read that waited for the failover would still
+        # show as no 503 at all (checked below).
+        bound = 5.0
+        times: list[float] = []
 
         saw_503 = False
         deadline = time.monotonic() + 60
@@ -125,8 +130,8 @@ def test_listing_across_engines_then_kill_9_answers_503_then_recovers(two_engine
             asked = time.monotonic()
             answer = api.get(f"/api/v1/workflows/{orphan}/status")
             elapsed = time.monotonic() - asked
-            slowest = max(slowest, elapsed)
-            assert elapsed < 2.0, f"a read took {elapsed:.2f} s while the owner was gone"
+            times.append(elapsed)
+            assert elapsed < bound, f"a read took {elapsed:.2f} s (bound {bound} s) while the owner was gone"
             if answer.status_code == 503:
                 saw_503 = True
                 assert int(answer.headers["Retry-After"]) >= 1
@@ -144,7 +149,8 @@ def test_listing_across_engines_then_kill_9_answers_503_then_recovers(two_engine
         assert recovered is not None, "the read never succeeded after the partition moved"
         print(  # shown with -s: how the failover looked from a client
             f"reads answered 503 for {time.monotonic() - killed_at:.1f} s after kill -9; "
-            f"slowest answer {slowest * 1000:.0f} ms"
+            f"{len(times)} reads, median {statistics.median(times) * 1000:.0f} ms, "
+            f"slowest {max(times) * 1000:.0f} ms"
         )
         state = recovered.json()
         assert state["status"] == "RUNNING" and state["runId"] == runs[orphan]
