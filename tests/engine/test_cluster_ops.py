@@ -17,6 +17,9 @@ from tests.fixtures import ACTS, FLOWS, assert_invariants, lifecycle_counts, own
 pytestmark = pytest.mark.kafka
 
 
+# Three engines, a worker and 1000 runs on a busy 2-core machine come close to the suite's 300 s
+# per-test limit: this test gets twice that, and prints how long each phase took.
+@pytest.mark.timeout(600)
 def test_three_engines_1000_workflows_kill_9_one_every_workflow_completes_once(
     cluster: Cluster, client: Client
 ) -> None:
@@ -43,15 +46,18 @@ def test_three_engines_1000_workflows_kill_9_one_every_workflow_completes_once(
     victim, victim_partitions = max(zip(engines, shares, strict=True), key=lambda pair: len(pair[1]))
     assert victim_partitions, f"no engine owns anything: {shares}"
     victim.kill()
+    killed_at = time.monotonic()
     for wid in ids["signal"]:
         client.send(wid, SignalWorkflow(workflow_id=wid, name="add", payload=wid))
         client.send(wid, SignalWorkflow(workflow_id=wid, name="done"))
     for wid in ids["sleep"]:
-        assert client.result(wid, timeout=120)["after"] >= 0
+        slept = client.result(wid, timeout=120)
+        assert slept["after"] - slept["before"] >= 3.0, (wid, slept)
     for wid in ids["signal"]:
         assert client.result(wid, timeout=120) == [wid]
     for wid in ids["activity"]:
         assert client.result(wid, timeout=120) == 3
+    print(f"every run completed {time.monotonic() - killed_at:.1f} s after the kill")
     completed = lifecycle_counts(cluster, "WORKFLOW_COMPLETED", set(every))
     assert set(completed) == set(every) and set(completed.values()) == {1}
     moved = [w for w in every if client.settings.partition_of(w) in victim_partitions]

@@ -25,6 +25,9 @@ IN_FLIGHT = 200
 pytestmark = pytest.mark.kafka
 
 
+# 60 s of load, the drain and a replay of every run: on a busy 2-core machine that is close to the
+# suite's 300 s per-test limit, so this test gets twice that. Its assertions are about correctness.
+@pytest.mark.timeout(600)
 def test_sixty_seconds_of_load_keeps_every_invariant(cluster: Cluster) -> None:
     engine = cluster.engine([SAMPLES])
     cluster.worker([SAMPLES], concurrency=200)
@@ -55,15 +58,22 @@ def test_sixty_seconds_of_load_keeps_every_invariant(cluster: Cluster) -> None:
             if not message.error() and (event := json.loads(message.value()))["type"] == "WORKFLOW_COMPLETED":
                 completed[event["workflow_id"]] += 1
     producer.flush(30)
-    deadline = time.monotonic() + 120
+    load_end = time.monotonic()
+    deadline = load_end + 120
     while set(completed) != started and time.monotonic() < deadline:
         for message in events.consume(1000, 0.2):
             if not message.error() and (event := json.loads(message.value()))["type"] == "WORKFLOW_COMPLETED":
                 completed[event["workflow_id"]] += 1
     events.close()
+    print(
+        f"{len(started)} runs started in {SECONDS:.0f} s ({len(started) / SECONDS:.0f}/s), "
+        f"the last completed {time.monotonic() - load_end:.1f} s after the load stopped"
+    )
     assert set(completed) == started, f"{len(started - set(completed))} of {len(started)} never completed"
     assert set(completed.values()) == {1}, "a workflow completed more than once"
-    assert len(started) > 1000, f"only {len(started)} runs in {SECONDS} s"
+    # Throughput is machine-dependent (bench/ measures it); here only that the in-flight window
+    # turned over many times, i.e. runs kept completing for the whole minute.
+    assert len(started) >= 5 * IN_FLIGHT, f"only {len(started)} runs in {SECONDS} s"
 
     engine.stop()  # releases its RocksDB; the stores are read directly below
     registry = WorkflowRegistry.from_modules([SAMPLES])
@@ -81,3 +91,6 @@ def test_sixty_seconds_of_load_keeps_every_invariant(cluster: Cluster) -> None:
         finally:
             store.close()
     assert checked == len(started)
+    print(
+        f"the invariants of {checked} runs held; {time.monotonic() - load_end:.1f} s since the load stopped"
+    )
