@@ -21,6 +21,7 @@ from ledgerflow.engine import metrics
 from ledgerflow.engine.checkpoint import Checkpoint
 from ledgerflow.engine.definitions import DefinitionTable
 from ledgerflow.engine.kafka import clients
+from ledgerflow.engine.kafka.admin import ensure_topics
 from ledgerflow.engine.outbox import Outbox
 from ledgerflow.engine.processor import Admission, EngineContext
 from ledgerflow.engine.rebalance import PartitionManager
@@ -98,6 +99,8 @@ class Engine:
             options.retention,
         )
         self._stop = threading.Event()
+        self._queues: set[str] = set()
+        """Task queues whose topics are known to exist."""
         self.started = threading.Event()
         self.consumer: Consumer | None = None
         self.partitions: PartitionManager | None = None
@@ -270,6 +273,7 @@ class Engine:
             for processor in processors.values():
                 processor.fire_timers()
             self._add_positions(offsets, list(processors))
+            self._ensure_queues(out.queues)
             checkpoint.commit(list(processors.values()), out, offsets)
         except Exception as exc:
             self._abort(producer, exc)
@@ -280,6 +284,20 @@ class Engine:
         metrics.OPEN_WORKFLOWS.set(open_now)
         capacity = self.options.max_open_per_engine
         metrics.ENGINE_LOAD.set(open_now / capacity if capacity else open_now)
+
+    def _ensure_queues(self, queues: set[str]) -> None:
+        """Create the topics of task queues this engine has not written to before.
+
+        A DAG may name a queue before any worker for it started (the everyday order of a
+        deployment); its task must wait there for one, not fail the batch's transaction
+        on a missing topic. Created with the deployment's partitions and replication.
+        """
+        new = queues - self._queues
+        if new:
+            created = ensure_topics(self.settings, tuple(sorted(new)))
+            if created:
+                log.info("created task topics %s", created)
+            self._queues |= new
 
     def _add_positions(self, offsets: dict[int, int], partitions: list[int]) -> None:
         """Offsets for every owned partition, so every transaction (even one that only fires
@@ -320,6 +338,8 @@ class Engine:
             command = inbox_command_adapter.validate_json(value or b"")
         except ValidationError as exc:
             reason = f"invalid inbox record: {_short(exc)}"
+        except Exception as exc:  # e.g. RecursionError: whatever a record holds, it stops only itself
+            reason = f"unreadable inbox record: {type(exc).__name__}: {str(exc)[:500]}"
         else:
             reason = processor.handle(command)
         if reason is not None:

@@ -1,16 +1,24 @@
 """Records a batch produces besides state: tasks, public events, inbox messages, dead letters.
 
 Everything in an ``Outbox`` is produced inside the batch's Kafka transaction,
-so it is published exactly when the state change that caused it commits.
+so it is published exactly when the state change that caused it commits. A
+record Kafka would refuse (over ``Settings.max_record_bytes``) raises
+``PayloadTooLarge`` here, while the command that made it can still be rolled
+back alone; produced later, it would abort the whole batch.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
 from ledgerflow.config import Settings
+from ledgerflow.errors import PayloadTooLarge
+
+DLQ_HEADROOM = 8192
+"""Bytes a dead letter's value leaves for its key and headers under the record limit."""
 
 
 @dataclass(frozen=True)
@@ -27,39 +35,62 @@ class OutRecord:
 class Outbox:
     settings: Settings
     records: list[OutRecord] = field(default_factory=list)
+    queues: set[str] = field(default_factory=set)
+    """Task queues this batch writes to (their topics must exist before the commit)."""
+
+    def _add(self, what: str, record: OutRecord) -> None:
+        size = len(record.key or b"") + len(record.value or b"")
+        if size > self.settings.max_record_bytes:
+            raise PayloadTooLarge(what, size, self.settings.max_record_bytes, "max_record_bytes")
+        self.records.append(record)
 
     def task(self, queue: str, workflow_id: str, message: BaseModel | bytes) -> None:
         """A task message (a model, or its JSON already serialised)."""
-        self.records.append(OutRecord(self.settings.task_topic(queue), workflow_id.encode(), _json(message)))
+        self._add(
+            f"the task for queue {queue!r}",
+            OutRecord(self.settings.task_topic(queue), workflow_id.encode(), _json(message)),
+        )
+        self.queues.add(queue)
 
     def event(self, workflow_id: str, event: BaseModel | bytes) -> None:
         """A public lifecycle event (a model, or its JSON already serialised)."""
-        self.records.append(OutRecord(self.settings.topic("events"), workflow_id.encode(), _json(event)))
+        record = OutRecord(self.settings.topic("events"), workflow_id.encode(), _json(event))
+        self._add("the lifecycle event", record)
 
     def inbox(self, workflow_id: str, command: BaseModel) -> None:
-        self.records.append(
-            OutRecord(
-                self.settings.topic("inbox"),
-                workflow_id.encode(),
-                command.model_dump_json().encode(),
-                partition=self.settings.partition_of(workflow_id),
-            )
+        record = OutRecord(
+            self.settings.topic("inbox"),
+            workflow_id.encode(),
+            command.model_dump_json().encode(),
+            partition=self.settings.partition_of(workflow_id),
         )
+        self._add(f"the {type(command).__name__} for {workflow_id!r}", record)
 
     def definition(self, definition_id: str, value: bytes) -> None:
-        self.records.append(OutRecord(self.settings.topic("definitions"), definition_id.encode(), value))
+        record = OutRecord(self.settings.topic("definitions"), definition_id.encode(), value)
+        self._add(f"definition {definition_id!r}", record)
 
     def dead_letter(
         self, key: bytes | None, value: bytes | None, reason: str, source: str, partition: int, offset: int
     ) -> None:
+        """The record as it came (cut to fit, with its size and hash), and why it was refused."""
         headers: list[tuple[str, str | bytes | None]] = [
             ("ledgerflow.dlq.reason", reason.encode()[:4000]),
             ("ledgerflow.dlq.source", f"{source}/{partition}/{offset}".encode()),
         ]
+        room = self.settings.max_record_bytes - DLQ_HEADROOM
+        key = key if key is None or len(key) <= 1024 else key[:1024]
+        if value is not None and len(value) > room:
+            headers += [
+                ("ledgerflow.dlq.original-size", str(len(value)).encode()),
+                ("ledgerflow.dlq.original-sha256", hashlib.sha256(value).hexdigest().encode()),
+            ]
+            value = value[:room]
         self.records.append(OutRecord(self.settings.topic("inbox.dlq"), key, value, headers))
 
     def clear(self) -> None:
         self.records.clear()
+        self.queues.clear()
 
 
 def _json(message: BaseModel | bytes) -> bytes:

@@ -31,7 +31,7 @@ from ledgerflow.engine.workflow.dag import DAG_WORKFLOW
 from ledgerflow.engine.workflow.definition import WorkflowDefinition, WorkflowRegistry
 from ledgerflow.engine.workflow.instance import WorkflowInstance
 from ledgerflow.engine.workflow.replayer import replay
-from ledgerflow.errors import NonDeterminismError
+from ledgerflow.errors import NonDeterminismError, PayloadTooLarge
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas import events as ev
 from ledgerflow.schemas.common import Failure
@@ -123,7 +123,10 @@ class PartitionProcessor:
     def finish(self) -> dict[bytes, bytes | None]:
         """Write the batch's run states into the transaction and return all changes."""
         for run in self._runs.values():
-            self.txn.put(keys.run_key(run.workflow_id), run.model_dump_json().encode())
+            raw = run.model_dump_json().encode()
+            if len(raw) > self.ctx.settings.max_record_bytes - len(keys.run_key(run.workflow_id)):
+                raw = self._fail_oversized(run, len(raw))
+            self.txn.put(keys.run_key(run.workflow_id), raw)
             # Kept parsed for the next batches. Safe because a failed commit restarts the
             # whole session, which builds new processors from the store.
             self._recent_runs[run.workflow_id] = run
@@ -138,6 +141,24 @@ class PartitionProcessor:
             self._owner_recorded = True
         self._runs = {}
         return self.txn.changes
+
+    def _fail_oversized(self, run: RunState, size: int) -> bytes:
+        """Fail an open run whose state no longer fits in a record; its closed state does.
+
+        Each payload it holds is under ``max_payload_bytes`` (a third of a record at most),
+        but an open run holds many at once: its input and every pending activity's arguments.
+        """
+        too_large = PayloadTooLarge(
+            f"the state of run {run.run_id} (its input and what it waits on)",
+            size,
+            self.ctx.settings.max_record_bytes,
+            "max_record_bytes",
+        )
+        log.error("%s", too_large, extra={"workflowId": run.workflow_id, "partition": self.partition})
+        if run.is_open:
+            failure = Failure(type="PayloadTooLarge", message=str(too_large), non_retryable=True)
+            self._close(run, ev.WorkflowFailed, failure=failure, origin="engine")
+        return run.model_dump_json().encode()
 
     # ----------------------------------------------------------------- reads
     def run(self, workflow_id: str) -> RunState | None:
@@ -176,6 +197,13 @@ class PartitionProcessor:
                 return self._handle(command)
         except WorkflowTypeNotLoaded as exc:
             return str(exc)
+        except PayloadTooLarge as exc:
+            log.warning("%s", exc, extra={"workflowId": workflow_id, "partition": self.partition})
+            if isinstance(command, c.StartWorkflow):
+                self._refuse_child(command, Failure(type="PayloadTooLarge", message=str(exc)))
+            elif workflow_id and not isinstance(command, (c.SignalWorkflow, c.RegisterDefinition)):
+                self._fail_after_error(workflow_id, str(exc), "PayloadTooLarge")
+            return str(exc)  # a refused start or signal leaves the run as it was
         except Exception as exc:
             log.exception("command failed", extra={"workflowId": workflow_id, "partition": self.partition})
             reason = f"engine error: {type(exc).__name__}: {exc}"
@@ -202,12 +230,12 @@ class PartitionProcessor:
                 self.cache.evict_workflow(workflow_id)
             raise
 
-    def _fail_after_error(self, workflow_id: str, reason: str) -> None:
+    def _fail_after_error(self, workflow_id: str, reason: str, failure_type: str = "EngineError") -> None:
         try:
             with self._savepoint(workflow_id):
                 run = self.run(workflow_id)
                 if run is not None and run.is_open:
-                    failure = Failure(type="EngineError", message=reason[:2000], non_retryable=True)
+                    failure = Failure(type=failure_type, message=reason[:2000], non_retryable=True)
                     self._close(run, ev.WorkflowFailed, failure=failure, origin="engine")
         except Exception:
             log.exception(
@@ -258,24 +286,13 @@ class PartitionProcessor:
                 existing.status,
                 extra={"workflowId": command.workflow_id, "partition": self.partition},
             )
-            if existing.is_open and command.parent_workflow_id and command.parent_run_id:
+            if existing.is_open:
                 # A child whose id is taken: tell the parent instead of leaving it waiting.
                 failure = Failure(
                     type="WorkflowAlreadyStarted",
                     message=f"workflow id {command.workflow_id!r} is already running (run {existing.run_id})",
-                    non_retryable=True,
                 )
-                self.out.inbox(
-                    command.parent_workflow_id,
-                    c.ChildWorkflowClosed(
-                        workflow_id=command.parent_workflow_id,
-                        run_id=command.parent_run_id,
-                        seq=command.parent_seq or 0,
-                        child_workflow_id=command.workflow_id,
-                        status="FAILED",
-                        failure=failure,
-                    ),
-                )
+                self._refuse_child(command, failure)
             return None
         if command.parent_workflow_id is None:
             refusal = self.ctx.limits.refusal(self.partition, self.open_runs)
@@ -284,6 +301,22 @@ class PartitionProcessor:
                 return refusal
         self._open_run(command, existing, continued_from=None)
         return None
+
+    def _refuse_child(self, command: c.StartWorkflow, failure: Failure) -> None:
+        """Tell the parent (if any) that its child did not start, rather than leave it waiting."""
+        if not (command.parent_workflow_id and command.parent_run_id):
+            return
+        self.out.inbox(
+            command.parent_workflow_id,
+            c.ChildWorkflowClosed(
+                workflow_id=command.parent_workflow_id,
+                run_id=command.parent_run_id,
+                seq=command.parent_seq or 0,
+                child_workflow_id=command.workflow_id,
+                status="FAILED",
+                failure=failure.model_copy(update={"non_retryable": True}),
+            ),
+        )
 
     def _open_run(
         self, command: c.StartWorkflow, previous: RunState | None, continued_from: str | None
@@ -301,7 +334,9 @@ class PartitionProcessor:
             parent_workflow_id=command.parent_workflow_id,
             parent_run_id=command.parent_run_id,
             parent_seq=command.parent_seq,
-            previous_runs=[*previous.previous_runs, previous.run_id] if previous else [],
+            previous_runs=[*previous.previous_runs, previous.run_id][-self.ctx.settings.max_previous_runs :]
+            if previous
+            else [],
         )
         self._runs[run.workflow_id] = run
         self.open_runs += 1
@@ -487,7 +522,10 @@ class PartitionProcessor:
                 log.exception(
                     "timer failed", extra={"workflowId": entry.workflow_id, "partition": self.partition}
                 )
-                self._fail_after_error(entry.workflow_id, f"engine error: {type(exc).__name__}: {exc}")
+                if isinstance(exc, PayloadTooLarge):
+                    self._fail_after_error(entry.workflow_id, str(exc), "PayloadTooLarge")
+                else:
+                    self._fail_after_error(entry.workflow_id, f"engine error: {type(exc).__name__}: {exc}")
         return fired
 
     def _expire(self, workflow_id: str, run_id: str) -> None:
@@ -585,7 +623,8 @@ class PartitionProcessor:
     # --------------------------------------------------------------- history
     def _append(self, run: RunState, event_type: type[Any], **fields: Any) -> None:
         """Record an event the workflow code need not see (a command, a close)."""
-        self._record(run, ev.history_event_json(event_type, run.history_length + 1, self.now, fields))
+        raw = ev.history_event_json(event_type, run.history_length + 1, self.now, fields)
+        self._record(run, raw, event_type)
 
     def _append_event(self, run: RunState, event_type: type[Any], **fields: Any) -> ev.HistoryEvent:
         """Record an event and return it, for the workflow code to react to."""
@@ -594,11 +633,14 @@ class PartitionProcessor:
         event: ev.HistoryEvent = event_type.model_construct(
             index=run.history_length + 1, time=self.now, **fields
         )
-        self._record(run, event.model_dump_json().encode())
+        self._record(run, event.model_dump_json().encode(), event_type)
         return event
 
-    def _record(self, run: RunState, raw: bytes) -> None:
+    def _record(self, run: RunState, raw: bytes, event_type: type[Any]) -> None:
         index = run.history_length + 1
+        if len(raw) > self.ctx.settings.max_payload_bytes:
+            what = f"{event_type.__name__} (event #{index} of run {run.run_id})"
+            raise PayloadTooLarge(what, len(raw), self.ctx.settings.max_payload_bytes, "max_payload_bytes")
         self.txn.put(keys.history_key(run.workflow_id, run.run_id, index), raw)
         run.history_length = index
         run.history_bytes += len(raw)
@@ -655,82 +697,94 @@ class PartitionProcessor:
         for command in commands:
             if not run.is_open:
                 return
-            match command:
-                case cmd.ScheduleActivity():
-                    self._append(
+            try:
+                self._apply_command(run, command)
+            except PayloadTooLarge as exc:
+                if not run.is_open:
+                    raise  # the run closed and the next one did not fit: undo the whole command
+                # What the code asked for is too large to record (nothing of it was): the run
+                # fails by name, as it would for any error the code cannot handle.
+                failure = Failure(type="PayloadTooLarge", message=str(exc), non_retryable=True)
+                self._close(run, ev.WorkflowFailed, failure=failure, origin="engine")
+                return
+
+    def _apply_command(self, run: RunState, command: cmd.Command) -> None:
+        match command:
+            case cmd.ScheduleActivity():
+                self._append(
+                    run,
+                    ev.ActivityScheduled,
+                    seq=command.seq,
+                    activity_type=command.activity_type,
+                    args=command.args,
+                    options=command.options,
+                )
+                pending = PendingActivity(
+                    activity_type=command.activity_type,
+                    args=command.args,
+                    options=command.options,
+                    scheduled_at=self.now,
+                    attempt_started_at=self.now,
+                )
+                run.activities[command.seq] = pending
+                if command.options.schedule_to_close_timeout:
+                    self._add_timer(
                         run,
-                        ev.ActivityScheduled,
-                        seq=command.seq,
-                        activity_type=command.activity_type,
-                        args=command.args,
-                        options=command.options,
+                        "schedule_timeout",
+                        self.now + command.options.schedule_to_close_timeout,
+                        command.seq,
                     )
-                    pending = PendingActivity(
-                        activity_type=command.activity_type,
-                        args=command.args,
-                        options=command.options,
-                        scheduled_at=self.now,
-                        attempt_started_at=self.now,
+                self._dispatch(run, command.seq, pending)
+            case cmd.RequestCancelActivity():
+                self._append(run, ev.ActivityCancelRequested, seq=command.seq)
+                cancelled = run.activities.pop(command.seq, None)
+                if cancelled is not None:
+                    self._cancel_attempt(run, command.seq, cancelled)
+            case cmd.StartTimer():
+                fire_at = self.now + command.seconds
+                self._append(run, ev.TimerStarted, seq=command.seq, fire_at=fire_at)
+                run.timers[command.seq] = fire_at
+                self._add_timer(run, "timer", fire_at, command.seq)
+            case cmd.CancelTimer():
+                self._append(run, ev.TimerCanceled, seq=command.seq)
+                timer_at = run.timers.pop(command.seq, None)
+                if timer_at is not None:
+                    self.txn.delete(
+                        keys.timer_key(
+                            timer_at,
+                            run.workflow_id,
+                            TimerEntry.tag_of("timer", run.run_id, command.seq, 0),
+                        )
                     )
-                    run.activities[command.seq] = pending
-                    if command.options.schedule_to_close_timeout:
-                        self._add_timer(
-                            run,
-                            "schedule_timeout",
-                            self.now + command.options.schedule_to_close_timeout,
-                            command.seq,
-                        )
-                    self._dispatch(run, command.seq, pending)
-                case cmd.RequestCancelActivity():
-                    self._append(run, ev.ActivityCancelRequested, seq=command.seq)
-                    cancelled = run.activities.pop(command.seq, None)
-                    if cancelled is not None:
-                        self._cancel_attempt(run, command.seq, cancelled)
-                case cmd.StartTimer():
-                    fire_at = self.now + command.seconds
-                    self._append(run, ev.TimerStarted, seq=command.seq, fire_at=fire_at)
-                    run.timers[command.seq] = fire_at
-                    self._add_timer(run, "timer", fire_at, command.seq)
-                case cmd.CancelTimer():
-                    self._append(run, ev.TimerCanceled, seq=command.seq)
-                    timer_at = run.timers.pop(command.seq, None)
-                    if timer_at is not None:
-                        self.txn.delete(
-                            keys.timer_key(
-                                timer_at,
-                                run.workflow_id,
-                                TimerEntry.tag_of("timer", run.run_id, command.seq, 0),
-                            )
-                        )
-                case cmd.StartChildWorkflow():
-                    self._append(
-                        run,
-                        ev.ChildWorkflowStarted,
-                        seq=command.seq,
+            case cmd.StartChildWorkflow():
+                self._append(
+                    run,
+                    ev.ChildWorkflowStarted,
+                    seq=command.seq,
+                    workflow_id=command.workflow_id,
+                    workflow_type=command.workflow_type,
+                    input=command.input,
+                )
+                run.children[command.seq] = command.workflow_id
+                self.out.inbox(
+                    command.workflow_id,
+                    c.StartWorkflow(
                         workflow_id=command.workflow_id,
                         workflow_type=command.workflow_type,
                         input=command.input,
-                    )
-                    run.children[command.seq] = command.workflow_id
-                    self.out.inbox(
-                        command.workflow_id,
-                        c.StartWorkflow(
-                            workflow_id=command.workflow_id,
-                            workflow_type=command.workflow_type,
-                            input=command.input,
-                            parent_workflow_id=run.workflow_id,
-                            parent_run_id=run.run_id,
-                            parent_seq=command.seq,
-                        ),
-                    )
-                case cmd.CompleteWorkflow():
-                    self._close(run, ev.WorkflowCompleted, result=command.result)
-                case cmd.FailWorkflow():
-                    self._close(run, ev.WorkflowFailed, failure=command.failure)
-                case cmd.CancelWorkflowDone():
-                    self._close(run, ev.WorkflowCanceled, reason="canceled")
-                case cmd.ContinueAsNew():
-                    self._continue_as_new(run, command)
+                        parent_workflow_id=run.workflow_id,
+                        parent_run_id=run.run_id,
+                        parent_seq=command.seq,
+                    ),
+                )
+            case cmd.CompleteWorkflow():
+                self._close(run, ev.WorkflowCompleted, result=command.result)
+            case cmd.FailWorkflow():
+                self._close(run, ev.WorkflowFailed, failure=command.failure)
+            case cmd.CancelWorkflowDone():
+                self._close(run, ev.WorkflowCanceled, reason="canceled")
+            case cmd.ContinueAsNew():
+                self._continue_as_new(run, command)
 
     def _dispatch(self, run: RunState, seq: int, pending: PendingActivity) -> None:
         options = pending.options

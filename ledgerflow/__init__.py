@@ -14,6 +14,7 @@ from ledgerflow.errors import (
     LedgerflowError,
     NonDeterminismError,
     OwnerUnavailableError,
+    PayloadTooLarge,
     WorkflowFailedError,
     WorkflowNotFoundError,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "LedgerflowError",
     "NonDeterminismError",
     "OwnerUnavailableError",
+    "PayloadTooLarge",
     "RetryPolicy",
     "WorkflowFailedError",
     "WorkflowHandle",

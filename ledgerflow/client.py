@@ -28,6 +28,7 @@ from ledgerflow.engine.workflow.definition import definition_of
 from ledgerflow.errors import (
     LedgerflowError,
     OwnerUnavailableError,
+    PayloadTooLarge,
     WorkflowFailedError,
     WorkflowNotFoundError,
 )
@@ -110,8 +111,14 @@ class Client:
 
     # ------------------------------------------------------------------ writes
     def send(self, key: str, command: BaseModel, timeout: float = 10.0) -> None:
-        """Produce one inbox command and wait until Kafka acknowledged it."""
+        """Produce one inbox command and wait until Kafka acknowledged it.
+
+        Raises ``PayloadTooLarge`` for a command the engine would refuse for its size.
+        """
         value = command.model_dump_json(by_alias=True).encode()
+        if len(value) > self.settings.max_payload_bytes:
+            what = f"the {type(command).__name__} for {key!r}"
+            raise PayloadTooLarge(what, len(value), self.settings.max_payload_bytes, "max_payload_bytes")
         self._produce(self.settings.topic("inbox"), key, value, timeout, self.settings.partition_of(key))
 
     def _produce(

@@ -6,7 +6,7 @@ passed around, instead of a long list of keyword arguments.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,11 +25,41 @@ class Settings(BaseSettings):
         default=None, ge=1, description="min.insync.replicas of created topics (default: broker's)."
     )
 
+    max_payload_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        description="Largest payload (workflow input, signal, activity arguments, result or failure, "
+        "child input) a run may record, as the JSON of its history event; larger ones are refused "
+        "(PayloadTooLarge). Keep well under max_record_bytes: a run's state holds several payloads.",
+    )
+    max_record_bytes: int = Field(
+        default=1_000_000,
+        ge=4096,
+        description="Largest Kafka record Ledgerflow writes (key + value): librdkafka's and the "
+        "broker's default limit. Raise it only with the producers' message.max.bytes and the "
+        "topics' max.message.bytes.",
+    )
+    max_previous_runs: int = Field(
+        default=1000,
+        ge=1,
+        description="Earlier run ids a workflow id's state remembers (continue-as-new, restarts); "
+        "older ones are forgotten by the state (their histories stay until retention).",
+    )
+
     partitioner: str | None = Field(
         default=None,
         description="Custom partitioner 'module:function' (workflow_id, partitions) -> partition; "
         "murmur2 of the workflow id when unset.",
     )
+
+    @model_validator(mode="after")
+    def _payloads_fit_in_records(self) -> Settings:
+        if self.max_payload_bytes * 3 > self.max_record_bytes:
+            raise ValueError(
+                f"max_payload_bytes ({self.max_payload_bytes}) must be at most a third of "
+                f"max_record_bytes ({self.max_record_bytes}): a run's state holds several payloads"
+            )
+        return self
 
     def partition_of(self, workflow_id: str) -> int:
         """The shard of a workflow id under this deployment's partitioner."""

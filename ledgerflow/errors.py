@@ -111,6 +111,25 @@ class CapacityError(LedgerflowError):
         self.retry_after = retry_after
 
 
+class PayloadTooLarge(LedgerflowError):
+    """A payload or record is over its limit (``Settings.max_payload_bytes`` / ``max_record_bytes``)."""
+
+    def __init__(self, what: str, size: int, limit: int, setting: str) -> None:
+        super().__init__(f"PayloadTooLarge: {what} is {_size(size)}, limit {_size(limit)} ({setting})")
+        self.what = what
+        self.size = size
+        self.limit = limit
+
+
+def _size(n: int) -> str:
+    """Bytes as a person reads them: 912 B, 255.9 KiB, 2.0 MiB."""
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n / (1024 * 1024):.1f} MiB"
+
+
 class TopicLayoutError(LedgerflowError):
     """Existing topics do not match the configured layout (e.g. another partition count).
 

@@ -73,10 +73,14 @@ class Failure(WireModel):
     """Traceback text from where it was raised, when known."""
 
 
+QUEUE_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
+"""A task queue names a Kafka topic (``<prefix>tasks.<queue>``): letters, digits, ``.``, ``_``, ``-``."""
+
+
 class ActivityOptions(WireModel):
     """Per-call options of an activity (code workflows) or a node (DAG workflows)."""
 
-    queue: str = "default"
+    queue: str = Field(default="default", pattern=QUEUE_PATTERN)
     """Task queue whose workers run it."""
     start_to_close_timeout: float | None = Field(default=None, gt=0)
     """Seconds one attempt may take before it is failed as timed out."""

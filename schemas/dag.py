@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import AliasChoices, Field, model_validator
 
-from ledgerflow.schemas.common import JSON, RetryPolicy, WireModel
+from ledgerflow.schemas.common import JSON, QUEUE_PATTERN, RetryPolicy, WireModel
 
 
 class DagNode(WireModel):
@@ -31,8 +31,8 @@ class DagNode(WireModel):
         serialization_alias="timeoutSeconds",
     )
     """Seconds one attempt may take."""
-    queue: str = "default"
-    """Task queue whose workers run the node."""
+    queue: str = Field(default="default", pattern=QUEUE_PATTERN)
+    """Task queue whose workers run the node (its topic is created when a task first goes there)."""
 
 
 class DagEdge(WireModel):
@@ -99,27 +99,30 @@ def _find_cycle(ids: set[str], edges: list[DagEdge]) -> list[str] | None:
     for edge in edges:
         children[edge.source].append(edge.target)
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-    path: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        path.append(node)
-        for child in children[node]:
+    # Depth-first with an explicit stack (a chain of thousands of nodes must not hit
+    # Python's recursion limit): each frame is a node and the index of its next child.
+    for start in sorted(ids):
+        if start in state:
+            continue
+        path: list[str] = [start]
+        stack: list[list[Any]] = [[start, 0]]
+        state[start] = 1
+        while stack:
+            frame = stack[-1]
+            node, next_child = frame
+            if next_child == len(children[node]):
+                stack.pop()
+                path.pop()
+                state[node] = 2
+                continue
+            frame[1] += 1
+            child = children[node][next_child]
             if state.get(child) == 1:
                 return [*path[path.index(child) :], child]
             if child not in state:
-                found = visit(child)
-                if found:
-                    return found
-        path.pop()
-        state[node] = 2
-        return None
-
-    for start in sorted(ids):
-        if start not in state:
-            found = visit(start)
-            if found:
-                return found
+                state[child] = 1
+                path.append(child)
+                stack.append([child, 0])
     return None
 
 

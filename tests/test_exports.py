@@ -15,6 +15,7 @@ def test_top_level_exports() -> None:
         "LedgerflowError",
         "NonDeterminismError",
         "OwnerUnavailableError",
+        "PayloadTooLarge",
         "RetryPolicy",
         "WorkflowFailedError",
         "WorkflowHandle",

@@ -33,6 +33,10 @@ _COMPARE = {
     ast.Is: operator.is_,
     ast.IsNot: operator.is_not,
 }
+MAX_EXPRESSION_LENGTH = 4096
+"""Characters one expression may have (bounds its parse depth and work)."""
+MAX_REPEAT_LENGTH = 100_000
+"""Length a string or list built with ``*`` may reach: an expression runs on the owner loop."""
 _TEMPLATE = re.compile(r"\{\{\s*((?:(?!\}\}).)+?)\s*\}\}")
 
 
@@ -41,10 +45,17 @@ class ExpressionError(ValueError):
 
 
 def evaluate(expression: str, names: dict[str, Any]) -> Any:
+    if len(expression) > MAX_EXPRESSION_LENGTH:
+        raise ExpressionError(
+            f"expression {expression[:40]!r}... is {len(expression)} characters, "
+            f"limit {MAX_EXPRESSION_LENGTH}"
+        )
     try:
         tree = ast.parse(expression, mode="eval")
-    except SyntaxError as exc:
-        raise ExpressionError(f"cannot parse {expression!r}: {exc.msg}") from exc
+    except (SyntaxError, RecursionError, MemoryError) as exc:
+        raise ExpressionError(
+            f"cannot parse {expression!r}: {getattr(exc, 'msg', type(exc).__name__)}"
+        ) from exc
     try:
         return _eval(tree.body, names)
     except ExpressionError:
@@ -88,7 +99,9 @@ def _eval(node: ast.AST, names: dict[str, Any]) -> Any:
         case ast.UnaryOp(op=ast.USub(), operand=operand):
             return -_eval(operand, names)
         case ast.BinOp(left=left, op=op, right=right) if type(op) in _BINARY:
-            return _BINARY[type(op)](_eval(left, names), _eval(right, names))
+            a, b = _eval(left, names), _eval(right, names)
+            _check_cost(op, a, b)
+            return _BINARY[type(op)](a, b)
         case ast.Compare(left=left, ops=ops, comparators=comparators):
             current = _eval(left, names)
             for cmp, comparator in zip(ops, comparators, strict=True):
@@ -106,6 +119,17 @@ def _eval(node: ast.AST, names: dict[str, Any]) -> Any:
                 if k is not None
             }
     raise ExpressionError(f"'{ast.unparse(node)}' is not allowed in an expression")
+
+
+def _check_cost(op: ast.operator, a: Any, b: Any) -> None:
+    """Refuse what would build a huge value (``'a' * 10**9``) or format one (``'%9999999d' % 1``)."""
+    if isinstance(op, ast.Mod) and isinstance(a, str):
+        raise ExpressionError("'%' formats strings: not allowed in an expression (use '+')")
+    if isinstance(op, ast.Mult):
+        for seq, times in ((a, b), (b, a)):
+            built = len(seq) * times if isinstance(seq, (str, list)) and isinstance(times, int) else 0
+            if built > MAX_REPEAT_LENGTH:
+                raise ExpressionError(f"'*' would build {built:,} items, limit {MAX_REPEAT_LENGTH:,}")
 
 
 def render(value: Any, names: dict[str, Any]) -> Any:

@@ -1,0 +1,108 @@
+"""Nothing a caller sends can stop a partition (issue 12), on a real broker.
+
+Each of these used to abort every batch that held it, restart the owner session and
+meet the same record again, forever: a DAG node on a queue no worker has served yet
+(its topic did not exist), an input over Kafka's record limit, an expression that
+builds a huge value, a 1,200-node chain. Now the first waits for its worker, the
+others fail or refuse only themselves, and ordinary runs carry on throughout.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from ledgerflow import Client
+from ledgerflow.testing.processes import Cluster
+from tests.fixtures import ACTS, FLOWS, assert_invariants
+from tests.waits import wait_until
+
+pytestmark = pytest.mark.kafka
+
+
+def dead_letters(cluster: Cluster, keys: set[bytes], timeout: float = 30.0) -> dict[bytes, dict[str, bytes]]:
+    """Headers of the dead letters with ``keys``, read from the DLQ topic."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": cluster.bootstrap,
+            "group.id": "dlq-reader",
+            "isolation.level": "read_committed",
+        }
+    )
+    consumer.assign([TopicPartition(f"{cluster.prefix}inbox.dlq", p, 0) for p in range(cluster.partitions)])
+    found: dict[bytes, dict[str, bytes]] = {}
+    deadline = time.monotonic() + timeout
+    while not keys <= set(found) and time.monotonic() < deadline:
+        message = consumer.poll(0.2)
+        if message is not None and not message.error() and message.key() in keys:
+            found[message.key()] = dict(message.headers() or [])
+    consumer.close()
+    assert keys <= set(found), f"dead letters missing: {keys - set(found)}"
+    return found
+
+
+def test_poison_inputs_stop_only_themselves_and_a_queue_without_workers_waits(
+    cluster: Cluster, client: Client
+) -> None:
+    engine = cluster.engine([FLOWS])
+    cluster.worker([ACTS])
+    engine.wait_ready()
+    client.register_dag(
+        {"id": "later", "nodes": [{"id": "n", "type": "echo", "input": {"v": 7}, "queue": "nobody"}]}
+    )
+    client.register_dag(
+        {"id": "hostile", "nodes": [{"id": "n", "type": "echo", "input": {"v": "{{ 'a' * 2000000 }}"}}]}
+    )
+    chain = [{"id": f"n{i}", "type": "echo"} for i in range(1200)]
+    edges = [{"source": f"n{i}", "target": f"n{i + 1}"} for i in range(1199)]
+    client.register_dag({"id": "chain", "nodes": chain, "edges": edges})
+    client.start_workflow("later", None, id="waits-for-worker")
+    client.start_workflow("hostile", None, id="hostile-1")
+    inbox = f"{cluster.prefix}inbox"
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "message.max.bytes": 2_000_000})
+    huge = {
+        "kind": "start_workflow",
+        "workflow_id": "huge",
+        "workflow_type": "ThreeSteps",
+        "input": "x" * 600_000,
+    }
+    producer.produce(
+        inbox, key=b"huge", value=json.dumps(huge).encode(), partition=client.settings.partition_of("huge")
+    )
+    producer.flush(10)
+    for i in range(5):
+        client.start_workflow("ThreeSteps", i, id=f"ordinary-{i}")
+    for i in range(5):
+        assert client.result(f"ordinary-{i}", timeout=60) == i + 3, "an ordinary run stalled behind poison"
+        assert_invariants(client, f"ordinary-{i}")
+
+    hostile = wait_until(
+        lambda: (d := client.describe("hostile-1"))["status"] != "RUNNING" and d, "the hostile DAG to end"
+    )
+    assert hostile["status"] == "FAILED", hostile
+    assert "would build 2,000,000 items" in json.dumps(hostile["failure"]), hostile["failure"]
+    letters = dead_letters(cluster, {b"huge"})
+    reason = letters[b"huge"]["ledgerflow.dlq.reason"].decode()
+    assert "PayloadTooLarge: WorkflowStarted" in reason and "max_payload_bytes" in reason, reason
+
+    waiting = client.describe("waits-for-worker")
+    assert waiting["status"] == "RUNNING" and waiting["activities"], waiting
+    topics = AdminClient({"bootstrap.servers": cluster.bootstrap}).list_topics(timeout=10).topics
+    assert f"{cluster.prefix}tasks.nobody" in topics
+    assert len(topics[f"{cluster.prefix}tasks.nobody"].partitions) == cluster.partitions
+
+    cluster.worker([ACTS], name="worker-nobody", queue="nobody")
+    assert client.result("waits-for-worker", timeout=60) == {"n": {"v": 7}}
+    client.start_workflow("chain", None, id="chain-1")  # its definition was read despite its depth
+    wait_until(
+        lambda: sum(e.kind == "activity_completed" for e in client.history("chain-1")) >= 3,
+        "the 1,200-node chain to make progress",
+    )
+    for workflow_id in ("waits-for-worker", "hostile-1"):
+        assert_invariants(client, workflow_id)
+    log = engine.log_path.read_text()
+    assert "restarting the owner session" not in log and "transaction failed" not in log, log[-3000:]

@@ -1,0 +1,206 @@
+"""What a caller sends can fail its own run or be refused, never the batch (issue 12).
+
+The partition processor over a real RocksDB store: each oversized payload is named in
+the failure or the refusal, and the other run in the same batch carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledgerflow import PayloadTooLarge, activity, workflow
+from ledgerflow.config import Settings
+from ledgerflow.engine.outbox import Outbox
+from ledgerflow.engine.processor import EngineContext, PartitionProcessor, read_history, read_run
+from ledgerflow.engine.state.store import PartitionStore
+from ledgerflow.engine.workflow.definition import WorkflowRegistry, definition_of
+from ledgerflow.schemas.commands import InboxCommand, SignalWorkflow, StartWorkflow, TaskCompleted
+from ledgerflow.schemas.dag import dag_from_json
+from ledgerflow.schemas.tasks import ActivityTask, task_message_adapter
+from ledgerflow.testing.invariants import check_run
+
+SMALL = Settings(max_payload_bytes=4096, max_record_bytes=16_384, max_previous_runs=3)
+
+
+@activity.defn
+def echo_size(blob: str) -> int:
+    raise NotImplementedError  # runs on a worker; only its name matters here
+
+
+@workflow.defn
+class Echo:
+    """Passes its input to one activity and returns the result."""
+
+    @workflow.run
+    async def run(self, blob: str) -> int:
+        return await workflow.execute_activity(echo_size, blob, start_to_close_timeout=10)
+
+
+@workflow.defn
+class FanOut:
+    """Holds ``n`` activities of ``size`` characters each in flight at once."""
+
+    @workflow.run
+    async def run(self, n: int, size: int) -> list[int]:
+        calls = [
+            workflow.execute_activity(echo_size, "x" * size, start_to_close_timeout=10) for _ in range(n)
+        ]
+        return list(await asyncio.gather(*calls))
+
+
+@workflow.defn
+class Waiter:
+    @workflow.run
+    async def run(self) -> Any:
+        return await workflow.wait_signal("go")
+
+
+REGISTRY = WorkflowRegistry([definition_of(Echo), definition_of(FanOut), definition_of(Waiter)])
+
+
+class Partition:
+    def __init__(self, tmp_path: Path) -> None:
+        ctx = EngineContext(SMALL, REGISTRY, lambda _id: None)
+        self.processor = PartitionProcessor(0, PartitionStore(tmp_path / "p0"), ctx)
+        self.now = 1.0
+
+    def batch(self, *commands: InboxCommand) -> tuple[Outbox, list[str | None]]:
+        """Apply ``commands`` in one batch; the outbox and each command's dead-letter reason."""
+        self.now += 1
+        out = Outbox(SMALL)
+        self.processor.begin(self.now, out)
+        reasons = [self.processor.handle(command) for command in commands]
+        self.processor.fire_timers()
+        self.processor.store.write(dict(self.processor.finish()), None)
+        return out, reasons
+
+    def run(self, workflow_id: str) -> Any:
+        return read_run(self.processor.store, workflow_id)
+
+    def checked(self, workflow_id: str) -> Any:
+        run = self.run(workflow_id)
+        history = read_history(self.processor.store, workflow_id, run.run_id)
+        assert check_run(run, history, REGISTRY) == []
+        return run
+
+
+def tasks(out: Outbox) -> list[ActivityTask]:
+    found = [task_message_adapter.validate_json(r.value or b"") for r in out.records if ".tasks." in r.topic]
+    return [t for t in found if isinstance(t, ActivityTask)]
+
+
+def start(workflow_id: str, workflow_type: str, input: Any) -> StartWorkflow:
+    return StartWorkflow(
+        workflow_id=workflow_id, workflow_type=workflow_type, input=input, run_id=f"{workflow_id}-r"
+    )
+
+
+def test_a_start_with_an_oversized_input_is_refused_and_the_batch_goes_on(tmp_path: Path) -> None:
+    p = Partition(tmp_path)
+    out, reasons = p.batch(start("big", "Echo", "x" * 5000), start("ok", "Echo", "fine"))
+    assert reasons[0] is not None and "PayloadTooLarge: WorkflowStarted" in reasons[0]
+    assert "limit 4.0 KiB (max_payload_bytes)" in reasons[0]
+    assert reasons[1] is None
+    assert p.run("big") is None, "a refused start left state behind"
+    assert [t.workflow_id for t in tasks(out)] == ["ok"]
+    assert p.checked("ok").status == "RUNNING"
+
+
+def test_an_oversized_activity_result_fails_its_run_by_name(tmp_path: Path) -> None:
+    p = Partition(tmp_path)
+    out, _ = p.batch(start("a", "Echo", "hi"), start("b", "Echo", "hi"))
+    results = [
+        TaskCompleted(workflow_id=t.workflow_id, run_id=t.run_id, seq=t.seq, attempt=t.attempt, result=r)
+        for t, r in zip(tasks(out), ["y" * 5000, 2], strict=True)
+    ]
+    _, reasons = p.batch(*results)
+    assert reasons[0] is not None and "PayloadTooLarge: ActivityCompleted" in reasons[0]
+    failed = p.checked("a")
+    assert failed.status == "FAILED" and failed.failure.type == "PayloadTooLarge"
+    assert "ActivityCompleted (event #3" in failed.failure.message and failed.failure.non_retryable
+    assert p.checked("b").status == "COMPLETED" and p.run("b").result == 2
+
+
+def test_an_oversized_signal_is_refused_and_the_run_waits_on(tmp_path: Path) -> None:
+    p = Partition(tmp_path)
+    p.batch(start("w", "Waiter", None))
+    _, reasons = p.batch(SignalWorkflow(workflow_id="w", name="go", payload="z" * 5000))
+    assert reasons[0] is not None and "SignalReceived" in reasons[0]
+    assert p.checked("w").status == "RUNNING"
+    p.batch(SignalWorkflow(workflow_id="w", name="go", payload="small"))
+    assert p.checked("w").result == "small"
+
+
+def test_oversized_activity_arguments_fail_the_run_that_scheduled_them(tmp_path: Path) -> None:
+    p = Partition(tmp_path)
+    out, reasons = p.batch(start("fan", "FanOut", [1, 5000]), start("ok", "Echo", "fine"))
+    assert reasons == [None, None]
+    run = p.checked("fan")
+    assert run.status == "FAILED" and "PayloadTooLarge: ActivityScheduled" in run.failure.message
+    assert [t.workflow_id for t in tasks(out)] == ["ok"], "a task of the failed run was sent"
+
+
+def test_a_run_state_over_the_record_limit_fails_the_run_not_the_batch(tmp_path: Path) -> None:
+    """Each argument fits (3 KB), but five of them pending at once do not fit in one record."""
+    p = Partition(tmp_path)
+    _, reasons = p.batch(start("fan", "FanOut", [5, 3000]), start("ok", "Echo", "fine"))
+    assert reasons == [None, None]
+    run = p.checked("fan")
+    assert run.status == "FAILED" and run.failure.type == "PayloadTooLarge"
+    assert "the state of run fan-r" in run.failure.message and "max_record_bytes" in run.failure.message
+    assert len(run.model_dump_json()) < SMALL.max_record_bytes
+    assert p.checked("ok").status == "RUNNING"
+
+
+def test_a_workflow_remembers_a_bounded_number_of_earlier_runs(tmp_path: Path) -> None:
+    p = Partition(tmp_path)
+    for i in range(6):
+        p.batch(StartWorkflow(workflow_id="w", workflow_type="Waiter", run_id=f"r{i}"))
+        p.batch(SignalWorkflow(workflow_id="w", name="go", payload=i))
+    run = p.run("w")
+    assert run.run_id == "r5" and run.previous_runs == ["r2", "r3", "r4"]
+
+
+def test_a_dead_letter_over_the_record_limit_keeps_its_size_and_hash() -> None:
+    out = Outbox(SMALL)
+    value = b"v" * 50_000
+    out.dead_letter(b"k", value, "too big", "inbox", 3, 7)
+    (record,) = out.records
+    headers = dict(record.headers or [])
+    assert record.value is not None and len(record.value) + 8192 <= SMALL.max_record_bytes
+    assert headers["ledgerflow.dlq.original-size"] == b"50000"
+    assert headers["ledgerflow.dlq.original-sha256"] == hashlib.sha256(value).hexdigest().encode()
+    assert headers["ledgerflow.dlq.reason"] == b"too big"
+
+
+def test_an_outbox_record_over_the_limit_raises_before_it_is_produced() -> None:
+    out = Outbox(SMALL)
+    with pytest.raises(PayloadTooLarge, match=r"lifecycle event is 19\.5 KiB, limit 16\.0 KiB"):
+        out.event("w", b"e" * 20_000)
+    assert out.records == []
+
+
+def test_payloads_must_fit_several_times_in_a_record() -> None:
+    with pytest.raises(ValueError, match="at most a third of max_record_bytes"):
+        Settings(max_payload_bytes=500_000, max_record_bytes=1_000_000)
+
+
+def test_a_chain_of_thousands_of_nodes_validates_without_recursion() -> None:
+    n = 5000
+    nodes = [{"id": f"n{i}", "type": "echo"} for i in range(n)]
+    edges = [{"source": f"n{i}", "target": f"n{i + 1}"} for i in range(n - 1)]
+    assert len(dag_from_json({"id": "chain", "nodes": nodes, "edges": edges}).nodes) == n
+    cyclic = [*edges, {"source": f"n{n - 1}", "target": "n0"}]
+    with pytest.raises(ValueError, match="cycle: n0 -> n1 -> "):
+        dag_from_json({"id": "chain", "nodes": nodes, "edges": cyclic})
+
+
+@pytest.mark.parametrize("queue", ["", "has space", "a/b", "x" * 129, "tab\tbed"])
+def test_a_queue_must_be_a_valid_topic_name(queue: str) -> None:
+    with pytest.raises(ValueError, match="queue"):
+        dag_from_json({"id": "d", "nodes": [{"id": "n", "type": "echo", "queue": queue}]})
