@@ -57,7 +57,6 @@ class Worker:
         self._offsets: dict[TopicPartition, PartitionOffsets] = {}
         self._producer: AIOKafkaProducer | None = None
         self._sends: set[asyncio.Future[Any]] = set()
-        self._replacing = asyncio.Lock()
         self._outcomes: dict[AttemptKey, asyncio.Future[Any]] = {}
         """The delivery of each running attempt's outcome (its offset is done when it lands)."""
         self.completed = 0
@@ -85,7 +84,9 @@ class Worker:
             session_timeout_ms=6000,
             heartbeat_interval_ms=1000,
         )
-        producer = _new_producer(self.settings)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.bootstrap, enable_idempotence=True, acks="all", linger_ms=0
+        )
         await producer.start()
         await consumer.start()
         self._producer = producer
@@ -111,8 +112,7 @@ class Worker:
             await self._drain()
             await self._commit(consumer)
             await consumer.stop()
-            if self._producer is not None:
-                await self._producer.stop()
+            await producer.stop()
             self.runner.threads.shutdown(wait=False, cancel_futures=True)
 
     def _accept(self, tp: TopicPartition, offset: int, value: bytes | None) -> None:
@@ -218,29 +218,13 @@ class Worker:
     async def _deliver(self, value: bytes, key: bytes, partition: int | None) -> Any:
         """Send until Kafka acknowledges: a failed result must not count as reported."""
         for attempt in itertools.count():
-            producer = self._producer
             try:
                 return await self._send(value, key, partition)
             except Exception as exc:
                 delay = RESEND_DELAYS[min(attempt, len(RESEND_DELAYS) - 1)]
                 log.error("could not report a task result, sending it again in %.1f s: %s", delay, exc)
-                await self._replace_producer(producer)
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
-
-    async def _replace_producer(self, failed: Any) -> None:
-        """A fresh producer after a failed send: an idempotent producer that lost a record
-        would have every later record of that partition refused as out of sequence."""
-        if failed is None:
-            return
-        async with self._replacing:
-            if id(failed) != id(self._producer):
-                return  # another failed send replaced it already
-            producer = _new_producer(self.settings)
-            await producer.start()
-            self._producer = producer
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(failed.stop(), 10)
 
     async def _commit_every(self, consumer: AIOKafkaConsumer, interval: float) -> None:
         """Commit every ``interval`` seconds until the worker stops, and once more then."""
@@ -301,12 +285,6 @@ async def _acknowledged(queued: Awaitable[asyncio.Future[Any]]) -> Any:
     is queued, with a future of its delivery."""
     delivery = await queued
     return await delivery
-
-
-def _new_producer(settings: Settings) -> AIOKafkaProducer:
-    return AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap, enable_idempotence=True, acks="all", linger_ms=0
-    )
 
 
 def _log_commit_loop_end(task: asyncio.Task[None]) -> None:

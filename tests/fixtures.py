@@ -107,3 +107,9 @@ def lifecycle_events(cluster: Cluster, kind: str, expected: set[str]) -> list[di
 def lifecycle_counts(cluster: Cluster, kind: str, expected: set[str]) -> Counter[str]:
     """How often each workflow id appears with ``kind`` on the public events topic."""
     return Counter(event["workflow_id"] for event in lifecycle_events(cluster, kind, expected))
+
+
+def assert_invariants_with(client: Client, workflow_id: str, modules: list[str]) -> None:
+    """``assert_invariants`` for runs of workflows defined in ``modules`` besides the test workflows."""
+    problems = check_workflow(client, workflow_id, WorkflowRegistry.from_modules([FLOWS, *modules]))
+    assert not problems, problems

@@ -32,13 +32,6 @@ class FakeProducer:
     def __init__(self) -> None:
         self.sent: list[bytes] = []
         self.deliveries: list[asyncio.Future[Any]] = []
-        self.stopped = False
-
-    async def start(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        self.stopped = True
 
     async def send(self, topic: str, value: bytes, key: bytes, partition: int | None) -> asyncio.Future[Any]:
         delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -68,29 +61,27 @@ async def until(condition: Any, timeout: float = 2.0) -> None:
 async def test_a_failed_delivery_is_sent_again_and_its_task_committed_only_once_it_lands(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    first, second = FakeProducer(), FakeProducer()
+    producer = FakeProducer()
     monkeypatch.setattr(worker_module, "RESEND_DELAYS", (0.01,))
-    monkeypatch.setattr(worker_module, "_new_producer", lambda _settings: second)
     worker = Worker(Settings(), {"echo": activity.definition_of(echo)})
-    worker._producer = first  # type: ignore[assignment]
+    worker._producer = producer  # type: ignore[assignment]
     consumer = RecordingConsumer()
     task = ActivityTask(
         workflow_id="w", run_id="r", seq=1, attempt=1, activity_type="echo", args=[7], scheduled_at=0.0
     )
     worker._accept(TASKS, 0, task.model_dump_json().encode())
-    await until(lambda: first.deliveries)
+    await until(lambda: producer.deliveries)
     await until(lambda: not worker._running)  # the attempt ended; its outcome is not on Kafka yet
     await worker._commit(consumer)  # type: ignore[arg-type]
     assert consumer.commits == [], "committed before the outcome was acknowledged"
 
-    first.deliveries[0].set_exception(RuntimeError("MESSAGE_SIZE_TOO_LARGE"))
-    await until(lambda: second.deliveries)  # sent again, on a fresh producer
-    assert first.stopped
-    assert second.sent == first.sent
+    producer.deliveries[0].set_exception(RuntimeError("MESSAGE_SIZE_TOO_LARGE"))
+    await until(lambda: len(producer.deliveries) == 2)  # sent again
+    assert producer.sent[1] == producer.sent[0]
     await worker._commit(consumer)  # type: ignore[arg-type]
     assert consumer.commits == [], "a failed delivery let its task's offset be committed"
 
-    second.deliveries[0].set_result("acknowledged")
+    producer.deliveries[1].set_result("acknowledged")
     await until(lambda: worker._offsets[TASKS].committable() is not None)
     await worker._commit(consumer)  # type: ignore[arg-type]
     assert consumer.commits == [{TASKS: 1}]
