@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from ledgerflow.api.errors import (
     AlreadyStartedError,
     OwnerResponseError,
+    PayloadTooLargeError,
     QueryFailedError,
     UnknownNodeTypeError,
 )
@@ -73,8 +74,14 @@ async def _send(state: GatewayState, topic: str, key: str, value: bytes, partiti
 
 
 async def _send_command(state: GatewayState, workflow_id: str, command: BaseModel) -> int:
-    """Write an inbox command to the workflow's partition (the deployment's partitioner decides)."""
+    """Write an inbox command to the workflow's partition (the deployment's partitioner decides).
+
+    A command over ``max_payload_bytes`` gets 413 here: the engine would refuse it to the DLQ.
+    """
     value = command.model_dump_json(by_alias=True).encode()
+    if len(value) > state.settings.max_payload_bytes:
+        what = f"the {type(command).__name__} (max_payload_bytes)"
+        raise PayloadTooLargeError(len(value), state.settings.max_payload_bytes, what)
     partition = state.live_router().partition(workflow_id)
     return await _send(state, state.settings.topic("inbox"), workflow_id, value, partition)
 

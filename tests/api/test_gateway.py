@@ -251,9 +251,11 @@ def test_oversized_bodies_get_413(api: httpx.Client) -> None:
 
     chunked = api.post("/api/v1/workflows", content=chunks(), headers={"content-type": "application/json"})
     assert chunked.status_code == 413
-    # under the body limit but over the producer's record limit (message.max.bytes, 1 MB)
-    record = api.post("/api/v1/workflows", json={"id": "big", "type": "T", "input": "x" * 1_040_000})
-    assert record.status_code == 413 and "record" in record.json()["detail"], record.text
+    # under the body limit but over the payload a run may record (max_payload_bytes, 256 KiB)
+    payload = api.post("/api/v1/workflows", json={"id": "big", "type": "T", "input": "x" * 300_000})
+    assert payload.status_code == 413 and "max_payload_bytes" in payload.json()["detail"], payload.text
+    signal = api.post("/api/v1/workflows/w/signal", json={"name": "s", "payload": "x" * 300_000})
+    assert signal.status_code == 413 and "SignalWorkflow" in signal.json()["detail"], signal.text
     small = api.post(
         "/api/v1/workflows/w/signal", content=b'{"name": "s"}', headers={"content-type": "application/json"}
     )
