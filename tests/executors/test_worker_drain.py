@@ -1,0 +1,61 @@
+"""SIGTERM drains a worker: its running activity finishes, its result is recorded, it exits 0.
+
+The worker waits up to its shutdown grace (30 s) for running activities, then flushes
+their results and commits their offsets before it exits, so no other worker runs the
+task again and the engine records the result once.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from ledgerflow import Client
+from ledgerflow.testing.processes import Cluster
+from tests.executors.test_worker_delivery import APPS, assert_recorded_once, committed, runs_of, task_position
+from tests.fixtures import FLOWS
+
+pytestmark = pytest.mark.kafka
+
+GRACE = 30.0
+"""The worker's shutdown grace (Worker.shutdown_grace)."""
+ACTIVITY_SECONDS = 4.0
+
+
+def test_sigterm_lets_the_running_activity_finish_and_report_before_exit_0(
+    cluster: Cluster, client: Client, tmp_path: Path
+) -> None:
+    engine = cluster.engine([FLOWS, APPS])
+    worker = cluster.worker([APPS])
+    engine.wait_ready()
+    markers = tmp_path / "m"
+    markers.mkdir()
+    client.start_workflow("Reported", [str(markers), ACTIVITY_SECONDS, 10], id="drained")
+    deadline = time.monotonic() + 30
+    while not (markers / "runs").exists():
+        assert time.monotonic() < deadline, f"the activity never started:\n{worker.log_tail()}"
+        time.sleep(0.05)
+
+    assert worker.process is not None
+    signalled = time.monotonic()
+    worker.process.send_signal(signal.SIGTERM)
+    try:
+        code = worker.process.wait(GRACE + 15)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the worker did not exit within {GRACE + 15} s of SIGTERM:\n{worker.log_tail()}")
+    exited_after = time.monotonic() - signalled
+    assert code == 0, worker.log_tail()
+    assert exited_after < GRACE, f"exit took {exited_after:.1f} s, more than the grace"
+    assert (markers / "finished").exists(), "the activity was cut off instead of finishing"
+
+    # No worker runs any more: the result must have left with the drained one.
+    assert client.result("drained", timeout=30) == 10
+    assert len(runs_of(markers)) == 1
+    assert_recorded_once(client, "drained")
+    task = task_position(cluster, "drained")
+    assert committed(cluster, task) > task.offset, "the drained task was left uncommitted: it would run again"
+    print(f"SIGTERM -> exit 0 in {exited_after:.1f} s (activity of {ACTIVITY_SECONDS} s was running)")
