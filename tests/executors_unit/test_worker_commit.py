@@ -8,44 +8,17 @@ through a real broker is covered by tests/engine.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
-
-from aiokafka import TopicPartition
 
 from ledgerflow.config import Settings
 from ledgerflow.executors.offsets import PartitionOffsets
 from ledgerflow.executors.worker import Worker
 from ledgerflow.schemas.commands import TaskCompleted
-
-TASKS = TopicPartition("tasks", 0)
-
-
-class QueueingProducer:
-    """``send`` queues and hands back a delivery future the test resolves."""
-
-    def __init__(self) -> None:
-        self.deliveries: list[asyncio.Future[Any]] = []
-
-    async def send(self, topic: str, value: bytes, key: bytes, partition: int | None) -> asyncio.Future[Any]:
-        delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.deliveries.append(delivery)
-        return delivery
+from tests.executors_unit.fakes import TASKS, FakeProducer, RecordingConsumer
 
 
-class RecordingConsumer:
-    def __init__(self) -> None:
-        self.commits: list[dict[TopicPartition, int]] = []
-
-    def assignment(self) -> set[TopicPartition]:
-        return {TASKS}
-
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        self.commits.append(dict(offsets))
-
-
-def worker_on_fakes() -> tuple[Worker, QueueingProducer, RecordingConsumer]:
+def worker_on_fakes() -> tuple[Worker, FakeProducer, RecordingConsumer]:
     worker = Worker(Settings(), {})
-    producer = QueueingProducer()
+    producer = FakeProducer()
     worker._producer = producer  # type: ignore[assignment]
     return worker, producer, RecordingConsumer()
 

@@ -10,45 +10,18 @@ import asyncio
 from typing import Any
 
 import pytest
-from aiokafka import TopicPartition
 
 from ledgerflow import activity
 from ledgerflow.config import Settings
 from ledgerflow.executors import worker as worker_module
 from ledgerflow.executors.worker import Worker
 from ledgerflow.schemas.tasks import ActivityTask
-
-TASKS = TopicPartition("tasks", 0)
+from tests.executors_unit.fakes import TASKS, FakeProducer, RecordingConsumer
 
 
 @activity.defn
 async def echo(n: int) -> int:
     return n
-
-
-class FakeProducer:
-    """``send`` hands back a delivery future the test resolves or fails."""
-
-    def __init__(self) -> None:
-        self.sent: list[bytes] = []
-        self.deliveries: list[asyncio.Future[Any]] = []
-
-    async def send(self, topic: str, value: bytes, key: bytes, partition: int | None) -> asyncio.Future[Any]:
-        delivery: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.sent.append(value)
-        self.deliveries.append(delivery)
-        return delivery
-
-
-class RecordingConsumer:
-    def __init__(self) -> None:
-        self.commits: list[dict[TopicPartition, int]] = []
-
-    def assignment(self) -> set[TopicPartition]:
-        return {TASKS}
-
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        self.commits.append(dict(offsets))
 
 
 async def until(condition: Any, timeout: float = 2.0) -> None:
