@@ -27,7 +27,7 @@ from ledgerflow.engine.processor import Admission, EngineContext
 from ledgerflow.engine.rebalance import PartitionManager
 from ledgerflow.engine.state.standby import StandbyReplicas
 from ledgerflow.engine.workflow.definition import WorkflowRegistry
-from ledgerflow.errors import DeploymentMovedError
+from ledgerflow.errors import DeploymentMovedError, TopicLayoutError
 from ledgerflow.schemas.commands import inbox_command_adapter
 
 log = logging.getLogger("ledgerflow.engine")
@@ -292,12 +292,25 @@ class Engine:
         deployment); its task must wait there for one, not fail the batch's transaction
         on a missing topic. Created with the deployment's partitions and replication.
         """
-        new = queues - self._queues
-        if new:
-            created = ensure_topics(self.settings, tuple(sorted(new)))
-            if created:
-                log.info("created task topics %s", created)
-            self._queues |= new
+        for queue in sorted(queues - self._queues):
+            try:
+                created = ensure_topics(self.settings, (queue,))
+            except KafkaException as exc:
+                if exc.args[0].retriable():
+                    raise  # the broker is away: the batch is tried again
+                self._unusable(queue, exc.args[0].str())
+            except TopicLayoutError as exc:
+                self._unusable(queue, str(exc))
+            else:
+                if created:
+                    log.info("created task topics %s", created)
+                self._queues.add(queue)
+
+    def _unusable(self, queue: str, reason: str) -> None:
+        """Fail the runs that route to ``queue`` rather than retry this batch forever: the batch
+        is aborted and tried again, and its runs' activities for the queue now fail them."""
+        self.ctx.unusable_queues[queue] = reason
+        raise _Restart(f"task queue {queue!r} is unusable: {reason}")
 
     def _add_positions(self, offsets: dict[int, int], partitions: list[int]) -> None:
         """Offsets for every owned partition, so every transaction (even one that only fires

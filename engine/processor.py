@@ -31,7 +31,7 @@ from ledgerflow.engine.workflow.dag import DAG_WORKFLOW
 from ledgerflow.engine.workflow.definition import WorkflowDefinition, WorkflowRegistry
 from ledgerflow.engine.workflow.instance import WorkflowInstance
 from ledgerflow.engine.workflow.replayer import replay
-from ledgerflow.errors import NonDeterminismError, PayloadTooLarge
+from ledgerflow.errors import NonDeterminismError, PayloadTooLarge, QueueUnavailable, RunLimitError
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas import events as ev
 from ledgerflow.schemas.common import Failure
@@ -69,6 +69,8 @@ class EngineContext:
     """This node's transactional id, recorded in each partition it writes (see recovery)."""
     retention: float | None = None
     """Seconds a closed run's state and history are kept (None: forever)."""
+    unusable_queues: dict[str, str] = field(default_factory=dict)
+    """Task queues whose topic could not be created, with the reason (set by the owner loop)."""
 
 
 @dataclass
@@ -197,12 +199,12 @@ class PartitionProcessor:
                 return self._handle(command)
         except WorkflowTypeNotLoaded as exc:
             return str(exc)
-        except PayloadTooLarge as exc:
+        except RunLimitError as exc:
             log.warning("%s", exc, extra={"workflowId": workflow_id, "partition": self.partition})
             if isinstance(command, c.StartWorkflow):
-                self._refuse_child(command, Failure(type="PayloadTooLarge", message=str(exc)))
+                self._refuse_child(command, Failure(type=type(exc).__name__, message=str(exc)))
             elif workflow_id and not isinstance(command, (c.SignalWorkflow, c.RegisterDefinition)):
-                self._fail_after_error(workflow_id, str(exc), "PayloadTooLarge")
+                self._fail_after_error(workflow_id, str(exc), type(exc).__name__)
             return str(exc)  # a refused start or signal leaves the run as it was
         except Exception as exc:
             log.exception("command failed", extra={"workflowId": workflow_id, "partition": self.partition})
@@ -522,8 +524,8 @@ class PartitionProcessor:
                 log.exception(
                     "timer failed", extra={"workflowId": entry.workflow_id, "partition": self.partition}
                 )
-                if isinstance(exc, PayloadTooLarge):
-                    self._fail_after_error(entry.workflow_id, str(exc), "PayloadTooLarge")
+                if isinstance(exc, RunLimitError):
+                    self._fail_after_error(entry.workflow_id, str(exc), type(exc).__name__)
                 else:
                     self._fail_after_error(entry.workflow_id, f"engine error: {type(exc).__name__}: {exc}")
         return fired
@@ -699,18 +701,19 @@ class PartitionProcessor:
                 return
             try:
                 self._apply_command(run, command)
-            except PayloadTooLarge as exc:
+            except RunLimitError as exc:
                 if not run.is_open:
                     raise  # the run closed and the next one did not fit: undo the whole command
-                # What the code asked for is too large to record (nothing of it was): the run
-                # fails by name, as it would for any error the code cannot handle.
-                failure = Failure(type="PayloadTooLarge", message=str(exc), non_retryable=True)
+                # What the code asked for cannot be recorded or sent (nothing of it was): the
+                # run fails by name, as it would for any error the code cannot handle.
+                failure = Failure(type=type(exc).__name__, message=str(exc), non_retryable=True)
                 self._close(run, ev.WorkflowFailed, failure=failure, origin="engine")
                 return
 
     def _apply_command(self, run: RunState, command: cmd.Command) -> None:
         match command:
             case cmd.ScheduleActivity():
+                self._check_queue(command.options.queue)
                 self._append(
                     run,
                     ev.ActivityScheduled,
@@ -788,6 +791,7 @@ class PartitionProcessor:
 
     def _dispatch(self, run: RunState, seq: int, pending: PendingActivity) -> None:
         options = pending.options
+        self._check_queue(options.queue)  # a retry after the queue's topic was found impossible
         task = attempt_task(run, seq, pending, self.now, self.partition)
         self.out.task(options.queue, run.workflow_id, task)
         if options.start_to_close_timeout:
@@ -810,7 +814,14 @@ class PartitionProcessor:
             },
         )
 
+    def _check_queue(self, queue: str) -> None:
+        unusable = self.ctx.unusable_queues.get(queue)
+        if unusable is not None:
+            raise QueueUnavailable(queue, unusable)
+
     def _cancel_attempt(self, run: RunState, seq: int, pending: PendingActivity) -> None:
+        if pending.options.queue in self.ctx.unusable_queues:
+            return  # no task ever reached it, and writing there would fail the batch again
         message = CancelActivity(
             workflow_id=run.workflow_id, run_id=run.run_id, seq=seq, attempt=pending.attempt
         )

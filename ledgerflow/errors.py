@@ -111,7 +111,12 @@ class CapacityError(LedgerflowError):
         self.retry_after = retry_after
 
 
-class PayloadTooLarge(LedgerflowError):
+class RunLimitError(LedgerflowError):
+    """What one run asked for cannot be done; the engine fails that run (its failure type is the
+    error's class name) or refuses that record, never the batch around it."""
+
+
+class PayloadTooLarge(RunLimitError):
     """A payload or record is over its limit (``Settings.max_payload_bytes`` / ``max_record_bytes``)."""
 
     def __init__(self, what: str, size: int, limit: int, setting: str) -> None:
@@ -128,6 +133,17 @@ def _size(n: int) -> str:
     if n < 1024 * 1024:
         return f"{n / 1024:.1f} KiB"
     return f"{n / (1024 * 1024):.1f} MiB"
+
+
+class QueueUnavailable(RunLimitError):
+    """The topic of a task queue cannot be created (a name that collides with another topic's,
+    creation refused by the broker): activities routed there fail instead of waiting forever."""
+
+    def __init__(self, queue: str, reason: str) -> None:
+        super().__init__(
+            f"QueueUnavailable: task queue {queue!r} has no topic and none can be made: {reason}"
+        )
+        self.queue = queue
 
 
 class TopicLayoutError(LedgerflowError):

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from ledgerflow import Client
 from ledgerflow.testing.processes import Cluster
@@ -45,6 +46,13 @@ def dead_letters(cluster: Cluster, keys: set[bytes], timeout: float = 30.0) -> d
     return found
 
 
+def ended(client: Client, workflow_id: str) -> dict[str, Any]:
+    """The state of ``workflow_id`` once its run closed."""
+    return wait_until(
+        lambda: (d := client.describe(workflow_id))["status"] != "RUNNING" and d, f"{workflow_id} to end"
+    )
+
+
 def test_poison_inputs_stop_only_themselves_and_a_queue_without_workers_waits(
     cluster: Cluster, client: Client
 ) -> None:
@@ -60,6 +68,13 @@ def test_poison_inputs_stop_only_themselves_and_a_queue_without_workers_waits(
     chain = [{"id": f"n{i}", "type": "echo"} for i in range(1200)]
     edges = [{"source": f"n{i}", "target": f"n{i + 1}"} for i in range(1199)]
     client.register_dag({"id": "chain", "nodes": chain, "edges": edges})
+    # Kafka refuses a topic whose name differs from an existing one only by '.' versus '_'.
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    admin.create_topics([NewTopic(f"{cluster.prefix}tasks.pay.eu", 1, 1)])[
+        f"{cluster.prefix}tasks.pay.eu"
+    ].result(30)
+    client.register_dag({"id": "clash", "nodes": [{"id": "n", "type": "echo", "queue": "pay_eu"}]})
+    client.start_workflow("clash", None, id="clash-1")
     client.start_workflow("later", None, id="waits-for-worker")
     client.start_workflow("hostile", None, id="hostile-1")
     inbox = f"{cluster.prefix}inbox"
@@ -80,18 +95,22 @@ def test_poison_inputs_stop_only_themselves_and_a_queue_without_workers_waits(
         assert client.result(f"ordinary-{i}", timeout=60) == i + 3, "an ordinary run stalled behind poison"
         assert_invariants(client, f"ordinary-{i}")
 
-    hostile = wait_until(
-        lambda: (d := client.describe("hostile-1"))["status"] != "RUNNING" and d, "the hostile DAG to end"
-    )
+    hostile = ended(client, "hostile-1")
     assert hostile["status"] == "FAILED", hostile
     assert "would build 2,000,000 items" in json.dumps(hostile["failure"]), hostile["failure"]
+    clash = wait_until(
+        lambda: (d := client.describe("clash-1"))["status"] != "RUNNING" and d,
+        "the clashing queue's run to end",
+    )
+    assert clash["status"] == "FAILED" and clash["failure"]["type"] == "QueueUnavailable", clash
+    assert "'pay_eu'" in clash["failure"]["message"], clash["failure"]
     letters = dead_letters(cluster, {b"huge"})
     reason = letters[b"huge"]["ledgerflow.dlq.reason"].decode()
     assert "PayloadTooLarge: WorkflowStarted" in reason and "max_payload_bytes" in reason, reason
 
     waiting = client.describe("waits-for-worker")
     assert waiting["status"] == "RUNNING" and waiting["activities"], waiting
-    topics = AdminClient({"bootstrap.servers": cluster.bootstrap}).list_topics(timeout=10).topics
+    topics = admin.list_topics(timeout=10).topics
     assert f"{cluster.prefix}tasks.nobody" in topics
     assert len(topics[f"{cluster.prefix}tasks.nobody"].partitions) == cluster.partitions
 
@@ -102,7 +121,9 @@ def test_poison_inputs_stop_only_themselves_and_a_queue_without_workers_waits(
         lambda: sum(e.kind == "activity_completed" for e in client.history("chain-1")) >= 3,
         "the 1,200-node chain to make progress",
     )
-    for workflow_id in ("waits-for-worker", "hostile-1"):
+    for workflow_id in ("waits-for-worker", "hostile-1", "clash-1"):
         assert_invariants(client, workflow_id)
     log = engine.log_path.read_text()
-    assert "restarting the owner session" not in log and "transaction failed" not in log, log[-3000:]
+    # One restart, to fail the clashing queue's run; none for the rest.
+    assert log.count("restarting the owner session") == 1, log[-3000:]
+    assert "task queue 'pay_eu' is unusable" in log, log[-3000:]

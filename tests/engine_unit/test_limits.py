@@ -60,12 +60,21 @@ class Waiter:
         return await workflow.wait_signal("go")
 
 
-REGISTRY = WorkflowRegistry([definition_of(Echo), definition_of(FanOut), definition_of(Waiter)])
+@workflow.defn
+class OnQueue:
+    @workflow.run
+    async def run(self, queue: str) -> int:
+        return await workflow.execute_activity(echo_size, "x", start_to_close_timeout=10, queue=queue)
+
+
+REGISTRY = WorkflowRegistry(
+    [definition_of(Echo), definition_of(FanOut), definition_of(Waiter), definition_of(OnQueue)]
+)
 
 
 class Partition:
-    def __init__(self, tmp_path: Path) -> None:
-        ctx = EngineContext(SMALL, REGISTRY, lambda _id: None)
+    def __init__(self, tmp_path: Path, unusable_queues: dict[str, str] | None = None) -> None:
+        ctx = EngineContext(SMALL, REGISTRY, lambda _id: None, unusable_queues=unusable_queues or {})
         self.processor = PartitionProcessor(0, PartitionStore(tmp_path / "p0"), ctx)
         self.now = 1.0
 
@@ -204,3 +213,13 @@ def test_a_chain_of_thousands_of_nodes_validates_without_recursion() -> None:
 def test_a_queue_must_be_a_valid_topic_name(queue: str) -> None:
     with pytest.raises(ValueError, match="queue"):
         dag_from_json({"id": "d", "nodes": [{"id": "n", "type": "echo", "queue": queue}]})
+
+
+def test_an_activity_on_a_queue_without_a_possible_topic_fails_its_run(tmp_path: Path) -> None:
+    p = Partition(tmp_path, {"pay_eu": "collides with existing topic 'pay.eu'"})
+    out, reasons = p.batch(start("clash", "OnQueue", "pay_eu"), start("ok", "Echo", "fine"))
+    assert reasons == [None, None]
+    run = p.checked("clash")
+    assert run.status == "FAILED" and run.failure.type == "QueueUnavailable"
+    assert "'pay_eu'" in run.failure.message and "collides" in run.failure.message
+    assert [t.workflow_id for t in tasks(out)] == ["ok"]
