@@ -31,19 +31,24 @@ async def until(condition: Any, timeout: float = 2.0) -> None:
         await asyncio.sleep(0.005)
 
 
-async def test_a_failed_delivery_is_sent_again_and_its_task_committed_only_once_it_lands(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def worker_sending_one_outcome(**options: Any) -> tuple[Worker, FakeProducer, RecordingConsumer]:
+    """A worker on fakes that ran one task and is sending its outcome (not acknowledged yet)."""
     producer = FakeProducer()
-    monkeypatch.setattr(worker_module, "RESEND_DELAYS", (0.01,))
-    worker = Worker(Settings(), {"echo": activity.definition_of(echo)})
+    worker = Worker(Settings(), {"echo": activity.definition_of(echo)}, **options)
     worker._producer = producer  # type: ignore[assignment]
-    consumer = RecordingConsumer()
     task = ActivityTask(
         workflow_id="w", run_id="r", seq=1, attempt=1, activity_type="echo", args=[7], scheduled_at=0.0
     )
     worker._accept(TASKS, 0, task.model_dump_json().encode())
     await until(lambda: producer.deliveries)
+    return worker, producer, RecordingConsumer()
+
+
+async def test_a_failed_delivery_is_sent_again_and_its_task_committed_only_once_it_lands(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(worker_module, "RESEND_DELAYS", (0.01,))
+    worker, producer, consumer = await worker_sending_one_outcome()
     await until(lambda: not worker._running)  # the attempt ended; its outcome is not on Kafka yet
     await worker._commit(consumer)  # type: ignore[arg-type]
     assert consumer.commits == [], "committed before the outcome was acknowledged"
@@ -64,15 +69,7 @@ async def test_a_failed_delivery_is_sent_again_and_its_task_committed_only_once_
 async def test_stopping_gives_up_on_an_undelivered_outcome_and_leaves_its_task_uncommitted(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    producer = FakeProducer()
-    worker = Worker(Settings(), {"echo": activity.definition_of(echo)}, shutdown_grace=0.1)
-    worker._producer = producer  # type: ignore[assignment]
-    consumer = RecordingConsumer()
-    task = ActivityTask(
-        workflow_id="w", run_id="r", seq=1, attempt=1, activity_type="echo", args=[7], scheduled_at=0.0
-    )
-    worker._accept(TASKS, 0, task.model_dump_json().encode())
-    await until(lambda: producer.deliveries)
+    worker, _, consumer = await worker_sending_one_outcome(shutdown_grace=0.1)
     await asyncio.wait_for(worker._drain(), 5)  # the delivery never comes: given up after the grace
     await worker._commit(consumer)  # type: ignore[arg-type]
     assert consumer.commits == [], "an outcome Kafka never acknowledged was committed"
