@@ -44,3 +44,12 @@ FAILOVERS = Counter(
 REBALANCES = Counter(
     "workflow_rebalance_total", "Partition assignment changes seen by this node.", ["change"]
 )
+HISTORY_WARNINGS = Counter(
+    "ledgerflow_history_limit_warnings_total",
+    "Runs whose history passed history_warn_events or history_warn_bytes (they fail at the max_ limits).",
+)
+RUN_LIMIT_FAILURES = Counter(
+    "ledgerflow_run_limit_failures_total",
+    "Runs failed or records refused by a per-run limit, by error type (e.g. HistoryTooLarge).",
+    ["type"],
+)

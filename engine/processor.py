@@ -31,7 +31,15 @@ from ledgerflow.engine.workflow.dag import DAG_WORKFLOW
 from ledgerflow.engine.workflow.definition import WorkflowDefinition, WorkflowRegistry
 from ledgerflow.engine.workflow.instance import WorkflowInstance
 from ledgerflow.engine.workflow.replayer import replay
-from ledgerflow.errors import NonDeterminismError, PayloadTooLarge, QueueUnavailable, RunLimitError
+from ledgerflow.errors import (
+    HistoryTooLarge,
+    NonDeterminismError,
+    PayloadTooLarge,
+    QueueUnavailable,
+    RunLimitError,
+    TooManyPending,
+    readable_size,
+)
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas import events as ev
 from ledgerflow.schemas.common import Failure
@@ -201,9 +209,14 @@ class PartitionProcessor:
             return str(exc)
         except RunLimitError as exc:
             log.warning("%s", exc, extra={"workflowId": workflow_id, "partition": self.partition})
+            metrics.RUN_LIMIT_FAILURES.labels(type=type(exc).__name__).inc()
             if isinstance(command, c.StartWorkflow):
                 self._refuse_child(command, Failure(type=type(exc).__name__, message=str(exc)))
-            elif workflow_id and not isinstance(command, (c.SignalWorkflow, c.RegisterDefinition)):
+            elif workflow_id and (
+                # A full history fails its run whatever the record: nothing more can be added.
+                isinstance(exc, HistoryTooLarge)
+                or not isinstance(command, (c.SignalWorkflow, c.RegisterDefinition))
+            ):
                 self._fail_after_error(workflow_id, str(exc), type(exc).__name__)
             return str(exc)  # a refused start or signal leaves the run as it was
         except Exception as exc:
@@ -384,6 +397,18 @@ class PartitionProcessor:
         run = self.run(command.workflow_id)
         if run is None or not run.is_open:
             return f"signal {command.name!r}: workflow {command.workflow_id!r} has no open run"
+        instance = self._instance(run)
+        if (
+            instance is not None
+            and not instance.waits_for_signal(command.name)
+            and instance.buffered_signals() >= self.ctx.settings.max_buffered_signals
+        ):
+            raise TooManyPending(
+                run.run_id,
+                "signals its code has not taken",
+                self.ctx.settings.max_buffered_signals,
+                "max_buffered_signals",
+            )
         self._lifecycle(run, "SIGNAL_RECEIVED", run.history_length + 1, {"name": command.name})
         self._deliver(run, ev.SignalReceived, name=command.name, payload=command.payload)
         return None
@@ -640,9 +665,12 @@ class PartitionProcessor:
 
     def _record(self, run: RunState, raw: bytes, event_type: type[Any]) -> None:
         index = run.history_length + 1
-        if len(raw) > self.ctx.settings.max_payload_bytes:
+        settings = self.ctx.settings
+        if len(raw) > settings.max_payload_bytes:
             what = f"{event_type.__name__} (event #{index} of run {run.run_id})"
-            raise PayloadTooLarge(what, len(raw), self.ctx.settings.max_payload_bytes, "max_payload_bytes")
+            raise PayloadTooLarge(what, len(raw), settings.max_payload_bytes, "max_payload_bytes")
+        if not issubclass(event_type, ev.CLOSING_EVENTS):  # the close always fits: the limit ends in it
+            self._check_history(run, index, len(raw))
         self.txn.put(keys.history_key(run.workflow_id, run.run_id, index), raw)
         run.history_length = index
         run.history_bytes += len(raw)
@@ -651,6 +679,30 @@ class PartitionProcessor:
         instance = self.cache.peek(run.workflow_id, run.run_id)
         if instance is not None and instance.applied == index - 1:
             instance.applied = index
+
+    def _check_history(self, run: RunState, index: int, size: int) -> None:
+        """Refuse an event past the history limits (one is kept for the close); warn once near them."""
+        settings = self.ctx.settings
+        if index >= settings.max_history_events:
+            limit = f"{settings.max_history_events:,}"
+            raise HistoryTooLarge(run.run_id, "events", limit, "max_history_events")
+        total = run.history_bytes + size
+        if total > settings.max_history_bytes:
+            limit = readable_size(settings.max_history_bytes)
+            raise HistoryTooLarge(run.run_id, "of events", limit, "max_history_bytes")
+        warn_bytes = settings.history_warn_bytes
+        if index == settings.history_warn_events or run.history_bytes < warn_bytes <= total:
+            metrics.HISTORY_WARNINGS.inc()
+            log.warning(
+                "run %s has %d events (%s) in its history; it fails at %d events or %s "
+                "(max_history_events, max_history_bytes): continue-as-new starts a fresh history",
+                run.run_id,
+                index,
+                readable_size(total),
+                settings.max_history_events,
+                readable_size(settings.max_history_bytes),
+                extra={"workflowId": run.workflow_id, "partition": self.partition},
+            )
 
     def _instance(self, run: RunState) -> WorkflowInstance | None:
         """The run's live instance, rebuilt by replay on a cache miss; None if it cannot run."""
@@ -706,6 +758,7 @@ class PartitionProcessor:
                     raise  # the run closed and the next one did not fit: undo the whole command
                 # What the code asked for cannot be recorded or sent (nothing of it was): the
                 # run fails by name, as it would for any error the code cannot handle.
+                metrics.RUN_LIMIT_FAILURES.labels(type=type(exc).__name__).inc()
                 failure = Failure(type=type(exc).__name__, message=str(exc), non_retryable=True)
                 self._close(run, ev.WorkflowFailed, failure=failure, origin="engine")
                 return
@@ -713,6 +766,7 @@ class PartitionProcessor:
     def _apply_command(self, run: RunState, command: cmd.Command) -> None:
         match command:
             case cmd.ScheduleActivity():
+                self._check_room(run, len(run.activities), "activities pending", "max_pending_activities")
                 self._check_queue(command.options.queue)
                 self._append(
                     run,
@@ -744,6 +798,7 @@ class PartitionProcessor:
                 if cancelled is not None:
                     self._cancel_attempt(run, command.seq, cancelled)
             case cmd.StartTimer():
+                self._check_room(run, len(run.timers), "timers open", "max_pending_timers")
                 fire_at = self.now + command.seconds
                 self._append(run, ev.TimerStarted, seq=command.seq, fire_at=fire_at)
                 run.timers[command.seq] = fire_at
@@ -760,6 +815,7 @@ class PartitionProcessor:
                         )
                     )
             case cmd.StartChildWorkflow():
+                self._check_room(run, len(run.children), "child workflows open", "max_pending_children")
                 self._append(
                     run,
                     ev.ChildWorkflowStarted,
@@ -813,6 +869,11 @@ class PartitionProcessor:
                 "queue": options.queue,
             },
         )
+
+    def _check_room(self, run: RunState, held: int, what: str, setting: str) -> None:
+        limit: int = getattr(self.ctx.settings, setting)
+        if held >= limit:
+            raise TooManyPending(run.run_id, what, limit, setting)
 
     def _check_queue(self, queue: str) -> None:
         unusable = self.ctx.unusable_queues.get(queue)

@@ -46,6 +46,53 @@ class Settings(BaseSettings):
         "older ones are forgotten by the state (their histories stay until retention).",
     )
 
+    history_warn_events: int = Field(
+        default=10_240,
+        ge=1,
+        description="A run's history this long logs a warning (once) and counts in "
+        "ledgerflow_history_limit_warnings_total: time to continue-as-new.",
+    )
+    history_warn_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=1,
+        description="A run's history this large (bytes of event JSON) logs a warning (once).",
+    )
+    max_history_events: int = Field(
+        default=51_200,
+        ge=2,
+        description="Longest history of one run: the event past it fails the run "
+        "(HistoryTooLarge); continue-as-new starts a fresh history.",
+    )
+    max_history_bytes: int = Field(
+        default=50 * 1024 * 1024,
+        ge=1024,
+        description="Largest history of one run (bytes of event JSON): "
+        "the event past it fails the run (HistoryTooLarge).",
+    )
+    max_pending_activities: int = Field(
+        default=2_000,
+        ge=1,
+        description="Activities one run may have scheduled and not yet ended; "
+        "scheduling one more fails the run (TooManyPending).",
+    )
+    max_pending_children: int = Field(
+        default=2_000,
+        ge=1,
+        description="Child workflows one run may have started and not yet seen "
+        "close; starting one more fails the run (TooManyPending).",
+    )
+    max_pending_timers: int = Field(
+        default=10_000,
+        ge=1,
+        description="Timers one run may have open; one more fails the run (TooManyPending).",
+    )
+    max_buffered_signals: int = Field(
+        default=2_000,
+        ge=1,
+        description="Signals a run holds that its code has not taken yet; one "
+        "more is refused (dead-lettered with the reason) and the run goes on.",
+    )
+
     partitioner: str | None = Field(
         default=None,
         description="Custom partitioner 'module:function' (workflow_id, partitions) -> partition; "
@@ -59,6 +106,14 @@ class Settings(BaseSettings):
                 f"max_payload_bytes ({self.max_payload_bytes}) must be at most a third of "
                 f"max_record_bytes ({self.max_record_bytes}): a run's state holds several payloads"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _warnings_below_limits(self) -> Settings:
+        if self.history_warn_events >= self.max_history_events:
+            raise ValueError("history_warn_events must be below max_history_events")
+        if self.history_warn_bytes >= self.max_history_bytes:
+            raise ValueError("history_warn_bytes must be below max_history_bytes")
         return self
 
     def partition_of(self, workflow_id: str) -> int:

@@ -120,19 +120,45 @@ class PayloadTooLarge(RunLimitError):
     """A payload or record is over its limit (``Settings.max_payload_bytes`` / ``max_record_bytes``)."""
 
     def __init__(self, what: str, size: int, limit: int, setting: str) -> None:
-        super().__init__(f"PayloadTooLarge: {what} is {_size(size)}, limit {_size(limit)} ({setting})")
+        super().__init__(
+            f"PayloadTooLarge: {what} is {readable_size(size)}, limit {readable_size(limit)} ({setting})"
+        )
         self.what = what
         self.size = size
         self.limit = limit
 
 
-def _size(n: int) -> str:
+def readable_size(n: int) -> str:
     """Bytes as a person reads them: 912 B, 255.9 KiB, 2.0 MiB."""
     if n < 1024:
         return f"{n} B"
     if n < 1024 * 1024:
         return f"{n / 1024:.1f} KiB"
     return f"{n / (1024 * 1024):.1f} MiB"
+
+
+class HistoryTooLarge(RunLimitError):
+    """A run's history reached ``Settings.max_history_events`` or ``max_history_bytes``.
+
+    The run fails: a history that long makes every replay slow and every read large. A
+    workflow that loops forever continues-as-new before it gets there.
+    """
+
+    def __init__(self, run_id: str, what: str, limit: str, setting: str) -> None:
+        super().__init__(
+            f"HistoryTooLarge: the history of run {run_id} would pass {limit} {what} (limit {setting}); "
+            f"a long-running workflow should continue-as-new to start a fresh history"
+        )
+        self.run_id = run_id
+
+
+class TooManyPending(RunLimitError):
+    """A run holds as many open activities, children, timers or buffered signals as it may."""
+
+    def __init__(self, run_id: str, what: str, limit: int, setting: str) -> None:
+        super().__init__(f"TooManyPending: run {run_id} already has {limit:,} {what} (limit {setting})")
+        self.run_id = run_id
+        self.limit = limit
 
 
 class QueueUnavailable(RunLimitError):

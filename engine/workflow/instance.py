@@ -146,6 +146,14 @@ class WorkflowInstance(WorkflowRuntime):
                 return
         self._signals[name].append(payload)
 
+    def buffered_signals(self) -> int:
+        """Signals delivered that no code has taken yet."""
+        return sum(len(payloads) for payloads in self._signals.values())
+
+    def waits_for_signal(self, name: str) -> bool:
+        """True when code waits for a signal named ``name`` now (it would not be buffered)."""
+        return any(not waiter.done() for waiter in self._signal_waiters.get(name, ()))
+
     async def _run_main(self, run: Any, input: JSON) -> Any:
         arity = len(self.definition.input_types)
         if arity == 0:

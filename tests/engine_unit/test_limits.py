@@ -11,6 +11,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import prometheus_client
 import pytest
 
 from ledgerflow import PayloadTooLarge, activity, workflow
@@ -61,6 +62,30 @@ class Waiter:
 
 
 @workflow.defn
+class Listener:
+    """Takes ``tick`` signals forever; ``other`` signals are never taken."""
+
+    @workflow.run
+    async def run(self) -> None:
+        while True:
+            await workflow.wait_signal("tick")
+
+
+@workflow.defn
+class Sleeper:
+    @workflow.run
+    async def run(self, n: int) -> None:
+        await asyncio.gather(*(workflow.sleep(60) for _ in range(n)))
+
+
+@workflow.defn
+class Parent:
+    @workflow.run
+    async def run(self, n: int) -> None:
+        await asyncio.gather(*(workflow.execute_child_workflow("Waiter", id=f"child-{i}") for i in range(n)))
+
+
+@workflow.defn
 class OnQueue:
     @workflow.run
     async def run(self, queue: str) -> int:
@@ -68,20 +93,26 @@ class OnQueue:
 
 
 REGISTRY = WorkflowRegistry(
-    [definition_of(Echo), definition_of(FanOut), definition_of(Waiter), definition_of(OnQueue)]
+    [
+        definition_of(kind)
+        for kind in (Echo, FanOut, Waiter, OnQueue, Listener, Sleeper, Parent)  # type: ignore[type-abstract]
+    ]
 )
 
 
 class Partition:
-    def __init__(self, tmp_path: Path, unusable_queues: dict[str, str] | None = None) -> None:
-        ctx = EngineContext(SMALL, REGISTRY, lambda _id: None, unusable_queues=unusable_queues or {})
+    def __init__(
+        self, tmp_path: Path, unusable_queues: dict[str, str] | None = None, settings: Settings = SMALL
+    ) -> None:
+        self.settings = settings
+        ctx = EngineContext(settings, REGISTRY, lambda _id: None, unusable_queues=unusable_queues or {})
         self.processor = PartitionProcessor(0, PartitionStore(tmp_path / "p0"), ctx)
         self.now = 1.0
 
     def batch(self, *commands: InboxCommand) -> tuple[Outbox, list[str | None]]:
         """Apply ``commands`` in one batch; the outbox and each command's dead-letter reason."""
         self.now += 1
-        out = Outbox(SMALL)
+        out = Outbox(self.settings)
         self.processor.begin(self.now, out)
         reasons = [self.processor.handle(command) for command in commands]
         self.processor.fire_timers()
@@ -223,3 +254,83 @@ def test_an_activity_on_a_queue_without_a_possible_topic_fails_its_run(tmp_path:
     assert run.status == "FAILED" and run.failure.type == "QueueUnavailable"
     assert "'pay_eu'" in run.failure.message and "collides" in run.failure.message
     assert [t.workflow_id for t in tasks(out)] == ["ok"]
+
+
+def warnings_so_far() -> float:
+    return prometheus_client.REGISTRY.get_sample_value("ledgerflow_history_limit_warnings_total") or 0.0
+
+
+def test_a_history_at_its_event_limit_fails_the_run_and_says_to_continue_as_new(tmp_path: Path) -> None:
+    limits = SMALL.model_copy(update={"history_warn_events": 10, "max_history_events": 20})
+    p = Partition(tmp_path, settings=limits)
+    p.batch(start("loop", "Listener", None), start("ok", "Echo", "fine"))
+    warned = warnings_so_far()
+    reasons = [p.batch(SignalWorkflow(workflow_id="loop", name="tick", payload=i))[1][0] for i in range(25)]
+    assert reasons[:18] == [None] * 18, "signals under the limit were refused"
+    assert reasons[18] is not None and "HistoryTooLarge" in reasons[18]
+    assert all(r is not None and "no open run" in r for r in reasons[19:])
+    run = p.checked("loop")
+    assert run.status == "FAILED" and run.failure.type == "HistoryTooLarge"
+    assert run.history_length == 20, "the close must fit within the limit"
+    assert "20 events (limit max_history_events)" in run.failure.message
+    assert "continue-as-new" in run.failure.message
+    assert warnings_so_far() - warned == 1, "the warning is logged once, at history_warn_events"
+    assert p.checked("ok").status == "RUNNING"
+
+
+def test_a_history_at_its_byte_limit_fails_the_run(tmp_path: Path) -> None:
+    limits = SMALL.model_copy(update={"history_warn_bytes": 5_000, "max_history_bytes": 20_000})
+    p = Partition(tmp_path, settings=limits)
+    p.batch(start("loop", "Listener", None))
+    for _ in range(8):
+        p.batch(SignalWorkflow(workflow_id="loop", name="tick", payload="p" * 3000))
+    run = p.checked("loop")
+    assert run.status == "FAILED" and run.failure.type == "HistoryTooLarge"
+    assert "would pass 19.5 KiB of events (limit max_history_bytes)" in run.failure.message
+    assert run.history_bytes <= 20_000 + len(run.failure.model_dump_json()) + 200
+
+
+@pytest.mark.parametrize(
+    ("workflow_type", "setting", "what"),
+    [
+        ("FanOut", "max_pending_activities", "activities pending"),
+        ("Sleeper", "max_pending_timers", "timers open"),
+        ("Parent", "max_pending_children", "child workflows open"),
+    ],
+)
+def test_a_run_past_its_pending_limit_fails_by_name(
+    tmp_path: Path, workflow_type: str, setting: str, what: str
+) -> None:
+    p = Partition(tmp_path, settings=SMALL.model_copy(update={setting: 3}))
+    n = [4, 10] if workflow_type == "FanOut" else 4
+    _, reasons = p.batch(start("many", workflow_type, n), start("ok", "Echo", "fine"))
+    assert reasons == [None, None]
+    run = p.checked("many")
+    assert run.status == "FAILED" and run.failure.type == "TooManyPending"
+    assert f"already has 3 {what} (limit {setting})" in run.failure.message
+    assert p.checked("ok").status == "RUNNING"
+
+
+def test_a_run_under_its_pending_limit_holds_them_all(tmp_path: Path) -> None:
+    p = Partition(tmp_path, settings=SMALL.model_copy(update={"max_pending_timers": 3}))
+    p.batch(start("three", "Sleeper", 3))
+    run = p.checked("three")
+    assert run.status == "RUNNING" and len(run.timers) == 3
+
+
+def test_signals_nobody_takes_are_refused_past_the_buffer_limit_and_the_run_goes_on(tmp_path: Path) -> None:
+    p = Partition(tmp_path, settings=SMALL.model_copy(update={"max_buffered_signals": 3}))
+    p.batch(start("w", "Waiter", None))
+    reasons = [p.batch(SignalWorkflow(workflow_id="w", name="other", payload=i))[1][0] for i in range(5)]
+    assert reasons[:3] == [None] * 3
+    for reason in reasons[3:]:
+        assert reason is not None and "already has 3 signals its code has not taken" in reason
+        assert "max_buffered_signals" in reason
+    assert p.checked("w").status == "RUNNING" and p.run("w").history_length == 4
+    p.batch(SignalWorkflow(workflow_id="w", name="go", payload="done"))
+    assert p.checked("w").result == "done", "a signal the code waits for is never refused"
+
+
+def test_history_warnings_must_be_below_their_limits() -> None:
+    with pytest.raises(ValueError, match="history_warn_events must be below max_history_events"):
+        Settings(history_warn_events=100, max_history_events=100)
