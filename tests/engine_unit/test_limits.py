@@ -93,10 +93,7 @@ class OnQueue:
 
 
 REGISTRY = WorkflowRegistry(
-    [
-        definition_of(kind)
-        for kind in (Echo, FanOut, Waiter, OnQueue, Listener, Sleeper, Parent)  # type: ignore[type-abstract]
-    ]
+    [definition_of(kind) for kind in (Echo, FanOut, Waiter, OnQueue, Listener, Sleeper, Parent)]
 )
 
 
