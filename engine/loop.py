@@ -52,6 +52,24 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
 
 
+def fill_batch(consumer: Consumer, first: Message, max_records: int, max_bytes: int) -> list[Message]:
+    """``first`` and the records already fetched after it, up to ``max_records`` or about
+    ``max_bytes`` of values (passed by one chunk at most), without waiting for more."""
+    batch, size = [first], len(first.value() or b"")
+    while len(batch) < max_records and size < max_bytes:
+        more = consumer.consume(num_messages=min(BATCH_CHUNK, max_records - len(batch)), timeout=0)
+        if not more:
+            break
+        batch += more
+        size += sum(len(message.value() or b"") for message in more)
+    return batch
+
+
+BATCH_CHUNK = 32
+"""Records taken from the consumer at a time while a batch fills: how far ``max_batch_bytes``
+may be passed (32 records of up to ``max_record_bytes`` each)."""
+
+
 @dataclass(frozen=True)
 class EngineOptions:
     """How one engine node runs."""
@@ -61,6 +79,8 @@ class EngineOptions:
     """Where the gateway reaches this node's HTTP server (owner reads)."""
     max_batch: int = 500
     """Most inbox records applied in one transaction."""
+    max_batch_bytes: int = 16 * 1024 * 1024
+    """Inbox bytes after which a batch takes no more records (it may pass this by one chunk)."""
     max_wait: float = 0.05
     """Seconds to wait for more records when the inbox is idle."""
     cache_size: int = 2_000
@@ -242,12 +262,13 @@ class Engine:
 
         ``consume(n, timeout)`` alone waits the whole timeout for ``n`` records, which
         would put that timeout on every step of an idle system; this way a lone record
-        is applied at once and a busy inbox still yields large batches.
+        is applied at once and a busy inbox still yields large batches. A batch is bounded
+        by bytes too: its records and what they produce are held until its transaction ends.
         """
         first = consumer.poll(self._wait())
         if first is None:
             return []
-        return [first, *consumer.consume(num_messages=self.options.max_batch - 1, timeout=0)]
+        return fill_batch(consumer, first, self.options.max_batch, self.options.max_batch_bytes)
 
     def _wait(self) -> float:
         assert self.partitions is not None
