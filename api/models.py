@@ -218,6 +218,12 @@ class PendingActivityView(ApiModel):
     activity_type: str
     attempt: int
     state: str
+    queue: str = "default"
+    queue_workers: int | None = Field(
+        default=None,
+        description="Workers serving the queue as the owning engine last saw them; 0 means the task "
+        "waits until a worker for the queue starts (null: not known yet).",
+    )
     scheduled_at: float | None = None
     attempt_started_at: float | None = None
     last_failure: Failure | None = None

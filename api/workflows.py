@@ -156,14 +156,21 @@ def _check_node_types(state: GatewayState, dag: DagDefinition) -> None:
         raise UnknownNodeTypeError(problems)
 
 
+def _queue_of(activity: dict[str, Any]) -> str:
+    return str((activity.get("options") or {}).get("queue", "default"))
+
+
 def _status_from(data: dict[str, Any]) -> WorkflowStatus:
     activities: dict[str, Any] = data.get("activities") or {}
+    workers: dict[str, int | None] = data.get("queue_workers") or {}
     pending = [
         PendingActivityView(
             seq=int(seq),
             activity_type=str(a.get("activity_type", "")),
             attempt=int(a.get("attempt", 1)),
             state=str(a.get("state", "")),
+            queue=_queue_of(a),
+            queue_workers=workers.get(_queue_of(a)),
             scheduled_at=a.get("scheduled_at"),
             attempt_started_at=a.get("attempt_started_at"),
             last_failure=a.get("last_failure"),

@@ -154,7 +154,13 @@ def create_app(engine: Engine) -> FastAPI:
         processor, run = committed_run(workflow_id)
         if run is None:
             raise HTTPException(404, detail=f"workflow {workflow_id!r} not found")
-        return {"partition": processor.partition, "node": engine.node_id, **run.model_dump(mode="json")}
+        queues = {pending.options.queue for pending in run.activities.values()}
+        return {
+            "partition": processor.partition,
+            "node": engine.node_id,
+            **run.model_dump(mode="json"),
+            "queue_workers": {queue: engine.queue_watch.workers(queue) for queue in sorted(queues)},
+        }
 
     @app.get("/internal/admission/{workflow_id}")
     async def admission(workflow_id: str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from ledgerflow.engine.kafka import clients
 from ledgerflow.engine.kafka.admin import ensure_topics
 from ledgerflow.engine.outbox import Outbox
 from ledgerflow.engine.processor import Admission, EngineContext
+from ledgerflow.engine.queues import QueueWatch
 from ledgerflow.engine.rebalance import PartitionManager
 from ledgerflow.engine.state.standby import StandbyReplicas
 from ledgerflow.engine.workflow.definition import WorkflowRegistry
@@ -106,6 +107,7 @@ class Engine:
         self.options = options
         self.node_id = _node_id(options.data_dir)
         self.definitions = DefinitionTable(settings)
+        self.queue_watch = QueueWatch(settings)
         limits = Admission(options.max_open_per_partition, options.max_open_per_engine, self.open_workflows)
         self.transactional_id = f"{settings.prefix}engine-{self.node_id}"
         self._admin = AdminClient({"bootstrap.servers": settings.bootstrap})
@@ -150,6 +152,7 @@ class Engine:
 
     def run(self) -> None:
         self.definitions.start()
+        self.queue_watch.start()
         try:
             while not self._stop.is_set():
                 try:
@@ -166,6 +169,7 @@ class Engine:
                     time.sleep(1.0)
         finally:
             self.definitions.stop()
+            self.queue_watch.stop()
 
     def _run_session(self) -> None:
         """One consumer group membership with one transactional producer."""
@@ -326,6 +330,7 @@ class Engine:
                 if created:
                     log.info("created task topics %s", created)
                 self._queues.add(queue)
+                self.queue_watch.watch({queue})
 
     def _unusable(self, queue: str, reason: str) -> None:
         """Fail the runs that route to ``queue`` rather than retry this batch forever: the batch

@@ -53,3 +53,8 @@ RUN_LIMIT_FAILURES = Counter(
     "Runs failed or records refused by a per-run limit, by error type (e.g. HistoryTooLarge).",
     ["type"],
 )
+QUEUE_WORKERS = Gauge(
+    "ledgerflow_task_queue_workers",
+    "Workers in each task queue's group, as this engine last saw them (0: its tasks wait).",
+    ["queue"],
+)

@@ -154,17 +154,25 @@ def describe_command(
         "history_bytes",
     ):
         table.add_row(field, str(state.get(field)))
+    workers = state.get("queue_workers") or {}
     for seq, pending in state.get("activities", {}).items():
         failure = (pending.get("last_failure") or {}).get("message", "")
+        queue = pending["options"]["queue"]
         table.add_row(
             f"activity #{seq}",
-            f"{pending['activity_type']} attempt {pending['attempt']} {pending['state']} {failure}",
+            f"{pending['activity_type']} attempt {pending['attempt']} {pending['state']} "
+            f"on queue {queue!r}{_no_worker_note(workers.get(queue))} {failure}",
         )
     if state.get("result") is not None:
         table.add_row("result", json.dumps(state["result"], default=str))
     if state.get("failure"):
         table.add_row("failure", f"{state['failure']['type']}: {state['failure']['message']}")
     _emit(state, as_json, table)
+
+
+def _no_worker_note(workers: int | None) -> str:
+    """A warning when nobody serves the queue: the task waits for a worker (or says nothing)."""
+    return " [yellow](no worker: waits for one to start)[/yellow]" if workers == 0 else ""
 
 
 def _history_table(workflow_id: str, events: list[HistoryEvent]) -> Table:

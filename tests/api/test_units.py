@@ -9,6 +9,7 @@ from ledgerflow.api.app import GatewaySettings, create_app
 from ledgerflow.api.errors import problems_from_validation
 from ledgerflow.api.routing import path_segment
 from ledgerflow.api.timeline import build_timeline
+from ledgerflow.api.workflows import _status_from
 from ledgerflow.schemas import events as ev
 from ledgerflow.schemas.common import ActivityOptions, Failure
 from ledgerflow.schemas.dag import DagDefinition
@@ -112,3 +113,21 @@ def test_auth_and_body_limit_answer_before_anything_else(offline: TestClient) ->
         "/api/v1/workflows", json={"id": "d", "nodes": [{"id": "a", "type": "nope"}]}, headers=key
     )
     assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "nodes[0].type"
+
+
+def test_a_status_names_each_pending_activitys_queue_and_its_workers() -> None:
+    engine_describe = {
+        "workflow_id": "w",
+        "run_id": "r",
+        "workflow_type": "t",
+        "status": "RUNNING",
+        "started_at": 1.0,
+        "partition": 0,
+        "activities": {
+            "2": {"activity_type": "b", "attempt": 1, "state": "running", "options": {"queue": "nobody"}},
+            "1": {"activity_type": "a", "attempt": 1, "state": "running", "options": {"queue": "default"}},
+        },
+        "queue_workers": {"nobody": 0, "default": 2},
+    }
+    pending = _status_from(engine_describe).pending_activities
+    assert [(p.seq, p.queue, p.queue_workers) for p in pending] == [(1, "default", 2), (2, "nobody", 0)]

@@ -13,6 +13,7 @@ import json
 import time
 from typing import Any
 
+import httpx
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -110,12 +111,20 @@ def test_poison_inputs_stop_only_themselves_and_a_queue_without_workers_waits(
 
     waiting = client.describe("waits-for-worker")
     assert waiting["status"] == "RUNNING" and waiting["activities"], waiting
+    assert waiting["queue_workers"] == {"nobody": 0}, "describe must say that nobody serves the queue"
+    assert 'ledgerflow_task_queue_workers{queue="nobody"} 0.0' in httpx.get(f"{engine.url}/metrics").text
     topics = admin.list_topics(timeout=10).topics
     assert f"{cluster.prefix}tasks.nobody" in topics
     assert len(topics[f"{cluster.prefix}tasks.nobody"].partitions) == cluster.partitions
 
     cluster.worker([ACTS], name="worker-nobody", queue="nobody")
     assert client.result("waits-for-worker", timeout=60) == {"n": {"v": 7}}
+    wait_until(
+        lambda: (
+            'ledgerflow_task_queue_workers{queue="nobody"} 1.0' in httpx.get(f"{engine.url}/metrics").text
+        ),
+        "the engine to see the queue's worker",
+    )
     client.start_workflow("chain", None, id="chain-1")  # its definition was read despite its depth
     wait_until(
         lambda: sum(e.kind == "activity_completed" for e in client.history("chain-1")) >= 3,
