@@ -50,6 +50,11 @@ from ledgerflow.schemas.tasks import CancelActivity, activity_task_json
 log = logging.getLogger("ledgerflow.engine")
 TYPE_NOT_LOADED_RETRY = 5.0
 """Seconds before a timer of a run whose code is not loaded here fires again."""
+UNKNOWN_TYPE_GRACE = 5.0
+"""Seconds a start whose workflow type is unknown waits for it (a DAG registered a moment
+before, whose definition this engine has not read yet) before the run fails."""
+DEFERRED_START_RETRY = 0.2
+"""Seconds between two looks for the workflow type of a waiting start."""
 MAX_RETRY_DELAY = 24 * 3600.0
 """Longest wait between attempts, whatever a retry policy without a cap computes."""
 
@@ -290,7 +295,7 @@ class PartitionProcessor:
                 return None
         return f"unhandled command kind {command.kind!r}"
 
-    def _start(self, command: c.StartWorkflow) -> str | None:
+    def _start(self, command: c.StartWorkflow, give_up_at: float | None = None) -> str | None:
         existing = self.run(command.workflow_id)
         if existing is not None and (
             existing.is_open or command.run_id in (existing.run_id, *existing.previous_runs)
@@ -309,13 +314,44 @@ class PartitionProcessor:
                 )
                 self._refuse_child(command, failure)
             return None
-        if command.parent_workflow_id is None:
-            refusal = self.ctx.limits.refusal(self.partition, self.open_runs)
-            if refusal is not None:
-                metrics.REFUSED.inc()
-                return refusal
+        if give_up_at is None:  # first sight: a start waiting for its type was admitted then
+            if command.parent_workflow_id is None:
+                refusal = self.ctx.limits.refusal(self.partition, self.open_runs)
+                if refusal is not None:
+                    metrics.REFUSED.inc()
+                    return refusal
+            give_up_at = self.now + UNKNOWN_TYPE_GRACE
+        if self.now < give_up_at and not self._type_known(command):
+            self._defer_start(command, give_up_at)
+            return None
         self._open_run(command, existing, continued_from=None)
         return None
+
+    def _type_known(self, command: c.StartWorkflow) -> bool:
+        workflow_type = command.workflow_type
+        return (
+            command.dag is not None
+            or self.ctx.registry.get(workflow_type) is not None
+            or self.ctx.find_definition(workflow_type) is not None
+        )
+
+    def _defer_start(self, command: c.StartWorkflow, give_up_at: float) -> None:
+        """Try the start again shortly, without holding up the batch (see ``UNKNOWN_TYPE_GRACE``)."""
+        log.info(
+            "start waits for workflow type %r (until it is read, at most %.1f s more)",
+            command.workflow_type,
+            give_up_at - self.now,
+            extra={"workflowId": command.workflow_id, "partition": self.partition},
+        )
+        entry = TimerEntry(
+            workflow_id=command.workflow_id,
+            run_id=command.run_id or "",
+            kind="deferred_start",
+            fire_at=min(self.now + DEFERRED_START_RETRY, give_up_at),
+            start=command,
+            give_up_at=give_up_at,
+        )
+        self.timers.add(self.txn, entry)
 
     def _refuse_child(self, command: c.StartWorkflow, failure: Failure) -> None:
         """Tell the parent (if any) that its child did not start, rather than leave it waiting."""
@@ -538,6 +574,9 @@ class PartitionProcessor:
                     if entry.kind == "retention":
                         self._expire(entry.workflow_id, entry.run_id)
                         continue
+                    if entry.kind == "deferred_start" and entry.start is not None:
+                        self._retry_start(entry.start, entry.give_up_at or self.now)
+                        continue
                     run = self.run(entry.workflow_id)
                     if run is None or not run.is_open or run.run_id != entry.run_id:
                         continue
@@ -554,6 +593,21 @@ class PartitionProcessor:
                 else:
                     self._fail_after_error(entry.workflow_id, f"engine error: {type(exc).__name__}: {exc}")
         return fired
+
+    def _retry_start(self, command: c.StartWorkflow, give_up_at: float) -> None:
+        """A waiting start's next look for its type; refused as ``handle`` would refuse it."""
+        try:
+            with self._savepoint(command.workflow_id):
+                self._start(command, give_up_at)
+        except RunLimitError as exc:
+            log.warning("%s", exc, extra={"workflowId": command.workflow_id, "partition": self.partition})
+            metrics.RUN_LIMIT_FAILURES.labels(type=type(exc).__name__).inc()
+            metrics.DEAD_LETTERS.inc()
+            self._refuse_child(command, Failure(type=type(exc).__name__, message=str(exc)))
+            raw = command.model_dump_json().encode()
+            self.out.dead_letter(
+                command.workflow_id.encode(), raw, str(exc), "deferred-start", self.partition, -1
+            )
 
     def _expire(self, workflow_id: str, run_id: str) -> None:
         """Delete a closed run past its retention: its history, and the workflow's state

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from ledgerflow.schemas import events as ev
+from ledgerflow.schemas.commands import StartWorkflow
 from ledgerflow.schemas.common import JSON, ActivityOptions, Failure
 
 RunStatus = Literal["RUNNING", "COMPLETED", "FAILED", "CANCELED", "TERMINATED", "CONTINUED_AS_NEW"]
@@ -71,9 +72,17 @@ class RunState(BaseModel):
 
 
 TimerKind = Literal[
-    "timer", "retry", "attempt_timeout", "heartbeat_timeout", "schedule_timeout", "run_timeout", "retention"
+    "timer",
+    "retry",
+    "attempt_timeout",
+    "heartbeat_timeout",
+    "schedule_timeout",
+    "run_timeout",
+    "retention",
+    "deferred_start",
 ]
-"""Workflow timers, activity retries and timeouts, run timeouts, and retention of closed runs."""
+"""Workflow timers, activity retries and timeouts, run timeouts, retention of closed runs, and
+starts waiting for their workflow type."""
 
 
 class TimerEntry(BaseModel):
@@ -85,6 +94,10 @@ class TimerEntry(BaseModel):
     seq: int = 0
     attempt: int = 0
     fire_at: float
+    start: StartWorkflow | None = None
+    """A start whose workflow type is not known yet, tried again when this fires (``deferred_start``)."""
+    give_up_at: float | None = None
+    """When that start stops waiting and fails with ``UnknownWorkflowType``."""
 
     @property
     def tag(self) -> str:

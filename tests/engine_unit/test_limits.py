@@ -17,11 +17,17 @@ import pytest
 from ledgerflow import PayloadTooLarge, activity, workflow
 from ledgerflow.config import Settings
 from ledgerflow.engine.outbox import Outbox
-from ledgerflow.engine.processor import EngineContext, PartitionProcessor, read_history, read_run
+from ledgerflow.engine.processor import (
+    UNKNOWN_TYPE_GRACE,
+    EngineContext,
+    PartitionProcessor,
+    read_history,
+    read_run,
+)
 from ledgerflow.engine.state.store import PartitionStore
 from ledgerflow.engine.workflow.definition import WorkflowRegistry, definition_of
 from ledgerflow.schemas.commands import InboxCommand, SignalWorkflow, StartWorkflow, TaskCompleted
-from ledgerflow.schemas.dag import dag_from_json
+from ledgerflow.schemas.dag import DagDefinition, dag_from_json
 from ledgerflow.schemas.tasks import ActivityTask, task_message_adapter
 from ledgerflow.testing.invariants import check_run
 
@@ -102,7 +108,9 @@ class Partition:
         self, tmp_path: Path, unusable_queues: dict[str, str] | None = None, settings: Settings = SMALL
     ) -> None:
         self.settings = settings
-        ctx = EngineContext(settings, REGISTRY, lambda _id: None, unusable_queues=unusable_queues or {})
+        self.definitions: dict[str, DagDefinition] = {}
+        """What the engine's definition table has read so far."""
+        ctx = EngineContext(settings, REGISTRY, self.definitions.get, unusable_queues=unusable_queues or {})
         self.processor = PartitionProcessor(0, PartitionStore(tmp_path / "p0"), ctx)
         self.now = 1.0
 
@@ -331,3 +339,29 @@ def test_signals_nobody_takes_are_refused_past_the_buffer_limit_and_the_run_goes
 def test_history_warnings_must_be_below_their_limits() -> None:
     with pytest.raises(ValueError, match="history_warn_events must be below max_history_events"):
         Settings(history_warn_events=100, max_history_events=100)
+
+
+def test_a_start_of_an_unknown_type_waits_a_grace_then_fails_without_holding_the_batch(
+    tmp_path: Path,
+) -> None:
+    p = Partition(tmp_path)
+    out, reasons = p.batch(start("lost", "NoSuchType", None), start("ok", "Echo", "fine"))
+    assert reasons == [None, None] and p.run("lost") is None, "the start must wait, not fail at once"
+    assert [t.workflow_id for t in tasks(out)] == ["ok"], "the other start in the batch was held up"
+    for _ in range(int(UNKNOWN_TYPE_GRACE) - 1):
+        p.batch()
+        assert p.run("lost") is None
+    p.batch()
+    run = p.checked("lost")
+    assert run.status == "FAILED" and run.failure.type == "UnknownWorkflowType"
+    assert "'NoSuchType'" in run.failure.message
+
+
+def test_a_start_whose_dag_is_read_a_moment_later_runs_it(tmp_path: Path) -> None:
+    p = Partition(tmp_path)
+    p.batch(start("d-1", "late-dag", {"v": 1}))
+    assert p.run("d-1") is None
+    p.definitions["late-dag"] = dag_from_json({"id": "late-dag", "nodes": [{"id": "n", "type": "echo"}]})
+    out, _ = p.batch()
+    assert [(t.workflow_id, t.activity_type) for t in tasks(out)] == [("d-1", "echo")]
+    assert p.checked("d-1").status == "RUNNING"
