@@ -35,9 +35,9 @@ class Settings(BaseSettings):
     max_record_bytes: int = Field(
         default=1_000_000,
         ge=4096,
-        description="Largest Kafka record Ledgerflow writes (key + value): librdkafka's and the "
-        "broker's default limit. Raise it only with the producers' message.max.bytes and the "
-        "topics' max.message.bytes.",
+        description="Largest Kafka record Ledgerflow writes (key + value): librdkafka's default. "
+        "Producers and the topics Ledgerflow creates accept it plus 16 KiB of framing; every start "
+        "checks that existing topics' max.message.bytes does too, and refuses to run otherwise.",
     )
     max_previous_runs: int = Field(
         default=1000,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, ConfigResource
 from confluent_kafka.cimpl import NewTopic
 
 from ledgerflow.config import Settings
+from ledgerflow.engine.kafka.clients import RECORD_FRAMING
 from ledgerflow.errors import TopicLayoutError
 
 
@@ -19,10 +20,19 @@ class TopicSpec:
     config: dict[str, str]
 
 
+KAFKA_DEFAULT_MAX_MESSAGE = 1_048_588
+"""The broker's default ``message.max.bytes``: topics Ledgerflow creates accept at least this."""
+
+
+def record_room(settings: Settings) -> int:
+    """The largest record (with its framing) a topic must accept from Ledgerflow."""
+    return settings.max_record_bytes + RECORD_FRAMING
+
+
 def topic_specs(settings: Settings, queues: tuple[str, ...] = ("default",)) -> list[TopicSpec]:
     """Every topic Ledgerflow needs; inbox, changelog and events share the shard count."""
     n = settings.partitions
-    base: dict[str, str] = {}
+    base: dict[str, str] = {"max.message.bytes": str(max(KAFKA_DEFAULT_MAX_MESSAGE, record_room(settings)))}
     if settings.min_insync_replicas:
         base["min.insync.replicas"] = str(settings.min_insync_replicas)
     specs = [
@@ -68,6 +78,7 @@ def ensure_topics(
                 "(`ledgerflow reshard` moves a deployment to another count: docs/operations.md)"
             )
     missing = [s for s in specs if s.name not in existing]
+    _check_record_limits(admin, settings, [s.name for s in specs if s.name in existing], timeout)
     if not missing:
         return []
     futures = admin.create_topics(
@@ -94,3 +105,23 @@ def ensure_topics(
         # A concurrent creator may have used another partition count: check again.
         ensure_topics(settings, queues, timeout)
     return created
+
+
+def _check_record_limits(admin: AdminClient, settings: Settings, names: list[str], timeout: float) -> None:
+    """Fail at start when a topic would refuse the records Ledgerflow may write to it.
+
+    Otherwise the first large record fails its batch's transaction at run time, over and over.
+    """
+    if not names:
+        return
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in names]
+    need = record_room(settings)
+    for resource, future in admin.describe_configs(resources, request_timeout=timeout).items():
+        limit = int(future.result(timeout=timeout)["max.message.bytes"].value)
+        if limit < need:
+            raise TopicLayoutError(
+                f"topic {resource.name!r} accepts records of at most {limit:,} bytes (max.message.bytes) "
+                f"but Ledgerflow may write {need:,} (max_record_bytes {settings.max_record_bytes:,} plus "
+                f"{RECORD_FRAMING:,} of framing): raise the topic's max.message.bytes or lower "
+                "LEDGERFLOW_MAX_RECORD_BYTES"
+            )

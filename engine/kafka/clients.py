@@ -15,6 +15,9 @@ from ledgerflow.config import Settings
 
 log = logging.getLogger("ledgerflow.engine.kafka")
 PARTITIONER = "murmur2_random"
+RECORD_FRAMING = 16 * 1024
+"""Bytes a record may take beyond ``Settings.max_record_bytes`` (its batch framing, headers):
+what producers and topics must accept on top of it."""
 UNASSIGNED = -1
 """librdkafka's 'no partition given': the producer's partitioner (murmur2) picks it from the key."""
 
@@ -26,6 +29,7 @@ def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 2,
+        "message.max.bytes": settings.max_record_bytes + RECORD_FRAMING,
         **extra,
     }
 

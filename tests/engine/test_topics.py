@@ -6,10 +6,11 @@ import subprocess
 import sys
 
 import pytest
-from confluent_kafka.admin import AdminClient, ConfigResource
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from ledgerflow.config import Settings
 from ledgerflow.engine.kafka.admin import ensure_topics, topic_specs
+from ledgerflow.engine.kafka.clients import RECORD_FRAMING
 from ledgerflow.errors import TopicLayoutError
 
 pytestmark = pytest.mark.kafka
@@ -46,3 +47,36 @@ def test_another_partition_count_fails_loudly_with_both_numbers(
     )  # fmt: skip
     assert result.returncode == 1
     assert "has 4 partitions but this deployment is configured for 8" in result.stderr
+
+
+def test_a_topic_that_would_refuse_ledgerflows_records_fails_the_start_by_name(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    settings = Settings(bootstrap=kafka_bootstrap, prefix=topic_prefix, partitions=2)
+    ensure_topics(settings)
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    inbox = ConfigResource(ConfigResource.Type.TOPIC, f"{topic_prefix}inbox")
+    created = admin.describe_configs([inbox])[inbox].result(10)["max.message.bytes"].value
+    assert int(created) >= settings.max_record_bytes + RECORD_FRAMING
+    small = ConfigResource(
+        ConfigResource.Type.TOPIC,
+        f"{topic_prefix}inbox",
+        incremental_configs=[
+            ConfigEntry("max.message.bytes", "500000", incremental_operation=AlterConfigOpType.SET)
+        ],
+    )
+    admin.incremental_alter_configs([small])[small].result(10)
+    with pytest.raises(TopicLayoutError) as info:
+        ensure_topics(settings)
+    message = str(info.value)
+    assert f"topic '{topic_prefix}inbox' accepts records of at most 500,000 bytes" in message
+    assert "LEDGERFLOW_MAX_RECORD_BYTES" in message
+    ensure_topics(
+        Settings(
+            bootstrap=kafka_bootstrap,
+            prefix=topic_prefix,
+            partitions=2,
+            max_record_bytes=400_000,
+            max_payload_bytes=100_000,
+        )
+    )
