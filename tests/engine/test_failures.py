@@ -22,7 +22,6 @@ pytestmark = pytest.mark.kafka
 def test_kill_an_engine_mid_run_and_every_workflow_completes_once(cluster: Cluster, client: Client) -> None:
     a = cluster.engine([FLOWS], name="engine-a")
     b = cluster.engine([FLOWS], name="engine-b")
-    cluster.worker([ACTS], concurrency=100)
     a.wait_ready()
     b.wait_ready()
     settled_shares([a, b], cluster.partitions)  # so that the engine killed below owns something
@@ -31,10 +30,13 @@ def test_kill_an_engine_mid_run_and_every_workflow_completes_once(cluster: Clust
         client.send(workflow_id, StartWorkflow(workflow_id=workflow_id, workflow_type="Mixed", input=i))
     a_partitions = owned(a.url)
     a_node = httpx.get(f"{a.url}/health").json()["node"]
-    # a must die with work in hand: runs on its partitions RUNNING with an activity outstanding
+    # a must die with work in hand: runs on its partitions RUNNING with an activity outstanding.
+    # No worker runs yet, so they stay open however slowly this machine answers; a dies as
+    # the worker starts taking the tasks a dispatched, and b applies their results.
     open_on_a = wait_until(
         lambda: open_runs(a.url, len(ids)), "engine-a to hold RUNNING runs with pending activities", 60
     )
+    cluster.worker([ACTS], concurrency=100)
     a.kill()
     killed_at = time.time()
     assert {client.settings.partition_of(w) for w in open_on_a} <= set(a_partitions), open_on_a
