@@ -60,6 +60,8 @@ class Worker:
         self._outcomes: dict[AttemptKey, asyncio.Future[Any]] = {}
         """The delivery of each running attempt's outcome (its offset is done when it lands)."""
         self.completed = 0
+        self.abandoned = 0
+        """Activities still running when the shutdown grace ended (their tasks stay uncommitted)."""
 
     def stop(self) -> None:
         self._stop.set()
@@ -263,6 +265,7 @@ class Worker:
             tasks = [t for t, _ in self._running.values()]
             log.info("waiting up to %.0f s for %d running activities", self.shutdown_grace, len(tasks))
             _, pending = await asyncio.wait(tasks, timeout=self.shutdown_grace)
+            self.abandoned = len(pending)
             for task in pending:
                 task.cancel()
         await self._flush_reports(max(1.0, deadline - time.monotonic()))

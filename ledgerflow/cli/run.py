@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import signal
 from pathlib import Path
 
@@ -121,6 +123,14 @@ def engine_command(
 @click.option("--activities", "modules", multiple=True, help="Module(s) with @activity.defn functions.")
 @click.option("--queue", default="default", show_default=True, help="Task queue to serve.")
 @click.option("--concurrency", type=int, default=100, show_default=True, help="Activities run at once.")
+@click.option(
+    "--shutdown-grace",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds SIGTERM waits for running activities; those still running then are abandoned "
+    "uncommitted, so another worker runs them again.",
+)
 def worker_command(
     bootstrap: str,
     prefix: str,
@@ -129,6 +139,7 @@ def worker_command(
     modules: tuple[str, ...],
     queue: str,
     concurrency: int,
+    shutdown_grace: float,
 ) -> None:
     """Run an executor worker for one task queue."""
     logs.configure()
@@ -138,7 +149,7 @@ def worker_command(
         ensure_topics(settings, (queue,))
     except TopicLayoutError as exc:
         raise click.ClickException(str(exc)) from exc
-    worker = Worker(settings, activities, queue=queue, concurrency=concurrency)
+    worker = Worker(settings, activities, queue=queue, concurrency=concurrency, shutdown_grace=shutdown_grace)
     click.echo(f"worker on queue {queue!r}: {', '.join(sorted(activities))}", err=True)
 
     async def main() -> None:
@@ -148,3 +159,9 @@ def worker_command(
         await worker.run()
 
     asyncio.run(main())
+    if worker.abandoned:
+        # A synchronous activity's thread cannot be stopped, and the interpreter joins such
+        # threads at exit: without this the grace would end only when the activity does.
+        click.echo(f"worker abandoned {worker.abandoned} running activities after the grace", err=True)
+        logging.shutdown()
+        os._exit(0)

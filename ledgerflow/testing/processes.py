@@ -130,9 +130,16 @@ class Cluster:
         return node.start() if start else node
 
     def worker(
-        self, activities: list[str], name: str = "worker-0", queue: str = "default", concurrency: int = 50
+        self,
+        activities: list[str],
+        name: str = "worker-0",
+        queue: str = "default",
+        concurrency: int = 50,
+        shutdown_grace: float | None = None,
     ) -> NodeProcess:
         args = ["worker", *self._common(), "--queue", queue, "--concurrency", str(concurrency)]
+        if shutdown_grace is not None:
+            args += ["--shutdown-grace", str(shutdown_grace)]
         for module in activities:
             args += ["--activities", module]
         node = NodeProcess(args, self.base_dir / f"{name}.log", self._env())

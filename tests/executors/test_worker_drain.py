@@ -59,3 +59,40 @@ def test_sigterm_lets_the_running_activity_finish_and_report_before_exit_0(
     task = task_position(cluster, "drained")
     assert committed(cluster, task) > task.offset, "the drained task was left uncommitted: it would run again"
     print(f"SIGTERM -> exit 0 in {exited_after:.1f} s (activity of {ACTIVITY_SECONDS} s was running)")
+
+
+def test_an_activity_still_running_past_the_grace_is_abandoned_uncommitted_and_runs_again(
+    cluster: Cluster, client: Client, tmp_path: Path
+) -> None:
+    grace = 2.0
+    engine = cluster.engine([FLOWS, APPS])
+    worker = cluster.worker([APPS], name="worker-a", shutdown_grace=grace)
+    engine.wait_ready()
+    markers = tmp_path / "m"
+    markers.mkdir()
+    client.start_workflow("Reported", [str(markers), 8.0, 10], id="abandoned")
+    deadline = time.monotonic() + 30
+    while not (markers / "runs").exists():
+        assert time.monotonic() < deadline, f"the activity never started:\n{worker.log_tail()}"
+        time.sleep(0.05)
+
+    assert worker.process is not None
+    signalled = time.monotonic()
+    worker.process.send_signal(signal.SIGTERM)
+    try:
+        code = worker.process.wait(30)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the worker outlived its {grace} s grace by 30 s:\n{worker.log_tail()}")
+    exited_after = time.monotonic() - signalled
+    assert code == 0, worker.log_tail()
+    assert exited_after < 8.0, f"exit took {exited_after:.1f} s: it waited for the activity, not the grace"
+    assert not (markers / "finished").exists(), "the activity finished: the grace was not what ended it"
+    task = task_position(cluster, "abandoned")
+    assert committed(cluster, task) <= task.offset, "the abandoned task was committed: it would never rerun"
+
+    cluster.worker([APPS], name="worker-b")
+    assert client.result("abandoned", timeout=60) == 10
+    first, second = runs_of(markers)
+    assert first != second, "the task did not run again on the second worker"
+    assert_recorded_once(client, "abandoned")
+    print(f"SIGTERM with an 8 s activity under a {grace} s grace -> exit 0 in {exited_after:.1f} s")
