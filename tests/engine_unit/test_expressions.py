@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
-from ledgerflow.engine.workflow.expressions import ExpressionError, evaluate, render
+from ledgerflow.engine.workflow.expressions import ExpressionError, check, evaluate, render, templates
 
 NAMES: dict[str, Any] = {
     "input": {"amount": 150, "country": "FR", "tags": ["vip", "new"], "user": {"name": "Ada"}},
@@ -183,3 +184,109 @@ def test_template_errors_name_the_expression() -> None:
         render("count: {{ len(input.tags) }}", NAMES)
     with pytest.raises(ExpressionError, match=r"unknown name 'nope'"):
         render({"deep": ["{{ nope }}"]}, NAMES)
+
+
+# ------------------------------------------------------------------- costs
+BIG = {"text": "x" * 200_000, "numbers": list(range(60_000))}
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("'a' * 2000000", "'*' would build 2,000,000 items, limit 100,000"),
+        ("2000000 * [0]", "'*' would build 2,000,000 items, limit 100,000"),
+        # one list repeated: 100,000 references to a list of 100,000, written out as 10^10 items
+        ("[[0] * 100000] * 100000", "a list would hold over 100,000 items"),
+        ("[input.numbers] * 2", "'*' would build 120,002 items"),
+        ("[''] * 1000000000", "'*' would build 1,000,000,000 items"),
+        ("[[]] * 1000000000", "'*' would build 1,000,000,000 items"),
+        ("input.numbers + input.numbers", "'+' would build 120,000 items"),
+        ("input.text + '!'", "'+' would build 200,001 items"),
+        ("[input.numbers, input.numbers]", "a list would hold over 100,000 items"),
+        ("{'a': input.numbers, 'b': input.numbers}", "a dict would hold over 100,000 items"),
+    ],
+)
+def test_values_an_expression_builds_are_bounded_before_they_are_built(expression: str, message: str) -> None:
+    with pytest.raises(ExpressionError, match=message.replace("*", r"\*").replace("+", r"\+")):
+        evaluate(expression, {"input": BIG})
+
+
+def test_values_within_the_bound_are_built() -> None:
+    assert len(evaluate("[0] * 100000", {})) == 100_000
+    assert len(evaluate("'a' * 99999 + 'b'", {})) == 100_000
+    assert evaluate("[input.numbers][0][-1]", {"input": BIG}) == 59_999
+    assert len(evaluate("input.text", {"input": BIG})) == 200_000  # reading is not building
+
+
+def test_string_formatting_is_refused() -> None:
+    with pytest.raises(ExpressionError, match="'%' formats strings"):
+        evaluate("'%999999999d' % 1", {})
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["-" * 150 + "1", "not " * 150 + "true", "1" + " + 1" * 150, "[" * 99 + "1" + "]" * 99 + "[0]" * 60],
+)
+def test_deep_nesting_is_refused_at_parse_naming_the_limit(expression: str) -> None:
+    with pytest.raises(ExpressionError, match=r"nests 1\d\d levels deep, limit 100"):
+        evaluate(expression, {})
+
+
+def test_nesting_within_the_limit_evaluates() -> None:
+    assert evaluate("1" + " + 1" * 98, {}) == 99
+    assert evaluate("-" * 98 + "1", {}) == 1
+
+
+@pytest.mark.parametrize("expression", ["b'x'", "1j", "...", "{**input}", "input.text[1:3]", "(1, *input)"])
+def test_constructs_beyond_json_and_ranges_are_refused(expression: str) -> None:
+    with pytest.raises(ExpressionError, match="is not allowed in an expression"):
+        evaluate(expression, {"input": BIG})
+
+
+def test_a_long_expression_is_refused_and_quoted_short() -> None:
+    with pytest.raises(ExpressionError, match=r"is 5,001 characters, limit 4,096") as caught:
+        evaluate("1" + "+1" * 2500, {})
+    assert len(str(caught.value)) < 200, "the message should quote the start, not all of it"
+
+
+def test_check_parses_and_names_unknown_names_without_evaluating() -> None:
+    check("input.amount / 0 > nodes.a.output", ("input", "nodes"))  # fails only when run
+    check("true and not null", ("input",))
+    with pytest.raises(ExpressionError, match=r"unknown name 'output' in 'output.x' \(known: input, nodes\)"):
+        check("output.x", ("input", "nodes"))
+    with pytest.raises(ExpressionError, match=r"cannot parse 'input\.amount >'"):
+        check("input.amount >", ("input",))
+
+
+# ---------------------------------------------------------------- template costs
+def test_templates_are_found_in_one_pass() -> None:
+    # The pattern this replaced took 147 s here (quadratic in the run of '{{').
+    started = time.perf_counter()
+    assert render("{{" * 100_000, {}) == "{{" * 100_000
+    elapsed = time.perf_counter() - started
+    print(f"render of 200 KB of '{{{{': {elapsed:.3f} s")
+    assert elapsed < 5.0
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("{{}}", []),
+        ("{{ a }}}", ["a"]),
+        ("{{{ a }}", ["{ a"]),
+        ("{{ a\n}} {{ b }}", ["b"]),
+        ("x {{a}} y {{ b.c }}", ["a", "b.c"]),
+        ("{{ a }", []),
+    ],
+)
+def test_template_boundaries(text: str, found: list[str]) -> None:
+    assert [expression for _, _, expression in templates(text)] == found
+
+
+def test_a_rendered_input_is_bounded_across_its_templates() -> None:
+    names = {"input": BIG}
+    assert len(render({"a": "{{ input.text }}", "b": "{{ input.text }}"}, names)["b"]) == 200_000
+    with pytest.raises(ExpressionError, match=r"over 1,000,000 items from its templates, limit 1,000,000"):
+        render({f"k{i}": "{{ input.text }}" for i in range(6)}, names)
+    with pytest.raises(ExpressionError, match="limit 1,000,000"):
+        render("{{ input.text }}" * 6, names)
