@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from ledgerflow.api.errors import (
     AlreadyStartedError,
+    InvalidRequestError,
     OwnerResponseError,
     PayloadTooLargeError,
     QueryFailedError,
@@ -46,6 +47,7 @@ from ledgerflow.api.routing import path_segment
 from ledgerflow.api.settings import ANY_TYPE
 from ledgerflow.api.state import GatewayState, WorkflowIdPath, error_doc, gateway_state, json_response
 from ledgerflow.api.timeline import build_timeline
+from ledgerflow.engine.workflow.registration import definition_problems
 from ledgerflow.errors import CapacityError, OwnerUnavailableError, WorkflowNotFoundError
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas.dag import DagDefinition
@@ -134,6 +136,18 @@ async def _start(
     )
 
 
+def _check_definition(state: GatewayState, dag: DagDefinition) -> None:
+    """422 naming each field of ``dag`` over a limit or with a bad expression (as the engine's Kafka
+    ingress would refuse it), then each unknown node type."""
+    problems = [
+        FieldProblem(loc=["body", *p.loc], field=p.field if p.loc else "body", message=p.message, type=p.kind)
+        for p in definition_problems(dag, state.settings)
+    ]
+    if problems:
+        raise InvalidRequestError(problems)
+    _check_node_types(state, dag)
+
+
 def _check_node_types(state: GatewayState, dag: DagDefinition) -> None:
     if ANY_TYPE in state.node_types:
         return
@@ -210,13 +224,14 @@ def workflow_routes(
         request: Request, body: Annotated[RegisterBody, Body(openapi_examples=REGISTER_EXAMPLES)]
     ) -> JSONResponse:
         """A body with `nodes` registers (or replaces) a DAG definition: it is checked for
-        duplicate node ids, edges naming unknown nodes, cycles and unknown node types (422
-        naming the node or edge), then written to the compacted definitions topic; runs
+        duplicate node ids, edges naming unknown nodes, cycles, the size limits (nodes, edges,
+        longest path, bytes), expressions that cannot parse and unknown node types (422 naming
+        the node or edge, and the setting of a limit), then written to the compacted definitions topic; runs
         started afterwards see it. A body `{"id", "type", "input"}` starts a run of a code
         workflow (or of a registered DAG) under workflow id `id`."""
         state = gateway_state(request)
         if isinstance(body, DagDefinition):
-            _check_node_types(state, body)
+            _check_definition(state, body)
             await _send(
                 state,
                 state.settings.topic("definitions"),

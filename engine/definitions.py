@@ -56,7 +56,7 @@ class DefinitionTable:
             return
         try:
             self._definitions[key] = DagDefinition.model_validate_json(value)
-        except ValueError as exc:
+        except Exception as exc:  # whatever a record holds, this thread must go on reading
             log.error("bad definition %r in topic: %s", key, exc)
 
     def get(self, definition_id: str) -> DagDefinition | None:

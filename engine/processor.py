@@ -30,6 +30,7 @@ from ledgerflow.engine.workflow.context import WorkflowInfo
 from ledgerflow.engine.workflow.dag import DAG_WORKFLOW
 from ledgerflow.engine.workflow.definition import WorkflowDefinition, WorkflowRegistry
 from ledgerflow.engine.workflow.instance import WorkflowInstance
+from ledgerflow.engine.workflow.registration import definition_problems
 from ledgerflow.engine.workflow.replayer import replay
 from ledgerflow.errors import (
     HistoryTooLarge,
@@ -467,6 +468,9 @@ class PartitionProcessor:
 
     def _register(self, command: c.RegisterDefinition) -> str | None:
         definition = command.definition
+        problems = definition_problems(definition, self.ctx.settings)
+        if problems:
+            return f"definition {definition.id!r} refused: " + "; ".join(p.message for p in problems)
         self.out.definition(definition.id, definition.model_dump_json(by_alias=True).encode())
         self.out.event(
             definition.id,

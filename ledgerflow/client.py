@@ -25,6 +25,7 @@ from ledgerflow.config import Settings
 from ledgerflow.converter import to_json
 from ledgerflow.engine.kafka.clients import UNASSIGNED, plain_producer
 from ledgerflow.engine.workflow.definition import definition_of
+from ledgerflow.engine.workflow.registration import definition_problems
 from ledgerflow.errors import (
     LedgerflowError,
     OwnerUnavailableError,
@@ -35,7 +36,7 @@ from ledgerflow.errors import (
 from ledgerflow.routing import OwnerDirectory
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas.common import Failure
-from ledgerflow.schemas.dag import DagDefinition
+from ledgerflow.schemas.dag import DagDefinition, DagDefinitionError
 from ledgerflow.schemas.events import (
     HistoryEvent,
     WorkflowCompleted,
@@ -193,11 +194,16 @@ class Client:
         """Register (or replace) a DAG definition; runs started after this call see it.
 
         Written straight to the compacted definitions topic, so a start sent
-        after this returns always finds the definition.
+        after this returns always finds the definition. Checked first as the gateway
+        checks it: a definition over a size limit or with an expression that cannot
+        parse raises ``DagDefinitionError`` naming each problem, and nothing is written.
         """
         dag = (
             definition if isinstance(definition, DagDefinition) else DagDefinition.model_validate(definition)
         )
+        problems = definition_problems(dag, self.settings)
+        if problems:
+            raise DagDefinitionError("; ".join(p.message for p in problems))
         self._produce(self.settings.topic("definitions"), dag.id, dag.model_dump_json(by_alias=True).encode())
         return dag
 

@@ -93,6 +93,25 @@ class Settings(BaseSettings):
         "more is refused (dead-lettered with the reason) and the run goes on.",
     )
 
+    max_dag_nodes: int = Field(
+        default=2000, ge=1, description="Nodes a DAG definition may have; more are refused at registration."
+    )
+    max_dag_edges: int = Field(
+        default=10_000, ge=0, description="Edges a DAG definition may have; more are refused at registration."
+    )
+    max_dag_depth: int = Field(
+        default=1000,
+        ge=1,
+        description="Nodes on a DAG's longest path (steps that run one after another); a deeper "
+        "definition is refused at registration.",
+    )
+    max_dag_bytes: int = Field(
+        default=128 * 1024,
+        ge=1024,
+        description="Size of a DAG definition as JSON; larger ones are refused at registration. Every run "
+        "records its definition in its first event, so it also has to fit max_payload_bytes.",
+    )
+
     partitioner: str | None = Field(
         default=None,
         description="Custom partitioner 'module:function' (workflow_id, partitions) -> partition; "
