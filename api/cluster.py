@@ -21,6 +21,7 @@ from ledgerflow.api.models import (
 )
 from ledgerflow.api.state import WorkflowIdPath, gateway_state
 from ledgerflow.cluster import read_events as read_cluster_events
+from ledgerflow.config import PAGE_LIMIT
 
 
 def cluster_routes(api: APIRouter) -> None:
@@ -31,7 +32,7 @@ def cluster_routes(api: APIRouter) -> None:
         response_model=ClusterEventsResponse,
     )
     async def cluster_events(
-        request: Request, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+        request: Request, limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT)] = 100
     ) -> ClusterEventsResponse:
         """The latest cluster events, oldest first: engines joining and leaving, partitions
         assigned (with the time taken, restore included), revoked or lost, and failovers
@@ -122,7 +123,7 @@ def cluster_routes(api: APIRouter) -> None:
     )
     async def events(
         request: Request,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT)] = 100,
         workflow_id: Annotated[
             str | None, Query(alias="workflowId", description="Only this workflow's events.")
         ] = None,

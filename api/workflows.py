@@ -47,11 +47,12 @@ from ledgerflow.api.routing import path_segment
 from ledgerflow.api.settings import ANY_TYPE
 from ledgerflow.api.state import GatewayState, WorkflowIdPath, error_doc, gateway_state, json_response
 from ledgerflow.api.timeline import build_timeline
+from ledgerflow.config import PAGE_LIMIT
 from ledgerflow.engine.workflow.registration import definition_problems
 from ledgerflow.errors import CapacityError, OwnerUnavailableError, WorkflowNotFoundError
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas.dag import DagDefinition
-from ledgerflow.schemas.events import history_event_adapter
+from ledgerflow.schemas.events import HistoryEvent, history_event_adapter
 
 TypeIdPath = Annotated[
     str,
@@ -61,8 +62,8 @@ TypeIdPath = Annotated[
     ),
 ]
 
-HISTORY_ALL = 10_000_000
-"""``limit`` that asks an engine for a run's whole history (to build its timeline)."""
+MAX_OFFSET = 10_000_000
+"""Largest history ``offset`` accepted (far past any run's history limit)."""
 
 
 async def _send(state: GatewayState, topic: str, key: str, value: bytes, partition: int | None = None) -> int:
@@ -172,6 +173,35 @@ def _check_node_types(state: GatewayState, dag: DagDefinition) -> None:
 
 def _queue_of(activity: dict[str, Any]) -> str:
     return str((activity.get("options") or {}).get("queue", "default"))
+
+
+async def _history_page(
+    state: GatewayState, workflow_id: str, run_id: str | None, offset: int, limit: int
+) -> tuple[str, int, list[HistoryEvent]]:
+    """One page of a run's history from its owner: the run id, the history's length and the events."""
+    params: dict[str, Any] = {"offset": offset, "limit": limit}
+    if run_id:
+        params["run_id"] = run_id
+    path = f"/internal/workflows/{path_segment(workflow_id)}/history"
+    response = await state.live_router().forward("history", workflow_id, path, params=params)
+    if response.status_code != 200:
+        raise OwnerResponseError(workflow_id, response.status_code, response.text)
+    data = response.json()
+    events = [history_event_adapter.validate_python(e) for e in data["events"]]
+    return str(data["run_id"]), int(data["total"]), events
+
+
+async def _whole_history(
+    state: GatewayState, workflow_id: str, run_id: str | None
+) -> tuple[str, int, list[HistoryEvent]]:
+    """A run's whole history, read a page of PAGE_LIMIT events at a time (for its timeline)."""
+    run, total, events = await _history_page(state, workflow_id, run_id, 0, PAGE_LIMIT)
+    while len(events) < total:
+        _, total, page = await _history_page(state, workflow_id, run, len(events), PAGE_LIMIT)
+        if not page:
+            break
+        events += page
+    return run, total, events
 
 
 def _status_from(data: dict[str, Any]) -> WorkflowStatus:
@@ -307,33 +337,25 @@ def workflow_routes(
         run_id: Annotated[
             str | None, Query(alias="runId", description="A run id; default the latest.")
         ] = None,
-        offset: Annotated[int, Query(ge=0, le=HISTORY_ALL)] = 0,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        timeline: Annotated[bool, Query(description="Include the per-activity/node timeline.")] = True,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+        limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT)] = 100,
+        timeline: Annotated[
+            bool, Query(description="Include the per-activity/node timeline (reads the whole history).")
+        ] = True,
     ) -> HistoryPage:
         """Events `offset` .. `offset + limit` of the run's history, and (unless
         `timeline=false`) one timeline entry per activity, timer and child workflow:
         scheduled, completed or failed time and attempts; for a DAG run, the node."""
         state = gateway_state(request)
-        params: dict[str, Any] = {
-            "offset": 0 if timeline else offset,
-            "limit": HISTORY_ALL if timeline else limit,
-        }
-        if run_id:
-            params["run_id"] = run_id
-        response = await state.live_router().forward(
-            "history", id, f"/internal/workflows/{path_segment(id)}/history", params=params
-        )
-        if response.status_code != 200:
-            raise OwnerResponseError(id, response.status_code, response.text)
-        data = response.json()
-        fetched = [history_event_adapter.validate_python(e) for e in data["events"]]
-        events = fetched[offset : offset + limit] if timeline else fetched
-        total = int(data["total"])
+        if timeline:
+            run, total, fetched = await _whole_history(state, id, run_id)
+            events = fetched[offset : offset + limit]
+        else:
+            run, total, events = await _history_page(state, id, run_id, offset, limit)
         end = offset + len(events)
         return HistoryPage(
             workflow_id=id,
-            run_id=data["run_id"],
+            run_id=run,
             total=total,
             offset=offset,
             limit=limit,
@@ -439,7 +461,7 @@ def workflow_routes(
         request: Request,
         status: Annotated[RunStatus | None, Query(description="Only runs in this status.")] = None,
         type: Annotated[str | None, Query(description="Only this workflow type.")] = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT)] = 100,
         cursor: Annotated[
             str | None, Query(description="`nextCursor` of the previous page (a workflow id).")
         ] = None,
@@ -448,7 +470,7 @@ def workflow_routes(
         `partial` is true (and `missingPartitions` lists them) when some partitions had no
         reachable owner."""
         state = gateway_state(request)
-        params: dict[str, Any] = {"limit": limit + 1}
+        params: dict[str, Any] = {"limit": limit}
         if status:
             params["status"] = status
         if type:
@@ -458,10 +480,12 @@ def workflow_routes(
         answers = await state.live_router().each_member("/internal/workflows", params)
         rows: dict[str, dict[str, Any]] = {}
         covered: set[int] = set()
+        more = False
         for _member, data in answers:
             if data is None:
                 continue
             covered.update(int(p) for p in data.get("partitions", []))
+            more = more or bool(data.get("more"))
             for row in data.get("runs", []):
                 rows[str(row["workflow_id"])] = row
         merged = [rows[k] for k in sorted(rows)]
@@ -469,7 +493,7 @@ def workflow_routes(
         missing = sorted(set(range(state.settings.partitions)) - covered)
         return WorkflowList(
             workflows=[WorkflowSummary.model_validate(r) for r in page],
-            next_cursor=str(page[-1]["workflow_id"]) if len(merged) > limit else None,
+            next_cursor=str(page[-1]["workflow_id"]) if page and (more or len(merged) > limit) else None,
             partial=bool(missing),
             missing_partitions=missing,
         )

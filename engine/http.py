@@ -11,23 +11,24 @@ import logging
 import os
 import resource
 import threading
-from typing import Any
+from typing import Annotated, Any
 
 import uvicorn
-from fastapi import Body, FastAPI, HTTPException, Response
+from fastapi import Body, FastAPI, HTTPException, Query, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ledgerflow.config import PAGE_LIMIT
 from ledgerflow.engine.loop import Engine
 from ledgerflow.engine.processor import (
     PartitionProcessor,
+    list_runs,
     query_instance,
     read_history,
+    read_history_page,
     read_run,
-    scan_runs,
     summary,
 )
 from ledgerflow.engine.state.models import RunState
-from ledgerflow.schemas.events import HistoryEvent
 
 log = logging.getLogger("ledgerflow.engine.http")
 
@@ -125,29 +126,32 @@ def create_app(engine: Engine) -> FastAPI:
         }
 
     @app.get("/internal/workflows")
-    def list_runs(
+    def list_workflows(
         status: str | None = None,
         workflow_type: str | None = None,
         after: str | None = None,
-        limit: int = 100,
+        limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT)] = 100,
     ) -> dict[str, Any]:
-        """Latest runs on this node's partitions, ordered by workflow id, after ``after``."""
+        """Latest runs on this node's partitions, ordered by workflow id, after ``after``; ``more``
+        when further runs match. Each partition reads at most one run past the page."""
         rows: list[dict[str, Any]] = []
+        more = False
         processors = list(engine.partitions.processors.values()) if engine.partitions else []
         for processor in processors:
             try:
-                runs = list(scan_runs(processor.store, after))
+                runs, partition_more = list_runs(processor.store, after, limit, status, workflow_type)
             except Exception as exc:  # revoked while listing: its new owner lists it
                 log.info("partition %d left out of a listing: %s", processor.partition, exc)
                 continue
-            for run in runs:
-                if status and run.status != status:
-                    continue
-                if workflow_type and run.workflow_type != workflow_type:
-                    continue
-                rows.append({"partition": processor.partition, **summary(run)})
+            more = more or partition_more
+            rows.extend({"partition": processor.partition, **summary(run)} for run in runs)
         rows.sort(key=lambda r: r["workflow_id"])
-        return {"node": engine.node_id, "partitions": [p.partition for p in processors], "runs": rows[:limit]}
+        return {
+            "node": engine.node_id,
+            "partitions": [p.partition for p in processors],
+            "runs": rows[:limit],
+            "more": more or len(rows) > limit,
+        }
 
     @app.get("/internal/workflows/{workflow_id}")
     async def describe(workflow_id: str) -> dict[str, Any]:
@@ -172,25 +176,28 @@ def create_app(engine: Engine) -> FastAPI:
 
     @app.get("/internal/workflows/{workflow_id}/history")
     def history(
-        workflow_id: str, run_id: str | None = None, offset: int = 0, limit: int = 1000
+        workflow_id: str,
+        run_id: str | None = None,
+        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT)] = PAGE_LIMIT,
     ) -> dict[str, Any]:
+        """One page of a run's history (only that page is read), and the run's length as ``total``."""
         processor, run = committed_run(workflow_id)
         if run is None:
             raise HTTPException(404, detail=f"workflow {workflow_id!r} not found")
         rid = run_id or run.run_id
         try:
-            events: list[HistoryEvent] = read_history(processor.store, workflow_id, rid)
+            events, total = read_history_page(processor.store, workflow_id, rid, offset, limit)
         except Exception as exc:
             raise HTTPException(421, detail=f"partition {processor.partition} is moving") from exc
-        if not events:
+        if not total:
             raise HTTPException(404, detail=f"run {rid!r} of workflow {workflow_id!r} not found")
-        page = events[offset : offset + limit]
         return {
             "workflow_id": workflow_id,
             "run_id": rid,
-            "total": len(events),
+            "total": total,
             "offset": offset,
-            "events": [e.model_dump(mode="json") for e in page],
+            "events": [e.model_dump(mode="json") for e in events],
         }
 
     @app.post("/internal/workflows/{workflow_id}/query/{name}")

@@ -8,6 +8,7 @@ I/O of its own: the owner loop commits what it produced in one transaction.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 import uuid
@@ -1051,11 +1052,27 @@ def read_run(store: PartitionStore, workflow_id: str) -> RunState | None:
 
 
 def scan_runs(store: PartitionStore, after: str | None = None) -> Iterator[RunState]:
-    """Latest run of every workflow in the store, by workflow id (after ``after``)."""
-    for key, value in store.scan(keys.RUN):
-        if after is not None and key[len(keys.RUN) :].decode() <= after:
-            continue
+    """Latest run of every workflow in the store, by workflow id (after ``after``: read from there)."""
+    start = keys.run_key(after) + b"\x00" if after is not None else keys.RUN
+    for _, value in store.scan_range(start, keys.RUN + b"\xff"):
         yield RunState.model_validate_json(value)
+
+
+def list_runs(
+    store: PartitionStore, after: str | None, limit: int, status: str | None, workflow_type: str | None
+) -> tuple[list[RunState], bool]:
+    """The first ``limit`` runs after ``after`` in this status and of this type, and whether more follow.
+
+    Reads runs in workflow id order and stops at the first one past the page.
+    """
+    found: list[RunState] = []
+    for run in scan_runs(store, after):
+        if (status and run.status != status) or (workflow_type and run.workflow_type != workflow_type):
+            continue
+        if len(found) == limit:
+            return found, True
+        found.append(run)
+    return found, False
 
 
 def summary(run: RunState) -> dict[str, Any]:
@@ -1089,6 +1106,23 @@ def read_history(store: PartitionStore, workflow_id: str, run_id: str) -> list[e
         ev.history_event_adapter.validate_json(v)
         for _, v in store.scan(keys.history_prefix(workflow_id, run_id))
     ]
+
+
+def read_history_page(
+    store: PartitionStore, workflow_id: str, run_id: str, offset: int, limit: int
+) -> tuple[list[ev.HistoryEvent], int]:
+    """Events ``offset`` .. ``offset + limit`` of one run's committed history, and its length.
+
+    Reads only those events (from the key of the first) and the last key (the history is
+    gap-free, so its index is the length).
+    """
+    prefix = keys.history_prefix(workflow_id, run_id)
+    last = store.last(prefix)
+    if last is None:
+        return [], 0
+    rows = store.scan_range(keys.history_key(workflow_id, run_id, offset + 1), prefix + b"\xff")
+    page = [ev.history_event_adapter.validate_json(v) for _, v in itertools.islice(rows, limit)]
+    return page, int(last[len(prefix) :])
 
 
 def query_instance(

@@ -21,7 +21,7 @@ import httpx
 from confluent_kafka import Producer
 from pydantic import BaseModel
 
-from ledgerflow.config import Settings
+from ledgerflow.config import PAGE_LIMIT, Settings
 from ledgerflow.converter import to_json
 from ledgerflow.engine.kafka.clients import UNASSIGNED, plain_producer
 from ledgerflow.engine.workflow.definition import definition_of
@@ -284,12 +284,29 @@ class Client:
         limit: int = 100,
         after: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Latest runs across every engine node, ordered by workflow id (``after`` pages on)."""
+        """Latest runs across every engine node, ordered by workflow id (``after`` pages on).
+
+        A ``limit`` over one page (``PAGE_LIMIT``) is read page by page.
+        """
+        rows: list[dict[str, Any]] = []
+        while len(rows) < limit:
+            page, more = self._list_page(status, workflow_type, min(limit - len(rows), PAGE_LIMIT), after)
+            rows += page
+            if not (more and page):
+                break
+            after = str(page[-1]["workflow_id"])
+        return rows
+
+    def _list_page(
+        self, status: str | None, workflow_type: str | None, limit: int, after: str | None
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """One page merged from every engine node, and whether more runs follow it."""
         params: dict[str, Any] = {"limit": limit}
         for name, value in (("status", status), ("workflow_type", workflow_type), ("after", after)):
             if value is not None:
                 params[name] = value
         rows: list[dict[str, Any]] = []
+        more = False
         for member in self._owners.members():
             url = member.get("url")
             if not url:
@@ -299,9 +316,11 @@ class Client:
                 response.raise_for_status()
             except httpx.HTTPError as exc:
                 raise OwnerUnavailableError("*", -1, 1.0, f"node {url} did not answer: {exc}") from exc
-            rows.extend(response.json()["runs"])
+            data = response.json()
+            rows.extend(data["runs"])
+            more = more or bool(data.get("more"))
         rows.sort(key=lambda r: str(r["workflow_id"]))
-        return rows[:limit]
+        return rows[:limit], more or len(rows) > limit
 
     def cluster(self) -> list[dict[str, Any]]:
         """Every engine node with the partitions it owns and their state."""

@@ -9,6 +9,10 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+PAGE_LIMIT = 1000
+"""Most items one read returns (history pages, run listings, event tails): a larger ``limit``
+is refused (422 naming it) and the Client and CLI read page by page instead."""
+
 
 class Settings(BaseSettings):
     """Where Kafka is and how Ledgerflow's topics are laid out."""

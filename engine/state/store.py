@@ -49,6 +49,13 @@ class PartitionStore:
                 return
             yield key, value
 
+    def last(self, prefix: bytes) -> bytes | None:
+        """The greatest key starting with ``prefix`` (one seek backwards), or None."""
+        for key in self._db.keys(backwards=True, from_key=prefix + b"\xff"):
+            assert isinstance(key, bytes)  # raw mode
+            return key if key.startswith(prefix) else None
+        return None
+
     def changelog_offset(self) -> int | None:
         """Offset of the last changelog record applied here, or None for a fresh store."""
         raw = self.get(CHANGELOG_OFFSET_KEY)

@@ -251,7 +251,9 @@ def history_command(
 @kafka_options
 @click.option("--status", default=None, help="RUNNING, COMPLETED, FAILED, CANCELED, TERMINATED ...")
 @click.option("--type", "workflow_type", default=None)
-@click.option("--limit", type=int, default=50, show_default=True)
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Runs to list (read in pages)."
+)
 @click.option("--after", default=None, help="Page on after this workflow id.")
 @json_option
 def list_command(
