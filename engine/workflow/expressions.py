@@ -83,11 +83,14 @@ def parse(expression: str) -> ast.Expression:
         raise ExpressionError(
             f"cannot parse {_shown(expression)}: {getattr(exc, 'msg', None) or type(exc).__name__}"
         ) from exc
-    depth = _check_tree(tree.body)
-    if depth > MAX_EXPRESSION_DEPTH:
+    if _too_deep(tree.body):
         raise ExpressionError(
-            f"expression {_shown(expression)} nests {depth} levels deep, limit {MAX_EXPRESSION_DEPTH}"
+            f"expression {_shown(expression)} nests more than {MAX_EXPRESSION_DEPTH} levels deep, "
+            f"limit {MAX_EXPRESSION_DEPTH}"
         )
+    for node in ast.walk(tree.body):  # outermost first: the error names the largest forbidden part
+        if isinstance(node, ast.expr) and not _allowed(node):
+            raise ExpressionError(f"'{ast.unparse(node)}' is not allowed in an expression")
     return tree
 
 
@@ -96,25 +99,17 @@ def _shown(expression: str) -> str:
     return repr(expression) if len(expression) <= 80 else f"{expression[:60]!r}..."
 
 
-def _check_tree(root: ast.expr) -> int:
-    """Refuse any construct the evaluator does not handle; return the tree's depth.
-
-    Iterative, outermost first, so the error names the largest forbidden part and a
-    deep tree cannot exhaust the stack while being checked.
-    """
-    deepest = 0
-    stack: list[tuple[ast.expr, int]] = [(root, 1)]
+def _too_deep(root: ast.expr) -> bool:
+    """Whether the tree nests over the limit; iterative, so a deep tree cannot exhaust the stack
+    while it is measured (evaluating, or quoting a part in an error, recurses)."""
+    stack: list[tuple[ast.AST, int]] = [(root, 1)]
     while stack:
         node, depth = stack.pop()
         if depth > MAX_EXPRESSION_DEPTH:
-            return depth  # deeper still below: the limit is what the error needs
-        deepest = max(deepest, depth)
-        if not _allowed(node):
-            raise ExpressionError(f"'{ast.unparse(node)}' is not allowed in an expression")
-        stack.extend(
-            (child, depth + 1) for child in ast.iter_child_nodes(node) if isinstance(child, ast.expr)
-        )
-    return deepest
+            return True
+        # a level is an expression; the parts between (operators, keyword arguments) add none
+        stack.extend((child, depth + isinstance(child, ast.expr)) for child in ast.iter_child_nodes(node))
+    return False
 
 
 def _allowed(node: ast.expr) -> bool:

@@ -145,7 +145,7 @@ def test_every_expression_is_parsed_and_named_by_field() -> None:
         in by_field["nodes[2].input.v"]
     )
     assert "'open('/etc/passwd')' is not allowed" in by_field["nodes[3].input.v"]
-    assert "nests 101 levels deep, limit 100" in by_field["nodes[4].input.v"]
+    assert "nests more than 100 levels deep, limit 100" in by_field["nodes[4].input.v"]
     assert "is 4,201 characters, limit 4,096" in by_field["nodes[5].input.v"]
     assert by_field["edges[1].condition"].startswith("edges[1].condition (edge ok->name): cannot parse")
 
