@@ -98,13 +98,13 @@ class Settings(BaseSettings):
     )
 
     max_dag_nodes: int = Field(
-        default=2000, ge=1, description="Nodes a DAG definition may have; more are refused at registration."
+        default=1000, ge=1, description="Nodes a DAG definition may have; more are refused at registration."
     )
     max_dag_edges: int = Field(
-        default=10_000, ge=0, description="Edges a DAG definition may have; more are refused at registration."
+        default=5000, ge=0, description="Edges a DAG definition may have; more are refused at registration."
     )
     max_dag_depth: int = Field(
-        default=1000,
+        default=500,
         ge=1,
         description="Nodes on a DAG's longest path (steps that run one after another); a deeper "
         "definition is refused at registration.",
@@ -112,8 +112,9 @@ class Settings(BaseSettings):
     max_dag_bytes: int = Field(
         default=128 * 1024,
         ge=1024,
-        description="Size of a DAG definition as JSON; larger ones are refused at registration. Every run "
-        "records its definition in its first event, so it also has to fit max_payload_bytes.",
+        description="Size of a DAG definition as JSON (as stored, defaults included); larger ones are "
+        "refused at registration. Every run records its definition and its input in its first event, "
+        "which max_payload_bytes bounds: the default leaves half of it to the input.",
     )
 
     partitioner: str | None = Field(

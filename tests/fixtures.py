@@ -113,3 +113,24 @@ def assert_invariants_with(client: Client, workflow_id: str, modules: list[str])
     """``assert_invariants`` for runs of workflows defined in ``modules`` besides the test workflows."""
     problems = check_workflow(client, workflow_id, WorkflowRegistry.from_modules([FLOWS, *modules]))
     assert not problems, problems
+
+
+def dead_letters(cluster: Cluster, keys: set[bytes], timeout: float = 30.0) -> dict[bytes, dict[str, bytes]]:
+    """Headers of the dead letters with ``keys``, read from the DLQ topic."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": cluster.bootstrap,
+            "group.id": "dlq-reader",
+            "isolation.level": "read_committed",
+        }
+    )
+    consumer.assign([TopicPartition(f"{cluster.prefix}inbox.dlq", p, 0) for p in range(cluster.partitions)])
+    found: dict[bytes, dict[str, bytes]] = {}
+    deadline = time.monotonic() + timeout
+    while not keys <= set(found) and time.monotonic() < deadline:
+        message = consumer.poll(0.2)
+        if message is not None and not message.error() and message.key() in keys:
+            found[message.key()] = dict(message.headers() or [])
+    consumer.close()
+    assert keys <= set(found), f"dead letters missing: {keys - set(found)}"
+    return found

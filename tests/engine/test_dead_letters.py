@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from ledgerflow import Client
+from ledgerflow import Client, WorkflowFailedError
 from ledgerflow.testing.processes import Cluster
+from tests.fixtures import dead_letters
 
 pytestmark = pytest.mark.kafka
 
@@ -55,3 +57,66 @@ def test_malformed_records_are_dead_lettered_and_later_ones_processed(
     assert b"workflow_id" in found[b"bad-2"]["ledgerflow.dlq.reason"]  # names the missing field
     assert b"no open run" in found[b"bad-3"]["ledgerflow.dlq.reason"]
     assert found[b"bad-1"]["ledgerflow.dlq.source"].startswith(inbox.encode())
+
+
+def register_record(definition: dict[str, Any]) -> bytes:
+    return json.dumps({"kind": "register_definition", "definition": definition}).encode()
+
+
+def chain(dag_id: str, n: int) -> dict[str, Any]:
+    return {
+        "id": dag_id,
+        "nodes": [{"id": f"n{i}", "type": "echo"} for i in range(n)],
+        "edges": [{"source": f"n{i}", "target": f"n{i + 1}"} for i in range(n - 1)],
+    }
+
+
+def test_registrations_over_a_limit_or_with_a_bad_expression_are_dead_lettered(
+    running: Cluster, client: Client
+) -> None:
+    """Kafka ingress checks a DAG whole, as the gateway does: each refused registration is in
+    the DLQ naming the field and the setting, none is registered, and the engine serves on."""
+    inbox = f"{running.prefix}inbox"
+    producer = Producer({"bootstrap.servers": running.bootstrap, "partitioner": "murmur2_random"})
+    refused = {
+        b"deep": chain("deep", 600),
+        # issue 12's trigger: its recursive cycle check raised RecursionError, which skipped the DLQ
+        b"long": chain("long", 1200),
+        b"wide": {"id": "wide", "nodes": [{"id": f"n{i}", "type": "echo"} for i in range(1001)]},
+        b"typo": {"id": "typo", "nodes": [{"id": "a", "type": "echo", "input": {"v": "{{ input. }}"}}]},
+        b"reader": {"id": "reader", "nodes": [{"id": "a", "type": "echo", "input": {"v": "{{ env.HOME }}"}}]},
+    }
+    for key, definition in refused.items():
+        producer.produce(inbox, key=key, value=register_record(definition))
+    good = {"id": "good", "nodes": [{"id": "a", "type": "echo", "input": {"v": "{{ input.x * 2 }}"}}]}
+    producer.produce(inbox, key=b"good", value=register_record(good))
+    producer.flush(10)
+
+    reasons = {
+        key: headers["ledgerflow.dlq.reason"].decode()
+        for key, headers in dead_letters(running, set(refused)).items()
+    }
+    assert reasons[b"deep"] == (
+        "definition 'deep' refused: "
+        "edges: the longest path (n0 -> ... -> n599) has 600 nodes, limit 500 (max_dag_depth)"
+    )
+    assert reasons[b"long"] == (
+        "definition 'long' refused: nodes: 1,200 nodes, limit 1,000 (max_dag_nodes); "
+        "definition: the definition is 171,863 bytes as JSON, limit 131,072 (max_dag_bytes)"
+    )
+    assert reasons[b"wide"] == "definition 'wide' refused: nodes: 1,001 nodes, limit 1,000 (max_dag_nodes)"
+    assert reasons[b"typo"].startswith(
+        "definition 'typo' refused: nodes[0].input.v (node 'a'): cannot parse 'input.'"
+    ), reasons[b"typo"]
+    assert "unknown name 'env' in 'env.HOME' (known: input, nodes)" in reasons[b"reader"], reasons[b"reader"]
+
+    client.start_workflow("good", {"x": 21}, id="good-1")
+    assert client.result("good-1", timeout=30) == {"a": {"v": 42}}
+    client.start_workflow("typo", None, id="typo-1")
+    with pytest.raises(WorkflowFailedError) as failed:
+        client.result("typo-1", timeout=30)
+    assert failed.value.failure.type == "UnknownWorkflowType", failed.value.failure
+    client.start_workflow("ThreeSteps", 1, id="after-refusals")
+    assert client.result("after-refusals", timeout=30) == 4
+    log = running.nodes[0].log_path.read_text()
+    assert "restarting the owner session" not in log and "owner session failed" not in log, log[-3000:]

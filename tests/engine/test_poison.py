@@ -3,48 +3,28 @@
 Each of these used to abort every batch that held it, restart the owner session and
 meet the same record again, forever: a DAG node on a queue no worker has served yet
 (its topic did not exist), an input over Kafka's record limit, an expression that
-builds a huge value, a 1,200-node chain. Now the first waits for its worker, the
-others fail or refuse only themselves, and ordinary runs carry on throughout.
+builds a huge value, a long chain of nodes (1,200 then; 500 here, as deep as
+max_dag_depth allows; tests/engine/test_dead_letters.py sends the 1,200). Now the
+first waits for its worker, the others fail or refuse only themselves, and ordinary
+runs carry on throughout.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from ledgerflow import Client
 from ledgerflow.testing.processes import Cluster
-from tests.fixtures import ACTS, FLOWS, assert_invariants
+from tests.fixtures import ACTS, FLOWS, assert_invariants, dead_letters
 from tests.waits import wait_until
 
 pytestmark = pytest.mark.kafka
-
-
-def dead_letters(cluster: Cluster, keys: set[bytes], timeout: float = 30.0) -> dict[bytes, dict[str, bytes]]:
-    """Headers of the dead letters with ``keys``, read from the DLQ topic."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": cluster.bootstrap,
-            "group.id": "dlq-reader",
-            "isolation.level": "read_committed",
-        }
-    )
-    consumer.assign([TopicPartition(f"{cluster.prefix}inbox.dlq", p, 0) for p in range(cluster.partitions)])
-    found: dict[bytes, dict[str, bytes]] = {}
-    deadline = time.monotonic() + timeout
-    while not keys <= set(found) and time.monotonic() < deadline:
-        message = consumer.poll(0.2)
-        if message is not None and not message.error() and message.key() in keys:
-            found[message.key()] = dict(message.headers() or [])
-    consumer.close()
-    assert keys <= set(found), f"dead letters missing: {keys - set(found)}"
-    return found
 
 
 def ended(client: Client, workflow_id: str) -> dict[str, Any]:
@@ -66,8 +46,8 @@ def test_poison_inputs_stop_only_themselves_and_a_queue_without_workers_waits(
     client.register_dag(
         {"id": "hostile", "nodes": [{"id": "n", "type": "echo", "input": {"v": "{{ 'a' * 2000000 }}"}}]}
     )
-    chain = [{"id": f"n{i}", "type": "echo"} for i in range(1200)]
-    edges = [{"source": f"n{i}", "target": f"n{i + 1}"} for i in range(1199)]
+    chain = [{"id": f"n{i}", "type": "echo"} for i in range(500)]  # as deep as max_dag_depth allows
+    edges = [{"source": f"n{i}", "target": f"n{i + 1}"} for i in range(499)]
     client.register_dag({"id": "chain", "nodes": chain, "edges": edges})
     # Kafka refuses a topic whose name differs from an existing one only by '.' versus '_'.
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
@@ -128,7 +108,7 @@ def test_poison_inputs_stop_only_themselves_and_a_queue_without_workers_waits(
     client.start_workflow("chain", None, id="chain-1")  # its definition was read despite its depth
     wait_until(
         lambda: sum(e.kind == "activity_completed" for e in client.history("chain-1")) >= 3,
-        "the 1,200-node chain to make progress",
+        "the 500-node chain to make progress",
     )
     for workflow_id in ("waits-for-worker", "hostile-1", "clash-1"):
         assert_invariants(client, workflow_id)
