@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from ledgerflow import Client
 from ledgerflow.partitioning import partition_for
 from ledgerflow.samples.dags import FAN_OUT_FAN_IN
 from tests.api.conftest import Stack, unique, wait_status
@@ -79,6 +80,55 @@ def test_dag_register_execute_status_and_paged_history(api: httpx.Client) -> Non
     assert ended["status"] == "FAILED", ended
     assert ended["failure"]["type"] == "ExpressionError", ended
     assert ended["failure"]["message"] == "'.count' on a NoneType", ended
+
+
+def test_a_history_longer_than_a_page_is_paged_and_its_timeline_read_whole(
+    api: httpx.Client, api_stack: Stack
+) -> None:
+    """600 parallel nodes: 1,202 events, over one page (1,000). The timeline needs them all: the
+    gateway reads the owner page by page; the last 200 nodes complete past the first page."""
+    dag_id = unique("wide")
+    nodes = [{"id": f"n{i}", "type": "echo", "input": {"i": i}} for i in range(600)]
+    assert api.post("/api/v1/workflows", json={"id": dag_id, "nodes": nodes}).status_code == 201
+    run = unique("wide-run")
+    assert api.post(f"/api/v1/workflows/{dag_id}/execute", json={"workflowId": run}).status_code == 202
+    state = wait_status(api, run, ("COMPLETED", "FAILED"), timeout=120)
+    assert state["status"] == "COMPLETED", state
+    total = state["historyLength"]
+    assert total > 1000, total
+
+    first = api.get(f"/api/v1/workflows/{run}/history", params={"limit": 1000}).json()
+    assert first["total"] == total and len(first["events"]) == 1000 and first["nextOffset"] == 1000
+    assert len(first["timeline"]) == 600
+    assert {t["status"] for t in first["timeline"]} == {"completed"}, "the timeline missed later pages"
+    rest = api.get(
+        f"/api/v1/workflows/{run}/history", params={"offset": 1000, "limit": 1000, "timeline": "false"}
+    ).json()
+    assert rest["nextOffset"] is None
+    assert [e["index"] for e in first["events"] + rest["events"]] == list(range(1, total + 1))
+
+    engine = api_stack.cluster.nodes[0].url
+    over = httpx.get(f"{engine}/internal/workflows/{run}/history", params={"limit": 1001}, timeout=10)
+    assert over.status_code == 422 and over.json()["detail"][0]["loc"] == ["query", "limit"], over.text
+    over = httpx.get(f"{engine}/internal/workflows", params={"limit": 1001}, timeout=10)
+    assert over.status_code == 422 and over.json()["detail"][0]["loc"] == ["query", "limit"], over.text
+    with Client(api_stack.cluster.bootstrap, api_stack.cluster.prefix, partitions=4) as client:
+        assert [e.index for e in client.history(run)] == list(range(1, total + 1))
+
+
+def test_listing_pages_follow_the_cursor_to_the_end(api: httpx.Client) -> None:
+    whole = api.get("/api/v1/workflows", params={"limit": 1000}).json()
+    assert whole["nextCursor"] is None, "the shared stack holds under a page of runs"
+    paged: list[str] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 7, **({"cursor": cursor} if cursor else {})}
+        page = api.get("/api/v1/workflows", params=params).json()
+        paged += [w["workflowId"] for w in page["workflows"]]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    assert paged == [w["workflowId"] for w in whole["workflows"]]
 
 
 def test_retries_show_in_the_timeline(api: httpx.Client) -> None:
@@ -185,6 +235,62 @@ def _dag(nodes: list[tuple[str, str]], edges: list[tuple[str, str]]) -> dict[str
             "greater than 0",
             id="negative-timeout",
         ),
+        pytest.param(
+            {"id": "x", "nodes": [{"id": f"n{i}", "type": "echo"} for i in range(1001)]},
+            "nodes",
+            "nodes: 1,001 nodes, limit 1,000 (max_dag_nodes)",
+            id="too-many-nodes",
+        ),
+        pytest.param(
+            {
+                "id": "x",
+                "nodes": [{"id": "a", "type": "echo"}, {"id": "b", "type": "echo"}],
+                "edges": [{"source": "a", "target": "b"}] * 5001,
+            },
+            "edges",
+            "edges: 5,001 edges, limit 5,000 (max_dag_edges)",
+            id="too-many-edges",
+        ),
+        pytest.param(
+            _dag([(f"n{i}", "echo") for i in range(501)], [(f"n{i}", f"n{i + 1}") for i in range(500)]),
+            "edges",
+            "the longest path (n0 -> ... -> n500) has 501 nodes, limit 500 (max_dag_depth)",
+            id="too-deep",
+        ),
+        pytest.param(
+            {"id": "x", "nodes": [{"id": "a", "type": "echo", "input": {"text": "x" * 140_000}}]},
+            "body",
+            "limit 131,072 (max_dag_bytes)",
+            id="too-large",
+        ),
+        pytest.param(
+            {"id": "x", "nodes": [{"id": "a", "type": "echo", "input": {"to": ["ok", "{{ input.to >}}"]}}]},
+            "nodes[0].input.to[1]",
+            "nodes[0].input.to[1] (node 'a'): cannot parse 'input.to >'",
+            id="expression-syntax",
+        ),
+        pytest.param(
+            {"id": "x", "nodes": [{"id": "a", "type": "echo", "input": {"v": "id-{{ os.environ }}"}}]},
+            "nodes[0].input.v",
+            "unknown name 'os' in 'os.environ' (known: input, nodes)",
+            id="expression-unknown-name",
+        ),
+        pytest.param(
+            {"id": "x", "nodes": [{"id": "a", "type": "echo", "input": {"v": "{{ " + "-" * 101 + "1 }}"}}]},
+            "nodes[0].input.v",
+            "nests more than 100 levels deep, limit 100",
+            id="expression-too-deep",
+        ),
+        pytest.param(
+            {
+                "id": "x",
+                "nodes": [{"id": "a", "type": "echo"}, {"id": "b", "type": "echo"}],
+                "edges": [{"source": "a", "target": "b", "condition": "nodes.a.output.count()"}],
+            },
+            "edges[0].condition",
+            "edges[0].condition (edge a->b): 'nodes.a.output.count()' is not allowed",
+            id="condition-call",
+        ),
         pytest.param({"id": "x", "input": 1}, "type", "Field required", id="start-without-type"),
         pytest.param({"id": "", "type": "T"}, "id", "at least 1 character", id="empty-workflow-id"),
     ],
@@ -228,6 +334,10 @@ def test_activity_types_of_the_gateways_modules_are_known(api: httpx.Client) -> 
         ("GET", "/api/v1/workflows", {"params": {"limit": 0}}, "limit"),
         ("GET", "/api/v1/workflows", {"params": {"status": "SLEEPY"}}, "status"),
         ("GET", "/api/v1/workflows/w/history", {"params": {"offset": -1}}, "offset"),
+        ("GET", "/api/v1/workflows", {"params": {"limit": 1001}}, "limit"),
+        ("GET", "/api/v1/workflows/w/history", {"params": {"limit": 1001}}, "limit"),
+        ("GET", "/api/v1/events", {"params": {"limit": 1001}}, "limit"),
+        ("GET", "/api/v1/cluster/events", {"params": {"limit": 1001}}, "limit"),
     ],
 )
 def test_bad_bodies_and_parameters_are_422_naming_the_field(

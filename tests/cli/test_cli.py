@@ -15,8 +15,10 @@ from confluent_kafka import Consumer, Message, TopicPartition
 
 from ledgerflow import Client
 from ledgerflow.localkafka.libs import java_tool_command
+from ledgerflow.schemas.commands import StartWorkflow
 from ledgerflow.testing.processes import Cluster
 from tests.fixtures import FLOWS, ROOT
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -60,6 +62,23 @@ def test_start_describe_history_list_and_cluster(running: Cluster, client: Clien
     assert sorted(r["partition"] for r in shards) == list(range(running.partitions))
     bad = cli(running, "start", "ThreeSteps", "--id", "x", "--input", "{nope")
     assert bad.returncode != 0 and "--input" in bad.stderr
+
+
+def test_list_reads_past_one_page(running: Cluster, client: Client) -> None:
+    """A page holds 1,000 runs (PAGE_LIMIT); ``list --limit`` over it reads page after page."""
+    ids = [f"many-{i:04d}" for i in range(1010)]
+    for workflow_id in ids:
+        client.send(workflow_id, StartWorkflow(workflow_id=workflow_id, workflow_type="SignalCounter"))
+    wait_until(
+        lambda: len(client.list_workflows(workflow_type="SignalCounter", limit=1000, after="many-1000")) == 9,
+        "the last of 1,010 starts to be applied",
+    )
+    listed = cli_json(running, "list", "--type", "SignalCounter", "--limit", "1005")
+    assert [r["workflow_id"] for r in listed] == ids[:1005]
+    rest = cli_json(running, "list", "--type", "SignalCounter", "--limit", "1005", "--after", ids[1004])
+    assert [r["workflow_id"] for r in rest] == ids[1005:]
+    zero = cli(running, "list", "--limit", "0")
+    assert zero.returncode != 0 and "--limit" in zero.stderr, zero.stderr
 
 
 def test_replay_passes_unchanged_code_and_names_the_divergence_of_changed_code(
