@@ -117,18 +117,33 @@ def test_a_history_longer_than_a_page_is_paged_and_its_timeline_read_whole(
 
 
 def test_listing_pages_follow_the_cursor_to_the_end(api: httpx.Client) -> None:
-    whole = api.get("/api/v1/workflows", params={"limit": 1000}).json()
+    prefix = unique("listed")
+    ids = [f"{prefix}-{i:02d}" for i in range(10)]
+    for workflow_id in ids:
+        assert (
+            api.post("/api/v1/workflows", json={"id": workflow_id, "type": "SignalCounter"}).status_code
+            == 202
+        )
+    for workflow_id in ids:
+        wait_status(api, workflow_id, ("RUNNING",))
+    whole = api.get("/api/v1/workflows", params={"limit": 1000, "type": "SignalCounter"}).json()
     assert whole["nextCursor"] is None, "the shared stack holds under a page of runs"
-    paged: list[str] = []
+    pages: list[list[str]] = []
     cursor: str | None = None
     while True:
-        params: dict[str, Any] = {"limit": 7, **({"cursor": cursor} if cursor else {})}
+        params: dict[str, Any] = {
+            "limit": 3,
+            "type": "SignalCounter",
+            **({"cursor": cursor} if cursor else {}),
+        }
         page = api.get("/api/v1/workflows", params=params).json()
-        paged += [w["workflowId"] for w in page["workflows"]]
+        pages.append([w["workflowId"] for w in page["workflows"]])
         cursor = page["nextCursor"]
         if cursor is None:
             break
-    assert paged == [w["workflowId"] for w in whole["workflows"]]
+    listed = [w["workflowId"] for w in whole["workflows"]]
+    assert [w for page in pages for w in page] == listed and set(ids) <= set(listed)
+    assert all(len(page) == 3 for page in pages[:-1]) and len(pages) >= 4, pages
 
 
 def test_retries_show_in_the_timeline(api: httpx.Client) -> None:
