@@ -83,19 +83,12 @@ def _size_problems(dag: DagDefinition, settings: Settings) -> list[Problem]:
             _limit(("edges",), f"{len(dag.edges):,} edges", settings.max_dag_edges, "max_dag_edges")
         )
     size = len(dag.model_dump_json(by_alias=True))
-    what = f"the definition is {size:,} bytes as JSON"
     if size > settings.max_dag_bytes:
-        problems.append(_limit((), what, settings.max_dag_bytes, "max_dag_bytes"))
+        problems.append(_limit((), f"{size:,} bytes as JSON", settings.max_dag_bytes, "max_dag_bytes"))
     elif size > settings.max_payload_bytes:
         # Every run records its definition in its first event, which must fit a payload.
-        problems.append(
-            _limit(
-                (),
-                f"{what}, larger than a run's first event",
-                settings.max_payload_bytes,
-                "max_payload_bytes",
-            )
-        )
+        what = f"{size:,} bytes as JSON, more than a run's first event may hold"
+        problems.append(_limit((), what, settings.max_payload_bytes, "max_payload_bytes"))
     return problems
 
 

@@ -9,6 +9,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from ledgerflow import Client, WorkflowFailedError
+from ledgerflow.schemas.dag import DagDefinitionError
 from ledgerflow.testing.processes import Cluster
 from tests.fixtures import dead_letters
 
@@ -102,13 +103,16 @@ def test_registrations_over_a_limit_or_with_a_bad_expression_are_dead_lettered(
     )
     assert reasons[b"long"] == (
         "definition 'long' refused: nodes: 1,200 nodes, limit 1,000 (max_dag_nodes); "
-        "definition: the definition is 171,863 bytes as JSON, limit 131,072 (max_dag_bytes)"
+        "definition: 171,863 bytes as JSON, limit 131,072 (max_dag_bytes)"
     )
     assert reasons[b"wide"] == "definition 'wide' refused: nodes: 1,001 nodes, limit 1,000 (max_dag_nodes)"
     assert reasons[b"typo"].startswith(
         "definition 'typo' refused: nodes[0].input.v (node 'a'): cannot parse 'input.'"
     ), reasons[b"typo"]
     assert "unknown name 'env' in 'env.HOME' (known: input, nodes)" in reasons[b"reader"], reasons[b"reader"]
+
+    with pytest.raises(DagDefinitionError, match=r"limit 500 \(max_dag_depth\)"):
+        client.register_dag(chain("deep-from-client", 600))  # the Client checks before it writes
 
     client.start_workflow("good", {"x": 21}, id="good-1")
     assert client.result("good-1", timeout=30) == {"a": {"v": 42}}
