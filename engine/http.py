@@ -18,17 +18,12 @@ from fastapi import Body, FastAPI, HTTPException, Query, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ledgerflow.config import PAGE_LIMIT
+from ledgerflow.engine import metrics as engine_metrics
 from ledgerflow.engine.loop import Engine
-from ledgerflow.engine.processor import (
-    PartitionProcessor,
-    list_runs,
-    query_instance,
-    read_history,
-    read_history_page,
-    read_run,
-    summary,
-)
+from ledgerflow.engine.processor import PartitionProcessor, read_history, read_history_page, read_run
+from ledgerflow.engine.reads import RunFilter, cached_copy, list_runs, replayed
 from ledgerflow.engine.state.models import RunState
+from ledgerflow.engine.workflow.instance import WorkflowInstance
 
 log = logging.getLogger("ledgerflow.engine.http")
 
@@ -132,25 +127,25 @@ def create_app(engine: Engine) -> FastAPI:
         after: str | None = None,
         limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT)] = 100,
     ) -> dict[str, Any]:
-        """Latest runs on this node's partitions, ordered by workflow id, after ``after``; ``more``
-        when further runs match. Each partition reads at most one run past the page."""
-        rows: list[dict[str, Any]] = []
-        more = False
+        """Latest runs on this node's partitions, ordered by workflow id, after ``after``.
+
+        ``next_after``: where the next page starts (null once every partition was listed
+        to its end). A page may hold fewer than ``limit`` runs and still have one, when the
+        filter dropped the ``list_scan_limit`` runs examined.
+        """
         processors = list(engine.partitions.processors.values()) if engine.partitions else []
-        for processor in processors:
-            try:
-                runs, partition_more = list_runs(processor.store, after, limit, status, workflow_type)
-            except Exception as exc:  # revoked while listing: its new owner lists it
-                log.info("partition %d left out of a listing: %s", processor.partition, exc)
-                continue
-            more = more or partition_more
-            rows.extend({"partition": processor.partition, **summary(run)} for run in runs)
-        rows.sort(key=lambda r: r["workflow_id"])
+        listing = list_runs(
+            ((p.partition, p.store) for p in processors),
+            RunFilter(status, workflow_type),
+            after,
+            limit,
+            settings.list_scan_limit,
+        )
         return {
             "node": engine.node_id,
-            "partitions": [p.partition for p in processors],
-            "runs": rows[:limit],
-            "more": more or len(rows) > limit,
+            "partitions": listing.partitions,
+            "runs": listing.runs,
+            "next_after": listing.next_after,
         }
 
     @app.get("/internal/workflows/{workflow_id}")
@@ -200,6 +195,18 @@ def create_app(engine: Engine) -> FastAPI:
             "events": [e.model_dump(mode="json") for e in events],
         }
 
+    def query_target(processor: PartitionProcessor, run: RunState) -> tuple[WorkflowInstance, str]:
+        """A copy of the owner's cached instance or, when there is none at the committed
+        state, a replay of the run's history; and which of the two it is."""
+        instance = cached_copy(processor, engine.owner_lock, run.workflow_id)
+        if instance is not None:
+            return instance, "cache"
+        try:
+            history = read_history(processor.store, run.workflow_id, run.run_id)
+        except Exception as exc:
+            raise HTTPException(421, detail=f"partition {processor.partition} is moving") from exc
+        return replayed(processor.ctx.registry, run, history), "replay"
+
     @app.post("/internal/workflows/{workflow_id}/query/{name}")
     def query(
         workflow_id: str,
@@ -209,21 +216,20 @@ def create_app(engine: Engine) -> FastAPI:
         processor, run = committed_run(workflow_id)
         if run is None:
             raise HTTPException(404, detail=f"workflow {workflow_id!r} not found")
-        try:
-            history = read_history(processor.store, workflow_id, run.run_id)
-        except Exception as exc:
-            raise HTTPException(421, detail=f"partition {processor.partition} is moving") from exc
         instance = None
         try:
-            instance = query_instance(processor.ctx.registry, run, history)
+            instance, source = query_target(processor, run)
             result = instance.query(name, args)
         except KeyError as exc:
             raise HTTPException(400, detail=str(exc.args[0])) from exc
+        except HTTPException:
+            raise
         except Exception as exc:  # the query method raised, or the code no longer replays
             raise HTTPException(400, detail=f"query {name!r} failed: {type(exc).__name__}: {exc}") from exc
         finally:
             if instance is not None:
                 instance.dispose()
+        engine_metrics.QUERIES.labels(source=source).inc()
         return {"result": result}
 
     return app

@@ -121,6 +121,9 @@ class Engine:
             options.retention,
         )
         self._stop = threading.Event()
+        self.owner_lock = threading.Lock()
+        """Held while the owner loop changes its processors' cached workflow instances (a
+        batch, giving partitions up); a query copying a cached instance holds it too."""
         self._queues: set[str] = set()
         """Task queues whose topics are known to exist."""
         self.started = threading.Event()
@@ -214,10 +217,12 @@ class Engine:
             partitions.assign([tp.partition for tp in tps])
 
         def on_revoke(_: Consumer, tps: list[TopicPartition]) -> None:
-            partitions.revoke([tp.partition for tp in tps], "revoked")
+            with self.owner_lock:
+                partitions.revoke([tp.partition for tp in tps], "revoked")
 
         def on_lost(_: Consumer, tps: list[TopicPartition]) -> None:
-            partitions.revoke([tp.partition for tp in tps], "lost")
+            with self.owner_lock:
+                partitions.revoke([tp.partition for tp in tps], "lost")
 
         consumer.subscribe(
             [settings.topic("inbox")], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost
@@ -233,10 +238,12 @@ class Engine:
                 ]
                 if not messages and not due:
                     continue
-                self._process(messages, now, checkpoint, producer)
+                with self.owner_lock:
+                    self._process(messages, now, checkpoint, producer)
         finally:
             self.started.clear()
-            partitions.close()
+            with self.owner_lock:
+                partitions.close()
             if standby is not None:
                 standby.stop()
             consumer.close()

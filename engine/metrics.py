@@ -20,6 +20,11 @@ DUPLICATES = Counter(
 DEAD_LETTERS = Counter("ledgerflow_dead_letters_total", "Inbox records sent to the dead-letter topic.")
 EXPIRED = Counter("ledgerflow_runs_expired_total", "Closed runs deleted after their retention.")
 REPLAYS = Counter("ledgerflow_replays_total", "Instances rebuilt by replaying history.")
+QUERIES = Counter(
+    "ledgerflow_queries_total",
+    "Queries answered, by source: a copy of the cached instance, or a replay of the history.",
+    ["source"],
+)
 NONDETERMINISM = Counter("ledgerflow_nondeterminism_total", "Runs failed because code diverged from history.")
 TRANSACTIONS = Counter(
     "ledgerflow_transactions_total", "Kafka transactions committed, by outcome.", ["outcome"]

@@ -1051,53 +1051,10 @@ def read_run(store: PartitionStore, workflow_id: str) -> RunState | None:
     return RunState.model_validate_json(raw) if raw is not None else None
 
 
-def scan_runs(store: PartitionStore, after: str | None = None) -> Iterator[RunState]:
-    """Latest run of every workflow in the store, by workflow id (after ``after``: read from there)."""
-    start = keys.run_key(after) + b"\x00" if after is not None else keys.RUN
-    for _, value in store.scan_range(start, keys.RUN + b"\xff"):
+def scan_runs(store: PartitionStore) -> Iterator[RunState]:
+    """Latest run of every workflow in the store, by workflow id."""
+    for _, value in store.scan(keys.RUN):
         yield RunState.model_validate_json(value)
-
-
-def list_runs(
-    store: PartitionStore, after: str | None, limit: int, status: str | None, workflow_type: str | None
-) -> tuple[list[RunState], bool]:
-    """The first ``limit`` runs after ``after`` in this status and of this type, and whether more follow.
-
-    Reads runs in workflow id order and stops at the first one past the page.
-    """
-    found: list[RunState] = []
-    for run in scan_runs(store, after):
-        if (status and run.status != status) or (workflow_type and run.workflow_type != workflow_type):
-            continue
-        if len(found) == limit:
-            return found, True
-        found.append(run)
-    return found, False
-
-
-def summary(run: RunState) -> dict[str, Any]:
-    """The fields of a run that listings show."""
-    pending = [
-        {
-            "seq": seq,
-            "activity": p.activity_type,
-            "attempt": p.attempt,
-            "state": p.state,
-            "last_failure": p.last_failure.message if p.last_failure else None,
-        }
-        for seq, p in run.activities.items()
-    ]
-    return {
-        "workflow_id": run.workflow_id,
-        "run_id": run.run_id,
-        "workflow_type": run.workflow_type,
-        "status": run.status,
-        "started_at": run.started_at,
-        "closed_at": run.closed_at,
-        "history_length": run.history_length,
-        "history_bytes": run.history_bytes,
-        "pending_activities": pending,
-    }
 
 
 def read_history(store: PartitionStore, workflow_id: str, run_id: str) -> list[ev.HistoryEvent]:
@@ -1123,22 +1080,3 @@ def read_history_page(
     rows = store.scan_range(keys.history_key(workflow_id, run_id, offset + 1), prefix + b"\xff")
     page = [ev.history_event_adapter.validate_json(v) for _, v in itertools.islice(rows, limit)]
     return page, int(last[len(prefix) :])
-
-
-def query_instance(
-    registry: WorkflowRegistry, run: RunState, history: list[ev.HistoryEvent]
-) -> WorkflowInstance:
-    """A fresh instance replayed to the run's committed history, to answer a query.
-
-    Built apart from the owner loop's cache (which only the loop thread touches), so a
-    query never waits for, or disturbs, the batch in progress.
-    """
-    started = history[0]
-    assert isinstance(started, ev.WorkflowStarted)
-    definition = DAG_WORKFLOW if started.dag is not None else registry.get(run.workflow_type)
-    if definition is None:
-        raise KeyError(f"workflow type {run.workflow_type!r} is not loaded on this engine")
-    info = WorkflowInfo(run.workflow_id, run.run_id, run.workflow_type, -1, started.dag)
-    instance = WorkflowInstance(definition, info)
-    replay(instance, history)
-    return instance

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
         description="Earlier run ids a workflow id's state remembers (continue-as-new, restarts); "
         "older ones are forgotten by the state (their histories stay until retention).",
     )
+    list_scan_limit: int = Field(
+        default=10_000,
+        ge=1,
+        description="Runs one engine examines for one page of a listing. A filtered listing that "
+        "finds fewer matches among them answers a shorter page whose cursor says where it stopped.",
+    )
 
     history_warn_events: int = Field(
         default=10_240,

@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from rocksdict import Options, Rdict, WriteBatch
+from rocksdict import Options, Rdict, ReadOptions, WriteBatch
 
 CHANGELOG_OFFSET_KEY = b"m/changelog_offset"
 
@@ -42,15 +42,21 @@ class PartitionStore:
         return self.scan_range(prefix, prefix + b"\xff")
 
     def scan_range(self, start: bytes, stop: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """Keys from ``start`` (included) to ``stop`` (excluded), in order."""
-        for key, value in self._db.items(from_key=start):
+        """Keys from ``start`` (included) to ``stop`` (excluded), in order.
+
+        Lazy: RocksDB reads a key only when the caller asks for it, so a caller that
+        stops after ``n`` keys has read about ``n`` (pages of a history, of a listing).
+        The bound also stops RocksDB itself at ``stop`` instead of stepping over the
+        deleted keys that may lie beyond the last live one.
+        """
+        bounds = ReadOptions()
+        bounds.set_iterate_upper_bound(stop)
+        for key, value in self._db.items(from_key=start, read_opt=bounds):
             assert isinstance(key, bytes)  # raw mode
-            if key >= stop:
-                return
             yield key, value
 
     def last(self, prefix: bytes) -> bytes | None:
-        """The greatest key starting with ``prefix`` (one seek backwards), or None."""
+        """The greatest key starting with ``prefix`` (one seek), or None when there is none."""
         for key in self._db.keys(backwards=True, from_key=prefix + b"\xff"):
             assert isinstance(key, bytes)  # raw mode
             return key if key.startswith(prefix) else None

@@ -9,6 +9,7 @@ code becomes a ``FailWorkflow`` command.
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import random
 import uuid
@@ -191,6 +192,20 @@ class WorkflowInstance(WorkflowRuntime):
         }
 
     # ------------------------------------------------------------------ queries
+    def copy_for_query(self) -> WorkflowInstance:
+        """A detached copy of the workflow's object as of now, to answer queries on another thread.
+
+        The copy runs no workflow code of its own (no task, no loop to drive): queries only
+        read the object. ``copy.deepcopy`` raises for an object that holds what cannot be
+        copied (a future, a task); a caller then replays the run instead.
+        """
+        twin = WorkflowInstance(self.definition, self._info)
+        twin._object = copy.deepcopy(self._object)
+        twin._now = self._now
+        twin.applied = self.applied
+        twin.closed = True
+        return twin
+
     def query(self, name: str, args: list[JSON]) -> JSON:
         """Run a ``@workflow.query`` method against the current state."""
         method_name = self.definition.queries.get(name)

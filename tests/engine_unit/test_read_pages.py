@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ledgerflow.engine.processor import PartitionProcessor, list_runs, read_history, read_history_page
+from ledgerflow.engine.processor import PartitionProcessor, read_history, read_history_page
+from ledgerflow.engine.reads import RunFilter, list_runs
 from ledgerflow.engine.state import keys
 from ledgerflow.schemas.commands import SignalWorkflow, StartWorkflow
 from tests.engine_unit.test_processor import batch, processor_at
@@ -63,8 +64,9 @@ def start_many(processor: PartitionProcessor, n: int) -> list[str]:
 def listed(
     processor: PartitionProcessor, after: str | None, limit: int, **filters: str
 ) -> tuple[list[str], bool]:
-    runs, more = list_runs(processor.store, after, limit, filters.get("status"), filters.get("workflow_type"))
-    return [r.workflow_id for r in runs], more
+    wanted = RunFilter(filters.get("status"), filters.get("workflow_type"))
+    listing = list_runs([(processor.partition, processor.store)], wanted, after, limit, 10_000)
+    return [r["workflow_id"] for r in listing.runs], listing.next_after is not None
 
 
 def test_a_listing_pages_by_workflow_id_and_says_when_more_follow(tmp_path: Path) -> None:
@@ -84,6 +86,7 @@ def test_a_listing_reads_only_its_page_and_one_run_more(tmp_path: Path) -> None:
     ids = start_many(processor, 12)
     processor.store.write({keys.run_key("w07"): b"unreadable"}, None)
     assert listed(processor, None, 6) == (ids[:6], True)  # reads w00..w06
+    assert listed(processor, None, 7) == (ids[:7], True)  # steps onto w07 without reading it
     assert listed(processor, "w07", 3) == (ids[8:11], True)  # starts past it
     with pytest.raises(ValueError):  # what a whole read meets
-        listed(processor, None, 7)
+        listed(processor, None, 8)
