@@ -50,6 +50,7 @@ from ledgerflow.api.timeline import build_timeline
 from ledgerflow.config import PAGE_LIMIT
 from ledgerflow.engine.workflow.registration import definition_problems
 from ledgerflow.errors import CapacityError, OwnerUnavailableError, WorkflowNotFoundError
+from ledgerflow.paging import merge_listings
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas.dag import DagDefinition
 from ledgerflow.schemas.events import HistoryEvent, history_event_adapter
@@ -340,12 +341,18 @@ def workflow_routes(
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
         limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT)] = 100,
         timeline: Annotated[
-            bool, Query(description="Include the per-activity/node timeline (reads the whole history).")
-        ] = True,
+            bool,
+            Query(
+                description="Also the per-activity/node timeline, folded from the run's whole "
+                "history (which the owner then reads in full)."
+            ),
+        ] = False,
     ) -> HistoryPage:
-        """Events `offset` .. `offset + limit` of the run's history, and (unless
-        `timeline=false`) one timeline entry per activity, timer and child workflow:
-        scheduled, completed or failed time and attempts; for a DAG run, the node."""
+        """Events `offset + 1` .. `offset + limit` of the run's history; the owner reads only
+        those, so a page costs its size whatever the history's length. Page on with
+        `offset=nextOffset` (null on the last page). With `timeline=true`, also one timeline
+        entry per activity, timer and child workflow: scheduled, completed or failed time and
+        attempts; for a DAG run, the node."""
         state = gateway_state(request)
         if timeline:
             run, total, fetched = await _whole_history(state, id, run_id)
@@ -467,8 +474,10 @@ def workflow_routes(
         ] = None,
     ) -> WorkflowList:
         """Latest run of each workflow id, ordered by workflow id, merged from every engine.
-        `partial` is true (and `missingPartitions` lists them) when some partitions had no
-        reachable owner."""
+        Each engine reads only up to the page's end, filtering as it goes and examining at
+        most `list_scan_limit` runs: a filtered page may be short, even empty, and still
+        carry a `nextCursor`; page on until it is null. `partial` is true (and
+        `missingPartitions` lists them) when some partitions had no reachable owner."""
         state = gateway_state(request)
         params: dict[str, Any] = {"limit": limit}
         if status:
@@ -478,22 +487,15 @@ def workflow_routes(
         if cursor:
             params["after"] = cursor
         answers = await state.live_router().each_member("/internal/workflows", params)
-        rows: dict[str, dict[str, Any]] = {}
         covered: set[int] = set()
-        more = False
         for _member, data in answers:
-            if data is None:
-                continue
-            covered.update(int(p) for p in data.get("partitions", []))
-            more = more or bool(data.get("more"))
-            for row in data.get("runs", []):
-                rows[str(row["workflow_id"])] = row
-        merged = [rows[k] for k in sorted(rows)]
-        page = merged[:limit]
+            if data is not None:
+                covered.update(int(p) for p in data.get("partitions", []))
+        page, next_cursor = merge_listings((data for _member, data in answers if data is not None), limit)
         missing = sorted(set(range(state.settings.partitions)) - covered)
         return WorkflowList(
             workflows=[WorkflowSummary.model_validate(r) for r in page],
-            next_cursor=str(page[-1]["workflow_id"]) if page and (more or len(merged) > limit) else None,
+            next_cursor=next_cursor,
             partial=bool(missing),
             missing_partitions=missing,
         )

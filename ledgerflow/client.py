@@ -33,6 +33,7 @@ from ledgerflow.errors import (
     WorkflowFailedError,
     WorkflowNotFoundError,
 )
+from ledgerflow.paging import merge_listings
 from ledgerflow.routing import OwnerDirectory
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas.common import Failure
@@ -45,6 +46,15 @@ from ledgerflow.schemas.events import (
 )
 
 CLOSED = ("COMPLETED", "FAILED", "CANCELED", "TERMINATED")
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    """Some consecutive events of a run, and how many it has."""
+
+    run_id: str
+    total: int
+    events: list[HistoryEvent]
 
 
 @dataclass(frozen=True)
@@ -244,18 +254,35 @@ class Client:
         result: dict[str, Any] = self._owner_get(workflow_id, f"/internal/workflows/{workflow_id}")
         return result
 
-    def history(self, workflow_id: str, run_id: str | None = None) -> list[HistoryEvent]:
-        """The whole history of the latest run (or of ``run_id``), read page by page."""
+    def history_page(
+        self, workflow_id: str, run_id: str | None = None, offset: int = 0, limit: int = PAGE_LIMIT
+    ) -> HistoryPage:
+        """Events ``offset + 1`` to ``offset + limit`` of the latest run (or of ``run_id``).
+
+        The owner reads only those events, whatever the length of the history.
+        """
+        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        if run_id:
+            params["run_id"] = run_id
+        data = self._owner_get(workflow_id, f"/internal/workflows/{workflow_id}/history", params)
+        events = [history_event_adapter.validate_python(e) for e in data["events"]]
+        return HistoryPage(str(data["run_id"]), int(data["total"]), events)
+
+    def history(self, workflow_id: str, run_id: str | None = None, offset: int = 0) -> list[HistoryEvent]:
+        """The history of the latest run (or of ``run_id``) after its first ``offset`` events,
+        read page by page."""
         events: list[HistoryEvent] = []
         while True:
-            params: dict[str, Any] = {"offset": len(events)}
-            if run_id:
-                params["run_id"] = run_id
-            data = self._owner_get(workflow_id, f"/internal/workflows/{workflow_id}/history", params)
-            events += [history_event_adapter.validate_python(e) for e in data["events"]]
-            run_id = data["run_id"]  # later pages of the same run, even if a new run starts
-            if not data["events"] or len(events) >= data["total"]:
+            page = self.history_page(workflow_id, run_id, offset + len(events))
+            events += page.events
+            run_id = page.run_id  # later pages of the same run, even if a new run starts
+            if not page.events or offset + len(events) >= page.total:
                 return events
+
+    def _closing_event(self, workflow_id: str, run_id: str) -> HistoryEvent:
+        """The last event of a closed run: two one-event pages, however long its history."""
+        total = self.history_page(workflow_id, run_id, limit=1).total
+        return self.history_page(workflow_id, run_id, offset=total - 1, limit=1).events[0]
 
     def query(self, workflow_id: str, name: str, *args: Any) -> Any:
         data = self._owner_get(
@@ -277,36 +304,22 @@ class Client:
         failure = getattr(closing, "failure", None) or Failure(type=status, message=f"run {status.lower()}")
         raise WorkflowFailedError(workflow_id, status, failure)
 
-    def list_workflows(
+    def list_page(
         self,
         status: str | None = None,
         workflow_type: str | None = None,
         limit: int = 100,
         after: str | None = None,
-    ) -> list[dict[str, Any]]:
-        """Latest runs across every engine node, ordered by workflow id (``after`` pages on).
-
-        A ``limit`` over one page (``PAGE_LIMIT``) is read page by page.
-        """
-        rows: list[dict[str, Any]] = []
-        while len(rows) < limit:
-            page, more = self._list_page(status, workflow_type, min(limit - len(rows), PAGE_LIMIT), after)
-            rows += page
-            if not (more and page):
-                break
-            after = str(page[-1]["workflow_id"])
-        return rows
-
-    def _list_page(
-        self, status: str | None, workflow_type: str | None, limit: int, after: str | None
-    ) -> tuple[list[dict[str, Any]], bool]:
-        """One page merged from every engine node, and whether more runs follow it."""
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page (``limit`` at most ``PAGE_LIMIT``) of latest runs across every engine node,
+        ordered by workflow id, and the cursor of the next page (pass it as ``after``; None on
+        the last). A filtered page may be short, even empty, and still have a next one (see
+        ``list_scan_limit``)."""
         params: dict[str, Any] = {"limit": limit}
         for name, value in (("status", status), ("workflow_type", workflow_type), ("after", after)):
             if value is not None:
                 params[name] = value
-        rows: list[dict[str, Any]] = []
-        more = False
+        answers = []
         for member in self._owners.members():
             url = member.get("url")
             if not url:
@@ -316,11 +329,24 @@ class Client:
                 response.raise_for_status()
             except httpx.HTTPError as exc:
                 raise OwnerUnavailableError("*", -1, 1.0, f"node {url} did not answer: {exc}") from exc
-            data = response.json()
-            rows.extend(data["runs"])
-            more = more or bool(data.get("more"))
-        rows.sort(key=lambda r: str(r["workflow_id"]))
-        return rows[:limit], more or len(rows) > limit
+            answers.append(response.json())
+        return merge_listings(answers, limit)
+
+    def list_workflows(
+        self,
+        status: str | None = None,
+        workflow_type: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` latest runs after ``after``, ordered by workflow id, read page by page
+        (``PAGE_LIMIT`` runs a page at most)."""
+        rows: list[dict[str, Any]] = []
+        while True:
+            page, after = self.list_page(status, workflow_type, min(limit - len(rows), PAGE_LIMIT), after)
+            rows += page
+            if after is None or len(rows) >= limit:
+                return rows
 
     def cluster(self) -> list[dict[str, Any]]:
         """Every engine node with the partitions it owns and their state."""
@@ -351,7 +377,7 @@ class Client:
                 state = None
             if state is not None and run_id is not None and run_id != state["run_id"]:
                 if run_id in state["previous_runs"]:
-                    closing = self.history(workflow_id, run_id)[-1]
+                    closing = self._closing_event(workflow_id, run_id)
                     if isinstance(closing, WorkflowContinuedAsNew):
                         run_id = closing.new_run_id
                         continue

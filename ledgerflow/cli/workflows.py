@@ -244,7 +244,7 @@ def history_command(
             if events and events[-1].kind.startswith("workflow_") and events[-1].kind != "workflow_started":
                 return
             time.sleep(0.5)
-            events = client.history(workflow_id, rid)
+            events += client.history(workflow_id, rid, offset=len(events))  # only the new ones
 
 
 @click.command("list")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ import pytest
 from ledgerflow.config import Settings
 from ledgerflow.testing.processes import Cluster, NodeProcess
 from tests.api.conftest import ACTS, FLOWS, ROOT, wait_status
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -71,6 +74,24 @@ def ids_covering_every_partition(settings: Settings, per_partition: int = 2) -> 
     return sorted(w for ids in found.values() for w in ids)
 
 
+def signal(api: httpx.Client, workflow_id: str, value: int) -> None:
+    sent = api.post(f"/api/v1/workflows/{workflow_id}/signal", json={"name": "add", "payload": value})
+    assert sent.status_code == 202, sent.text
+
+
+def query(api: httpx.Client, workflow_id: str) -> Any:
+    answer = api.post(f"/api/v1/workflows/{workflow_id}/query", json={"name": "received"})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["result"]
+
+
+def query_sources(engine_url: str) -> Counter[str]:
+    """Queries an engine answered so far, by source (its cached instance, or a replay)."""
+    text = httpx.get(f"{engine_url}/metrics", timeout=5).text
+    found = re.findall(r'^ledgerflow_queries_total\{source="(\w+)"\} (\S+)$', text, re.M)
+    return Counter({source: int(float(value)) for source, value in found})
+
+
 def test_listing_across_engines_then_kill_9_answers_503_then_recovers(two_engines: Cluster) -> None:
     gateway = two_engines.gateway([ACTS])
     gateway.wait_ready()
@@ -115,6 +136,13 @@ def test_listing_across_engines_then_kill_9_answers_503_then_recovers(two_engine
         victim: NodeProcess = next(n for n in two_engines.nodes if n.url == victim_url)
         orphan = next(w for w in ids if settings.partition_of(w) in urls[victim_url])
         assert api.get(f"/api/v1/workflows/{orphan}/status").status_code == 200
+
+        # ---- a query on a run the owner caches is answered from a copy of it, not a replay
+        signal(api, orphan, 7)
+        wait_until(lambda: query(api, orphan) == [7], f"{orphan}'s signal in its query")
+        before = query_sources(victim_url)
+        assert query(api, orphan) == [7]
+        assert query_sources(victim_url) - before == Counter(cache=1), "the owner replayed for a query"
         victim.kill()
         killed_at = time.monotonic()
         # The gateway gives a forwarded read owner_timeout (1 s) before it answers 503; on a busy
@@ -154,6 +182,17 @@ def test_listing_across_engines_then_kill_9_answers_503_then_recovers(two_engine
         )
         state = recovered.json()
         assert state["status"] == "RUNNING" and state["runId"] == runs[orphan]
+
+        # ---- the new owner answers the same query by replay, then from its own cache
+        survivor_url = next(url for url in urls if url != victim_url)
+        before = query_sources(survivor_url)
+        assert query(api, orphan) == [7]
+        assert query_sources(survivor_url) - before == Counter(replay=1)
+        signal(api, orphan, 8)  # the owner rebuilds and caches the instance to deliver it
+        wait_until(lambda: query(api, orphan) == [7, 8], f"{orphan}'s second signal in its query")
+        before = query_sources(survivor_url)
+        assert query(api, orphan) == [7, 8]
+        assert query_sources(survivor_url) - before == Counter(cache=1)
 
         # the survivor owns everything now; the listing is whole again
         deadline = time.monotonic() + 30

@@ -57,7 +57,8 @@ def test_dag_register_execute_status_and_paged_history(api: httpx.Client) -> Non
     assert [e["index"] for e in events] == list(range(1, data["total"] + 1))
     assert events[0]["kind"] == "workflow_started" and events[-1]["kind"] == "workflow_completed"
 
-    timeline = data["timeline"]
+    assert data["timeline"] is None  # asked for: it reads the whole history
+    timeline = api.get(f"/api/v1/workflows/{run}/history", params={"timeline": "true"}).json()["timeline"]
     assert {t["node"] for t in timeline} == {"numbers", "squares", "evens", "total"}
     for entry in timeline:
         assert entry["status"] == "completed" and entry["attempts"] == 1
@@ -68,8 +69,8 @@ def test_dag_register_execute_status_and_paged_history(api: httpx.Client) -> Non
         by_node["squares"]["completedAt"], by_node["evens"]["completedAt"]
     )
 
-    without = api.get(f"/api/v1/workflows/{run}/history", params={"timeline": "false", "limit": 2})
-    assert without.json()["timeline"] is None and len(without.json()["events"]) == 2
+    with_page = api.get(f"/api/v1/workflows/{run}/history", params={"timeline": "true", "limit": 2})
+    assert with_page.json()["timeline"] == timeline and len(with_page.json()["events"]) == 2
 
     # no body: a workflow id is generated
     anonymous = api.post(f"/api/v1/workflows/{dag_id}/execute")
@@ -97,13 +98,11 @@ def test_a_history_longer_than_a_page_is_paged_and_its_timeline_read_whole(
     total = state["historyLength"]
     assert total > 1000, total
 
-    first = api.get(f"/api/v1/workflows/{run}/history", params={"limit": 1000}).json()
+    first = api.get(f"/api/v1/workflows/{run}/history", params={"limit": 1000, "timeline": "true"}).json()
     assert first["total"] == total and len(first["events"]) == 1000 and first["nextOffset"] == 1000
     assert len(first["timeline"]) == 600
     assert {t["status"] for t in first["timeline"]} == {"completed"}, "the timeline missed later pages"
-    rest = api.get(
-        f"/api/v1/workflows/{run}/history", params={"offset": 1000, "limit": 1000, "timeline": "false"}
-    ).json()
+    rest = api.get(f"/api/v1/workflows/{run}/history", params={"offset": 1000, "limit": 1000}).json()
     assert rest["nextOffset"] is None
     assert [e["index"] for e in first["events"] + rest["events"]] == list(range(1, total + 1))
 
@@ -153,7 +152,7 @@ def test_retries_show_in_the_timeline(api: httpx.Client) -> None:
     # a list input is spread over the workflow's parameters: Flaky.run(key, failures)
     state = wait_status(api, wid, ("COMPLETED", "FAILED"))
     assert state["status"] == "COMPLETED", state
-    [entry] = api.get(f"/api/v1/workflows/{wid}/history").json()["timeline"]
+    [entry] = api.get(f"/api/v1/workflows/{wid}/history", params={"timeline": "true"}).json()["timeline"]
     assert entry["name"] == "fail_times" and entry["attempts"] == 3 and entry["status"] == "completed"
     assert entry["lastFailure"] and "planned failure on attempt 2" in entry["lastFailure"]
 
