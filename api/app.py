@@ -45,6 +45,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
+    Counter,
     PlatformCollector,
     ProcessCollector,
     generate_latest,
@@ -60,6 +61,7 @@ from ledgerflow.api.models import Health, Readiness
 from ledgerflow.api.routing import OwnerRouter, RoutingMetrics
 from ledgerflow.api.settings import GatewaySettings
 from ledgerflow.api.state import GatewayState, error_doc, gateway_state, json_response, known_node_types
+from ledgerflow.api.tail import EventTail
 from ledgerflow.api.workflows import workflow_routes
 
 __all__ = ["GatewaySettings", "create_app"]
@@ -80,15 +82,24 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         node_types=known_node_types(settings),
     )
 
+    tail_starts = Counter(
+        "ledgerflow_gateway_event_tail_starts_total",
+        "Starts of the one reader that GET /events and /cluster/events share (the first request, "
+        "or the first after it idled).",
+        registry=registry,
+    )
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         state.producer = AsyncProducer(settings, settings.produce_timeout, settings.max_body_bytes)
         state.router = OwnerRouter(settings, state.routing_metrics)
+        state.tail = EventTail(settings, tail_starts)
         await state.router.start()
         try:
             yield
         finally:
             await state.router.close()
+            await asyncio.to_thread(state.tail.close)
             await asyncio.to_thread(state.producer.close)
 
     app = FastAPI(

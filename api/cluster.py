@@ -3,12 +3,10 @@ membership events) and /api/v1/events (the public lifecycle events topic)."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from ledgerflow.api.kafka import read_events
 from ledgerflow.api.models import (
     ClusterEvent,
     ClusterEventsResponse,
@@ -20,7 +18,6 @@ from ledgerflow.api.models import (
     WorkflowLocation,
 )
 from ledgerflow.api.state import WorkflowIdPath, gateway_state
-from ledgerflow.cluster import read_events as read_cluster_events
 from ledgerflow.config import PAGE_LIMIT
 
 
@@ -37,7 +34,7 @@ def cluster_routes(api: APIRouter) -> None:
         """The latest cluster events, oldest first: engines joining and leaving, partitions
         assigned (with the time taken, restore included), revoked or lost, and failovers
         (an assignment that took partitions from a node that never gave them up)."""
-        found = await asyncio.to_thread(read_cluster_events, gateway_state(request).settings, limit, 3.0)
+        found = await gateway_state(request).live_tail().cluster_events(limit, 3.0)
         return ClusterEventsResponse(events=[ClusterEvent.model_validate(e) for e in found])
 
     @api.get(
@@ -132,7 +129,5 @@ def cluster_routes(api: APIRouter) -> None:
         oldest first."""
         state = gateway_state(request)
         partition = state.live_router().partition(workflow_id) if workflow_id else None
-        found, partial = await asyncio.to_thread(
-            read_events, state.settings, limit, workflow_id, partition, 2.0
-        )
+        found, partial = await state.live_tail().lifecycle_events(limit, workflow_id, partition, 2.0)
         return EventsResponse(events=found, partial=partial)

@@ -10,16 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 from ledgerflow.api.errors import KafkaUnavailableError, PayloadTooLargeError
 from ledgerflow.config import Settings
-from ledgerflow.engine.kafka.clients import consumer, plain_producer
-from ledgerflow.schemas.lifecycle import LifecycleEvent
+from ledgerflow.engine.kafka.clients import plain_producer
 
 _TOO_LARGE = {KafkaError.MSG_SIZE_TOO_LARGE}
 
@@ -100,55 +98,3 @@ class AsyncProducer:
         self._producer.flush(5)
         self._stop.set()
         self._thread.join(2)
-
-
-def read_events(
-    settings: Settings, limit: int, workflow_id: str | None, partition: int | None, timeout: float
-) -> tuple[list[LifecycleEvent], bool]:
-    """The last ``limit`` records of the events topic (of one partition, when given), oldest first.
-
-    Blocking; returns ``(events, partial)`` where ``partial`` means the time limit
-    cut the read short.
-    """
-    topic = settings.topic("events")
-    reader: Consumer = consumer(settings, None, **{"enable.partition.eof": True})
-    deadline = time.monotonic() + timeout
-    partial = False
-    found: list[LifecycleEvent] = []
-    try:
-        partitions = [partition] if partition is not None else list(range(settings.partitions))
-        assignment = []
-        for p in partitions:
-            remaining = max(0.1, deadline - time.monotonic())
-            try:
-                low, high = reader.get_watermark_offsets(
-                    TopicPartition(topic, p), timeout=remaining, cached=False
-                )
-            except KafkaException as exc:
-                raise KafkaUnavailableError(f"cannot read {topic!r}: {exc}") from exc
-            if high > low:
-                assignment.append(TopicPartition(topic, p, max(low, high - limit)))
-        if not assignment:
-            return [], False
-        reader.assign(assignment)
-        pending = {tp.partition for tp in assignment}
-        while pending:
-            if time.monotonic() >= deadline:
-                partial = True
-                break
-            for message in reader.consume(num_messages=500, timeout=0.1):
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:  # noqa: SLF001 - librdkafka's name
-                        pending.discard(message.partition())
-                    continue
-                try:
-                    event = LifecycleEvent.model_validate_json(message.value() or b"")
-                except ValueError:
-                    continue
-                if workflow_id is None or event.workflow_id == workflow_id:
-                    found.append(event)
-    finally:
-        reader.close()
-    found.sort(key=lambda e: e.time)
-    return found[-limit:], partial

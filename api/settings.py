@@ -45,6 +45,13 @@ class GatewaySettings(Settings):
         default=1.0, gt=0, description="Seconds between reads of the engine group's membership."
     )
     retry_after: int = Field(default=1, ge=1, description="Retry-After (seconds) sent with a 503.")
+    events_buffer_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Memory for the latest records of the events and cluster topics that "
+        "GET /events and /cluster/events answer from (one reader per gateway), split evenly "
+        "among their partitions.",
+    )
 
     @field_validator("api_keys", "activity_types", mode="before")
     @classmethod

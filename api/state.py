@@ -20,6 +20,7 @@ from ledgerflow.api.middleware import RequestMetrics
 from ledgerflow.api.models import ErrorBody
 from ledgerflow.api.routing import OwnerRouter, RoutingMetrics
 from ledgerflow.api.settings import GatewaySettings
+from ledgerflow.api.tail import EventTail
 from ledgerflow.engine.workflow.dag import IN_WORKFLOW_NODE_TYPES
 from ledgerflow.executors import builtins
 
@@ -48,6 +49,12 @@ class GatewayState:
     node_types: frozenset[str]
     producer: AsyncProducer | None = None
     router: OwnerRouter | None = None
+    tail: EventTail | None = None
+
+    def live_tail(self) -> EventTail:
+        if self.tail is None:
+            raise RuntimeError("the gateway is not started (lifespan not run)")
+        return self.tail
 
     def live_router(self) -> OwnerRouter:
         if self.router is None:

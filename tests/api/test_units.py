@@ -1,4 +1,5 @@
-"""Gateway pieces that need no Kafka: settings, error shapes, timelines, middleware."""
+"""Gateway pieces that need no Kafka: settings, error shapes, timelines, middleware, paging,
+the events ring."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from fastapi.testclient import TestClient
 from ledgerflow.api.app import GatewaySettings, create_app
 from ledgerflow.api.errors import problems_from_validation
 from ledgerflow.api.routing import path_segment
+from ledgerflow.api.tail import Ring
 from ledgerflow.api.timeline import build_timeline
 from ledgerflow.api.workflows import _status_from
+from ledgerflow.paging import merge_listings
 from ledgerflow.schemas import events as ev
 from ledgerflow.schemas.common import ActivityOptions, Failure
 from ledgerflow.schemas.dag import DagDefinition
@@ -131,3 +134,35 @@ def test_a_status_names_each_pending_activitys_queue_and_its_workers() -> None:
     }
     pending = _status_from(engine_describe).pending_activities
     assert [(p.seq, p.queue, p.queue_workers) for p in pending] == [(1, "default", 2), (2, "nobody", 0)]
+
+
+def rows(*ids: str) -> list[dict[str, str]]:
+    return [{"workflow_id": i} for i in ids]
+
+
+def test_a_listing_page_ends_where_the_engine_that_stopped_first_stopped() -> None:
+    """An engine that hit its scan limit at 'k' has not looked past it: the page ends there,
+    and the next one starts after 'k' (so 'm', past it, comes again then, once)."""
+    scanned = {"runs": rows("c"), "next_after": "k"}
+    full = {"runs": rows("a", "b", "d", "m"), "next_after": "m"}
+    page, cursor = merge_listings([scanned, full], 4)
+    assert [r["workflow_id"] for r in page] == ["a", "b", "c", "d"] and cursor == "k"
+    page, cursor = merge_listings([scanned, full], 2)
+    assert [r["workflow_id"] for r in page] == ["a", "b"] and cursor == "b"
+    page, cursor = merge_listings([{"runs": [], "next_after": "k"}, {"runs": [], "next_after": None}], 5)
+    assert page == [] and cursor == "k", "a page emptied by the filter still goes on"
+    page, cursor = merge_listings([{"runs": rows("b"), "next_after": None}, {"runs": rows("a")}], 5)
+    assert [r["workflow_id"] for r in page] == ["a", "b"] and cursor is None
+
+
+def test_an_event_ring_is_bounded_by_count_and_bytes_and_says_when_it_cut() -> None:
+    ring = Ring(max_records=3, max_bytes=100)
+    for n in range(5):
+        ring.add(n, 10)
+    assert list(ring.records) == [2, 3, 4] and ring.size == 30
+    assert ring.holds(3) and ring.holds(1000), "dropped for count only: it holds the window"
+    ring.add("big", 90)
+    assert list(ring.records) == [4, "big"] and ring.size == 100
+    assert not ring.holds(3) and ring.holds(2), "dropped for bytes: fewer than the window"
+    ring.add("huge", 500)  # one record over the bound is still kept: the latest
+    assert list(ring.records) == ["huge"] and ring.size == 500
