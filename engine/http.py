@@ -198,7 +198,7 @@ def create_app(engine: Engine) -> FastAPI:
     def query_target(processor: PartitionProcessor, run: RunState) -> tuple[WorkflowInstance, str]:
         """A copy of the owner's cached instance or, when there is none at the committed
         state, a replay of the run's history; and which of the two it is."""
-        instance = cached_copy(processor, engine.owner_lock, run.workflow_id)
+        instance = cached_copy(processor, engine.owner_lock, run)
         if instance is not None:
             return instance, "cache"
         try:

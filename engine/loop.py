@@ -23,6 +23,7 @@ from ledgerflow.engine.definitions import DefinitionTable
 from ledgerflow.engine.kafka import clients
 from ledgerflow.engine.kafka.admin import ensure_topics
 from ledgerflow.engine.outbox import Outbox
+from ledgerflow.engine.ownerlock import OwnerLock
 from ledgerflow.engine.processor import Admission, EngineContext
 from ledgerflow.engine.queues import QueueWatch
 from ledgerflow.engine.rebalance import PartitionManager
@@ -121,7 +122,7 @@ class Engine:
             options.retention,
         )
         self._stop = threading.Event()
-        self.owner_lock = threading.Lock()
+        self.owner_lock = OwnerLock()
         """Held while the owner loop changes its processors' cached workflow instances (a
         batch, giving partitions up); a query copying a cached instance holds it too."""
         self._queues: set[str] = set()
@@ -217,11 +218,11 @@ class Engine:
             partitions.assign([tp.partition for tp in tps])
 
         def on_revoke(_: Consumer, tps: list[TopicPartition]) -> None:
-            with self.owner_lock:
+            with self.owner_lock.owner():
                 partitions.revoke([tp.partition for tp in tps], "revoked")
 
         def on_lost(_: Consumer, tps: list[TopicPartition]) -> None:
-            with self.owner_lock:
+            with self.owner_lock.owner():
                 partitions.revoke([tp.partition for tp in tps], "lost")
 
         consumer.subscribe(
@@ -238,11 +239,11 @@ class Engine:
                 ]
                 if not messages and not due:
                     continue
-                with self.owner_lock:
+                with self.owner_lock.owner():
                     self._process(messages, now, checkpoint, producer)
         finally:
             self.started.clear()
-            with self.owner_lock:
+            with self.owner_lock.owner():
                 partitions.close()
             if standby is not None:
                 standby.stop()

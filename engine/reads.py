@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import heapq
 import logging
-import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from ledgerflow.engine.ownerlock import OwnerLock
 from ledgerflow.engine.processor import PartitionProcessor, read_run
 from ledgerflow.engine.state import keys
 from ledgerflow.engine.state.models import RunState
@@ -33,7 +33,7 @@ from ledgerflow.schemas import events as ev
 
 log = logging.getLogger("ledgerflow.engine.reads")
 
-QUERY_LOCK_WAIT = 1.0
+QUERY_LOCK_WAIT = 0.25
 """Seconds a query waits for the owner loop to finish its batch before replaying instead."""
 
 
@@ -144,35 +144,41 @@ def summary(run: RunState) -> dict[str, Any]:
 
 # ------------------------------------------------------------------- queries
 def cached_copy(
-    processor: PartitionProcessor, owner_lock: threading.Lock, workflow_id: str
+    processor: PartitionProcessor, owner_lock: OwnerLock, run: RunState
 ) -> WorkflowInstance | None:
     """A copy of the run's cached instance when it holds exactly the committed history.
 
     The owner loop drives cached instances under ``owner_lock`` (a batch, giving up a
-    partition), so holding it here means no workflow code runs on the instance while
-    it is read, and the instance is either at a committed state or (a batch that failed
+    partition), so holding it here means no workflow code runs on the instance while it
+    is copied, and the instance is either at a committed state or (a batch that failed
     before the session restarted) ahead of it, which its event count tells. The query
     itself runs on the copy after the lock is released: it runs caller-chosen arguments
     through workflow code, which must not hold up the partition's owner loop. None when
-    there is no such instance, the loop is busy past ``QUERY_LOCK_WAIT``, or the
-    workflow's object cannot be copied (it holds a future or a task): then the caller
-    replays.
+    the run is closed or not cached (``run`` is its committed state, read before), the
+    loop is busy past ``QUERY_LOCK_WAIT``, or the workflow's object cannot be copied (it
+    holds a future or a task): then the caller replays.
     """
-    if not owner_lock.acquire(timeout=QUERY_LOCK_WAIT):
-        return None
-    try:
-        run = read_run(processor.store, workflow_id)
-        if run is None or not run.is_open:
+    if not run.is_open or processor.cache.peek(run.workflow_id, run.run_id) is None:
+        return None  # a hint read without the lock: nothing to wait the loop out for
+    with owner_lock.reader(QUERY_LOCK_WAIT) as held:
+        if not held:
             return None
-        instance = processor.cache.peek(workflow_id, run.run_id)
-        if instance is None or instance.closed or instance.applied != run.history_length:
+        try:
+            return _copy_if_committed(processor, run.workflow_id)
+        except Exception as exc:  # an object deepcopy refuses: replaying answers it
+            log.info("cached instance of %s not copied for a query: %s", run.workflow_id, exc)
             return None
-        return instance.copy_for_query()
-    except Exception as exc:  # an object deepcopy refuses: replaying answers it
-        log.info("cached instance of %s not copied for a query: %s", workflow_id, exc)
+
+
+def _copy_if_committed(processor: PartitionProcessor, workflow_id: str) -> WorkflowInstance | None:
+    """Under the owner lock: a copy of the cached instance if it is at the committed state."""
+    run = read_run(processor.store, workflow_id)
+    if run is None or not run.is_open:
         return None
-    finally:
-        owner_lock.release()
+    instance = processor.cache.peek(workflow_id, run.run_id)
+    if instance is None or instance.closed or instance.applied != run.history_length:
+        return None
+    return instance.copy_for_query()
 
 
 def replayed(registry: WorkflowRegistry, run: RunState, history: list[ev.HistoryEvent]) -> WorkflowInstance:

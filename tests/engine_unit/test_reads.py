@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from ledgerflow import workflow
 from ledgerflow.config import Settings
 from ledgerflow.engine import metrics, reads
 from ledgerflow.engine.outbox import Outbox
+from ledgerflow.engine.ownerlock import OwnerLock
 from ledgerflow.engine.processor import (
     EngineContext,
     PartitionProcessor,
@@ -211,10 +213,12 @@ def test_a_partition_closed_under_a_listing_is_left_out(partitions: list[Partiti
 
 # ------------------------------------------------------------------- queries
 def test_a_query_on_a_cached_run_copies_it_instead_of_replaying(long_run: PartitionProcessor) -> None:
-    lock = threading.Lock()
+    lock = OwnerLock()
     replays = metrics.REPLAYS._value.get()
+    run = read_run(long_run.store, "long")
+    assert run is not None
     with measured(long_run) as cost:
-        copy = cached_copy(long_run, lock, "long")
+        copy = cached_copy(long_run, lock, run)
     assert copy is not None, "the cached instance was not used"
     assert copy.query("received", []) == list(range(SIGNALS))
     print(f"query of a cached 50,000-event run: {cost.keys} history keys read")
@@ -223,7 +227,7 @@ def test_a_query_on_a_cached_run_copies_it_instead_of_replaying(long_run: Partit
     # the copy holds the state it was taken at; the live instance carries on
     batch(long_run, 99_000.0, SignalWorkflow(workflow_id="long", name="add", payload="more"))
     assert copy.query("received", [])[-1] == SIGNALS - 1
-    later = cached_copy(long_run, lock, "long")
+    later = cached_copy(long_run, lock, read_run(long_run.store, "long"))  # type: ignore[arg-type]
     assert later is not None and later.query("received", [])[-1] == "more"
     for instance in (copy, later):
         instance.dispose()
@@ -231,14 +235,14 @@ def test_a_query_on_a_cached_run_copies_it_instead_of_replaying(long_run: Partit
 
 def test_a_query_never_sees_a_batch_that_is_not_committed(tmp_path: Path) -> None:
     processor = metered_processor(tmp_path / "p0")
-    lock = threading.Lock()
+    lock = OwnerLock()
     batch(processor, 1.0, StartWorkflow(workflow_id="w", workflow_type="SignalCounter", run_id="r"))
     batch(processor, 2.0, SignalWorkflow(workflow_id="w", name="add", payload=1))
     processor.begin(3.0, Outbox(processor.ctx.settings))  # a batch in progress, not committed
     assert processor.handle(SignalWorkflow(workflow_id="w", name="add", payload=2)) is None
-    assert cached_copy(processor, lock, "w") is None, "the query saw an uncommitted signal"
     run = read_run(processor.store, "w")
     assert run is not None
+    assert cached_copy(processor, lock, run) is None, "the query saw an uncommitted signal"
     answer = replayed(processor.ctx.registry, run, read_history(processor.store, "w", "r"))
     assert answer.query("received", []) == [1]
 
@@ -248,26 +252,84 @@ def test_a_query_waits_out_a_batch_in_progress_then_replays(
 ) -> None:
     processor = metered_processor(tmp_path / "p0")
     batch(processor, 1.0, StartWorkflow(workflow_id="w", workflow_type="SignalCounter", run_id="r"))
+    run = read_run(processor.store, "w")
+    assert run is not None
     monkeypatch.setattr(reads, "QUERY_LOCK_WAIT", 0.05)
-    lock = threading.Lock()
-    with lock:  # the owner loop is inside a batch
-        assert cached_copy(processor, lock, "w") is None
-    assert cached_copy(processor, lock, "w") is not None
+    lock = OwnerLock()
+    with lock.owner():  # the owner loop is inside a batch
+        assert cached_copy(processor, lock, run) is None
+    assert cached_copy(processor, lock, run) is not None
+
+
+def test_a_query_gets_a_turn_between_back_to_back_batches() -> None:
+    """The owner loop takes its lock again as soon as it lets go; a waiting query still gets in."""
+    lock = OwnerLock()
+    stop = threading.Event()
+
+    def owner_loop() -> None:
+        while not stop.is_set():
+            with lock.owner():
+                time.sleep(0.002)  # a batch
+
+    loop = threading.Thread(target=owner_loop)
+    loop.start()
+    try:
+        waits = []
+        for _ in range(20):
+            asked = time.monotonic()
+            with lock.reader(5.0) as held:
+                assert held, "the query never got the lock between batches"
+            waits.append(time.monotonic() - asked)
+    finally:
+        stop.set()
+        loop.join()
+    print(f"a query waited at most {max(waits) * 1000:.1f} ms for its turn")
+    assert max(waits) < 1.0
+
+
+def test_a_stream_of_queries_cannot_hold_up_the_owner_loop() -> None:
+    lock = OwnerLock()
+    stop = threading.Event()
+
+    def query_stream() -> None:
+        while not stop.is_set():
+            with lock.reader(5.0):
+                time.sleep(0.001)  # a copy
+
+    waits: list[float] = []
+
+    def owner_loop() -> None:
+        for _ in range(20):
+            asked = time.monotonic()
+            with lock.owner():
+                waits.append(time.monotonic() - asked)
+
+    readers = [threading.Thread(target=query_stream, daemon=True) for _ in range(4)]
+    for reader in readers:
+        reader.start()
+    loop = threading.Thread(target=owner_loop, daemon=True)
+    loop.start()
+    loop.join(10)
+    stop.set()
+    assert not loop.is_alive(), f"the owner loop got its lock {len(waits)} times of 20 in 10 s"
+    print(f"the owner loop waited at most {max(waits) * 1000:.1f} ms for four query streams")
+    assert max(waits) < 1.0
 
 
 def test_a_query_replays_when_the_instance_is_gone_or_cannot_be_copied(tmp_path: Path) -> None:
     processor = metered_processor(tmp_path / "p0")
-    lock = threading.Lock()
+    lock = OwnerLock()
     batch(processor, 1.0, StartWorkflow(workflow_id="w", workflow_type="SignalCounter", run_id="r"))
     batch(processor, 1.0, StartWorkflow(workflow_id="held", workflow_type="HoldsItsWait", run_id="h"))
     signals = [SignalWorkflow(workflow_id=w, name="add", payload=i) for i in (1, 2) for w in ("w", "held")]
     batch(processor, 2.0, *signals)
     assert processor.cache.peek("held", "h") is not None
-    assert cached_copy(processor, lock, "held") is None, "a future was copied"
+    runs = {w: read_run(processor.store, w) for w in ("w", "held")}
+    assert cached_copy(processor, lock, runs["held"]) is None, "a future was copied"  # type: ignore[arg-type]
     processor.cache.clear()  # evicted, or a new owner after a failover
-    assert cached_copy(processor, lock, "w") is None
+    assert cached_copy(processor, lock, runs["w"]) is None  # type: ignore[arg-type]
     for workflow_id, run_id in (("w", "r"), ("held", "h")):
-        run = read_run(processor.store, workflow_id)
+        run = runs[workflow_id]
         assert run is not None
         history = read_history(processor.store, workflow_id, run_id)
         assert replayed(processor.ctx.registry, run, history).query("received", []) == [1, 2]
