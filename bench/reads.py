@@ -8,10 +8,10 @@ call at a time:
 (unfiltered, filtered on a status 1 % of the runs have, and on a type no run has), and a
 query of the long run while the owner has its instance cached.
 
-The same script runs against the code before a change, to give the before figures:
+The same script runs against older code, to give its figures beside this code's:
 
-    cd <checkout of the old code> && python <this file> --data DIR --out before.json
-    python -m bench.reads --data DIR --before before.json --report bench/results/reads.md
+    cd <checkout of the old code> && PYTHONPATH=. python <this file> --data DIR --out old.json
+    python -m bench.reads --data DIR --compare old=old.json --report bench/results/reads.md
 """
 
 from __future__ import annotations
@@ -186,7 +186,8 @@ def measure(data: Path, settings: Settings) -> dict[str, Any]:
     return figures
 
 
-def report(path: Path, args: argparse.Namespace, before: dict[str, Any], after: dict[str, Any]) -> None:
+def report(path: Path, args: argparse.Namespace, columns: dict[str, dict[str, Any]]) -> None:
+    """The figures of each code version (label -> figures), side by side."""
     rows = [
         ("history?limit=1 of the running run of {events} events", "history_limit_1"),
         ("list?limit=10", "list_limit_10"),
@@ -194,6 +195,7 @@ def report(path: Path, args: argparse.Namespace, before: dict[str, Any], after: 
         ("list?workflow_type=Nope&limit=10 (no run)", "list_no_match_limit_10"),
         ("query of the running run of {events} events, its instance cached", "query_cached_long_run"),
     ]
+    compared = " ".join(f"--compare {label}=FILE" for label in list(columns)[:-1])
     lines = [
         "# Owner reads benchmark",
         "",
@@ -201,21 +203,25 @@ def report(path: Path, args: argparse.Namespace, before: dict[str, Any], after: 
         f"- setup: {PARTITIONS} partition stores (RocksDB) holding {args.runs:,} stored runs "
         f"(90 % completed, 9 % running, 1 % failed) and one running workflow of {args.events:,} events; "
         "the functions of the engine node's HTTP routes called in process (no HTTP), one at a time, "
-        "median of 3-5 calls",
-        f"- command: `python -m bench.reads --runs {args.runs} --events {args.events} --before before.json` "
-        "(before: the same script run from the previous commit's checkout)",
+        "median of 3-5 calls; a 2-core machine shared with other test runs",
+        f"- command: `python -m bench.reads --runs {args.runs} --events {args.events} {compared}` "
+        "(each FILE from `--out`, the same script run in a checkout of that code)",
         "",
-        "| read | before: wall / CPU ms | after: wall / CPU ms |",
-        "|---|---|---|",
+        *([args.note, ""] if args.note else []),
+        "Each cell: wall / CPU milliseconds of one request.",
+        "",
+        "| read | " + " | ".join(columns) + " |",
+        "|---|" + "---|" * len(columns),
     ]
     for label, key in rows:
-        old, new = before.get(key), after[key]
-        was = f"{old['wall_ms']:.1f} / {old['cpu_ms']:.1f}" if old else "n/a"
-        now = f"{new['wall_ms']:.1f} / {new['cpu_ms']:.1f}"
-        lines.append(f"| {label.format(events=f'{args.events:,}')} | {was} | {now} |")
+        cells = [
+            f"{figures[key]['wall_ms']:,.2f} / {figures[key]['cpu_ms']:,.2f}" if key in figures else "n/a"
+            for figures in columns.values()
+        ]
+        lines.append(f"| {label.format(events=f'{args.events:,}')} | " + " | ".join(cells) + " |")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
-    path.with_suffix(".json").write_text(json.dumps({"before": before, "after": after}, indent=2) + "\n")
+    path.with_suffix(".json").write_text(json.dumps(columns, indent=2) + "\n")
     print("\n".join(lines))
 
 
@@ -227,7 +233,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1_000_000)
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--out", type=Path, help="Write this code's figures here (JSON) instead of a report.")
-    parser.add_argument("--before", type=Path, help="Figures of the code before (from --out).")
+    parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="LABEL=FILE",
+        help="Figures of other code (from --out) to show beside this code's, in order.",
+    )
+    parser.add_argument("--label", default="this code", help="This code's column in the report.")
+    parser.add_argument("--note", default="", help="A line of the report saying what the columns are.")
     parser.add_argument("--report", type=Path, default=Path("bench/results/reads.md"))
     args = parser.parse_args()
     settings = Settings(partitions=PARTITIONS)
@@ -240,8 +254,12 @@ def main() -> None:
         args.out.write_text(json.dumps(figures, indent=2) + "\n")
         print(json.dumps(figures, indent=2))
         return
-    before = json.loads(args.before.read_text()) if args.before else {}
-    report(args.report, args, before, figures)
+    columns = {}
+    for entry in args.compare:
+        label, _, file = entry.partition("=")
+        columns[label] = json.loads(Path(file).read_text())
+    columns[args.label] = figures
+    report(args.report, args, columns)
 
 
 if __name__ == "__main__":
