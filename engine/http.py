@@ -7,7 +7,6 @@ the gateway refreshes its routing.
 
 from __future__ import annotations
 
-import logging
 import os
 import resource
 import threading
@@ -24,8 +23,6 @@ from ledgerflow.engine.processor import PartitionProcessor, read_history, read_h
 from ledgerflow.engine.reads import RunFilter, cached_copy, list_runs, replayed
 from ledgerflow.engine.state.models import RunState
 from ledgerflow.engine.workflow.instance import WorkflowInstance
-
-log = logging.getLogger("ledgerflow.engine.http")
 
 
 def process_stats() -> dict[str, float]:
