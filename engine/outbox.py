@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel
 
 from ledgerflow.config import Settings
-from ledgerflow.errors import PayloadTooLarge
 
 DLQ_HEADROOM = 8192
 """Bytes a dead letter's value leaves for its key and headers under the record limit."""
@@ -40,8 +39,7 @@ class Outbox:
 
     def _add(self, what: str, record: OutRecord) -> None:
         size = len(record.key or b"") + len(record.value or b"")
-        if size > self.settings.max_record_bytes:
-            raise PayloadTooLarge(what, size, self.settings.max_record_bytes, "max_record_bytes")
+        self.settings.check_size("max_record_bytes", size, lambda: what)
         self.records.append(record)
 
     def task(self, queue: str, workflow_id: str, message: BaseModel | bytes) -> None:

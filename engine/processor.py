@@ -140,10 +140,8 @@ class PartitionProcessor:
     def finish(self) -> dict[bytes, bytes | None]:
         """Write the batch's run states into the transaction and return all changes."""
         for run in self._runs.values():
-            raw = run.model_dump_json().encode()
-            if len(raw) > self.ctx.settings.max_record_bytes - len(keys.run_key(run.workflow_id)):
-                raw = self._fail_oversized(run, len(raw))
-            self.txn.put(keys.run_key(run.workflow_id), raw)
+            key = keys.run_key(run.workflow_id)
+            self.txn.put(key, self._state_record(run, key))
             # Kept parsed for the next batches. Safe because a failed commit restarts the
             # whole session, which builds new processors from the store.
             self._recent_runs[run.workflow_id] = run
@@ -159,18 +157,25 @@ class PartitionProcessor:
         self._runs = {}
         return self.txn.changes
 
-    def _fail_oversized(self, run: RunState, size: int) -> bytes:
+    def _state_record(self, run: RunState, key: bytes) -> bytes:
+        """The run's state as stored under ``key``; a run whose state outgrew a record is failed."""
+        raw = run.model_dump_json().encode()
+        try:
+            self.ctx.settings.check_size(
+                "max_record_bytes",
+                len(key) + len(raw),
+                lambda: f"the state of run {run.run_id} (its input and what it waits on)",
+            )
+        except PayloadTooLarge as too_large:
+            return self._fail_oversized(run, too_large)
+        return raw
+
+    def _fail_oversized(self, run: RunState, too_large: PayloadTooLarge) -> bytes:
         """Fail an open run whose state no longer fits in a record; its closed state does.
 
         Each payload it holds is under ``max_payload_bytes`` (a third of a record at most),
         but an open run holds many at once: its input and every pending activity's arguments.
         """
-        too_large = PayloadTooLarge(
-            f"the state of run {run.run_id} (its input and what it waits on)",
-            size,
-            self.ctx.settings.max_record_bytes,
-            "max_record_bytes",
-        )
         log.error("%s", too_large, extra={"workflowId": run.workflow_id, "partition": self.partition})
         if run.is_open:
             failure = Failure(type="PayloadTooLarge", message=str(too_large), non_retryable=True)
@@ -724,10 +729,11 @@ class PartitionProcessor:
 
     def _record(self, run: RunState, raw: bytes, event_type: type[Any]) -> None:
         index = run.history_length + 1
-        settings = self.ctx.settings
-        if len(raw) > settings.max_payload_bytes:
-            what = f"{event_type.__name__} (event #{index} of run {run.run_id})"
-            raise PayloadTooLarge(what, len(raw), settings.max_payload_bytes, "max_payload_bytes")
+        self.ctx.settings.check_size(
+            "max_payload_bytes",
+            len(raw),
+            lambda: f"{event_type.__name__} (event #{index} of run {run.run_id})",
+        )
         if not issubclass(event_type, ev.CLOSING_EVENTS):  # the close always fits: the limit ends in it
             self._check_history(run, index, len(raw))
         self.txn.put(keys.history_key(run.workflow_id, run.run_id, index), raw)

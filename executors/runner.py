@@ -14,16 +14,13 @@ from typing import Any
 from ledgerflow import activity
 from ledgerflow.converter import args_from_json, to_json
 from ledgerflow.errors import ApplicationError, failure_from_exception
-from ledgerflow.schemas.commands import TaskCompleted, TaskFailed, TaskHeartbeat
+from ledgerflow.schemas.commands import TaskCompleted, TaskFailed
 from ledgerflow.schemas.common import Failure
 from ledgerflow.schemas.tasks import ActivityTask
 
 log = logging.getLogger("ledgerflow.worker")
 
-MAX_RESULT_BYTES = 900_000
-"""Largest result record an attempt may report (Kafka's default record limit is 1 MB)."""
-
-Report = Callable[[TaskCompleted | TaskFailed | TaskHeartbeat], None]
+Report = Callable[[TaskCompleted | TaskFailed], None]
 
 
 def _failed(task: ActivityTask, failure: Failure) -> TaskFailed:
@@ -39,14 +36,15 @@ class AttemptRunner:
         self,
         activities: dict[str, activity.ActivityDefinition],
         threads: ThreadPoolExecutor,
-        max_result_bytes: int = MAX_RESULT_BYTES,
     ) -> None:
         self.activities = activities
         self.threads = threads
-        self.max_result_bytes = max_result_bytes
 
     async def run(self, task: ActivityTask, ctx: activity.AttemptContext, report: Report) -> None:
-        """Run the attempt and report its result; reports nothing when it was cancelled."""
+        """Run the attempt and report its result; reports nothing when it was cancelled.
+
+        What is reported may be too large to send: the worker makes it fit (executors/outcomes.py).
+        """
         try:
             result = await self._invoke(task, ctx)
         except asyncio.CancelledError:
@@ -66,7 +64,7 @@ class AttemptRunner:
             if ctx.cancelled.is_set():
                 return
             log.info(
-                "activity %s failed: %s", task.activity_type, exc, extra={"workflowId": task.workflow_id}
+                "activity %s failed: %.500s", task.activity_type, exc, extra={"workflowId": task.workflow_id}
             )
             report(_failed(task, failure_from_exception(exc)))
             return
@@ -80,17 +78,6 @@ class AttemptRunner:
             )
         except Exception as exc:  # a result JSON cannot hold
             report(_failed(task, failure_from_exception(exc)))
-            return
-        size = len(completed.model_dump_json())
-        if size > self.max_result_bytes:
-            # Kafka would refuse the record and the attempt would time out and rerun forever.
-            failure = Failure(
-                type="PayloadTooLarge",
-                message=f"activity {task.activity_type!r} returned {size} bytes of JSON; the limit is "
-                f"{self.max_result_bytes}: store large data elsewhere and return a reference",
-                non_retryable=True,
-            )
-            report(_failed(task, failure))
             return
         report(completed)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import time
@@ -19,11 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from ledgerflow import activity
 from ledgerflow.config import Settings
 from ledgerflow.executors.offsets import PartitionOffsets
+from ledgerflow.executors.outcomes import heartbeat_record, outcome_record
 from ledgerflow.executors.runner import AttemptRunner
 from ledgerflow.schemas.commands import TaskCompleted, TaskFailed, TaskHeartbeat
 from ledgerflow.schemas.tasks import ActivityTask, CancelActivity, task_message_adapter
@@ -160,12 +162,14 @@ class Worker:
                 attempt=task.attempt,
                 details=details,
             )
-            loop.call_soon_threadsafe(self._report, beat, task.partition)
+            value = heartbeat_record(beat, task.activity_type, self.settings)
+            loop.call_soon_threadsafe(
+                functools.partial(self._report, task.workflow_id, value, task.partition, outcome=False)
+            )
 
-        def report(message: TaskCompleted | TaskFailed | TaskHeartbeat) -> None:
-            delivery = self._report(message, task.partition)
-            if not isinstance(message, TaskHeartbeat):
-                self._outcomes[key] = delivery
+        def report(outcome: TaskCompleted | TaskFailed) -> None:
+            value = outcome_record(outcome, task.activity_type, self.settings)
+            self._outcomes[key] = self._report(task.workflow_id, value, task.partition, outcome=True)
 
         ctx = activity.AttemptContext(info=info, heartbeat=heartbeat)
         attempt = loop.create_task(self.runner.run(task, ctx, report))
@@ -194,19 +198,21 @@ class Worker:
 
         attempt.add_done_callback(done)
 
-    def _report(self, message: BaseModel, partition: int | None) -> asyncio.Future[Any]:
-        """Send a result to the inbox, to the partition the owner named (see ActivityTask.partition).
+    def _report(
+        self, workflow_id: str, value: bytes, partition: int | None, *, outcome: bool
+    ) -> asyncio.Future[Any]:
+        """Send a record to the inbox, to the partition the owner named (see ActivityTask.partition).
 
-        Returns its delivery, done once Kafka acknowledged it. An outcome is sent again until
-        it is (a heartbeat only once); only stopping the worker gives up on it.
+        Returns its delivery, done once Kafka acknowledged it. An ``outcome`` (a result or a
+        failure) is sent again until it is, a heartbeat only once; only stopping the worker
+        gives up on an outcome.
         """
-        workflow_id: str = getattr(message, "workflow_id")  # noqa: B009
-        record = (message.model_dump_json().encode(), workflow_id.encode(), partition)
-        if isinstance(message, TaskHeartbeat):
+        record = (value, workflow_id.encode(), partition)
+        if outcome:
+            future = asyncio.ensure_future(self._deliver(*record))
+        else:
             future = asyncio.ensure_future(self._send(*record))
             future.add_done_callback(_log_send_error)
-        else:
-            future = asyncio.ensure_future(self._deliver(*record))
         self._sends.add(future)
         future.add_done_callback(self._sends.discard)
         return future

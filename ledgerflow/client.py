@@ -29,7 +29,6 @@ from ledgerflow.engine.workflow.registration import definition_problems
 from ledgerflow.errors import (
     LedgerflowError,
     OwnerUnavailableError,
-    PayloadTooLarge,
     WorkflowFailedError,
     WorkflowNotFoundError,
 )
@@ -127,9 +126,9 @@ class Client:
         Raises ``PayloadTooLarge`` for a command the engine would refuse for its size.
         """
         value = command.model_dump_json(by_alias=True).encode()
-        if len(value) > self.settings.max_payload_bytes:
-            what = f"the {type(command).__name__} for {key!r}"
-            raise PayloadTooLarge(what, len(value), self.settings.max_payload_bytes, "max_payload_bytes")
+        self.settings.check_size(
+            "max_payload_bytes", len(value), lambda: f"the {type(command).__name__} for {key!r}"
+        )
         self._produce(self.settings.topic("inbox"), key, value, timeout, self.settings.partition_of(key))
 
     def _produce(

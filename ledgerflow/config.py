@@ -6,9 +6,16 @@ passed around, instead of a long list of keyword arguments.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Literal
+
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ledgerflow.errors import PayloadTooLarge
+
+ENV_PREFIX = "LEDGERFLOW_"
+SizeLimit = Literal["max_payload_bytes", "max_record_bytes"]
 PAGE_LIMIT = 1000
 """Most items one read returns (history pages, run listings, event tails): a larger ``limit``
 is refused (422 naming it) and the Client and CLI read page by page instead."""
@@ -17,7 +24,7 @@ is refused (422 naming it) and the Client and CLI read page by page instead."""
 class Settings(BaseSettings):
     """Where Kafka is and how Ledgerflow's topics are laid out."""
 
-    model_config = SettingsConfigDict(env_prefix="LEDGERFLOW_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
 
     bootstrap: str = Field(default="127.0.0.1:9092", description="Kafka bootstrap servers.")
     prefix: str = Field(default="ledgerflow.", description="Prefix of every topic name.")
@@ -145,6 +152,18 @@ class Settings(BaseSettings):
         if self.history_warn_bytes >= self.max_history_bytes:
             raise ValueError("history_warn_bytes must be below max_history_bytes")
         return self
+
+    def check_size(self, limit: SizeLimit, size: int, what: Callable[[], str]) -> None:
+        """Raise ``PayloadTooLarge`` when ``size`` bytes are over the ``limit`` setting.
+
+        The one measure every process applies: a payload is the JSON of the history event
+        that records it (``max_payload_bytes``), a record its key plus value
+        (``max_record_bytes``). ``what`` names the thing measured; it is called only when
+        the size is over, so the check costs nothing on the hot path.
+        """
+        allowed: int = getattr(self, limit)
+        if size > allowed:
+            raise PayloadTooLarge(what(), size, allowed, f"{limit}, env {ENV_PREFIX}{limit.upper()}")
 
     def partition_of(self, workflow_id: str) -> int:
         """The shard of a workflow id under this deployment's partitioner."""

@@ -225,3 +225,9 @@ def history_event_json(event_type: type[_Event], index: int, time: float, fields
     """
     kind = event_type.model_fields["kind"].default
     return to_json({"index": index, "time": time, "kind": kind, **fields}, by_alias=False)
+
+
+EVENT_ENVELOPE_BYTES = 256
+"""Bytes an activity outcome's history event adds at most around its result or failure
+(index, time, kind, seq, attempt, retry_in). ``max_payload_bytes`` limits the whole event,
+so a worker counts these with a payload it sends (tests/schemas holds the bound)."""

@@ -149,7 +149,7 @@ def test_a_start_with_an_oversized_input_is_refused_and_the_batch_goes_on(tmp_pa
     p = Partition(tmp_path)
     out, reasons = p.batch(start("big", "Echo", "x" * 5000), start("ok", "Echo", "fine"))
     assert reasons[0] is not None and "PayloadTooLarge: WorkflowStarted" in reasons[0]
-    assert "limit 4.0 KiB (max_payload_bytes)" in reasons[0]
+    assert "limit 4.0 KiB (max_payload_bytes, env LEDGERFLOW_MAX_PAYLOAD_BYTES)" in reasons[0]
     assert reasons[1] is None
     assert p.run("big") is None, "a refused start left state behind"
     assert [t.workflow_id for t in tasks(out)] == ["ok"]

@@ -27,7 +27,8 @@ def finished_task(worker: Worker, offset: int) -> None:
     """Task ``offset`` ran and reported its result (as the attempt runner does), then ended."""
     tracked = worker._offsets.setdefault(TASKS, PartitionOffsets())
     tracked.started(offset)
-    worker._report(TaskCompleted(workflow_id="w", run_id="r", seq=offset, attempt=1, result=offset), 0)
+    outcome = TaskCompleted(workflow_id="w", run_id="r", seq=offset, attempt=1, result=offset)
+    worker._report("w", outcome.model_dump_json().encode(), 0, outcome=True)
     tracked.finished(offset)
 
 

@@ -36,3 +36,41 @@ class Reported:
             retry_policy=RetryPolicy(maximum_attempts=1),
         )
         return len(result)
+
+
+@activity.defn
+def sized(size: int) -> str:
+    """Returns ``size`` characters."""
+    return "x" * size
+
+
+@workflow.defn
+class Sized:
+    """Returns the length of ``sized``'s result; the run fails with the activity's failure."""
+
+    @workflow.run
+    async def run(self, size: int) -> int:
+        return len(await workflow.execute_activity(sized, size, start_to_close_timeout=60))
+
+
+@activity.defn
+def raises(marker_dir: str, size: int) -> None:
+    """Appends this worker's process id to ``runs``, then raises with a ``size``-character message."""
+    with Path(marker_dir, "runs").open("a") as runs:
+        runs.write(f"{os.getpid()}\n")
+    raise ValueError("y" * size)
+
+
+@workflow.defn
+class Raises:
+    """Three attempts of ``raises``, 0.2 s apart; the run fails with the last failure."""
+
+    @workflow.run
+    async def run(self, marker_dir: str, size: int) -> None:
+        await workflow.execute_activity(
+            raises,
+            marker_dir,
+            size,
+            start_to_close_timeout=60,
+            retry_policy=RetryPolicy(initial_interval=0.2, backoff_coefficient=1.0, maximum_attempts=3),
+        )
