@@ -22,7 +22,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 import yarl
@@ -36,14 +35,6 @@ from ledgerflow.routing import DirectorySnapshot, OwnerDirectory
 log = logging.getLogger("ledgerflow.gateway.routing")
 
 ROUTING_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-
-
-def path_segment(value: str) -> str:
-    """``value`` as one URL path segment (``/``, ``%`` and dot-only names escaped)."""
-    quoted = quote(value, safe="")
-    if quoted.strip(".") == "":
-        quoted = quoted.replace(".", "%2E")
-    return quoted
 
 
 @dataclass(frozen=True)

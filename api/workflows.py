@@ -43,7 +43,6 @@ from ledgerflow.api.models import (
     WorkflowStatus,
     WorkflowSummary,
 )
-from ledgerflow.api.routing import path_segment
 from ledgerflow.api.settings import ANY_TYPE
 from ledgerflow.api.state import GatewayState, WorkflowIdPath, error_doc, gateway_state, json_response
 from ledgerflow.api.timeline import build_timeline
@@ -51,12 +50,14 @@ from ledgerflow.config import PAGE_LIMIT
 from ledgerflow.engine.workflow.registration import definition_problems
 from ledgerflow.errors import CapacityError, OwnerUnavailableError, WorkflowNotFoundError
 from ledgerflow.paging import merge_listings
+from ledgerflow.routing import path_segment
 from ledgerflow.schemas import commands as c
+from ledgerflow.schemas.common import Id
 from ledgerflow.schemas.dag import DagDefinition
 from ledgerflow.schemas.events import HistoryEvent, history_event_adapter
 
 TypeIdPath = Annotated[
-    str,
+    Id,
     Path(
         description="A registered DAG definition's id, or a code workflow type.",
         openapi_examples={"dag": {"summary": "A DAG definition", "value": "fan-out"}},
@@ -336,7 +337,7 @@ def workflow_routes(
         request: Request,
         id: WorkflowIdPath,
         run_id: Annotated[
-            str | None, Query(alias="runId", description="A run id; default the latest.")
+            Id | None, Query(alias="runId", description="A run id; default the latest.")
         ] = None,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
         limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT)] = 100,

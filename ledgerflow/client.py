@@ -8,6 +8,7 @@
 
 Writes go to the inbox topic (acknowledged by all in-sync replicas before the
 call returns). Reads go to the engine node that owns the workflow's partition.
+An id that breaks the id rule raises ``InvalidIdError`` before anything is sent.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ from ledgerflow.errors import (
     OwnerUnavailableError,
     WorkflowFailedError,
     WorkflowNotFoundError,
+    check_id,
 )
 from ledgerflow.paging import merge_listings
-from ledgerflow.routing import OwnerDirectory
+from ledgerflow.routing import OwnerDirectory, path_segment
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas.common import Failure
 from ledgerflow.schemas.dag import DagDefinition, DagDefinitionError
@@ -161,6 +163,9 @@ class Client:
         request_id: str | None = None,
     ) -> WorkflowHandle:
         """Start a run; if one is open for ``id`` already, return it with ``already_started``."""
+        check_id("workflow id", id)
+        if request_id is not None:
+            check_id("request id", request_id)
         name = workflow if isinstance(workflow, str) else definition_of(workflow).name
         try:
             current = self.describe(id)
@@ -183,6 +188,9 @@ class Client:
         return WorkflowHandle(self, id, run_id)
 
     def signal(self, workflow_id: str, name: str, payload: Any = None, request_id: str | None = None) -> None:
+        check_id("workflow id", workflow_id)
+        if request_id is not None:
+            check_id("request id", request_id)
         self.send(
             workflow_id,
             c.SignalWorkflow(
@@ -194,9 +202,11 @@ class Client:
         )
 
     def cancel(self, workflow_id: str, reason: str = "") -> None:
+        check_id("workflow id", workflow_id)
         self.send(workflow_id, c.CancelWorkflow(workflow_id=workflow_id, reason=reason))
 
     def terminate(self, workflow_id: str, reason: str = "") -> None:
+        check_id("workflow id", workflow_id)
         self.send(workflow_id, c.TerminateWorkflow(workflow_id=workflow_id, reason=reason))
 
     def register_dag(self, definition: DagDefinition | dict[str, Any]) -> DagDefinition:
@@ -225,6 +235,7 @@ class Client:
         method: str = "GET",
         body: Any = None,
     ) -> Any:
+        check_id("workflow id", workflow_id)
         partition = self.settings.partition_of(workflow_id)
         deadline = time.monotonic() + self.owner_wait
         refresh = False
@@ -250,7 +261,9 @@ class Client:
 
     def describe(self, workflow_id: str) -> dict[str, Any]:
         """Status of the workflow's latest run (a dict as the REST API returns it)."""
-        result: dict[str, Any] = self._owner_get(workflow_id, f"/internal/workflows/{workflow_id}")
+        result: dict[str, Any] = self._owner_get(
+            workflow_id, f"/internal/workflows/{path_segment(workflow_id)}"
+        )
         return result
 
     def history_page(
@@ -260,10 +273,13 @@ class Client:
 
         The owner reads only those events, whatever the length of the history.
         """
+        if run_id is not None:
+            check_id("run id", run_id)
         params: dict[str, Any] = {"offset": offset, "limit": limit}
         if run_id:
             params["run_id"] = run_id
-        data = self._owner_get(workflow_id, f"/internal/workflows/{workflow_id}/history", params)
+        path = f"/internal/workflows/{path_segment(workflow_id)}/history"
+        data = self._owner_get(workflow_id, path, params)
         events = [history_event_adapter.validate_python(e) for e in data["events"]]
         return HistoryPage(str(data["run_id"]), int(data["total"]), events)
 
@@ -286,7 +302,7 @@ class Client:
     def query(self, workflow_id: str, name: str, *args: Any) -> Any:
         data = self._owner_get(
             workflow_id,
-            f"/internal/workflows/{workflow_id}/query/{name}",
+            f"/internal/workflows/{path_segment(workflow_id)}/query/{path_segment(name)}",
             method="POST",
             body={"args": [to_json(a) for a in args]},
         )
@@ -368,6 +384,8 @@ class Client:
         Without ``run_id``, the latest run. With it, that run, following its
         continue-as-new chain to the run that really ends.
         """
+        if run_id is not None:
+            check_id("run id", run_id)
         deadline = time.monotonic() + timeout
         while True:
             try:

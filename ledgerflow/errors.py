@@ -9,11 +9,30 @@ from __future__ import annotations
 import traceback
 from typing import Any
 
-from ledgerflow.schemas.common import Failure
+from pydantic import ValidationError
+
+from ledgerflow.schemas.common import ID_RULE, Failure, id_adapter
 
 
 class LedgerflowError(Exception):
     """Root of Ledgerflow's errors."""
+
+
+class InvalidIdError(LedgerflowError, ValueError):
+    """An id breaks the id rule (``ledgerflow.schemas.common.ID_RULE``); nothing was sent."""
+
+    def __init__(self, field: str, value: object) -> None:
+        super().__init__(f"{field} {value!r:.80}: an id is {ID_RULE}")
+        self.field = field
+        self.value = value
+
+
+def check_id(field: str, value: str) -> str:
+    """``value`` if it is a valid id, else ``InvalidIdError`` naming ``field`` (e.g. "workflow id")."""
+    try:
+        return id_adapter.validate_python(value)
+    except ValidationError:
+        raise InvalidIdError(field, value) from None
 
 
 class ApplicationError(LedgerflowError):

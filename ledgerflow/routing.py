@@ -10,12 +10,21 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from confluent_kafka.admin import AdminClient
 
 from ledgerflow.config import Settings
 
 CLIENT_ID_PREFIX = "ledgerflow-engine "
+
+
+def path_segment(value: str) -> str:
+    """``value`` as one URL path segment (``/``, ``%`` and dot-only names escaped)."""
+    quoted = quote(value, safe="")
+    if quoted.strip(".") == "":
+        quoted = quoted.replace(".", "%2E")
+    return quoted
 
 
 @dataclass(frozen=True)

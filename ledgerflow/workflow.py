@@ -34,6 +34,7 @@ from ledgerflow.engine.workflow.definition import (
     definition_of,
 )
 from ledgerflow.engine.workflow.instance import ContinueAsNewRequest
+from ledgerflow.errors import check_id as _check_id
 from ledgerflow.schemas.common import ActivityOptions, RetryPolicy
 
 T = TypeVar("T")
@@ -141,7 +142,11 @@ async def wait_signal(
 async def execute_child_workflow(
     workflow: Any, input: Any = None, *, id: str, result_type: type[T] | None = None
 ) -> Any:
-    """Start a child workflow with workflow id ``id`` and return its result."""
+    """Start a child workflow with workflow id ``id`` and return its result.
+
+    Raises ``InvalidIdError`` (nothing is started) when ``id`` breaks the id rule.
+    """
+    _check_id("child workflow id", id)
     if isinstance(workflow, str):
         name, declared = workflow, None
     else:

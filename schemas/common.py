@@ -4,12 +4,41 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, TypeAdapter
+from pydantic_core import CoreSchema, core_schema
 
 JSON = Any
 """A JSON value: what pydantic turns payloads into on the wire."""
+
+
+ID_MAX_LENGTH = 256
+ID_PATTERN = r"^[^\x00-\x1f\x7f/]+$"
+ID_RULE = "1 to 256 characters, none of them a control character (\\x00-\\x1f, \\x7f) or '/'"
+"""The one rule for workflow, run, request and definition ids, wherever they come from.
+
+An id is a Kafka key and part of RocksDB keys, where ``\\x00`` separates an id from what
+follows (engine/state/keys.py), and a URL path segment at the gateway, where ``/`` would
+split it; control characters have no place in either, nor in logs.
+"""
+
+
+class _IdRule:
+    """Validates an id against ``ID_RULE`` in pydantic's core (no Python call per id), with one
+    error (``invalid_id``) that says the rule, and the rule in the JSON Schema."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.custom_error_schema(
+            core_schema.str_schema(pattern=ID_PATTERN, min_length=1, max_length=ID_MAX_LENGTH),
+            custom_error_type="invalid_id",
+            custom_error_message=f"an id is {ID_RULE}",
+        )
+
+
+Id = Annotated[str, _IdRule()]
+"""A workflow, run, request or definition id (see ``ID_RULE``)."""
+id_adapter: TypeAdapter[str] = TypeAdapter(Id)
 
 
 class WireModel(BaseModel):

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import AliasChoices, Field, model_validator
 
-from ledgerflow.schemas.common import JSON, QUEUE_PATTERN, RetryPolicy, WireModel
+from ledgerflow.schemas.common import JSON, QUEUE_PATTERN, Id, RetryPolicy, WireModel
 
 
 class DagNode(WireModel):
@@ -51,7 +51,7 @@ class DagDefinitionError(ValueError):
 class DagDefinition(WireModel):
     """A workflow as a graph of nodes joined by edges."""
 
-    id: str = Field(min_length=1, max_length=256)
+    id: Id
     """Definition id; also the ``workflow_type`` used to start it."""
     name: str = ""
     """Human-readable name."""

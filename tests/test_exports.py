@@ -12,6 +12,7 @@ def test_top_level_exports() -> None:
         "ApplicationError",
         "ChildWorkflowError",
         "Client",
+        "InvalidIdError",
         "LedgerflowError",
         "NonDeterminismError",
         "OwnerUnavailableError",

@@ -103,7 +103,10 @@ def signal_command(
 ) -> None:
     """Send signal NAME to the open run of WORKFLOW_ID."""
     with _client(bootstrap, prefix, partitions, replication_factor) as client:
-        client.signal(workflow_id, name, json.loads(payload))
+        try:
+            client.signal(workflow_id, name, json.loads(payload))
+        except LedgerflowError as exc:
+            _fail(exc)
     click.echo(f"signal {name!r} sent to {workflow_id}")
 
 
@@ -123,10 +126,13 @@ def cancel_command(
 ) -> None:
     """Cancel (or terminate) the open run of WORKFLOW_ID."""
     with _client(bootstrap, prefix, partitions, replication_factor) as client:
-        if terminate:
-            client.terminate(workflow_id, reason)
-        else:
-            client.cancel(workflow_id, reason)
+        try:
+            if terminate:
+                client.terminate(workflow_id, reason)
+            else:
+                client.cancel(workflow_id, reason)
+        except LedgerflowError as exc:
+            _fail(exc)
     click.echo(f"{'terminate' if terminate else 'cancel'} sent to {workflow_id}")
 
 

@@ -306,7 +306,7 @@ def _dag(nodes: list[tuple[str, str]], edges: list[tuple[str, str]]) -> dict[str
             id="condition-call",
         ),
         pytest.param({"id": "x", "input": 1}, "type", "Field required", id="start-without-type"),
-        pytest.param({"id": "", "type": "T"}, "id", "at least 1 character", id="empty-workflow-id"),
+        pytest.param({"id": "", "type": "T"}, "id", "an id is 1 to 256 characters", id="empty-workflow-id"),
     ],
 )
 def test_bad_registrations_are_422_naming_the_problem(
@@ -360,6 +360,67 @@ def test_bad_bodies_and_parameters_are_422_naming_the_field(
     answer = api.request(method, path, **kwargs)
     assert answer.status_code == 422, answer.text
     assert field in [e["field"] for e in answer.json()["errors"]], answer.json()
+
+
+ID_RULE = "an id is 1 to 256 characters, none of them a control character (\\x00-\\x1f, \\x7f) or '/'"
+START = {"type": "SignalCounter"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        pytest.param("POST", "/api/v1/workflows", {**START, "id": "team/a"}, "id", id="start-slash"),
+        pytest.param("POST", "/api/v1/workflows", {**START, "id": "a\x00b"}, "id", id="start-nul"),
+        pytest.param("POST", "/api/v1/workflows", {**START, "id": "x" * 257}, "id", id="start-long"),
+        pytest.param(
+            "POST",
+            "/api/v1/workflows",
+            {**START, "id": "ok", "requestId": "r\n"},
+            "requestId",
+            id="start-request",
+        ),
+        pytest.param(
+            "POST",
+            "/api/v1/workflows",
+            {"id": "etl/v1", "nodes": [{"id": "n", "type": "echo"}]},
+            "id",
+            id="dag-definition",
+        ),
+        pytest.param(
+            "POST",
+            "/api/v1/workflows/SignalCounter/execute",
+            {"workflowId": "a/b"},
+            "workflowId",
+            id="execute",
+        ),
+        pytest.param(
+            "POST",
+            "/api/v1/workflows/SignalCounter/execute",
+            {"requestId": "\x7f"},
+            "requestId",
+            id="execute-request",
+        ),
+        pytest.param("POST", "/api/v1/workflows/Signal%01Counter/execute", {}, "id", id="execute-type-path"),
+        pytest.param(
+            "POST",
+            "/api/v1/workflows/w/signal",
+            {"name": "s", "requestId": "q/1"},
+            "requestId",
+            id="signal-request",
+        ),
+        pytest.param("POST", "/api/v1/workflows/a%1Fb/cancel", None, "id", id="cancel-path"),
+        pytest.param("GET", "/api/v1/workflows/a%00b/status", None, "id", id="status-path"),
+        pytest.param("GET", "/api/v1/workflows/w/history?runId=r%0A", None, "runId", id="history-run-id"),
+    ],
+)
+def test_ids_breaking_the_id_rule_are_422_naming_the_field(
+    api: httpx.Client, method: str, path: str, body: dict[str, Any] | None, field: str
+) -> None:
+    answer = api.request(method, path, json=body)
+    assert answer.status_code == 422, answer.text
+    problems = answer.json()["errors"]
+    assert [(p["field"], p["type"]) for p in problems] == [(field, "invalid_id")], problems
+    assert problems[0]["message"] == f"{field}: {ID_RULE}"
 
 
 def test_oversized_bodies_get_413(api: httpx.Client) -> None:

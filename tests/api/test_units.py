@@ -8,11 +8,11 @@ from fastapi.testclient import TestClient
 
 from ledgerflow.api.app import GatewaySettings, create_app
 from ledgerflow.api.errors import problems_from_validation
-from ledgerflow.api.routing import path_segment
 from ledgerflow.api.tail import Ring
 from ledgerflow.api.timeline import build_timeline
 from ledgerflow.api.workflows import _status_from
 from ledgerflow.paging import merge_listings
+from ledgerflow.routing import path_segment
 from ledgerflow.schemas import events as ev
 from ledgerflow.schemas.common import ActivityOptions, Failure
 from ledgerflow.schemas.dag import DagDefinition

@@ -81,6 +81,24 @@ def test_list_reads_past_one_page(running: Cluster, client: Client) -> None:
     assert zero.returncode != 0 and "--limit" in zero.stderr, zero.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["start", "ThreeSteps", "--id", "team/a"], "workflow id 'team/a'"),
+        (["signal", "a\x01b", "go"], "workflow id 'a\\x01b'"),
+        (["cancel", "w" * 257, "--terminate"], "workflow id 'wwww"),
+        (["history", "ok", "--run-id", "r/1"], "run id 'r/1'"),
+    ],
+)
+def test_ids_breaking_the_id_rule_are_refused_before_anything_is_sent(
+    cluster: Cluster, args: list[str], named: str
+) -> None:
+    refused = cli(cluster, args[0], *args[1:])
+    assert refused.returncode == 1, refused.stdout
+    assert f"Error: {named}" in refused.stderr and "an id is 1 to 256 characters" in refused.stderr
+    assert "Traceback" not in refused.stderr, refused.stderr
+
+
 def test_replay_passes_unchanged_code_and_names_the_divergence_of_changed_code(
     running: Cluster, client: Client, tmp_path: Path
 ) -> None:

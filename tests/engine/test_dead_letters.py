@@ -1,4 +1,9 @@
-"""Malformed inbox records go to the dead-letter topic with a reason; the engine keeps going."""
+"""Malformed inbox records go to the dead-letter topic with a reason; the engine keeps going.
+
+That includes records whose ids break the id rule (schemas.common.ID_RULE): a ``/`` or a
+control character in a workflow, run, request or definition id, or an id over 256
+characters. Ids the rule allows, however odd, reach their runs through the client.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,10 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from ledgerflow import Client, WorkflowFailedError
+from ledgerflow import Client, WorkflowFailedError, WorkflowNotFoundError
 from ledgerflow.schemas.dag import DagDefinitionError
 from ledgerflow.testing.processes import Cluster
-from tests.fixtures import dead_letters
+from tests.fixtures import assert_invariants, dead_letters
 
 pytestmark = pytest.mark.kafka
 
@@ -124,3 +129,75 @@ def test_registrations_over_a_limit_or_with_a_bad_expression_are_dead_lettered(
     assert client.result("after-refusals", timeout=30) == 4
     log = running.nodes[0].log_path.read_text()
     assert "restarting the owner session" not in log and "owner session failed" not in log, log[-3000:]
+
+
+BAD_IDS: dict[bytes, tuple[dict[str, object], str]] = {
+    b"slash": (
+        {"kind": "start_workflow", "workflow_id": "team/a", "workflow_type": "ThreeSteps", "input": 1},
+        "start_workflow.workflow_id",
+    ),
+    b"nul": (
+        {"kind": "start_workflow", "workflow_id": "a\x00b", "workflow_type": "ThreeSteps", "input": 1},
+        "start_workflow.workflow_id",
+    ),
+    b"run": (
+        {
+            "kind": "start_workflow",
+            "workflow_id": "run-ctl",
+            "workflow_type": "ThreeSteps",
+            "run_id": "r\x01",
+        },
+        "start_workflow.run_id",
+    ),
+    b"request": (
+        {"kind": "signal_workflow", "workflow_id": "any", "name": "go", "request_id": "q\n1"},
+        "signal_workflow.request_id",
+    ),
+    b"long": ({"kind": "cancel_workflow", "workflow_id": "w" * 257}, "cancel_workflow.workflow_id"),
+    b"definition": (
+        {
+            "kind": "register_definition",
+            "definition": {"id": "etl/v1", "nodes": [{"id": "n", "type": "echo"}]},
+        },
+        "register_definition.definition.id",
+    ),
+    b"task": (
+        {"kind": "task_completed", "workflow_id": "w\x7f", "run_id": "r", "seq": 1, "attempt": 1},
+        "task_completed.workflow_id",
+    ),
+}
+
+
+def test_records_with_ids_breaking_the_rule_are_dead_lettered_naming_the_field(
+    running: Cluster, client: Client
+) -> None:
+    producer = Producer({"bootstrap.servers": running.bootstrap, "partitioner": "murmur2_random"})
+    for key, (record, _) in BAD_IDS.items():
+        producer.produce(f"{running.prefix}inbox", key=key, value=json.dumps(record).encode())
+    producer.flush(10)
+    client.start_workflow("ThreeSteps", 1, id="after-bad-ids")
+    assert client.result("after-bad-ids", timeout=30) == 4
+
+    letters = dead_letters(running, set(BAD_IDS))
+    for key, (_, field) in BAD_IDS.items():
+        reason = letters[key]["ledgerflow.dlq.reason"].decode()
+        assert f"{field}: an id is 1 to 256 characters" in reason, (key, reason)
+    with pytest.raises(WorkflowNotFoundError):
+        client.describe("run-ctl")  # its start was refused whole, not started under another run id
+    engine_log = running.nodes[0].log_path.read_text()
+    assert "restarting the owner session" not in engine_log, engine_log[-3000:]
+
+
+ODD_IDS = ["order 42?x#y%z&a=b", "..", "naïve ✓ 注文", "back\\slash", "x" * 256]
+
+
+def test_ids_the_rule_allows_however_odd_reach_their_runs_through_the_client(
+    running: Cluster, client: Client
+) -> None:
+    for n, workflow_id in enumerate(ODD_IDS):
+        client.start_workflow("ThreeSteps", n, id=workflow_id, request_id=f"{workflow_id[:200]}?#%")
+    for n, workflow_id in enumerate(ODD_IDS):
+        assert client.result(workflow_id, timeout=30) == n + 3, workflow_id
+        assert client.describe(workflow_id)["workflow_id"] == workflow_id
+        assert client.history(workflow_id)[-1].kind == "workflow_completed"
+        assert_invariants(client, workflow_id)

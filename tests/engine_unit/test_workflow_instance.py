@@ -869,3 +869,18 @@ def test_system_exit_in_workflow_code_fails_the_run_not_the_engine() -> None:
     run = code_run(Exits)
     failed = only(run.start(), cmd.FailWorkflow)
     assert failed.failure.type == "SystemExit"
+
+
+@workflow.defn
+class ChildWithBadId:
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.execute_child_workflow("Anything", id="child/1")
+
+
+def test_a_child_id_that_breaks_the_id_rule_fails_the_run_before_any_child_command() -> None:
+    run = code_run(ChildWithBadId)
+    failed = only(run.start(), cmd.FailWorkflow)
+    assert failed.failure.type == "InvalidIdError"
+    assert failed.failure.message.startswith("child workflow id 'child/1': an id is 1 to 256 characters")
+    run.assert_replays()

@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 from ledgerflow import ActivityError, ChildWorkflowError, RetryPolicy, workflow
+from ledgerflow.engine.workflow.context import current_runtime
 from tests.testapps import acts
 
 FAST_RETRY = RetryPolicy(initial_interval=0.2, backoff_coefficient=2.0, maximum_interval=1.0)
@@ -198,12 +199,15 @@ class Timeouts:
 
 @workflow.defn
 class BadChild:
-    """After a timer, starts a child with an invalid (empty) id: an engine-side error."""
+    """After a timer, starts a child with an invalid (empty) id: an engine-side error.
+
+    Asks the runtime directly: ``workflow.execute_child_workflow`` would refuse the id first.
+    """
 
     @workflow.run
     async def run(self) -> None:
         await workflow.sleep(0.1)
-        await workflow.execute_child_workflow(ThreeSteps, 1, id="")
+        await current_runtime().execute_child_workflow("ThreeSteps", "", 1)
 
 
 @workflow.defn
