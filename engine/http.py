@@ -204,7 +204,9 @@ def create_app(engine: Engine) -> FastAPI:
             raise HTTPException(421, detail=f"partition {processor.partition} is moving") from exc
         return replayed(processor.ctx.registry, run, history), "replay"
 
-    @app.post("/internal/workflows/{workflow_id}/query/{name}")
+    # ``path``: a query name may hold ``/`` (the gateway sends it escaped, but routing sees it
+    # decoded), and a trailing one must not turn into a redirect.
+    @app.post("/internal/workflows/{workflow_id}/query/{name:path}")
     def query(
         workflow_id: str,
         name: str,
