@@ -1,8 +1,8 @@
 """schemathesis against the gateway's own OpenAPI, with a real engine and worker behind it.
 
 Checks: no 5xx, every status code documented, every body and header as the
-schema says. The run is bounded (examples per operation, fixed seed) to stay
-well under a minute.
+schema says. The run is bounded (examples per operation, fixed seed) to take
+about a minute.
 """
 
 from __future__ import annotations
@@ -57,8 +57,11 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(
             "12",
             "--seed",
             "20251124",
+            # One worker: with two, hypothesis parses lambda sources (ast.parse) in two threads at
+            # once, which CPython 3.11 may fail with "SystemError: AST constructor recursion depth
+            # mismatch" (a schemathesis error, not a finding); the id patterns made it frequent.
             "--workers",
-            "2",
+            "1",
             "--request-timeout",
             "10",
             "--no-shrink",
