@@ -21,7 +21,7 @@ from ledgerflow.engine import metrics
 from ledgerflow.engine.checkpoint import Checkpoint
 from ledgerflow.engine.definitions import DefinitionTable
 from ledgerflow.engine.kafka import clients
-from ledgerflow.engine.kafka.admin import ensure_topics
+from ledgerflow.engine.kafka.admin import ensure_queue_topics
 from ledgerflow.engine.outbox import Outbox
 from ledgerflow.engine.ownerlock import OwnerLock
 from ledgerflow.engine.processor import Admission, EngineContext
@@ -327,7 +327,7 @@ class Engine:
         """
         for queue in sorted(queues - self._queues):
             try:
-                created = ensure_topics(self.settings, (queue,))
+                created = ensure_queue_topics(self.settings, (queue,))
             except KafkaException as exc:
                 if exc.args[0].retriable():
                     raise  # the broker is away: the batch is tried again

@@ -62,12 +62,23 @@ def topic_specs(settings: Settings, queues: tuple[str, ...] = ("default",)) -> l
 def ensure_topics(
     settings: Settings, queues: tuple[str, ...] = ("default",), timeout: float = 30.0
 ) -> list[str]:
-    """Create missing topics; fail loudly when an existing one has another partition count.
+    """Create the deployment's missing topics; fail loudly when an existing one has another
+    partition count or would refuse Ledgerflow's largest records.
 
     Returns the names of the topics it created.
     """
+    return _ensure(settings, topic_specs(settings, queues), timeout)
+
+
+def ensure_queue_topics(settings: Settings, queues: tuple[str, ...], timeout: float = 30.0) -> list[str]:
+    """As ``ensure_topics``, for the task topics of ``queues`` alone (the engine, when a run
+    first names a queue: the rest of the deployment was checked when it started)."""
+    names = {settings.task_topic(queue) for queue in queues}
+    return _ensure(settings, [s for s in topic_specs(settings, queues) if s.name in names], timeout)
+
+
+def _ensure(settings: Settings, specs: list[TopicSpec], timeout: float) -> list[str]:
     admin = AdminClient({"bootstrap.servers": settings.bootstrap})
-    specs = topic_specs(settings, queues)
     existing = admin.list_topics(timeout=timeout).topics
     for spec in specs:
         found = existing.get(spec.name)
@@ -103,7 +114,7 @@ def ensure_topics(
                 raise
     if created:
         # A concurrent creator may have used another partition count: check again.
-        ensure_topics(settings, queues, timeout)
+        _ensure(settings, specs, timeout)
     return created
 
 
