@@ -18,6 +18,8 @@ from ledgerflow.config import Settings
 
 DLQ_HEADROOM = 8192
 """Bytes a dead letter's value leaves for its key and headers under the record limit."""
+REASON_BYTES = 4000
+"""Longest reason header of a dead letter."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ class Outbox:
     ) -> None:
         """The record as it came (cut to fit, with its size and hash), and why it was refused."""
         headers: list[tuple[str, str | bytes | None]] = [
-            ("ledgerflow.dlq.reason", reason.encode()[:4000]),
+            ("ledgerflow.dlq.reason", _clip_middle(reason, REASON_BYTES)),
             ("ledgerflow.dlq.source", f"{source}/{partition}/{offset}".encode()),
         ]
         room = self.settings.max_record_bytes - DLQ_HEADROOM
@@ -89,6 +91,16 @@ class Outbox:
     def clear(self) -> None:
         self.records.clear()
         self.queues.clear()
+
+
+def _clip_middle(text: str, limit: int) -> bytes:
+    """``text`` as UTF-8, its middle cut out when over ``limit`` bytes: a reason begins with what
+    was wrong and often ends with why (``... has no open run``), with a huge id quoted between."""
+    raw = text.encode()
+    if len(raw) <= limit:
+        return raw
+    half = (limit - 5) // 2
+    return f"{raw[:half].decode(errors='ignore')} ... {raw[-half:].decode(errors='ignore')}".encode()
 
 
 def _json(message: BaseModel | bytes) -> bytes:

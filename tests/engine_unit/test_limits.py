@@ -223,6 +223,17 @@ def test_a_dead_letter_over_the_record_limit_keeps_its_size_and_hash() -> None:
     assert headers["ledgerflow.dlq.reason"] == b"too big"
 
 
+def test_a_long_dead_letter_reason_keeps_its_end() -> None:
+    """A reason quoting a huge id still says why: its middle is cut, not its end."""
+    out = Outbox(SMALL)
+    huge_id = "é" * 100_000
+    out.dead_letter(b"k", b"{}", f"signal 's': workflow {huge_id!r} has no open run", "inbox", 0, 1)
+    reason = dict(out.records[0].headers or [])["ledgerflow.dlq.reason"]
+    assert isinstance(reason, bytes) and len(reason) <= 4000
+    assert reason.startswith(b"signal 's': workflow '") and reason.endswith(b"' has no open run")
+    reason.decode()  # the cut falls between characters
+
+
 def test_an_outbox_record_over_the_limit_raises_before_it_is_produced() -> None:
     out = Outbox(SMALL)
     with pytest.raises(PayloadTooLarge, match=r"lifecycle event is 19\.5 KiB, limit 16\.0 KiB"):
