@@ -383,12 +383,14 @@ class Engine:
         reason: str | None
         try:
             command = inbox_command_adapter.validate_json(value or b"")
+            reason = _misplaced(command, partition, self.settings)
         except ValidationError as exc:
             reason = f"invalid inbox record: {_short(exc)}"
         except Exception as exc:  # e.g. RecursionError: whatever a record holds, it stops only itself
             reason = f"unreadable inbox record: {type(exc).__name__}: {str(exc)[:500]}"
         else:
-            reason = processor.handle(command)
+            if reason is None:
+                reason = processor.handle(command)
         if reason is not None:
             metrics.DEAD_LETTERS.inc()
             out.dead_letter(message.key(), value, reason, message.topic() or "", partition, offset)
@@ -411,6 +413,25 @@ class Engine:
 
 class _Restart(Exception):
     """Leave the current consumer session and start a fresh one."""
+
+
+def _misplaced(command: Any, partition: int, settings: Settings) -> str | None:
+    """Why a workflow's command on another partition than its workflow id's is refused, or None.
+
+    Its workflow's owner is elsewhere: applied here it would start a second run of the same
+    id, unknown to every read, or miss the run it is meant for (a null key, a key that is not
+    the workflow id, a producer partitioning with something else than murmur2).
+    """
+    workflow_id = getattr(command, "workflow_id", None)
+    if workflow_id is None:
+        return None  # a definition: every engine reads them all
+    home = settings.partition_of(workflow_id)
+    if home == partition:
+        return None
+    return (
+        f"misplaced: record on inbox partition {partition}, but workflow {workflow_id[:200]!r} belongs "
+        f"to partition {home}: key inbox records by workflow id and partition with murmur2"
+    )
 
 
 def _short(exc: ValidationError) -> str:
