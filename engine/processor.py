@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic_core import to_json
+
 from ledgerflow.config import Settings
 from ledgerflow.engine import metrics
 from ledgerflow.engine.outbox import Outbox
@@ -321,6 +323,7 @@ class PartitionProcessor:
                 )
                 self._refuse_child(command, failure)
             return None
+        first_sight = give_up_at is None
         if give_up_at is None:  # first sight: a start waiting for its type was admitted then
             if command.parent_workflow_id is None:
                 refusal = self.ctx.limits.refusal(self.partition, self.open_runs)
@@ -329,6 +332,8 @@ class PartitionProcessor:
                     return refusal
             give_up_at = self.now + UNKNOWN_TYPE_GRACE
         if self.now < give_up_at and not self._type_known(command):
+            if first_sight:
+                self._refuse_oversized_input(command)
             self._defer_start(command, give_up_at)
             return None
         self._open_run(command, existing, continued_from=None)
@@ -341,6 +346,15 @@ class PartitionProcessor:
             or self.ctx.registry.get(workflow_type) is not None
             or self.ctx.find_definition(workflow_type) is not None
         )
+
+    def _refuse_oversized_input(self, command: c.StartWorkflow) -> None:
+        """Refuse a start whose input alone is over ``max_payload_bytes`` now, so its dead letter
+        is the record itself (source offset, original bytes), rather than keep it in a deferred
+        start and dead-letter a copy without a source when the grace ends."""
+        size = len(to_json(command.input))
+        if size > self.ctx.settings.max_payload_bytes:
+            what = f"the input of the start of {command.workflow_id!r}"
+            raise PayloadTooLarge(what, size, self.ctx.settings.max_payload_bytes, "max_payload_bytes")
 
     def _defer_start(self, command: c.StartWorkflow, give_up_at: float) -> None:
         """Try the start again shortly, without holding up the batch (see ``UNKNOWN_TYPE_GRACE``)."""

@@ -368,6 +368,18 @@ def test_a_start_of_an_unknown_type_waits_a_grace_then_fails_without_holding_the
     assert "'NoSuchType'" in run.failure.message
 
 
+def test_a_start_of_an_unknown_type_with_an_oversized_input_is_refused_at_once(tmp_path: Path) -> None:
+    """Its dead letter is the record itself (the engine writes it with the record's source), not a
+    copy made when the grace ends; and nothing of it waits in the timer index meanwhile."""
+    p = Partition(tmp_path)
+    _, reasons = p.batch(start("big", "NoSuchType", "x" * 5000))
+    assert reasons[0] is not None and "PayloadTooLarge: the input of the start of 'big'" in reasons[0]
+    for _ in range(int(UNKNOWN_TYPE_GRACE) + 1):
+        out, _ = p.batch()
+        assert out.records == [], "a deferred copy of the refused start came back"
+    assert p.run("big") is None
+
+
 def test_a_start_whose_dag_is_read_a_moment_later_runs_it(tmp_path: Path) -> None:
     p = Partition(tmp_path)
     p.batch(start("d-1", "late-dag", {"v": 1}))
