@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
 from pydantic_core import to_json
 
 from ledgerflow.config import Settings
@@ -372,6 +373,7 @@ class PartitionProcessor:
             start=command,
             give_up_at=give_up_at,
         )
+        _check_readable(entry)
         self.timers.add(self.txn, entry)
 
     def _refuse_child(self, command: c.StartWorkflow, failure: Failure) -> None:
@@ -1058,6 +1060,20 @@ def attempt_task(run: RunState, seq: int, pending: PendingActivity, now: float, 
         now,
         partition,
     )
+
+
+def _check_readable(entry: TimerEntry) -> None:
+    """Refuse a deferred start that would not read back from the timer index: its input may be
+    nested up to the JSON parser's depth limit (200) in the inbox record, one level too deep once
+    wrapped in a timer, which then failed every batch of the partition when it came due."""
+    try:
+        TimerEntry.model_validate_json(entry.model_dump_json())
+    except ValidationError as exc:
+        problem = exc.errors()[0]["msg"] if exc.errors() else str(exc)
+        raise ValueError(
+            f"the start of {entry.workflow_id!r} cannot wait for its workflow type: kept as a timer "
+            f"it would not read back ({problem})"
+        ) from exc
 
 
 def _read_count(store: PartitionStore) -> int:

@@ -12,12 +12,14 @@ activity completed, its run closed) is dropped when it fires.
 from __future__ import annotations
 
 import heapq
+import logging
 import math
 
 from ledgerflow.engine.state import keys
 from ledgerflow.engine.state.models import TimerEntry
 from ledgerflow.engine.state.store import PartitionStore, StoreTransaction
 
+log = logging.getLogger("ledgerflow.engine")
 MAX_FIRE_AT = 253402300799.0
 """9999-12-31: later (or infinite) fire times are refused rather than overflowing the key."""
 
@@ -64,7 +66,9 @@ class TimerIndex:
             if raw is None:  # cancelled, or a duplicate heap entry
                 continue
             txn.delete(key)
-            due.append(TimerEntry.model_validate_json(raw))
+            entry = _read(key, raw)
+            if entry is not None:
+                due.append(entry)
         return due
 
     def _advance(self, txn: StoreTransaction, horizon: float) -> None:
@@ -78,9 +82,23 @@ class TimerIndex:
             if value is not None and key.startswith(keys.TIMER) and low < keys.timer_millis(key) <= high
         )
         for key, value in found.items():
-            heapq.heappush(self._heap, (TimerEntry.model_validate_json(value).fire_at, key))
+            entry = _read(key, value)
+            if entry is None:
+                txn.delete(key)
+            else:
+                heapq.heappush(self._heap, (entry.fire_at, key))
         self._horizon_ms = high
 
     def __len__(self) -> int:
         """Timers due within the window (the ones in memory)."""
         return len(self._heap)
+
+
+def _read(key: bytes, raw: bytes) -> TimerEntry | None:
+    """The timer stored under ``key``, or None (logged; the caller deletes it) when it cannot be
+    read back: one bad entry must not fail every batch of its partition, forever."""
+    try:
+        return TimerEntry.model_validate_json(raw)
+    except ValueError as exc:
+        log.error("dropping a timer that cannot be read back, %r: %s", key[:120], str(exc)[:500])
+        return None

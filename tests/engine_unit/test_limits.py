@@ -26,7 +26,13 @@ from ledgerflow.engine.processor import (
 )
 from ledgerflow.engine.state.store import PartitionStore
 from ledgerflow.engine.workflow.definition import WorkflowRegistry, definition_of
-from ledgerflow.schemas.commands import InboxCommand, SignalWorkflow, StartWorkflow, TaskCompleted
+from ledgerflow.schemas.commands import (
+    InboxCommand,
+    SignalWorkflow,
+    StartWorkflow,
+    TaskCompleted,
+    inbox_command_adapter,
+)
 from ledgerflow.schemas.dag import DagDefinition, dag_from_json
 from ledgerflow.schemas.tasks import ActivityTask, task_message_adapter
 from ledgerflow.testing.invariants import check_run
@@ -378,6 +384,24 @@ def test_a_start_of_an_unknown_type_with_an_oversized_input_is_refused_at_once(t
         out, _ = p.batch()
         assert out.records == [], "a deferred copy of the refused start came back"
     assert p.run("big") is None
+
+
+def test_a_start_of_an_unknown_type_nested_to_the_parsers_limit_is_refused_not_kept(tmp_path: Path) -> None:
+    """Its input is 200 deep, as deep as an inbox record may be; wrapped in a timer it is one level
+    deeper than the parser reads, so it is refused at once rather than kept and unreadable."""
+    p = Partition(tmp_path)
+    deep = inbox_command_adapter.validate_json(
+        '{"kind": "start_workflow", "workflow_id": "deep", "workflow_type": "NoSuchType", "input": '
+        + "[" * 200
+        + "]" * 200
+        + "}"
+    )
+    _, reasons = p.batch(deep, start("ok", "Echo", "fine"))
+    assert reasons[0] is not None and "cannot wait for its workflow type" in reasons[0]
+    assert reasons[1] is None
+    for _ in range(int(UNKNOWN_TYPE_GRACE) + 1):
+        p.batch()
+    assert p.run("deep") is None and p.checked("ok").status == "RUNNING"
 
 
 def test_a_start_whose_dag_is_read_a_moment_later_runs_it(tmp_path: Path) -> None:

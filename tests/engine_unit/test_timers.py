@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ledgerflow.engine.state import keys
 from ledgerflow.engine.state.models import TimerEntry
 from ledgerflow.engine.state.store import PartitionStore, StoreTransaction
 from ledgerflow.engine.timers import WINDOW, TimerIndex
@@ -70,3 +71,17 @@ def test_a_cancelled_timer_does_not_fire(tmp_path: Path) -> None:
     txn = commit(store, txn)
     index.cancel(txn, entry.fire_at, entry.workflow_id, entry.tag)
     assert index.pop_due(txn, NOW + 10, 100) == []
+
+
+def test_a_timer_that_cannot_be_read_back_is_dropped_and_the_others_fire(tmp_path: Path) -> None:
+    """One bad entry must not fail every batch of its partition (it used to, forever)."""
+    store = PartitionStore(tmp_path / "p")
+    index = TimerIndex(store)
+    txn = StoreTransaction(store)
+    index.add(txn, timer("good", NOW + 1))
+    bad = keys.timer_key(NOW + 1, "bad", "timer:r:1:0")
+    txn.put(bad, b'{"workflow_id": "bad", "fire_at": ' + b"[" * 300 + b"]" * 300 + b"}")
+    txn = commit(store, txn)
+    restarted = TimerIndex(store)  # reads both from the store
+    assert [t.workflow_id for t in restarted.pop_due(txn, NOW + 1, 100)] == ["good"]
+    assert txn.get(bad) is None, "the unreadable timer was kept, to fail again"
