@@ -18,6 +18,7 @@ from ledgerflow import Client
 from ledgerflow.testing.processes import Cluster
 from tests.executors.test_worker_delivery import APPS, assert_recorded_once, committed, runs_of, task_position
 from tests.fixtures import FLOWS
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -26,29 +27,33 @@ GRACE = 30.0
 ACTIVITY_SECONDS = 4.0
 
 
-def test_sigterm_lets_the_running_activity_finish_and_report_before_exit_0(
-    cluster: Cluster, client: Client, tmp_path: Path
-) -> None:
+def terminate_mid_activity(
+    cluster: Cluster, client: Client, markers: Path, workflow_id: str, seconds: float, grace: float
+) -> float:
+    """Start ``Reported`` (an activity of ``seconds``) on a worker with ``grace``, SIGTERM the
+    worker once the activity runs, and return the seconds it took to exit 0."""
     engine = cluster.engine([FLOWS, APPS])
-    worker = cluster.worker([APPS])
+    worker = cluster.worker([APPS], name="worker-a", shutdown_grace=grace)
     engine.wait_ready()
-    markers = tmp_path / "m"
     markers.mkdir()
-    client.start_workflow("Reported", [str(markers), ACTIVITY_SECONDS, 10], id="drained")
-    deadline = time.monotonic() + 30
-    while not (markers / "runs").exists():
-        assert time.monotonic() < deadline, f"the activity never started:\n{worker.log_tail()}"
-        time.sleep(0.05)
-
+    client.start_workflow("Reported", [str(markers), seconds, 10], id=workflow_id)
+    wait_until((markers / "runs").exists, "the activity to start on the worker", 30, 0.05)
     assert worker.process is not None
     signalled = time.monotonic()
     worker.process.send_signal(signal.SIGTERM)
     try:
-        code = worker.process.wait(GRACE + 15)
+        code = worker.process.wait(grace + 15)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"the worker did not exit within {GRACE + 15} s of SIGTERM:\n{worker.log_tail()}")
-    exited_after = time.monotonic() - signalled
+        pytest.fail(f"the worker did not exit within {grace + 15} s of SIGTERM:\n{worker.log_tail()}")
     assert code == 0, worker.log_tail()
+    return time.monotonic() - signalled
+
+
+def test_sigterm_lets_the_running_activity_finish_and_report_before_exit_0(
+    cluster: Cluster, client: Client, tmp_path: Path
+) -> None:
+    markers = tmp_path / "m"
+    exited_after = terminate_mid_activity(cluster, client, markers, "drained", ACTIVITY_SECONDS, GRACE)
     assert exited_after < GRACE, f"exit took {exited_after:.1f} s, more than the grace"
     assert (markers / "finished").exists(), "the activity was cut off instead of finishing"
 
@@ -64,27 +69,8 @@ def test_sigterm_lets_the_running_activity_finish_and_report_before_exit_0(
 def test_an_activity_still_running_past_the_grace_is_abandoned_uncommitted_and_runs_again(
     cluster: Cluster, client: Client, tmp_path: Path
 ) -> None:
-    grace = 2.0
-    engine = cluster.engine([FLOWS, APPS])
-    worker = cluster.worker([APPS], name="worker-a", shutdown_grace=grace)
-    engine.wait_ready()
-    markers = tmp_path / "m"
-    markers.mkdir()
-    client.start_workflow("Reported", [str(markers), 8.0, 10], id="abandoned")
-    deadline = time.monotonic() + 30
-    while not (markers / "runs").exists():
-        assert time.monotonic() < deadline, f"the activity never started:\n{worker.log_tail()}"
-        time.sleep(0.05)
-
-    assert worker.process is not None
-    signalled = time.monotonic()
-    worker.process.send_signal(signal.SIGTERM)
-    try:
-        code = worker.process.wait(30)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"the worker outlived its {grace} s grace by 30 s:\n{worker.log_tail()}")
-    exited_after = time.monotonic() - signalled
-    assert code == 0, worker.log_tail()
+    grace, markers = 2.0, tmp_path / "m"
+    exited_after = terminate_mid_activity(cluster, client, markers, "abandoned", 8.0, grace)
     assert exited_after < 8.0, f"exit took {exited_after:.1f} s: it waited for the activity, not the grace"
     assert not (markers / "finished").exists(), "the activity finished: the grace was not what ended it"
     task = task_position(cluster, "abandoned")
