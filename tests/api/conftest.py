@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,12 +31,13 @@ class Stack:
         return self.gateway.url
 
 
-@pytest.fixture(scope="session")
-def api_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """One engine, one worker and one gateway, shared by the tests that only read and write."""
-    prefix = f"api-{uuid.uuid4().hex[:8]}."
+@contextmanager
+def running_stack(
+    bootstrap: str, name: str, base_dir: Path, env: dict[str, str] | None = None
+) -> Iterator[Stack]:
+    """An engine, a worker and a gateway under a prefix of their own, stopped on exit."""
     cluster = Cluster(
-        kafka_bootstrap, prefix, tmp_path_factory.mktemp("api-stack"), partitions=4, pythonpath=[ROOT]
+        bootstrap, f"{name}-{uuid.uuid4().hex[:8]}.", base_dir, partitions=4, pythonpath=[ROOT], env=env or {}
     )
     try:
         engine = cluster.engine([FLOWS])
@@ -46,6 +48,13 @@ def api_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) ->
         yield Stack(cluster, gateway)
     finally:
         cluster.stop_all()
+
+
+@pytest.fixture(scope="session")
+def api_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One engine, one worker and one gateway, shared by the tests that only read and write."""
+    with running_stack(kafka_bootstrap, "api", tmp_path_factory.mktemp("api-stack")) as stack:
+        yield stack
 
 
 @pytest.fixture

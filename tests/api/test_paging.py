@@ -13,8 +13,7 @@ import httpx
 import pytest
 
 from ledgerflow.client import Client
-from ledgerflow.testing.processes import Cluster
-from tests.api.conftest import ACTS, FLOWS, ROOT, Stack, unique, wait_status
+from tests.api.conftest import Stack, running_stack, unique, wait_status
 
 pytestmark = pytest.mark.kafka
 
@@ -24,24 +23,9 @@ SCAN_LIMIT = 4
 
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    prefix = f"paging-{uuid.uuid4().hex[:8]}."
-    cluster = Cluster(
-        kafka_bootstrap,
-        prefix,
-        tmp_path_factory.mktemp("paging"),
-        partitions=4,
-        pythonpath=[ROOT],
-        env={"LEDGERFLOW_LIST_SCAN_LIMIT": str(SCAN_LIMIT)},
-    )
-    try:
-        engine = cluster.engine([FLOWS])
-        cluster.worker([ACTS])
-        engine.wait_ready()
-        gateway = cluster.gateway([ACTS])
-        gateway.wait_ready()
-        yield Stack(cluster, gateway)
-    finally:
-        cluster.stop_all()
+    env = {"LEDGERFLOW_LIST_SCAN_LIMIT": str(SCAN_LIMIT)}
+    with running_stack(kafka_bootstrap, "paging", tmp_path_factory.mktemp("paging"), env) as running:
+        yield running
 
 
 @pytest.fixture
