@@ -30,6 +30,15 @@ def fail_times(key: str, failures: int) -> str:
 
 
 @activity.defn
+def flaky_add_one(n: int, failures: int) -> int:
+    """``n + 1``, after failing the first ``failures`` attempts: retries whose result is known."""
+    attempt = activity.info().attempt
+    if attempt <= failures:
+        raise RuntimeError(f"planned failure on attempt {attempt}")
+    return n + 1
+
+
+@activity.defn
 def always_fails() -> str:
     raise ApplicationError("card declined", type="CardDeclined", non_retryable=True)
 

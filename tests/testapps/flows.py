@@ -82,6 +82,25 @@ class SignalCounter:
 
 
 @workflow.defn
+class ChaosMix:
+    """The chaos run's main workload, every kind of step in one run: an activity that fails
+    ``failures`` times before it succeeds, a durable timer, ``signals`` 'add' signals taken one
+    by one (the run waits for them, so they are sent while nodes die), then a child workflow."""
+
+    @workflow.run
+    async def run(self, n: int, failures: int, signals: int) -> dict[str, Any]:
+        first = await workflow.execute_activity(
+            acts.flaky_add_one, n, failures, start_to_close_timeout=5, retry_policy=FAST_RETRY
+        )
+        await workflow.sleep(1.0)
+        received = [await workflow.wait_signal("add") for _ in range(signals)]
+        child = await workflow.execute_child_workflow(
+            ThreeSteps, first, id=f"{workflow.info().workflow_id}-child"
+        )
+        return {"first": first, "signals": received, "child": child}
+
+
+@workflow.defn
 class SlowCancellable:
     """Waits on a long activity; a cancel should reach it."""
 
