@@ -20,6 +20,7 @@ import json
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -84,24 +85,23 @@ class Plan:
 
 @dataclass(frozen=True)
 class Action:
-    """``kill`` (-9) or ``restart`` node ``index`` of a kind, ``at`` seconds into the chaos."""
+    """kill -9 node ``index`` of a kind ``at`` seconds into the chaos (or as soon as the action
+    before it is done), and start it again ``down`` seconds after the kill."""
 
     at: float
-    verb: Literal["kill", "restart"]
     kind: Kind
     index: int
+    down: float
 
 
 def kill_schedule(cycles: int, period: float = 60.0, first: float = 10.0, down: float = 12.0) -> list[Action]:
     """``cycles`` rounds, each ``period`` s: kill -9 an engine, a third of a period later a worker,
-    another third later a broker, each restarted ``down`` s after its kill. Victims rotate."""
-    actions: list[Action] = []
-    for cycle in range(cycles):
-        for slot, kind in enumerate(COUNTS):
-            at = first + cycle * period + slot * period / len(COUNTS)
-            index = cycle % COUNTS[kind]
-            actions += [Action(at, "kill", kind, index), Action(at + down, "restart", kind, index)]
-    return actions
+    another third later a broker, each down ``down`` s. Victims rotate."""
+    return [
+        Action(first + cycle * period + slot * period / len(COUNTS), kind, cycle % COUNTS[kind], down)
+        for cycle in range(cycles)
+        for slot, kind in enumerate(COUNTS)
+    ]
 
 
 @dataclass
@@ -225,28 +225,37 @@ class ChaosStack:
                 raise ChaosError(f"partitions never shared between the engines: {shares}")
             time.sleep(0.2)
 
-    def kill(self, kind: Kind, index: int, now: float) -> Outage:
-        """kill -9 one node; an engine's partitions are noted first."""
+    def kill(self, kind: Kind, index: int) -> tuple[int, list[int]]:
+        """kill -9 one node; returns its pid and, for an engine, the partitions it owned."""
         if kind == "broker":
-            return Outage(kind, index, self.kafka.kill_broker(index), now)
+            return self.kafka.kill_broker(index), []
         node = self.nodes[kind][index]
-        partitions = owned(node.url) if kind == "engine" else []
+        partitions = self._owned_soon(node) if kind == "engine" else []
         pid = node.pid
         node.kill()
-        return Outage(kind, index, pid, now, partitions)
+        return pid, partitions
 
-    def restart(self, outage: Outage, now: float) -> None:
-        """Start the killed node again (same data, ports and command); wait until it is usable."""
-        outage.restarted_at = now
+    @staticmethod
+    def _owned_soon(engine: NodeProcess, timeout: float = 30.0) -> list[int]:
+        """The engine's partitions, after waiting a little for a rebalance to hand it some (an
+        engine killed while it owns nothing tests nothing)."""
+        deadline = time.monotonic() + timeout
+        while not (partitions := owned(engine.url)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return partitions
+
+    def restart(self, kind: Kind, index: int) -> float | None:
+        """Start the killed node again (same data, ports and command); return the seconds until it
+        was usable (None for a worker, which has no readiness signal)."""
         began = time.monotonic()
-        if outage.kind == "broker":
+        if kind == "broker":
             self.kafka.up()  # starts exactly the nodes found dead, with their ports and data
         else:
-            node = self.nodes[outage.kind][outage.index].start()
-            if outage.kind == "worker":
-                return  # a worker tells nobody when it is ready
+            node = self.nodes[kind][index].start()
+            if kind == "worker":
+                return None
             node.wait_ready(timeout=120)
-        outage.recovered_s = time.monotonic() - began
+        return time.monotonic() - began
 
     def stop(self) -> None:
         if self.cluster is not None:
@@ -268,25 +277,28 @@ class Chaos(threading.Thread):
     def run(self) -> None:
         try:
             for action in self.schedule:
-                time.sleep(max(0.0, self.t0 + action.at - time.monotonic()))
-                self._do(action)
+                self._sleep_until(action.at)
+                pid, partitions = self.stack.kill(action.kind, action.index)
+                outage = Outage(action.kind, action.index, pid, self._now(), partitions)
+                self.outages.append(outage)
+                self._log(outage, f"kill -9 {action.kind} {action.index} (pid {pid})")
+                self._sleep_until(outage.killed_at + action.down)
+                outage.restarted_at = self._now()
+                outage.recovered_s = self.stack.restart(action.kind, action.index)
+                usable = "" if outage.recovered_s is None else f" (usable after {outage.recovered_s:.1f} s)"
+                self._log(outage, f"restarted {action.kind} {action.index}{usable}")
         except BaseException as exc:  # handed to the driver, which raises it
             self.error = exc
 
-    def _do(self, action: Action) -> None:
-        now = time.monotonic() - self.t0
-        if action.verb == "kill":
-            outage = self.stack.kill(action.kind, action.index, now)
-            self.outages.append(outage)
-            self.stack.config.log(f"{now:6.1f} s  kill -9 {action.kind} {action.index} (pid {outage.pid})")
-            return
-        down = [o for o in self.outages if (o.kind, o.index) == (action.kind, action.index)]
-        if not down or down[-1].restarted_at is not None:
-            raise ChaosError(f"schedule restarts {action.kind} {action.index}, which was not killed")
-        outage = down[-1]
-        self.stack.restart(outage, now)
-        usable = "" if outage.recovered_s is None else f" (usable after {outage.recovered_s:.1f} s)"
-        self.stack.config.log(f"{now:6.1f} s  restarted {action.kind} {action.index}{usable}")
+    def _now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def _sleep_until(self, at: float) -> None:
+        time.sleep(max(0.0, at - self._now()))
+
+    def _log(self, outage: Outage, what: str) -> None:
+        at = outage.killed_at if outage.restarted_at is None else outage.restarted_at
+        self.stack.config.log(f"{at:6.1f} s  {what}")
 
 
 @dataclass(frozen=True)
@@ -305,7 +317,8 @@ class Load:
     def __init__(self, settings: Settings, plans: list[Plan]) -> None:
         self.settings = settings
         self.producer = Producer(producer_config(settings, **{"message.timeout.ms": 300_000}))
-        self.due = sorted(_sends(plans), key=lambda item: item[0], reverse=True)
+        # a stable sort: sends due at the same time go in plan order (a start before its signals)
+        self.due = deque(sorted(_sends(plans), key=lambda item: item[0]))
         self.sent: list[Sent] = []
         self.errors: list[str] = []
 
@@ -314,8 +327,8 @@ class Load:
         return not self.due
 
     def send_due(self, now: float) -> None:
-        while self.due and self.due[-1][0] <= now:
-            _, workflow_id, command = self.due.pop()
+        while self.due and self.due[0][0] <= now:
+            _, workflow_id, command = self.due.popleft()
             self.producer.produce(
                 self.settings.topic("inbox"),
                 key=workflow_id.encode(),
@@ -360,8 +373,7 @@ def _sends(plans: list[Plan]) -> Iterable[tuple[float, str, BaseModel]]:
                 payload=signal.payload,
                 request_id=f"{run_id}-signal-{number}",
             )
-            # later signals of one run never overtake earlier ones (same time: list order)
-            yield plan.at + signal.delay + number * 1e-6, plan.workflow_id, command
+            yield plan.at + signal.delay, plan.workflow_id, command
 
 
 @dataclass
@@ -463,16 +475,18 @@ def _play(
     t0 = time.monotonic()
     chaos = Chaos(stack, config.schedule, t0)
     chaos.start()
-    last = max([p.at + max([s.delay for s in p.signals], default=0.0) for p in plans], default=0.0)
-    deadline = t0 + max([last, *(a.at for a in config.schedule)]) + config.drain_timeout
     ids = [p.workflow_id for p in plans]
-    while True:
+    drain_until: float | None = None
+    while chaos.error is None:
         load.send_due(time.monotonic() - t0)
         tally.pump(0.05)
-        if chaos.error is not None or (load.done and not chaos.is_alive() and tally.all_closed(ids)):
+        if not load.done or chaos.is_alive():
+            continue
+        if tally.all_closed(ids):
             break
-        if time.monotonic() > deadline:
-            config.log("drain timed out: judging what closed")
+        drain_until = drain_until or time.monotonic() + config.drain_timeout
+        if time.monotonic() > drain_until:
+            config.log(f"not every run closed {config.drain_timeout:.0f} s after the last send and restart")
             break
     elapsed = time.monotonic() - t0
     chaos.join()
