@@ -7,6 +7,7 @@ store without a checkpoint is wiped and rebuilt from the start. Reads are
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -91,7 +92,14 @@ def _position(consumer: Consumer, tp: TopicPartition) -> int:
 
 
 def _watermarks(consumer: Consumer, tp: TopicPartition, timeout: float) -> tuple[int, int]:
-    """The partition's offsets, waiting out a leader election (e.g. just after topic creation)."""
+    """The partition's offsets, waiting out a leader election (just after topic creation, or
+    after the leader's broker died).
+
+    librdkafka sends the query to the leader its metadata names, and a query that times out
+    does not refresh that metadata: after kill -9 of the leader's broker every retry went to
+    the dead broker until it came back (90 s without progress in a chaos run, on a cluster that
+    had elected a new leader in 3 s). So each retry asks for the topic's metadata first.
+    """
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -102,6 +110,8 @@ def _watermarks(consumer: Consumer, tp: TopicPartition, timeout: float) -> tuple
             if (not error.retriable() and error.code() not in _TRANSIENT) or time.monotonic() > deadline:
                 raise
             log.info("changelog partition %d not readable yet (%s); retrying", tp.partition, error)
+            with contextlib.suppress(KafkaException):  # the next query tells whether it helped
+                consumer.list_topics(tp.topic, timeout=5)
             time.sleep(0.2)
 
 
@@ -111,6 +121,8 @@ _TRANSIENT = (
     KafkaError.UNKNOWN_TOPIC_OR_PART,
     KafkaError._TIMED_OUT,  # noqa: SLF001
     KafkaError._TRANSPORT,  # noqa: SLF001
+    # a query still queued for a dead broker when fresh metadata drops that broker
+    KafkaError._DESTROY_BROKER,  # noqa: SLF001
 )
 
 

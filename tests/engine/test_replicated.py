@@ -7,9 +7,13 @@ import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+from confluent_kafka import Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 from ledgerflow import Client
+from ledgerflow.config import Settings
+from ledgerflow.engine.kafka import clients
+from ledgerflow.engine.state.recovery import open_and_restore
 from ledgerflow.localkafka import LocalKafka
 from ledgerflow.testing.processes import Cluster
 from tests.fixtures import ACTS, FLOWS, ROOT, assert_invariants
@@ -80,3 +84,38 @@ def test_engine_and_worker_on_three_brokers_with_replication_3(tmp_path: Path, t
         f"3 brokers up in {up_seconds:.1f} s; {RUNS} runs in {healthy_seconds:.1f} s; {len(topics)} topics "
         f"with RF 3, min.insync.replicas 2; {RUNS} more after kill -9 of a broker: {degraded_seconds:.1f} s"
     )
+
+
+def test_restore_finds_the_new_leader_of_a_changelog_partition_whose_broker_was_killed(
+    tmp_path: Path, topic_prefix: str
+) -> None:
+    """A partition's new owner restores it from the changelog right after kill -9 of the broker
+    that led the changelog partition. The query for its offsets must reach the new leader: the
+    consumer (like the engine's, used for earlier restores) knows the dead one, and librdkafka
+    does not refresh that on a timed-out query. (It kept asking the dead broker until it came
+    back: 90 s without progress in a chaos run.)"""
+    kafka = LocalKafka(tmp_path / "kafka", brokers=3)
+    try:
+        bootstrap = kafka.up()
+        changelog = f"{topic_prefix}changelog"
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        topic = NewTopic(changelog, 1, 3, config={"min.insync.replicas": "2", "cleanup.policy": "compact"})
+        admin.create_topics([topic])[changelog].result(30)
+        producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
+        for i in range(RUNS):
+            producer.produce(changelog, key=f"k{i}".encode(), value=b"v", partition=0)
+        assert producer.flush(30) == 0
+        settings = Settings(bootstrap=bootstrap, prefix=topic_prefix)
+        consumer = clients.consumer(settings, None, **{"enable.partition.eof": True, "fetch.wait.max.ms": 10})
+        consumer.get_watermark_offsets(TopicPartition(changelog, 0), timeout=10, cached=False)
+        leader = admin.list_topics(changelog, timeout=10).topics[changelog].partitions[0].leader
+        kafka.kill_broker(leader - 1)
+        t0 = time.monotonic()
+        store, result = open_and_restore(tmp_path / "store", consumer, changelog, 0, timeout=60)
+        seconds = time.monotonic() - t0
+        store.close()
+        consumer.close()
+        assert result.records == RUNS
+    finally:
+        kafka.down()
+    print(f"restored {result.records} records {seconds:.1f} s after kill -9 of the leader's broker {leader}")
