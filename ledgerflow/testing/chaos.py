@@ -158,6 +158,10 @@ class ChaosReport:
     schedule: list[Action]
     elapsed_s: float
     """From the first send until every run closed."""
+    longest_stall_s: float
+    """The longest time between two runs closing (as the events topic was read)."""
+    stall_from: float
+    """When that stretch began, in seconds into the chaos."""
 
     @property
     def findings(self) -> list[str]:
@@ -403,6 +407,8 @@ class EventTally:
         self.consumer.assign([TopicPartition(self.topic, p, 0) for p in range(self.partitions)])
         self.runs: dict[str, RunTally] = {}
         self.by_workflow: dict[str, list[str]] = {}
+        self.closed_at: list[float] = []
+        """``time.monotonic()`` when each closing event was read."""
 
     def pump(self, timeout: float) -> None:
         for message in self.consumer.consume(1000, timeout):
@@ -422,6 +428,7 @@ class EventTally:
             run.started += 1
             return
         run.closings.append(kind)
+        self.closed_at.append(time.monotonic())
         if kind == "WORKFLOW_COMPLETED":
             run.result = (event.get("data") or {}).get("result")
 
@@ -457,21 +464,30 @@ def run_chaos(config: ChaosConfig, plans: list[Plan]) -> ChaosReport:
         settings = Settings(bootstrap=cluster.bootstrap, prefix=cluster.prefix, partitions=cluster.partitions)
         tally = EventTally(settings)
         try:
-            outages, elapsed = _play(config, stack, Load(settings, plans), tally, plans)
+            played = _play(config, stack, Load(settings, plans), tally, plans)
             tally.read_to_end()
             findings = _invariant_findings(settings, config, plans)
         finally:
             tally.close()
     finally:
         stack.stop()
-    return _report(plans, tally, findings, outages, config.schedule, elapsed)
+    return _report(plans, tally, findings, played, config.schedule)
 
 
-def _play(
-    config: ChaosConfig, stack: ChaosStack, load: Load, tally: EventTally, plans: list[Plan]
-) -> tuple[list[Outage], float]:
+@dataclass(frozen=True)
+class Played:
+    """What happened while the workload ran (times in seconds into the chaos)."""
+
+    outages: list[Outage]
+    elapsed_s: float
+    stall_s: float
+    """The longest time between two runs closing: how long progress stopped at worst."""
+    stall_from: float
+
+
+def _play(config: ChaosConfig, stack: ChaosStack, load: Load, tally: EventTally, plans: list[Plan]) -> Played:
     """Send the workload while the schedule kills and restarts nodes; return once every run
-    closed (or the drain timed out) with the outages and the seconds it took."""
+    closed (or the drain timed out)."""
     t0 = time.monotonic()
     chaos = Chaos(stack, config.schedule, t0)
     chaos.start()
@@ -494,7 +510,9 @@ def _play(
         raise ChaosError(f"the kill schedule failed: {chaos.error!r}") from chaos.error
     load.flush(60)
     _count_sends(chaos.outages, load.sent, settings=load.settings)
-    return chaos.outages, elapsed
+    gaps = [(b - a, a) for a, b in zip(tally.closed_at, tally.closed_at[1:], strict=False)]
+    stall, stall_from = max(gaps, default=(0.0, t0))
+    return Played(chaos.outages, elapsed, stall, stall_from - t0)
 
 
 def _count_sends(outages: list[Outage], sent: list[Sent], settings: Settings) -> None:
@@ -536,9 +554,8 @@ def _report(
     plans: list[Plan],
     tally: EventTally,
     invariant_findings: list[str],
-    outages: list[Outage],
+    played: Played,
     schedule: list[Action],
-    elapsed: float,
 ) -> ChaosReport:
     lost, twice, wrong = [], [], []
     for plan in plans:
@@ -566,9 +583,11 @@ def _report(
         wrong_results=wrong,
         closing_events=closing,
         invariant_findings=invariant_findings,
-        outages=outages,
+        outages=played.outages,
         schedule=schedule,
-        elapsed_s=elapsed,
+        elapsed_s=played.elapsed_s,
+        longest_stall_s=played.stall_s,
+        stall_from=played.stall_from,
     )
 
 

@@ -44,7 +44,8 @@ def summary(report: ChaosReport) -> str:
     lines = [
         f"{report.workflows} workflows ({report.runs} runs with children), {report.completed} completed "
         f"right, {len(report.lost)} lost, {len(report.completed_twice)} completed twice, "
-        f"{len(report.invariant_findings)} invariant findings, {report.elapsed_s:.0f} s"
+        f"{len(report.invariant_findings)} invariant findings, {report.elapsed_s:.0f} s; longest time "
+        f"without a run closing: {report.longest_stall_s:.1f} s from {report.stall_from:.1f} s"
     ]
     lines += [
         f"  {o.kind} {o.index} killed at {o.killed_at:.1f} s, restarted at {o.restarted_at or 0:.1f} s"
