@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 
 from bench.common import report_header, save_report
-from ledgerflow.testing.chaos import COUNTS, ChaosConfig, ChaosReport, kill_schedule, run_chaos
+from ledgerflow.testing.chaos import COUNTS, ChaosConfig, ChaosReport, Outage, kill_schedule, run_chaos
 from tests.fixtures import ACTS, FLOWS, ROOT
 from tests.testapps.chaos import chaos_plans
 
@@ -101,14 +101,19 @@ def write_report(args: argparse.Namespace, cycles: int, report: ChaosReport) -> 
         *(
             f"| {o.kind} {o.index}{f' (partitions {o.partitions})' if o.partitions else ''} | "
             f"{o.killed_at:.1f} s | {o.restarted_at or 0:.1f} s | "
-            f"{'-' if o.recovered_s is None else f'{o.recovered_s:.1f} s'} | "
-            f"{o.starts_sent} | {o.signals_sent} |"
+            f"{usable(o)} | {o.starts_sent} | {o.signals_sent} |"
             for o in report.outages
         ),
     ]
     if report.findings:
         lines += ["", "Findings (first 50):", "", *(f"- {finding}" for finding in report.findings[:50])]
     save_report(args.report, lines, dataclasses.asdict(report))
+
+
+def usable(outage: Outage) -> str:
+    if outage.problem:
+        return "**never** (see findings)"
+    return "-" if outage.recovered_s is None else f"{outage.recovered_s:.1f} s"
 
 
 if __name__ == "__main__":

@@ -17,6 +17,9 @@ Used by tests/engine/test_chaos.py (the short form) and bench/chaos.py (the long
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -36,7 +39,7 @@ from ledgerflow.config import Settings
 from ledgerflow.engine.kafka.clients import producer_config
 from ledgerflow.engine.workflow.definition import WorkflowRegistry
 from ledgerflow.errors import WorkflowNotFoundError
-from ledgerflow.localkafka import LocalKafka
+from ledgerflow.localkafka import LocalKafka, LocalKafkaError
 from ledgerflow.schemas.commands import SignalWorkflow, StartWorkflow
 from ledgerflow.testing.invariants import check_workflow
 from ledgerflow.testing.processes import Cluster, NodeProcess
@@ -122,6 +125,8 @@ class Outage:
     """Starts sent while it was down."""
     signals_sent: int = 0
     """Signals sent while it was down (for an engine: to workflows on its partitions)."""
+    problem: str | None = None
+    """Why the node did not come back, when it did not."""
 
 
 @dataclass
@@ -171,12 +176,17 @@ class ChaosReport:
             "wrong result": self.wrong_results,
             "closing events": self.closing_events,
             "invariants": self.invariant_findings,
+            "restart": [
+                f"{o.kind} {o.index} restarted at {o.restarted_at:.1f} s: {o.problem}"
+                for o in self.outages
+                if o.problem
+            ],
         }
         return [f"{name}: {item}" for name, items in groups.items() for item in items]
 
     def kills(self, kind: Kind) -> int:
-        """Kills of ``kind`` that were followed by a restart."""
-        return sum(o.kind == kind and o.restarted_at is not None for o in self.outages)
+        """Kills of ``kind`` the node came back from."""
+        return sum(o.kind == kind and o.restarted_at is not None and not o.problem for o in self.outages)
 
 
 def owned(url: str | None) -> list[int]:
@@ -261,6 +271,22 @@ class ChaosStack:
             node.wait_ready(timeout=120)
         return time.monotonic() - began
 
+    def dump_engine_stacks(self) -> Path | None:
+        """``py-spy dump`` of every live engine into the run's folder, for a node that did not come
+        back (where the others are stuck says why); None without py-spy."""
+        py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+        if py_spy is None:
+            return None
+        path = self.config.base_dir / f"stacks-{time.strftime('%H%M%S')}.txt"
+        with path.open("w") as out:
+            for index, engine in enumerate(self.nodes["engine"]):
+                if engine.alive():
+                    out.write(f"== engine {index} (pid {engine.pid})\n")
+                    out.flush()
+                    command = [py_spy, "dump", "--pid", str(engine.pid)]
+                    subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, timeout=60, check=False)
+        return path
+
     def stop(self) -> None:
         if self.cluster is not None:
             self.cluster.stop_all()
@@ -288,7 +314,12 @@ class Chaos(threading.Thread):
                 self._log(outage, f"kill -9 {action.kind} {action.index} (pid {pid})")
                 self._sleep_until(outage.killed_at + action.down)
                 outage.restarted_at = self._now()
-                outage.recovered_s = self.stack.restart(action.kind, action.index)
+                try:
+                    outage.recovered_s = self.stack.restart(action.kind, action.index)
+                except (TimeoutError, RuntimeError, LocalKafkaError) as exc:
+                    # a finding, not the end of the run: the judge says what it cost
+                    stacks = self.stack.dump_engine_stacks()
+                    outage.problem = f"{str(exc).splitlines()[0]} (engine stacks: {stacks})"
                 usable = "" if outage.recovered_s is None else f" (usable after {outage.recovered_s:.1f} s)"
                 self._log(outage, f"restarted {action.kind} {action.index}{usable}")
         except BaseException as exc:  # handed to the driver, which raises it
