@@ -64,14 +64,25 @@ def api(api_stack: Stack) -> Iterator[httpx.Client]:
 
 
 def wait_status(
-    api: httpx.Client, workflow_id: str, until: tuple[str, ...], timeout: float = 30.0
+    api: httpx.Client,
+    workflow_id: str,
+    until: tuple[str, ...],
+    timeout: float = 30.0,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
-    """Poll ``GET .../status`` until the run's status is one of ``until``."""
+    """Poll ``GET .../status`` until the run's status is one of ``until``.
+
+    With ``run_id``, until that run is the latest one: a start answers 202 before it is
+    applied, so the id's status may still show the run before it."""
     deadline = time.monotonic() + timeout
     last: httpx.Response | None = None
     while time.monotonic() < deadline:
         last = api.get(f"/api/v1/workflows/{workflow_id}/status")
-        if last.status_code == 200 and last.json()["status"] in until:
+        if (
+            last.status_code == 200
+            and last.json()["status"] in until
+            and (run_id is None or last.json()["runId"] == run_id)
+        ):
             body: dict[str, Any] = last.json()
             return body
         time.sleep(0.1)

@@ -42,8 +42,9 @@ def counted(api: httpx.Client, workflow_id: str, values: int) -> str:
         sent = api.post(f"/api/v1/workflows/{workflow_id}/signal", json={"name": "add", "payload": value})
         assert sent.status_code == 202, sent.text
     api.post(f"/api/v1/workflows/{workflow_id}/signal", json={"name": "done"})
-    assert wait_status(api, workflow_id, ("COMPLETED",))["result"] == list(range(values))
-    return str(started.json()["runId"])
+    run_id = str(started.json()["runId"])
+    assert wait_status(api, workflow_id, ("COMPLETED",), run_id=run_id)["result"] == list(range(values))
+    return run_id
 
 
 def all_pages(api: httpx.Client, workflow_id: str, limit: int, **params: Any) -> list[dict[str, Any]]:
