@@ -10,6 +10,7 @@ back alone; produced later, it would abort the whole batch.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel
@@ -39,23 +40,26 @@ class Outbox:
     queues: set[str] = field(default_factory=set)
     """Task queues this batch writes to (their topics must exist before the commit)."""
 
-    def _add(self, what: str, record: OutRecord) -> None:
+    def __post_init__(self) -> None:
+        # Read once: every record of every batch is measured against it (a hot path).
+        self._max_record_bytes = self.settings.max_record_bytes
+        self._events_topic = self.settings.topic("events")
+
+    def _add(self, record: OutRecord, what: Callable[[], str]) -> None:
         size = len(record.key or b"") + len(record.value or b"")
-        self.settings.check_size("max_record_bytes", size, lambda: what)
+        if size > self._max_record_bytes:
+            raise self.settings.too_large("max_record_bytes", size, what())
         self.records.append(record)
 
     def task(self, queue: str, workflow_id: str, message: BaseModel | bytes) -> None:
         """A task message (a model, or its JSON already serialised)."""
-        self._add(
-            f"the task for queue {queue!r}",
-            OutRecord(self.settings.task_topic(queue), workflow_id.encode(), _json(message)),
-        )
+        record = OutRecord(self.settings.task_topic(queue), workflow_id.encode(), _json(message))
+        self._add(record, lambda: f"the task for queue {queue!r}")
         self.queues.add(queue)
 
     def event(self, workflow_id: str, event: BaseModel | bytes) -> None:
         """A public lifecycle event (a model, or its JSON already serialised)."""
-        record = OutRecord(self.settings.topic("events"), workflow_id.encode(), _json(event))
-        self._add("the lifecycle event", record)
+        self._add(OutRecord(self._events_topic, workflow_id.encode(), _json(event)), _lifecycle_event)
 
     def inbox(self, workflow_id: str, command: BaseModel) -> None:
         record = OutRecord(
@@ -64,11 +68,11 @@ class Outbox:
             command.model_dump_json().encode(),
             partition=self.settings.partition_of(workflow_id),
         )
-        self._add(f"the {type(command).__name__} for {workflow_id!r}", record)
+        self._add(record, lambda: f"the {type(command).__name__} for {workflow_id!r}")
 
     def definition(self, definition_id: str, value: bytes) -> None:
         record = OutRecord(self.settings.topic("definitions"), definition_id.encode(), value)
-        self._add(f"definition {definition_id!r}", record)
+        self._add(record, lambda: f"definition {definition_id!r}")
 
     def dead_letter(
         self, key: bytes | None, value: bytes | None, reason: str, source: str, partition: int, offset: int
@@ -91,6 +95,10 @@ class Outbox:
     def clear(self) -> None:
         self.records.clear()
         self.queues.clear()
+
+
+def _lifecycle_event() -> str:
+    return "the lifecycle event"
 
 
 def _clip_middle(text: str, limit: int) -> bytes:

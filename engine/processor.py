@@ -132,6 +132,13 @@ class PartitionProcessor:
         """Runs of earlier batches, as committed (a bounded LRU)."""
         self.now = time.time()
         self.out: Outbox = Outbox(ctx.settings)
+        settings = ctx.settings
+        # Read once (every event and state is measured): the size limits, and the history sizes
+        # below which ``_check_history`` has nothing to warn about or refuse.
+        self._max_payload_bytes = settings.max_payload_bytes
+        self._max_record_bytes = settings.max_record_bytes
+        self._watch_events = min(settings.history_warn_events, settings.max_history_events)
+        self._watch_bytes = min(settings.history_warn_bytes, settings.max_history_bytes)
 
     # ------------------------------------------------------------ batch frame
     def begin(self, now: float, out: Outbox) -> None:
@@ -163,14 +170,10 @@ class PartitionProcessor:
     def _state_record(self, run: RunState, key: bytes) -> bytes:
         """The run's state as stored under ``key``; a run whose state outgrew a record is failed."""
         raw = run.model_dump_json().encode()
-        try:
-            self.ctx.settings.check_size(
-                "max_record_bytes",
-                len(key) + len(raw),
-                lambda: f"the state of run {run.run_id} (its input and what it waits on)",
-            )
-        except PayloadTooLarge as too_large:
-            return self._fail_oversized(run, too_large)
+        size = len(key) + len(raw)
+        if size > self._max_record_bytes:
+            what = f"the state of run {run.run_id} (its input and what it waits on)"
+            return self._fail_oversized(run, self.ctx.settings.too_large("max_record_bytes", size, what))
         return raw
 
     def _fail_oversized(self, run: RunState, too_large: PayloadTooLarge) -> bytes:
@@ -745,16 +748,17 @@ class PartitionProcessor:
 
     def _record(self, run: RunState, raw: bytes, event_type: type[Any]) -> None:
         index = run.history_length + 1
-        self.ctx.settings.check_size(
-            "max_payload_bytes",
-            len(raw),
-            lambda: f"{event_type.__name__} (event #{index} of run {run.run_id})",
-        )
-        if not issubclass(event_type, ev.CLOSING_EVENTS):  # the close always fits: the limit ends in it
-            self._check_history(run, index, len(raw))
+        size = len(raw)
+        if size > self._max_payload_bytes:
+            what = f"{event_type.__name__} (event #{index} of run {run.run_id})"
+            raise self.ctx.settings.too_large("max_payload_bytes", size, what)
+        if (index >= self._watch_events or run.history_bytes + size >= self._watch_bytes) and not issubclass(
+            event_type, ev.CLOSING_EVENTS
+        ):  # the close always fits: the limit ends in it
+            self._check_history(run, index, size)
         self.txn.put(keys.history_key(run.workflow_id, run.run_id, index), raw)
         run.history_length = index
-        run.history_bytes += len(raw)
+        run.history_bytes += size
         # A cached instance stays current through events it need not react to (the
         # commands it just issued, attempt bookkeeping); only a gap means a replay.
         instance = self.cache.peek(run.workflow_id, run.run_id)

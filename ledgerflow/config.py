@@ -161,9 +161,14 @@ class Settings(BaseSettings):
         (``max_record_bytes``). ``what`` names the thing measured; it is called only when
         the size is over, so the check costs nothing on the hot path.
         """
+        if size > getattr(self, limit):
+            raise self.too_large(limit, size, what())
+
+    def too_large(self, limit: SizeLimit, size: int, what: str) -> PayloadTooLarge:
+        """The error for ``what``, ``size`` bytes over the ``limit`` setting; for hot paths that
+        compare against a limit they read once and build this only when it is over."""
         allowed: int = getattr(self, limit)
-        if size > allowed:
-            raise PayloadTooLarge(what(), size, allowed, f"{limit}, env {ENV_PREFIX}{limit.upper()}")
+        return PayloadTooLarge(what, size, allowed, f"{limit}, env {ENV_PREFIX}{limit.upper()}")
 
     def partition_of(self, workflow_id: str) -> int:
         """The shard of a workflow id under this deployment's partitioner."""
