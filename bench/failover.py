@@ -22,6 +22,7 @@ import httpx
 from confluent_kafka import Producer
 
 from bench.common import SAMPLES, arguments, events_consumer, local_stack, report_header, save_report
+from ledgerflow.engine.kafka.group import GROUP_PROTOCOLS
 from ledgerflow.partitioning import partition_for
 from ledgerflow.schemas.commands import SignalWorkflow, StartWorkflow
 from ledgerflow.testing.processes import Cluster, NodeProcess
@@ -37,18 +38,24 @@ def moves(node: NodeProcess) -> list[dict[str, Any]]:
     return result
 
 
-def wait_owned(nodes: list[NodeProcess], partitions: int, timeout: float) -> float:
-    """Seconds until the nodes together own every partition exactly once."""
+def wait_settled(nodes: list[NodeProcess], partitions: int, timeout: float) -> float:
+    """Seconds until the nodes together own every partition exactly once, spread evenly (the
+    shares differ by one partition at most)."""
     started = time.monotonic()
+    shares: list[list[int]] = []
     while time.monotonic() - started < timeout:
         try:
-            owners = [p for n in nodes for p in owned(n)]
+            shares = [owned(n) for n in nodes]
         except httpx.HTTPError:
-            owners = []
-        if sorted(owners) == list(range(partitions)):
+            shares = []
+        sizes = [len(share) for share in shares]
+        if (
+            sorted(p for share in shares for p in share) == list(range(partitions))
+            and max(sizes) - min(sizes) <= 1
+        ):
             return time.monotonic() - started
         time.sleep(0.05)
-    raise TimeoutError("partitions never settled")
+    raise TimeoutError(f"partitions never settled: {shares}")
 
 
 class Completions:
@@ -74,6 +81,7 @@ def main() -> None:
     parser.add_argument("--workflows", type=int, default=1000)
     parser.add_argument("--session-timeout-ms", type=int, default=3000)
     parser.add_argument("--standby", action="store_true", help="Run the engines with --standby.")
+    parser.add_argument("--group-protocol", choices=GROUP_PROTOCOLS, default="classic")
     args = parser.parse_args()
     with local_stack(args, "fo") as cluster:
         figures = measure(cluster, args)
@@ -82,7 +90,10 @@ def main() -> None:
 
 def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
     bootstrap, prefix = cluster.bootstrap, cluster.prefix
-    extra = ["--session-timeout-ms", str(args.session_timeout_ms), *(["--standby"] if args.standby else [])]
+    extra = [
+        *("--session-timeout-ms", str(args.session_timeout_ms), "--group-protocol", args.group_protocol),
+        *(["--standby"] if args.standby else []),
+    ]
     figures: dict[str, Any] = {}
     events: Completions | None = None
     try:
@@ -90,7 +101,7 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
         cluster.worker([SAMPLES])
         for engine in engines:
             engine.wait_ready(120)
-        wait_owned(engines, args.partitions, 60)
+        wait_settled(engines, args.partitions, 60)
         events = Completions(cluster)
         producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 5})
         tag = uuid.uuid4().hex[:6]
@@ -111,7 +122,7 @@ def measure(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
         fourth = cluster.engine([SAMPLES], name="engine-3", extra=extra)
         fourth.wait_ready(120)
         all_four = [*engines, fourth]
-        settle = wait_owned(all_four, args.partitions, 120)
+        settle = wait_settled(all_four, args.partitions, 120)
         figures["join_to_settled_s"] = time.monotonic() - joined_at
         figures["join_settle_after_ready_s"] = settle
         figures["rebalance_moves"] = [m for n in all_four for m in moves(n) if m["at"] >= time.time() - 300]
@@ -147,9 +158,11 @@ def write_report(args: argparse.Namespace, f: dict[str, Any]) -> None:
         *report_header(
             "Failover and rebalance benchmark",
             f"1 Kafka broker, 3 engines (+1 joining), 1 worker, {args.partitions} partitions, "
-            f"{args.workflows} open workflows waiting on a signal, engine session timeout "
-            f"{args.session_timeout_ms} ms{', standby replicas on' if args.standby else ''}",
-            f"python -m bench.failover --workflows {args.workflows}{' --standby' if args.standby else ''}",
+            f"{args.workflows} open workflows waiting on a signal, group protocol {args.group_protocol}, "
+            f"engine session timeout {args.session_timeout_ms} ms"
+            f"{', standby replicas on' if args.standby else ''}",
+            f"python -m bench.failover --workflows {args.workflows} --group-protocol {args.group_protocol}"
+            f"{' --standby' if args.standby else ''}",
         ),
         "| figure | measured | seed target |",
         "|---|---|---|",
@@ -157,7 +170,8 @@ def write_report(args: argparse.Namespace, f: dict[str, Any]) -> None:
         f"{f.get('failover_first_progress_s', 0):.2f} s | < 5 s |",
         f"| failover: kill -9 -> all {f.get('failover_workflows')} moved workflows progressed | "
         f"{f.get('failover_all_done_s', 0):.2f} s | |",
-        f"| rebalance: 4th engine started -> partitions settled ({args.workflows} open workflows) | "
+        "| rebalance: 4th engine started -> partitions settled, spread evenly "
+        f"({args.workflows} open workflows) | "
         f"{f.get('join_to_settled_s', 0):.2f} s | < 30 s |",
         f"| open workflows per engine (3 engines) | {f.get('open_per_engine_3')} | even |",
         f"| open workflows per engine (4 engines) | {f.get('open_per_engine_4')} | even |",

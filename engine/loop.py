@@ -11,17 +11,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 from pydantic import ValidationError
 
 from ledgerflow.cluster import ClusterEventPublisher
 from ledgerflow.config import Settings
 from ledgerflow.engine import metrics
-from ledgerflow.engine.checkpoint import Checkpoint
+from ledgerflow.engine.checkpoint import CALL_TIMEOUT, Checkpoint
 from ledgerflow.engine.definitions import DefinitionTable
 from ledgerflow.engine.kafka import clients
 from ledgerflow.engine.kafka.admin import ensure_queue_topics
+from ledgerflow.engine.kafka.group import GroupProtocol, member_config, set_group_timeouts
+from ledgerflow.engine.kafka.watchdog import CallWatchdog
 from ledgerflow.engine.outbox import Outbox
 from ledgerflow.engine.ownerlock import OwnerLock
 from ledgerflow.engine.processor import Admission, EngineContext
@@ -67,6 +77,10 @@ def fill_batch(consumer: Consumer, first: Message, max_records: int, max_bytes: 
     return batch
 
 
+STUCK_CALL_AFTER = clients.TRANSACTION_TIMEOUT_MS / 1000 + 5
+"""Seconds after which a commit call has the engine's producer fenced (see CallWatchdog): by
+then its transaction timed out at the coordinator anyway."""
+
 BATCH_CHUNK = 32
 """Records taken from the consumer at a time while a batch fills: how far ``max_batch_bytes``
 may be passed (32 records of up to ``max_record_bytes`` each)."""
@@ -97,7 +111,10 @@ class EngineOptions:
     """Keep warm copies of the partitions this node does not own (faster takeovers)."""
     session_timeout_ms: int = 6000
     """How long the group waits for a silent node before moving its partitions (failover
-    time). Brokers refuse values under their ``group.min.session.timeout.ms`` (6 s by default)."""
+    time). Brokers refuse values under their ``group.min.session.timeout.ms`` (6 s by default;
+    ``group.consumer.min.session.timeout.ms``, 45 s, under the consumer protocol)."""
+    group_protocol: GroupProtocol = "classic"
+    """Kafka's group protocol for the engine group (see engine/kafka/group.py)."""
 
 
 class Engine:
@@ -197,21 +214,22 @@ class Engine:
         standby = self.partitions.standby
         if standby is not None:
             standby.start()
+        protocol, session_ms = self.options.group_protocol, self.options.session_timeout_ms
+        if protocol == "consumer":
+            set_group_timeouts(self._admin, self.group_id, session_ms)
         consumer = clients.consumer(
             settings,
             self.group_id,
             **{
                 "client.id": f"ledgerflow-engine {self.options.advertised_url} {self.transactional_id}",
-                "partition.assignment.strategy": "cooperative-sticky",
-                "session.timeout.ms": self.options.session_timeout_ms,
-                "heartbeat.interval.ms": max(100, self.options.session_timeout_ms // 6),
                 "max.poll.interval.ms": 300000,
+                **member_config(protocol, session_ms),
             },
         )
         self.consumer = consumer
-        producer = clients.transactional_producer(settings, self.transactional_id)
-        producer.init_transactions(30)
-        checkpoint = Checkpoint(settings, producer, consumer)
+        watchdog = CallWatchdog(STUCK_CALL_AFTER, lambda: clients.fence(settings, self.transactional_id))
+        checkpoint = Checkpoint(settings, self._new_producer(), consumer, watchdog)
+        watchdog.start()
         partitions = self.partitions
 
         def on_assign(_: Consumer, tps: list[TopicPartition]) -> None:
@@ -240,18 +258,25 @@ class Engine:
                 if not messages and not due:
                     continue
                 with self.owner_lock.owner():
-                    self._process(messages, now, checkpoint, producer)
+                    self._process(messages, now, checkpoint)
         finally:
             self.started.clear()
+            watchdog.stop()
             with self.owner_lock.owner():
                 partitions.close()
             if standby is not None:
                 standby.stop()
             consumer.close()
             restore_consumer.close()
-            producer.flush(5)
+            checkpoint.producer.flush(5)
             publish({"type": "NODE_LEFT"})
             events_producer.flush(5)
+
+    def _new_producer(self) -> Producer:
+        """This node's transactional producer; starting it aborts what an earlier one left open."""
+        producer = clients.transactional_producer(self.settings, self.transactional_id)
+        producer.init_transactions(30)
+        return producer
 
     def _live_producers(self) -> set[str] | None:
         """Transactional ids of the engines in the group now (from their client ids); None if unknown."""
@@ -291,16 +316,16 @@ class Engine:
             return 0.2
         return max(0.0, min(0.2, min(fire_times) - time.time()))
 
-    def _process(self, messages: list[Message], now: float, checkpoint: Checkpoint, producer: Any) -> None:
+    def _process(self, messages: list[Message], now: float, checkpoint: Checkpoint) -> None:
         assert self.partitions is not None
         started = time.monotonic()
         processors = self.partitions.processors
         out = Outbox(self.settings)
-        producer.begin_transaction()
+        offsets: dict[int, int] = {}
         try:
+            checkpoint.producer.begin_transaction()
             for processor in processors.values():
                 processor.begin(now, out)
-            offsets: dict[int, int] = {}
             for message in messages:
                 self._apply(message, processors, out, offsets)
             for processor in processors.values():
@@ -309,7 +334,8 @@ class Engine:
             self._ensure_queues(out.queues)
             checkpoint.commit(list(processors.values()), out, offsets)
         except Exception as exc:
-            self._abort(producer, exc)
+            self._abort(checkpoint, exc)
+            return
         self._update_lag(offsets)
         metrics.BATCH_SIZE.observe(len(messages))
         metrics.COMMIT_LATENCY.observe(time.monotonic() - started)
@@ -344,7 +370,7 @@ class Engine:
         """Fail the runs that route to ``queue`` rather than retry this batch forever: the batch
         is aborted and tried again, and its runs' activities for the queue now fail them."""
         self.ctx.unusable_queues[queue] = reason
-        raise _Restart(f"task queue {queue!r} is unusable: {reason}")
+        raise UnusableQueueError(f"task queue {queue!r} is unusable: {reason}")
 
     def _add_positions(self, offsets: dict[int, int], partitions: list[int]) -> None:
         """Offsets for every owned partition, so every transaction (even one that only fires
@@ -395,24 +421,65 @@ class Engine:
             metrics.DEAD_LETTERS.inc()
             out.dead_letter(message.key(), value, reason, message.topic() or "", partition, offset)
 
-    def _abort(self, producer: Any, exc: Exception) -> None:
+    def _abort(self, checkpoint: Checkpoint, exc: Exception) -> None:
+        """End a failed batch without leaving the group (which would move every partition of
+        the group again): abort its transaction, reload the partitions still owned here from
+        their last commit, and read their inbox again from it.
+
+        A producer that cannot abort (fenced, fatal, or its abort failed) is replaced: the new
+        one's ``init_transactions`` aborts what the old one left open. Only when the consumer
+        cannot be rewound does the whole session start again.
+        """
         metrics.TRANSACTIONS.labels(outcome="aborted").inc()
         log.error("transaction failed, aborting: %s", exc)
-        fatal = isinstance(exc, KafkaException) and (
-            exc.args[0].fatal() or exc.args[0].code() == KafkaError._FENCED  # noqa: SLF001
-        )
-        if not fatal:
+        if not _aborted(checkpoint.producer, exc):
+            log.warning("replacing the transactional producer")
+            checkpoint.producer.purge()
             try:
-                producer.abort_transaction(30)
-            except KafkaException as abort_error:
-                log.error("abort failed: %s", abort_error)
-        # State in memory may be ahead of the store: start a fresh session, which
-        # reloads from the store and resumes from the committed inbox offsets.
-        raise _Restart(str(exc)) from exc
+                checkpoint.producer = self._new_producer()
+            except KafkaException as start_error:
+                raise _Restart(f"no transactional producer: {start_error}") from exc
+        self._rewind(f"{type(exc).__name__}: {exc}")
+
+    def _rewind(self, reason: str) -> None:
+        """Back to the last commit: each owned partition's store caught up with its changelog
+        (the failed commit may have reached Kafka), fresh processors over it (the old ones may
+        hold changes of the aborted batch), and the inbox read again from its committed offset."""
+        assert self.partitions is not None and self.consumer is not None
+        owned = sorted(self.partitions.processors)
+        inbox = self.settings.topic("inbox")
+        try:
+            self.partitions.reload(owned, reason)
+            committed = self.consumer.committed([TopicPartition(inbox, p) for p in owned], timeout=10)
+            for tp in committed:
+                if tp.error is not None:
+                    raise KafkaException(tp.error)
+                offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+                self.consumer.seek(TopicPartition(inbox, tp.partition, offset))
+        except (KafkaException, RuntimeError, TimeoutError) as exc:
+            raise _Restart(f"cannot go back to the last commit: {exc}") from exc
 
 
 class _Restart(Exception):
     """Leave the current consumer session and start a fresh one."""
+
+
+class UnusableQueueError(Exception):
+    """A task queue's topic cannot be created; the batch is retried with its runs failing."""
+
+
+def _aborted(producer: Producer, exc: Exception) -> bool:
+    """Abort the producer's transaction; False when it cannot (fenced, fatal, or refused)."""
+    if isinstance(exc, KafkaException):
+        error = exc.args[0]
+        if error.fatal() or error.code() == KafkaError._FENCED:  # noqa: SLF001
+            return False
+    try:
+        producer.abort_transaction(CALL_TIMEOUT)
+    except KafkaException as abort_error:
+        log.error("abort failed: %s", abort_error)
+        return False
+    return True
 
 
 def _misplaced(command: Any, partition: int, settings: Settings) -> str | None:

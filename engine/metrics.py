@@ -63,3 +63,8 @@ QUEUE_WORKERS = Gauge(
     "Workers in each task queue's group, as this engine last saw them (0: its tasks wait).",
     ["queue"],
 )
+STUCK_CALLS = Counter(
+    "ledgerflow_stuck_kafka_calls_total",
+    "Transactional producer calls that did not return in time; the engine fenced its own producer.",
+    ["call"],
+)

@@ -57,21 +57,8 @@ class PartitionManager:
             self.standby.release(partitions)  # its copies become the restore's starting point
         self.restoring.update(partitions)
         for p in partitions:
-            if p in self.processors:
-                continue
-            store, result = open_and_restore(
-                store_path(self.data_dir, self.ctx.settings.topic("changelog"), p),
-                self.restore_consumer,
-                self.ctx.settings.topic("changelog"),
-                p,
-                fence=self.fence,
-            )
-            if (moved_to := moved_marker(store)) is not None:
-                store.close()
-                raise DeploymentMovedError(self.ctx.settings.prefix, moved_to)
-            self.processors[p] = PartitionProcessor(p, store, self.ctx)
-            self.restores[p] = result
-            self.restoring.discard(p)
+            if p not in self.processors:
+                self._open(p)
         self._fence_dead_owners(partitions)
         if self.standby is not None:
             self.standby.sync(set(self.processors))
@@ -83,6 +70,48 @@ class PartitionManager:
             if (r := self.restores.get(p)) is not None and r is not restored_before[p]
         }
         self._record("assigned", partitions, started, restored_records=restored)
+
+    def _open(self, p: int) -> None:
+        """Open partition ``p``'s store, caught up with its changelog, and its processor."""
+        store, result = open_and_restore(
+            store_path(self.data_dir, self.ctx.settings.topic("changelog"), p),
+            self.restore_consumer,
+            self.ctx.settings.topic("changelog"),
+            p,
+            fence=self.fence,
+        )
+        if (moved_to := moved_marker(store)) is not None:
+            store.close()
+            raise DeploymentMovedError(self.ctx.settings.prefix, moved_to)
+        self.processors[p] = PartitionProcessor(p, store, self.ctx)
+        self.restores[p] = result
+        self.restoring.discard(p)
+
+    def reload(self, partitions: list[int], reason: str) -> None:
+        """Drop what the processors of ``partitions`` hold in memory and open them again from
+        their stores and changelogs, as of the last commit (after a failed one: ``reason``).
+        The partitions stay owned here; only a failed restore gives them up."""
+        started = time.time()
+        for p in partitions:
+            self._close(p)
+        self.restoring.update(partitions)
+        try:
+            for p in partitions:
+                self._open(p)
+        except Exception:
+            for p in partitions:
+                self._close(p)
+            metrics.OWNED_PARTITIONS.set(len(self.processors))
+            raise
+        metrics.REBALANCES.labels(change="reloaded").inc()
+        self._record("reloaded", partitions, started, reason=reason[:500])
+
+    def _close(self, p: int) -> None:
+        processor = self.processors.pop(p, None)
+        if processor is not None:
+            processor.cache.clear()
+            processor.store.close()
+        self.restoring.discard(p)
 
     def _fence_dead_owners(self, partitions: list[int]) -> None:
         """Fence previous owners that left the group without giving their partitions up.
@@ -111,11 +140,7 @@ class PartitionManager:
     def revoke(self, partitions: list[int], reason: str) -> None:
         started = time.time()
         for p in partitions:
-            processor = self.processors.pop(p, None)
-            if processor is not None:
-                processor.cache.clear()
-                processor.store.close()
-            self.restoring.discard(p)
+            self._close(p)
         if self.standby is not None and reason != "closed":
             self.standby.sync(set(self.processors))  # keep what we gave up warm
         metrics.OWNED_PARTITIONS.set(len(self.processors))

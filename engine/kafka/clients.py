@@ -18,6 +18,8 @@ PARTITIONER = "murmur2_random"
 RECORD_FRAMING = 16 * 1024
 """Bytes a record may take beyond ``Settings.max_record_bytes`` (its batch framing, headers):
 what producers and topics must accept on top of it."""
+TRANSACTION_TIMEOUT_MS = 10_000
+"""How long an engine's transaction may stay open before its coordinator aborts it."""
 UNASSIGNED = -1
 """librdkafka's 'no partition given': the producer's partitioner (murmur2) picks it from the key."""
 
@@ -44,7 +46,7 @@ def transactional_producer(settings: Settings, transactional_id: str, **extra: A
                 # is aborted; keep that window short.
                 # Also bounds how long a crashed owner's open transaction can hold back
                 # read_committed readers when it cannot be fenced (see rebalance.py).
-                "transaction.timeout.ms": 10000,
+                "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
                 # The coordinator answers CONCURRENT_TRANSACTIONS while the previous
                 # transaction's markers are still being written, which a back-to-back
                 # owner loop meets on nearly every batch; librdkafka then waits
@@ -58,13 +60,16 @@ def transactional_producer(settings: Settings, transactional_id: str, **extra: A
     )
 
 
-def fence(settings: Settings, transactional_id: str) -> None:
-    """Abort the open transaction of a (dead) producer now, by starting its transactional id once."""
+def fence(settings: Settings, transactional_id: str) -> bool:
+    """Abort the open transaction of a (dead or stuck) producer now, by starting its
+    transactional id once; False when the coordinator could not be reached."""
     zombie = transactional_producer(settings, transactional_id)
     try:
         zombie.init_transactions(10)
     except KafkaException as exc:
         log.warning("could not fence %s: %s", transactional_id, exc)
+        return False
+    return True
 
 
 def plain_producer(settings: Settings, **extra: Any) -> Producer:

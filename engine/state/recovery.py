@@ -35,7 +35,7 @@ class RestoreResult:
     seconds: float
 
 
-Fence = Callable[[str], None]
+Fence = Callable[[str], object]
 """Abort the open transaction of the producer with this transactional id (by fencing it)."""
 
 

@@ -14,6 +14,7 @@ from ledgerflow import activity, logs
 from ledgerflow.cli.options import kafka_options, settings_from
 from ledgerflow.engine.http import HttpServer, create_app
 from ledgerflow.engine.kafka.admin import ensure_topics
+from ledgerflow.engine.kafka.group import GROUP_PROTOCOLS, GroupProtocol
 from ledgerflow.engine.loop import Engine, EngineOptions, tune_garbage_collector
 from ledgerflow.engine.workflow.definition import WorkflowRegistry
 from ledgerflow.errors import DeploymentMovedError, TopicLayoutError
@@ -65,6 +66,14 @@ MAX_RETENTION = 100 * 365 * 24 * 3600.0
     show_default=True,
     help="Silence after which the group moves this node's partitions (failover time).",
 )
+@click.option(
+    "--group-protocol",
+    type=click.Choice(GROUP_PROTOCOLS),
+    default="classic",
+    show_default=True,
+    help="Kafka group protocol of the engines: classic (client-side cooperative-sticky) or "
+    "consumer (KIP-848, broker-side; its session timeout is set as a group config).",
+)
 def engine_command(
     bootstrap: str,
     prefix: str,
@@ -81,6 +90,7 @@ def engine_command(
     retention: float | None,
     standby: bool,
     session_timeout_ms: int,
+    group_protocol: GroupProtocol,
 ) -> None:
     """Run a partition-owner node."""
     logs.configure()
@@ -96,6 +106,7 @@ def engine_command(
         advertised_url=url,
         max_batch=max_batch,
         session_timeout_ms=session_timeout_ms,
+        group_protocol=group_protocol,
         max_open_per_partition=max_open_per_partition,
         max_open_per_engine=max_open_workflows,
         retention=retention,

@@ -73,6 +73,11 @@ def server_properties(node: NodeSpec, nodes: list[NodeSpec], log_dir: Path) -> s
         # Let engines choose consumer session timeouts below the 6 s default minimum,
         # so a kill -9'd engine's partitions move in ~3 s (see `engine --session-timeout-ms`).
         "group.min.session.timeout.ms": 1000,
+        # The same for engines on the consumer group protocol (KIP-848), which set their
+        # session timeout and heartbeat as group configs within these bounds (45 s and 5 s
+        # by default: a kill -9'd engine's partitions would wait 45 s).
+        "group.consumer.min.session.timeout.ms": 1000,
+        "group.consumer.min.heartbeat.interval.ms": 100,
         # Tests: notice a kill -9'd broker in ~3 s instead of the 9 s default,
         # so leaders move and acks=all producers carry on quickly.
         "broker.session.timeout.ms": 3000,

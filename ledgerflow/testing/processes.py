@@ -14,6 +14,19 @@ import httpx
 
 from ledgerflow.testing.ports import free_port
 
+FAILED_BATCH_LINES = (
+    "transaction failed, aborting",
+    "restarting the owner session",
+    "owner session failed, restarting",
+)
+"""What an engine logs when a batch fails: aborted and its partitions reloaded inside the group,
+or, when that cannot be done, its whole owner session restarted."""
+
+
+def failed_batches(log: str) -> list[str]:
+    """The lines of an engine log that tell of a failed batch (see ``FAILED_BATCH_LINES``)."""
+    return [line for line in log.splitlines() if any(marker in line for marker in FAILED_BATCH_LINES)]
+
 
 @dataclass
 class NodeProcess:
