@@ -3,8 +3,9 @@
 Three brokers (RF 3, min.insync.replicas 2), two engines, two workers; ``--workflows`` runs
 (activities with retries, timers, signals, children) started evenly over ``--minutes`` while,
 every minute, an engine, then a worker, then a broker is killed with -9 and restarted 12 s
-later (victims rotate). Then every run is judged: lost, completed twice, wrong result, closing
-events on the events topic, the engine's invariants (children included).
+later (engines and workers rotate; the broker is the one coordinating the engine group). Then
+every run is judged: lost, completed twice, wrong result, closing events on the events topic,
+the engine's invariants (children included).
 
     python -m bench.chaos --workflows 5000 --minutes 10
 

@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 import httpx
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 from pydantic import BaseModel
 
 from ledgerflow.client import Client
@@ -93,15 +94,23 @@ class Action:
 
     at: float
     kind: Kind
-    index: int
+    index: int | None
+    """None for a broker: the one coordinating the engines' consumer group at that moment, whose
+    loss moves every engine's group membership and transactional offset commits."""
     down: float
 
 
 def kill_schedule(cycles: int, period: float = 60.0, first: float = 10.0, down: float = 12.0) -> list[Action]:
     """``cycles`` rounds, each ``period`` s: kill -9 an engine, a third of a period later a worker,
-    another third later a broker, each down ``down`` s. Victims rotate."""
+    another third later a broker, each down ``down`` s. Engines and workers rotate; the broker is
+    the engine group's coordinator (it moves with each kill)."""
     return [
-        Action(first + cycle * period + slot * period / len(COUNTS), kind, cycle % COUNTS[kind], down)
+        Action(
+            first + cycle * period + slot * period / len(COUNTS),
+            kind,
+            None if kind == "broker" else cycle % COUNTS[kind],
+            down,
+        )
         for cycle in range(cycles)
         for slot, kind in enumerate(COUNTS)
     ]
@@ -239,6 +248,16 @@ class ChaosStack:
                 raise ChaosError(f"partitions never shared between the engines: {shares}")
             time.sleep(0.2)
 
+    def victim(self, kind: Kind, index: int | None) -> int:
+        """``index``, or for a broker given as None the one coordinating the engines' group."""
+        if index is not None:
+            return index
+        assert kind == "broker" and self.cluster is not None, (kind, index)
+        group = f"{self.cluster.prefix}engine"  # the engines' consumer group (Engine.group_id)
+        admin = AdminClient({"bootstrap.servers": self.cluster.bootstrap})
+        coordinator = admin.describe_consumer_groups([group])[group].result(30).coordinator
+        return int(coordinator.id) - 1  # the launcher's node ids are index + 1
+
     def kill(self, kind: Kind, index: int) -> tuple[int, list[int]]:
         """kill -9 one node; returns its pid and, for an engine, the partitions it owned."""
         if kind == "broker":
@@ -308,20 +327,21 @@ class Chaos(threading.Thread):
         try:
             for action in self.schedule:
                 self._sleep_until(action.at)
-                pid, partitions = self.stack.kill(action.kind, action.index)
-                outage = Outage(action.kind, action.index, pid, self._now(), partitions)
+                index = self.stack.victim(action.kind, action.index)
+                pid, partitions = self.stack.kill(action.kind, index)
+                outage = Outage(action.kind, index, pid, self._now(), partitions)
                 self.outages.append(outage)
-                self._log(outage, f"kill -9 {action.kind} {action.index} (pid {pid})")
+                self._log(outage, f"kill -9 {action.kind} {index} (pid {pid})")
                 self._sleep_until(outage.killed_at + action.down)
                 outage.restarted_at = self._now()
                 try:
-                    outage.recovered_s = self.stack.restart(action.kind, action.index)
+                    outage.recovered_s = self.stack.restart(action.kind, index)
                 except (TimeoutError, RuntimeError, LocalKafkaError) as exc:
                     # a finding, not the end of the run: the judge says what it cost
                     stacks = self.stack.dump_engine_stacks()
                     outage.problem = f"{str(exc).splitlines()[0]} (engine stacks: {stacks})"
                 usable = "" if outage.recovered_s is None else f" (usable after {outage.recovered_s:.1f} s)"
-                self._log(outage, f"restarted {action.kind} {action.index}{usable}")
+                self._log(outage, f"restarted {action.kind} {index}{usable}")
         except BaseException as exc:  # handed to the driver, which raises it
             self.error = exc
 

@@ -1,8 +1,8 @@
 """Chaos, short form: 150 workflows (activities with retries, timers, signals, children) on three
 brokers (RF 3, min.insync.replicas 2), two engines and two workers, while an engine, a worker and
-a broker are each killed with -9 and restarted once. Nothing is lost, nothing completes twice,
-every result is right, one closing event per run, every invariant holds. The long form is
-``python -m bench.chaos`` (bench/results/chaos.md)."""
+the broker coordinating the engine group are each killed with -9 and restarted once. Nothing is
+lost, nothing completes twice, every result is right, one closing event per run, every invariant
+holds. The long form is ``python -m bench.chaos`` (bench/results/chaos.md)."""
 
 from __future__ import annotations
 
