@@ -8,11 +8,13 @@ waits that long.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from ledgerflow.localkafka import LocalKafka
@@ -133,3 +135,84 @@ def test_acks_all_survives_kill_9_of_one_broker(tmp_path: Path, topic_prefix: st
         kafka.down()
     assert kafka.status().state == "stopped"
     assert not any(_alive(pid) for pid in pids)
+
+
+def _consume_some(bootstrap: str, topic: str, group: str) -> tuple[Consumer, list[Message]]:
+    """A group member of ``topic`` holding a few records (the engine's position before a commit)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topic])
+    messages: list[Message] = []
+    deadline = time.monotonic() + 60
+    while len(messages) < 10 and time.monotonic() < deadline:
+        messages += [m for m in consumer.consume(100, 1) if m.error() is None]
+    assert messages, f"nothing consumed from {topic}"
+    return consumer, messages
+
+
+def test_send_offsets_to_transaction_returns_when_the_group_coordinator_hangs_then_dies(
+    tmp_path: Path, topic_prefix: str
+) -> None:
+    """What each engine batch does (engine/checkpoint.py): a transaction whose consumed offsets are
+    sent to the group coordinator. That broker hangs (SIGSTOP) with the request in flight and is
+    killed -9 five seconds later, its partitions led by the other two by then. The call must
+    return (an error is fine: the engine aborts and retries) within its 10 s timeout and a margin.
+    With librdkafka 2.16.0 it did not return at all, 4 times in 5 (librdkafka issues 5456 and
+    5511); in the chaos run the engine stuck in it stopped for 3 minutes and held the whole engine
+    group (bench/results/chaos.md)."""
+    kafka = LocalKafka(tmp_path / "kafka", brokers=3)
+    try:
+        bootstrap = kafka.up()
+        source, sink, group = f"{topic_prefix}in", f"{topic_prefix}out", f"{topic_prefix}engine"
+        _create_replicated_topic(bootstrap, source)
+        _create_replicated_topic(bootstrap, sink)
+        filler = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
+        for i in range(100):
+            filler.produce(source, key=f"wf-{i}".encode(), value=b"start")
+        assert filler.flush(30) == 0
+        consumer, messages = _consume_some(bootstrap, source, group)
+        transactional = {"transactional.id": f"{group}-t", "transaction.timeout.ms": 10000}
+        producer = Producer({"bootstrap.servers": bootstrap, **transactional})
+        producer.init_transactions(30)
+        last = messages[-1]
+        offsets = [TopicPartition(source, last.partition() or 0, (last.offset() or 0) + 1)]
+        producer.begin_transaction()  # one whole transaction first, as an engine has done before
+        producer.produce(sink, value=b"step")
+        producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 10)
+        producer.commit_transaction(30)
+
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        coordinator = admin.describe_consumer_groups([group])[group].result(30).coordinator.id
+        producer.begin_transaction()
+        producer.produce(sink, value=b"step")
+        hung = kafka.status().brokers[coordinator - 1].pid
+        assert hung is not None
+        os.kill(hung, signal.SIGSTOP)
+        outcome: list[str] = []
+
+        def send_offsets() -> None:
+            try:
+                producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 10)
+                outcome.append("sent")
+            except KafkaException as exc:
+                outcome.append(f"refused: {exc}")
+
+        started = time.monotonic()
+        call = threading.Thread(target=send_offsets, daemon=True)  # it may never return
+        call.start()
+        time.sleep(5)
+        kafka.kill_broker(coordinator - 1)
+        call.join(60)
+        seconds = time.monotonic() - started
+        assert outcome, f"send_offsets_to_transaction(timeout=10) still blocked after {seconds:.0f} s"
+        print(f"send_offsets_to_transaction returned after {seconds:.1f} s: {outcome[0]}")
+        consumer.close()
+    finally:
+        kafka.down()
