@@ -553,7 +553,11 @@ def _play(config: ChaosConfig, stack: ChaosStack, load: Load, tally: EventTally,
             break
         drain_until = drain_until or time.monotonic() + config.drain_timeout
         if time.monotonic() > drain_until:
-            config.log(f"not every run closed {config.drain_timeout:.0f} s after the last send and restart")
+            stacks = stack.dump_engine_stacks()
+            config.log(
+                f"not every run closed {config.drain_timeout:.0f} s after the last send and restart "
+                f"(engine stacks: {stacks})"
+            )
             break
     elapsed = time.monotonic() - t0
     chaos.join()
