@@ -403,7 +403,9 @@ class ClusterEvent(ApiModel):
 
     model_config = ConfigDict(extra="allow")
     type: str = Field(
-        description="NODE_JOINED, NODE_LEFT, PARTITIONS_ASSIGNING/ASSIGNED/REVOKED/LOST/CLOSED."
+        description="NODE_JOINED, NODE_LEFT, PARTITIONS_ASSIGNING/ASSIGNED/REVOKED/LOST/CLOSED, "
+        "PARTITIONS_RELOADED (a failed batch: the node kept them and went back to its last commit; "
+        "see reason), OWNER_FENCED (the node fenced a dead previous owner of these partitions)."
     )
     node: str
     url: str
@@ -415,6 +417,8 @@ class ClusterEvent(ApiModel):
     failover_from: list[str] | None = Field(
         default=None, description="Nodes that held these partitions and never gave them up (they died)."
     )
+    reason: str | None = Field(default=None, description="Why partitions were reloaded (the batch's error).")
+    fenced: str | None = Field(default=None, description="The transactional id an OWNER_FENCED event fenced.")
 
 
 class ClusterEventsResponse(ApiModel):

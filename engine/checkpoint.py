@@ -8,8 +8,8 @@ transaction → write each store's changes to RocksDB with the changelog offset
 it reached. A failure before the commit aborts the transaction; RocksDB is
 then untouched.
 
-Every Kafka call of the commit has a timeout, and runs under the ``CallWatchdog``:
-librdkafka does not always honour the timeout (see engine/kafka/watchdog.py).
+Every Kafka call of the commit has a timeout; the two that talk to a coordinator run under
+the ``CallGuard`` as well, since librdkafka does not always honour it (engine/kafka/watchdog.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from ledgerflow.config import Settings
 from ledgerflow.engine import metrics
 from ledgerflow.engine.kafka.clients import UNASSIGNED
-from ledgerflow.engine.kafka.watchdog import CallWatchdog
+from ledgerflow.engine.kafka.watchdog import CallGuard
 from ledgerflow.engine.outbox import Outbox
 from ledgerflow.engine.processor import PartitionProcessor
 
@@ -28,14 +28,12 @@ CALL_TIMEOUT = 10.0
 
 
 class Checkpoint:
-    def __init__(
-        self, settings: Settings, producer: Producer, consumer: Consumer, watchdog: CallWatchdog
-    ) -> None:
+    def __init__(self, settings: Settings, producer: Producer, consumer: Consumer, guard: CallGuard) -> None:
         self.settings = settings
         self.producer = producer
         """The session's transactional producer; the owner loop replaces it when it is fenced."""
         self.consumer = consumer
-        self.watchdog = watchdog
+        self.guard = guard
         self._changelog_offsets: dict[int, int] = {}
         self._delivery_error: KafkaError | None = None
 
@@ -85,23 +83,22 @@ class Checkpoint:
                 partition=UNASSIGNED if record.partition is None else record.partition,
                 on_delivery=self._on_delivery,
             )
-        watch = self.watchdog.watch
+        producer, call = self.producer, self.guard.call
         if inbox_offsets:
             inbox = self.settings.topic("inbox")
-            with watch("send_offsets_to_transaction"):
-                self.producer.send_offsets_to_transaction(
-                    [TopicPartition(inbox, p, offset) for p, offset in inbox_offsets.items()],
-                    self.consumer.consumer_group_metadata(),
-                    CALL_TIMEOUT,
-                )
-        with watch("flush"):
-            undelivered = self.producer.flush(CALL_TIMEOUT)
+            positions = [TopicPartition(inbox, p, offset) for p, offset in inbox_offsets.items()]
+            metadata = self.consumer.consumer_group_metadata()
+            call(
+                "send_offsets_to_transaction",
+                lambda: producer.send_offsets_to_transaction(positions, metadata, CALL_TIMEOUT),
+            )
+        undelivered = producer.flush(CALL_TIMEOUT)
         if undelivered:
-            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"{undelivered} records not delivered"))  # noqa: SLF001
+            error = KafkaError(KafkaError._TIMED_OUT, f"{undelivered} records not delivered")  # noqa: SLF001
+            raise KafkaException(error)
         if self._delivery_error is not None:
             raise RuntimeError(f"a record of the transaction was not delivered: {self._delivery_error}")
-        with watch("commit_transaction"):
-            self.producer.commit_transaction(CALL_TIMEOUT)
+        call("commit_transaction", lambda: producer.commit_transaction(CALL_TIMEOUT))
         metrics.TRANSACTIONS.labels(outcome="committed").inc()
         for processor, changes in pending:
             processor.store.write(changes, self._changelog_offsets.get(processor.partition))

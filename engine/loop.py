@@ -31,7 +31,7 @@ from ledgerflow.engine.definitions import DefinitionTable
 from ledgerflow.engine.kafka import clients
 from ledgerflow.engine.kafka.admin import ensure_queue_topics
 from ledgerflow.engine.kafka.group import GroupProtocol, member_config, set_group_timeouts
-from ledgerflow.engine.kafka.watchdog import CallWatchdog
+from ledgerflow.engine.kafka.watchdog import CallGuard, StuckCallError
 from ledgerflow.engine.outbox import Outbox
 from ledgerflow.engine.ownerlock import OwnerLock
 from ledgerflow.engine.processor import Admission, EngineContext
@@ -78,8 +78,8 @@ def fill_batch(consumer: Consumer, first: Message, max_records: int, max_bytes: 
 
 
 STUCK_CALL_AFTER = clients.TRANSACTION_TIMEOUT_MS / 1000 + 5
-"""Seconds after which a commit call has the engine's producer fenced (see CallWatchdog): by
-then its transaction timed out at the coordinator anyway."""
+"""Seconds after which the owner loop gives up on a commit call and its producer (see
+CallGuard): by then the transaction timed out at its coordinator anyway."""
 
 BATCH_CHUNK = 32
 """Records taken from the consumer at a time while a batch fills: how far ``max_batch_bytes``
@@ -227,9 +227,8 @@ class Engine:
             },
         )
         self.consumer = consumer
-        watchdog = CallWatchdog(STUCK_CALL_AFTER, lambda: clients.fence(settings, self.transactional_id))
-        checkpoint = Checkpoint(settings, self._new_producer(), consumer, watchdog)
-        watchdog.start()
+        guard = CallGuard(STUCK_CALL_AFTER)
+        checkpoint = Checkpoint(settings, self._new_producer(), consumer, guard)
         partitions = self.partitions
 
         def on_assign(_: Consumer, tps: list[TopicPartition]) -> None:
@@ -261,7 +260,7 @@ class Engine:
                     self._process(messages, now, checkpoint)
         finally:
             self.started.clear()
-            watchdog.stop()
+            guard.close()
             with self.owner_lock.owner():
                 partitions.close()
             if standby is not None:
@@ -434,7 +433,8 @@ class Engine:
         log.error("transaction failed, aborting: %s", exc)
         if not _aborted(checkpoint.producer, exc):
             log.warning("replacing the transactional producer")
-            checkpoint.producer.purge()
+            if not isinstance(exc, StuckCallError):  # a stuck one is left to the thread blocked in it
+                checkpoint.producer.purge()
             try:
                 checkpoint.producer = self._new_producer()
             except KafkaException as start_error:
@@ -469,7 +469,9 @@ class UnusableQueueError(Exception):
 
 
 def _aborted(producer: Producer, exc: Exception) -> bool:
-    """Abort the producer's transaction; False when it cannot (fenced, fatal, or refused)."""
+    """Abort the producer's transaction; False when it cannot (stuck, fenced, fatal, or refused)."""
+    if isinstance(exc, StuckCallError):
+        return False
     if isinstance(exc, KafkaException):
         error = exc.args[0]
         if error.fatal() or error.code() == KafkaError._FENCED:  # noqa: SLF001

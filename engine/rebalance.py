@@ -123,19 +123,21 @@ class PartitionManager:
         if self.fence is None or self.live_producers is None:
             return
         own = self.ctx.transactional_id
-        previous = set()
+        previous: dict[str, list[int]] = {}
         for p in partitions:
             processor = self.processors.get(p)
             owner = processor.store.get(OWNER_KEY) if processor else None
             if owner is not None and owner.decode() != own:
-                previous.add(owner.decode())
+                previous.setdefault(owner.decode(), []).append(p)
         live = self.live_producers() if previous else None
         if live is None:
             return
-        for dead in previous - live:
-            log.warning("fencing %s: it owned partitions %s and left the group", dead, sorted(partitions))
+        for dead in sorted(set(previous) - live):
+            held = sorted(previous[dead])
+            log.warning("fencing %s: it owned partitions %s and left the group", dead, held)
             metrics.FAILOVERS.inc()
             self.fence(dead)
+            self.publish({"type": "OWNER_FENCED", "fenced": dead, "partitions": held, "at": time.time()})
 
     def revoke(self, partitions: list[int], reason: str) -> None:
         started = time.time()

@@ -3,71 +3,81 @@
 librdkafka 2.16 can block in ``send_offsets_to_transaction`` far past its timeout when the
 broker coordinating the consumer group dies with the request in flight (librdkafka issues
 5456 and 5511: the coordinator request's timeout is never checked, and a decommissioned
-coordinator is never looked up again). An engine blocked there applies nothing, and holds its
-partitions in the group while it does: in a chaos run, 3 minutes and the whole group stalled.
+coordinator is never looked up again). An engine blocked there applies nothing and holds its
+partitions in the group: in a chaos run, 3 minutes with the whole group stalled. Fencing the
+producer's transactional id does not free the call either (tests/localkafka/test_cluster.py).
 
-The watchdog times each call of a transaction's commit from another thread; one that passes
-its limit has the producer's transactional id fenced (a fresh producer with the same id runs
-``init_transactions``). The coordinator then aborts the open transaction, and the blocked call
-fails with the fatal fenced error, which the owner loop handles as any failed commit: a new
-producer, state reloaded from the last commit, inbox read again from it.
+So the calls that talk to a coordinator run on a thread of their own, and the owner loop waits
+for each at most ``limit`` seconds. A call past it raises ``StuckCallError``; the owner loop
+then drops that producer (and the thread still blocked in it), starts a new one with the same
+transactional id, whose ``init_transactions`` aborts the old one's open transaction, and goes
+back to its last commit.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, TypeVar
 
 from ledgerflow.engine import metrics
 
 log = logging.getLogger("ledgerflow.engine.kafka")
+T = TypeVar("T")
 
 
-class CallWatchdog:
-    """Calls ``fence`` once when a call inside ``watch()`` lasts more than ``limit`` seconds
-    (again while it returns False: the broker it needs may be away too)."""
+class StuckCallError(Exception):
+    """A Kafka call did not return in time; the client it was made on must not be used again."""
 
-    def __init__(self, limit: float, fence: Callable[[], bool], check_every: float = 0.5) -> None:
+
+class CallGuard:
+    """Runs calls on one daemon thread and gives up waiting for one after ``limit`` seconds.
+
+    A daemon thread (not a ``ThreadPoolExecutor``, whose threads are joined at exit) so that a
+    thread left blocked in librdkafka never keeps the process from exiting.
+    """
+
+    def __init__(self, limit: float) -> None:
         self.limit = limit
-        self._fence = fence
-        self._check_every = check_every
-        self._call: tuple[str, float] | None = None
-        """The call being watched and when it must have returned; None between calls."""
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="commit-watchdog", daemon=True)
+        self._calls: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
+        self._start_thread()
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._thread.join(5)
-
-    @contextmanager
-    def watch(self, what: str) -> Iterator[None]:
-        """Time the call made inside the block (two attribute writes: cheap per batch)."""
-        self._call = (what, time.monotonic() + self.limit)
+    def call(self, what: str, function: Callable[[], T]) -> T:
+        """``function()``'s result or exception; ``StuckCallError`` when it has not returned in time."""
+        future: Future[T] = Future()
+        self._calls.put((function, future))
         try:
-            yield
-        finally:
-            self._call = None
-
-    def _run(self) -> None:
-        fenced: tuple[str, float] | None = None
-        while not self._stopped.wait(self._check_every):
-            call = self._call
-            if call is None or call is fenced or time.monotonic() < call[1]:
-                continue
-            fenced = call  # once per stuck call
-            metrics.STUCK_CALLS.labels(call=call[0]).inc()
+            return future.result(self.limit)
+        except FutureTimeout:
+            metrics.STUCK_CALLS.labels(call=what).inc()
             log.error(
-                "%s has not returned after %.0f s: fencing this engine's transactional producer "
-                "so that the call fails and the batch is retried from the last commit",
-                call[0],
+                "%s has not returned after %.0f s: the producer is dropped, the batch retried",
+                what,
                 self.limit,
             )
-            if not self._fence():
-                fenced = None
+            self._calls.put(None)  # the blocked thread ends if the call ever returns
+            self._calls = queue.SimpleQueue()
+            self._start_thread()
+            raise StuckCallError(f"{what} did not return in {self.limit:.0f} s") from None
+
+    def close(self) -> None:
+        self._calls.put(None)
+
+    def _start_thread(self) -> None:
+        calls = self._calls
+        threading.Thread(target=_serve, args=(calls,), name="kafka-calls", daemon=True).start()
+
+
+def _serve(calls: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None]) -> None:
+    while (item := calls.get()) is not None:
+        function, future = item
+        if not future.set_running_or_notify_cancel():
+            continue
+        try:
+            future.set_result(function())
+        except BaseException as exc:  # handed to the waiting caller
+            future.set_exception(exc)

@@ -15,6 +15,7 @@ from ledgerflow import Client
 from ledgerflow.cluster import read_events
 from ledgerflow.config import Settings
 from ledgerflow.engine.kafka import clients
+from ledgerflow.engine.kafka.group import GROUP_PROTOCOLS, GroupProtocol
 from ledgerflow.schemas.commands import StartWorkflow
 from ledgerflow.testing.processes import Cluster, NodeProcess
 from tests.fixtures import ACTS, FLOWS, ROOT, assert_invariants, lifecycle_counts, owned
@@ -102,22 +103,24 @@ def even(shares: list[list[int]]) -> bool:
     return flat == list(range(PARTITIONS)) and max(sizes) - min(sizes) <= 1
 
 
+@pytest.mark.parametrize("protocol", GROUP_PROTOCOLS)
 def test_twenty_kills_and_joins_settle_evenly_every_time(
-    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, protocol: GroupProtocol
 ) -> None:
-    """20 cycles of (kill -9 an engine, start a new one) on 3 engines and 12 partitions, with
+    """20 cycles of (kill -9 an engine, start a new one) on 3 engines and 12 partitions, in either
+    group protocol (engine --group-protocol), with
     workflows open and arriving throughout: after each cycle the 3 live engines hold 4 partitions
     each within 10 s of the dead engine's session expiring; then every workflow completed exactly
     once and the invariants hold."""
     cluster = Cluster(kafka_bootstrap, topic_prefix, tmp_path, partitions=PARTITIONS, pythonpath=[ROOT])
     try:
-        _twenty_cycles(cluster)
+        _twenty_cycles(cluster, [*SESSION, "--group-protocol", protocol])
     finally:
         cluster.stop_all()
 
 
-def _twenty_cycles(cluster: Cluster) -> None:
-    engines = [cluster.engine([FLOWS], name=f"engine-{n}", extra=SESSION) for n in range(3)]
+def _twenty_cycles(cluster: Cluster, extra: list[str]) -> None:
+    engines = [cluster.engine([FLOWS], name=f"engine-{n}", extra=extra) for n in range(3)]
     cluster.worker([ACTS], concurrency=200)
     for engine in engines:
         engine.wait_ready()
@@ -144,7 +147,7 @@ def _twenty_cycles(cluster: Cluster) -> None:
                 victim = engines.pop(0)
                 victim.kill()
                 killed = time.monotonic()
-                newcomer = cluster.engine([FLOWS], name=f"engine-{cycle + 3}", extra=SESSION)
+                newcomer = cluster.engine([FLOWS], name=f"engine-{cycle + 3}", extra=extra)
                 engines.append(newcomer)
                 newcomer.wait_ready(60)
                 deadline = killed + 3.0 + SETTLE

@@ -1,53 +1,36 @@
-"""The commit watchdog fences the engine's producer once per stuck call, and never a quick one."""
+"""The call guard gives up on a call that does not return in time, and keeps serving the next."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from ledgerflow.engine.kafka.watchdog import CallWatchdog
+import pytest
+
+from ledgerflow.engine.kafka.watchdog import CallGuard, StuckCallError
 
 
-def test_a_call_past_its_limit_is_fenced_once_and_a_quick_one_never() -> None:
-    fenced: list[float] = []
-    watchdog = CallWatchdog(0.3, lambda: fenced.append(time.monotonic()) is None, check_every=0.02)
-    watchdog.start()
+def test_results_and_errors_come_back_from_the_guards_thread() -> None:
+    guard = CallGuard(1.0)
     try:
-        for _ in range(20):
-            with watchdog.watch("commit_transaction"):
-                time.sleep(0.01)
-        time.sleep(0.4)
-        assert fenced == [], "a quick call, or the time between calls, was taken for a stuck one"
+        assert guard.call("commit_transaction", lambda: threading.current_thread().name) == "kafka-calls"
+        with pytest.raises(ZeroDivisionError):
+            guard.call("commit_transaction", lambda: 1 // 0)
+        assert [guard.call("flush", lambda n=n: n * 2) for n in range(100)] == [n * 2 for n in range(100)]
+    finally:
+        guard.close()
 
+
+def test_a_stuck_call_raises_in_time_and_the_next_call_runs_on_a_fresh_thread() -> None:
+    guard = CallGuard(0.3)
+    release = threading.Event()
+    try:
         began = time.monotonic()
-        with watchdog.watch("send_offsets_to_transaction"):
-            time.sleep(1.0)  # stuck: fenced once, not every check
-        assert len(fenced) == 1
-        assert 0.3 <= fenced[0] - began < 0.6
-
-        with watchdog.watch("send_offsets_to_transaction"):  # the next stuck call is fenced too
-            time.sleep(0.5)
-        assert len(fenced) == 2
+        with pytest.raises(StuckCallError, match="send_offsets_to_transaction did not return"):
+            guard.call("send_offsets_to_transaction", lambda: release.wait(30))
+        assert 0.3 <= time.monotonic() - began < 1.0
+        # the old thread is still blocked in the stuck call; the next call must not wait behind it
+        assert guard.call("commit_transaction", lambda: "done") == "done"
     finally:
-        watchdog.stop()
-
-
-def test_a_fence_that_could_not_reach_the_coordinator_is_tried_again() -> None:
-    tries: list[bool] = []
-    done = threading.Event()
-
-    def fence() -> bool:
-        tries.append(len(tries) >= 2)  # the coordinator answers the third time
-        if tries[-1]:
-            done.set()
-        return tries[-1]
-
-    watchdog = CallWatchdog(0.1, fence, check_every=0.02)
-    watchdog.start()
-    try:
-        with watchdog.watch("flush"):
-            assert done.wait(2), f"tries: {tries}"
-            time.sleep(0.2)
-        assert tries == [False, False, True]
-    finally:
-        watchdog.stop()
+        release.set()
+        guard.close()
