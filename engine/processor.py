@@ -361,13 +361,11 @@ class PartitionProcessor:
             raise PayloadTooLarge(what, size, self.ctx.settings.max_payload_bytes, "max_payload_bytes")
 
     def _defer_start(self, command: c.StartWorkflow, give_up_at: float) -> None:
-        """Try the start again shortly, without holding up the batch (see ``UNKNOWN_TYPE_GRACE``)."""
-        log.info(
-            "start waits for workflow type %r (until it is read, at most %.1f s more)",
-            command.workflow_type,
-            give_up_at - self.now,
-            extra={"workflowId": command.workflow_id, "partition": self.partition},
-        )
+        """Try the start again shortly, without holding up the batch (see ``UNKNOWN_TYPE_GRACE``).
+
+        Two starts of one id waiting at once (same fire time and run id) would share a timer;
+        the first keeps it, as the first of two starts of one id wins once its type is known.
+        """
         entry = TimerEntry(
             workflow_id=command.workflow_id,
             run_id=command.run_id or "",
@@ -375,6 +373,18 @@ class PartitionProcessor:
             fire_at=min(self.now + DEFERRED_START_RETRY, give_up_at),
             start=command,
             give_up_at=give_up_at,
+        )
+        if self.timers.holds(self.txn, entry):
+            log.info(
+                "start ignored: an earlier start of this id waits for its workflow type",
+                extra={"workflowId": command.workflow_id, "partition": self.partition},
+            )
+            return
+        log.info(
+            "start waits for workflow type %r (until it is read, at most %.1f s more)",
+            command.workflow_type,
+            give_up_at - self.now,
+            extra={"workflowId": command.workflow_id, "partition": self.partition},
         )
         _check_readable(entry)
         self.timers.add(self.txn, entry)

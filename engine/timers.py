@@ -46,6 +46,10 @@ class TimerIndex:
         if keys.timer_millis(key) <= self._horizon_ms:
             heapq.heappush(self._heap, (entry.fire_at, key))
 
+    def holds(self, txn: StoreTransaction, entry: TimerEntry) -> bool:
+        """True when a timer with ``entry``'s key (fire time, workflow, tag) is set."""
+        return txn.get(keys.timer_key(entry.fire_at, entry.workflow_id, entry.tag)) is not None
+
     def cancel(self, txn: StoreTransaction, fire_at: float, workflow_id: str, tag: str) -> None:
         """Delete a timer set by ``add``; its heap entry is skipped when it comes due."""
         txn.delete(keys.timer_key(fire_at, workflow_id, tag))

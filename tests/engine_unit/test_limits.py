@@ -374,6 +374,20 @@ def test_a_start_of_an_unknown_type_waits_a_grace_then_fails_without_holding_the
     assert "'NoSuchType'" in run.failure.message
 
 
+def test_of_two_waiting_starts_of_one_id_the_first_wins(tmp_path: Path) -> None:
+    """Both wait for their type in one batch (one fire time, no run id): the first is not
+    overwritten by the second, as the first start of an id wins once its type is known."""
+    p = Partition(tmp_path)
+    first = StartWorkflow(workflow_id="twice", workflow_type="late-dag", input={"v": 1})
+    second = StartWorkflow(workflow_id="twice", workflow_type="other-late-dag", input={"v": 2})
+    assert p.batch(first, second)[1] == [None, None]
+    for name in ("late-dag", "other-late-dag"):
+        p.definitions[name] = dag_from_json({"id": name, "nodes": [{"id": "n", "type": "echo"}]})
+    p.batch()
+    run = p.checked("twice")
+    assert run.workflow_type == "late-dag" and run.input == {"v": 1}
+
+
 def test_a_start_of_an_unknown_type_with_an_oversized_input_is_refused_at_once(tmp_path: Path) -> None:
     """Its dead letter is the record itself (the engine writes it with the record's source), not a
     copy made when the grace ends; and nothing of it waits in the timer index meanwhile."""
