@@ -67,6 +67,14 @@ def settled_shares(engines: list[NodeProcess], partitions: int, timeout: float =
         time.sleep(0.2)
 
 
+def slept(result: dict[str, float]) -> float:
+    """Seconds a Sleeper-style result (``before``/``after`` from ``workflow.now()``) shows slept.
+
+    Rounded to the microsecond: epoch seconds as floats are only that precise, and a timer that
+    fired exactly on time can show 0.0999999 for a 0.1 s sleep."""
+    return round(result["after"] - result["before"], 6)
+
+
 def assert_invariants(client: Client, workflow_id: str) -> None:
     """Every run of ``workflow_id`` (its continue-as-new chain) and of its children holds the
     engine's invariants, replayed against the test workflows (ledgerflow.testing.invariants)."""
