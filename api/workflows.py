@@ -233,6 +233,29 @@ def _status_from(data: dict[str, Any]) -> WorkflowStatus:
     )
 
 
+def _run_links() -> dict[str, dict[str, Any]]:
+    """OpenAPI links from an accepted start to what a caller does next with its workflow id
+    (clients and schemathesis's stateful phase follow them)."""
+    operations = {
+        "GetStatus": ("status", "get"),
+        "GetHistory": ("history", "get"),
+        "Signal": ("signal", "post"),
+        "Query": ("query", "post"),
+        "Cancel": ("cancel", "post"),
+        "Terminate": ("terminate", "post"),
+    }
+    return {
+        name: {
+            "operationRef": f"#/paths/~1api~1v1~1workflows~1{{id}}~1{path}/{method}",
+            "parameters": {"id": "$response.body#/workflowId"},
+        }
+        for name, (path, method) in operations.items()
+    }
+
+
+RUN_LINKS = _run_links()
+
+
 def workflow_routes(
     api: APIRouter,
     with_body: dict[int | str, dict[str, Any]],
@@ -246,7 +269,11 @@ def workflow_routes(
         response_model=None,
         responses={
             201: {"model": DefinitionRegistered, "description": "The DAG definition was registered."},
-            202: {"model": WorkflowAccepted, "description": "The start was written to Kafka."},
+            202: {
+                "model": WorkflowAccepted,
+                "description": "The start was written to Kafka.",
+                "links": RUN_LINKS,
+            },
             409: error_doc("The workflow id is already running; the body names the open run."),
             429: error_doc("The owning engine is at its open-workflow limit; retry after Retry-After."),
             **with_body,
@@ -288,6 +315,7 @@ def workflow_routes(
         status_code=202,
         response_model=WorkflowAccepted,
         responses={
+            202: {"description": "The start was written to Kafka.", "links": RUN_LINKS},
             409: error_doc("The workflow id is already running; the body names the open run."),
             429: error_doc("The owning engine is at its open-workflow limit; retry after Retry-After."),
             **with_body,

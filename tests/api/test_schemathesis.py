@@ -1,12 +1,14 @@
 """schemathesis against the gateway's own OpenAPI, with a real engine and worker behind it.
 
 Checks: no 5xx, every status code documented, every body and header as the
-schema says. The run is bounded (examples per operation, fixed seed) to take
+schema says, each operation alone and in sequences (the stateful phase, over the links
+schemathesis infers from the schema). The run is bounded (examples per operation, fixed seed) to take
 about a minute.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -53,7 +55,7 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(
             "--checks",
             CHECKS,
             "--phases",
-            "examples,coverage,fuzzing",
+            "examples,coverage,fuzzing,stateful",
             "--max-examples",
             "12",
             "--seed",
@@ -76,6 +78,9 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(
     output = result.stdout + result.stderr
     print(f"schemathesis took {time.monotonic() - began:.1f} s\n{output[-3000:]}")
     assert result.returncode == 0, output[-15000:]
+    # the stateful phase chains operations through links schemathesis infers from the schema
+    # (a start's workflow id into status, signal, cancel, history ...); it must have run
+    assert re.search(r"API Links:\s+[1-9]\d* covered", output), output[-3000:]
     engine_log = api_stack.cluster.nodes[0].log_path.read_text()
     assert not failed_batches(engine_log), "fuzzed requests failed an engine batch"
     # the examples reached real data: a status and a history were answered by the engine

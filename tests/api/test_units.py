@@ -166,3 +166,17 @@ def test_an_event_ring_is_bounded_by_count_and_bytes_and_says_when_it_cut() -> N
     assert not ring.holds(3) and ring.holds(2), "dropped for bytes: fewer than the window"
     ring.add("huge", 500)  # one record over the bound is still kept: the latest
     assert list(ring.records) == ["huge"] and ring.size == 500
+
+
+def test_an_accepted_start_links_to_the_operations_on_its_workflow_id() -> None:
+    spec = create_app(GatewaySettings()).openapi()
+    starts = [("/api/v1/workflows", "post"), ("/api/v1/workflows/{id}/execute", "post")]
+    for path, method in starts:
+        links = spec["paths"][path][method]["responses"]["202"]["links"]
+        assert set(links) == {"GetStatus", "GetHistory", "Signal", "Query", "Cancel", "Terminate"}
+        for link in links.values():
+            pointer = link["operationRef"].removeprefix("#/paths/")
+            target_path, target_method = pointer.rsplit("/", 1)
+            operation = spec["paths"][target_path.replace("~1", "/")][target_method]
+            assert [p["name"] for p in operation["parameters"] if p["in"] == "path"] == ["id"]
+            assert link["parameters"] == {"id": "$response.body#/workflowId"}
