@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from typing import Annotated, Any
 
+from confluent_kafka import KafkaException
 from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -47,7 +48,7 @@ from ledgerflow.api.settings import ANY_TYPE
 from ledgerflow.api.state import GatewayState, WorkflowIdPath, error_doc, gateway_state, json_response
 from ledgerflow.api.timeline import build_timeline
 from ledgerflow.config import PAGE_LIMIT
-from ledgerflow.engine.workflow.registration import definition_problems
+from ledgerflow.engine.workflow.registration import definition_problems, queue_problems
 from ledgerflow.errors import CapacityError, OwnerUnavailableError, WorkflowNotFoundError
 from ledgerflow.paging import merge_listings
 from ledgerflow.routing import path_segment
@@ -149,6 +150,22 @@ def _check_definition(state: GatewayState, dag: DagDefinition) -> None:
     if problems:
         raise InvalidRequestError(problems)
     _check_node_types(state, dag)
+
+
+async def _check_queue_topics(state: GatewayState, dag: DagDefinition) -> None:
+    """422 for a node whose task queue's topic collides with an existing topic (Kafka would refuse
+    to create it, and the runs reaching the node would fail). Topics that cannot be listed now
+    are not held against the definition: the engine still fails such a run with the reason."""
+    try:
+        topics = await asyncio.to_thread(state.live_producer().topics, 5.0)
+    except KafkaException:
+        return
+    problems = [
+        FieldProblem(loc=["body", *p.loc], field=p.field, message=p.message, type=p.kind)
+        for p in queue_problems(dag, state.settings, topics)
+    ]
+    if problems:
+        raise InvalidRequestError(problems)
 
 
 def _check_node_types(state: GatewayState, dag: DagDefinition) -> None:
@@ -291,6 +308,7 @@ def workflow_routes(
         state = gateway_state(request)
         if isinstance(body, DagDefinition):
             _check_definition(state, body)
+            await _check_queue_topics(state, body)
             await _send(
                 state,
                 state.settings.topic("definitions"),

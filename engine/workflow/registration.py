@@ -11,7 +11,8 @@ never when a run reaches the node.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,8 @@ class Problem:
     message: str
     """Starts with :attr:`field`, names the node or edge, and for a limit the setting."""
     kind: str
-    """``dag_too_large``, ``expression_invalid``, or ``dag_invalid`` (too many problems to list)."""
+    """``dag_too_large``, ``expression_invalid``, ``queue_invalid``, or ``dag_invalid`` (too many
+    problems to list)."""
 
     @property
     def field(self) -> str:
@@ -64,7 +66,7 @@ def definition_problems(dag: DagDefinition, settings: Settings) -> list[Problem]
         shown = " -> ".join(path) if len(path) <= 4 else f"{path[0]} -> ... -> {path[-1]}"
         what = f"the longest path ({shown}) has {depth:,} nodes"
         problems.append(_limit(("edges",), what, settings.max_dag_depth, "max_dag_depth"))
-    for problem in _expression_problems(dag):
+    for problem in itertools.chain(queue_problems(dag, settings, ()), _expression_problems(dag)):
         if len(problems) == MAX_PROBLEMS:
             problems.append(Problem((), f"definition: more than {MAX_PROBLEMS} problems", "dag_invalid"))
             break
@@ -122,6 +124,31 @@ def _longest_path(dag: DagDefinition) -> tuple[int, list[str]]:
     while path[-1] in previous:
         path.append(previous[path[-1]])
     return length[end], path[::-1]
+
+
+def queue_problems(dag: DagDefinition, settings: Settings, topics: Collection[str]) -> Iterator[Problem]:
+    """Nodes whose task queue's topic Kafka would refuse to create: its name collides with
+    another queue's of this definition, or with one of ``topics`` (the existing topics, when the
+    caller can list them). Kafka treats ``.`` and ``_`` as the same in topic names."""
+    existing = {_collision_key(topic): topic for topic in topics}
+    seen: dict[str, str] = {}
+    for index, node in enumerate(dag.nodes):
+        topic = settings.task_topic(node.queue)
+        key = _collision_key(topic)
+        other = seen.setdefault(key, topic)
+        if other == topic:
+            other = existing.get(key, topic)
+        if other != topic:
+            loc: Location = ("nodes", index, "queue")
+            message = (
+                f"{dotted(loc)} (node '{node.id}'): task queue {node.queue!r} would need topic "
+                f"{topic!r}, which collides with topic {other!r} ('.' and '_' are the same to Kafka)"
+            )
+            yield Problem(loc, message, "queue_invalid")
+
+
+def _collision_key(topic: str) -> str:
+    return topic.replace(".", "_")
 
 
 def _expression_problems(dag: DagDefinition) -> Iterator[Problem]:

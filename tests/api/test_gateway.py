@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from ledgerflow import Client
 from ledgerflow.partitioning import partition_for
@@ -319,6 +320,22 @@ def test_bad_registrations_are_422_naming_the_problem(
     assert data["code"] == "invalid_request"
     assert any(e["field"] == field and expected in e["message"] for e in data["errors"]), data
     assert expected in data["detail"]
+
+
+def test_a_queue_whose_topic_collides_with_an_existing_one_is_422(
+    api: httpx.Client, api_stack: Stack
+) -> None:
+    queue = unique("pay")
+    topic = f"{api_stack.cluster.prefix}tasks.{queue}.eu"
+    admin = AdminClient({"bootstrap.servers": api_stack.cluster.bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    body = {"id": unique("clash"), "nodes": [{"id": "n", "type": "echo", "queue": f"{queue}_eu"}]}
+    answer = api.post("/api/v1/workflows", json=body)
+    assert answer.status_code == 422, answer.text
+    [error] = answer.json()["errors"]
+    assert error["field"] == "nodes[0].queue" and f"collides with topic '{topic}'" in error["message"]
+    body["nodes"][0]["queue"] = f"{queue}.eu"  # the existing topic's own queue is fine
+    assert api.post("/api/v1/workflows", json=body).status_code == 201
 
 
 def test_activity_types_of_the_gateways_modules_are_known(api: httpx.Client) -> None:

@@ -15,7 +15,7 @@ from ledgerflow.engine.outbox import Outbox
 from ledgerflow.engine.processor import EngineContext, PartitionProcessor
 from ledgerflow.engine.state.store import PartitionStore
 from ledgerflow.engine.workflow.definition import WorkflowRegistry
-from ledgerflow.engine.workflow.registration import MAX_PROBLEMS, definition_problems
+from ledgerflow.engine.workflow.registration import MAX_PROBLEMS, definition_problems, queue_problems
 from ledgerflow.schemas.commands import RegisterDefinition
 from ledgerflow.schemas.dag import DagDefinition
 
@@ -177,3 +177,20 @@ def test_the_engine_refuses_a_registration_over_a_limit_and_records_a_good_one(t
     assert reasons[2] is None
     written = [r.key for r in out.records if r.topic == LIMITS.topic("definitions")]
     assert written == [b"good"]
+
+
+def test_queues_whose_topics_collide_are_named_by_field() -> None:
+    """Kafka treats '.' and '_' in topic names as the same: of two colliding queues in one
+    definition the second is refused, and so is a queue colliding with an existing topic."""
+    both = dag(
+        [{"id": "a", "type": "echo", "queue": "pay.eu"}, {"id": "b", "type": "echo", "queue": "pay_eu"}]
+    )
+    [problem] = definition_problems(both, LIMITS)
+    assert problem.field == "nodes[1].queue" and problem.kind == "queue_invalid"
+    assert "'pay_eu'" in problem.message and "tasks.pay.eu" in problem.message
+
+    one = dag([{"id": "a", "type": "echo", "queue": "ship_us"}])
+    assert definition_problems(one, LIMITS) == []
+    [clash] = queue_problems(one, LIMITS, [LIMITS.task_topic("ship.us"), "unrelated"])
+    assert clash.field == "nodes[0].queue" and "collides with topic" in clash.message
+    assert list(queue_problems(one, LIMITS, [LIMITS.task_topic("ship_us")])) == [], "its own topic"
