@@ -81,6 +81,11 @@ STUCK_CALL_AFTER = clients.TRANSACTION_TIMEOUT_MS / 1000 + 5
 """Seconds after which the owner loop gives up on a commit call and its producer (see
 CallGuard): by then the transaction timed out at its coordinator anyway."""
 
+FAILED_BATCH_WAIT = 0.05
+"""Seconds the owner loop waits after a failed batch, doubled for each one in a row..."""
+FAILED_BATCH_WAIT_MAX = 5.0
+"""... up to this."""
+
 BATCH_CHUNK = 32
 """Records taken from the consumer at a time while a batch fills: how far ``max_batch_bytes``
 may be passed (32 records of up to ``max_record_bytes`` each)."""
@@ -142,6 +147,12 @@ class Engine:
         self.owner_lock = OwnerLock()
         """Held while the owner loop changes its processors' cached workflow instances (a
         batch, giving partitions up); a query copying a cached instance holds it too."""
+        self._inbox_positions: dict[int, int] = {}
+        """Inbox offsets this node last committed or went back to, per owned partition: what a
+        transaction sends for a partition whose consumer position is not known yet (just
+        assigned, or just sought back), so it still carries the zombie check."""
+        self._failed_batches = 0
+        """Batches failed in a row (reset by a commit): how long to wait before the next try."""
         self._queues: set[str] = set()
         """Task queues whose topics are known to exist."""
         self.started = threading.Event()
@@ -227,27 +238,32 @@ class Engine:
             },
         )
         self.consumer = consumer
+        self._inbox_positions = {}
         guard = CallGuard(STUCK_CALL_AFTER)
-        checkpoint = Checkpoint(settings, self._new_producer(), consumer, guard)
+        checkpoint: Checkpoint | None = None
         partitions = self.partitions
 
         def on_assign(_: Consumer, tps: list[TopicPartition]) -> None:
+            self._forget_positions(tps)
             partitions.assign([tp.partition for tp in tps])
 
         def on_revoke(_: Consumer, tps: list[TopicPartition]) -> None:
+            self._forget_positions(tps)
             with self.owner_lock.owner():
                 partitions.revoke([tp.partition for tp in tps], "revoked")
 
         def on_lost(_: Consumer, tps: list[TopicPartition]) -> None:
+            self._forget_positions(tps)
             with self.owner_lock.owner():
                 partitions.revoke([tp.partition for tp in tps], "lost")
 
-        consumer.subscribe(
-            [settings.topic("inbox")], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost
-        )
-        self.started.set()
-        publish({"type": "NODE_JOINED"})
         try:
+            checkpoint = Checkpoint(settings, self._new_producer(guard), consumer, guard)
+            consumer.subscribe(
+                [settings.topic("inbox")], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost
+            )
+            self.started.set()
+            publish({"type": "NODE_JOINED"})
             while not self._stop.is_set():
                 messages = self._next_batch(consumer)
                 now = time.time()
@@ -258,6 +274,11 @@ class Engine:
                     continue
                 with self.owner_lock.owner():
                     self._process(messages, now, checkpoint)
+                if self._failed_batches:
+                    # The same failure again at once would only repeat the reload (a broker
+                    # away, a record it refuses): wait longer after each failed batch in a row.
+                    failed = self._failed_batches - 1
+                    time.sleep(min(FAILED_BATCH_WAIT * 2**failed, FAILED_BATCH_WAIT_MAX))
         finally:
             self.started.clear()
             guard.close()
@@ -267,14 +288,20 @@ class Engine:
                 standby.stop()
             consumer.close()
             restore_consumer.close()
-            checkpoint.producer.flush(5)
+            if checkpoint is not None:
+                checkpoint.producer.flush(5)
             publish({"type": "NODE_LEFT"})
             events_producer.flush(5)
 
-    def _new_producer(self) -> Producer:
+    def _forget_positions(self, tps: list[TopicPartition]) -> None:
+        """A partition assigned or given up: its position is the group's, not what we knew."""
+        for tp in tps:
+            self._inbox_positions.pop(tp.partition, None)
+
+    def _new_producer(self, guard: CallGuard) -> Producer:
         """This node's transactional producer; starting it aborts what an earlier one left open."""
         producer = clients.transactional_producer(self.settings, self.transactional_id)
-        producer.init_transactions(30)
+        guard.call("init_transactions", lambda: producer.init_transactions(CALL_TIMEOUT))
         return producer
 
     def _live_producers(self) -> set[str] | None:
@@ -287,11 +314,12 @@ class Engine:
             return None
         return {member.client_id.rsplit(" ", 1)[-1] for member in described.members}
 
-    def _fence(self, transactional_id: str) -> None:
-        """Abort a dead owner's open transaction now, by starting its producer id once."""
+    def _fence(self, transactional_id: str) -> bool:
+        """Abort a dead owner's open transaction now, by starting its producer id once; whether
+        it was fenced (our own earlier incarnation: init_transactions at session start did it)."""
         if transactional_id == self.transactional_id:
-            return  # our own earlier incarnation: init_transactions at session start did it
-        clients.fence(self.settings, transactional_id)
+            return False
+        return clients.fence(self.settings, transactional_id)
 
     def _next_batch(self, consumer: Consumer) -> list[Message]:
         """Wait for the first record only, then take what else is already fetched.
@@ -335,6 +363,8 @@ class Engine:
         except Exception as exc:
             self._abort(checkpoint, exc)
             return
+        self._inbox_positions.update(offsets)
+        self._failed_batches = 0
         self._update_lag(offsets)
         metrics.BATCH_SIZE.observe(len(messages))
         metrics.COMMIT_LATENCY.observe(time.monotonic() - started)
@@ -381,6 +411,8 @@ class Engine:
             for tp in self.consumer.position(missing):
                 if tp.offset >= 0:
                     offsets[tp.partition] = tp.offset
+                elif (known := self._inbox_positions.get(tp.partition)) is not None:
+                    offsets[tp.partition] = known
 
     def _update_lag(self, offsets: dict[int, int]) -> None:
         """Records behind the end of each inbox partition just consumed (from cached watermarks)."""
@@ -431,13 +463,14 @@ class Engine:
         """
         metrics.TRANSACTIONS.labels(outcome="aborted").inc()
         log.error("transaction failed, aborting: %s", exc)
-        if not _aborted(checkpoint.producer, exc):
+        self._failed_batches += 1
+        if not _aborted(checkpoint, exc):
             log.warning("replacing the transactional producer")
             if not isinstance(exc, StuckCallError):  # a stuck one is left to the thread blocked in it
                 checkpoint.producer.purge()
             try:
-                checkpoint.producer = self._new_producer()
-            except KafkaException as start_error:
+                checkpoint.producer = self._new_producer(checkpoint.guard)
+            except (KafkaException, StuckCallError) as start_error:
                 raise _Restart(f"no transactional producer: {start_error}") from exc
         self._rewind(f"{type(exc).__name__}: {exc}")
 
@@ -454,6 +487,8 @@ class Engine:
             for tp in committed:
                 if tp.error is not None:
                     raise KafkaException(tp.error)
+                if tp.offset >= 0:
+                    self._inbox_positions[tp.partition] = tp.offset
                 offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
                 self.consumer.seek(TopicPartition(inbox, tp.partition, offset))
         except (KafkaException, RuntimeError, TimeoutError) as exc:
@@ -468,7 +503,7 @@ class UnusableQueueError(Exception):
     """A task queue's topic cannot be created; the batch is retried with its runs failing."""
 
 
-def _aborted(producer: Producer, exc: Exception) -> bool:
+def _aborted(checkpoint: Checkpoint, exc: Exception) -> bool:
     """Abort the producer's transaction; False when it cannot (stuck, fenced, fatal, or refused)."""
     if isinstance(exc, StuckCallError):
         return False
@@ -476,9 +511,10 @@ def _aborted(producer: Producer, exc: Exception) -> bool:
         error = exc.args[0]
         if error.fatal() or error.code() == KafkaError._FENCED:  # noqa: SLF001
             return False
+    producer = checkpoint.producer
     try:
-        producer.abort_transaction(CALL_TIMEOUT)
-    except KafkaException as abort_error:
+        checkpoint.guard.call("abort_transaction", lambda: producer.abort_transaction(CALL_TIMEOUT))
+    except (KafkaException, StuckCallError) as abort_error:
         log.error("abort failed: %s", abort_error)
         return False
     return True

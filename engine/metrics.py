@@ -65,6 +65,6 @@ QUEUE_WORKERS = Gauge(
 )
 STUCK_CALLS = Counter(
     "ledgerflow_stuck_kafka_calls_total",
-    "Transactional producer calls that did not return in time; the engine fenced its own producer.",
+    "Transactional producer calls that did not return in time; the engine dropped that producer.",
     ["call"],
 )

@@ -152,8 +152,8 @@ class PartitionProcessor:
         for run in self._runs.values():
             key = keys.run_key(run.workflow_id)
             self.txn.put(key, self._state_record(run, key))
-            # Kept parsed for the next batches. Safe because a failed commit restarts the
-            # whole session, which builds new processors from the store.
+            # Kept parsed for the next batches. Safe because after a failed commit the owner
+            # loop builds new processors from the store (PartitionManager.reload).
             self._recent_runs[run.workflow_id] = run
             self._recent_runs.move_to_end(run.workflow_id)
         while len(self._recent_runs) > self.ctx.cache_size:

@@ -38,7 +38,7 @@ class PartitionManager:
     assigned_once: bool = False
     """True after the group's first assignment reached this node (even an empty one)."""
     publish: Callable[[dict[str, object]], None] = lambda _event: None
-    fence: Callable[[str], None] | None = None
+    fence: Callable[[str], bool] | None = None
     """Aborts a crashed previous owner's transaction (see recovery); None to only wait it out."""
     standby: StandbyReplicas | None = None
     """Warm copies of the partitions not owned here (``engine --standby``)."""
@@ -58,7 +58,7 @@ class PartitionManager:
         self.restoring.update(partitions)
         for p in partitions:
             if p not in self.processors:
-                self._open(p)
+                self._open(p, self.fence)
         self._fence_dead_owners(partitions)
         if self.standby is not None:
             self.standby.sync(set(self.processors))
@@ -71,14 +71,14 @@ class PartitionManager:
         }
         self._record("assigned", partitions, started, restored_records=restored)
 
-    def _open(self, p: int) -> None:
+    def _open(self, p: int, fence: Callable[[str], bool] | None) -> None:
         """Open partition ``p``'s store, caught up with its changelog, and its processor."""
         store, result = open_and_restore(
             store_path(self.data_dir, self.ctx.settings.topic("changelog"), p),
             self.restore_consumer,
             self.ctx.settings.topic("changelog"),
             p,
-            fence=self.fence,
+            fence=fence,
         )
         if (moved_to := moved_marker(store)) is not None:
             store.close()
@@ -97,7 +97,9 @@ class PartitionManager:
         self.restoring.update(partitions)
         try:
             for p in partitions:
-                self._open(p)
+                # No fencing: this node is the partition's owner, or lost it to a live one that
+                # the next poll will tell it about (its open transaction must not be aborted).
+                self._open(p, None)
         except Exception:
             for p in partitions:
                 self._close(p)
@@ -136,8 +138,8 @@ class PartitionManager:
             held = sorted(previous[dead])
             log.warning("fencing %s: it owned partitions %s and left the group", dead, held)
             metrics.FAILOVERS.inc()
-            self.fence(dead)
-            self.publish({"type": "OWNER_FENCED", "fenced": dead, "partitions": held, "at": time.time()})
+            if self.fence(dead):
+                self.publish({"type": "OWNER_FENCED", "fenced": dead, "partitions": held, "at": time.time()})
 
     def revoke(self, partitions: list[int], reason: str) -> None:
         started = time.time()

@@ -64,8 +64,8 @@ def set_group_timeouts(admin: AdminClient, group: str, session_timeout_ms: int) 
     )
     try:
         admin.incremental_alter_configs([resource], request_timeout=10)[resource].result(15)
-    except KafkaException as exc:
-        reason = str(exc.args[0].str())
+    except (KafkaException, TimeoutError) as exc:
+        reason = str(exc.args[0].str()) if isinstance(exc, KafkaException) else "no answer in 15 s"
         log.warning(
             "the broker refused session timeout %d ms for group %s (%s): the broker's "
             "group.consumer.session.timeout.ms applies, and with it the failover time",
