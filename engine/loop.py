@@ -238,7 +238,7 @@ class Engine:
             },
         )
         self.consumer = consumer
-        self._inbox_positions = {}
+        self._inbox_positions, self._failed_batches = {}, 0
         guard = CallGuard(STUCK_CALL_AFTER)
         checkpoint: Checkpoint | None = None
         partitions = self.partitions
@@ -278,7 +278,7 @@ class Engine:
                     # The same failure again at once would only repeat the reload (a broker
                     # away, a record it refuses): wait longer after each failed batch in a row.
                     failed = self._failed_batches - 1
-                    time.sleep(min(FAILED_BATCH_WAIT * 2**failed, FAILED_BATCH_WAIT_MAX))
+                    self._stop.wait(min(FAILED_BATCH_WAIT * 2**failed, FAILED_BATCH_WAIT_MAX))
         finally:
             self.started.clear()
             guard.close()
