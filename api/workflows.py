@@ -8,6 +8,7 @@ engine owning its partition; the listing asks every engine.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from typing import Annotated, Any
 
@@ -48,7 +49,7 @@ from ledgerflow.api.settings import ANY_TYPE
 from ledgerflow.api.state import GatewayState, WorkflowIdPath, error_doc, gateway_state, json_response
 from ledgerflow.api.timeline import build_timeline
 from ledgerflow.config import PAGE_LIMIT
-from ledgerflow.engine.workflow.registration import definition_problems, queue_problems
+from ledgerflow.engine.workflow.registration import MAX_PROBLEMS, definition_problems, queue_problems
 from ledgerflow.errors import CapacityError, OwnerUnavailableError, WorkflowNotFoundError
 from ledgerflow.paging import merge_listings
 from ledgerflow.routing import path_segment
@@ -162,7 +163,7 @@ async def _check_queue_topics(state: GatewayState, dag: DagDefinition) -> None:
         return
     problems = [
         FieldProblem(loc=["body", *p.loc], field=p.field, message=p.message, type=p.kind)
-        for p in queue_problems(dag, state.settings, topics)
+        for p in itertools.islice(queue_problems(dag, state.settings, topics), MAX_PROBLEMS)
     ]
     if problems:
         raise InvalidRequestError(problems)

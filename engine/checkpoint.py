@@ -31,7 +31,7 @@ class Checkpoint:
     def __init__(self, settings: Settings, producer: Producer, consumer: Consumer, guard: CallGuard) -> None:
         self.settings = settings
         self.producer = producer
-        """The session's transactional producer; the owner loop replaces it when it is fenced."""
+        """The session's transactional producer; the owner loop replaces one that cannot abort."""
         self.consumer = consumer
         self.guard = guard
         self._changelog_offsets: dict[int, int] = {}

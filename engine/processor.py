@@ -356,9 +356,9 @@ class PartitionProcessor:
         is the record itself (source offset, original bytes), rather than keep it in a deferred
         start and dead-letter a copy without a source when the grace ends."""
         size = len(to_json(command.input))
-        if size > self.ctx.settings.max_payload_bytes:
+        if size > self._max_payload_bytes:
             what = f"the input of the start of {command.workflow_id!r}"
-            raise PayloadTooLarge(what, size, self.ctx.settings.max_payload_bytes, "max_payload_bytes")
+            raise self.ctx.settings.too_large("max_payload_bytes", size, what)
 
     def _defer_start(self, command: c.StartWorkflow, give_up_at: float) -> None:
         """Try the start again shortly, without holding up the batch (see ``UNKNOWN_TYPE_GRACE``).

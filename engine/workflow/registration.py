@@ -130,14 +130,10 @@ def queue_problems(dag: DagDefinition, settings: Settings, topics: Collection[st
     """Nodes whose task queue's topic Kafka would refuse to create: its name collides with
     another queue's of this definition, or with one of ``topics`` (the existing topics, when the
     caller can list them). Kafka treats ``.`` and ``_`` as the same in topic names."""
-    existing = {_collision_key(topic): topic for topic in topics}
-    seen: dict[str, str] = {}
+    taken = {_collision_key(topic): topic for topic in topics}
     for index, node in enumerate(dag.nodes):
         topic = settings.task_topic(node.queue)
-        key = _collision_key(topic)
-        other = seen.setdefault(key, topic)
-        if other == topic:
-            other = existing.get(key, topic)
+        other = taken.setdefault(_collision_key(topic), topic)
         if other != topic:
             loc: Location = ("nodes", index, "queue")
             message = (

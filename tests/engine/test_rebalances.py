@@ -57,8 +57,8 @@ def assert_completed_once(cluster: Cluster, client: Client, ids: list[str]) -> N
 
 
 def test_a_fenced_producer_is_replaced_inside_the_group(cluster: Cluster, client: Client) -> None:
-    """The engine's transactional producer is fenced three times while runs are in flight (as the
-    commit watchdog does to a stuck call, and as a coordinator does to a timed-out transaction).
+    """The engine's transactional producer is fenced three times while runs are in flight (as a
+    coordinator does to a transaction that outlived its timeout).
     Each time the engine aborts the batch, starts a new producer, reloads its partitions from the
     last commit and reads their inbox again from it, as the same group member: no session
     restart, no rebalance, and every run completes exactly once."""
