@@ -491,12 +491,15 @@ class LocalKafka:
             for index, pid in started.items():
                 node = by_index[index]
                 status = _exit_status(pid)
+                if status is None and not procs.is_broker(pid, self._properties(node)):
+                    status = _wait_exit_status(pid)  # it exited just after the first look
                 if status is not None or not procs.is_broker(pid, self._properties(node)):
                     self._pid_file(node).unlink(missing_ok=True)
                     why, log = _last_error(self.log_path(index))
                     raise KafkaStartError(
                         f"broker {node.node_id} exited during start"
-                        f"{'' if status is None else f' (status {status})'}: {why}; see {log}",
+                        f"{'' if status is None else f' (status {status})'}: {why}; see {log}"
+                        f"{self._nodes_report(state, started)}",
                         str(log),
                     )
 
@@ -506,9 +509,33 @@ class LocalKafka:
         except TimeoutError as exc:
             log = self.log_path(min(started, default=0))
             raise KafkaStartError(
-                f"Kafka at {state.bootstrap} not ready after {self._start_timeout:.0f} s ({exc}); see {log}",
+                f"Kafka at {state.bootstrap} not ready after {self._start_timeout:.0f} s ({exc}); "
+                f"see {log}{self._nodes_report(state, started)}",
                 str(log),
             ) from exc
+
+    def _nodes_report(self, state: _State, started: dict[int, int]) -> str:
+        """One line per started node for a failed start: alive or not, its last log line and
+        its last error; a node still alive is asked for a thread dump (SIGQUIT, into its
+        stdout.log) and the top of its main thread is shown, so a node that hangs before it
+        logs anything says where."""
+        by_index = {n.index: n for n in state.nodes}
+        alive = {i: pid for i, pid in started.items() if procs.is_broker(pid, self._properties(by_index[i]))}
+        errors = {i: _last_error(self.log_path(i))[0] for i in started}  # before the dumps
+        for pid in alive.values():
+            procs.send(pid, signal.SIGQUIT)
+        if alive:
+            time.sleep(1.0)  # the JVM writes the dump asynchronously
+        lines = []
+        for index, pid in sorted(started.items()):
+            log = self.log_path(index)
+            last = _last_line(log)
+            where = f"; main thread at {_main_frames(log.with_name('stdout.log'))}" if index in alive else ""
+            lines.append(
+                f"\n  broker {by_index[index].node_id} (pid {pid}, {'alive' if index in alive else 'gone'}):"
+                f" last log {last!r}; last error {errors[index]!r}{where}"
+            )
+        return "".join(lines)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -528,6 +555,35 @@ def _exit_status(pid: int) -> int | None:
     except ChildProcessError:
         return None
     return os.waitstatus_to_exitcode(status) if done else None
+
+
+def _wait_exit_status(pid: int, timeout: float = 2.0) -> int | None:
+    """Exit code of our child ``pid`` once it has exited, waiting up to ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while (status := _exit_status(pid)) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return status
+
+
+def _last_line(log: Path) -> str:
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return "(no log)"
+    return lines[-1].strip()[:200] if lines else "(empty)"
+
+
+def _main_frames(stdout: Path, frames: int = 4) -> str:
+    """The top frames of the ``"main"`` thread in the last thread dump of ``stdout``."""
+    try:
+        text = stdout.read_text(errors="replace")
+    except FileNotFoundError:
+        return "(no stdout.log)"
+    start = text.rfind('\n"main"')
+    if start < 0:
+        return "(no thread dump)"
+    stack = [line.strip()[3:] for line in text[start:].splitlines()[2:] if line.strip().startswith("at ")]
+    return " < ".join(stack[:frames]) or "(empty stack)"
 
 
 def _last_error(log: Path) -> tuple[str, Path]:

@@ -14,9 +14,8 @@ from ledgerflow import Client
 from ledgerflow.config import Settings
 from ledgerflow.engine.kafka import clients
 from ledgerflow.engine.state.recovery import open_and_restore
-from ledgerflow.localkafka import LocalKafka
 from ledgerflow.testing.processes import Cluster
-from tests.fixtures import ACTS, FLOWS, ROOT, assert_invariants
+from tests.fixtures import ACTS, FLOWS, ROOT, assert_invariants, started_kafka
 
 pytestmark = [pytest.mark.kafka, pytest.mark.cluster]
 
@@ -24,10 +23,10 @@ RUNS = 20
 
 
 def test_engine_and_worker_on_three_brokers_with_replication_3(tmp_path: Path, topic_prefix: str) -> None:
-    kafka = LocalKafka(tmp_path / "kafka", brokers=3)
     started = time.monotonic()
+    kafka = started_kafka(tmp_path / "kafka", brokers=3)
     try:
-        bootstrap = kafka.up()
+        bootstrap = kafka.up()  # already running: answers its bootstrap at once
         up_seconds = time.monotonic() - started
         cluster = Cluster(
             bootstrap,
@@ -94,9 +93,9 @@ def test_restore_finds_the_new_leader_of_a_changelog_partition_whose_broker_was_
     consumer (like the engine's, used for earlier restores) knows the dead one, and librdkafka
     does not refresh that on a timed-out query. (It kept asking the dead broker until it came
     back: 90 s without progress in a chaos run.)"""
-    kafka = LocalKafka(tmp_path / "kafka", brokers=3)
+    kafka = started_kafka(tmp_path / "kafka", brokers=3)
     try:
-        bootstrap = kafka.up()
+        bootstrap = kafka.up()  # already running: answers its bootstrap at once
         changelog = f"{topic_prefix}changelog"
         admin = AdminClient({"bootstrap.servers": bootstrap})
         topic = NewTopic(changelog, 1, 3, config={"min.insync.replicas": "2", "cleanup.policy": "compact"})

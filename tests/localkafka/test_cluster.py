@@ -22,7 +22,7 @@ from ledgerflow.engine.checkpoint import CALL_TIMEOUT
 from ledgerflow.engine.kafka import clients
 from ledgerflow.engine.kafka.watchdog import CallGuard, StuckCallError
 from ledgerflow.engine.loop import STUCK_CALL_AFTER
-from ledgerflow.localkafka import LocalKafka
+from tests.fixtures import started_kafka
 
 pytestmark = [pytest.mark.kafka, pytest.mark.cluster]
 
@@ -111,10 +111,10 @@ def _consume_all(bootstrap: str, topic: str) -> list[int]:
 
 
 def test_acks_all_survives_kill_9_of_one_broker(tmp_path: Path, topic_prefix: str) -> None:
-    kafka = LocalKafka(tmp_path / "kafka", brokers=3)
+    kafka = started_kafka(tmp_path / "kafka", brokers=3)
     started = time.monotonic()
     try:
-        bootstrap = kafka.up()
+        bootstrap = kafka.up()  # already running: answers its bootstrap at once
         pids = kafka.broker_pids()
         assert len(pids) == 3
         topic = f"{topic_prefix}replicated"
@@ -173,9 +173,9 @@ def test_the_call_guard_gets_an_engine_out_of_a_commit_whose_group_coordinator_h
     sat in it 3 minutes and held its whole group). The guard must hand control back within its
     limit and a margin, and what the engine does next must work: a new producer with the same
     transactional id commits the batch again, offsets included, to the new coordinator."""
-    kafka = LocalKafka(tmp_path / "kafka", brokers=3)
+    kafka = started_kafka(tmp_path / "kafka", brokers=3)
     try:
-        bootstrap = kafka.up()
+        bootstrap = kafka.up()  # already running: answers its bootstrap at once
         source, sink, group = f"{topic_prefix}in", f"{topic_prefix}out", f"{topic_prefix}engine"
         _create_replicated_topic(bootstrap, source)
         _create_replicated_topic(bootstrap, sink)
