@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import Consumer, IsolationLevel, KafkaError, KafkaException, Message, TopicPartition
-from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._listoffsets import OffsetSpec  # not re-exported by name
 from prometheus_client import Counter
 
@@ -34,6 +33,7 @@ from ledgerflow.api.errors import KafkaUnavailableError
 from ledgerflow.api.settings import GatewaySettings
 from ledgerflow.cluster import mark_failovers
 from ledgerflow.config import PAGE_LIMIT
+from ledgerflow.engine.kafka import clients
 from ledgerflow.engine.kafka.clients import consumer
 from ledgerflow.schemas.lifecycle import LifecycleEvent
 
@@ -103,7 +103,7 @@ class EventTail:
         )
         self.cluster = TailedTopic(settings.topic("cluster"), 1, CLUSTER_WINDOW, json.loads)
         self._ring_bytes = settings.events_buffer_bytes // (self.events.partitions + self.cluster.partitions)
-        self._admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+        self._admin = clients.admin(settings)
         self._lock = threading.Lock()
         """Guards the rings, the reader thread's handle and the time of the last request."""
         self._rings: dict[tuple[str, int], Ring] = {}

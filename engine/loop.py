@@ -20,7 +20,6 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient
 from pydantic import ValidationError
 
 from ledgerflow.cluster import ClusterEventPublisher
@@ -133,7 +132,7 @@ class Engine:
         self.queue_watch = QueueWatch(settings)
         limits = Admission(options.max_open_per_partition, options.max_open_per_engine, self.open_workflows)
         self.transactional_id = f"{settings.prefix}engine-{self.node_id}"
-        self._admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+        self._admin = clients.admin(settings)
         self.ctx = EngineContext(
             settings,
             registry,

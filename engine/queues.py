@@ -11,10 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from confluent_kafka.admin import AdminClient
-
 from ledgerflow.config import Settings
 from ledgerflow.engine import metrics
+from ledgerflow.engine.kafka import clients
 
 log = logging.getLogger("ledgerflow.engine.queues")
 REFRESH_INTERVAL = 5.0
@@ -27,7 +26,7 @@ class QueueWatch:
     def __init__(self, settings: Settings, interval: float = REFRESH_INTERVAL) -> None:
         self.settings = settings
         self.interval = interval
-        self._admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+        self._admin = clients.admin(settings)
         self._workers: dict[str, int] = {}
         self._watched: set[str] = set()
         self._lock = threading.Lock()

@@ -82,7 +82,7 @@ def reshard(source: Settings, target: Settings, progress: Progress = lambda _: N
         raise ReshardError(
             "the new prefix must differ from the old one: the shard layout lives in the topics"
         )
-    admin = AdminClient({"bootstrap.servers": source.bootstrap})
+    admin = clients.admin(source)
     topics = admin.list_topics(timeout=30).topics
     inbox = topics.get(source.topic("inbox"))
     if inbox is None:

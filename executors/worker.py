@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from ledgerflow import activity
 from ledgerflow.config import Settings
+from ledgerflow.executors.aiokafka_config import client_options
 from ledgerflow.executors.offsets import PartitionOffsets
 from ledgerflow.executors.outcomes import heartbeat_record, outcome_record
 from ledgerflow.executors.runner import AttemptRunner
@@ -80,7 +81,7 @@ class Worker:
         topic = self.settings.task_topic(self.queue)
         consumer = AIOKafkaConsumer(
             topic,
-            bootstrap_servers=self.settings.bootstrap,
+            **client_options(self.settings),
             group_id=f"{self.settings.prefix}workers.{self.queue}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -89,7 +90,7 @@ class Worker:
             heartbeat_interval_ms=1000,
         )
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap, enable_idempotence=True, acks="all", linger_ms=0
+            **client_options(self.settings), enable_idempotence=True, acks="all", linger_ms=0
         )
         await producer.start()
         await consumer.start()

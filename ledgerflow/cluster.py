@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import KafkaError, Producer, TopicPartition
 
 from ledgerflow.config import Settings
+from ledgerflow.engine.kafka import clients
 
 
 class ClusterEventPublisher:
@@ -34,14 +34,7 @@ class ClusterEventPublisher:
 
 def read_events(settings: Settings, limit: int = 100, timeout: float = 5.0) -> list[dict[str, Any]]:
     """The last ``limit`` cluster events, oldest first, with failovers marked."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap,
-            "group.id": f"ledgerflow-cluster-reader-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
+    consumer = clients.consumer(settings, None, **{"enable.partition.eof": True})
     tp = TopicPartition(settings.topic("cluster"), 0)
     try:
         low, high = consumer.get_watermark_offsets(tp, timeout=timeout)

@@ -6,12 +6,15 @@ passed around, instead of a long list of keyword arguments.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ledgerflow import kafkaprops
 from ledgerflow.errors import PayloadTooLarge
 
 ENV_PREFIX = "LEDGERFLOW_"
@@ -27,6 +30,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
 
     bootstrap: str = Field(default="127.0.0.1:9092", description="Kafka bootstrap servers.")
+    kafka_config: Path | None = Field(
+        default=None,
+        description="File of Kafka client properties (name=value lines: TLS, SASL, any librdkafka "
+        "property) every client of this process uses; LEDGERFLOW_KAFKA_<PROPERTY> variables win "
+        "over it. See ledgerflow.kafkaprops.",
+    )
     prefix: str = Field(default="ledgerflow.", description="Prefix of every topic name.")
     partitions: int = Field(
         default=12, ge=1, description="Shard count: partitions of inbox, changelog and events."
@@ -135,6 +144,19 @@ class Settings(BaseSettings):
         description="Custom partitioner 'module:function' (workflow_id, partitions) -> partition; "
         "murmur2 of the workflow id when unset.",
     )
+
+    _kafka_properties: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _load_kafka_properties(self) -> Settings:
+        self._kafka_properties = kafkaprops.load(self.kafka_config, os.environ)
+        return self
+
+    @property
+    def kafka_properties(self) -> dict[str, str]:
+        """The deployment's Kafka client properties (secrets included: never log them as they are;
+        ``kafkaprops.redacted``)."""
+        return dict(self._kafka_properties)
 
     @model_validator(mode="after")
     def _payloads_fit_in_records(self) -> Settings:

@@ -12,9 +12,8 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from confluent_kafka.admin import AdminClient
-
 from ledgerflow.config import Settings
+from ledgerflow.engine.kafka import clients
 
 CLIENT_ID_PREFIX = "ledgerflow-engine "
 
@@ -46,7 +45,7 @@ class OwnerDirectory:
     def __init__(self, settings: Settings, ttl: float = 1.0) -> None:
         self.settings = settings
         self.ttl = ttl
-        self._admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+        self._admin = clients.admin(settings)
         self._owners: dict[int, str] = {}
         self._members: list[dict[str, object]] = []
         self._state = "Unknown"

@@ -38,7 +38,7 @@ def started_kafka(folder: Path, brokers: int) -> LocalKafka:
     try:
         kafka.up()
     except KafkaStartError as exc:
-        warnings.warn(f"local Kafka start failed, trying once more: {exc}", stacklevel=2)
+        warnings.warn(f"local Kafka start failed, trying once more: {exc}\n{exc.report}", stacklevel=2)
         kafka.down()
         kafka = LocalKafka(folder.with_name(f"{folder.name}-again"), brokers=brokers)
         kafka.up()

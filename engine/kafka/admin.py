@@ -9,6 +9,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 from confluent_kafka.cimpl import NewTopic
 
 from ledgerflow.config import Settings
+from ledgerflow.engine.kafka import clients
 from ledgerflow.engine.kafka.clients import RECORD_FRAMING
 from ledgerflow.errors import TopicLayoutError
 
@@ -78,7 +79,7 @@ def ensure_queue_topics(settings: Settings, queues: tuple[str, ...], timeout: fl
 
 
 def _ensure(settings: Settings, specs: list[TopicSpec], timeout: float) -> list[str]:
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    admin = clients.admin(settings)
     existing = admin.list_topics(timeout=timeout).topics
     for spec in specs:
         found = existing.get(spec.name)

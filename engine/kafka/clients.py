@@ -1,7 +1,9 @@
-"""Client configurations, in one place, so every producer partitions the same way.
+"""Client configurations, in one place, so every producer partitions the same way and every
+client reaches a secured cluster.
 
 Every producer uses murmur2 (the Java client's default) so a record keyed by
-workflow id lands on the same partition whoever writes it.
+workflow id lands on the same partition whoever writes it. Every client carries the
+deployment's Kafka properties (TLS, SASL: ``Settings.kafka_properties``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import logging
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
 
 from ledgerflow.config import Settings
 
@@ -24,9 +27,18 @@ UNASSIGNED = -1
 """librdkafka's 'no partition given': the producer's partitioner (murmur2) picks it from the key."""
 
 
+def common_config(settings: Settings) -> dict[str, Any]:
+    """Where Kafka is and how to reach it: what every client's configuration starts from."""
+    return {"bootstrap.servers": settings.bootstrap, **settings.kafka_properties}
+
+
+def admin(settings: Settings, **extra: Any) -> AdminClient:
+    return AdminClient({**common_config(settings), **extra})
+
+
 def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     return {
-        "bootstrap.servers": settings.bootstrap,
+        **common_config(settings),
         "partitioner": PARTITIONER,
         "enable.idempotence": True,
         "acks": "all",
@@ -78,7 +90,7 @@ def plain_producer(settings: Settings, **extra: Any) -> Producer:
 
 def consumer_config(settings: Settings, group_id: str | None, **extra: Any) -> dict[str, Any]:
     config: dict[str, Any] = {
-        "bootstrap.servers": settings.bootstrap,
+        **common_config(settings),
         "isolation.level": "read_committed",
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
@@ -88,7 +100,9 @@ def consumer_config(settings: Settings, group_id: str | None, **extra: Any) -> d
     if group_id is not None:
         config["group.id"] = group_id
     else:
-        config["group.id"] = "ledgerflow-unused"  # librdkafka wants one even for assign()
+        # librdkafka wants one even for assign(); under the prefix, so the deployment's
+        # prefixed group ACLs cover it
+        config["group.id"] = f"{settings.prefix}reader"
     return config
 
 

@@ -12,9 +12,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ledgerflow.localkafka import KafkaStatus, LocalKafka, LocalKafkaError
+from ledgerflow.localkafka import KafkaStartError, KafkaStatus, LocalKafka, LocalKafkaError
+from ledgerflow.localkafka.secure import USERS
 
-_DATA_DIR_HELP = "Folder of the cluster's data, logs and PID files (env LEDGERFLOW_KAFKA_DIR)."
+_DATA_DIR_HELP = "Folder of the cluster's data, logs and PID files (env LEDGERFLOW_LOCAL_KAFKA_DIR)."
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -23,7 +24,7 @@ def _data_dir_option(func: F) -> F:
     return click.option(
         "--data-dir",
         type=click.Path(file_okay=False, path_type=Path),
-        envvar="LEDGERFLOW_KAFKA_DIR",
+        envvar="LEDGERFLOW_LOCAL_KAFKA_DIR",
         default=Path(".ledgerflow/kafka"),
         show_default=True,
         help=_DATA_DIR_HELP,
@@ -43,6 +44,8 @@ def progress_reporter(
 
 
 def _fail(exc: LocalKafkaError) -> None:
+    if isinstance(exc, KafkaStartError) and exc.report:
+        click.echo(exc.report, err=True)
     click.echo(f"error: {exc}", err=True)
     raise SystemExit(1)
 
@@ -61,8 +64,15 @@ def kafka_group() -> None:
 )
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Client port of node 1.")
 @click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait for ready.")
+@click.option(
+    "--secure",
+    is_flag=True,
+    default=None,
+    help="TLS on every listener, SCRAM users and client certificates for each component, ACLs "
+    "enforced; prints the client settings files. Default: what the data dir holds, else plaintext.",
+)
 @_data_dir_option
-def up(brokers: str | None, port: int | None, timeout: float, data_dir: Path) -> None:
+def up(brokers: str | None, port: int | None, timeout: float, secure: bool | None, data_dir: Path) -> None:
     """Start Kafka (idempotent) and print its bootstrap address as the last line."""
     console = Console(stderr=True)
     try:
@@ -71,6 +81,7 @@ def up(brokers: str | None, port: int | None, timeout: float, data_dir: Path) ->
                 data_dir,
                 brokers=int(brokers) if brokers else None,
                 port=port,
+                secure=secure,
                 start_timeout=timeout,
                 progress=progress,
             )
@@ -78,8 +89,24 @@ def up(brokers: str | None, port: int | None, timeout: float, data_dir: Path) ->
     except LocalKafkaError as exc:
         _fail(exc)
         return
+    if kafka.mtls_bootstrap is not None:
+        _print_secure(kafka)
     click.echo(f"export LEDGERFLOW_BOOTSTRAP={bootstrap}", err=True)
     click.echo(bootstrap)
+
+
+def _print_secure(kafka: LocalKafka) -> None:
+    files = kafka.secure_files
+    click.echo(
+        f"secure: SASL_SSL (SCRAM-SHA-512/256) at {kafka.bootstrap}, mutual TLS at {kafka.mtls_bootstrap}\n"
+        f"client settings per principal in {files.folder}: <user>.properties (SCRAM), "
+        f"<user>-mtls.properties (mTLS); users {', '.join(USERS)}; CA {files.ca}\n"
+        "grant each component its ACLs under your prefix (as admin):\n"
+        f"  LEDGERFLOW_KAFKA_CONFIG={files.properties('admin')} ledgerflow topics grant --prefix <prefix>\n"
+        "run a component as its principal:\n"
+        f"  export LEDGERFLOW_KAFKA_CONFIG={files.properties('engine')}",
+        err=True,
+    )
 
 
 @kafka_group.command()

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
 from ledgerflow.config import Settings
+from ledgerflow.kafkaprops import FILE_ENV
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _use_kafka_config(_ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    # Through the environment: every Settings this process builds reads it, and so do the
+    # processes it starts (`ledgerflow dev`).
+    if value:
+        os.environ[FILE_ENV] = value
+
+
 def kafka_options(func: F) -> F:
-    """Add ``--bootstrap``, ``--prefix``, ``--partitions``, ``--replication-factor``.
+    """Add ``--bootstrap``, ``--kafka-config``, ``--prefix``, ``--partitions``,
+    ``--replication-factor``.
 
     Each falls back to its ``LEDGERFLOW_*`` environment variable.
     """
@@ -25,6 +35,15 @@ def kafka_options(func: F) -> F:
             default=defaults.bootstrap,
             show_default=True,
             help="Kafka bootstrap servers (env LEDGERFLOW_BOOTSTRAP).",
+        ),
+        click.option(
+            "--kafka-config",
+            type=click.Path(exists=True, dir_okay=False),
+            expose_value=False,
+            is_eager=True,
+            callback=_use_kafka_config,
+            help=f"File of Kafka client properties, name=value lines: TLS, SASL (env {FILE_ENV}); "
+            "LEDGERFLOW_KAFKA_<PROPERTY> variables win over it.",
         ),
         click.option(
             "--prefix",

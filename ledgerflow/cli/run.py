@@ -13,7 +13,7 @@ import click
 from ledgerflow import activity, logs
 from ledgerflow.cli.options import kafka_options, settings_from
 from ledgerflow.engine.http import HttpServer, create_app
-from ledgerflow.engine.kafka.admin import ensure_topics
+from ledgerflow.engine.kafka.admin import ensure_queue_topics, ensure_topics
 from ledgerflow.engine.kafka.group import GROUP_PROTOCOLS, GroupProtocol
 from ledgerflow.engine.loop import Engine, EngineOptions, tune_garbage_collector
 from ledgerflow.engine.workflow.definition import WorkflowRegistry
@@ -157,7 +157,8 @@ def worker_command(
     settings = settings_from(bootstrap, prefix, partitions, replication_factor)
     activities = activity.collect([builtins.__name__, *modules])
     try:
-        ensure_topics(settings, (queue,))
+        # its queue's topic only: the rest are the engine's, which a worker may not create
+        ensure_queue_topics(settings, (queue,))
     except TopicLayoutError as exc:
         raise click.ClickException(str(exc)) from exc
     worker = Worker(settings, activities, queue=queue, concurrency=concurrency, shutdown_grace=shutdown_grace)

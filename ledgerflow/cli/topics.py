@@ -1,10 +1,12 @@
-"""``ledgerflow topics create``: provision the deployment's topics."""
+"""``ledgerflow topics create|grant``: provision the deployment's topics and its ACLs."""
 
 from __future__ import annotations
 
 import click
+from confluent_kafka import KafkaException
 
 from ledgerflow.cli.options import kafka_options, settings_from
+from ledgerflow.engine.kafka import acls
 from ledgerflow.engine.kafka.admin import ensure_topics
 from ledgerflow.errors import TopicLayoutError
 
@@ -36,3 +38,35 @@ def create(
     for name in created:
         click.echo(f"created {name}")
     click.echo(f"topics ready ({settings.partitions} partitions, prefix {settings.prefix!r})")
+
+
+@topics_group.command("grant")
+@kafka_options
+@click.option("--engine", default="User:engine", show_default=True, help="The engines' principal.")
+@click.option("--worker", default="User:worker", show_default=True, help="The workers' principal.")
+@click.option("--gateway", default="User:gateway", show_default=True, help="The gateways' principal.")
+@click.option(
+    "--client", default="User:client", show_default=True, help="The CLI's and SDK Client's principal."
+)
+def grant(
+    bootstrap: str,
+    prefix: str,
+    partitions: int,
+    replication_factor: int,
+    engine: str,
+    worker: str,
+    gateway: str,
+    client: str,
+) -> None:
+    """Create each component's Kafka ACLs under the prefix (run with an admin's --kafka-config);
+    the table is in docs/operations.md."""
+    settings = settings_from(bootstrap, prefix, partitions, replication_factor)
+    principals = {"engine": engine, "worker": worker, "gateway": gateway, "client": client}
+    try:
+        count = acls.grant(settings, principals)
+    except KafkaException as exc:
+        raise click.ClickException(f"could not create the ACLs: {exc.args[0].str()}") from exc
+    click.echo(
+        f"{count} ACLs under prefix {settings.prefix!r}: "
+        + ", ".join(f"{c}={p}" for c, p in principals.items())
+    )

@@ -19,6 +19,8 @@ class NodeSpec:
     index: int
     port: int
     controller_port: int
+    mtls_port: int | None = None
+    """Secure clusters: the mutual-TLS listener (``port`` is then SASL_SSL)."""
 
     @property
     def node_id(self) -> int:
@@ -28,14 +30,43 @@ class NodeSpec:
     def address(self) -> str:
         return f"{HOST}:{self.port}"
 
+    @property
+    def mtls_address(self) -> str | None:
+        return None if self.mtls_port is None else f"{HOST}:{self.mtls_port}"
+
 
 def voters(nodes: list[NodeSpec]) -> str:
     """``controller.quorum.voters``: static voters, so storage is formatted without --standalone."""
     return ",".join(f"{n.node_id}@{HOST}:{n.controller_port}" for n in nodes)
 
 
-def server_properties(node: NodeSpec, nodes: list[NodeSpec], log_dir: Path) -> str:
-    """The properties text for ``node`` of the cluster ``nodes``."""
+def _listeners(node: NodeSpec, security: dict[str, str | int] | None) -> dict[str, str | int]:
+    if security is None:
+        return {
+            "listeners": f"PLAINTEXT://{HOST}:{node.port},CONTROLLER://{HOST}:{node.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{HOST}:{node.port}",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        }
+    # Secure: clients over SASL_SSL or mutual TLS; nodes talk to each other (and to the
+    # controllers) over mutual TLS with the broker certificate. Nothing in clear text.
+    client, mtls = f"CLIENT://{HOST}:{node.port}", f"MTLS://{HOST}:{node.mtls_port}"
+    return {
+        "listeners": f"{client},{mtls},CONTROLLER://{HOST}:{node.controller_port}",
+        "advertised.listeners": f"{client},{mtls}",
+        "inter.broker.listener.name": "MTLS",
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": "CLIENT:SASL_SSL,MTLS:SSL,CONTROLLER:SSL",
+        **security,
+    }
+
+
+def server_properties(
+    node: NodeSpec, nodes: list[NodeSpec], log_dir: Path, security: dict[str, str | int] | None = None
+) -> str:
+    """The properties text for ``node`` of the cluster ``nodes``; ``security`` (from
+    ``secure.SecureFiles.broker_settings``) makes it a secure node."""
     n = len(nodes)
     # One broker: internal topics cannot have more replicas than brokers.
     # Three: RF 3 with min.insync.replicas 2 so one node may die without losing
@@ -46,11 +77,7 @@ def server_properties(node: NodeSpec, nodes: list[NodeSpec], log_dir: Path) -> s
         "process.roles": "broker,controller",
         "node.id": node.node_id,
         "controller.quorum.voters": voters(nodes),
-        "listeners": f"PLAINTEXT://{HOST}:{node.port},CONTROLLER://{HOST}:{node.controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{HOST}:{node.port}",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "controller.listener.names": "CONTROLLER",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        **_listeners(node, security),
         "log.dirs": str(log_dir),
         # Topics are created explicitly (ledgerflow topics create / the tests),
         # so a typo'd topic name fails instead of silently appearing.

@@ -14,11 +14,15 @@ class ToolMissingError(LocalKafkaError):
 
 
 class KafkaStartError(LocalKafkaError):
-    """A broker exited during start, or did not become ready in time; see ``log_path``."""
+    """A broker exited during start, or did not become ready in time; see ``log_path``.
 
-    def __init__(self, message: str, log_path: str | None = None) -> None:
+    ``report`` has one line per node (alive or gone, last log line, last error, where its
+    main thread was), for a start that fails where nobody can look at the folder (CI)."""
+
+    def __init__(self, message: str, log_path: str | None = None, report: str = "") -> None:
         super().__init__(message)
         self.log_path = log_path
+        self.report = report
 
 
 class DataDirConflictError(LocalKafkaError):

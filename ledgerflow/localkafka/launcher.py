@@ -33,10 +33,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from ledgerflow import kafkaprops
 from ledgerflow.localkafka import libs, procs, readiness
 from ledgerflow.localkafka.config import NodeSpec, server_properties
 from ledgerflow.localkafka.errors import DataDirConflictError, KafkaStartError, LocalKafkaError
 from ledgerflow.localkafka.libs import KAFKA_VERSION, Progress
+from ledgerflow.localkafka.secure import SecureFiles
 from ledgerflow.testing.ports import free_ports, port_is_free
 
 STATE_FILE = "ledgerflow-kafka.json"
@@ -94,6 +96,7 @@ class KafkaStatus:
 class _State:
     cluster_id: str
     nodes: list[NodeSpec]
+    secure: bool = False
 
     @property
     def bootstrap(self) -> str:
@@ -105,6 +108,7 @@ class _State:
                 "kafka_version": KAFKA_VERSION,
                 "cluster_id": self.cluster_id,
                 "bootstrap": self.bootstrap,
+                "secure": self.secure,
                 "nodes": [asdict(n) for n in self.nodes],
             },
             indent=2,
@@ -113,7 +117,7 @@ class _State:
     @classmethod
     def load(cls, text: str) -> _State:
         raw = json.loads(text)
-        return cls(raw["cluster_id"], [NodeSpec(**n) for n in raw["nodes"]])
+        return cls(raw["cluster_id"], [NodeSpec(**n) for n in raw["nodes"]], raw.get("secure", False))
 
 
 def new_cluster_id() -> str:
@@ -130,6 +134,9 @@ class LocalKafka:
     ``brokers`` None means what ``data_dir`` already holds, else 1. ``port``
     fixes the first node's client port; every other port is picked free at run
     time and remembered in the state file. ``heap`` is the JVM's -Xmx per node.
+    ``secure`` (None: what ``data_dir`` holds, else False) starts nodes with TLS, SCRAM
+    users and ACLs enforced (see ``localkafka.secure``): the bootstrap is then SASL_SSL,
+    :attr:`mtls_bootstrap` mutual TLS, and :meth:`client_properties` the settings to use.
     """
 
     def __init__(
@@ -139,6 +146,7 @@ class LocalKafka:
         port: int | None = None,
         *,
         heap: str = DEFAULT_HEAP,
+        secure: bool | None = None,
         start_timeout: float = DEFAULT_START_TIMEOUT,
         progress: Progress | None = None,
     ) -> None:
@@ -148,6 +156,8 @@ class LocalKafka:
         self._brokers = brokers
         self._port = port
         self._heap = heap
+        self._secure = secure
+        self.secure_files = SecureFiles(self.data_dir / "secure")
         self._start_timeout = start_timeout
         self._progress: Progress = progress or (lambda _msg: None)
 
@@ -166,7 +176,10 @@ class LocalKafka:
             if state is not None:
                 alive = self._alive_nodes(state)
                 self._check_shape(state, running=bool(alive))
-                if len(alive) == len(state.nodes) and readiness.responds(state.bootstrap, len(state.nodes)):
+                admin = self._admin_properties(state)
+                if len(alive) == len(state.nodes) and readiness.responds(
+                    state.bootstrap, len(state.nodes), admin
+                ):
                     return state.bootstrap
             java = libs.find_java()
             self._progress("Resolving Kafka jars")
@@ -176,10 +189,14 @@ class LocalKafka:
             else:
                 self._repick_busy_ports(state)
             self._write_state(state)
+            security = None
+            if state.secure:
+                self.secure_files.ensure()
+                security = self.secure_files.broker_settings()
             for node in state.nodes:
                 self._node_dir(node).mkdir(parents=True, exist_ok=True)
                 self._properties(node).write_text(
-                    server_properties(node, state.nodes, self._node_dir(node) / "data")
+                    server_properties(node, state.nodes, self._node_dir(node) / "data", security)
                 )
             self._format(java, libs_dir, state)
             alive = self._alive_nodes(state)
@@ -259,6 +276,24 @@ class LocalKafka:
         state = self._load_state()
         return state.bootstrap if state else None
 
+    @property
+    def mtls_bootstrap(self) -> str | None:
+        """A secure cluster's mutual-TLS bootstrap; None for a plaintext one."""
+        state = self._load_state()
+        if state is None or not state.secure:
+            return None
+        return ",".join(n.mtls_address or "" for n in state.nodes)
+
+    def client_properties(self, user: str, *, mtls: bool = False) -> Path:
+        """A secure cluster's client settings file for ``user`` (``secure.USERS``): SCRAM over
+        SASL_SSL (against :attr:`bootstrap`), or mutual TLS (against :attr:`mtls_bootstrap`)."""
+        path = self.secure_files.properties(user, mtls)
+        if not path.exists():
+            raise LocalKafkaError(
+                f"no client settings for {user!r} in {self.data_dir}: not a secure cluster?"
+            )
+        return path
+
     def broker_pids(self) -> list[int]:
         """PIDs of the nodes that are alive now, in node order."""
         return [b.pid for b in self.status().brokers if b.alive and b.pid is not None]
@@ -334,15 +369,25 @@ class LocalKafka:
 
     def _new_state(self) -> _State:
         count = self._brokers or 1
-        ports = [p for p in free_ports(2 * count + 1) if p != self._port][: 2 * count]
+        secure = bool(self._secure)
+        each = 3 if secure else 2
+        ports = [p for p in free_ports(each * count + 1) if p != self._port][: each * count]
         if self._port is not None:
             if not port_is_free(self._port):
                 raise LocalKafkaError(f"port {self._port} is in use by another program")
             ports[0] = self._port
-        nodes = [NodeSpec(i, ports[2 * i], ports[2 * i + 1]) for i in range(count)]
-        return _State(new_cluster_id(), nodes)
+        nodes = [
+            NodeSpec(i, ports[each * i], ports[each * i + 1], ports[each * i + 2] if secure else None)
+            for i in range(count)
+        ]
+        return _State(new_cluster_id(), nodes, secure)
 
     def _check_shape(self, state: _State, running: bool) -> None:
+        if self._secure is not None and self._secure != state.secure:
+            kind = "secure" if state.secure else "plaintext"
+            raise DataDirConflictError(
+                f"{self.data_dir} holds a {kind} Kafka: use another data dir, or `down` and remove this one"
+            )
         count = len(state.nodes)
         if self._brokers is not None and self._brokers != count:
             raise DataDirConflictError(
@@ -355,7 +400,7 @@ class LocalKafka:
                 raise DataDirConflictError(
                     f"Kafka in {self.data_dir} already runs on port {first}, not {self._port}"
                 )
-            state.nodes[0] = NodeSpec(0, self._port, state.nodes[0].controller_port)
+            state.nodes[0] = NodeSpec(0, self._port, state.nodes[0].controller_port, state.nodes[0].mtls_port)
 
     def _repick_busy_ports(self, state: _State) -> None:
         """Before starting a stopped cluster again, move off ports another program took.
@@ -373,7 +418,10 @@ class LocalKafka:
                 port = free_ports(1)[0]
             if not port_is_free(cport):
                 cport = free_ports(1)[0]
-            state.nodes[i] = NodeSpec(node.index, port, cport)
+            mport = node.mtls_port
+            if mport is not None and not port_is_free(mport):
+                mport = free_ports(1)[0]
+            state.nodes[i] = NodeSpec(node.index, port, cport, mport)
 
     # -- processes ------------------------------------------------------------------
 
@@ -400,6 +448,10 @@ class LocalKafka:
                 alive.add(node.index)
         return alive
 
+    def _admin_properties(self, state: _State) -> dict[str, str]:
+        """What the launcher's own clients need to reach the cluster: the admin's settings."""
+        return kafkaprops.from_file(self.secure_files.properties("admin")) if state.secure else {}
+
     def _format(self, java: str, libs_dir: Path, state: _State) -> None:
         """Format each node's storage once (``meta.properties`` marks a formatted dir)."""
         todo = [n for n in state.nodes if not (self._node_dir(n) / "data" / "meta.properties").exists()]
@@ -414,6 +466,7 @@ class LocalKafka:
                 "-XX:+UseSerialGC", "-cp", f"{libs_dir}/*",
                 "kafka.tools.StorageTool", "format", "--ignore-formatted",
                 "-t", state.cluster_id, "-c", str(self._properties(node)),
+                *(self.secure_files.scram_arguments() if state.secure else []),
             ]  # fmt: skip
             return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
 
@@ -443,7 +496,7 @@ class LocalKafka:
             f"-Dlog4j2.configurationFile={log4j}",
             f"-Dkafka.logs.dir={logs}",
             # extra JVM options, e.g. a bigger heap for a benchmark
-            *shlex.split(os.environ.get("LEDGERFLOW_KAFKA_JVM_OPTS", "")),
+            *shlex.split(os.environ.get("LEDGERFLOW_LOCAL_KAFKA_JVM_OPTS", "")),
             "-cp",
             f"{libs_dir}/*",
             procs.KAFKA_MAIN,
@@ -498,20 +551,22 @@ class LocalKafka:
                     why, log = _last_error(self.log_path(index))
                     raise KafkaStartError(
                         f"broker {node.node_id} exited during start"
-                        f"{'' if status is None else f' (status {status})'}: {why}; see {log}"
-                        f"{self._nodes_report(state, started)}",
+                        f"{'' if status is None else f' (status {status})'}: {why}; see {log}",
                         str(log),
+                        self._nodes_report(state, started),
                     )
 
         self._progress("Waiting for Kafka to be ready")
         try:
-            readiness.wait_ready(state.bootstrap, len(state.nodes), deadline, check_alive)
+            readiness.wait_ready(
+                state.bootstrap, len(state.nodes), deadline, check_alive, self._admin_properties(state)
+            )
         except TimeoutError as exc:
             log = self.log_path(min(started, default=0))
             raise KafkaStartError(
-                f"Kafka at {state.bootstrap} not ready after {self._start_timeout:.0f} s ({exc}); "
-                f"see {log}{self._nodes_report(state, started)}",
+                f"Kafka at {state.bootstrap} not ready after {self._start_timeout:.0f} s ({exc}); see {log}",
                 str(log),
+                self._nodes_report(state, started),
             ) from exc
 
     def _nodes_report(self, state: _State, started: dict[int, int]) -> str:
@@ -532,10 +587,10 @@ class LocalKafka:
             last = _last_line(log)
             where = f"; main thread at {_main_frames(log.with_name('stdout.log'))}" if index in alive else ""
             lines.append(
-                f"\n  broker {by_index[index].node_id} (pid {pid}, {'alive' if index in alive else 'gone'}):"
+                f"broker {by_index[index].node_id} (pid {pid}, {'alive' if index in alive else 'gone'}):"
                 f" last log {last!r}; last error {errors[index]!r}{where}"
             )
-        return "".join(lines)
+        return "\n".join(lines)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:

@@ -67,8 +67,8 @@ def _no_progress(_: str) -> None:
 
 
 def cache_root() -> Path:
-    """``$LEDGERFLOW_KAFKA_CACHE``, else ``$XDG_CACHE_HOME``/ledgerflow or ~/.cache/ledgerflow."""
-    if env := os.environ.get("LEDGERFLOW_KAFKA_CACHE"):
+    """``$LEDGERFLOW_LOCAL_KAFKA_CACHE``, else ``$XDG_CACHE_HOME``/ledgerflow or ~/.cache/ledgerflow."""
+    if env := os.environ.get("LEDGERFLOW_LOCAL_KAFKA_CACHE"):
         return Path(env).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"

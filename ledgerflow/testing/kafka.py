@@ -61,7 +61,7 @@ def _container() -> Iterator[str]:
         container = container.with_env(key, value)
     with container as kafka:
         bootstrap = str(kafka.get_bootstrap_server())
-        readiness.wait_ready(bootstrap, 1, time.monotonic() + 120, lambda: None)
+        readiness.wait_ready(bootstrap, 1, time.monotonic() + 120, lambda: None, {})
         yield bootstrap
 
 

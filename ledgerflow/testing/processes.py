@@ -123,7 +123,12 @@ class Cluster:
         return ["--bootstrap", self.bootstrap, "--prefix", self.prefix, "--partitions", str(self.partitions)]
 
     def engine(
-        self, workflows: list[str], name: str = "engine-0", start: bool = True, extra: list[str] | None = None
+        self,
+        workflows: list[str],
+        name: str = "engine-0",
+        start: bool = True,
+        extra: list[str] | None = None,
+        env: dict[str, str] | None = None,
     ) -> NodeProcess:
         port = free_port()
         data_dir = self.base_dir / name
@@ -138,7 +143,12 @@ class Cluster:
         ]
         for module in workflows:
             args += ["--workflows", module]
-        node = NodeProcess(args, self.base_dir / f"{name}.log", self._env(), url=f"http://127.0.0.1:{port}")
+        node = NodeProcess(
+            args,
+            self.base_dir / f"{name}.log",
+            {**self._env(), **(env or {})},
+            url=f"http://127.0.0.1:{port}",
+        )
         self.nodes.append(node)
         return node.start() if start else node
 
@@ -149,13 +159,14 @@ class Cluster:
         queue: str = "default",
         concurrency: int = 50,
         shutdown_grace: float | None = None,
+        env: dict[str, str] | None = None,
     ) -> NodeProcess:
         args = ["worker", *self._common(), "--queue", queue, "--concurrency", str(concurrency)]
         if shutdown_grace is not None:
             args += ["--shutdown-grace", str(shutdown_grace)]
         for module in activities:
             args += ["--activities", module]
-        node = NodeProcess(args, self.base_dir / f"{name}.log", self._env())
+        node = NodeProcess(args, self.base_dir / f"{name}.log", {**self._env(), **(env or {})})
         self.nodes.append(node)
         return node.start()
 

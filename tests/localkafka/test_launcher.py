@@ -133,7 +133,7 @@ def test_cli_up_status_down(tmp_path: Path) -> None:
 def _env_with_path(path: str, tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in {"JAVA_HOME", "KAFKA_HOME"}}
     env["PATH"] = path
-    env["LEDGERFLOW_KAFKA_CACHE"] = str(tmp_path / "empty-cache")  # force a download
+    env["LEDGERFLOW_LOCAL_KAFKA_CACHE"] = str(tmp_path / "empty-cache")  # force a download
     return env
 
 

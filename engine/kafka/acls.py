@@ -1,0 +1,164 @@
+"""The Kafka ACLs each Ledgerflow component needs on a cluster that enforces them.
+
+One table, under a deployment's topic prefix: ``ledgerflow topics grant`` creates it for the
+principals given, docs/operations.md prints it (``python -m ledgerflow.engine.kafka.acls``),
+and the secure-broker tests prove each component works with exactly these and no more (a
+worker cannot write the changelog; a principal without grants cannot read the inbox).
+Everything a component touches is named under the prefix (topics, consumer groups,
+transactional ids), so the grants are prefixed patterns and a deployment cannot reach another
+deployment's data on a shared cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    ResourcePatternType,
+    ResourceType,
+)
+
+from ledgerflow.config import Settings
+from ledgerflow.engine.kafka import clients
+
+Op = AclOperation
+CLUSTER_NAME = "kafka-cluster"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Operations on the resources whose name is the prefix + ``name`` (all of them that start
+    with it when ``prefixed``)."""
+
+    resource: ResourceType
+    name: str
+    operations: tuple[AclOperation, ...]
+    prefixed: bool = False
+    why: str = ""
+
+
+_TOPIC, _GROUP, _TXN, _CLUSTER = (
+    ResourceType.TOPIC,
+    ResourceType.GROUP,
+    ResourceType.TRANSACTIONAL_ID,
+    ResourceType.BROKER,
+)
+_IDEMPOTENT = Grant(_CLUSTER, CLUSTER_NAME, (Op.IDEMPOTENT_WRITE,), why="idempotent producer")
+_READER_GROUP = Grant(
+    _GROUP, "reader", (Op.READ, Op.DESCRIBE), why="assign()-only readers (events, definitions)"
+)
+_ENGINE_MEMBERS = Grant(_GROUP, "engine", (Op.DESCRIBE,), why="which engine owns which partition")
+
+COMPONENTS: dict[str, tuple[Grant, ...]] = {
+    "engine": (
+        Grant(
+            _TOPIC,
+            "",
+            (Op.READ, Op.WRITE, Op.DESCRIBE, Op.CREATE, Op.DESCRIBE_CONFIGS, Op.ALTER_CONFIGS),
+            prefixed=True,
+            why="owns every topic: creates and checks them, reads the inbox, writes state",
+        ),
+        Grant(
+            _GROUP,
+            "",
+            (Op.READ, Op.DESCRIBE, Op.DESCRIBE_CONFIGS, Op.ALTER_CONFIGS),
+            prefixed=True,
+            why="the engine group (and its session timeouts), workers' groups for queue checks",
+        ),
+        Grant(_TXN, "engine-", (Op.WRITE, Op.DESCRIBE), prefixed=True, why="one transaction per batch"),
+        _IDEMPOTENT,
+    ),
+    "worker": (
+        Grant(
+            _TOPIC,
+            "tasks.",
+            (Op.READ, Op.DESCRIBE, Op.CREATE, Op.DESCRIBE_CONFIGS),
+            prefixed=True,
+            why="reads its queues' tasks (creates a queue's topic on first start)",
+        ),
+        Grant(_TOPIC, "inbox", (Op.WRITE, Op.DESCRIBE), why="writes results and heartbeats"),
+        Grant(_GROUP, "workers.", (Op.READ, Op.DESCRIBE), prefixed=True, why="one group per queue"),
+        _IDEMPOTENT,
+    ),
+    "gateway": (
+        Grant(_TOPIC, "inbox", (Op.WRITE, Op.DESCRIBE), why="starts, signals, cancels"),
+        Grant(_TOPIC, "definitions", (Op.READ, Op.WRITE, Op.DESCRIBE), why="registers DAGs"),
+        Grant(_TOPIC, "events", (Op.READ, Op.DESCRIBE), why="GET /events"),
+        Grant(_TOPIC, "cluster", (Op.READ, Op.DESCRIBE), why="GET /cluster/events"),
+        Grant(_TOPIC, "tasks.", (Op.DESCRIBE,), prefixed=True, why="a DAG's queues exist"),
+        _READER_GROUP,
+        _ENGINE_MEMBERS,
+        Grant(_GROUP, "workers.", (Op.DESCRIBE,), prefixed=True, why="a DAG's queues have workers"),
+        _IDEMPOTENT,
+    ),
+    "client": (
+        Grant(_TOPIC, "inbox", (Op.WRITE, Op.DESCRIBE), why="starts, signals, cancels"),
+        Grant(_TOPIC, "definitions", (Op.READ, Op.WRITE, Op.DESCRIBE), why="registers DAGs"),
+        Grant(_TOPIC, "events", (Op.READ, Op.DESCRIBE), why="waits for results, follows history"),
+        Grant(_TOPIC, "cluster", (Op.READ, Op.DESCRIBE), why="`ledgerflow cluster events`"),
+        _READER_GROUP,
+        _ENGINE_MEMBERS,
+        _IDEMPOTENT,
+    ),
+}
+"""What each component needs; the SDK Client and the CLI are ``client``."""
+
+
+def bindings(component: str, principal: str, prefix: str) -> list[AclBinding]:
+    """The allow-ACLs of ``component`` for ``principal`` (e.g. ``User:engine``) under ``prefix``."""
+    out = []
+    for grant in COMPONENTS[component]:
+        cluster = grant.resource == _CLUSTER
+        name = CLUSTER_NAME if cluster else prefix + grant.name
+        for operation in grant.operations:
+            out.append(
+                AclBinding(
+                    ResourceType.BROKER if cluster else grant.resource,
+                    name,
+                    ResourcePatternType.PREFIXED if grant.prefixed else ResourcePatternType.LITERAL,
+                    principal,
+                    "*",
+                    operation,
+                    AclPermissionType.ALLOW,
+                )
+            )
+    return out
+
+
+def grant(settings: Settings, principals: Mapping[str, str], timeout: float = 30.0) -> int:
+    """Create the ACLs of each ``component → principal`` under ``settings.prefix``, with the
+    settings' credentials (an admin's); returns how many bindings exist for them now."""
+    unknown = sorted(set(principals) - set(COMPONENTS))
+    if unknown:
+        raise ValueError(f"no such component: {', '.join(unknown)} (known: {', '.join(COMPONENTS)})")
+    wanted = [b for c, p in principals.items() for b in bindings(c, p, settings.prefix)]
+    if not wanted:
+        return 0
+    admin = clients.admin(settings)  # kept alive until every future has its answer
+    for future in admin.create_acls(wanted, request_timeout=timeout).values():
+        future.result(timeout)
+    return len(wanted)
+
+
+def table(prefix: str = "<prefix>") -> str:
+    """The grants as a Markdown table, for the operations guide."""
+    rows = ["| component | resource | name | operations | why |", "|---|---|---|---|---|"]
+    for component, grants in COMPONENTS.items():
+        for g in grants:
+            name = (
+                CLUSTER_NAME
+                if g.resource == _CLUSTER
+                else f"`{prefix}{g.name}`" + (" (prefixed)" if g.prefixed else "")
+            )
+            kind = "CLUSTER" if g.resource == _CLUSTER else g.resource.name
+            ops = ", ".join(op.name for op in g.operations)
+            rows.append(f"| {component} | {kind} | {name} | {ops} | {g.why} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(table())
