@@ -149,13 +149,16 @@ class Cluster:
         queue: str = "default",
         concurrency: int = 50,
         shutdown_grace: float | None = None,
+        env: dict[str, str] | None = None,
     ) -> NodeProcess:
+        """A ``ledgerflow worker`` process; ``env`` adds to its environment (e.g. its built-in
+        settings, ``LEDGERFLOW_BUILTINS``)."""
         args = ["worker", *self._common(), "--queue", queue, "--concurrency", str(concurrency)]
         if shutdown_grace is not None:
             args += ["--shutdown-grace", str(shutdown_grace)]
         for module in activities:
             args += ["--activities", module]
-        node = NodeProcess(args, self.base_dir / f"{name}.log", self._env())
+        node = NodeProcess(args, self.base_dir / f"{name}.log", {**self._env(), **(env or {})})
         self.nodes.append(node)
         return node.start()
 
