@@ -61,7 +61,7 @@ async def test_reads_and_writes_inside_a_root(root: Path) -> None:
 
 
 async def test_no_roots_configured_refuses_every_path(root: Path) -> None:
-    with pytest.raises(Refused, match="no file roots are configured.*LEDGERFLOW_FILE_ROOTS"):
+    with pytest.raises(Refused, match=r"no file roots are configured.*LEDGERFLOW_FILE_ROOTS"):
         await call("file.write_text", {"path": f"{root}/a.txt", "text": "x"})
     assert not (root / "a.txt").exists()
 
@@ -130,7 +130,9 @@ async def test_a_root_reached_through_a_symlink_works_by_either_name(tmp_path: P
 async def test_special_files_are_refused(root: Path) -> None:
     os.mkfifo(root / "pipe")
     assert "not a regular file" in await refused("file.read_text", {"path": f"{root}/pipe"}, root)
-    assert "not a regular file" in await refused("file.write_text", {"path": f"{root}/pipe", "text": "x"}, root)
+    assert "not a regular file" in await refused(
+        "file.write_text", {"path": f"{root}/pipe", "text": "x"}, root
+    )
     (root / "folder").mkdir()
     assert "not a regular file" in await refused("file.read_text", {"path": f"{root}/folder"}, root)
 
