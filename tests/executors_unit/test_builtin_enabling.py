@@ -10,6 +10,8 @@ import click
 import pytest
 
 from ledgerflow import activity
+from ledgerflow.api.settings import GatewaySettings
+from ledgerflow.api.state import known_node_types
 from ledgerflow.cli.run import builtin_settings_from
 from ledgerflow.config import Settings
 from ledgerflow.executors.builtins import NAMES, worker_builtins
@@ -50,6 +52,11 @@ def test_the_default_is_the_pure_builtins(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_a_worker_knows_every_builtin_enabled_or_not() -> None:
     assert set(worker_builtins(BuiltinSettings.model_validate({}), Settings())) == NAMES
+
+
+def test_the_gateway_accepts_every_builtin_as_a_node_type() -> None:
+    """A worker decides what it runs; the gateway only checks that a node names something real."""
+    assert known_node_types(GatewaySettings.model_validate({})) >= NAMES
 
 
 def test_a_disabled_builtin_fails_its_task_without_running(tmp_path: Path) -> None:
