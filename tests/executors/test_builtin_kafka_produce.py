@@ -58,7 +58,7 @@ def settings(kafka_bootstrap: str, topic_prefix: str) -> Settings:
 
 
 async def produce(input: dict[str, Any], settings: Settings, *patterns: str) -> Any:
-    return await call("kafka.produce", input, settings, produce_topics=patterns)
+    return await call("kafka.produce", input, settings=settings, produce_topics=patterns)
 
 
 async def refused(input: dict[str, Any], settings: Settings, *patterns: str) -> str:

@@ -10,7 +10,7 @@ from ledgerflow.executors.builtins import worker_builtins
 from ledgerflow.executors.sandbox.settings import ALL_BUILTINS, BuiltinSettings
 
 
-async def call(name: str, input: dict[str, Any], settings: Settings | None = None, **sandbox: Any) -> Any:
+async def call(name: str, input: dict[str, Any], *, settings: Settings | None = None, **sandbox: Any) -> Any:
     """Run built-in ``name`` on ``input`` as a worker with every built-in enabled and ``sandbox``
     settings would (the environment plays no part)."""
     builtin_settings = BuiltinSettings.model_validate({"builtins": ALL_BUILTINS, **sandbox})

@@ -116,4 +116,3 @@ def test_the_worker_option_wins_over_the_environment(monkeypatch: pytest.MonkeyP
     assert builtin_settings_from(None).builtins == {"echo"}
     with pytest.raises(click.ClickException, match="unknown built-ins"):
         builtin_settings_from("file.delete")
-

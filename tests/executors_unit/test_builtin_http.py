@@ -24,7 +24,10 @@ from ledgerflow.executors.sandbox.refusal import Refused
 from ledgerflow.executors.sandbox.web import BUILTIN, HttpSandbox, IPAddress, Request, non_public_kind
 from tests.executors_unit.builtin_helpers import call
 
-LOOPBACK = {"http_allowed_hosts": ("127.0.0.1", "127.0.0.2"), "http_allowed_networks": ("127.0.0.1/32",)}
+LOOPBACK: dict[str, Any] = {
+    "http_allowed_hosts": ("127.0.0.1", "127.0.0.2"),
+    "http_allowed_networks": ("127.0.0.1/32",),
+}
 """Reach the server on 127.0.0.1 (and allow 127.0.0.2 as a host name only: its address is refused)."""
 
 
