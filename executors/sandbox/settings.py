@@ -71,6 +71,10 @@ class BuiltinSettings(BaseSettings):
         "Loopback, link-local (cloud metadata), private, shared, reserved and multicast addresses "
         "are refused unless named here.",
     )
+    http_ca_file: Path | None = Field(
+        default=None,
+        description="CA certificates (PEM) http.request trusts for https; default: the certifi bundle.",
+    )
     http_timeout: float = Field(
         default=10.0,
         gt=0,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv6Address, IPv6Network, ip_address
@@ -124,7 +125,9 @@ class HttpSandbox:
         return min(float(requested), cap)
 
     async def _follow(self, request: Request, timeout: float) -> Response:
-        async with httpx.AsyncClient(trust_env=False, timeout=timeout, follow_redirects=False) as client:
+        async with httpx.AsyncClient(
+            verify=self._tls(), trust_env=False, timeout=timeout, follow_redirects=False
+        ) as client:
             for _ in range(self.settings.http_max_redirects + 1):
                 address = await self._checked_address(request.url)
                 response = await client.send(_pinned(client, request, address), stream=True)
@@ -140,6 +143,11 @@ class HttpSandbox:
             f"more than {self.settings.http_max_redirects} redirects "
             f"(setting {env_name('http_max_redirects')})",
         )
+
+    def _tls(self) -> ssl.SSLContext | bool:
+        """What https checks certificates against (the host name of the URL, never the address)."""
+        ca_file = self.settings.http_ca_file
+        return ssl.create_default_context(cafile=ca_file) if ca_file is not None else True
 
     def _next_hop(self, request: Request, status: int, location: str) -> Request:
         try:
@@ -241,7 +249,8 @@ def _connected_forms(address: IPAddress) -> Iterator[IPAddress]:
 def _pinned(client: httpx.AsyncClient, request: Request, address: IPAddress) -> httpx.Request:
     """``request`` sent to ``address``, with its host name in the Host header and TLS's SNI."""
     headers = {**request.headers, "Host": request.url.netloc.decode("ascii"), "Accept-Encoding": "identity"}
-    extensions = {"sni_hostname": request.url.host} if request.url.scheme == "https" else {}
+    host = request.url.raw_host.decode("ascii")
+    extensions = {"sni_hostname": host} if request.url.scheme == "https" else {}
     return client.build_request(
         request.method,
         request.url.copy_with(host=str(address)),

@@ -8,16 +8,25 @@ for its reason and for the request the server did not get.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import http.server
+import ssl
 import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from ipaddress import ip_address
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from ledgerflow.errors import ApplicationError
 from ledgerflow.executors.sandbox.refusal import Refused
@@ -48,7 +57,9 @@ class QuietServer(http.server.ThreadingHTTPServer):
         """A client that hung up (the sandbox cut a body or timed out) is expected here."""
 
 
-def serve(host: str) -> Iterator[Server]:
+@contextlib.contextmanager
+def served(host: str, tls: ssl.SSLContext | None = None) -> Iterator[Server]:
+    """A server on ``host`` (a free port) recording what it gets, stopped on leaving."""
     server_record = Server("")
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -103,23 +114,29 @@ def serve(host: str) -> Iterator[Server]:
             pass
 
     server = QuietServer((host, 0), Handler)
-    server_record.url = f"http://{host}:{server.server_address[1]}"
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    server_record.url = f"{'https' if tls else 'http'}://{host}:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
-    yield server_record
-    server.shutdown()
-    server.server_close()
+    try:
+        yield server_record
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture
 def server() -> Iterator[Server]:
-    yield from serve("127.0.0.1")
+    with served("127.0.0.1") as running:
+        yield running
 
 
 @pytest.fixture
 def private_server() -> Iterator[Server]:
     """A server at an address no test allows: it must never get a request."""
-    yield from serve("127.0.0.2")
+    with served("127.0.0.2") as running:
+        yield running
 
 
 async def refused(input: dict[str, Any], **sandbox: Any) -> str:
@@ -340,6 +357,70 @@ async def test_the_timeout_covers_a_body_that_keeps_trickling(server: Server) ->
     with pytest.raises(ApplicationError, match=r"within 0\.5 s"):
         await call("http.request", {"url": f"{server.url}/drip?n=30"}, **LOOPBACK, http_timeout=0.5)
     assert time.monotonic() - started < 2.5
+
+
+def certificate(name: str, folder: Path) -> tuple[Path, ssl.SSLContext]:
+    """A CA file, and a server TLS context with a certificate for ``name`` that CA signed."""
+    now = datetime.datetime.now(datetime.UTC)
+
+    def signed(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name, signer: Any) -> Any:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+        )
+        if subject == "test CA":
+            builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        else:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(subject)]), critical=False
+            )
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
+    ca = signed("test CA", ca_key, ca_name, ca_key)
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = signed(name, key, ca_name, ca_key)
+    ca_file, cert_file, key_file = folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_file.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    return ca_file, context
+
+
+@pytest.mark.parametrize("certified", ["pinned.test", "someone-else.test"])
+async def test_https_checks_the_certificate_against_the_host_name(tmp_path: Path, certified: str) -> None:
+    """Connected to the checked address, TLS still sends the URL's name (SNI) and checks the
+    server's certificate against it: a certificate for another name is refused."""
+    ca_file, tls = certificate(certified, tmp_path)
+
+    async def resolver(host: str, port: int) -> list[IPAddress]:
+        return [ip_address("127.0.0.1")]
+
+    settings = _settings(
+        http_allowed_hosts=("pinned.test",), http_allowed_networks=("127.0.0.1/32",), http_ca_file=ca_file
+    )
+    with served("127.0.0.1", tls) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        request = HttpSandbox(settings, resolver).request({"url": f"https://pinned.test:{port}/x"})
+        if certified == "pinned.test":
+            assert (await request).body == {"ok": True}
+            assert server.requests[0][2]["Host"] == f"pinned.test:{port}"
+        else:
+            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                await request
+            assert server.requests == []
 
 
 def _settings(**sandbox: Any) -> Any:
