@@ -14,7 +14,6 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
-from ledgerflow import activity
 from ledgerflow.api.kafka import AsyncProducer
 from ledgerflow.api.middleware import RequestMetrics
 from ledgerflow.api.models import ErrorBody
@@ -36,9 +35,7 @@ WorkflowIdPath = Annotated[
 
 def known_node_types(settings: GatewaySettings) -> frozenset[str]:
     """Types a DAG node may name: built-in activities, in-workflow types, configured activities."""
-    return frozenset(
-        {*activity.collect([builtins.__name__]), *IN_WORKFLOW_NODE_TYPES, *settings.activity_types}
-    )
+    return frozenset({*builtins.NAMES, *IN_WORKFLOW_NODE_TYPES, *settings.activity_types})
 
 
 @dataclass

@@ -9,6 +9,7 @@ import signal
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 
 from ledgerflow import activity, logs
 from ledgerflow.cli.options import kafka_options, settings_from
@@ -19,6 +20,7 @@ from ledgerflow.engine.loop import Engine, EngineOptions, tune_garbage_collector
 from ledgerflow.engine.workflow.definition import WorkflowRegistry
 from ledgerflow.errors import DeploymentMovedError, TopicLayoutError
 from ledgerflow.executors import builtins
+from ledgerflow.executors.sandbox.settings import PURE_BUILTINS, BuiltinSettings, split_list
 from ledgerflow.executors.worker import Worker
 
 MAX_RETENTION = 100 * 365 * 24 * 3600.0
@@ -142,6 +144,14 @@ def engine_command(
     help="Seconds SIGTERM waits for running activities; those still running then are abandoned "
     "uncommitted, so another worker runs them again.",
 )
+@click.option(
+    "--builtins",
+    "enabled_builtins",
+    default=None,
+    help="Built-in activities this worker runs, comma-separated (env LEDGERFLOW_BUILTINS; default: "
+    f"the pure ones, {', '.join(sorted(PURE_BUILTINS))}). I/O built-ins also need their sandbox "
+    "settings (docs/dag.md).",
+)
 def worker_command(
     bootstrap: str,
     prefix: str,
@@ -151,18 +161,25 @@ def worker_command(
     queue: str,
     concurrency: int,
     shutdown_grace: float,
+    enabled_builtins: str | None,
 ) -> None:
     """Run an executor worker for one task queue."""
     logs.configure()
     settings = settings_from(bootstrap, prefix, partitions, replication_factor)
-    activities = activity.collect([builtins.__name__, *modules])
+    builtin_settings = builtin_settings_from(enabled_builtins)
+    own = activity.collect(modules)
+    activities = {**builtins.worker_builtins(builtin_settings, settings), **own}
     try:
         # its queue's topic only: the rest are the engine's, which a worker may not create
         ensure_queue_topics(settings, (queue,))
     except TopicLayoutError as exc:
         raise click.ClickException(str(exc)) from exc
     worker = Worker(settings, activities, queue=queue, concurrency=concurrency, shutdown_grace=shutdown_grace)
-    click.echo(f"worker on queue {queue!r}: {', '.join(sorted(activities))}", err=True)
+    enabled = ", ".join(sorted(builtin_settings.builtins - own.keys())) or "none"
+    click.echo(
+        f"worker on queue {queue!r}: {', '.join(sorted(own)) or 'no activities'}; built-ins: {enabled}",
+        err=True,
+    )
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -177,3 +194,13 @@ def worker_command(
         click.echo(f"worker abandoned {worker.abandoned} running activities after the grace", err=True)
         logging.shutdown()
         os._exit(0)
+
+
+def builtin_settings_from(enabled: str | None) -> BuiltinSettings:
+    """The worker's built-in settings from the environment, ``--builtins`` taking precedence."""
+    try:
+        return (
+            BuiltinSettings() if enabled is None else BuiltinSettings(builtins=frozenset(split_list(enabled)))
+        )
+    except ValidationError as exc:
+        raise click.ClickException(f"invalid built-in settings: {exc}") from exc

@@ -161,6 +161,8 @@ class Cluster:
         shutdown_grace: float | None = None,
         env: dict[str, str] | None = None,
     ) -> NodeProcess:
+        """A ``ledgerflow worker`` process; ``env`` adds to its environment (e.g. its built-in
+        settings, ``LEDGERFLOW_BUILTINS``)."""
         args = ["worker", *self._common(), "--queue", queue, "--concurrency", str(concurrency)]
         if shutdown_grace is not None:
             args += ["--shutdown-grace", str(shutdown_grace)]

@@ -15,7 +15,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from ledgerflow import Client
 from ledgerflow.schemas import events as ev
 from ledgerflow.testing.processes import Cluster
-from tests.fixtures import assert_invariants
+from tests.fixtures import ACTS, FLOWS, assert_invariants
 from tests.waits import wait_until
 
 pytestmark = pytest.mark.kafka
@@ -115,10 +115,21 @@ def http_server() -> Iterator[str]:
     server.shutdown()
 
 
-def test_builtin_io_nodes(running: Cluster, client: Client, tmp_path: Path, http_server: str) -> None:
+def test_builtin_io_nodes(cluster: Cluster, client: Client, tmp_path: Path, http_server: str) -> None:
+    """Every I/O built-in, enabled on the worker and given its sandbox."""
+    out_topic = f"out-{cluster.prefix}"  # not under the deployment's prefix: kafka.produce refuses those
+    engine = cluster.engine([FLOWS])
+    sandbox = {
+        "LEDGERFLOW_BUILTINS": "console.log,csv.read,csv.write,file.write_text,http.request,kafka.produce",
+        "LEDGERFLOW_FILE_ROOTS": str(tmp_path),
+        "LEDGERFLOW_HTTP_ALLOWED_HOSTS": "127.0.0.1",
+        "LEDGERFLOW_HTTP_ALLOWED_NETWORKS": "127.0.0.1/32",
+        "LEDGERFLOW_PRODUCE_TOPICS": out_topic,
+    }
+    cluster.worker([ACTS], env=sandbox)
+    engine.wait_ready()
     csv_in = tmp_path / "in.csv"
     csv_in.write_text("name,qty\napple,3\npear,5\n")
-    out_topic = f"{running.prefix}out"
     client.register_dag(
         {
             "id": "io",
@@ -142,7 +153,6 @@ def test_builtin_io_nodes(running: Cluster, client: Client, tmp_path: Path, http
                     "id": "publish",
                     "type": "kafka.produce",
                     "input": {
-                        "bootstrap": running.bootstrap,
                         "topic": out_topic,
                         "key": "k",
                         "value": {"status": "{{ nodes.get.output.status }}"},
@@ -157,7 +167,7 @@ def test_builtin_io_nodes(running: Cluster, client: Client, tmp_path: Path, http
             ],
         }
     )
-    admin = AdminClient({"bootstrap.servers": running.bootstrap})
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
     admin.create_topics([NewTopic(out_topic, 1, 1)])[out_topic].result(10)
     client.start_workflow("io", None, id="dag-io")
     result = client.result("dag-io", timeout=30)
@@ -166,7 +176,7 @@ def test_builtin_io_nodes(running: Cluster, client: Client, tmp_path: Path, http
     assert (tmp_path / "note.txt").read_text() == "rows: apple"
     assert result["get"]["status"] == 200 and result["get"]["body"] == {"path": "/hello"}
     consumer = Consumer(
-        {"bootstrap.servers": running.bootstrap, "group.id": "t", "auto.offset.reset": "earliest"}
+        {"bootstrap.servers": cluster.bootstrap, "group.id": "t", "auto.offset.reset": "earliest"}
     )
     consumer.assign([TopicPartition(out_topic, 0, 0)])
     message = consumer.poll(10)

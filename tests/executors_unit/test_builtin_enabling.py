@@ -1,0 +1,118 @@
+"""Built-ins are opt-in per worker: the pure ones by default, the I/O ones once named."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import click
+import pytest
+
+from ledgerflow import activity
+from ledgerflow.api.settings import GatewaySettings
+from ledgerflow.api.state import known_node_types
+from ledgerflow.cli.run import builtin_settings_from
+from ledgerflow.config import Settings
+from ledgerflow.executors.builtins import NAMES, worker_builtins
+from ledgerflow.executors.runner import AttemptRunner
+from ledgerflow.executors.sandbox.settings import IO_BUILTINS, PURE_BUILTINS, BuiltinSettings
+from ledgerflow.schemas.commands import TaskCompleted, TaskFailed
+from ledgerflow.schemas.tasks import ActivityTask
+
+
+def attempt(
+    definitions: dict[str, activity.ActivityDefinition], name: str, input: object
+) -> TaskCompleted | TaskFailed:
+    """The outcome a worker with ``definitions`` reports for one task of built-in ``name``."""
+    task = ActivityTask(
+        workflow_id="w", run_id="r", seq=1, attempt=1, activity_type=name, args=[input], scheduled_at=0.0
+    )
+    reported: list[TaskCompleted | TaskFailed] = []
+    ctx = activity.AttemptContext(info=activity.Info("w", "r", name, 1, 1, None), heartbeat=lambda _: None)
+    with ThreadPoolExecutor(1) as threads:
+        asyncio.run(AttemptRunner(definitions, threads).run(task, ctx, reported.append))
+    [outcome] = reported
+    return outcome
+
+
+def test_the_default_is_the_pure_builtins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LEDGERFLOW_BUILTINS", raising=False)
+    assert BuiltinSettings().builtins == PURE_BUILTINS
+    assert not PURE_BUILTINS & IO_BUILTINS
+    assert {
+        "echo",
+        "console.log",
+        "sequence.numbers",
+        "filter.condition",
+        "map.transform",
+        "aggregate.sum",
+    } == (PURE_BUILTINS)
+
+
+def test_a_worker_knows_every_builtin_enabled_or_not() -> None:
+    assert set(worker_builtins(BuiltinSettings.model_validate({}), Settings())) == NAMES
+
+
+def test_the_gateway_accepts_every_builtin_as_a_node_type() -> None:
+    """A worker decides what it runs; the gateway only checks that a node names something real."""
+    assert known_node_types(GatewaySettings.model_validate({})) >= NAMES
+
+
+def test_a_disabled_builtin_fails_its_task_without_running(tmp_path: Path) -> None:
+    sandbox = BuiltinSettings.model_validate({"file_roots": [tmp_path]})  # roots set, built-in not enabled
+    outcome = attempt(
+        worker_builtins(sandbox, Settings()), "file.write_text", {"path": f"{tmp_path}/a", "text": "x"}
+    )
+    assert isinstance(outcome, TaskFailed)
+    assert outcome.failure.type == "BuiltinDisabled" and outcome.failure.non_retryable
+    assert "file.write_text refused: not enabled on this worker" in outcome.failure.message
+    assert "LEDGERFLOW_BUILTINS" in outcome.failure.message and "--builtins" in outcome.failure.message
+    assert not (tmp_path / "a").exists()
+
+
+def test_a_pure_builtin_can_be_disabled_too() -> None:
+    sandbox = BuiltinSettings.model_validate({"builtins": "echo"})
+    definitions = worker_builtins(sandbox, Settings())
+    assert attempt(definitions, "echo", {"a": 1}) == TaskCompleted(
+        workflow_id="w", run_id="r", seq=1, attempt=1, result={"a": 1}
+    )
+    failed = attempt(definitions, "map.transform", {"items": [1], "expression": "item"})
+    assert isinstance(failed, TaskFailed) and failed.failure.type == "BuiltinDisabled"
+
+
+def test_an_enabled_builtin_runs(tmp_path: Path) -> None:
+    sandbox = BuiltinSettings.model_validate({"builtins": "file.write_text", "file_roots": str(tmp_path)})
+    outcome = attempt(
+        worker_builtins(sandbox, Settings()), "file.write_text", {"path": f"{tmp_path}/a", "text": "x"}
+    )
+    assert isinstance(outcome, TaskCompleted), outcome
+    assert (tmp_path / "a").read_text() == "x"
+
+
+def test_sequence_numbers_is_bounded() -> None:
+    outcome = attempt(
+        worker_builtins(BuiltinSettings.model_validate({}), Settings()), "sequence.numbers", {"stop": 10**12}
+    )
+    assert isinstance(outcome, TaskFailed) and outcome.failure.type == "BuiltinRefused"
+    assert outcome.failure.non_retryable
+
+
+def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEDGERFLOW_BUILTINS", " echo , http.request ")
+    monkeypatch.setenv("LEDGERFLOW_HTTP_ALLOWED_HOSTS", "API.example.com,*.corp.example")
+    monkeypatch.setenv("LEDGERFLOW_PRODUCE_TOPICS", "orders.*")
+    settings = BuiltinSettings()
+    assert settings.builtins == {"echo", "http.request"}
+    assert settings.http_allowed_hosts == ("api.example.com", "*.corp.example")
+    assert settings.produce_topics == ("orders.*",)
+    monkeypatch.setenv("LEDGERFLOW_BUILTINS", "")
+    assert BuiltinSettings().builtins == frozenset()
+
+
+def test_the_worker_option_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEDGERFLOW_BUILTINS", "echo")
+    assert builtin_settings_from("csv.read,echo").builtins == {"csv.read", "echo"}
+    assert builtin_settings_from(None).builtins == {"echo"}
+    with pytest.raises(click.ClickException, match="unknown built-ins"):
+        builtin_settings_from("file.delete")
