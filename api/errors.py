@@ -7,7 +7,8 @@ InvalidRequestError (and pydantic's)  422   the body or a parameter is wrong; ``
                                             names each field (node, edge, type)
 PayloadTooLargeError                  413   body over ``max_body_bytes`` (or Kafka's
                                             record limit)
-UnauthorizedError                     401   no or unknown API key
+UnauthorizedError                     401   no credential, or an unknown key or invalid JWT
+ForbiddenError                        403   the credential lacks the route's scope
 WorkflowNotFoundError                 404   the owner has no run of that id
 AlreadyStartedError                   409   a start found an open run: the body carries
                                             its ``runId``
@@ -60,9 +61,27 @@ class PayloadTooLargeError(GatewayError):
         self.limit = limit
 
 
+REALM = 'Bearer realm="ledgerflow"'
+
+
 class UnauthorizedError(GatewayError):
-    def __init__(self) -> None:
-        super().__init__("a valid API key is required: send it as 'X-API-Key' or 'Authorization: Bearer'")
+    """No credential (``presented`` False), or one that was refused (the reason says why)."""
+
+    def __init__(self, reason: str = "", presented: bool = False) -> None:
+        super().__init__(
+            f"invalid credentials: {reason}"
+            if presented
+            else "credentials required: an API key ('X-API-Key' or 'Authorization: Bearer') or a bearer JWT"
+        )
+        self.presented = presented
+
+
+class ForbiddenError(GatewayError):
+    """The caller is authenticated but its credential lacks the scope the route needs."""
+
+    def __init__(self, scope: str, route: str) -> None:
+        super().__init__(f"this credential lacks the {scope!r} scope that {route} needs")
+        self.scope = scope
 
 
 class AlreadyStartedError(GatewayError):
@@ -130,8 +149,14 @@ def to_response(exc: Exception, retry_after: int = 1) -> JSONResponse:
         case PayloadTooLargeError():
             return error_response(413, ErrorBody(code="payload_too_large", detail=str(exc)))
         case UnauthorizedError():
+            challenge = f'{REALM}, error="invalid_token"' if exc.presented else REALM
             return error_response(
-                401, ErrorBody(code="unauthorized", detail=str(exc)), {"WWW-Authenticate": "ApiKey"}
+                401, ErrorBody(code="unauthorized", detail=str(exc)), {"WWW-Authenticate": challenge}
+            )
+        case ForbiddenError():
+            challenge = f'{REALM}, error="insufficient_scope", scope="{exc.scope}"'
+            return error_response(
+                403, ErrorBody(code="forbidden", detail=str(exc)), {"WWW-Authenticate": challenge}
             )
         case WorkflowNotFoundError():
             return error_response(

@@ -7,6 +7,7 @@ passed around, instead of a long list of keyword arguments.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -134,6 +135,11 @@ class Settings(BaseSettings):
         default=None,
         description="Custom partitioner 'module:function' (workflow_id, partitions) -> partition; "
         "murmur2 of the workflow id when unset.",
+    )
+    engine_token_file: Path | None = Field(
+        default=None,
+        description="File holding the token every engine HTTP route but the probes and /metrics "
+        "requires (Authorization: Bearer); the gateway and the Client send it.",
     )
 
     @model_validator(mode="after")
