@@ -148,7 +148,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     _probe_routes(app, common)
 
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
-    app.add_middleware(AuthMiddleware, routes=app.router.routes, authenticator=authenticator)
+    app.add_middleware(AuthMiddleware, authenticator=authenticator)
     app.add_middleware(MetricsMiddleware, metrics=state.request_metrics)
 
     def openapi() -> dict[str, Any]:

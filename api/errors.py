@@ -9,6 +9,7 @@ PayloadTooLargeError                  413   body over ``max_body_bytes`` (or Kaf
                                             record limit)
 UnauthorizedError                     401   no credential, or an unknown key or invalid JWT
 ForbiddenError                        403   the credential lacks the route's scope
+RouteNotFoundError                    404   no route has this path (405: not this method)
 WorkflowNotFoundError                 404   the owner has no run of that id
 AlreadyStartedError                   409   a start found an open run: the body carries
                                             its ``runId``
@@ -82,6 +83,14 @@ class ForbiddenError(GatewayError):
     def __init__(self, scope: str, route: str) -> None:
         super().__init__(f"this credential lacks the {scope!r} scope that {route} needs")
         self.scope = scope
+
+
+class RouteNotFoundError(GatewayError):
+    """No route answers this path (404), or not this method (405)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__("Not Found" if status == 404 else "Method Not Allowed")
+        self.status = status
 
 
 class AlreadyStartedError(GatewayError):
@@ -158,6 +167,9 @@ def to_response(exc: Exception, retry_after: int = 1) -> JSONResponse:
             return error_response(
                 403, ErrorBody(code="forbidden", detail=str(exc)), {"WWW-Authenticate": challenge}
             )
+        case RouteNotFoundError():
+            code = "not_found" if exc.status == 404 else "method_not_allowed"
+            return error_response(exc.status, ErrorBody(code=code, detail=str(exc)))
         case WorkflowNotFoundError():
             return error_response(
                 404, ErrorBody(code="workflow_not_found", detail=str(exc), workflow_id=exc.workflow_id)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledgerflow.api.auth import Authenticator
-from ledgerflow.api.errors import ForbiddenError, PayloadTooLargeError, UnauthorizedError, to_response
+from ledgerflow.api.errors import (
+    ForbiddenError,
+    PayloadTooLargeError,
+    RouteNotFoundError,
+    UnauthorizedError,
+    to_response,
+)
 from ledgerflow.api.scopes import ANONYMOUS, requirement
 
 
@@ -78,31 +82,21 @@ def _header(scope: Scope, name: bytes) -> str | None:
 class AuthMiddleware:
     """Authenticates every request but the public probes, then checks the route's scope.
 
-    The route is found the way the router finds it, so its template keys ``ROUTE_SCOPES``;
-    a path no route matches needs a credential too (then 404 or 405), so nobody learns which
-    paths exist without one. Without an authenticator (``--insecure``) every caller is
+    ``ROUTE_SCOPES`` is matched here, before the app routes the request: a request it does not
+    name is answered 404 or 405 (to an authenticated caller: nobody learns which paths exist
+    without a credential). Without an authenticator (``--insecure``) every caller is
     ``ANONYMOUS``, with every scope. The caller is left on ``request.state.principal``.
     """
 
-    def __init__(
-        self, app: ASGIApp, routes: Sequence[BaseRoute], authenticator: Authenticator | None
-    ) -> None:
+    def __init__(self, app: ASGIApp, authenticator: Authenticator | None) -> None:
         self.app = app
-        self.routes = routes
         self.authenticator = authenticator
-
-    def _template(self, scope: Scope) -> str | None:
-        for route in self.routes:
-            match, _ = route.matches(scope)
-            if match == Match.FULL:
-                return str(getattr(route, "path", ""))
-        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        need = requirement(str(scope.get("method", "")), self._template(scope))
+        need = requirement(str(scope.get("method", "")), str(scope.get("path", "")))
         if need.public:
             await self.app(scope, receive, send)
             return
@@ -112,11 +106,11 @@ class AuthMiddleware:
                 principal = await self.authenticator.authenticate(
                     _header(scope, b"x-api-key"), _header(scope, b"authorization")
                 )
-            if not need.known:
-                raise ForbiddenError("unknown", f"{need.route} (a route missing from ROUTE_SCOPES)")
+            if need.missing is not None:
+                raise RouteNotFoundError(need.missing)
             if need.scope is not None and not principal.allows(need.scope):
                 raise ForbiddenError(need.scope.value, need.route)
-        except (UnauthorizedError, ForbiddenError) as exc:
+        except (UnauthorizedError, ForbiddenError, RouteNotFoundError) as exc:
             await to_response(exc)(scope, receive, send)
             return
         scope.setdefault("state", {})["principal"] = principal

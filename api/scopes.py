@@ -1,17 +1,20 @@
 """Who may call which gateway route: the scopes, the caller, and the one route table.
 
 Every route of the app is in ``ROUTE_SCOPES`` with the one scope it needs (``None``: open to
-anyone, the probes only). A route missing from the table is refused to everyone (403), and
-``tests/api/test_auth_units.py`` fails when the app has a route the table does not name, so a
-new route cannot ship unscoped.
+anyone, the probes only). The table is also the allow-list: a request it does not name is
+answered 404 (or 405) by ``AuthMiddleware`` without reaching the app, so a route missing from
+it cannot be called at all, and ``tests/api/test_auth_units.py`` fails when the app has a
+route the table does not name.
 
 Scopes do not imply one another: a key that should read and start needs ``read`` and ``write``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
+
+from starlette.routing import compile_path
 
 
 class Scope(StrEnum):
@@ -76,24 +79,28 @@ ROUTE_SCOPES: dict[tuple[str, str], Scope | None] = {
 }
 
 
+_PATTERNS = [(method, template, compile_path(template)[0]) for method, template in ROUTE_SCOPES]
+
+
 @dataclass(frozen=True)
 class Requirement:
-    """What one request needs: ``public`` or a ``scope`` (``None`` with ``known`` False: a route
-    the table does not name, refused to everyone)."""
+    """What one request needs: nothing (``public``), a ``scope``, or, for a request the table
+    does not name, to be answered ``missing`` (404, or 405 when the path has other methods)."""
 
-    public: bool
+    public: bool = False
     scope: Scope | None = None
-    known: bool = True
-    route: str = field(default="")
+    route: str = ""
+    missing: int | None = None
 
 
-def requirement(method: str, path_template: str | None) -> Requirement:
-    """The requirement of ``method path_template`` (``None``: no route matched, so the app
-    answers 404 or 405 to an authenticated caller)."""
-    if path_template is None:
-        return Requirement(public=False)
-    key = ("GET" if method == "HEAD" else method, path_template)
-    if key not in ROUTE_SCOPES:
-        return Requirement(public=False, known=False, route=f"{key[0]} {path_template}")
-    scope = ROUTE_SCOPES[key]
-    return Requirement(public=scope is None, scope=scope, route=f"{key[0]} {path_template}")
+def requirement(method: str, path: str) -> Requirement:
+    """The requirement of a request for ``method path`` (HEAD counts as GET)."""
+    method = "GET" if method == "HEAD" else method
+    other_method = False
+    for route_method, template, pattern in _PATTERNS:
+        if pattern.match(path):
+            if route_method == method:
+                scope = ROUTE_SCOPES[(method, template)]
+                return Requirement(public=scope is None, scope=scope, route=f"{method} {template}")
+            other_method = True
+    return Requirement(missing=405 if other_method else 404)

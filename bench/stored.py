@@ -66,7 +66,7 @@ def main() -> None:
         engine.start()
         engine.wait_ready(600)
         figures["restart_to_ready_s"] = time.monotonic() - restarted
-        rows = httpx.get(f"{engine.url}/internal/partitions", timeout=10).json()["partitions"]
+        rows = engine.get("/internal/partitions", timeout=10).json()["partitions"]
         figures["state_bytes"] = sum(int(r["state_bytes"]) for r in rows)
         figures["restored_records"] = sum(int(r["restored_records"] or 0) for r in rows)
 

@@ -46,7 +46,7 @@ def test_starts_beyond_capacity_are_refused_then_accepted_once_capacity_frees(
     assert b"capacity" in reason and b"limit 2" in reason, reason
     with pytest.raises(WorkflowNotFoundError):
         client.describe("third")
-    rows = httpx.get(f"{engine.url}/internal/partitions").json()
+    rows = engine.get("/internal/partitions").json()
     assert sum(r["open_workflows"] for r in rows["partitions"]) == 2
     assert rows["limits"]["max_open_per_engine"] == 2
     client.signal("open-1", "done")
