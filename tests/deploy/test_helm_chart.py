@@ -466,7 +466,7 @@ def test_compose_has_kafka_topics_and_the_three_processes() -> None:
     for name in ("engine", "worker", "gateway"):
         condition = services[name]["depends_on"]["topics"]["condition"]
         assert condition == "service_completed_successfully", name
-    assert "8080:8080" in services["gateway"]["ports"]
+    assert services["gateway"]["ports"] == ["127.0.0.1:8080:8080"]
     assert services["gateway"]["command"][0] == "api"
     assert services["worker"]["command"][0] == "worker"
     assert "ledgerflow engine" in " ".join(services["engine"]["command"])
@@ -489,6 +489,22 @@ def test_compose_kafka_is_single_node_kraft() -> None:
         assert int(env[key]) == 1, key
     assert "PLAINTEXT://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
     assert "healthcheck" in kafka
+
+
+def test_compose_publishes_nothing_beyond_this_host_and_the_gateway_needs_keys() -> None:
+    services = _compose()["services"]
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), (name, port)
+    gateway, engine = _env(services["gateway"]), _env(services["engine"])
+    assert gateway["LEDGERFLOW_API_KEYS_FILE"] == "/run/ledgerflow-keys/api-keys.jsonl"
+    assert gateway["LEDGERFLOW_ENGINE_TOKEN_FILE"] == engine["LEDGERFLOW_ENGINE_TOKEN_FILE"]
+    assert "--insecure" not in " ".join(map(str, services["gateway"]["command"]))
+    assert all("LEDGERFLOW_INSECURE" not in _env(s) for s in services.values())
+    made = " ".join(services["secrets"]["command"])
+    assert "ledgerflow engine-token create /run/ledgerflow/engine-token" in made
+    for name in ("engine", "gateway"):
+        assert services[name]["depends_on"]["secrets"]["condition"] == "service_completed_successfully"
 
 
 def test_every_compose_service_on_the_image_sets_the_bootstrap() -> None:
