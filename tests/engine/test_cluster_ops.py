@@ -81,9 +81,7 @@ def test_a_joining_engine_takes_partitions_and_the_events_show_the_rebalance(clu
     assert moved and sorted(owned(first) + moved) == list(range(6))
     gateway = cluster.gateway([ACTS])
     gateway.wait_ready()
-    events = httpx.get(f"{gateway.url}/api/v1/cluster/events", params={"limit": 50}, timeout=10).json()[
-        "events"
-    ]
+    events = gateway.get("/api/v1/cluster/events", params={"limit": 50}, timeout=10).json()["events"]
     first_node = httpx.get(f"{first.url}/health").json()["node"]
     second_node = httpx.get(f"{second.url}/health").json()["node"]
     recent = [e for e in events if e["time"] >= joined_at - 1]
