@@ -24,7 +24,10 @@ Status codes (see ``errors.py`` for the full map):
   start is ignored).
 - 429 (+ ``Retry-After``): the owning engine is at its open-workflow limit; the
   body gives the reason. Nothing was written.
-- 404 / 422 / 413 / 401 / 503 (+ ``Retry-After``) as the error map says.
+- 404 / 422 / 413 / 401 / 403 / 503 (+ ``Retry-After``) as the error map says.
+
+Callers authenticate (``auth.py``) and each route needs one scope (``scopes.py``); without
+credentials configured ``create_app`` refuses unless ``settings.insecure``.
 
 Modules: ``app.py`` builds the app (lifespan, exception handlers, middleware,
 OpenAPI, probes); ``workflows.py`` and ``cluster.py`` hold the /api/v1 routes;
@@ -54,15 +57,17 @@ from pydantic import ValidationError
 
 from ledgerflow import __version__
 from ledgerflow.api import errors
+from ledgerflow.api.auth import Authenticator
 from ledgerflow.api.cluster import cluster_routes
 from ledgerflow.api.kafka import AsyncProducer
-from ledgerflow.api.middleware import ApiKeyMiddleware, BodyLimitMiddleware, MetricsMiddleware, RequestMetrics
+from ledgerflow.api.middleware import AuthMiddleware, BodyLimitMiddleware, MetricsMiddleware, RequestMetrics
 from ledgerflow.api.models import Health, Readiness
 from ledgerflow.api.routing import OwnerRouter, RoutingMetrics
 from ledgerflow.api.settings import GatewaySettings
 from ledgerflow.api.state import GatewayState, error_doc, gateway_state, json_response, known_node_types
 from ledgerflow.api.tail import EventTail
 from ledgerflow.api.workflows import workflow_routes
+from ledgerflow.engine_token import token_from
 
 __all__ = ["GatewaySettings", "create_app"]
 
@@ -70,7 +75,13 @@ log = logging.getLogger("ledgerflow.gateway")
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
-    """A gateway app; Kafka and the routing table are opened by its lifespan."""
+    """A gateway app; Kafka and the routing table are opened by its lifespan.
+
+    Raises ``InsecureSettingsError`` when credentials are missing and ``settings.insecure`` is
+    not set, ``KeysFileError`` or ``EngineTokenError`` when a secret file is unusable."""
+    settings.check_secure()
+    authenticator = Authenticator.from_settings(settings)
+    engine_token = token_from(settings.engine_token_file)
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
@@ -92,7 +103,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         state.producer = AsyncProducer(settings, settings.produce_timeout, settings.max_body_bytes)
-        state.router = OwnerRouter(settings, state.routing_metrics)
+        state.router = OwnerRouter(settings, state.routing_metrics, engine_token)
         state.tail = EventTail(settings, tail_starts)
         await state.router.start()
         try:
@@ -122,7 +133,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         503: error_doc("Kafka or the partition owner is unavailable; retry after `Retry-After` seconds."),
     }
     if settings.auth_enabled:
-        common[401] = error_doc("No valid API key (`X-API-Key` or `Authorization: Bearer`).")
+        common[401] = error_doc("No valid credential (API key or bearer JWT); see `WWW-Authenticate`.")
+        common[403] = error_doc("The credential lacks the scope this route needs; `detail` names it.")
     with_body: dict[int | str, dict[str, Any]] = {413: error_doc("The body is larger than allowed.")}
     reads: dict[int | str, dict[str, Any]] = {
         404: error_doc("No run of this workflow id exists."),
@@ -136,8 +148,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     _probe_routes(app, common)
 
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
-    if settings.auth_enabled:
-        app.add_middleware(ApiKeyMiddleware, keys=settings.api_keys)
+    app.add_middleware(AuthMiddleware, authenticator=authenticator)
     app.add_middleware(MetricsMiddleware, metrics=state.request_metrics)
 
     def openapi() -> dict[str, Any]:
@@ -149,7 +160,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 components = schema.setdefault("components", {})
                 components["securitySchemes"] = {
                     "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-                    "Bearer": {"type": "http", "scheme": "bearer"},
+                    "Bearer": {
+                        "type": "http",
+                        "scheme": "bearer",
+                        "description": "An API key, or a JWT from the configured identity provider.",
+                    },
                 }
                 schema["security"] = [{"ApiKey": []}, {"Bearer": []}]
                 for path in ("/health", "/ready"):
@@ -211,7 +226,7 @@ def _probe_routes(app: FastAPI, common: dict[int | str, dict[str, Any]]) -> None
         response_class=Response,
         responses={
             200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}},
-            **{k: v for k, v in common.items() if k == 401},
+            **{k: v for k, v in common.items() if k in (401, 403)},
         },
     )
     async def metrics(request: Request) -> Response:

@@ -7,7 +7,9 @@ InvalidRequestError (and pydantic's)  422   the body or a parameter is wrong; ``
                                             names each field (node, edge, type)
 PayloadTooLargeError                  413   body over ``max_body_bytes`` (or Kafka's
                                             record limit)
-UnauthorizedError                     401   no or unknown API key
+UnauthorizedError                     401   no credential, or an unknown key or invalid JWT
+ForbiddenError                        403   the credential lacks the route's scope
+RouteNotFoundError                    404   no route has this path (405: not this method)
 WorkflowNotFoundError                 404   the owner has no run of that id
 AlreadyStartedError                   409   a start found an open run: the body carries
                                             its ``runId``
@@ -60,9 +62,35 @@ class PayloadTooLargeError(GatewayError):
         self.limit = limit
 
 
+REALM = 'Bearer realm="ledgerflow"'
+
+
 class UnauthorizedError(GatewayError):
-    def __init__(self) -> None:
-        super().__init__("a valid API key is required: send it as 'X-API-Key' or 'Authorization: Bearer'")
+    """No credential (``presented`` False), or one that was refused (the reason says why)."""
+
+    def __init__(self, reason: str = "", presented: bool = False) -> None:
+        super().__init__(
+            f"invalid credentials: {reason}"
+            if presented
+            else "credentials required: an API key ('X-API-Key' or 'Authorization: Bearer') or a bearer JWT"
+        )
+        self.presented = presented
+
+
+class ForbiddenError(GatewayError):
+    """The caller is authenticated but its credential lacks the scope the route needs."""
+
+    def __init__(self, scope: str, route: str) -> None:
+        super().__init__(f"this credential lacks the {scope!r} scope that {route} needs")
+        self.scope = scope
+
+
+class RouteNotFoundError(GatewayError):
+    """No route answers this path (404), or not this method (405)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__("Not Found" if status == 404 else "Method Not Allowed")
+        self.status = status
 
 
 class AlreadyStartedError(GatewayError):
@@ -130,9 +158,18 @@ def to_response(exc: Exception, retry_after: int = 1) -> JSONResponse:
         case PayloadTooLargeError():
             return error_response(413, ErrorBody(code="payload_too_large", detail=str(exc)))
         case UnauthorizedError():
+            challenge = f'{REALM}, error="invalid_token"' if exc.presented else REALM
             return error_response(
-                401, ErrorBody(code="unauthorized", detail=str(exc)), {"WWW-Authenticate": "ApiKey"}
+                401, ErrorBody(code="unauthorized", detail=str(exc)), {"WWW-Authenticate": challenge}
             )
+        case ForbiddenError():
+            challenge = f'{REALM}, error="insufficient_scope", scope="{exc.scope}"'
+            return error_response(
+                403, ErrorBody(code="forbidden", detail=str(exc)), {"WWW-Authenticate": challenge}
+            )
+        case RouteNotFoundError():
+            code = "not_found" if exc.status == 404 else "method_not_allowed"
+            return error_response(exc.status, ErrorBody(code=code, detail=str(exc)))
         case WorkflowNotFoundError():
             return error_response(
                 404, ErrorBody(code="workflow_not_found", detail=str(exc), workflow_id=exc.workflow_id)

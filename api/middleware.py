@@ -1,18 +1,21 @@
-"""ASGI middleware of the gateway: request metrics, API-key authentication, body size limit."""
+"""ASGI middleware of the gateway: request metrics, authentication and scopes, body size limit."""
 
 from __future__ import annotations
 
-import hmac
 import time
-from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ledgerflow.api.errors import PayloadTooLargeError, UnauthorizedError, to_response
-
-OPEN_PATHS = frozenset({"/health", "/ready"})
-"""Paths that never need an API key (liveness and readiness probes)."""
+from ledgerflow.api.auth import Authenticator
+from ledgerflow.api.errors import (
+    ForbiddenError,
+    PayloadTooLargeError,
+    RouteNotFoundError,
+    UnauthorizedError,
+    to_response,
+)
+from ledgerflow.api.scopes import ANONYMOUS, requirement
 
 
 class RequestMetrics:
@@ -76,35 +79,41 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-class ApiKeyMiddleware:
-    """When keys are configured, every path but health and readiness needs one.
+class AuthMiddleware:
+    """Authenticates every request but the public probes, then checks the route's scope.
 
-    The key is read from ``X-API-Key`` or ``Authorization: Bearer <key>``.
+    ``ROUTE_SCOPES`` is matched here, before the app routes the request: a request it does not
+    name is answered 404 or 405 (to an authenticated caller: nobody learns which paths exist
+    without a credential). Without an authenticator (``--insecure``) every caller is
+    ``ANONYMOUS``, with every scope. The caller is left on ``request.state.principal``.
     """
 
-    def __init__(self, app: ASGIApp, keys: Iterable[str]) -> None:
+    def __init__(self, app: ASGIApp, authenticator: Authenticator | None) -> None:
         self.app = app
-        self.keys = [k.encode() for k in keys]
-
-    def _valid(self, scope: Scope) -> bool:
-        given = _header(scope, b"x-api-key")
-        if given is None:
-            authorization = _header(scope, b"authorization") or ""
-            scheme, _, token = authorization.partition(" ")
-            given = token.strip() if scheme.lower() == "bearer" else None
-        if not given:
-            return False
-        candidate = given.encode()
-        # compare with every key, so the time taken does not tell which one nearly matched
-        return any([hmac.compare_digest(candidate, key) for key in self.keys])
+        self.authenticator = authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.keys or scope.get("path") in OPEN_PATHS:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if not self._valid(scope):
-            await to_response(UnauthorizedError())(scope, receive, send)
+        need = requirement(str(scope.get("method", "")), str(scope.get("path", "")))
+        if need.public:
+            await self.app(scope, receive, send)
             return
+        principal = ANONYMOUS
+        try:
+            if self.authenticator is not None:
+                principal = await self.authenticator.authenticate(
+                    _header(scope, b"x-api-key"), _header(scope, b"authorization")
+                )
+            if need.missing is not None:
+                raise RouteNotFoundError(need.missing)
+            if need.scope is not None and not principal.allows(need.scope):
+                raise ForbiddenError(need.scope.value, need.route)
+        except (UnauthorizedError, ForbiddenError, RouteNotFoundError) as exc:
+            await to_response(exc)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
 
 

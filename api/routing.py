@@ -10,6 +10,7 @@ gets one retry after a fresh read of the group; after that, or when the
 
 Forwarding uses aiohttp, not httpx: with a few requests in flight httpx's connection
 pool becomes the gateway's bottleneck (docs/decisions/0004-aiohttp-for-owner-reads.md).
+Every request carries the engine token (``ledgerflow.engine_token``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from ledgerflow.api.errors import OwnerResponseError
 from ledgerflow.api.settings import GatewaySettings
+from ledgerflow.engine_token import bearer
 from ledgerflow.errors import OwnerUnavailableError, WorkflowNotFoundError
 from ledgerflow.routing import DirectorySnapshot, OwnerDirectory
 
@@ -78,9 +80,10 @@ class RoutingMetrics:
 class OwnerRouter:
     """partition -> owner URL, and forwarding with a bounded budget."""
 
-    def __init__(self, settings: GatewaySettings, metrics: RoutingMetrics) -> None:
+    def __init__(self, settings: GatewaySettings, metrics: RoutingMetrics, engine_token: str | None) -> None:
         self.settings = settings
         self.metrics = metrics
+        self.engine_token = engine_token
         self._http: aiohttp.ClientSession | None = None
         self.directory = OwnerDirectory(settings, ttl=settings.directory_ttl)
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="owner-directory")
@@ -93,6 +96,7 @@ class OwnerRouter:
         self._http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=200),
             timeout=aiohttp.ClientTimeout(total=self.settings.owner_timeout),
+            headers=bearer(self.engine_token),
             trust_env=True,  # HTTP(S)_PROXY / NO_PROXY, as httpx honoured them
         )
         try:

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from ledgerflow.api.auth import require
 from ledgerflow.api.errors import (
     AlreadyStartedError,
     InvalidRequestError,
@@ -45,6 +46,7 @@ from ledgerflow.api.models import (
     WorkflowStatus,
     WorkflowSummary,
 )
+from ledgerflow.api.scopes import Scope
 from ledgerflow.api.settings import ANY_TYPE
 from ledgerflow.api.state import GatewayState, WorkflowIdPath, error_doc, gateway_state, json_response
 from ledgerflow.api.timeline import build_timeline
@@ -305,9 +307,11 @@ def workflow_routes(
         longest path, bytes), expressions that cannot parse and unknown node types (422 naming
         the node or edge, and the setting of a limit), then written to the compacted definitions topic; runs
         started afterwards see it. A body `{"id", "type", "input"}` starts a run of a code
-        workflow (or of a registered DAG) under workflow id `id`."""
+        workflow (or of a registered DAG) under workflow id `id`. A start needs the `write`
+        scope; registering a DAG needs `admin` too (403 otherwise)."""
         state = gateway_state(request)
         if isinstance(body, DagDefinition):
+            require(request, Scope.ADMIN, "registering a DAG definition")
             _check_definition(state, body)
             await _check_queue_topics(state, body)
             await _send(

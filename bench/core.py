@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 from confluent_kafka import Producer
 
 from bench.common import (
@@ -44,7 +43,6 @@ from bench.common import (
     save_report,
     was,
 )
-from ledgerflow import Client
 from ledgerflow.samples.dags import FAN_OUT_FAN_IN
 from ledgerflow.schemas.commands import StartWorkflow
 from ledgerflow.testing.processes import Cluster
@@ -208,7 +206,7 @@ def main() -> None:
         engine = cluster.engine([SAMPLES])
         worker = cluster.worker([SAMPLES], concurrency=200)
         engine.wait_ready(120)
-        Client(bootstrap, prefix, partitions=args.partitions).register_dag(FAN_OUT_FAN_IN)
+        cluster.client().register_dag(FAN_OUT_FAN_IN)
         reader = EventReader(cluster)
         order = {"order_id": "bench", "amount": 1.0}
         run_load(bootstrap, prefix, reader, Scenario("warmup", "ProcessOrder", order, 100), 120)
@@ -254,7 +252,7 @@ def measure_cold_restore(cluster: Cluster) -> dict[str, float]:
     """A fresh engine (no local state) restores every partition from the changelog."""
     fresh = cluster.engine([SAMPLES], name="engine-cold")
     fresh.wait_ready(600)
-    rows = httpx.get(f"{fresh.url}/internal/partitions", timeout=10).json()["partitions"]
+    rows = fresh.get("/internal/partitions", timeout=10).json()["partitions"]
     records = sum(int(r["restored_records"] or 0) for r in rows)
     seconds = sum(float(r["restore_seconds"] or 0.0) for r in rows)
     return {"records": records, "seconds": seconds, "records_per_s": records / seconds if seconds else 0.0}

@@ -29,12 +29,12 @@ from ledgerflow.testing.processes import Cluster, NodeProcess
 
 
 def owned(node: NodeProcess) -> list[int]:
-    rows = httpx.get(f"{node.url}/internal/partitions", timeout=5).json()["partitions"]
+    rows = node.get("/internal/partitions").json()["partitions"]
     return [int(r["partition"]) for r in rows]
 
 
 def moves(node: NodeProcess) -> list[dict[str, Any]]:
-    result: list[dict[str, Any]] = httpx.get(f"{node.url}/internal/partitions", timeout=5).json()["moves"]
+    result: list[dict[str, Any]] = node.get("/internal/partitions").json()["moves"]
     return result
 
 

@@ -15,7 +15,6 @@ import sys
 import time
 
 from bench.common import arguments, local_stack, report_header, save_report
-from ledgerflow import Client
 from ledgerflow.testing.fuzz import CATEGORIES, Target, generate
 from ledgerflow.testing.ingress_fuzz import (
     ENGINE_ADDRESS_SPACE_MB,
@@ -45,7 +44,7 @@ def main() -> None:
         limit_memory(engine.pid)
         tag = cluster.prefix.rstrip(".")
         runs = real_runs(args.workflows, tag)
-        with Client(cluster.bootstrap, cluster.prefix, partitions=cluster.partitions) as client:
+        with cluster.client() as client:
             began = time.monotonic()
             records = generate(
                 per_category, args.seed, Target(client.settings, tag, tuple(r.workflow_id for r in runs))

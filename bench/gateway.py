@@ -47,7 +47,9 @@ PACED_TARGETS_MS = {"start": 20.0, "status": 10.0}
 ORDER = {"order_id": "gateway-bench", "amount": 1.0}
 
 
-def at_half_load(cluster: Cluster, base: str, rate: float, seconds: float, probes: float) -> dict[str, Any]:
+def at_half_load(
+    cluster: Cluster, base: str, headers: dict[str, str], rate: float, seconds: float, probes: float
+) -> dict[str, Any]:
     """Gateway start and status latency, one request at a time, while Kafka gets ``rate`` starts/s."""
     load = Scenario("paced", "ProcessOrder", ORDER, 0)
     done = threading.Event()
@@ -71,7 +73,7 @@ def at_half_load(cluster: Cluster, base: str, rate: float, seconds: float, probe
     offering = threading.Thread(target=offer, name="load")
     window_start = time.time()
     offering.start()
-    with httpx.Client(base_url=base, timeout=10) as client:
+    with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
 
         def timed(op: str, method: str, path: str, body: Any = None) -> None:
             began = time.perf_counter()
@@ -111,7 +113,9 @@ def _settled(started: list[tuple[float, str]]) -> str:
     return ""
 
 
-async def load(base: str, seconds: float, concurrency: int) -> dict[str, list[float]]:
+async def load(
+    base: str, headers: dict[str, str], seconds: float, concurrency: int
+) -> dict[str, list[float]]:
     latencies: dict[str, list[float]] = {"create": [], "execute": [], "status": []}
     errors: dict[str, int] = {}
     created: list[str] = []
@@ -146,7 +150,7 @@ async def load(base: str, seconds: float, concurrency: int) -> dict[str, list[fl
 
     # aiohttp, not httpx: httpx's pool would be this load generator's bottleneck (see
     # docs/decisions/0004-aiohttp-for-owner-reads.md).
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as client:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10), headers=headers) as client:
         await asyncio.gather(*(one(client) for _ in range(concurrency)))
     latencies["_errors"] = [float(n) for n in errors.values()]
     if errors:
@@ -168,12 +172,13 @@ def main() -> None:
         engine.wait_ready(120)
         gateway.wait_ready(120)
         base = gateway.url or ""
-        response = httpx.post(f"{base}/api/v1/workflows", json=FAN_OUT_FAN_IN, timeout=10)
+        headers = gateway.headers
+        response = httpx.post(f"{base}/api/v1/workflows", json=FAN_OUT_FAN_IN, headers=headers, timeout=10)
         response.raise_for_status()
-        asyncio.run(load(base, 3, args.concurrency))  # warm-up
-        paced = at_half_load(cluster, base, args.rate, args.seconds, args.probes)
+        asyncio.run(load(base, headers, 3, args.concurrency))  # warm-up
+        paced = at_half_load(cluster, base, headers, args.rate, args.seconds, args.probes)
         print(paced["throughput"], paced["failures"], flush=True)
-        latencies = asyncio.run(load(base, args.seconds, args.concurrency))
+        latencies = asyncio.run(load(base, headers, args.seconds, args.concurrency))
     write_report(args, paced, latencies)
 
 

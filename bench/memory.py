@@ -11,7 +11,6 @@ import time
 import uuid
 from typing import Any
 
-import httpx
 from confluent_kafka import Producer
 
 from bench.common import (
@@ -28,11 +27,11 @@ from bench.common import (
 )
 from bench.core import EventReader, Scenario, run_load, start_profiler, stop_profiler
 from ledgerflow.schemas.commands import StartWorkflow
-from ledgerflow.testing.processes import Cluster
+from ledgerflow.testing.processes import Cluster, NodeProcess
 
 
-def rss(url: str | None) -> float:
-    stats: dict[str, Any] = httpx.get(f"{url}/internal/partitions", timeout=10).json()
+def rss(engine: NodeProcess) -> float:
+    stats: dict[str, Any] = engine.get("/internal/partitions", timeout=10).json()
     return float(stats["process"]["rss_bytes"])
 
 
@@ -62,7 +61,7 @@ def main() -> None:
         engine = cluster.engine([SAMPLES])
         worker = cluster.worker([SAMPLES], concurrency=200)
         engine.wait_ready(120)
-        figures["rss_empty_mb"] = rss(engine.url) / 2**20
+        figures["rss_empty_mb"] = rss(engine) / 2**20
         reader = EventReader(cluster)
         pids = {"engine": engine.pid, "worker": worker.pid}
         cpu = CpuSplit({**pids, **{f"broker {i}": pid for i, pid in enumerate(broker_pids(args))}})
@@ -97,7 +96,7 @@ def main() -> None:
         events.close()
         figures["started"] = seen
         figures["start_seconds"] = time.monotonic() - started_at
-        figures["rss_full_mb"] = rss(engine.url) / 2**20
+        figures["rss_full_mb"] = rss(engine) / 2**20
         figures["throughput_full"], figures["cores_full"] = burst(cluster, reader, args.burst, cpu)
         profile = []
         if args.profile:  # a burst of its own: the sampler slows the engine

@@ -165,7 +165,7 @@ def measure(data: Path, settings: Settings) -> dict[str, Any]:
         partitions=SimpleNamespace(processors=owners),
         owner_lock=owner_lock(),
     )
-    app = create_app(engine)  # type: ignore[arg-type]
+    app = create_app(engine, None)  # type: ignore[arg-type]
     history = route(app, "GET", "/internal/workflows/{workflow_id}/history")
     listing = route(app, "GET", "/internal/workflows")
     query = route(app, "POST", "/internal/workflows/{workflow_id}/query/{name}")

@@ -66,7 +66,7 @@ def main() -> None:
         engine.start()
         engine.wait_ready(600)
         figures["restart_to_ready_s"] = time.monotonic() - restarted
-        rows = httpx.get(f"{engine.url}/internal/partitions", timeout=10).json()["partitions"]
+        rows = engine.get("/internal/partitions", timeout=10).json()["partitions"]
         figures["state_bytes"] = sum(int(r["state_bytes"]) for r in rows)
         figures["restored_records"] = sum(int(r["restored_records"] or 0) for r in rows)
 
@@ -74,7 +74,7 @@ def main() -> None:
         gateway.wait_ready(120)
         ids = random.sample(sorted(scenario.completed), min(args.reads, len(scenario.completed)))
         latencies = []
-        with httpx.Client(base_url=f"{gateway.url}/api/v1", timeout=10) as http:
+        with httpx.Client(base_url=f"{gateway.url}/api/v1", headers=gateway.headers, timeout=10) as http:
             for wid in ids[:100]:  # warm-up: connections, the gateway's owner directory
                 http.get(f"/workflows/{wid}/status").raise_for_status()
             for wid in ids:

@@ -2,7 +2,8 @@
 
 The gateway forwards reads about a workflow here, to the node that owns its
 partition. A node asked about a partition it does not own answers 421, and
-the gateway refreshes its routing.
+the gateway refreshes its routing. Every route but the probes and /metrics needs the
+engine token (``http_auth.py``) unless the node was started ``--insecure``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ledgerflow.config import PAGE_LIMIT
 from ledgerflow.engine import metrics as engine_metrics
+from ledgerflow.engine.http_auth import EngineTokenMiddleware
 from ledgerflow.engine.loop import Engine
 from ledgerflow.engine.processor import PartitionProcessor, read_history, read_history_page, read_run
 from ledgerflow.engine.reads import RunFilter, cached_copy, list_runs, replayed
@@ -37,15 +39,17 @@ def process_stats() -> dict[str, float]:
     return stats
 
 
-def create_app(engine: Engine) -> FastAPI:
-    """The node's HTTP routes.
+def create_app(engine: Engine, token: str | None) -> FastAPI:
+    """The node's HTTP routes; with ``token``, all but the probes and /metrics require it.
 
     The reads the gateway forwards on every start and status (one RocksDB get each) are
     ``async def``: they run on the server's event loop instead of hopping to a worker thread
     and back, and each hop waits for the GIL the busy owner loop holds. The slower reads
     (listing, history, queries that replay) stay in the thread pool.
     """
-    app = FastAPI(title="Ledgerflow engine node", docs_url=None, redoc_url=None)
+    app = FastAPI(title="Ledgerflow engine node", docs_url=None, redoc_url=None, openapi_url=None)
+    if token is not None:
+        app.add_middleware(EngineTokenMiddleware, token=token)
     settings = engine.settings
 
     def owned(workflow_id: str) -> PartitionProcessor:

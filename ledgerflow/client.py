@@ -7,8 +7,9 @@
     print(handle.result(timeout=30))
 
 Writes go to the inbox topic (acknowledged by all in-sync replicas before the
-call returns). Reads go to the engine node that owns the workflow's partition.
-An id that breaks the id rule raises ``InvalidIdError`` before anything is sent.
+call returns). Reads go to the engine node that owns the workflow's partition,
+with the engine token (``engine_token``, or the file ``LEDGERFLOW_ENGINE_TOKEN_FILE`` names)
+when the engines require one. An id that breaks the id rule raises ``InvalidIdError`` before anything is sent.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from ledgerflow.converter import to_json
 from ledgerflow.engine.kafka.clients import UNASSIGNED, plain_producer
 from ledgerflow.engine.workflow.definition import definition_of
 from ledgerflow.engine.workflow.registration import definition_problems
+from ledgerflow.engine_token import bearer, token_from
 from ledgerflow.errors import (
+    EngineAuthError,
     LedgerflowError,
     OwnerUnavailableError,
     WorkflowFailedError,
@@ -95,7 +98,10 @@ class Client:
         *,
         settings: Settings | None = None,
         partitions: int | None = None,
+        engine_token: str | None = None,
     ) -> None:
+        """``engine_token``: the engines' HTTP token; by default the one in the file the
+        ``engine_token_file`` setting (env ``LEDGERFLOW_ENGINE_TOKEN_FILE``) names, if any."""
         base = settings or Settings()
         overrides: dict[str, Any] = {}
         if bootstrap is not None:
@@ -107,7 +113,8 @@ class Client:
         self.settings = base.model_copy(update=overrides)
         self._producer: Producer = plain_producer(self.settings)
         self._owners = OwnerDirectory(self.settings)
-        self._http = httpx.Client(timeout=5.0)
+        token = engine_token if engine_token is not None else token_from(self.settings.engine_token_file)
+        self._http = httpx.Client(timeout=5.0, headers=bearer(token))
         self.owner_wait = 3.0
         """Seconds a read waits for a partition's owner to appear (during a rebalance)."""
 
@@ -251,6 +258,8 @@ class Client:
             if response is not None and response.status_code != 421:
                 if response.status_code == 404:
                     raise WorkflowNotFoundError(workflow_id)
+                if response.status_code == 401:
+                    raise EngineAuthError(str(url))
                 if response.status_code >= 400:
                     raise LedgerflowError(f"{method} {path}: {response.status_code} {response.text}")
                 return response.json()
@@ -341,6 +350,8 @@ class Client:
                 continue
             try:
                 response = self._http.get(f"{url}/internal/workflows", params=params)
+                if response.status_code == 401:
+                    raise EngineAuthError(str(url))
                 response.raise_for_status()
             except httpx.HTTPError as exc:
                 raise OwnerUnavailableError("*", -1, 1.0, f"node {url} did not answer: {exc}") from exc
@@ -370,9 +381,13 @@ class Client:
             url = str(member.get("url") or "")
             info: dict[str, Any] = {"url": url, "member_id": member.get("member_id")}
             try:
-                info.update(self._http.get(f"{url}/internal/partitions").json())
+                response = self._http.get(f"{url}/internal/partitions")
             except httpx.HTTPError as exc:
                 info["error"] = str(exc)
+            else:
+                if response.status_code == 401:
+                    raise EngineAuthError(url)
+                info.update(response.json())
             nodes.append(info)
         return nodes
 

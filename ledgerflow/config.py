@@ -144,6 +144,11 @@ class Settings(BaseSettings):
         description="Custom partitioner 'module:function' (workflow_id, partitions) -> partition; "
         "murmur2 of the workflow id when unset.",
     )
+    engine_token_file: Path | None = Field(
+        default=None,
+        description="File holding the token every engine HTTP route but the probes and /metrics "
+        "requires (Authorization: Bearer); the gateway and the Client send it.",
+    )
 
     _kafka_properties: dict[str, str] = PrivateAttr(default_factory=dict)
 

@@ -27,6 +27,16 @@ class InvalidIdError(LedgerflowError, ValueError):
         self.value = value
 
 
+class EngineAuthError(LedgerflowError):
+    """An engine refused the Client's read: no engine token, or the wrong one."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(
+            f"engine {url} answered 401: give the Client the engines' token "
+            "(engine_token=..., or LEDGERFLOW_ENGINE_TOKEN_FILE)"
+        )
+
+
 def check_id(field: str, value: str) -> str:
     """``value`` if it is a valid id, else ``InvalidIdError`` naming ``field`` (e.g. "workflow id")."""
     try:

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
@@ -54,7 +53,7 @@ def cluster(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Iterator
 
 @pytest.fixture
 def client(cluster: Cluster) -> Iterator[Client]:
-    with Client(cluster.bootstrap, cluster.prefix, partitions=cluster.partitions) as c:
+    with cluster.client() as c:
         yield c
 
 
@@ -67,11 +66,9 @@ def running(cluster: Cluster) -> Cluster:
     return cluster
 
 
-def owned(url: str | None) -> list[int]:
+def owned(engine: NodeProcess) -> list[int]:
     """Partitions an engine owns now (its /internal/partitions)."""
-    return [
-        int(r["partition"]) for r in httpx.get(f"{url}/internal/partitions", timeout=5).json()["partitions"]
-    ]
+    return [int(r["partition"]) for r in engine.get("/internal/partitions").json()["partitions"]]
 
 
 def settled_shares(engines: list[NodeProcess], partitions: int, timeout: float = 30.0) -> list[list[int]]:
@@ -82,7 +79,7 @@ def settled_shares(engines: list[NodeProcess], partitions: int, timeout: float =
     """
     deadline = time.time() + timeout
     while True:
-        shares = [owned(e.url) for e in engines]
+        shares = [owned(e) for e in engines]
         if sorted(p for share in shares for p in share) == list(range(partitions)) and all(shares):
             return shares
         assert time.time() < deadline, f"assignment did not settle: {shares}"

@@ -6,6 +6,7 @@ import click
 
 from ledgerflow import __version__
 from ledgerflow.cli.api import api_command
+from ledgerflow.cli.credentials import api_key_group, engine_token_group
 from ledgerflow.cli.dev import dev_command
 from ledgerflow.cli.kafka import kafka_group
 from ledgerflow.cli.replay import replay_command
@@ -35,6 +36,8 @@ main.add_command(engine_command)
 main.add_command(worker_command)
 main.add_command(dev_command)
 main.add_command(api_command)
+main.add_command(api_key_group)
+main.add_command(engine_token_group)
 for command in (
     start_command,
     signal_command,

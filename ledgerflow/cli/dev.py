@@ -1,4 +1,7 @@
-"""``ledgerflow dev``: Kafka, an engine and a worker on a laptop, and a sample run through them."""
+"""``ledgerflow dev``: Kafka, an engine and a worker on a laptop, and a sample run through them.
+
+The engine requires a token made for the stack (in the data folder); the gateway listens on
+127.0.0.1 only and is started ``--insecure``: open to every local caller, as it says."""
 
 from __future__ import annotations
 
@@ -41,25 +44,29 @@ def dev_command(data_dir: Path, partitions: int, once: bool) -> None:
     cluster = Cluster(bootstrap, "dev.", data_dir, partitions=partitions)
     engine = cluster.engine([SAMPLES])
     cluster.worker([SAMPLES])
-    gateway = cluster.gateway([SAMPLES])
+    gateway = cluster.gateway([SAMPLES], insecure=True)
     try:
         with console.status("Starting an engine, a worker and the gateway"):
             engine.wait_ready(timeout=120)
             gateway.wait_ready(timeout=120)
         console.print(f"[green]engine[/] at {engine.url} (logs: {engine.log_path})")
         console.print(f"[green]gateway[/] at {gateway.url} (OpenAPI: {gateway.url}/docs)")
-        _run_samples(console, Client(bootstrap, "dev.", partitions=partitions))
+        console.print(
+            "[yellow]the gateway is OPEN[/] (--insecure: no API keys, every local caller may do "
+            "everything); production gateways need LEDGERFLOW_API_KEYS_FILE or LEDGERFLOW_JWT_JWKS_URL"
+        )
+        _run_samples(console, cluster.client())
         if once:
             return
         console.print(
             f"\nRunning. Try:\n  export LEDGERFLOW_BOOTSTRAP={bootstrap} LEDGERFLOW_PREFIX=dev. "
-            f"LEDGERFLOW_PARTITIONS={partitions}\n"
+            f"LEDGERFLOW_PARTITIONS={partitions} LEDGERFLOW_ENGINE_TOKEN_FILE={cluster.engine_token_file}\n"
             "  ledgerflow start ProcessOrder --id order-1 "
             '--input \'{"order_id": "1", "amount": 5}\' --wait\n'
             f"  curl -X POST {gateway.url}/api/v1/workflows/{SAMPLE_DAG['id']}/execute "
             f"-H 'content-type: application/json' -d '{{\"input\": {{\"count\": 5}}}}'\n"
             f"  curl {gateway.url}/api/v1/workflows?limit=5\n"
-            f"  curl {engine.url}/metrics\n"
+            f"  curl {engine.url}/metrics   # the engine's other routes need its token\n"
             f"Logs in {data_dir}. Ctrl-C stops the engine and the worker "
             f"('ledgerflow kafka down --data-dir {data_dir / 'kafka'}' stops Kafka)."
         )

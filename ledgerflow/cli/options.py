@@ -78,3 +78,13 @@ def settings_from(bootstrap: str, prefix: str, partitions: int, replication_fact
     return Settings(
         bootstrap=bootstrap, prefix=prefix, partitions=partitions, replication_factor=replication_factor
     )
+
+
+def insecure_option(what: str) -> Callable[[F], F]:
+    """``--insecure`` (env ``LEDGERFLOW_INSECURE``): start without credentials, to ``what``."""
+    return click.option(
+        "--insecure",
+        is_flag=True,
+        envvar="LEDGERFLOW_INSECURE",
+        help=f"Start without credentials: {what}. For local development only.",
+    )

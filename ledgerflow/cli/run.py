@@ -12,12 +12,13 @@ import click
 from pydantic import ValidationError
 
 from ledgerflow import activity, logs
-from ledgerflow.cli.options import kafka_options, settings_from
+from ledgerflow.cli.options import insecure_option, kafka_options, settings_from
 from ledgerflow.engine.http import HttpServer, create_app
 from ledgerflow.engine.kafka.admin import ensure_queue_topics, ensure_topics
 from ledgerflow.engine.kafka.group import GROUP_PROTOCOLS, GroupProtocol
 from ledgerflow.engine.loop import Engine, EngineOptions, tune_garbage_collector
 from ledgerflow.engine.workflow.definition import WorkflowRegistry
+from ledgerflow.engine_token import EngineTokenError, token_from
 from ledgerflow.errors import DeploymentMovedError, TopicLayoutError
 from ledgerflow.executors import builtins
 from ledgerflow.executors.sandbox.settings import PURE_BUILTINS, BuiltinSettings, split_list
@@ -76,6 +77,7 @@ MAX_RETENTION = 100 * 365 * 24 * 3600.0
     help="Kafka group protocol of the engines: classic (client-side cooperative-sticky) or "
     "consumer (KIP-848, broker-side; its session timeout is set as a group config).",
 )
+@insecure_option("serve the HTTP routes without the engine token when LEDGERFLOW_ENGINE_TOKEN_FILE is unset")
 def engine_command(
     bootstrap: str,
     prefix: str,
@@ -93,10 +95,21 @@ def engine_command(
     standby: bool,
     session_timeout_ms: int,
     group_protocol: GroupProtocol,
+    insecure: bool,
 ) -> None:
     """Run a partition-owner node."""
     logs.configure()
     settings = settings_from(bootstrap, prefix, partitions, replication_factor)
+    try:
+        token = token_from(settings.engine_token_file)
+    except EngineTokenError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if token is None and not insecure:
+        raise click.ClickException(
+            "no engine token: set LEDGERFLOW_ENGINE_TOKEN_FILE (a file made by "
+            "'ledgerflow engine-token create'), or pass --insecure (LEDGERFLOW_INSECURE=true) "
+            "to serve the engine's HTTP routes to anyone"
+        )
     try:
         ensure_topics(settings)
     except TopicLayoutError as exc:
@@ -116,12 +129,14 @@ def engine_command(
     )
     tune_garbage_collector()
     engine = Engine(settings, options, registry)
-    server = HttpServer(create_app(engine), http_host, http_port)
+    server = HttpServer(create_app(engine, token), http_host, http_port)
     server.start()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: engine.stop())
     click.echo(
-        f"engine {engine.node_id} serving {url}; workflows: {', '.join(registry.names()) or 'none'}", err=True
+        f"engine {engine.node_id} serving {url}; workflows: {', '.join(registry.names()) or 'none'}"
+        f"{'' if token else '; INSECURE: its HTTP routes need no token'}",
+        err=True,
     )
     try:
         engine.run()

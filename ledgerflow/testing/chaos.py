@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from pydantic import BaseModel
@@ -198,9 +197,9 @@ class ChaosReport:
         return sum(o.kind == kind and o.restarted_at is not None and not o.problem for o in self.outages)
 
 
-def owned(url: str | None) -> list[int]:
+def owned(engine: NodeProcess) -> list[int]:
     """Partitions an engine owns now (its /internal/partitions)."""
-    rows = httpx.get(f"{url}/internal/partitions", timeout=5).json()["partitions"]
+    rows = engine.get("/internal/partitions").json()["partitions"]
     return sorted(int(row["partition"]) for row in rows)
 
 
@@ -240,7 +239,7 @@ class ChaosStack:
         """Until every partition has one owner and each engine some (so a killed engine owned work)."""
         deadline = time.monotonic() + timeout
         while True:
-            shares = [owned(engine.url) for engine in self.nodes["engine"]]
+            shares = [owned(engine) for engine in self.nodes["engine"]]
             every = sorted(p for share in shares for p in share) == list(range(self.config.partitions))
             if every and all(shares):
                 return
@@ -273,7 +272,7 @@ class ChaosStack:
         """The engine's partitions, after waiting a little for a rebalance to hand it some (an
         engine killed while it owns nothing tests nothing)."""
         deadline = time.monotonic() + timeout
-        while not (partitions := owned(engine.url)) and time.monotonic() < deadline:
+        while not (partitions := owned(engine)) and time.monotonic() < deadline:
             time.sleep(0.2)
         return partitions
 
@@ -512,7 +511,12 @@ def run_chaos(config: ChaosConfig, plans: list[Plan]) -> ChaosReport:
     stack = ChaosStack(config)
     try:
         cluster = stack.start()
-        settings = Settings(bootstrap=cluster.bootstrap, prefix=cluster.prefix, partitions=cluster.partitions)
+        settings = Settings(
+            bootstrap=cluster.bootstrap,
+            prefix=cluster.prefix,
+            partitions=cluster.partitions,
+            engine_token_file=cluster.engine_token_file,
+        )
         tally = EventTally(settings)
         try:
             played = _play(config, stack, Load(settings, plans), tally, plans)

@@ -1,4 +1,9 @@
-"""Engine and worker processes for integration tests: real processes, killable with -9."""
+"""Engine and worker processes for integration tests: real processes, killable with -9.
+
+A ``Cluster`` runs secured, as production does: its engines require an engine token it makes,
+and its gateways accept an API key it makes (every scope), unless a gateway is asked for
+``insecure``. The secrets are files under the cluster's folder (``secrets/``, mode 0600).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,15 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from ledgerflow.api.keys import entry_line, new_key
+from ledgerflow.api.scopes import Scope
+from ledgerflow.client import Client
+from ledgerflow.engine_token import bearer, new_token
+from ledgerflow.secretfiles import write_private
 from ledgerflow.testing.ports import free_port
 
 FAILED_BATCH_LINES = (
@@ -36,6 +47,8 @@ class NodeProcess:
     log_path: Path
     env: dict[str, str]
     url: str | None = None
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+    """Credentials its HTTP routes need (an engine's token, a gateway's API key)."""
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self) -> NodeProcess:
@@ -91,6 +104,11 @@ class NodeProcess:
             time.sleep(0.1)
         raise TimeoutError(f"not ready after {timeout} s; see {self.log_path}:\n{self.log_tail()}")
 
+    def get(self, path: str, params: dict[str, Any] | None = None, timeout: float = 5.0) -> httpx.Response:
+        """GET ``path`` on this node, with its credentials."""
+        assert self.url is not None
+        return httpx.get(f"{self.url}{path}", params=params, headers=self.headers, timeout=timeout)
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -110,12 +128,46 @@ class Cluster:
     env: dict[str, str] = field(default_factory=dict)
     """Extra environment of every process (e.g. ``LEDGERFLOW_PARTITIONER``)."""
     nodes: list[NodeProcess] = field(default_factory=list)
+    engine_token: str = field(default_factory=new_token, repr=False)
+    """The token its engines require (in ``secrets/engine-token``)."""
+    api_key: str = field(init=False, repr=False)
+    """A key its gateways accept, with every scope (its hash in ``secrets/api-keys.jsonl``)."""
+
+    def __post_init__(self) -> None:
+        self.api_key, self._key_entry = new_key("tests", list(Scope))
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.base_dir / "secrets"
+
+    def _secret_file(self, name: str, text: str) -> Path:
+        path = self.secrets_dir / name
+        if not path.exists():
+            write_private(path, text)
+        return path
+
+    @property
+    def engine_token_file(self) -> Path:
+        return self._secret_file("engine-token", self.engine_token + "\n")
+
+    @property
+    def engine_headers(self) -> dict[str, str]:
+        return bearer(self.engine_token)
+
+    @property
+    def api_headers(self) -> dict[str, str]:
+        return bearer(self.api_key)
+
+    def client(self) -> Client:
+        """A Client of this cluster, with its engine token."""
+        return Client(self.bootstrap, self.prefix, partitions=self.partitions, engine_token=self.engine_token)
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
         paths = [*self.pythonpath, env.get("PYTHONPATH", "")]
         env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
         env["PYTHONUNBUFFERED"] = "1"
+        env["LEDGERFLOW_ENGINE_TOKEN_FILE"] = str(self.engine_token_file)
         env.update(self.env)
         return env
 
@@ -148,6 +200,7 @@ class Cluster:
             self.base_dir / f"{name}.log",
             {**self._env(), **(env or {})},
             url=f"http://127.0.0.1:{port}",
+            headers=self.engine_headers,
         )
         self.nodes.append(node)
         return node.start() if start else node
@@ -178,17 +231,28 @@ class Cluster:
         name: str = "gateway",
         env: dict[str, str] | None = None,
         extra: list[str] | None = None,
+        insecure: bool = False,
     ) -> NodeProcess:
-        """A ``ledgerflow api`` process on a free port (``url`` set; ``wait_ready`` polls /ready)."""
+        """A ``ledgerflow api`` process on a free port (``url`` set; ``wait_ready`` polls /ready).
+
+        It accepts ``api_key`` (``headers`` carry it), or anyone with ``insecure``; ``env``
+        may name other credentials (``LEDGERFLOW_API_KEYS_FILE``, ``LEDGERFLOW_JWT_*``)."""
         port = free_port()
         args = ["api", *self._common(), "--host", "127.0.0.1", "--port", str(port), *(extra or [])]
         for module in activities or []:
             args += ["--activities", module]
+        own: dict[str, str] = {}
+        if insecure:
+            args.append("--insecure")
+        else:
+            keys = self._secret_file("api-keys.jsonl", entry_line(self._key_entry) + "\n")
+            own["LEDGERFLOW_API_KEYS_FILE"] = str(keys)
         node = NodeProcess(
             args,
             self.base_dir / f"{name}.log",
-            {**self._env(), **(env or {})},
+            {**self._env(), **own, **(env or {})},
             url=f"http://127.0.0.1:{port}",
+            headers={} if insecure else self.api_headers,
         )
         self.nodes.append(node)
         return node.start()

@@ -1,4 +1,7 @@
-"""A real engine, worker and gateway (``ledgerflow api``) for the gateway's tests."""
+"""A real engine, worker and gateway (``ledgerflow api``) for the gateway's tests.
+
+The stack is secured as in production: engines require the cluster's engine token, the
+gateway accepts the cluster's API key (every scope), which the ``api`` client sends."""
 
 from __future__ import annotations
 
@@ -59,7 +62,7 @@ def api_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) ->
 
 @pytest.fixture
 def api(api_stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=api_stack.url, timeout=10) as client:
+    with httpx.Client(base_url=api_stack.url, headers=api_stack.gateway.headers, timeout=10) as client:
         yield client
 
 

@@ -96,7 +96,7 @@ def test_listing_across_engines_then_kill_9_answers_503_then_recovers(two_engine
     gateway = two_engines.gateway([ACTS])
     gateway.wait_ready()
     settings = Settings(partitions=4, partitioner=PARTITIONER)
-    with httpx.Client(base_url=str(gateway.url), timeout=10) as api:
+    with httpx.Client(base_url=str(gateway.url), headers=gateway.headers, timeout=10) as api:
         stats = wait_balanced(api)
         ids = ids_covering_every_partition(settings)
         runs = {}

@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import pytest
 
-from ledgerflow.client import Client
 from tests.api.conftest import Stack, running_stack, unique, wait_status
 
 pytestmark = pytest.mark.kafka
@@ -30,7 +29,7 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 @pytest.fixture
 def api(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.url, timeout=10) as client:
+    with httpx.Client(base_url=stack.url, headers=stack.gateway.headers, timeout=10) as client:
         yield client
 
 
@@ -80,7 +79,7 @@ def test_history_pages_of_the_latest_and_an_earlier_run(api: httpx.Client, stack
     latest = api.get(f"/api/v1/workflows/{wid}/history", params={"limit": 1}).json()
     assert latest["runId"] == second and latest["total"] == 5 and latest["nextOffset"] == 1
 
-    client = Client(bootstrap=stack.cluster.bootstrap, prefix=stack.cluster.prefix, partitions=4)
+    client = stack.cluster.client()
     with client:
         assert [e.index for e in client.history(wid, first)] == list(range(1, 29))
         assert [e.index for e in client.history(wid, first, offset=20)] == list(range(21, 29))
@@ -115,7 +114,7 @@ def test_a_filtered_listing_pages_past_the_engines_scan_limit(api: httpx.Client,
     assert listed == terminated
     assert short, f"no page stopped at the scan limit ({SCAN_LIMIT}) before it was full"
 
-    client = Client(bootstrap=stack.cluster.bootstrap, prefix=stack.cluster.prefix, partitions=4)
+    client = stack.cluster.client()
     with client:
         rows = client.list_workflows(status="RUNNING", workflow_type="SignalCounter", limit=5, after=tag)
     assert [r["workflow_id"] for r in rows] == [w for w in ids if w not in terminated][:5]

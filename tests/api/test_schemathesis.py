@@ -52,6 +52,8 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(
             "schemathesis.cli",
             "run",
             f"{api_stack.url}/openapi.json",
+            "--header",
+            f"Authorization: Bearer {api_stack.cluster.api_key}",
             "--checks",
             CHECKS,
             "--phases",

@@ -3,11 +3,15 @@ the events ring."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
 
 from ledgerflow.api.app import GatewaySettings, create_app
 from ledgerflow.api.errors import problems_from_validation
+from ledgerflow.api.keys import ApiKeyEntry, entry_line, key_hash
+from ledgerflow.api.scopes import Scope
 from ledgerflow.api.tail import Ring
 from ledgerflow.api.timeline import build_timeline
 from ledgerflow.api.workflows import _status_from
@@ -19,11 +23,11 @@ from ledgerflow.schemas.dag import DagDefinition
 
 
 def test_list_settings_read_comma_separated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LEDGERFLOW_API_KEYS", "one, two,,three ")
+    monkeypatch.setenv("LEDGERFLOW_JWT_ALGORITHMS", "RS256, ES256,,EdDSA ")
     monkeypatch.setenv("LEDGERFLOW_ACTIVITY_TYPES", "charge")
     monkeypatch.setenv("LEDGERFLOW_MAX_BODY_BYTES", "2048")
     settings = GatewaySettings()
-    assert settings.api_keys == ["one", "two", "three"] and settings.auth_enabled
+    assert settings.jwt_algorithms == ["RS256", "ES256", "EdDSA"] and not settings.auth_enabled
     assert settings.activity_types == ["charge"] and settings.max_body_bytes == 2048
     with pytest.raises(ValueError, match="frozen"):
         settings.owner_timeout = 5  # type: ignore[misc]
@@ -99,9 +103,14 @@ def test_timeline_names_dag_nodes_and_counts_attempts() -> None:
 
 
 @pytest.fixture
-def offline() -> TestClient:
-    """The app without its lifespan: only what answers before Kafka is needed."""
-    settings = GatewaySettings(api_keys=["secret"], max_body_bytes=100)
+def offline(tmp_path: Path) -> TestClient:
+    """The app without its lifespan: only what answers before Kafka is needed (key ``secret``)."""
+    keys = tmp_path / "keys.jsonl"
+    entry = ApiKeyEntry(name="t", sha256=key_hash("secret"), scopes=[Scope.WRITE, Scope.ADMIN])
+    keys.write_text(entry_line(entry) + "\n")
+    token = tmp_path / "engine-token"
+    token.write_text("t" * 32)
+    settings = GatewaySettings(api_keys_file=keys, engine_token_file=token, max_body_bytes=100)
     return TestClient(create_app(settings))
 
 
@@ -169,7 +178,7 @@ def test_an_event_ring_is_bounded_by_count_and_bytes_and_says_when_it_cut() -> N
 
 
 def test_an_accepted_start_links_to_the_operations_on_its_workflow_id() -> None:
-    spec = create_app(GatewaySettings()).openapi()
+    spec = create_app(GatewaySettings(insecure=True)).openapi()
     starts = [("/api/v1/workflows", "post"), ("/api/v1/workflows/{id}/execute", "post")]
     for path, method in starts:
         links = spec["paths"][path][method]["responses"]["202"]["links"]

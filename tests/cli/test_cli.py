@@ -27,7 +27,8 @@ def cli(
     cluster: Cluster, command: str, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run ``ledgerflow COMMAND --bootstrap ... ARGS`` (COMMAND may be two words)."""
-    full_env = {**os.environ, "PYTHONPATH": ROOT, **(env or {})}
+    token = {"LEDGERFLOW_ENGINE_TOKEN_FILE": str(cluster.engine_token_file)}
+    full_env = {**os.environ, "PYTHONPATH": ROOT, **token, **(env or {})}
     kafka = [
         "--bootstrap",
         cluster.bootstrap,

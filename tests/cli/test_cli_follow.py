@@ -85,7 +85,12 @@ def test_history_follow_prints_events_as_they_arrive_and_stops_when_the_run_clos
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": ROOT, "PYTHONUNBUFFERED": "1"},
+        env={
+            **os.environ,
+            "PYTHONPATH": ROOT,
+            "PYTHONUNBUFFERED": "1",
+            "LEDGERFLOW_ENGINE_TOKEN_FILE": str(running.engine_token_file),
+        },
     )
     try:
         lines = Lines(process)

@@ -22,7 +22,7 @@ def test_dev_once_runs_kafka_engine_worker_gateway_and_the_samples(tmp_path: Pat
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    assert "gateway at http://127.0.0.1:" in output
+    assert "gateway at http://127.0.0.1:" in output and "the gateway is OPEN" in output
     assert "ProcessOrder" in output and "completed in" in output
     assert "'shipment': 'shipped-order-" in output
     assert "DAG sample-fan-out" in output and "{'sum': 305}" in output  # squares of 0..9 + evens of 0..9

@@ -8,6 +8,7 @@ The compose file cannot run here (no Docker engine), so it is checked as parsed 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import subprocess
@@ -136,7 +137,11 @@ def test_chart_lints_with_every_optional_feature() -> None:
         "--strict",
         str(CHART),
         "--set",
-        "metrics.serviceMonitor.enabled=true,apiKeys.enabled=true,apiKeys.keys={k1,k2}",
+        "metrics.serviceMonitor.enabled=true,metrics.serviceMonitor.gatewayKeySecret.name=scrape-key",
+        "--set",
+        "auth.apiKeys.existingSecret=gateway-keys,auth.engineToken.existingSecret=engine-token",
+        "--set",
+        "auth.jwt.jwksUrl=https://idp.example/jwks,auth.jwt.issuer=https://idp.example/,auth.jwt.audience=lf",
         "--set",
         "gateway.podDisruptionBudget.enabled=true,engine.persistence.enabled=false",
         "--set-string",
@@ -224,7 +229,7 @@ def test_engine_pod_disruption_budget_covers_the_engines_only() -> None:
 def test_engine_without_persistence_uses_an_empty_dir() -> None:
     sts = find(render(engine__persistence__enabled=False), "StatefulSet", ENGINE)
     assert "volumeClaimTemplates" not in sts["spec"]
-    assert sts["spec"]["template"]["spec"]["volumes"] == [{"name": "data", "emptyDir": {}}]
+    assert {"name": "data", "emptyDir": {}} in sts["spec"]["template"]["spec"]["volumes"]
 
 
 # ---- worker and gateway -------------------------------------------------------------------------
@@ -255,6 +260,7 @@ def test_gateway_deployment_and_service() -> None:
     assert ctr["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
     assert ctr["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
     assert "LEDGERFLOW_API_KEYS" not in env_of(ctr)
+    assert "LEDGERFLOW_API_KEYS_FILE" not in env_of(ctr), "no keys configured: none mounted"
 
     svc = find(docs, "Service", GATEWAY)
     assert svc["spec"]["type"] == "ClusterIP"
@@ -298,38 +304,134 @@ def test_every_container_is_non_root_with_resources() -> None:
         assert set(ctr["resources"]) == {"requests", "limits"}, workload["metadata"]["name"]
 
 
-def test_service_monitor_only_behind_its_flag() -> None:
+def test_service_monitors_only_behind_their_flags() -> None:
     assert "ServiceMonitor" not in kinds(render())
     docs = render(metrics__serviceMonitor__enabled=True)
-    monitor = find(docs, "ServiceMonitor", FULLNAME)
+    monitor = find(docs, "ServiceMonitor", f"{FULLNAME}-engine")
+    assert [d["metadata"]["name"] for d in docs if d["kind"] == "ServiceMonitor"] == [f"{FULLNAME}-engine"]
     assert monitor["spec"]["endpoints"][0]["port"] == "http"
     assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
-    components = monitor["spec"]["selector"]["matchExpressions"][0]["values"]
-    assert sorted(components) == ["engine", "gateway"]
+    assert "authorization" not in monitor["spec"]["endpoints"][0], "engine /metrics is open to the scraper"
+    assert monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "engine"
 
-
-def test_api_keys_come_from_a_secret_when_enabled() -> None:
-    assert "Secret" not in kinds(render())
-
-    docs = render(apiKeys__enabled=True, **{"apiKeys__keys": "{k1,k2}"})
-    secret = find(docs, "Secret", f"{FULLNAME}-api-keys")
-    assert secret["stringData"] == {"api-keys": "k1,k2"}
-    deploy = find(docs, "Deployment", GATEWAY)
-    assert env_of(container(deploy))["LEDGERFLOW_API_KEYS"] == {
-        "secretKeyRef": {"name": f"{FULLNAME}-api-keys", "key": "api-keys"}
+    docs = render(metrics__serviceMonitor__enabled=True, metrics__serviceMonitor__gatewayKeySecret__name="s")
+    gateway = find(docs, "ServiceMonitor", f"{FULLNAME}-gateway")
+    assert gateway["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "gateway"
+    assert gateway["spec"]["endpoints"][0]["authorization"] == {
+        "type": "Bearer",
+        "credentials": {"name": "s", "key": "api-key"},
     }
+
+
+# ---- auth ---------------------------------------------------------------------------------------
+
+
+def _volume(workload: Manifest, name: str) -> Manifest:
+    volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
+    return volumes[name]
+
+
+def test_the_engine_token_is_a_secret_mounted_into_engines_and_gateway_only() -> None:
+    docs = render()
+    secret = find(docs, "Secret", f"{FULLNAME}-engine-token")
+    assert len(secret["data"]["token"]) >= 44, "48 random characters, base64"
+    for kind, name in (("StatefulSet", ENGINE), ("Deployment", GATEWAY)):
+        workload = find(docs, kind, name)
+        ctr = container(workload)
+        assert env_of(ctr)["LEDGERFLOW_ENGINE_TOKEN_FILE"] == "/etc/ledgerflow/engine-token/token"
+        assert "LEDGERFLOW_INSECURE" not in env_of(ctr)
+        mount = next(m for m in ctr["volumeMounts"] if m["name"] == "engine-token")
+        assert mount == {
+            "name": "engine-token",
+            "mountPath": "/etc/ledgerflow/engine-token",
+            "readOnly": True,
+        }
+        assert _volume(workload, "engine-token")["secret"]["secretName"] == f"{FULLNAME}-engine-token"
+        assert "--engine-token" not in " ".join(ctr["args"]), "never on argv"
+    worker = container(find(docs, "Deployment", WORKER))
+    assert "LEDGERFLOW_ENGINE_TOKEN_FILE" not in env_of(worker)
+
+    docs = render(auth__engineToken__existingSecret="mine", auth__engineToken__secretKey="t")
+    assert not [d for d in docs if d["kind"] == "Secret"]
+    volume = _volume(find(docs, "StatefulSet", ENGINE), "engine-token")["secret"]
+    assert volume["secretName"] == "mine" and volume["items"] == [{"key": "t", "path": "token"}]
+
+
+def test_api_keys_file_comes_from_a_secret() -> None:
+    sha = "a" * 64
+    docs = render(
+        **{
+            "auth__apiKeys__entries[0]__name": "ci",
+            "auth__apiKeys__entries[0]__sha256": sha,
+            "auth__apiKeys__entries[0]__scopes": "{read,write}",
+        }
+    )
+    secret = find(docs, "Secret", f"{FULLNAME}-api-keys")
+    lines = secret["stringData"]["api-keys.jsonl"].splitlines()
+    assert [json.loads(line) for line in lines if line.strip()] == [
+        {"name": "ci", "sha256": sha, "scopes": ["read", "write"], "namespaces": ["default"]}
+    ]
+    deploy = find(docs, "Deployment", GATEWAY)
+    assert env_of(container(deploy))["LEDGERFLOW_API_KEYS_FILE"] == "/etc/ledgerflow/api-keys/api-keys.jsonl"
+    assert _volume(deploy, "api-keys")["secret"]["secretName"] == f"{FULLNAME}-api-keys"
     assert "checksum/api-keys" in deploy["spec"]["template"]["metadata"]["annotations"]
 
-    docs = render(apiKeys__enabled=True, apiKeys__existingSecret="mine", apiKeys__secretKey="keys")
-    assert "Secret" not in kinds(docs)
-    ctr = container(find(docs, "Deployment", GATEWAY))
-    assert env_of(ctr)["LEDGERFLOW_API_KEYS"] == {"secretKeyRef": {"name": "mine", "key": "keys"}}
+    docs = render(auth__apiKeys__existingSecret="mine", auth__apiKeys__secretKey="keys")
+    assert f"{FULLNAME}-api-keys" not in [d["metadata"]["name"] for d in docs if d["kind"] == "Secret"]
+    volume = _volume(find(docs, "Deployment", GATEWAY), "api-keys")["secret"]
+    assert volume["secretName"] == "mine" and volume["items"] == [{"key": "keys", "path": "api-keys.jsonl"}]
 
 
-def test_api_keys_enabled_without_keys_or_secret_is_an_error() -> None:
+def test_plain_api_keys_values_are_refused() -> None:
     result = helm("template", RELEASE, str(CHART), "--set", "apiKeys.enabled=true", check=False)
-    assert result.returncode != 0
-    assert "apiKeys.keys" in result.stderr
+    assert result.returncode != 0 and "apiKeys" in result.stderr
+
+
+def test_jwt_settings_reach_the_gateway() -> None:
+    docs = render(
+        auth__jwt__jwksUrl="https://idp.example/jwks",
+        auth__jwt__issuer="https://idp.example/",
+        auth__jwt__audience="lf",
+    )
+    env = env_of(container(find(docs, "Deployment", GATEWAY)))
+    assert env["LEDGERFLOW_JWT_JWKS_URL"] == "https://idp.example/jwks"
+    assert env["LEDGERFLOW_JWT_ISSUER"] == "https://idp.example/" and env["LEDGERFLOW_JWT_AUDIENCE"] == "lf"
+    assert env["LEDGERFLOW_JWT_ALGORITHMS"] == "RS256"
+    missing = helm("template", RELEASE, str(CHART), "--set", "auth.jwt.jwksUrl=https://idp/jwks", check=False)
+    assert missing.returncode != 0 and "auth.jwt.issuer" in missing.stderr
+    refused = helm("template", RELEASE, str(CHART), "--set", "auth.jwt.algorithms={HS256}", check=False)
+    assert refused.returncode != 0
+
+
+def test_insecure_is_an_explicit_value() -> None:
+    docs = render(auth__insecure=True)
+    for kind, name in (("StatefulSet", ENGINE), ("Deployment", GATEWAY)):
+        assert env_of(container(find(docs, kind, name)))["LEDGERFLOW_INSECURE"] == "true"
+
+
+def test_network_policy_lets_only_the_gateway_engines_and_scraper_reach_the_engines() -> None:
+    docs = render()
+    policy = find(docs, "NetworkPolicy", ENGINE)
+    assert selects(
+        policy["spec"]["podSelector"]["matchLabels"], pod_labels(find(docs, "StatefulSet", ENGINE))
+    )
+    [rule] = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    peers = [peer["podSelector"]["matchLabels"] for peer in rule["from"]]
+    assert selects(peers[0], pod_labels(find(docs, "Deployment", GATEWAY)))
+    assert selects(peers[1], pod_labels(find(docs, "StatefulSet", ENGINE)))
+    assert peers[2] == {"app.kubernetes.io/name": "prometheus"}
+    assert not any(selects(p, pod_labels(find(docs, "Deployment", WORKER))) for p in peers)
+    workers = find(docs, "NetworkPolicy", WORKER)
+    assert workers["spec"]["policyTypes"] == ["Ingress"] and "ingress" not in workers["spec"]
+
+    docs = render(
+        networkPolicy__scraper__namespaceLabels__team="monitoring",
+        networkPolicy__scraper__podLabels__app="prom",
+    )
+    scraper = find(docs, "NetworkPolicy", ENGINE)["spec"]["ingress"][0]["from"][2]
+    assert scraper["namespaceSelector"] == {"matchLabels": {"team": "monitoring"}}
+    assert "NetworkPolicy" not in kinds(render(networkPolicy__enabled=False))
 
 
 # ---- docker compose -----------------------------------------------------------------------------
@@ -364,7 +466,7 @@ def test_compose_has_kafka_topics_and_the_three_processes() -> None:
     for name in ("engine", "worker", "gateway"):
         condition = services[name]["depends_on"]["topics"]["condition"]
         assert condition == "service_completed_successfully", name
-    assert "8080:8080" in services["gateway"]["ports"]
+    assert services["gateway"]["ports"] == ["127.0.0.1:8080:8080"]
     assert services["gateway"]["command"][0] == "api"
     assert services["worker"]["command"][0] == "worker"
     assert "ledgerflow engine" in " ".join(services["engine"]["command"])
@@ -387,6 +489,22 @@ def test_compose_kafka_is_single_node_kraft() -> None:
         assert int(env[key]) == 1, key
     assert "PLAINTEXT://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
     assert "healthcheck" in kafka
+
+
+def test_compose_publishes_nothing_beyond_this_host_and_the_gateway_needs_keys() -> None:
+    services = _compose()["services"]
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), (name, port)
+    gateway, engine = _env(services["gateway"]), _env(services["engine"])
+    assert gateway["LEDGERFLOW_API_KEYS_FILE"] == "/run/ledgerflow-keys/api-keys.jsonl"
+    assert gateway["LEDGERFLOW_ENGINE_TOKEN_FILE"] == engine["LEDGERFLOW_ENGINE_TOKEN_FILE"]
+    assert "--insecure" not in " ".join(map(str, services["gateway"]["command"]))
+    assert all("LEDGERFLOW_INSECURE" not in _env(s) for s in services.values())
+    made = " ".join(services["secrets"]["command"])
+    assert "ledgerflow engine-token create /run/ledgerflow/engine-token" in made
+    for name in ("engine", "gateway"):
+        assert services[name]["depends_on"]["secrets"]["condition"] == "service_completed_successfully"
 
 
 def test_every_compose_service_on_the_image_sets_the_bootstrap() -> None:

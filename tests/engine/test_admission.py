@@ -46,7 +46,7 @@ def test_starts_beyond_capacity_are_refused_then_accepted_once_capacity_frees(
     assert b"capacity" in reason and b"limit 2" in reason, reason
     with pytest.raises(WorkflowNotFoundError):
         client.describe("third")
-    rows = httpx.get(f"{engine.url}/internal/partitions").json()
+    rows = engine.get("/internal/partitions").json()
     assert sum(r["open_workflows"] for r in rows["partitions"]) == 2
     assert rows["limits"]["max_open_per_engine"] == 2
     client.signal("open-1", "done")
@@ -64,22 +64,33 @@ def test_gateway_answers_429_with_the_reason_then_accepts_once_capacity_frees(
     engine.wait_ready()
     gateway.wait_ready()
     url = f"{gateway.url}/api/v1/workflows"
-    first = httpx.post(url, json={"id": "cap-a", "type": "SignalCounter", "input": None}, timeout=10)
+    first = httpx.post(
+        url, json={"id": "cap-a", "type": "SignalCounter", "input": None}, headers=gateway.headers, timeout=10
+    )
     assert first.status_code == 202, first.text
     partition = first.json()["partition"]
     same_shard = next(
         f"cap-{i}" for i in range(1000) if client.settings.partition_of(f"cap-{i}") == partition
     )
     deadline = time.time() + 20
-    refused = httpx.post(url, json={"id": same_shard, "type": "ThreeSteps", "input": 1}, timeout=10)
+    refused = httpx.post(
+        url, json={"id": same_shard, "type": "ThreeSteps", "input": 1}, headers=gateway.headers, timeout=10
+    )
     while refused.status_code == 202 and time.time() < deadline:  # the first start not applied yet
         time.sleep(0.2)
-        refused = httpx.post(url, json={"id": same_shard, "type": "ThreeSteps", "input": 1}, timeout=10)
+        refused = httpx.post(
+            url,
+            json={"id": same_shard, "type": "ThreeSteps", "input": 1},
+            headers=gateway.headers,
+            timeout=10,
+        )
     assert refused.status_code == 429, refused.text
     assert refused.headers["Retry-After"] == "1"
     assert "limit 1 per partition" in refused.json()["detail"]
     client.signal("cap-a", "done")
     assert client.result("cap-a", timeout=20) == []
-    accepted = httpx.post(url, json={"id": same_shard, "type": "ThreeSteps", "input": 1}, timeout=10)
+    accepted = httpx.post(
+        url, json={"id": same_shard, "type": "ThreeSteps", "input": 1}, headers=gateway.headers, timeout=10
+    )
     assert accepted.status_code == 202, accepted.text
     assert client.result(same_shard, timeout=30) == 4

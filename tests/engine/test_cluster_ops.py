@@ -70,20 +70,18 @@ def test_a_joining_engine_takes_partitions_and_the_events_show_the_rebalance(clu
     cluster.partitions = 6
     first = cluster.engine([FLOWS], name="engine-a")
     first.wait_ready()
-    assert owned(first.url) == list(range(6))
+    assert owned(first) == list(range(6))
     joined_at = time.time()
     second = cluster.engine([FLOWS], name="engine-b")
     second.wait_ready()
     deadline = time.time() + 30
-    while time.time() < deadline and not owned(second.url):
+    while time.time() < deadline and not owned(second):
         time.sleep(0.2)
-    moved = owned(second.url)
-    assert moved and sorted(owned(first.url) + moved) == list(range(6))
+    moved = owned(second)
+    assert moved and sorted(owned(first) + moved) == list(range(6))
     gateway = cluster.gateway([ACTS])
     gateway.wait_ready()
-    events = httpx.get(f"{gateway.url}/api/v1/cluster/events", params={"limit": 50}, timeout=10).json()[
-        "events"
-    ]
+    events = gateway.get("/api/v1/cluster/events", params={"limit": 50}, timeout=10).json()["events"]
     first_node = httpx.get(f"{first.url}/health").json()["node"]
     second_node = httpx.get(f"{second.url}/health").json()["node"]
     recent = [e for e in events if e["time"] >= joined_at - 1]

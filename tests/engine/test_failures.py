@@ -12,7 +12,7 @@ from ledgerflow import Client, WorkflowFailedError
 from ledgerflow.cluster import read_events
 from ledgerflow.config import Settings
 from ledgerflow.schemas.commands import StartWorkflow
-from ledgerflow.testing.processes import Cluster
+from ledgerflow.testing.processes import Cluster, NodeProcess
 from tests.fixtures import ACTS, FLOWS, assert_invariants, lifecycle_counts, owned, settled_shares
 from tests.waits import wait_until
 
@@ -28,13 +28,13 @@ def test_kill_an_engine_mid_run_and_every_workflow_completes_once(cluster: Clust
     ids = [f"fo-{i}" for i in range(200)]
     for i, workflow_id in enumerate(ids):
         client.send(workflow_id, StartWorkflow(workflow_id=workflow_id, workflow_type="Mixed", input=i))
-    a_partitions = owned(a.url)
+    a_partitions = owned(a)
     a_node = httpx.get(f"{a.url}/health").json()["node"]
     # a must die with work in hand: runs on its partitions RUNNING with an activity outstanding.
     # No worker runs yet, so they stay open however slowly this machine answers; a dies as
     # the worker starts taking the tasks a dispatched, and b applies their results.
     open_on_a = wait_until(
-        lambda: open_runs(a.url, len(ids)), "engine-a to hold RUNNING runs with pending activities", 60
+        lambda: open_runs(a, len(ids)), "engine-a to hold RUNNING runs with pending activities", 60
     )
     cluster.worker([ACTS], concurrency=100)
     a.kill()
@@ -104,15 +104,15 @@ def test_changed_workflow_code_fails_with_nondeterminism_and_others_carry_on(
     assert client.result("after-nd", timeout=30) == 4
 
 
-def open_runs(url: str | None, limit: int) -> list[str]:
+def open_runs(engine: NodeProcess, limit: int) -> list[str]:
     """Workflow ids an engine lists as RUNNING with at least one activity outstanding."""
     params: dict[str, str | int] = {"status": "RUNNING", "limit": limit}
-    rows = httpx.get(f"{url}/internal/workflows", params=params, timeout=5).json()["runs"]
+    rows = engine.get("/internal/workflows", params=params).json()["runs"]
     return [str(r["workflow_id"]) for r in rows if r["pending_activities"]]
 
 
-def partitions_of(url: str) -> list[dict[str, object]]:
-    rows: list[dict[str, object]] = httpx.get(f"{url}/internal/partitions", timeout=5).json()["partitions"]
+def partitions_of(engine: NodeProcess) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = engine.get("/internal/partitions").json()["partitions"]
     return rows
 
 
@@ -128,7 +128,7 @@ def test_restart_restores_only_the_changelog_tail(cluster: Cluster, client: Clie
     # Another node owns the partitions for a while and grows the changelog.
     b = cluster.engine([FLOWS], name="engine-b")
     b.wait_ready()
-    restored_by_b = {row["partition"]: row for row in partitions_of(b.url or "")}
+    restored_by_b = {row["partition"]: row for row in partitions_of(b)}
     for i in range(10):
         client.start_workflow("ThreeSteps", i, id=f"after-{i}")
     for i in range(10):
@@ -136,7 +136,7 @@ def test_restart_restores_only_the_changelog_tail(cluster: Cluster, client: Clie
     b.stop()
     a.start()
     a.wait_ready()
-    rows = partitions_of(a.url or "")
+    rows = partitions_of(a)
     assert rows, "engine-a owns no partitions"
     tail = [row for row in rows if row["restored_records"]]
     assert tail, f"engine-a read nothing back although engine-b changed its partitions: {rows}"

@@ -80,7 +80,7 @@ def test_a_paused_owner_resumed_after_failover_cannot_commit_its_stale_work(
             stop.set()
             sender.join()
             deadline = time.monotonic() + 60
-            while sorted(owned(b.url)) != list(range(cluster.partitions)):
+            while sorted(owned(b)) != list(range(cluster.partitions)):
                 assert time.monotonic() < deadline, "engine b never took engine a's partitions"
                 time.sleep(0.2)
             failover = time.monotonic() - frozen_at

@@ -80,7 +80,7 @@ def test_a_fenced_producer_is_replaced_inside_the_group(cluster: Cluster, client
     assert log.count(REPLACED) >= 1, f"the fences were never noticed:\n{engine.log_tail()}"
     assert RESTARTED not in log, engine.log_tail()
     assert members(cluster) == before, "the engine left and rejoined the group"
-    assert sorted(owned(engine.url)) == list(range(cluster.partitions))
+    assert sorted(owned(engine)) == list(range(cluster.partitions))
     reloads = [e for e in read_events(settings, limit=1000) if e.get("type") == "PARTITIONS_RELOADED"]
     assert reloads and all("reason" in event for event in reloads), reloads
     print(f"{log.count(REPLACED)} producers replaced; reloads: {[e['reason'] for e in reloads]}"[:2000])
@@ -94,7 +94,7 @@ SETTLE = 10.0
 
 
 def spread(engines: list[NodeProcess]) -> list[list[int]]:
-    return [owned(engine.url) for engine in engines]
+    return [owned(engine) for engine in engines]
 
 
 def even(shares: list[list[int]]) -> bool:
@@ -130,7 +130,7 @@ def _twenty_cycles(cluster: Cluster, extra: list[str]) -> None:
         time.sleep(0.2)
     ids: list[str] = []
     stop = threading.Event()
-    with Client(cluster.bootstrap, cluster.prefix, partitions=PARTITIONS) as client:
+    with cluster.client() as client:
 
         def load() -> None:
             wave = 0

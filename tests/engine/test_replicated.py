@@ -10,7 +10,6 @@ import pytest
 from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
-from ledgerflow import Client
 from ledgerflow.config import Settings
 from ledgerflow.engine.kafka import clients
 from ledgerflow.engine.state.recovery import open_and_restore
@@ -40,7 +39,7 @@ def test_engine_and_worker_on_three_brokers_with_replication_3(tmp_path: Path, t
             engine = cluster.engine([FLOWS])
             cluster.worker([ACTS])
             engine.wait_ready(timeout=120)
-            with Client(bootstrap, topic_prefix, partitions=cluster.partitions) as client:
+            with cluster.client() as client:
                 t0 = time.monotonic()
                 for i in range(RUNS):
                     client.start_workflow("ThreeSteps", i, id=f"rf3-{i}")

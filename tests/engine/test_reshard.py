@@ -91,7 +91,7 @@ def test_reshard_moves_open_workflows_to_a_new_shard_count_and_each_completes_on
     try:
         new.engine([FLOWS]).wait_ready()
         new.worker([ACTS])
-        with Client(new.bootstrap, to_prefix, partitions=7) as moved_client:
+        with new.client() as moved_client:
             for wid in signalled:
                 moved_client.signal(wid, "done")
             every = [*done, *sleepers, *signalled, *pending]

@@ -29,7 +29,7 @@ def test_partitioner_errors_are_clear() -> None:
 def tenant_client(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
     monkeypatch.setenv("LEDGERFLOW_PARTITIONER", PARTITIONER)
     cluster.env["LEDGERFLOW_PARTITIONER"] = PARTITIONER
-    with Client(cluster.bootstrap, cluster.prefix, partitions=cluster.partitions) as client:
+    with cluster.client() as client:
         yield client
 
 

@@ -5,20 +5,19 @@ from __future__ import annotations
 import functools
 import time
 
-import httpx
 import pytest
 
 from ledgerflow import Client
 from ledgerflow.schemas import events as ev
-from ledgerflow.testing.processes import Cluster
+from ledgerflow.testing.processes import Cluster, NodeProcess
 from tests.fixtures import ACTS, FLOWS, slept
 from tests.waits import wait_until
 
 pytestmark = pytest.mark.kafka
 
 
-def rows(url: str | None) -> dict[int, dict[str, object]]:
-    data = httpx.get(f"{url}/internal/partitions", timeout=5).json()
+def rows(engine: NodeProcess) -> dict[int, dict[str, object]]:
+    data = engine.get("/internal/partitions").json()
     return {int(r["partition"]): r for r in data["partitions"]}
 
 
@@ -35,10 +34,10 @@ def test_a_standby_copy_makes_a_failover_restore_only_the_tail(cluster: Cluster,
     b = cluster.engine([FLOWS], name="engine-b", extra=extra)
     b.wait_ready()
     deadline = time.time() + 30
-    while time.time() < deadline and not (rows(a.url) and rows(b.url)):
+    while time.time() < deadline and not (rows(a) and rows(b)):
         time.sleep(0.2)
-    taken_over = sorted(rows(a.url))
-    assert taken_over and rows(b.url), "the two engines did not share the partitions"
+    taken_over = sorted(rows(a))
+    assert taken_over and rows(b), "the two engines did not share the partitions"
     ids = [f"sb-{i}" for i in range(40)]
     for i, wid in enumerate(ids):
         client.start_workflow("ThreeSteps", i, id=wid)
@@ -58,14 +57,14 @@ def test_a_standby_copy_makes_a_failover_restore_only_the_tail(cluster: Cluster,
     for wid in sleeping:
         wait_until(functools.partial(timers, client, wid), f"{wid}'s timer to start")
     time.sleep(1.0)  # let b's standby copies catch up with a's last writes
-    listed = httpx.get(f"{a.url}/internal/workflows", params={"status": "RUNNING"}, timeout=5).json()["runs"]
+    listed = a.get("/internal/workflows", params={"status": "RUNNING"}).json()["runs"]
     assert {r["workflow_id"] for r in listed} >= {*waiting, *sleeping}, listed
     a.kill()
     killed_at = time.time()
     deadline = time.time() + 30
-    while time.time() < deadline and sorted(rows(b.url)) != list(range(cluster.partitions)):
+    while time.time() < deadline and sorted(rows(b)) != list(range(cluster.partitions)):
         time.sleep(0.2)
-    after = rows(b.url)
+    after = rows(b)
     assert sorted(after) == list(range(cluster.partitions))
     for p in taken_over:
         restored_from = after[p]["restored_from_offset"]

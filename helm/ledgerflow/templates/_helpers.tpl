@@ -85,7 +85,46 @@ Names of the resources other templates refer to.
 {{- end }}
 
 {{- define "ledgerflow.apiKeysSecretName" -}}
-{{- default (printf "%s-api-keys" (include "ledgerflow.fullname" .)) .Values.apiKeys.existingSecret }}
+{{- default (printf "%s-api-keys" (include "ledgerflow.fullname" .)) .Values.auth.apiKeys.existingSecret }}
+{{- end }}
+
+{{- define "ledgerflow.engineTokenSecretName" -}}
+{{- default (printf "%s-engine-token" (include "ledgerflow.fullname" .)) .Values.auth.engineToken.existingSecret }}
+{{- end }}
+
+{{/*
+"true" when the gateway has API keys (a Secret or chart-managed entries), else "".
+*/}}
+{{- define "ledgerflow.apiKeysConfigured" -}}
+{{- if or .Values.auth.apiKeys.existingSecret .Values.auth.apiKeys.entries }}true{{ end }}
+{{- end }}
+
+{{/*
+The engine token: its env (the file it is mounted at), the mount and the volume.
+*/}}
+{{- define "ledgerflow.engineTokenEnv" -}}
+- name: LEDGERFLOW_ENGINE_TOKEN_FILE
+  value: /etc/ledgerflow/engine-token/token
+{{- if .Values.auth.insecure }}
+- name: LEDGERFLOW_INSECURE
+  value: "true"
+{{- end }}
+{{- end }}
+
+{{- define "ledgerflow.engineTokenMount" -}}
+- name: engine-token
+  mountPath: /etc/ledgerflow/engine-token
+  readOnly: true
+{{- end }}
+
+{{- define "ledgerflow.engineTokenVolume" -}}
+- name: engine-token
+  secret:
+    secretName: {{ include "ledgerflow.engineTokenSecretName" . }}
+    defaultMode: 0440
+    items:
+      - key: {{ .Values.auth.engineToken.secretKey }}
+        path: token
 {{- end }}
 
 {{/*
