@@ -90,7 +90,7 @@ def test_engine_worker_gateway_client_cli_and_ingress_on_a_secured_broker(
         engine.wait_ready()
         gateway = cluster.gateway([ACTS], env=_config(secure_kafka, "gateway", mtls))
         gateway.wait_ready()
-        with Client(settings=settings) as client:
+        with Client(settings=settings, engine_token=cluster.engine_token) as client:
             # the SDK Client
             handle = client.start_workflow("ThreeSteps", 1, id=f"sdk-{uuid.uuid4().hex[:6]}")
             assert handle.result(timeout=60) == 4
@@ -98,7 +98,7 @@ def test_engine_worker_gateway_client_cli_and_ingress_on_a_secured_broker(
 
             # the gateway: register a DAG, execute it
             dag = {**FAN_OUT_FAN_IN, "id": f"dag-{uuid.uuid4().hex[:6]}"}
-            with httpx.Client(base_url=gateway.url or "", timeout=10) as api:
+            with httpx.Client(base_url=gateway.url or "", headers=gateway.headers, timeout=10) as api:
                 assert api.post("/api/v1/workflows", json=dag).status_code == 201
                 run = f"gw-{uuid.uuid4().hex[:6]}"
                 started = api.post(
