@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaProducer
 
 from ledgerflow.config import Settings
 from ledgerflow.errors import PayloadTooLarge
+from ledgerflow.executors.aiokafka_config import client_options
 from ledgerflow.executors.sandbox.refusal import Refused
 from ledgerflow.executors.sandbox.settings import BuiltinSettings, env_name
 
@@ -26,8 +27,9 @@ KAFKA_INTERNAL = "__"
 
 
 def builtin_producer(settings: Settings) -> AIOKafkaProducer:
-    """The producer kafka.produce writes with: the worker's cluster, with the worker's settings."""
-    return AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all", enable_idempotence=True)
+    """The producer kafka.produce writes with: the worker's cluster, with the worker's settings
+    (its TLS and SASL credentials included, so the broker's ACLs apply to it too)."""
+    return AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True)
 
 
 @dataclass(frozen=True)
