@@ -357,6 +357,30 @@ def test_the_engine_token_is_a_secret_mounted_into_engines_and_gateway_only() ->
     assert volume["secretName"] == "mine" and volume["items"] == [{"key": "t", "path": "token"}]
 
 
+def test_each_component_reads_its_own_kafka_client_secret() -> None:
+    """TLS/SASL settings reach a component only from its own Secret: a file, never env values."""
+    docs = render()
+    for kind, name in (("StatefulSet", ENGINE), ("Deployment", WORKER), ("Deployment", GATEWAY)):
+        assert "LEDGERFLOW_KAFKA_CONFIG" not in env_of(container(find(docs, kind, name)))
+
+    docs = render(
+        kafka__clientSecrets__engine="kafka-engine",
+        kafka__clientSecrets__worker="kafka-worker",
+        kafka__clientSecrets__gateway="kafka-gateway",
+    )
+    for kind, name, secret in (
+        ("StatefulSet", ENGINE, "kafka-engine"),
+        ("Deployment", WORKER, "kafka-worker"),
+        ("Deployment", GATEWAY, "kafka-gateway"),
+    ):
+        workload = find(docs, kind, name)
+        ctr = container(workload)
+        assert env_of(ctr)["LEDGERFLOW_KAFKA_CONFIG"] == "/etc/ledgerflow/kafka/client.properties"
+        mount = next(m for m in ctr["volumeMounts"] if m["name"] == "kafka-client")
+        assert mount == {"name": "kafka-client", "mountPath": "/etc/ledgerflow/kafka", "readOnly": True}
+        assert _volume(workload, "kafka-client")["secret"]["secretName"] == secret
+
+
 def test_api_keys_file_comes_from_a_secret() -> None:
     sha = "a" * 64
     docs = render(

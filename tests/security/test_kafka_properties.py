@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from ledgerflow import kafkaprops
 from ledgerflow.config import Settings
-from ledgerflow.engine.kafka import clients
+from ledgerflow.engine.kafka import acls, clients
 from ledgerflow.executors.aiokafka_config import ClientCredentialsTokenProvider, aiokafka_options
 from ledgerflow.localkafka.secure import SecureFiles
 
@@ -120,3 +120,10 @@ def test_secure_material_is_private_to_its_owner(tmp_path: Path) -> None:
     before = files.passwords()
     files.ensure()  # a second call keeps what exists
     assert files.passwords() == before
+
+
+def test_the_operations_guide_lists_the_grants_the_code_makes() -> None:
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    assert acls.table() in guide, (
+        "docs/operations.md is stale: paste `python -m ledgerflow.engine.kafka.acls`"
+    )

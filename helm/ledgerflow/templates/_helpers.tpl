@@ -186,3 +186,33 @@ topologySpreadConstraints:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}
+
+{{/*
+Kafka client settings of one component (TLS, SASL): the Secret named by
+kafka.clientSecrets.<component> (client.properties and any files it names), mounted at
+/etc/ledgerflow/kafka and named by LEDGERFLOW_KAFKA_CONFIG. Nothing when unset.
+Call with (dict "root" $ "component" "engine").
+*/}}
+{{- define "ledgerflow.kafkaClientEnv" -}}
+{{- if index .root.Values.kafka.clientSecrets .component }}
+- name: LEDGERFLOW_KAFKA_CONFIG
+  value: /etc/ledgerflow/kafka/client.properties
+{{- end }}
+{{- end }}
+
+{{- define "ledgerflow.kafkaClientMount" -}}
+{{- if index .root.Values.kafka.clientSecrets .component }}
+- name: kafka-client
+  mountPath: /etc/ledgerflow/kafka
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "ledgerflow.kafkaClientVolume" -}}
+{{- with index .root.Values.kafka.clientSecrets .component }}
+- name: kafka-client
+  secret:
+    secretName: {{ . }}
+    defaultMode: 0440
+{{- end }}
+{{- end }}
