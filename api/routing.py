@@ -97,7 +97,9 @@ class OwnerRouter:
             connector=aiohttp.TCPConnector(limit=200),
             timeout=aiohttp.ClientTimeout(total=self.settings.owner_timeout),
             headers=bearer(self.engine_token),
-            trust_env=True,  # HTTP(S)_PROXY / NO_PROXY, as httpx honoured them
+            # Never through HTTP(S)_PROXY: engine reads carry the engine token and run data,
+            # and go straight to the engine pods.
+            trust_env=False,
         )
         try:
             await asyncio.wait_for(self.refresh("start"), 5.0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
@@ -130,6 +131,11 @@ class GatewaySettings(Settings):
                 "jwt_jwks_url needs jwt_issuer and jwt_audience "
                 "(LEDGERFLOW_JWT_ISSUER, LEDGERFLOW_JWT_AUDIENCE)"
             )
+        if self.jwt_jwks_url and not _trusted_key_source(self.jwt_jwks_url):
+            raise ValueError(
+                "jwt_jwks_url must be https:// (http only on loopback): whoever can answer it "
+                "in clear text can mint any token"
+            )
         return self
 
     @property
@@ -159,3 +165,11 @@ class GatewaySettings(Settings):
                 + "; ".join(missing)
                 + "; or pass --insecure (LEDGERFLOW_INSECURE=true) to run it open"
             )
+
+
+def _trusted_key_source(url: str) -> bool:
+    """https, or http to this host only (a local identity provider, tests)."""
+    parsed = urlsplit(url)
+    return parsed.scheme == "https" or (
+        parsed.scheme == "http" and parsed.hostname in {"127.0.0.1", "localhost", "::1"}
+    )

@@ -50,6 +50,13 @@ def aiokafka_options(props: Mapping[str, str]) -> dict[str, Any]:
     Properties aiokafka has no equivalent for are named in a warning, not silently dropped.
     """
     ignored = sorted(set(props) - _AIOKAFKA_APPLIED)
+    security = [name for name in ignored if name.startswith(("ssl.", "sasl.", "security."))]
+    if security:
+        # a worker that checked less than the other components (no CRL, other ciphers) or
+        # failed to authenticate in some confusing way would be worse than one that stops
+        raise KafkaPropertiesError(
+            "security properties the worker's Kafka client (aiokafka) cannot apply: " + ", ".join(security)
+        )
     if ignored:
         log.warning("Kafka properties the worker's aiokafka clients do not apply: %s", ", ".join(ignored))
     protocol = props.get("security.protocol", "plaintext").upper()

@@ -114,7 +114,8 @@ class Client:
         self._producer: Producer = plain_producer(self.settings)
         self._owners = OwnerDirectory(self.settings)
         token = engine_token if engine_token is not None else token_from(self.settings.engine_token_file)
-        self._http = httpx.Client(timeout=5.0, headers=bearer(token))
+        # trust_env=False: engine reads carry the engine token and run data; never via a proxy
+        self._http = httpx.Client(timeout=5.0, headers=bearer(token), trust_env=False)
         self.owner_wait = 3.0
         """Seconds a read waits for a partition's owner to appear (during a rebalance)."""
 

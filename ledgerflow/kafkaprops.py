@@ -17,6 +17,7 @@ the security ones through ``executors.aiokafka_config``. Values never reach a lo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -35,6 +36,17 @@ OWNED = {
     "partitioner": "every writer must place a workflow id on the same partition",
     "acks": "records are acknowledged by every in-sync replica",
     "message.max.bytes": "set LEDGERFLOW_MAX_RECORD_BYTES instead",
+    "metadata.broker.list": "set LEDGERFLOW_BOOTSTRAP (or --bootstrap) instead",
+    "group.instance.id": "engine replicas would share one static member id and fence each other",
+    "group.protocol": "set `engine --group-protocol` instead",
+    "group.remote.assignor": "set `engine --group-protocol` instead",
+    "partition.assignment.strategy": "each component picks its own",
+    "session.timeout.ms": "set `engine --session-timeout-ms` instead",
+    "heartbeat.interval.ms": "follows the session timeout",
+    "max.poll.interval.ms": "each component sets its own",
+    "transaction.timeout.ms": "bounds how long a dead engine's transaction blocks readers",
+    "auto.offset.reset": "a reader without offsets starts from the beginning, or misses work",
+    "enable.partition.eof": "each reader sets its own",
 }
 """Properties Ledgerflow sets itself, with why a deployment may not change them."""
 
@@ -54,12 +66,23 @@ def _prop_name(env: str) -> str:
     return env[len(ENV_PREFIX) :].lower().replace("__", "\0").replace("_", ".").replace("\0", "_")
 
 
+_SERVICE_LINK = re.compile(
+    r"_(SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)?)$"
+)
+"""Variables kubelet adds for every Service (``<NAME>_SERVICE_HOST``, ``<NAME>_PORT_9092_TCP``...):
+one named ``ledgerflow-kafka`` would otherwise read as Kafka properties."""
+
+
 def from_env(environ: Mapping[str, str]) -> dict[str, str]:
-    """The properties set as ``LEDGERFLOW_KAFKA_*`` variables (``LEDGERFLOW_KAFKA_CONFIG`` aside)."""
+    """The properties set as ``LEDGERFLOW_KAFKA_*`` variables (``LEDGERFLOW_KAFKA_CONFIG`` and
+    Kubernetes service links aside)."""
     return {
         _prop_name(name): value
         for name, value in environ.items()
-        if name.startswith(ENV_PREFIX) and name != FILE_ENV and len(name) > len(ENV_PREFIX)
+        if name.startswith(ENV_PREFIX)
+        and name != FILE_ENV
+        and len(name) > len(ENV_PREFIX)
+        and not _SERVICE_LINK.search(name)
     }
 
 

@@ -223,6 +223,8 @@ def non_public_kind(address: IPAddress) -> str | None:
     checks = (
         ("loopback", address.is_loopback),
         ("link-local", address.is_link_local),
+        # deprecated IPv6 site-local (fec0::/10): private in practice, "global" to ipaddress
+        ("site-local", getattr(address, "is_site_local", False)),
         ("multicast", address.is_multicast),
         ("unspecified", address.is_unspecified),
         ("private", address.is_private),

@@ -116,6 +116,14 @@ def test_a_jwks_url_needs_an_issuer_and_an_audience() -> None:
         GatewaySettings(jwt_jwks_url="https://idp.example/jwks", jwt_issuer="https://idp.example")
 
 
+@pytest.mark.parametrize("url", ["http://idp.example/jwks", "ftp://idp.example/jwks"])
+def test_keys_are_fetched_over_https_only_off_this_host(url: str) -> None:
+    with pytest.raises(ValidationError, match="must be https"):
+        GatewaySettings(jwt_jwks_url=url, jwt_issuer="https://idp.example", jwt_audience="ledgerflow")
+    local = "http://127.0.0.1:8000/jwks"
+    assert GatewaySettings(jwt_jwks_url=local, jwt_issuer="i", jwt_audience="a").jwt_jwks_url == local
+
+
 def test_an_insecure_gateway_serves_everyone_every_scope() -> None:
     client = TestClient(create_app(GatewaySettings(insecure=True, max_body_bytes=10)))
     assert client.post("/api/v1/workflows", content=b"x" * 100).status_code == 413

@@ -357,6 +357,14 @@ def test_the_engine_token_is_a_secret_mounted_into_engines_and_gateway_only() ->
     assert volume["secretName"] == "mine" and volume["items"] == [{"key": "t", "path": "token"}]
 
 
+def test_no_pod_gets_service_link_variables() -> None:
+    """kubelet's <SERVICE>_PORT... variables for a Service named ledgerflow-kafka would read as
+    LEDGERFLOW_KAFKA_* client properties."""
+    docs = render()
+    for kind, name in (("StatefulSet", ENGINE), ("Deployment", WORKER), ("Deployment", GATEWAY)):
+        assert find(docs, kind, name)["spec"]["template"]["spec"]["enableServiceLinks"] is False
+
+
 def test_each_component_reads_its_own_kafka_client_secret() -> None:
     """TLS/SASL settings reach a component only from its own Secret: a file, never env values."""
     docs = render()

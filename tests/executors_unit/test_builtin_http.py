@@ -193,6 +193,7 @@ async def test_the_metadata_address_in_any_form(host: str) -> None:
         ("224.0.0.1", "multicast"),
         ("240.0.0.1", "private"),
         ("::1", "loopback"),
+        ("fec0::1", "site-local"),
         ("fc00::1", "private"),
         ("ff02::1", "multicast"),
         ("8.8.8.8", None),

@@ -127,3 +127,32 @@ def test_the_operations_guide_lists_the_grants_the_code_makes() -> None:
     assert acls.table() in guide, (
         "docs/operations.md is stale: paste `python -m ledgerflow.engine.kafka.acls`"
     )
+
+
+def test_kubernetes_service_links_are_not_read_as_properties() -> None:
+    """kubelet adds these for a Service named ``ledgerflow-kafka`` in the pod's namespace."""
+    env = {
+        "LEDGERFLOW_KAFKA_SERVICE_HOST": "10.0.0.7",
+        "LEDGERFLOW_KAFKA_SERVICE_PORT": "9092",
+        "LEDGERFLOW_KAFKA_SERVICE_PORT_CLIENTS": "9092",
+        "LEDGERFLOW_KAFKA_PORT": "tcp://10.0.0.7:9092",
+        "LEDGERFLOW_KAFKA_PORT_9092_TCP": "tcp://10.0.0.7:9092",
+        "LEDGERFLOW_KAFKA_PORT_9092_TCP_ADDR": "10.0.0.7",
+        "LEDGERFLOW_KAFKA_PORT_9092_TCP_PROTO": "tcp",
+        "LEDGERFLOW_KAFKA_PORT_9092_TCP_PORT": "9092",
+        "LEDGERFLOW_KAFKA_SASL_MECHANISM": "PLAIN",
+    }
+    assert kafkaprops.from_env(env) == {"sasl.mechanism": "PLAIN"}
+
+
+@pytest.mark.parametrize(
+    "name", ["metadata.broker.list", "group.instance.id", "transaction.timeout.ms", "auto.offset.reset"]
+)
+def test_aliases_and_settings_that_would_undermine_the_engine_are_refused(name: str) -> None:
+    with pytest.raises(kafkaprops.KafkaPropertiesError, match=name):
+        kafkaprops.check({name: "x"})
+
+
+def test_a_worker_refuses_security_properties_aiokafka_cannot_apply() -> None:
+    with pytest.raises(kafkaprops.KafkaPropertiesError, match=r"ssl.crl.location"):
+        aiokafka_options({"security.protocol": "SSL", "ssl.crl.location": "/crl.pem"})
