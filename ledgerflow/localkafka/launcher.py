@@ -33,6 +33,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from confluent_kafka.admin import (
+    AdminClient,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialAlteration,
+    UserScramCredentialUpsertion,
+)
+
 from ledgerflow import kafkaprops
 from ledgerflow.localkafka import libs, procs, readiness
 from ledgerflow.localkafka.config import NodeSpec, server_properties
@@ -176,10 +184,8 @@ class LocalKafka:
             if state is not None:
                 alive = self._alive_nodes(state)
                 self._check_shape(state, running=bool(alive))
-                admin = self._admin_properties(state)
-                if len(alive) == len(state.nodes) and readiness.responds(
-                    state.bootstrap, len(state.nodes), admin
-                ):
+                address, admin = self._launcher_access(state)
+                if len(alive) == len(state.nodes) and readiness.responds(address, len(state.nodes), admin):
                     return state.bootstrap
             java = libs.find_java()
             self._progress("Resolving Kafka jars")
@@ -206,6 +212,8 @@ class LocalKafka:
                     if node.index not in alive:
                         started[node.index] = self._spawn(java, libs_dir, node)
                 self._wait_ready(state, started)
+                if state.secure:
+                    self._ensure_scram_users(state)
             except BaseException:
                 # A failed or interrupted start leaves no JVM behind.
                 self._stop_started(state, started)
@@ -448,9 +456,33 @@ class LocalKafka:
                 alive.add(node.index)
         return alive
 
-    def _admin_properties(self, state: _State) -> dict[str, str]:
-        """What the launcher's own clients need to reach the cluster: the admin's settings."""
-        return kafkaprops.from_file(self.secure_files.properties("admin")) if state.secure else {}
+    def _launcher_access(self, state: _State) -> tuple[str, dict[str, str]]:
+        """Where and how the launcher's own clients reach the cluster: a secure one as its admin
+        over mutual TLS (SCRAM users exist only once the launcher made them)."""
+        if not state.secure:
+            return state.bootstrap, {}
+        mtls = ",".join(n.mtls_address or "" for n in state.nodes)
+        return mtls, kafkaprops.from_file(self.secure_files.properties("admin", mtls=True))
+
+    def _ensure_scram_users(self, state: _State) -> None:
+        """Create (or reset) every SCRAM user through the Admin API, so no password is ever on a
+        command line, and wait until the admin can log in with its own."""
+        address, props = self._launcher_access(state)
+        admin = AdminClient({"bootstrap.servers": address, **props})
+        for mechanism in (ScramMechanism.SCRAM_SHA_512, ScramMechanism.SCRAM_SHA_256):
+            # one mechanism per request: the broker refuses a user altered twice in one
+            upserts: list[UserScramCredentialAlteration] = [
+                UserScramCredentialUpsertion(user, ScramCredentialInfo(mechanism, 8192), password.encode())
+                for user, password in self.secure_files.passwords().items()
+            ]
+            for future in admin.alter_user_scram_credentials(upserts, request_timeout=30).values():
+                future.result(30)
+        scram = kafkaprops.from_file(self.secure_files.properties("admin"))
+        deadline = time.monotonic() + 30
+        while not readiness.responds(state.bootstrap, len(state.nodes), scram, timeout=2):
+            if time.monotonic() > deadline:
+                raise KafkaStartError(f"SCRAM users made, but the admin cannot log in at {state.bootstrap}")
+            time.sleep(0.2)
 
     def _format(self, java: str, libs_dir: Path, state: _State) -> None:
         """Format each node's storage once (``meta.properties`` marks a formatted dir)."""
@@ -466,7 +498,6 @@ class LocalKafka:
                 "-XX:+UseSerialGC", "-cp", f"{libs_dir}/*",
                 "kafka.tools.StorageTool", "format", "--ignore-formatted",
                 "-t", state.cluster_id, "-c", str(self._properties(node)),
-                *(self.secure_files.scram_arguments() if state.secure else []),
             ]  # fmt: skip
             return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
 
@@ -558,9 +589,8 @@ class LocalKafka:
 
         self._progress("Waiting for Kafka to be ready")
         try:
-            readiness.wait_ready(
-                state.bootstrap, len(state.nodes), deadline, check_alive, self._admin_properties(state)
-            )
+            address, admin = self._launcher_access(state)
+            readiness.wait_ready(address, len(state.nodes), deadline, check_alive, admin)
         except TimeoutError as exc:
             log = self.log_path(min(started, default=0))
             raise KafkaStartError(

@@ -37,6 +37,7 @@ from ledgerflow.localkafka.config import HOST
 USERS = ("admin", "engine", "worker", "gateway", "client")
 SUPER_USERS = ("broker", "admin")
 SCRAM_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
+"""Both made for every user (by the launcher, through the Admin API, once the nodes run)."""
 _VALID = datetime.timedelta(days=3650)
 
 
@@ -108,14 +109,6 @@ class SecureFiles:
             f"ssl.certificate.location={self.folder / f'{user}.crt'}\n"
             f"ssl.key.location={self.folder / f'{user}.key'}\n"
         )
-
-    def scram_arguments(self) -> list[str]:
-        """``kafka-storage format`` arguments that create every SCRAM user with the cluster."""
-        args = []
-        for user, password in self.passwords().items():
-            for mechanism in SCRAM_MECHANISMS:
-                args += ["--add-scram", f"{mechanism}=[name={user},password={password}]"]
-        return args
 
     def broker_settings(self) -> dict[str, str | int]:
         """The security half of every node's server.properties (listeners aside)."""
