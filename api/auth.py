@@ -11,7 +11,13 @@ import logging
 
 from fastapi import Request
 
-from ledgerflow.api.errors import ForbiddenError, UnauthorizedError
+from ledgerflow import namespaces
+from ledgerflow.api.errors import (
+    ForbiddenError,
+    InvalidNamespaceError,
+    NamespaceForbiddenError,
+    UnauthorizedError,
+)
 from ledgerflow.api.jwt_tokens import InvalidTokenError, JwtVerifier
 from ledgerflow.api.keys import KeyRing, load_keys
 from ledgerflow.api.scopes import Principal, Scope
@@ -72,3 +78,23 @@ def require(request: Request, scope: Scope, what: str) -> None:
     what it does, beyond the route's own scope)."""
     if not principal_of(request).allows(scope):
         raise ForbiddenError(scope.value, what)
+
+
+NAMESPACE_HEADER = "Ledgerflow-Namespace"
+
+
+def namespace_of(request: Request) -> str:
+    """The namespace a request acts in: its ``Ledgerflow-Namespace`` header, else the caller's
+    one namespace when it has exactly one, else ``default``. 400 for a malformed name, 403 for
+    a namespace the caller's credential does not name."""
+    principal = principal_of(request)
+    named = request.headers.get(NAMESPACE_HEADER)
+    if named is None:
+        only = principal.namespaces[0] if len(principal.namespaces) == 1 else namespaces.ALL
+        named = namespaces.DEFAULT if only == namespaces.ALL else only
+    if not namespaces.is_valid(named):
+        raise InvalidNamespaceError(named)
+    if not principal.may_use(named):
+        raise NamespaceForbiddenError(named)
+    request.state.namespace = named  # error answers name ids as this caller does
+    return named

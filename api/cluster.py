@@ -7,6 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
+from ledgerflow import namespaces
+from ledgerflow.api.auth import namespace_of
 from ledgerflow.api.models import (
     ClusterEvent,
     ClusterEventsResponse,
@@ -103,7 +105,7 @@ def cluster_routes(api: APIRouter) -> None:
         """Computed from the id alone (murmur2, as Kafka partitions the inbox); the workflow
         need not exist."""
         router = gateway_state(request).live_router()
-        partition = router.partition(id)
+        partition = router.partition(namespaces.qualify(namespace_of(request), id))
         return WorkflowLocation(
             workflow_id=id,
             partition=partition,
@@ -128,6 +130,11 @@ def cluster_routes(api: APIRouter) -> None:
         """The tail of the public events topic (what consumers of `<prefix>events` read),
         oldest first."""
         state = gateway_state(request)
-        partition = state.live_router().partition(workflow_id) if workflow_id else None
-        found, partial = await state.live_tail().lifecycle_events(limit, workflow_id, partition, 2.0)
-        return EventsResponse(events=found, partial=partial)
+        namespace = namespace_of(request)
+        engine_id = namespaces.qualify(namespace, workflow_id) if workflow_id else None
+        partition = state.live_router().partition(engine_id) if engine_id else None
+        found, partial = await state.live_tail().lifecycle_events(limit, engine_id, partition, 2.0, namespace)
+        shown = [
+            e.model_copy(update={"workflow_id": namespaces.within(namespace, e.workflow_id)}) for e in found
+        ]
+        return EventsResponse(events=shown, partial=partial)

@@ -9,6 +9,8 @@ PayloadTooLargeError                  413   body over ``max_body_bytes`` (or Kaf
                                             record limit)
 UnauthorizedError                     401   no credential, or an unknown key or invalid JWT
 ForbiddenError                        403   the credential lacks the route's scope
+NamespaceForbiddenError               403   the credential does not name the namespace
+InvalidNamespaceError                 400   the Ledgerflow-Namespace header is no name
 RouteNotFoundError                    404   no route has this path (405: not this method)
 WorkflowNotFoundError                 404   the owner has no run of that id
 AlreadyStartedError                   409   a start found an open run: the body carries
@@ -34,6 +36,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ledgerflow import namespaces
 from ledgerflow.api.models import ErrorBody, FieldProblem
 from ledgerflow.errors import CapacityError, LedgerflowError, OwnerUnavailableError, WorkflowNotFoundError
 
@@ -83,6 +86,20 @@ class ForbiddenError(GatewayError):
     def __init__(self, scope: str, route: str) -> None:
         super().__init__(f"this credential lacks the {scope!r} scope that {route} needs")
         self.scope = scope
+
+
+class NamespaceForbiddenError(GatewayError):
+    """The caller's credential does not name the namespace the request acts in."""
+
+    def __init__(self, namespace: str) -> None:
+        super().__init__(f"this credential may not act in namespace {namespace!r}")
+
+
+class InvalidNamespaceError(GatewayError):
+    """The ``Ledgerflow-Namespace`` header holds no namespace name."""
+
+    def __init__(self, value: str) -> None:
+        super().__init__(f"Ledgerflow-Namespace {value[:80]!r}: a namespace is {namespaces.RULE}")
 
 
 class RouteNotFoundError(GatewayError):
@@ -167,6 +184,10 @@ def to_response(exc: Exception, retry_after: int = 1) -> JSONResponse:
             return error_response(
                 403, ErrorBody(code="forbidden", detail=str(exc)), {"WWW-Authenticate": challenge}
             )
+        case NamespaceForbiddenError():
+            return error_response(403, ErrorBody(code="namespace_forbidden", detail=str(exc)))
+        case InvalidNamespaceError():
+            return error_response(400, ErrorBody(code="invalid_namespace", detail=str(exc)))
         case RouteNotFoundError():
             code = "not_found" if exc.status == 404 else "method_not_allowed"
             return error_response(exc.status, ErrorBody(code=code, detail=str(exc)))
@@ -254,7 +275,10 @@ def problems_from_validation(errors: Sequence[Any]) -> list[FieldProblem]:
 def install(app: FastAPI, retry_after: int) -> None:
     """Register the handlers on ``app``."""
 
-    async def on_ledgerflow_error(_request: Request, exc: Exception) -> JSONResponse:
+    async def on_ledgerflow_error(request: Request, exc: Exception) -> JSONResponse:
+        namespace = getattr(request.state, "namespace", None)
+        if namespace is not None and isinstance(getattr(exc, "workflow_id", None), str):
+            exc.workflow_id = namespaces.within(namespace, exc.workflow_id)  # type: ignore[attr-defined]
         return to_response(exc, retry_after)
 
     async def on_validation(_request: Request, exc: Exception) -> JSONResponse:

@@ -7,9 +7,9 @@ lines starting with ``#`` are skipped::
 
 ``sha256`` is the SHA-256 of the key (the key itself is never stored): keys are 256 random
 bits, so a fast hash is enough and a stolen file gives nothing to guess from. ``scopes`` are
-``read``, ``write``, ``admin`` and ``metrics`` (``api.scopes``); ``namespaces`` is kept for
-namespaces and defaults to ``["default"]``. ``ledgerflow api-key create`` makes a key and its
-line. A malformed file stops the gateway at start, naming the line.
+``read``, ``write``, ``admin`` and ``metrics`` (``api.scopes``); ``namespaces`` are those the
+key acts in (``["default"]`` when absent, ``["*"]`` for every one). ``ledgerflow api-key
+create`` makes a key and its line. A malformed file stops the gateway at start, naming the line.
 """
 
 from __future__ import annotations
@@ -24,12 +24,14 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
+from ledgerflow import namespaces
 from ledgerflow.api.scopes import DEFAULT_NAMESPACES, Principal, Scope
 
 KEY_PREFIX = "lfk_"
 """Every generated key starts with it, so a leaked one is easy to recognise (secret scanners)."""
 
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")]
+NamespaceName = Annotated[str, StringConstraints(pattern=rf"^({namespaces.PATTERN}|\*)$")]
 
 
 class KeysFileError(ValueError):
@@ -46,7 +48,11 @@ class ApiKeyEntry(BaseModel):
         description="Lower-case hex SHA-256 of the key."
     )
     scopes: list[Scope] = Field(min_length=1, description="What the key may do.")
-    namespaces: list[Name] = Field(default_factory=lambda: list(DEFAULT_NAMESPACES), min_length=1)
+    namespaces: list[NamespaceName] = Field(
+        default_factory=lambda: list(DEFAULT_NAMESPACES),
+        min_length=1,
+        description="Namespaces the key acts in ('*': every one).",
+    )
 
     @field_validator("scopes")
     @classmethod

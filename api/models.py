@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 from pydantic.alias_generators import to_camel
 
-from ledgerflow.schemas.common import Failure, Id
+from ledgerflow.schemas.common import BareId, Failure
 from ledgerflow.schemas.dag import DagDefinition
 from ledgerflow.schemas.events import HistoryEvent
 from ledgerflow.schemas.lifecycle import LifecycleEvent
@@ -42,13 +42,13 @@ class StartWorkflowRequest(RequestModel):
         json_schema_extra={"examples": [{"id": "order-42", "type": "ProcessOrder", "input": {"amount": 42}}]}
     )
 
-    id: Id = Field(description="Workflow id (the shard key).")
+    id: BareId = Field(description="Workflow id (the shard key).")
     type: str = Field(min_length=1, description="Code workflow name, or the id of a registered DAG.")
     input: Any = Field(default=None, description="The run's input (any JSON).")
     execution_timeout: float | None = Field(
         default=None, gt=0, description="Seconds the run may take before it fails as timed out."
     )
-    request_id: Id | None = Field(
+    request_id: BareId | None = Field(
         default=None, description="Idempotency key: a start sent twice with it applies once."
     )
 
@@ -100,10 +100,12 @@ class ExecuteRequest(RequestModel):
         json_schema_extra={"examples": [{"workflowId": "fan-out-1", "input": {"count": 10}}]}
     )
 
-    workflow_id: Id | None = Field(default=None, description="Workflow id of the run; generated when absent.")
+    workflow_id: BareId | None = Field(
+        default=None, description="Workflow id of the run; generated when absent."
+    )
     input: Any = Field(default=None, description="The run's input (any JSON).")
     execution_timeout: float | None = Field(default=None, gt=0)
-    request_id: Id | None = None
+    request_id: BareId | None = None
 
 
 class SignalRequest(RequestModel):
@@ -111,7 +113,7 @@ class SignalRequest(RequestModel):
 
     name: str = Field(min_length=1, description="Signal name the workflow waits on.")
     payload: Any = Field(default=None, description="The signal's value (any JSON).")
-    request_id: Id | None = Field(
+    request_id: BareId | None = Field(
         default=None, description="Idempotency key: a signal sent twice with it counts once."
     )
 

@@ -16,6 +16,8 @@ from enum import StrEnum
 
 from starlette.routing import compile_path
 
+from ledgerflow import namespaces
+
 
 class Scope(StrEnum):
     READ = "read"
@@ -29,7 +31,7 @@ class Scope(StrEnum):
 
 
 DEFAULT_NAMESPACES = ("default",)
-"""Namespaces of a credential that names none (kept for namespaces, not enforced yet)."""
+"""Namespaces of a credential that names none."""
 
 
 @dataclass(frozen=True)
@@ -44,8 +46,11 @@ class Principal:
     def allows(self, scope: Scope) -> bool:
         return scope in self.scopes
 
+    def may_use(self, namespace: str) -> bool:
+        return namespace in self.namespaces or namespaces.ALL in self.namespaces
 
-ANONYMOUS = Principal("anonymous", frozenset(Scope), kind="insecure")
+
+ANONYMOUS = Principal("anonymous", frozenset(Scope), (namespaces.ALL,), kind="insecure")
 """The caller of a gateway started with ``--insecure`` and no credentials: every scope."""
 
 PUBLIC: None = None

@@ -22,10 +22,10 @@ from ledgerflow.api.settings import GatewaySettings
 from ledgerflow.api.tail import EventTail
 from ledgerflow.engine.workflow.dag import IN_WORKFLOW_NODE_TYPES
 from ledgerflow.executors import builtins
-from ledgerflow.schemas.common import Id
+from ledgerflow.schemas.common import BareId
 
 WorkflowIdPath = Annotated[
-    Id,
+    BareId,
     Path(
         description="Workflow id.",
         openapi_examples={"order": {"summary": "A workflow id", "value": "order-42"}},

@@ -29,6 +29,7 @@ from confluent_kafka import Consumer, IsolationLevel, KafkaError, KafkaException
 from confluent_kafka.admin._listoffsets import OffsetSpec  # not re-exported by name
 from prometheus_client import Counter
 
+from ledgerflow import namespaces
 from ledgerflow.api.errors import KafkaUnavailableError
 from ledgerflow.api.settings import GatewaySettings
 from ledgerflow.cluster import mark_failovers
@@ -113,17 +114,28 @@ class EventTail:
 
     # ------------------------------------------------------------------ requests
     async def lifecycle_events(
-        self, limit: int, workflow_id: str | None, partition: int | None, timeout: float
+        self,
+        limit: int,
+        workflow_id: str | None,
+        partition: int | None,
+        timeout: float,
+        namespace: str | None = None,
     ) -> tuple[list[LifecycleEvent], bool]:
-        """The latest ``limit`` lifecycle events (of one workflow, on its partition), oldest
-        first, and whether the answer may be missing some (the wait ran out, or records were
-        dropped for the memory bound)."""
+        """The latest ``limit`` lifecycle events (of one workflow, on its partition; of one
+        namespace), oldest first, and whether the answer may be missing some (the wait ran out,
+        or records were dropped for the memory bound)."""
         partitions = [partition] if partition is not None else list(range(self.events.partitions))
         caught_up = await self._catch_up(self.events, partitions, timeout)
-        wanted = self.events.window if workflow_id is not None else limit
+        # filtered reads look through the whole window: the latest ``limit`` may all be others'
+        wanted = self.events.window if workflow_id is not None or namespace is not None else limit
         with self._lock:
             rings = [self._ring(self.events, p) for p in partitions]
-            found: list[LifecycleEvent] = [e for ring in rings for e in list(ring.records)[-wanted:]]
+            found: list[LifecycleEvent] = [
+                e
+                for ring in rings
+                for e in list(ring.records)[-wanted:]
+                if namespace is None or namespaces.namespace_of(e.workflow_id) == namespace
+            ]
             complete = all(ring.holds(wanted) for ring in rings)
         if workflow_id is not None:
             found = [e for e in found if e.workflow_id == workflow_id]

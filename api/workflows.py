@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from confluent_kafka import KafkaException
@@ -17,7 +18,8 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from ledgerflow.api.auth import require
+from ledgerflow import namespaces
+from ledgerflow.api.auth import namespace_of, require
 from ledgerflow.api.errors import (
     AlreadyStartedError,
     InvalidRequestError,
@@ -56,12 +58,12 @@ from ledgerflow.errors import CapacityError, OwnerUnavailableError, WorkflowNotF
 from ledgerflow.paging import merge_listings
 from ledgerflow.routing import path_segment
 from ledgerflow.schemas import commands as c
-from ledgerflow.schemas.common import Id
+from ledgerflow.schemas.common import BARE_ID_RULE, BareId
 from ledgerflow.schemas.dag import DagDefinition
 from ledgerflow.schemas.events import HistoryEvent, history_event_adapter
 
 TypeIdPath = Annotated[
-    Id,
+    BareId,
     Path(
         description="A registered DAG definition's id, or a code workflow type.",
         openapi_examples={"dag": {"summary": "A DAG definition", "value": "fan-out"}},
@@ -107,13 +109,17 @@ async def _describe(state: GatewayState, workflow_id: str, operation: str = "sta
 
 async def _start(
     state: GatewayState,
-    workflow_id: str,
+    namespace: str,
+    bare_id: str,
     workflow_type: str,
     input: Any,
     execution_timeout: float | None,
     request_id: str | None,
     check_open: bool = True,
 ) -> WorkflowAccepted:
+    """Start ``bare_id`` in ``namespace``; ``workflow_type`` names a code workflow or one of the
+    namespace's DAG definitions (the engine looks it up there)."""
+    workflow_id = namespaces.qualify(namespace, bare_id)
     router = state.live_router()
     if check_open:
         try:
@@ -139,8 +145,17 @@ async def _start(
     )
     partition = await _send_command(state, workflow_id, command)
     return WorkflowAccepted(
-        workflow_id=workflow_id, run_id=run_id, workflow_type=workflow_type, partition=partition
+        workflow_id=bare_id, run_id=run_id, workflow_type=workflow_type, partition=partition
     )
+
+
+def _check_bare_id(value: str, field: str) -> None:
+    """422 for an id that names a namespace: callers name ids within theirs."""
+    if namespaces.SEPARATOR in value:
+        message = f"{field}: an id is {BARE_ID_RULE}"
+        raise InvalidRequestError(
+            [FieldProblem(loc=["body", field], field=field, message=message, type="invalid_id")]
+        )
 
 
 def _check_definition(state: GatewayState, dag: DagDefinition) -> None:
@@ -198,9 +213,10 @@ def _queue_of(activity: dict[str, Any]) -> str:
 
 
 async def _history_page(
-    state: GatewayState, workflow_id: str, run_id: str | None, offset: int, limit: int
+    state: GatewayState, namespace: str, workflow_id: str, run_id: str | None, offset: int, limit: int
 ) -> tuple[str, int, list[HistoryEvent]]:
-    """One page of a run's history from its owner: the run id, the history's length and the events."""
+    """One page of a run's history from its owner (``workflow_id``: the engine's id): the run id,
+    the history's length and the events, with ids as a caller of ``namespace`` names them."""
     params: dict[str, Any] = {"offset": offset, "limit": limit}
     if run_id:
         params["run_id"] = run_id
@@ -209,17 +225,17 @@ async def _history_page(
     if response.status_code != 200:
         raise OwnerResponseError(workflow_id, response.status_code, response.text)
     data = response.json()
-    events = [history_event_adapter.validate_python(e) for e in data["events"]]
+    events = [history_event_adapter.validate_python(namespaces.visible(namespace, e)) for e in data["events"]]
     return str(data["run_id"]), int(data["total"]), events
 
 
 async def _whole_history(
-    state: GatewayState, workflow_id: str, run_id: str | None
+    state: GatewayState, namespace: str, workflow_id: str, run_id: str | None
 ) -> tuple[str, int, list[HistoryEvent]]:
     """A run's whole history, read a page of PAGE_LIMIT events at a time (for its timeline)."""
-    run, total, events = await _history_page(state, workflow_id, run_id, 0, PAGE_LIMIT)
+    run, total, events = await _history_page(state, namespace, workflow_id, run_id, 0, PAGE_LIMIT)
     while len(events) < total:
-        _, total, page = await _history_page(state, workflow_id, run, len(events), PAGE_LIMIT)
+        _, total, page = await _history_page(state, namespace, workflow_id, run, len(events), PAGE_LIMIT)
         if not page:
             break
         events += page
@@ -310,15 +326,18 @@ def workflow_routes(
         workflow (or of a registered DAG) under workflow id `id`. A start needs the `write`
         scope; registering a DAG needs `admin` too (403 otherwise)."""
         state = gateway_state(request)
+        namespace = namespace_of(request)
         if isinstance(body, DagDefinition):
             require(request, Scope.ADMIN, "registering a DAG definition")
+            _check_bare_id(body.id, "id")
             _check_definition(state, body)
             await _check_queue_topics(state, body)
+            stored = body.model_copy(update={"id": namespaces.qualify(namespace, body.id)})
             await _send(
                 state,
                 state.settings.topic("definitions"),
-                body.id,
-                body.model_dump_json(by_alias=True).encode(),
+                stored.id,
+                stored.model_dump_json(by_alias=True).encode(),
             )
             return json_response(
                 201,
@@ -327,7 +346,7 @@ def workflow_routes(
                 ),
             )
         accepted = await _start(
-            state, body.id, body.type, body.input, body.execution_timeout, body.request_id
+            state, namespace, body.id, body.type, body.input, body.execution_timeout, body.request_id
         )
         return json_response(202, accepted)
 
@@ -357,6 +376,7 @@ def workflow_routes(
         workflow_id = body.workflow_id or f"{id[:64]}-{uuid.uuid4().hex}"
         return await _start(
             state,
+            namespace_of(request),
             workflow_id,
             id,
             body.input,
@@ -375,7 +395,9 @@ def workflow_routes(
     async def status(request: Request, id: WorkflowIdPath) -> WorkflowStatus:
         """Answered by the engine owning the workflow's partition: status, result or failure,
         pending activities with their attempt and last failure, history size."""
-        return _status_from(await _describe(gateway_state(request), id))
+        namespace = namespace_of(request)
+        data = await _describe(gateway_state(request), namespaces.qualify(namespace, id))
+        return _status_from(namespaces.visible(namespace, data))
 
     @api.get(
         "/workflows/{id}/history",
@@ -388,7 +410,7 @@ def workflow_routes(
         request: Request,
         id: WorkflowIdPath,
         run_id: Annotated[
-            Id | None, Query(alias="runId", description="A run id; default the latest.")
+            BareId | None, Query(alias="runId", description="A run id; default the latest.")
         ] = None,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
         limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT)] = 100,
@@ -406,11 +428,13 @@ def workflow_routes(
         entry per activity, timer and child workflow: scheduled, completed or failed time and
         attempts; for a DAG run, the node."""
         state = gateway_state(request)
+        namespace = namespace_of(request)
+        engine_id = namespaces.qualify(namespace, id)
         if timeline:
-            run, total, fetched = await _whole_history(state, id, run_id)
+            run, total, fetched = await _whole_history(state, namespace, engine_id, run_id)
             events = fetched[offset : offset + limit]
         else:
-            run, total, events = await _history_page(state, id, run_id, offset, limit)
+            run, total, events = await _history_page(state, namespace, engine_id, run_id, offset, limit)
         end = offset + len(events)
         return HistoryPage(
             workflow_id=id,
@@ -424,10 +448,12 @@ def workflow_routes(
         )
 
     async def command(
-        request: Request, workflow_id: str, kind: CommandKind, record: BaseModel
+        request: Request, bare_id: str, kind: CommandKind, build: Callable[[str], BaseModel]
     ) -> CommandAccepted:
-        partition = await _send_command(gateway_state(request), workflow_id, record)
-        return CommandAccepted(workflow_id=workflow_id, command=kind, partition=partition)
+        """Write the command ``build`` makes for the engine's id of ``bare_id``."""
+        workflow_id = namespaces.qualify(namespace_of(request), bare_id)
+        partition = await _send_command(gateway_state(request), workflow_id, build(workflow_id))
+        return CommandAccepted(workflow_id=bare_id, command=kind, partition=partition)
 
     @api.post(
         "/workflows/{id}/signal",
@@ -441,13 +467,15 @@ def workflow_routes(
         """Written to the inbox, keyed by the workflow id, so it is applied after every
         command sent for that workflow before it. With `requestId`, a signal sent twice
         counts once."""
-        record = c.SignalWorkflow(
-            workflow_id=id,
-            name=body.name,
-            payload=body.payload,
-            request_id=body.request_id or str(uuid.uuid4()),
+        request_id = body.request_id or str(uuid.uuid4())
+        return await command(
+            request,
+            id,
+            "signal",
+            lambda wid: c.SignalWorkflow(
+                workflow_id=wid, name=body.name, payload=body.payload, request_id=request_id
+            ),
         )
-        return await command(request, id, "signal", record)
 
     @api.post(
         "/workflows/{id}/cancel",
@@ -461,8 +489,10 @@ def workflow_routes(
         request: Request, id: WorkflowIdPath, body: Annotated[ReasonRequest | None, Body()] = None
     ) -> CommandAccepted:
         """The workflow sees the cancellation and may clean up; its running activities are told."""
-        record = c.CancelWorkflow(workflow_id=id, reason=(body or ReasonRequest()).reason)
-        return await command(request, id, "cancel", record)
+        reason = (body or ReasonRequest()).reason
+        return await command(
+            request, id, "cancel", lambda wid: c.CancelWorkflow(workflow_id=wid, reason=reason)
+        )
 
     @api.post(
         "/workflows/{id}/terminate",
@@ -476,8 +506,10 @@ def workflow_routes(
         request: Request, id: WorkflowIdPath, body: Annotated[ReasonRequest | None, Body()] = None
     ) -> CommandAccepted:
         """No more workflow code runs; the run closes as TERMINATED."""
-        record = c.TerminateWorkflow(workflow_id=id, reason=(body or ReasonRequest()).reason)
-        return await command(request, id, "terminate", record)
+        reason = (body or ReasonRequest()).reason
+        return await command(
+            request, id, "terminate", lambda wid: c.TerminateWorkflow(workflow_id=wid, reason=reason)
+        )
 
     @api.post(
         "/workflows/{id}/query",
@@ -492,13 +524,14 @@ def workflow_routes(
     )
     async def query(request: Request, id: WorkflowIdPath, body: QueryRequest) -> QueryResult:
         """Answered by the owning engine from the run's committed state (replayed when not cached)."""
+        engine_id = namespaces.qualify(namespace_of(request), id)
         response = (
             await gateway_state(request)
             .live_router()
             .forward(
                 "query",
-                id,
-                f"/internal/workflows/{path_segment(id)}/query/{path_segment(body.name)}",
+                engine_id,
+                f"/internal/workflows/{path_segment(engine_id)}/query/{path_segment(body.name)}",
                 method="POST",
                 body={"args": body.args},
             )
@@ -531,13 +564,14 @@ def workflow_routes(
         carry a `nextCursor`; page on until it is null. `partial` is true (and
         `missingPartitions` lists them) when some partitions had no reachable owner."""
         state = gateway_state(request)
-        params: dict[str, Any] = {"limit": limit}
+        namespace = namespace_of(request)
+        params: dict[str, Any] = {"limit": limit, "namespace": namespace}
         if status:
             params["status"] = status
         if type:
             params["workflow_type"] = type
         if cursor:
-            params["after"] = cursor
+            params["after"] = namespaces.qualify(namespace, cursor)
         answers = await state.live_router().each_member("/internal/workflows", params)
         covered: set[int] = set()
         for _member, data in answers:
@@ -546,8 +580,8 @@ def workflow_routes(
         page, next_cursor = merge_listings((data for _member, data in answers if data is not None), limit)
         missing = sorted(set(range(state.settings.partitions)) - covered)
         return WorkflowList(
-            workflows=[WorkflowSummary.model_validate(r) for r in page],
-            next_cursor=next_cursor,
+            workflows=[WorkflowSummary.model_validate(namespaces.visible(namespace, r)) for r in page],
+            next_cursor=namespaces.within(namespace, next_cursor) if next_cursor else None,
             partial=bool(missing),
             missing_partitions=missing,
         )

@@ -17,6 +17,7 @@ import uvicorn
 from fastapi import Body, FastAPI, HTTPException, Query, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ledgerflow import namespaces
 from ledgerflow.config import PAGE_LIMIT
 from ledgerflow.engine import metrics as engine_metrics
 from ledgerflow.engine.http_auth import EngineTokenMiddleware
@@ -127,8 +128,10 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
         workflow_type: str | None = None,
         after: str | None = None,
         limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT)] = 100,
+        namespace: Annotated[str | None, Query(pattern=f"^{namespaces.PATTERN}$")] = None,
     ) -> dict[str, Any]:
-        """Latest runs on this node's partitions, ordered by workflow id, after ``after``.
+        """Latest runs on this node's partitions, ordered by workflow id, after ``after``; with
+        ``namespace``, only that namespace's (``after`` and the ids listed are engine ids).
 
         ``next_after``: where the next page starts (null once every partition was listed
         to its end). A page may hold fewer than ``limit`` runs and still have one, when the
@@ -139,6 +142,7 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
             ((p.partition, p.store) for p in processors),
             RunFilter(status, workflow_type),
             after,
+            namespace,
             limit,
             settings.list_scan_limit,
         )
@@ -149,20 +153,7 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
             "next_after": listing.next_after,
         }
 
-    @app.get("/internal/workflows/{workflow_id}")
-    async def describe(workflow_id: str) -> dict[str, Any]:
-        processor, run = committed_run(workflow_id)
-        if run is None:
-            raise HTTPException(404, detail=f"workflow {workflow_id!r} not found")
-        queues = {pending.options.queue for pending in run.activities.values()}
-        return {
-            "partition": processor.partition,
-            "node": engine.node_id,
-            **run.model_dump(mode="json"),
-            "queue_workers": {queue: engine.queue_watch.workers(queue) for queue in sorted(queues)},
-        }
-
-    @app.get("/internal/admission/{workflow_id}")
+    @app.get("/internal/admission/{workflow_id:path}")
     async def admission(workflow_id: str) -> dict[str, Any]:
         """What a start of this workflow id would meet: its open run, or a capacity refusal."""
         processor, run = committed_run(workflow_id)
@@ -170,7 +161,7 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
         state = {"partition": processor.partition, **run.model_dump(mode="json")} if run else None
         return {"partition": processor.partition, "run": state, "refusal": refusal}
 
-    @app.get("/internal/workflows/{workflow_id}/history")
+    @app.get("/internal/workflows/{workflow_id:path}/history")
     def history(
         workflow_id: str,
         run_id: str | None = None,
@@ -210,7 +201,7 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
 
     # ``path``: a query name may hold ``/`` (the gateway sends it escaped, but routing sees it
     # decoded), and a trailing one must not turn into a redirect.
-    @app.post("/internal/workflows/{workflow_id}/query/{name:path}")
+    @app.post("/internal/workflows/{workflow_id:path}/query/{name:path}")
     def query(
         workflow_id: str,
         name: str,
@@ -234,6 +225,21 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
                 instance.dispose()
         engine_metrics.QUERIES.labels(source=source).inc()
         return {"result": result}
+
+    # ``path``: a namespaced id holds one ``/`` (ledgerflow/namespaces.py). Declared after the
+    # history and query routes, which this pattern would otherwise swallow.
+    @app.get("/internal/workflows/{workflow_id:path}")
+    async def describe(workflow_id: str) -> dict[str, Any]:
+        processor, run = committed_run(workflow_id)
+        if run is None:
+            raise HTTPException(404, detail=f"workflow {workflow_id!r} not found")
+        queues = {pending.options.queue for pending in run.activities.values()}
+        return {
+            "partition": processor.partition,
+            "node": engine.node_id,
+            **run.model_dump(mode="json"),
+            "queue_workers": {queue: engine.queue_watch.workers(queue) for queue in sorted(queues)},
+        }
 
     return app
 

@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import to_json
 
+from ledgerflow import namespaces
 from ledgerflow.config import Settings
 from ledgerflow.engine import metrics
 from ledgerflow.engine.outbox import Outbox
@@ -344,12 +345,17 @@ class PartitionProcessor:
         return None
 
     def _type_known(self, command: c.StartWorkflow) -> bool:
-        workflow_type = command.workflow_type
         return (
             command.dag is not None
-            or self.ctx.registry.get(workflow_type) is not None
-            or self.ctx.find_definition(workflow_type) is not None
+            or self.ctx.registry.get(command.workflow_type) is not None
+            or self._definition_of(command) is not None
         )
+
+    def _definition_of(self, command: c.StartWorkflow) -> DagDefinition | None:
+        """The DAG definition a start names: code workflow types are the deployment's, DAG
+        definitions the namespace's (ledgerflow/namespaces.py)."""
+        namespace = namespaces.namespace_of(command.workflow_id)
+        return self.ctx.find_definition(namespaces.qualify(namespace, command.workflow_type))
 
     def _refuse_oversized_input(self, command: c.StartWorkflow) -> None:
         """Refuse a start whose input alone is over ``max_payload_bytes`` now, so its dead letter
@@ -410,7 +416,7 @@ class PartitionProcessor:
     ) -> RunState:
         dag = command.dag
         if dag is None and self.ctx.registry.get(command.workflow_type) is None:
-            dag = self.ctx.find_definition(command.workflow_type)
+            dag = self._definition_of(command)
         run = RunState(
             workflow_id=command.workflow_id,
             run_id=command.run_id or str(uuid.uuid4()),

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from ledgerflow import namespaces
 from ledgerflow.engine.ownerlock import OwnerLock
 from ledgerflow.engine.processor import PartitionProcessor, read_run
 from ledgerflow.engine.state import keys
@@ -80,10 +81,13 @@ def list_runs(
     stores: Iterable[tuple[int, PartitionStore]],
     run_filter: RunFilter,
     after: str | None,
+    namespace: str | None,
     limit: int,
     scan_limit: int,
 ) -> RunListing:
-    """Up to ``limit`` matching runs after ``after``, examining at most ``scan_limit`` runs.
+    """Up to ``limit`` matching runs after ``after``, examining at most ``scan_limit`` runs;
+    only those of ``namespace`` when given (a range of ids to read, or for the default
+    namespace, the ids without one).
 
     The partitions' run keys are merged in workflow-id order and read one at a time: the
     walk stops at the first key past a full page or past the scan limit, and ``next_after``
@@ -91,11 +95,15 @@ def list_runs(
     """
     owned = list(stores)
     listing = RunListing([], None, [partition for partition, _ in owned])
-    merged = heapq.merge(*(_runs_of(p, store, after, listing.failed) for p, store in owned))
+    bounds = namespaces.id_range(namespace) if namespace else None
+    merged = heapq.merge(*(_runs_of(p, store, after, bounds, listing.failed) for p, store in owned))
+    default_only = namespace == namespaces.DEFAULT
     for examined, (workflow_id, partition, raw) in enumerate(merged):
         if len(listing.runs) == limit or examined == scan_limit:
             break
         listing.next_after = workflow_id
+        if default_only and namespaces.SEPARATOR in workflow_id:
+            continue
         if run_filter.matches(raw):
             listing.runs.append({"partition": partition, **summary(RunState.model_validate_json(raw))})
     else:
@@ -105,12 +113,20 @@ def list_runs(
 
 
 def _runs_of(
-    partition: int, store: PartitionStore, after: str | None, failed: set[int]
+    partition: int,
+    store: PartitionStore,
+    after: str | None,
+    bounds: tuple[str, str] | None,
+    failed: set[int],
 ) -> Iterator[tuple[str, int, bytes]]:
-    """(workflow id, partition, stored state) of a partition's runs after ``after``, in order."""
+    """(workflow id, partition, stored state) of a partition's runs after ``after`` (and before
+    ``bounds``' end), in order."""
     start = keys.run_key(after) + b"\x00" if after is not None else keys.RUN
+    end = keys.RUN + b"\xff"
+    if bounds is not None:
+        start, end = max(start, keys.run_key(bounds[0])), keys.run_key(bounds[1])
     try:
-        for key, raw in store.scan_range(start, keys.RUN + b"\xff"):
+        for key, raw in store.scan_range(start, end):
             yield key[len(keys.RUN) :].decode(), partition, raw
     except Exception as exc:  # revoked while listing: its new owner lists it
         log.info("partition %d left out of a listing: %s", partition, exc)

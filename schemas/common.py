@@ -14,31 +14,45 @@ JSON = Any
 
 
 ID_MAX_LENGTH = 256
-ID_PATTERN = r"^[^\x00-\x1f\x7f/]+$"
-ID_RULE = "1 to 256 characters, none of them a control character (\\x00-\\x1f, \\x7f) or '/'"
+NAMESPACE_PATTERN = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+"""A namespace name (ledgerflow/namespaces.py): 1 to 63 of a-z, 0-9 and '-', not at either end."""
+BARE_ID_PATTERN = r"^[^\x00-\x1f\x7f/]+$"
+ID_PATTERN = rf"^(?:{NAMESPACE_PATTERN}/)?[^\x00-\x1f\x7f/]+$"
+BARE_ID_RULE = "1 to 256 characters, none of them a control character (\\x00-\\x1f, \\x7f) or '/'"
+ID_RULE = f"{BARE_ID_RULE}, after an optional '<namespace>/'"
 """The one rule for workflow, run, request and definition ids, wherever they come from.
 
 An id is a Kafka key and part of RocksDB keys, where ``\\x00`` separates an id from what
 follows (engine/state/keys.py), and a URL path segment at the gateway, where ``/`` would
-split it; control characters have no place in either, nor in logs.
+split it; control characters have no place in either, nor in logs. Callers name bare ids
+(``BareId``); inside the engine an id of a namespace other than the default one carries it
+as a prefix, ``<namespace>/<id>`` (``Id``).
 """
 
 
 class _IdRule:
-    """Validates an id against ``ID_RULE`` in pydantic's core (no Python call per id), with one
+    """Validates an id against a pattern in pydantic's core (no Python call per id), with one
     error (``invalid_id``) that says the rule, and the rule in the JSON Schema."""
+
+    def __init__(self, pattern: str, rule: str) -> None:
+        self.pattern = pattern
+        self.rule = rule
 
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
         return core_schema.custom_error_schema(
-            core_schema.str_schema(pattern=ID_PATTERN, min_length=1, max_length=ID_MAX_LENGTH),
+            core_schema.str_schema(pattern=self.pattern, min_length=1, max_length=ID_MAX_LENGTH),
             custom_error_type="invalid_id",
-            custom_error_message=f"an id is {ID_RULE}",
+            custom_error_message=f"an id is {self.rule}",
         )
 
 
-Id = Annotated[str, _IdRule()]
-"""A workflow, run, request or definition id (see ``ID_RULE``)."""
+Id = Annotated[str, _IdRule(ID_PATTERN, ID_RULE)]
+"""A workflow, run, request or definition id as the engine holds it: ``<namespace>/`` and a bare
+id, or a bare id (the default namespace). See ``ID_RULE``."""
+BareId = Annotated[str, _IdRule(BARE_ID_PATTERN, BARE_ID_RULE)]
+"""An id as a caller of the gateway names it, within its namespace (``BARE_ID_RULE``)."""
 id_adapter: TypeAdapter[str] = TypeAdapter(Id)
+bare_id_adapter: TypeAdapter[str] = TypeAdapter(BareId)
 
 
 class WireModel(BaseModel):

@@ -17,6 +17,7 @@ from collections import defaultdict, deque
 from datetime import UTC, datetime
 from typing import Any
 
+from ledgerflow import namespaces
 from ledgerflow.converter import args_from_json, from_json, to_json
 from ledgerflow.engine.workflow import commands as cmd
 from ledgerflow.engine.workflow.context import WorkflowInfo, WorkflowRuntime, reset_runtime, set_runtime
@@ -295,5 +296,7 @@ class WorkflowInstance(WorkflowRuntime):
         seq = self._next_seq()
         future: asyncio.Future[JSON] = self._loop.create_future()
         self._children[seq] = future
+        if namespaces.SEPARATOR not in workflow_id:  # a bare id: the parent's namespace
+            workflow_id = namespaces.qualify(namespaces.namespace_of(self.info().workflow_id), workflow_id)
         self._commands.append(cmd.StartChildWorkflow(seq, workflow_id, workflow_type, input))
         return await future

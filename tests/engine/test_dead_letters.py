@@ -133,7 +133,7 @@ def test_registrations_over_a_limit_or_with_a_bad_expression_are_dead_lettered(
 
 BAD_IDS: dict[bytes, tuple[dict[str, object], str]] = {
     b"slash": (
-        {"kind": "start_workflow", "workflow_id": "team/a", "workflow_type": "ThreeSteps", "input": 1},
+        {"kind": "start_workflow", "workflow_id": "team/a/b", "workflow_type": "ThreeSteps", "input": 1},
         "start_workflow.workflow_id",
     ),
     b"nul": (

@@ -65,7 +65,7 @@ def listed(
     processor: PartitionProcessor, after: str | None, limit: int, **filters: str
 ) -> tuple[list[str], bool]:
     wanted = RunFilter(filters.get("status"), filters.get("workflow_type"))
-    listing = list_runs([(processor.partition, processor.store)], wanted, after, limit, 10_000)
+    listing = list_runs([(processor.partition, processor.store)], wanted, after, None, limit, 10_000)
     return [r["workflow_id"] for r in listing.runs], listing.next_after is not None
 
 

@@ -171,7 +171,7 @@ def stores(processors: list[PartitionProcessor]) -> list[tuple[int, PartitionSto
 
 def test_a_listing_page_reads_its_runs_and_not_the_rest(partitions: list[PartitionProcessor]) -> None:
     with measured(*partitions) as cost:
-        listing = list_runs(stores(partitions), RunFilter(), None, 10, 10_000)
+        listing = list_runs(stores(partitions), RunFilter(), None, None, 10, 10_000)
     assert [r["workflow_id"] for r in listing.runs] == [f"r-{n:03d}" for n in range(10)]
     assert [r["partition"] for r in listing.runs] == [n % 3 for n in range(10)]
     assert listing.next_after == "r-009" and listing.partitions == [0, 1, 2]
@@ -186,7 +186,7 @@ def test_a_filtered_listing_pages_through_every_match_in_order(partitions: list[
     pages = 0
     while True:
         with measured(*partitions) as cost:
-            listing = list_runs(stores(partitions), wanted, after, 5, 40)
+            listing = list_runs(stores(partitions), wanted, after, None, 5, 40)
         assert cost.keys <= 40 + 2 * 3, f"a page examined {cost.keys} keys, over its scan limit of 40"
         assert all(r["status"] == "TERMINATED" and r["workflow_type"] == "ThreeSteps" for r in listing.runs)
         listed += [r["workflow_id"] for r in listing.runs]
@@ -198,15 +198,15 @@ def test_a_filtered_listing_pages_through_every_match_in_order(partitions: list[
     assert listed == [f"r-{n:03d}" for n in range(0, 360, 10)]
     assert pages >= 360 // 40, "pages stopped at the scan limit: some must be short"
 
-    only_running = list_runs(stores(partitions), RunFilter(status="RUNNING"), "r-005", 3, 10_000)
+    only_running = list_runs(stores(partitions), RunFilter(status="RUNNING"), "r-005", None, 3, 10_000)
     assert [r["workflow_id"] for r in only_running.runs] == ["r-006", "r-007", "r-008"]
-    nothing = list_runs(stores(partitions), RunFilter(workflow_type="Unknown"), None, 5, 10_000)
+    nothing = list_runs(stores(partitions), RunFilter(workflow_type="Unknown"), None, None, 5, 10_000)
     assert nothing.runs == [] and nothing.next_after is None
 
 
 def test_a_partition_closed_under_a_listing_is_left_out(partitions: list[PartitionProcessor]) -> None:
     partitions[1].store.close()  # revoked while listing
-    listing = list_runs(stores(partitions), RunFilter(), None, 1000, 10_000)
+    listing = list_runs(stores(partitions), RunFilter(), None, None, 1000, 10_000)
     assert listing.partitions == [0, 2]
     assert [r["workflow_id"] for r in listing.runs] == [f"r-{n:03d}" for n in range(360) if n % 3 != 1]
 
@@ -333,3 +333,27 @@ def test_a_query_replays_when_the_instance_is_gone_or_cannot_be_copied(tmp_path:
         assert run is not None
         history = read_history(processor.store, workflow_id, run_id)
         assert replayed(processor.ctx.registry, run, history).query("received", []) == [1, 2]
+
+
+def test_a_namespace_lists_its_own_runs_and_no_neighbours(tmp_path: Path) -> None:
+    """Ids of the default namespace sort among the others ("b-1" and "b.1" before "b/1"; "bb/1"
+    after): a namespace's listing reads its range only, the default one skips namespaced ids."""
+    processor = metered_processor(tmp_path / "p0", partition=0)
+    ids = ["a", "b-1", "b.1", "b/1", "b/2", "b/3", "bb/1", "c", "team/x"]
+    for workflow_id in ids:
+        batch(processor, 1.0, StartWorkflow(workflow_id=workflow_id, workflow_type="SignalCounter", input=1))
+    store = [(processor.partition, processor.store)]
+
+    def listed(namespace: str | None, after: str | None = None, limit: int = 100) -> list[str]:
+        return [r["workflow_id"] for r in list_runs(store, RunFilter(), after, namespace, limit, 10_000).runs]
+
+    assert listed(None) == ids
+    assert listed("b") == ["b/1", "b/2", "b/3"]
+    assert listed("b", after="b/1") == ["b/2", "b/3"]
+    assert listed("b", limit=2) == ["b/1", "b/2"]
+    assert listed("bb") == ["bb/1"]
+    assert listed("default") == ["a", "b-1", "b.1", "c"]
+    assert listed("nobody") == []
+    with measured(processor) as cost:
+        listed("b")
+    assert cost.keys <= 4, f"the namespace's 3 runs cost {cost.keys} keys"

@@ -17,11 +17,11 @@ from ledgerflow import Client, InvalidIdError
 from ledgerflow.errors import check_id
 from ledgerflow.schemas import export
 from ledgerflow.schemas.commands import inbox_command_adapter
-from ledgerflow.schemas.common import ID_PATTERN, id_adapter
+from ledgerflow.schemas.common import ID_PATTERN, bare_id_adapter, id_adapter
 from tests.schemas.test_schemas import COMMANDS
 
-VALID = ["order-42", "a b?c#d%e&f=g", ".", "..", "naïve ✓ 注文", "x" * 256, "a\\b", "x", "🚀"]
-INVALID = ["", "a/b", "/", "a\x00b", "\x1f", "a\x7f", "x" * 257, "tab\there", "new\nline"]
+VALID = ["order-42", "a b?c#d%e&f=g", ".", "..", "naïve ✓ 注文", "x" * 256, "a\\b", "x", "🚀", "team-1/order-42"]
+INVALID = ["", "a/b/c", "/", "/b", "a/", "A/b", "-a/b", "a\x00b", "\x1f", "a\x7f", "x" * 257, "tab\there"]
 
 
 @pytest.mark.parametrize("value", VALID)
@@ -37,11 +37,20 @@ def test_ids_the_rule_refuses_with_one_error_that_says_the_rule(value: str) -> N
     (error,) = caught.value.errors()
     assert error["type"] == "invalid_id"
     assert error["msg"] == (
-        "an id is 1 to 256 characters, none of them a control character (\\x00-\\x1f, \\x7f) or '/'"
+        "an id is 1 to 256 characters, none of them a control character (\\x00-\\x1f, \\x7f) or '/', "
+        "after an optional '<namespace>/'"
     )
     with pytest.raises(InvalidIdError, match=r"^run id .*: an id is 1 to 256 characters") as refused:
         check_id("run id", value)
     assert isinstance(refused.value, ValueError) and refused.value.field == "run id"
+
+
+@pytest.mark.parametrize("value", ["team/order-42", "a/b"])
+def test_a_caller_names_bare_ids_only(value: str) -> None:
+    """The engine's ids may carry a namespace; what callers of the gateway name may not."""
+    assert id_adapter.validate_python(value) == value
+    with pytest.raises(ValidationError):
+        bare_id_adapter.validate_python(value)
 
 
 def id_fields(data: dict[str, Any]) -> list[tuple[str, ...]]:
@@ -81,7 +90,7 @@ def test_every_id_of_every_inbox_command_follows_the_rule(
     target = bad
     for step in path[:-1]:
         target = target[step]
-    target[path[-1]] = "a/b"
+    target[path[-1]] = "a/b/c"
     with pytest.raises(ValidationError) as caught:
         inbox_command_adapter.validate_json(json.dumps(bad))
     assert [(e["loc"], e["type"]) for e in caught.value.errors()] == [((data["kind"], *path), "invalid_id")]
@@ -98,14 +107,14 @@ def test_producers_in_other_languages_see_the_rule_in_the_json_schema() -> None:
 def test_the_client_refuses_a_bad_id_before_sending_anything() -> None:
     with Client("127.0.0.1:1", "never.") as client:
         calls = [
-            lambda: client.start_workflow("T", None, id="a/b"),
+            lambda: client.start_workflow("T", None, id="a/b/c"),
             lambda: client.start_workflow("T", None, id="ok", request_id="\x00"),
             lambda: client.signal("a\x01", "s"),
             lambda: client.signal("ok", "s", request_id="x" * 257),
             lambda: client.cancel(""),
-            lambda: client.terminate("a/b"),
-            lambda: client.describe("a/b"),
-            lambda: client.history("ok", run_id="r/1"),
+            lambda: client.terminate("Team/b"),
+            lambda: client.describe("a/b/c"),
+            lambda: client.history("ok", run_id="r/1/2"),
             lambda: client.query("a\x7f", "q"),
             lambda: client.result("ok", run_id="\n", timeout=0.1),
         ]

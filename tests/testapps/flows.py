@@ -143,6 +143,15 @@ class Parent:
 
 
 @workflow.defn
+class FixedChild:
+    """Starts a child under a fixed bare id: the engine starts it in the parent's namespace."""
+
+    @workflow.run
+    async def run(self, n: int) -> int:
+        return await workflow.execute_child_workflow(ThreeSteps, n, id="fixed-child")
+
+
+@workflow.defn
 class Countdown:
     """Continues as new until the counter reaches zero."""
 
