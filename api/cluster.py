@@ -130,4 +130,6 @@ def cluster_routes(api: APIRouter) -> None:
         state = gateway_state(request)
         partition = state.live_router().partition(workflow_id) if workflow_id else None
         found, partial = await state.live_tail().lifecycle_events(limit, workflow_id, partition, 2.0)
+        if state.codec is not None:
+            found = [event.model_copy(update={"data": state.clear(event.data)}) for event in found]
         return EventsResponse(events=found, partial=partial)

@@ -132,7 +132,7 @@ async def _start(
     command = c.StartWorkflow(
         workflow_id=workflow_id,
         workflow_type=workflow_type,
-        input=input,
+        input=state.encoded(input),
         run_id=run_id,
         execution_timeout=execution_timeout,
         request_id=request_id or run_id,
@@ -209,7 +209,7 @@ async def _history_page(
     if response.status_code != 200:
         raise OwnerResponseError(workflow_id, response.status_code, response.text)
     data = response.json()
-    events = [history_event_adapter.validate_python(e) for e in data["events"]]
+    events = [history_event_adapter.validate_python(e) for e in state.clear(data["events"])]
     return str(data["run_id"]), int(data["total"]), events
 
 
@@ -375,7 +375,8 @@ def workflow_routes(
     async def status(request: Request, id: WorkflowIdPath) -> WorkflowStatus:
         """Answered by the engine owning the workflow's partition: status, result or failure,
         pending activities with their attempt and last failure, history size."""
-        return _status_from(await _describe(gateway_state(request), id))
+        state = gateway_state(request)
+        return _status_from(state.clear(await _describe(state, id)))
 
     @api.get(
         "/workflows/{id}/history",
@@ -444,7 +445,7 @@ def workflow_routes(
         record = c.SignalWorkflow(
             workflow_id=id,
             name=body.name,
-            payload=body.payload,
+            payload=gateway_state(request).encoded(body.payload),
             request_id=body.request_id or str(uuid.uuid4()),
         )
         return await command(request, id, "signal", record)
@@ -492,23 +493,20 @@ def workflow_routes(
     )
     async def query(request: Request, id: WorkflowIdPath, body: QueryRequest) -> QueryResult:
         """Answered by the owning engine from the run's committed state (replayed when not cached)."""
-        response = (
-            await gateway_state(request)
-            .live_router()
-            .forward(
-                "query",
-                id,
-                f"/internal/workflows/{path_segment(id)}/query/{path_segment(body.name)}",
-                method="POST",
-                body={"args": body.args},
-            )
+        state = gateway_state(request)
+        response = await state.live_router().forward(
+            "query",
+            id,
+            f"/internal/workflows/{path_segment(id)}/query/{path_segment(body.name)}",
+            method="POST",
+            body={"args": [state.encoded(arg) for arg in body.args]},
         )
         if response.status_code == 400:
             detail = response.json().get("detail", response.text)
             raise QueryFailedError(id, str(detail))
         if response.status_code != 200:
             raise OwnerResponseError(id, response.status_code, response.text)
-        return QueryResult(result=response.json().get("result"))
+        return QueryResult(result=state.clear(response.json().get("result")))
 
     @api.get(
         "/workflows",
