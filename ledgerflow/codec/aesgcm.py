@@ -4,6 +4,9 @@ A random 96-bit nonce per payload; the associated data binds the format version 
 so an envelope whose ``kid`` or version was changed fails its integrity check. Encodes with the
 active key, decodes with any key it holds: add a key and make it active to rotate, keep the old
 ones for as long as payloads they encoded are kept.
+
+``cryptography`` is imported when a codec is made, not with this module: a process without
+keys does not load OpenSSL's bindings (about 9 MiB).
 """
 
 from __future__ import annotations
@@ -11,9 +14,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ledgerflow.codec.base import EncodedPayload, PayloadCodec, PayloadDecodeError, UnknownCodecKey
 
@@ -32,6 +32,8 @@ class AesGcmCodec(PayloadCodec):
     """AES-256-GCM with a set of keys by id, one of them active (the one that encodes)."""
 
     def __init__(self, keys: Mapping[str, bytes], active: str) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         for key_id, key in keys.items():
             if not KEY_ID_PATTERN.match(key_id):
                 raise ValueError(f"codec key id {key_id!r} must match {KEY_ID_PATTERN.pattern}")
@@ -66,6 +68,8 @@ class AesGcmCodec(PayloadCodec):
         data = payload.data
         if len(data) < NONCE_BYTES + TAG_BYTES:
             raise PayloadDecodeError(f"an {NAME} payload of {len(data)} bytes is too short")
+        from cryptography.exceptions import InvalidTag
+
         try:
             return cipher.decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], associated_data(key_id))
         except InvalidTag:
