@@ -43,6 +43,7 @@ class AesGcmCodec(PayloadCodec):
             raise ValueError(f"the active codec key {active!r} is not among the keys ({', '.join(keys)})")
         self.active = active
         self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.items()}
+        self._associated = {key_id: associated_data(key_id) for key_id in keys}
 
     @property
     def key_ids(self) -> list[str]:
@@ -53,7 +54,7 @@ class AesGcmCodec(PayloadCodec):
 
     def encode(self, data: bytes) -> EncodedPayload:
         nonce = os.urandom(NONCE_BYTES)
-        sealed = self._ciphers[self.active].encrypt(nonce, data, associated_data(self.active))
+        sealed = self._ciphers[self.active].encrypt(nonce, data, self._associated[self.active])
         return EncodedPayload(NAME, self.active, nonce + sealed)
 
     def decode(self, payload: EncodedPayload) -> bytes:
@@ -71,7 +72,7 @@ class AesGcmCodec(PayloadCodec):
         from cryptography.exceptions import InvalidTag
 
         try:
-            return cipher.decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], associated_data(key_id))
+            return cipher.decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], self._associated[key_id])
         except InvalidTag:
             raise PayloadDecodeError(
                 f"a payload encoded with codec key {key_id!r} failed its integrity check: it was "
