@@ -67,6 +67,7 @@ from ledgerflow.api.settings import GatewaySettings
 from ledgerflow.api.state import GatewayState, error_doc, gateway_state, json_response, known_node_types
 from ledgerflow.api.tail import EventTail
 from ledgerflow.api.workflows import workflow_routes
+from ledgerflow.codec.keyfile import load_codec
 from ledgerflow.engine_token import token_from
 
 __all__ = ["GatewaySettings", "create_app"]
@@ -91,6 +92,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         request_metrics=RequestMetrics(registry),
         routing_metrics=RoutingMetrics(registry),
         node_types=known_node_types(settings),
+        codec=load_codec(settings),
     )
 
     tail_starts = Counter(

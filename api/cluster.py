@@ -135,6 +135,12 @@ def cluster_routes(api: APIRouter) -> None:
         partition = state.live_router().partition(engine_id) if engine_id else None
         found, partial = await state.live_tail().lifecycle_events(limit, engine_id, partition, 2.0, namespace)
         shown = [
-            e.model_copy(update={"workflow_id": namespaces.within(namespace, e.workflow_id)}) for e in found
+            e.model_copy(
+                update={
+                    "workflow_id": namespaces.within(namespace, e.workflow_id),
+                    **({"data": state.clear(e.data)} if state.codec is not None else {}),
+                }
+            )
+            for e in found
         ]
         return EventsResponse(events=shown, partial=partial)

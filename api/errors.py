@@ -38,6 +38,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledgerflow import namespaces
 from ledgerflow.api.models import ErrorBody, FieldProblem
+from ledgerflow.codec.base import CodecError
 from ledgerflow.errors import CapacityError, LedgerflowError, OwnerUnavailableError, WorkflowNotFoundError
 
 
@@ -221,6 +222,8 @@ def to_response(exc: Exception, retry_after: int = 1) -> JSONResponse:
             )
         case CapacityError():
             return _retry_later(429, "at_capacity", exc, exc.workflow_id, exc.partition, exc.retry_after)
+        case CodecError():
+            return error_response(500, ErrorBody(code="codec_error", detail=f"{type(exc).__name__}: {exc}"))
         case KafkaUnavailableError():
             return error_response(
                 503,

@@ -20,6 +20,8 @@ from ledgerflow.api.models import ErrorBody
 from ledgerflow.api.routing import OwnerRouter, RoutingMetrics
 from ledgerflow.api.settings import GatewaySettings
 from ledgerflow.api.tail import EventTail
+from ledgerflow.codec.base import PayloadCodec
+from ledgerflow.codec.envelope import decode_tree, encode
 from ledgerflow.engine.workflow.dag import IN_WORKFLOW_NODE_TYPES
 from ledgerflow.executors import builtins
 from ledgerflow.schemas.common import BareId
@@ -48,6 +50,18 @@ class GatewayState:
     producer: AsyncProducer | None = None
     router: OwnerRouter | None = None
     tail: EventTail | None = None
+    codec: PayloadCodec | None = None
+    """The payload codec (``codec_keys_file``): inputs and signals are encoded before they are
+    written; what read routes answer is decoded. Without one, payloads pass as they are."""
+
+    def encoded(self, value: Any) -> Any:
+        """``value`` as the inbox takes it (an envelope, with a codec)."""
+        return encode(self.codec, value)
+
+    def clear(self, value: Any) -> Any:
+        """``value`` (a run's state, events, a query result) with its envelopes decoded, with a
+        codec; as it is without one (a gateway without keys shows envelopes)."""
+        return value if self.codec is None else decode_tree(self.codec, value)
 
     def live_tail(self) -> EventTail:
         if self.tail is None:

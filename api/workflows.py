@@ -138,7 +138,7 @@ async def _start(
     command = c.StartWorkflow(
         workflow_id=workflow_id,
         workflow_type=workflow_type,
-        input=input,
+        input=state.encoded(input),
         run_id=run_id,
         execution_timeout=execution_timeout,
         request_id=request_id or run_id,
@@ -225,7 +225,10 @@ async def _history_page(
     if response.status_code != 200:
         raise OwnerResponseError(workflow_id, response.status_code, response.text)
     data = response.json()
-    events = [history_event_adapter.validate_python(namespaces.visible(namespace, e)) for e in data["events"]]
+    events = [
+        history_event_adapter.validate_python(namespaces.visible(namespace, e))
+        for e in state.clear(data["events"])
+    ]
     return str(data["run_id"]), int(data["total"]), events
 
 
@@ -395,9 +398,10 @@ def workflow_routes(
     async def status(request: Request, id: WorkflowIdPath) -> WorkflowStatus:
         """Answered by the engine owning the workflow's partition: status, result or failure,
         pending activities with their attempt and last failure, history size."""
+        state = gateway_state(request)
         namespace = namespace_of(request)
-        data = await _describe(gateway_state(request), namespaces.qualify(namespace, id))
-        return _status_from(namespaces.visible(namespace, data))
+        data = await _describe(state, namespaces.qualify(namespace, id))
+        return _status_from(namespaces.visible(namespace, state.clear(data)))
 
     @api.get(
         "/workflows/{id}/history",
@@ -468,12 +472,13 @@ def workflow_routes(
         command sent for that workflow before it. With `requestId`, a signal sent twice
         counts once."""
         request_id = body.request_id or str(uuid.uuid4())
+        payload = gateway_state(request).encoded(body.payload)
         return await command(
             request,
             id,
             "signal",
             lambda wid: c.SignalWorkflow(
-                workflow_id=wid, name=body.name, payload=body.payload, request_id=request_id
+                workflow_id=wid, name=body.name, payload=payload, request_id=request_id
             ),
         )
 
@@ -524,24 +529,21 @@ def workflow_routes(
     )
     async def query(request: Request, id: WorkflowIdPath, body: QueryRequest) -> QueryResult:
         """Answered by the owning engine from the run's committed state (replayed when not cached)."""
+        state = gateway_state(request)
         engine_id = namespaces.qualify(namespace_of(request), id)
-        response = (
-            await gateway_state(request)
-            .live_router()
-            .forward(
-                "query",
-                engine_id,
-                f"/internal/workflows/{path_segment(engine_id)}/query/{path_segment(body.name)}",
-                method="POST",
-                body={"args": body.args},
-            )
+        response = await state.live_router().forward(
+            "query",
+            engine_id,
+            f"/internal/workflows/{path_segment(engine_id)}/query/{path_segment(body.name)}",
+            method="POST",
+            body={"args": [state.encoded(arg) for arg in body.args]},
         )
         if response.status_code == 400:
             detail = response.json().get("detail", response.text)
             raise QueryFailedError(id, str(detail))
         if response.status_code != 200:
             raise OwnerResponseError(id, response.status_code, response.text)
-        return QueryResult(result=response.json().get("result"))
+        return QueryResult(result=state.clear(response.json().get("result")))
 
     @api.get(
         "/workflows",

@@ -7,17 +7,23 @@ every task it emits at once, as a worker would. What is left out is Kafka: the
 records are built but not produced. A figure to compare versions of the hot
 path with, steadier than the whole-stack ``bench/core.py``.
 
-    python -m bench.processor --runs 5000
+With ``--codec`` the engine holds an AES-256-GCM payload codec: inputs and results
+arrive encoded (as a Client and a worker with the key send them; made once, before
+the clock starts), and the engine decodes and encodes as it would in production.
+
+    python -m bench.processor --runs 5000 [--codec]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
 
+from ledgerflow.codec import AesGcmCodec, encode
 from ledgerflow.config import Settings
 from ledgerflow.engine.outbox import Outbox
 from ledgerflow.engine.processor import EngineContext, PartitionProcessor
@@ -36,10 +42,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5000)
     parser.add_argument("--batch", type=int, default=500, help="Inbox records per batch.")
     parser.add_argument("--in-flight", type=int, default=1000, help="Open runs kept (as bench/core.py).")
+    parser.add_argument("--codec", action="store_true", help="Payloads encrypted (AES-256-GCM).")
     args = parser.parse_args()
     settings = Settings()
-    ctx = EngineContext(settings, WorkflowRegistry.from_modules([SAMPLES]), lambda _id: None)
-    order = {"order_id": "bench", "amount": 1.0}
+    codec = AesGcmCodec({"bench": os.urandom(32)}, "bench") if args.codec else None
+    registry = WorkflowRegistry.from_modules([SAMPLES])
+    ctx = EngineContext(settings, registry, lambda _id: None, codec=codec)
+    order = encode(codec, {"order_id": "bench", "amount": 1.0})
+    done = encode(codec, "done")
     starts = [
         StartWorkflow(workflow_id=f"w{i}", workflow_type="ProcessOrder", input=order)
         .model_dump_json()
@@ -68,7 +78,7 @@ def main() -> None:
                 if ".tasks." in record.topic:
                     task = task_message_adapter.validate_json(record.value)
                     assert isinstance(task, ActivityTask)
-                    results.append(_result(task).model_dump_json().encode())
+                    results.append(_result(task, done).model_dump_json().encode())
                 elif b'"WORKFLOW_COMPLETED"' in record.value:
                     completed += 1
             now += 0.001
@@ -77,14 +87,19 @@ def main() -> None:
     assert completed == args.runs, f"{completed} of {args.runs} completed"
     print(
         json.dumps(
-            {"runs": args.runs, "seconds": round(seconds, 3), "workflows_per_s": round(args.runs / seconds)}
+            {
+                "runs": args.runs,
+                "codec": args.codec,
+                "seconds": round(seconds, 3),
+                "workflows_per_s": round(args.runs / seconds),
+            }
         )
     )
 
 
-def _result(task: ActivityTask) -> TaskCompleted:
+def _result(task: ActivityTask, result: object) -> TaskCompleted:
     return TaskCompleted(
-        workflow_id=task.workflow_id, run_id=task.run_id, seq=task.seq, attempt=task.attempt, result="done"
+        workflow_id=task.workflow_id, run_id=task.run_id, seq=task.seq, attempt=task.attempt, result=result
     )
 
 

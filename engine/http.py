@@ -197,7 +197,7 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
             history = read_history(processor.store, run.workflow_id, run.run_id)
         except Exception as exc:
             raise HTTPException(421, detail=f"partition {processor.partition} is moving") from exc
-        return replayed(processor.ctx.registry, run, history), "replay"
+        return replayed(processor.ctx.registry, run, history, processor.ctx.codec), "replay"
 
     # ``path``: a query name may hold ``/`` (the gateway sends it escaped, but routing sees it
     # decoded), and a trailing one must not turn into a redirect.

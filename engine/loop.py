@@ -23,6 +23,7 @@ from confluent_kafka import (
 from pydantic import ValidationError
 
 from ledgerflow.cluster import ClusterEventPublisher
+from ledgerflow.codec.keyfile import load_codec
 from ledgerflow.config import Settings
 from ledgerflow.engine import metrics
 from ledgerflow.engine.checkpoint import CALL_TIMEOUT, Checkpoint
@@ -141,6 +142,7 @@ class Engine:
             limits,
             self.transactional_id,
             options.retention,
+            codec=load_codec(settings),
         )
         self._stop = threading.Event()
         self.owner_lock = OwnerLock()

@@ -22,6 +22,8 @@ from pydantic import ValidationError
 from pydantic_core import to_json
 
 from ledgerflow import namespaces
+from ledgerflow.codec.base import CodecError, PayloadCodec
+from ledgerflow.codec.envelope import encode, encode_failure
 from ledgerflow.config import Settings
 from ledgerflow.engine import metrics
 from ledgerflow.engine.outbox import Outbox
@@ -90,6 +92,9 @@ class EngineContext:
     """Seconds a closed run's state and history are kept (None: forever)."""
     unusable_queues: dict[str, str] = field(default_factory=dict)
     """Task queues whose topic could not be created, with the reason (set by the owner loop)."""
+    codec: PayloadCodec | None = None
+    """The payload codec (``codec_keys_file``): workflow instances decode what history holds,
+    and what workflow code produces is encoded as it is recorded (``_apply_command``)."""
 
 
 @dataclass
@@ -140,6 +145,7 @@ class PartitionProcessor:
         self._max_record_bytes = settings.max_record_bytes
         self._watch_events = min(settings.history_warn_events, settings.max_history_events)
         self._watch_bytes = min(settings.history_warn_bytes, settings.max_history_bytes)
+        self._codec = ctx.codec
 
     # ------------------------------------------------------------ batch frame
     def begin(self, now: float, out: Outbox) -> None:
@@ -226,6 +232,11 @@ class PartitionProcessor:
                 return self._handle(command)
         except WorkflowTypeNotLoaded as exc:
             return str(exc)
+        except CodecError as exc:
+            # A deployment fault (this engine lacks a key), not the run's: the record is refused
+            # with the reason and the run stays as it was.
+            log.error("%s", exc, extra={"workflowId": workflow_id, "partition": self.partition})
+            return f"{type(exc).__name__}: {exc}"
         except RunLimitError as exc:
             log.warning("%s", exc, extra={"workflowId": workflow_id, "partition": self.partition})
             metrics.RUN_LIMIT_FAILURES.labels(type=type(exc).__name__).inc()
@@ -436,7 +447,7 @@ class PartitionProcessor:
         metrics.STARTED.inc()
         self._lifecycle(run, "WORKFLOW_STARTED", run.history_length + 1, {"input": command.input})
         definition = DAG_WORKFLOW if dag is not None else self.ctx.registry.get(command.workflow_type)
-        instance = WorkflowInstance(definition, self._info(run, dag)) if definition else None
+        instance = WorkflowInstance(definition, self._info(run, dag), self._codec) if definition else None
         started = self._append_event(
             run,
             ev.WorkflowStarted,
@@ -626,7 +637,9 @@ class PartitionProcessor:
                     if run is None or not run.is_open or run.run_id != entry.run_id:
                         continue
                     self._fire(run, entry)
-            except WorkflowTypeNotLoaded:
+            except (WorkflowTypeNotLoaded, CodecError) as exc:
+                if isinstance(exc, CodecError):
+                    log.error("%s", exc, extra={"workflowId": entry.workflow_id, "partition": self.partition})
                 entry.fire_at = self.now + TYPE_NOT_LOADED_RETRY
                 self.timers.add(self.txn, entry)
             except Exception as exc:
@@ -818,7 +831,7 @@ class PartitionProcessor:
         )
         if definition is None:
             return None
-        instance = WorkflowInstance(definition, self._info(run, started.dag))
+        instance = WorkflowInstance(definition, self._info(run, started.dag), self._codec)
         metrics.REPLAYS.inc()
         try:
             replay(instance, history)
@@ -865,21 +878,25 @@ class PartitionProcessor:
                 return
 
     def _apply_command(self, run: RunState, command: cmd.Command) -> None:
+        """Record what the code asked for, and do it. The payloads it produced are encoded here,
+        once (with a codec): history, state, tasks and child starts carry the same ciphertext."""
+        codec = self._codec
         match command:
             case cmd.ScheduleActivity():
                 self._check_room(run, len(run.activities), "activities pending", "max_pending_activities")
                 self._check_queue(command.options.queue)
+                args = command.args if codec is None else [encode(codec, arg) for arg in command.args]
                 self._append(
                     run,
                     ev.ActivityScheduled,
                     seq=command.seq,
                     activity_type=command.activity_type,
-                    args=command.args,
+                    args=args,
                     options=command.options,
                 )
                 pending = PendingActivity(
                     activity_type=command.activity_type,
-                    args=command.args,
+                    args=args,
                     options=command.options,
                     scheduled_at=self.now,
                     attempt_started_at=self.now,
@@ -917,13 +934,14 @@ class PartitionProcessor:
                     )
             case cmd.StartChildWorkflow():
                 self._check_room(run, len(run.children), "child workflows open", "max_pending_children")
+                input = encode(codec, command.input)
                 self._append(
                     run,
                     ev.ChildWorkflowStarted,
                     seq=command.seq,
                     workflow_id=command.workflow_id,
                     workflow_type=command.workflow_type,
-                    input=command.input,
+                    input=input,
                 )
                 run.children[command.seq] = command.workflow_id
                 self.out.inbox(
@@ -931,20 +949,20 @@ class PartitionProcessor:
                     c.StartWorkflow(
                         workflow_id=command.workflow_id,
                         workflow_type=command.workflow_type,
-                        input=command.input,
+                        input=input,
                         parent_workflow_id=run.workflow_id,
                         parent_run_id=run.run_id,
                         parent_seq=command.seq,
                     ),
                 )
             case cmd.CompleteWorkflow():
-                self._close(run, ev.WorkflowCompleted, result=command.result)
+                self._close(run, ev.WorkflowCompleted, result=encode(codec, command.result))
             case cmd.FailWorkflow():
-                self._close(run, ev.WorkflowFailed, failure=command.failure)
+                self._close(run, ev.WorkflowFailed, failure=encode_failure(codec, command.failure))
             case cmd.CancelWorkflowDone():
                 self._close(run, ev.WorkflowCanceled, reason="canceled")
             case cmd.ContinueAsNew():
-                self._continue_as_new(run, command)
+                self._continue_as_new(run, encode(codec, command.input))
 
     def _dispatch(self, run: RunState, seq: int, pending: PendingActivity) -> None:
         options = pending.options
@@ -1036,16 +1054,16 @@ class PartitionProcessor:
                 ),
             )
 
-    def _continue_as_new(self, run: RunState, command: cmd.ContinueAsNew) -> None:
+    def _continue_as_new(self, run: RunState, input: Any) -> None:
         new_run_id = str(uuid.uuid4())
         started = self.history(run.workflow_id, run.run_id, 1)[0]
         assert isinstance(started, ev.WorkflowStarted)
-        self._close(run, ev.WorkflowContinuedAsNew, new_run_id=new_run_id, input=command.input)
+        self._close(run, ev.WorkflowContinuedAsNew, new_run_id=new_run_id, input=input)
         self._open_run(
             c.StartWorkflow(
                 workflow_id=run.workflow_id,
                 workflow_type=run.workflow_type,
-                input=command.input,
+                input=input,
                 run_id=new_run_id,
                 dag=started.dag,
                 execution_timeout=started.execution_timeout,

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from ledgerflow import namespaces
+from ledgerflow.codec.base import PayloadCodec
 from ledgerflow.engine.ownerlock import OwnerLock
 from ledgerflow.engine.processor import PartitionProcessor, read_run
 from ledgerflow.engine.state import keys
@@ -197,7 +198,12 @@ def _copy_if_committed(processor: PartitionProcessor, workflow_id: str) -> Workf
     return instance.copy_for_query()
 
 
-def replayed(registry: WorkflowRegistry, run: RunState, history: list[ev.HistoryEvent]) -> WorkflowInstance:
+def replayed(
+    registry: WorkflowRegistry,
+    run: RunState,
+    history: list[ev.HistoryEvent],
+    codec: PayloadCodec | None = None,
+) -> WorkflowInstance:
     """A fresh instance replayed to the run's committed history, apart from the owner's cache."""
     started = history[0]
     assert isinstance(started, ev.WorkflowStarted)
@@ -205,6 +211,6 @@ def replayed(registry: WorkflowRegistry, run: RunState, history: list[ev.History
     if definition is None:
         raise KeyError(f"workflow type {run.workflow_type!r} is not loaded on this engine")
     info = WorkflowInfo(run.workflow_id, run.run_id, run.workflow_type, -1, started.dag)
-    instance = WorkflowInstance(definition, info)
+    instance = WorkflowInstance(definition, info, codec)
     replay(instance, history)
     return instance

@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ledgerflow import activity
+from ledgerflow.codec.base import PayloadCodec
+from ledgerflow.codec.envelope import decode, encode, encode_failure
 from ledgerflow.converter import args_from_json, to_json
 from ledgerflow.errors import ApplicationError, failure_from_exception
 from ledgerflow.schemas.commands import TaskCompleted, TaskFailed
@@ -30,15 +32,23 @@ def _failed(task: ActivityTask, failure: Failure) -> TaskFailed:
 
 
 class AttemptRunner:
-    """Runs attempts of the activities one worker knows."""
+    """Runs attempts of the activities one worker knows.
+
+    With a ``codec``, arguments are decoded before the activity sees them, and its result and
+    its failure's details encoded before they are reported. An argument it cannot decode (no
+    key, an unknown key) fails the attempt with the codec's error by name: retried, so a worker
+    that holds the key may take it.
+    """
 
     def __init__(
         self,
         activities: dict[str, activity.ActivityDefinition],
         threads: ThreadPoolExecutor,
+        codec: PayloadCodec | None = None,
     ) -> None:
         self.activities = activities
         self.threads = threads
+        self.codec = codec
 
     async def run(self, task: ActivityTask, ctx: activity.AttemptContext, report: Report) -> None:
         """Run the attempt and report its result; reports nothing when it was cancelled.
@@ -66,7 +76,7 @@ class AttemptRunner:
             log.info(
                 "activity %s failed: %.500s", task.activity_type, exc, extra={"workflowId": task.workflow_id}
             )
-            report(_failed(task, failure_from_exception(exc)))
+            report(_failed(task, encode_failure(self.codec, failure_from_exception(exc))))
             return
         try:
             completed = TaskCompleted(
@@ -74,7 +84,7 @@ class AttemptRunner:
                 run_id=task.run_id,
                 seq=task.seq,
                 attempt=task.attempt,
-                result=to_json(result),
+                result=encode(self.codec, to_json(result)),
             )
         except Exception as exc:  # a result JSON cannot hold
             report(_failed(task, failure_from_exception(exc)))
@@ -89,7 +99,8 @@ class AttemptRunner:
                 f"activity {task.activity_type!r} is not registered on this worker (known: {known})",
                 type="ActivityNotRegistered",
             )
-        args = args_from_json(task.args, list(definition.param_types))
+        clear = [decode(self.codec, arg) for arg in task.args]
+        args = args_from_json(clear, list(definition.param_types))
         token = activity.bind_context(ctx)
         try:
             if definition.is_async:

@@ -23,6 +23,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
 from ledgerflow import activity
+from ledgerflow.codec.base import PayloadCodec
+from ledgerflow.codec.envelope import encode
+from ledgerflow.codec.keyfile import load_codec
 from ledgerflow.config import Settings
 from ledgerflow.executors.aiokafka_config import client_options
 from ledgerflow.executors.offsets import PartitionOffsets
@@ -49,12 +52,16 @@ class Worker:
         queue: str = "default",
         concurrency: int = 100,
         shutdown_grace: float = 30.0,
+        codec: PayloadCodec | None = None,
     ) -> None:
+        """``codec``: the payload codec; by default the one of the ``codec_keys_file`` setting."""
         self.settings = settings
         self.queue = queue
         self.concurrency = concurrency
         self.shutdown_grace = shutdown_grace
-        self.runner = AttemptRunner(activities, ThreadPoolExecutor(max_workers=min(concurrency, 64)))
+        self.codec = codec if codec is not None else load_codec(settings)
+        threads = ThreadPoolExecutor(max_workers=min(concurrency, 64))
+        self.runner = AttemptRunner(activities, threads, self.codec)
         self._stop = asyncio.Event()
         self._running: dict[AttemptKey, tuple[asyncio.Task[None], activity.AttemptContext]] = {}
         self._offsets: dict[TopicPartition, PartitionOffsets] = {}
@@ -161,7 +168,7 @@ class Worker:
                 run_id=task.run_id,
                 seq=task.seq,
                 attempt=task.attempt,
-                details=details,
+                details=encode(self.codec, details),
             )
             value = heartbeat_record(beat, task.activity_type, self.settings)
             loop.call_soon_threadsafe(

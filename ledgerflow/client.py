@@ -10,6 +10,11 @@ Writes go to the inbox topic (acknowledged by all in-sync replicas before the
 call returns). Reads go to the engine node that owns the workflow's partition,
 with the engine token (``engine_token``, or the file ``LEDGERFLOW_ENGINE_TOKEN_FILE`` names)
 when the engines require one. An id that breaks the id rule raises ``InvalidIdError`` before anything is sent.
+
+With a payload codec (``codec``, or the key file ``LEDGERFLOW_CODEC_KEYS_FILE`` names), inputs,
+signals and query arguments are encoded before they are sent, and what is read (status,
+results, failures' details, history, query results) is decoded; without one, an encoded
+payload read raises ``CodecKeyNeeded``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ import httpx
 from confluent_kafka import Producer
 from pydantic import BaseModel
 
+from ledgerflow.codec.base import PayloadCodec
+from ledgerflow.codec.envelope import decode, decode_tree, encode
+from ledgerflow.codec.keyfile import load_codec
 from ledgerflow.config import PAGE_LIMIT, Settings
 from ledgerflow.converter import to_json
 from ledgerflow.engine.kafka.clients import UNASSIGNED, plain_producer
@@ -99,9 +107,11 @@ class Client:
         settings: Settings | None = None,
         partitions: int | None = None,
         engine_token: str | None = None,
+        codec: PayloadCodec | None = None,
     ) -> None:
         """``engine_token``: the engines' HTTP token; by default the one in the file the
-        ``engine_token_file`` setting (env ``LEDGERFLOW_ENGINE_TOKEN_FILE``) names, if any."""
+        ``engine_token_file`` setting (env ``LEDGERFLOW_ENGINE_TOKEN_FILE``) names, if any.
+        ``codec``: the payload codec; by default the one of the ``codec_keys_file`` setting."""
         base = settings or Settings()
         overrides: dict[str, Any] = {}
         if bootstrap is not None:
@@ -116,6 +126,7 @@ class Client:
         token = engine_token if engine_token is not None else token_from(self.settings.engine_token_file)
         # trust_env=False: engine reads carry the engine token and run data; never via a proxy
         self._http = httpx.Client(timeout=5.0, headers=bearer(token), trust_env=False)
+        self.codec = codec if codec is not None else load_codec(self.settings)
         self.owner_wait = 3.0
         """Seconds a read waits for a partition's owner to appear (during a rebalance)."""
 
@@ -176,7 +187,7 @@ class Client:
             check_id("request id", request_id)
         name = workflow if isinstance(workflow, str) else definition_of(workflow).name
         try:
-            current = self.describe(id)
+            current = self._status(id)
         except (WorkflowNotFoundError, OwnerUnavailableError):
             current = None
         if current is not None and current["status"] == "RUNNING":
@@ -187,7 +198,7 @@ class Client:
             c.StartWorkflow(
                 workflow_id=id,
                 workflow_type=name,
-                input=to_json(input),
+                input=encode(self.codec, to_json(input)),
                 run_id=run_id,
                 execution_timeout=execution_timeout,
                 request_id=request_id or run_id,
@@ -204,7 +215,7 @@ class Client:
             c.SignalWorkflow(
                 workflow_id=workflow_id,
                 name=name,
-                payload=to_json(payload),
+                payload=encode(self.codec, to_json(payload)),
                 request_id=request_id or str(uuid.uuid4()),
             ),
         )
@@ -270,11 +281,17 @@ class Client:
         raise OwnerUnavailableError(workflow_id, partition, 1.0, "no reachable owner")
 
     def describe(self, workflow_id: str) -> dict[str, Any]:
-        """Status of the workflow's latest run (a dict as the REST API returns it)."""
-        result: dict[str, Any] = self._owner_get(
+        """Status of the workflow's latest run (a dict as the REST API returns it), its payloads
+        decoded."""
+        result: dict[str, Any] = decode_tree(self.codec, self._status(workflow_id))
+        return result
+
+    def _status(self, workflow_id: str) -> dict[str, Any]:
+        """The latest run's status as its owner answers it (payloads as they are stored)."""
+        status: dict[str, Any] = self._owner_get(
             workflow_id, f"/internal/workflows/{path_segment(workflow_id)}"
         )
-        return result
+        return status
 
     def history_page(
         self, workflow_id: str, run_id: str | None = None, offset: int = 0, limit: int = PAGE_LIMIT
@@ -290,7 +307,7 @@ class Client:
             params["run_id"] = run_id
         path = f"/internal/workflows/{path_segment(workflow_id)}/history"
         data = self._owner_get(workflow_id, path, params)
-        events = [history_event_adapter.validate_python(e) for e in data["events"]]
+        events = [history_event_adapter.validate_python(decode_tree(self.codec, e)) for e in data["events"]]
         return HistoryPage(str(data["run_id"]), int(data["total"]), events)
 
     def history(self, workflow_id: str, run_id: str | None = None, offset: int = 0) -> list[HistoryEvent]:
@@ -314,9 +331,9 @@ class Client:
             workflow_id,
             f"/internal/workflows/{path_segment(workflow_id)}/query/{path_segment(name)}",
             method="POST",
-            body={"args": [to_json(a) for a in args]},
+            body={"args": [encode(self.codec, to_json(a)) for a in args]},
         )
-        return data["result"]
+        return decode(self.codec, data["result"])
 
     @staticmethod
     def _outcome(workflow_id: str, closing: HistoryEvent) -> Any:

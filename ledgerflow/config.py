@@ -149,6 +149,12 @@ class Settings(BaseSettings):
         description="File holding the token every engine HTTP route but the probes and /metrics "
         "requires (Authorization: Bearer); the gateway and the Client send it.",
     )
+    codec_keys_file: Path | None = Field(
+        default=None,
+        description="JSON file of payload codec keys (ledgerflow codec keygen): payloads are "
+        "encrypted with its active key (AES-256-GCM) and decrypted with any of its keys. Unset: "
+        "payloads are clear JSON, and an encrypted one met is refused (CodecKeyNeeded).",
+    )
 
     _kafka_properties: dict[str, str] = PrivateAttr(default_factory=dict)
 

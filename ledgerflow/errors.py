@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ledgerflow.schemas.common import ID_RULE, Failure, id_adapter
+from ledgerflow.schemas.common import BARE_ID_RULE, ID_RULE, Failure, bare_id_adapter, id_adapter
 
 
 class LedgerflowError(Exception):
@@ -21,8 +21,8 @@ class LedgerflowError(Exception):
 class InvalidIdError(LedgerflowError, ValueError):
     """An id breaks the id rule (``ledgerflow.schemas.common.ID_RULE``); nothing was sent."""
 
-    def __init__(self, field: str, value: object) -> None:
-        super().__init__(f"{field} {value!r:.80}: an id is {ID_RULE}")
+    def __init__(self, field: str, value: object, rule: str = ID_RULE) -> None:
+        super().__init__(f"{field} {value!r:.80}: an id is {rule}")
         self.field = field
         self.value = value
 
@@ -35,6 +35,15 @@ class EngineAuthError(LedgerflowError):
             f"engine {url} answered 401: give the Client the engines' token "
             "(engine_token=..., or LEDGERFLOW_ENGINE_TOKEN_FILE)"
         )
+
+
+def check_bare_id(field: str, value: str) -> str:
+    """``value`` if it is a valid id within a namespace (no ``<namespace>/``), else
+    ``InvalidIdError`` naming ``field``."""
+    try:
+        return bare_id_adapter.validate_python(value)
+    except ValidationError:
+        raise InvalidIdError(field, value, BARE_ID_RULE) from None
 
 
 def check_id(field: str, value: str) -> str:

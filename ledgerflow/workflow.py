@@ -17,6 +17,7 @@ Workflow code may import what it likes. It must be deterministic: use
 
 from __future__ import annotations
 
+import dataclasses as _dataclasses
 import random as _random
 import uuid as _uuid
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any, NoReturn, TypeVar, overload
 
 from ledgerflow import activity as _activity
+from ledgerflow import namespaces as _namespaces
 from ledgerflow.converter import from_json, to_json
 from ledgerflow.engine.workflow.context import NotInWorkflowError, WorkflowInfo, current_runtime
 from ledgerflow.engine.workflow.definition import (
@@ -34,7 +36,7 @@ from ledgerflow.engine.workflow.definition import (
     definition_of,
 )
 from ledgerflow.engine.workflow.instance import ContinueAsNewRequest
-from ledgerflow.errors import check_id as _check_id
+from ledgerflow.errors import check_bare_id as _check_bare_id
 from ledgerflow.schemas.common import ActivityOptions, RetryPolicy
 
 T = TypeVar("T")
@@ -146,7 +148,7 @@ async def execute_child_workflow(
 
     Raises ``InvalidIdError`` (nothing is started) when ``id`` breaks the id rule.
     """
-    _check_id("child workflow id", id)
+    _check_bare_id("child workflow id", id)  # children start in the parent's namespace
     if isinstance(workflow, str):
         name, declared = workflow, None
     else:
@@ -163,8 +165,11 @@ def continue_as_new(input: Any = None) -> NoReturn:
 
 
 def info() -> WorkflowInfo:
-    """Facts about the running workflow (ids, type, partition)."""
-    return current_runtime().info()
+    """Facts about the running workflow (ids, type, partition, namespace). ``workflow_id`` is the
+    id its callers name, within ``namespace``: a child named after it starts in the same one."""
+    engine_info = current_runtime().info()
+    namespace, bare = _namespaces.split(engine_info.workflow_id)
+    return _dataclasses.replace(engine_info, workflow_id=bare, namespace=namespace)
 
 
 def now() -> datetime:

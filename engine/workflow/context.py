@@ -22,10 +22,13 @@ class WorkflowInfo:
     """Facts about the running workflow."""
 
     workflow_id: str
+    """As the workflow's callers name it, within its namespace (``workflow.info()``); inside the
+    engine, the namespaced id (ledgerflow/namespaces.py)."""
     run_id: str
     workflow_type: str
     partition: int
     dag: DagDefinition | None = None
+    namespace: str = "default"
 
 
 class WorkflowRuntime(ABC):

@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ledgerflow import namespaces
+from ledgerflow.codec.base import CodecError, PayloadCodec
+from ledgerflow.codec.envelope import decode, decode_failure, encode
 from ledgerflow.converter import args_from_json, from_json, to_json
 from ledgerflow.engine.workflow import commands as cmd
 from ledgerflow.engine.workflow.context import WorkflowInfo, WorkflowRuntime, reset_runtime, set_runtime
@@ -37,11 +39,21 @@ class ContinueAsNewRequest(BaseException):
 
 
 class WorkflowInstance(WorkflowRuntime):
-    """The live state of one run: its object, its loop, and what it waits on."""
+    """The live state of one run: its object, its loop, and what it waits on.
 
-    def __init__(self, definition: WorkflowDefinition, info: WorkflowInfo) -> None:
+    With a ``codec``, the payloads history holds are encoded (ledgerflow.codec): the instance
+    decodes each one where it enters the code (input, activity and child results, signals,
+    failures' details, query arguments) and encodes a query's result. What the code produces
+    leaves in its commands as clear JSON: the engine encodes it once, when it records it
+    (``PartitionProcessor``), so a replay never encodes anything again.
+    """
+
+    def __init__(
+        self, definition: WorkflowDefinition, info: WorkflowInfo, codec: PayloadCodec | None = None
+    ) -> None:
         self.definition = definition
         self._info = info
+        self.codec = codec
         # mypy sees AbstractEventLoop's I/O methods as abstract; a workflow never calls them.
         seed = loop_seed(f"{info.workflow_id}/{info.run_id}")
         self._loop = DeterministicLoop(seed)  # type: ignore[abstract]
@@ -64,7 +76,12 @@ class WorkflowInstance(WorkflowRuntime):
 
     # ----------------------------------------------------------------- driving
     def activate(self, event: ev.HistoryEvent) -> list[cmd.Command]:
-        """Apply one history event and run the code until it blocks. Never raises."""
+        """Apply one history event and run the code until it blocks.
+
+        Raises only ``CodecError``, for a payload in ``event`` it cannot decode (no codec key, an
+        unknown key, tampered with): a fault of the deployment, not of the run, so the run is
+        not failed for it. The instance must then be dropped.
+        """
         self.applied = event.index
         if self.closed:
             return []
@@ -74,6 +91,8 @@ class WorkflowInstance(WorkflowRuntime):
             self._apply(event)
             self._loop.run_until_idle(self._now)
             self._check_main()
+        except CodecError:
+            raise
         except BaseException as exc:
             self.closed = True
             self._loop.close()
@@ -110,34 +129,38 @@ class WorkflowInstance(WorkflowRuntime):
         self._loop.close()
 
     def _apply(self, event: ev.HistoryEvent) -> None:
+        codec = self.codec
         if isinstance(event, ev.WorkflowStarted):
+            input = decode(codec, event.input)
             self._object, run = self.definition.create()
-            self._main = self._loop.create_task(self._run_main(run, event.input))
+            self._main = self._loop.create_task(self._run_main(run, input))
         elif isinstance(event, ev.ActivityCompleted):
             pending = self._activities.pop(event.seq, None)
             if pending and not pending[1].done():
-                pending[1].set_result(event.result)
+                pending[1].set_result(decode(codec, event.result))
         elif isinstance(event, ev.ActivityFailed):
             pending = self._activities.pop(event.seq, None)
             if pending and not pending[1].done():
-                pending[1].set_exception(ActivityError(event.failure, pending[0], event.seq))
+                failure = decode_failure(codec, event.failure)
+                pending[1].set_exception(ActivityError(failure, pending[0], event.seq))
         elif isinstance(event, ev.TimerFired):
             timer = self._timers.pop(event.seq, None)
             if timer and not timer.done():
                 timer.set_result(None)
         elif isinstance(event, ev.SignalReceived):
-            self._deliver_signal(event.name, event.payload)
+            self._deliver_signal(event.name, decode(codec, event.payload))
         elif isinstance(event, ev.CancelRequested):
             if self._main is not None and not self._main.done():
                 self._main.cancel(event.reason or "workflow cancel requested")
         elif isinstance(event, ev.ChildWorkflowCompleted):
             child = self._children.pop(event.seq, None)
             if child and not child.done():
-                child.set_result(event.result)
+                child.set_result(decode(codec, event.result))
         elif isinstance(event, ev.ChildWorkflowFailed):
             child = self._children.pop(event.seq, None)
             if child and not child.done():
-                child.set_exception(ChildWorkflowError(event.failure, prefix=f"child #{event.seq}: "))
+                failure = decode_failure(codec, event.failure)
+                child.set_exception(ChildWorkflowError(failure, prefix=f"child #{event.seq}: "))
 
     def _deliver_signal(self, name: str, payload: JSON) -> None:
         waiters = self._signal_waiters[name]
@@ -200,7 +223,7 @@ class WorkflowInstance(WorkflowRuntime):
         read the object. ``copy.deepcopy`` raises for an object that holds what cannot be
         copied (a future, a task); a caller then replays the run instead.
         """
-        twin = WorkflowInstance(self.definition, self._info)
+        twin = WorkflowInstance(self.definition, self._info, self.codec)
         twin._object = copy.deepcopy(self._object)
         twin._now = self._now
         twin.applied = self.applied
@@ -208,14 +231,16 @@ class WorkflowInstance(WorkflowRuntime):
         return twin
 
     def query(self, name: str, args: list[JSON]) -> JSON:
-        """Run a ``@workflow.query`` method against the current state."""
+        """Run a ``@workflow.query`` method against the current state (arguments and result
+        as they travel: encoded with a codec)."""
         method_name = self.definition.queries.get(name)
         if method_name is None or self._object is None:
             known = ", ".join(sorted(self.definition.queries)) or "none"
             raise KeyError(f"workflow {self.definition.name!r} has no query {name!r} (known: {known})")
         token = set_runtime(self)
         try:
-            return to_json(getattr(self._object, method_name)(*args))
+            clear = [decode(self.codec, arg) for arg in args]
+            return encode(self.codec, to_json(getattr(self._object, method_name)(*clear)))
         finally:
             reset_runtime(token)
 
@@ -296,7 +321,7 @@ class WorkflowInstance(WorkflowRuntime):
         seq = self._next_seq()
         future: asyncio.Future[JSON] = self._loop.create_future()
         self._children[seq] = future
-        if namespaces.SEPARATOR not in workflow_id:  # a bare id: the parent's namespace
+        if namespaces.SEPARATOR not in workflow_id:  # children start in the parent's namespace
             workflow_id = namespaces.qualify(namespaces.namespace_of(self.info().workflow_id), workflow_id)
         self._commands.append(cmd.StartChildWorkflow(seq, workflow_id, workflow_type, input))
         return await future

@@ -10,6 +10,8 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ledgerflow.codec.base import PayloadCodec
+from ledgerflow.codec.envelope import decode_tree
 from ledgerflow.engine.workflow import commands as cmd
 from ledgerflow.engine.workflow.context import WorkflowInfo
 from ledgerflow.engine.workflow.dag import DAG_WORKFLOW
@@ -78,18 +80,26 @@ def _matches(command: cmd.Command, event: ev.HistoryEvent) -> bool:
     return False
 
 
-def payload_difference(command: cmd.Command, event: ev.HistoryEvent) -> str | None:
+def payload_difference(
+    command: cmd.Command, event: ev.HistoryEvent, codec: PayloadCodec | None = None
+) -> str | None:
     """How a command's payload differs from the event that recorded it, or None when equal.
 
     ``_matches`` pairs a command with its event by kind and sequence number, which is all
     the engine needs to rebuild an instance. A strict replay (``ledgerflow replay``, the
     invariants checker) also asks the code to reproduce what history recorded: the same
-    activity arguments, timer, child input and ending.
+    activity arguments, timer, child input and ending. A command holds what the code produced
+    (clear JSON); history holds it as it was recorded, decoded here with ``codec``.
     """
+
+    def clear(value: object) -> object:
+        return decode_tree(codec, value)
+
     match command, event:
         case cmd.ScheduleActivity(), ev.ActivityScheduled():
-            if command.args != event.args:
-                return f"arguments {command.args!r} where history has {event.args!r}"
+            args = clear(event.args)
+            if command.args != args:
+                return f"arguments {command.args!r} where history has {args!r}"
             if command.options != event.options:
                 return f"options {command.options!r} where history has {event.options!r}"
         case cmd.StartTimer(), ev.TimerStarted():
@@ -98,11 +108,13 @@ def payload_difference(command: cmd.Command, event: ev.HistoryEvent) -> str | No
         case cmd.StartChildWorkflow(), ev.ChildWorkflowStarted():
             if command.workflow_id != event.workflow_id:
                 return f"child id {command.workflow_id!r} where history has {event.workflow_id!r}"
-            if command.input != event.input:
-                return f"child input {command.input!r} where history has {event.input!r}"
+            child_input = clear(event.input)
+            if command.input != child_input:
+                return f"child input {command.input!r} where history has {child_input!r}"
         case cmd.CompleteWorkflow(), ev.WorkflowCompleted():
-            if command.result != event.result:
-                return f"result {command.result!r} where history has {event.result!r}"
+            result = clear(event.result)
+            if command.result != result:
+                return f"result {command.result!r} where history has {result!r}"
         case cmd.FailWorkflow(), ev.WorkflowFailed():
             asked, recorded = command.failure, event.failure
             if (asked.type, asked.message) != (recorded.type, recorded.message):
@@ -111,8 +123,9 @@ def payload_difference(command: cmd.Command, event: ev.HistoryEvent) -> str | No
                     f"{recorded.type}: {recorded.message}"
                 )
         case cmd.ContinueAsNew(), ev.WorkflowContinuedAsNew():
-            if command.input != event.input:
-                return f"continue-as-new input {command.input!r} where history has {event.input!r}"
+            new_input = clear(event.input)
+            if command.input != new_input:
+                return f"continue-as-new input {command.input!r} where history has {new_input!r}"
     return None
 
 
@@ -153,7 +166,7 @@ def replay(instance: WorkflowInstance, history: Sequence[ev.HistoryEvent], stric
                         f"history event #{event.index} is {describe_event(event)} but the code "
                         f"asked to {describe_command(command)}",
                     )
-                difference = payload_difference(command, event) if strict else None
+                difference = payload_difference(command, event, instance.codec) if strict else None
                 if difference is not None:
                     raise NonDeterminismError(
                         workflow_id,
@@ -197,9 +210,15 @@ class ReplayResult:
 
 
 def replay_run(
-    registry: WorkflowRegistry, workflow_id: str, run_id: str, history: list[ev.HistoryEvent]
+    registry: WorkflowRegistry,
+    workflow_id: str,
+    run_id: str,
+    history: list[ev.HistoryEvent],
+    codec: PayloadCodec | None = None,
 ) -> ReplayResult:
-    """Replay a recorded run with the workflows in ``registry``; never raises for a divergence."""
+    """Replay a recorded run with the workflows in ``registry``; never raises for a divergence.
+
+    A history of encoded payloads needs their ``codec`` (``CodecError`` otherwise)."""
     started = history[0] if history else None
     if not isinstance(started, ev.WorkflowStarted):
         raise ValueError("a history must begin with workflow_started")
@@ -210,7 +229,7 @@ def replay_run(
             f"workflow type {started.workflow_type!r} is not in the given modules (found: {known})"
         )
     instance = WorkflowInstance(
-        definition, WorkflowInfo(workflow_id, run_id, started.workflow_type, 0, started.dag)
+        definition, WorkflowInfo(workflow_id, run_id, started.workflow_type, 0, started.dag), codec
     )
     try:
         replay(instance, history, strict=True)

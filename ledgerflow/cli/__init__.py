@@ -6,6 +6,7 @@ import click
 
 from ledgerflow import __version__
 from ledgerflow.cli.api import api_command
+from ledgerflow.cli.codec import codec_group
 from ledgerflow.cli.credentials import api_key_group, engine_token_group
 from ledgerflow.cli.dev import dev_command
 from ledgerflow.cli.kafka import kafka_group
@@ -38,6 +39,7 @@ main.add_command(dev_command)
 main.add_command(api_command)
 main.add_command(api_key_group)
 main.add_command(engine_token_group)
+main.add_command(codec_group)
 for command in (
     start_command,
     signal_command,

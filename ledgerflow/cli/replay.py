@@ -9,6 +9,7 @@ import click
 
 from ledgerflow import Client
 from ledgerflow.cli.options import kafka_options, settings_from
+from ledgerflow.codec.keyfile import load_codec
 from ledgerflow.engine.workflow.definition import WorkflowRegistry
 from ledgerflow.engine.workflow.replayer import replay_run
 from ledgerflow.errors import LedgerflowError
@@ -42,6 +43,7 @@ def replay_command(
 ) -> None:
     """Replay WORKFLOW_ID's history against today's code; exit 1 at the first divergence."""
     events: list[HistoryEvent]
+    settings = settings_from(bootstrap, prefix, partitions, replication_factor)
     if history_file is not None:
         document = json.loads(history_file.read_text())
         workflow_id = document["workflow_id"]
@@ -50,7 +52,7 @@ def replay_command(
     elif workflow_id is None:
         raise click.UsageError("give a WORKFLOW_ID or --file")
     else:
-        with Client(settings=settings_from(bootstrap, prefix, partitions, replication_factor)) as client:
+        with Client(settings=settings) as client:
             try:
                 events = client.history(workflow_id, run_id)
                 run_id = run_id or client.describe(workflow_id)["run_id"]
@@ -58,8 +60,9 @@ def replay_command(
                 raise click.ClickException(str(exc)) from exc
     assert workflow_id is not None and run_id is not None
     try:
-        result = replay_run(WorkflowRegistry.from_modules(modules), workflow_id, run_id, events)
-    except (LookupError, ValueError) as exc:
+        registry = WorkflowRegistry.from_modules(modules)
+        result = replay_run(registry, workflow_id, run_id, events, load_codec(settings))
+    except (LookupError, ValueError, LedgerflowError) as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(

@@ -558,3 +558,17 @@ def test_dockerfile_runs_ledgerflow_as_non_root() -> None:
     assert 'ENTRYPOINT ["ledgerflow"]' in lines
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".git", ".venv"} <= set(ignored)
+
+
+def test_the_codec_key_file_is_a_secret_mounted_into_engines_workers_and_gateway() -> None:
+    for kind, name in (("StatefulSet", ENGINE), ("Deployment", WORKER), ("Deployment", GATEWAY)):
+        assert "LEDGERFLOW_CODEC_KEYS_FILE" not in env_of(container(find(render(), kind, name)))
+    docs = render(auth__codec__existingSecret="codec-keys", auth__codec__secretKey="k")
+    for kind, name in (("StatefulSet", ENGINE), ("Deployment", WORKER), ("Deployment", GATEWAY)):
+        workload = find(docs, kind, name)
+        ctr = container(workload)
+        assert env_of(ctr)["LEDGERFLOW_CODEC_KEYS_FILE"] == "/etc/ledgerflow/codec/keys.json"
+        mount = next(m for m in ctr["volumeMounts"] if m["name"] == "codec-keys")
+        assert mount == {"name": "codec-keys", "mountPath": "/etc/ledgerflow/codec", "readOnly": True}
+        volume = _volume(workload, "codec-keys")["secret"]
+        assert volume["secretName"] == "codec-keys" and volume["items"] == [{"key": "k", "path": "keys.json"}]

@@ -20,7 +20,18 @@ from ledgerflow.schemas.commands import inbox_command_adapter
 from ledgerflow.schemas.common import ID_PATTERN, bare_id_adapter, id_adapter
 from tests.schemas.test_schemas import COMMANDS
 
-VALID = ["order-42", "a b?c#d%e&f=g", ".", "..", "naïve ✓ 注文", "x" * 256, "a\\b", "x", "🚀", "team-1/order-42"]
+VALID = [
+    "order-42",
+    "a b?c#d%e&f=g",
+    ".",
+    "..",
+    "naïve ✓ 注文",
+    "x" * 256,
+    "a\\b",
+    "x",
+    "🚀",
+    "team-1/order-42",
+]
 INVALID = ["", "a/b/c", "/", "/b", "a/", "A/b", "-a/b", "a\x00b", "\x1f", "a\x7f", "x" * 257, "tab\there"]
 
 

@@ -128,6 +128,36 @@ The engine token: its env (the file it is mounted at), the mount and the volume.
 {{- end }}
 
 {{/*
+The payload codec's key file (auth.codec): its env, the mount and the volume; nothing when unset.
+*/}}
+{{- define "ledgerflow.codecEnv" -}}
+{{- if .Values.auth.codec.existingSecret }}
+- name: LEDGERFLOW_CODEC_KEYS_FILE
+  value: /etc/ledgerflow/codec/keys.json
+{{- end }}
+{{- end }}
+
+{{- define "ledgerflow.codecMount" -}}
+{{- if .Values.auth.codec.existingSecret }}
+- name: codec-keys
+  mountPath: /etc/ledgerflow/codec
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "ledgerflow.codecVolume" -}}
+{{- if .Values.auth.codec.existingSecret }}
+- name: codec-keys
+  secret:
+    secretName: {{ .Values.auth.codec.existingSecret }}
+    defaultMode: 0440
+    items:
+      - key: {{ .Values.auth.codec.secretKey }}
+        path: keys.json
+{{- end }}
+{{- end }}
+
+{{/*
 The container image reference: repository@digest, else repository:tag (tag defaults to appVersion).
 */}}
 {{- define "ledgerflow.image" -}}
