@@ -212,10 +212,13 @@ def test_a_valid_jwt_with_scopes_works(secured: Secured) -> None:
         assert started.status_code == 202, started.text
         assert wait_status(caller, workflow_id, ("COMPLETED",))["result"] == 5
         assert caller.get("/api/v1/cluster/shards").status_code == 403
-    reader = secured.jwks.token(scope="ledgerflow:read", ledgerflow_namespaces=["team-a"])
+    reader = secured.jwks.token(scope="ledgerflow:read", ledgerflow_namespaces=["default"])
     with secured.bearer(reader) as caller:
         assert caller.get(f"/api/v1/workflows/{workflow_id}/status").status_code == 200
         assert caller.post(f"/api/v1/workflows/{workflow_id}/cancel", json={}).status_code == 403
+    other_team = secured.jwks.token(scope="ledgerflow:read", ledgerflow_namespaces=["team-a"])
+    with secured.bearer(other_team) as caller:  # the token's namespaces are enforced too
+        assert caller.get(f"/api/v1/workflows/{workflow_id}/status").status_code == 404
 
 
 @pytest.mark.parametrize(
