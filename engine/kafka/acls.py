@@ -52,6 +52,17 @@ _READER_GROUP = Grant(
     _GROUP, "reader", (Op.READ, Op.DESCRIBE), why="assign()-only readers (events, definitions)"
 )
 _ENGINE_MEMBERS = Grant(_GROUP, "engine", (Op.DESCRIBE,), why="which engine owns which partition")
+_CALLER = (
+    Grant(_TOPIC, "inbox", (Op.WRITE, Op.DESCRIBE), why="starts, signals, cancels"),
+    Grant(_TOPIC, "definitions", (Op.READ, Op.WRITE, Op.DESCRIBE), why="registers DAGs"),
+    Grant(_TOPIC, "events", (Op.READ, Op.DESCRIBE), why="lifecycle events, waiting for results"),
+    Grant(_TOPIC, "cluster", (Op.READ, Op.DESCRIBE), why="cluster events"),
+    _READER_GROUP,
+    _ENGINE_MEMBERS,
+    _IDEMPOTENT,
+)
+"""What the gateway and the CLI/SDK Client both do: write commands and definitions, read events,
+find owners."""
 
 COMPONENTS: dict[str, tuple[Grant, ...]] = {
     "engine": (
@@ -85,25 +96,11 @@ COMPONENTS: dict[str, tuple[Grant, ...]] = {
         _IDEMPOTENT,
     ),
     "gateway": (
-        Grant(_TOPIC, "inbox", (Op.WRITE, Op.DESCRIBE), why="starts, signals, cancels"),
-        Grant(_TOPIC, "definitions", (Op.READ, Op.WRITE, Op.DESCRIBE), why="registers DAGs"),
-        Grant(_TOPIC, "events", (Op.READ, Op.DESCRIBE), why="GET /events"),
-        Grant(_TOPIC, "cluster", (Op.READ, Op.DESCRIBE), why="GET /cluster/events"),
+        *_CALLER,
         Grant(_TOPIC, "tasks.", (Op.DESCRIBE,), prefixed=True, why="a DAG's queues exist"),
-        _READER_GROUP,
-        _ENGINE_MEMBERS,
         Grant(_GROUP, "workers.", (Op.DESCRIBE,), prefixed=True, why="a DAG's queues have workers"),
-        _IDEMPOTENT,
     ),
-    "client": (
-        Grant(_TOPIC, "inbox", (Op.WRITE, Op.DESCRIBE), why="starts, signals, cancels"),
-        Grant(_TOPIC, "definitions", (Op.READ, Op.WRITE, Op.DESCRIBE), why="registers DAGs"),
-        Grant(_TOPIC, "events", (Op.READ, Op.DESCRIBE), why="waits for results, follows history"),
-        Grant(_TOPIC, "cluster", (Op.READ, Op.DESCRIBE), why="`ledgerflow cluster events`"),
-        _READER_GROUP,
-        _ENGINE_MEMBERS,
-        _IDEMPOTENT,
-    ),
+    "client": _CALLER,
 }
 """What each component needs; the SDK Client and the CLI are ``client``."""
 
