@@ -19,6 +19,7 @@ payload read raises ``CodecKeyNeeded``.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ import httpx
 from confluent_kafka import Producer
 from pydantic import BaseModel
 
+from ledgerflow import namespaces
 from ledgerflow.codec.base import PayloadCodec
 from ledgerflow.codec.envelope import decode, decode_tree, encode
 from ledgerflow.codec.keyfile import load_codec
@@ -58,6 +60,7 @@ from ledgerflow.schemas.events import (
 )
 
 CLOSED = ("COMPLETED", "FAILED", "CANCELED", "TERMINATED")
+NAMESPACE_ENV = "LEDGERFLOW_NAMESPACE"
 
 
 @dataclass(frozen=True)
@@ -108,10 +111,19 @@ class Client:
         partitions: int | None = None,
         engine_token: str | None = None,
         codec: PayloadCodec | None = None,
+        namespace: str | None = None,
     ) -> None:
         """``engine_token``: the engines' HTTP token; by default the one in the file the
         ``engine_token_file`` setting (env ``LEDGERFLOW_ENGINE_TOKEN_FILE``) names, if any.
-        ``codec``: the payload codec; by default the one of the ``codec_keys_file`` setting."""
+        ``codec``: the payload codec; by default the one of the ``codec_keys_file`` setting.
+        ``namespace``: where the ids and DAG definitions this client names live (an id written
+        ``<namespace>/<id>`` names another namespace's run: the Client holds Kafka credentials,
+        which reach the whole deployment). By default ``$LEDGERFLOW_NAMESPACE``, else ``default``
+        (so the CLI acts in the namespace that variable names)."""
+        namespace = namespace or os.environ.get(NAMESPACE_ENV) or namespaces.DEFAULT
+        if not namespaces.is_valid(namespace):
+            raise ValueError(f"namespace {namespace!r}: a namespace is {namespaces.RULE}")
+        self.namespace = namespace
         base = settings or Settings()
         overrides: dict[str, Any] = {}
         if bootstrap is not None:
@@ -182,21 +194,21 @@ class Client:
         request_id: str | None = None,
     ) -> WorkflowHandle:
         """Start a run; if one is open for ``id`` already, return it with ``already_started``."""
-        check_id("workflow id", id)
+        engine_id = self._engine_id(id)
         if request_id is not None:
             check_id("request id", request_id)
         name = workflow if isinstance(workflow, str) else definition_of(workflow).name
         try:
-            current = self._status(id)
+            current = self._status(engine_id)
         except (WorkflowNotFoundError, OwnerUnavailableError):
             current = None
         if current is not None and current["status"] == "RUNNING":
             return WorkflowHandle(self, id, current["run_id"], already_started=True)
         run_id = str(uuid.uuid4())
         self.send(
-            id,
+            engine_id,
             c.StartWorkflow(
-                workflow_id=id,
+                workflow_id=engine_id,
                 workflow_type=name,
                 input=encode(self.codec, to_json(input)),
                 run_id=run_id,
@@ -207,13 +219,13 @@ class Client:
         return WorkflowHandle(self, id, run_id)
 
     def signal(self, workflow_id: str, name: str, payload: Any = None, request_id: str | None = None) -> None:
-        check_id("workflow id", workflow_id)
+        engine_id = self._engine_id(workflow_id)
         if request_id is not None:
             check_id("request id", request_id)
         self.send(
-            workflow_id,
+            engine_id,
             c.SignalWorkflow(
-                workflow_id=workflow_id,
+                workflow_id=engine_id,
                 name=name,
                 payload=encode(self.codec, to_json(payload)),
                 request_id=request_id or str(uuid.uuid4()),
@@ -221,12 +233,20 @@ class Client:
         )
 
     def cancel(self, workflow_id: str, reason: str = "") -> None:
-        check_id("workflow id", workflow_id)
-        self.send(workflow_id, c.CancelWorkflow(workflow_id=workflow_id, reason=reason))
+        engine_id = self._engine_id(workflow_id)
+        self.send(engine_id, c.CancelWorkflow(workflow_id=engine_id, reason=reason))
 
     def terminate(self, workflow_id: str, reason: str = "") -> None:
+        engine_id = self._engine_id(workflow_id)
+        self.send(engine_id, c.TerminateWorkflow(workflow_id=engine_id, reason=reason))
+
+    def _engine_id(self, workflow_id: str) -> str:
+        """The engine's id of ``workflow_id`` in this client's namespace (an id that names its
+        namespace already is taken as it is)."""
         check_id("workflow id", workflow_id)
-        self.send(workflow_id, c.TerminateWorkflow(workflow_id=workflow_id, reason=reason))
+        if namespaces.SEPARATOR in workflow_id:
+            return workflow_id
+        return namespaces.qualify(self.namespace, workflow_id)
 
     def register_dag(self, definition: DagDefinition | dict[str, Any]) -> DagDefinition:
         """Register (or replace) a DAG definition; runs started after this call see it.
@@ -242,7 +262,10 @@ class Client:
         problems = definition_problems(dag, self.settings)
         if problems:
             raise DagDefinitionError("; ".join(p.message for p in problems))
-        self._produce(self.settings.topic("definitions"), dag.id, dag.model_dump_json(by_alias=True).encode())
+        stored = dag.model_copy(update={"id": self._engine_id(dag.id)})
+        self._produce(
+            self.settings.topic("definitions"), stored.id, stored.model_dump_json(by_alias=True).encode()
+        )
         return dag
 
     # ------------------------------------------------------------------- reads
@@ -283,11 +306,18 @@ class Client:
     def describe(self, workflow_id: str) -> dict[str, Any]:
         """Status of the workflow's latest run (a dict as the REST API returns it), its payloads
         decoded."""
-        result: dict[str, Any] = decode_tree(self.codec, self._status(workflow_id))
+        result: dict[str, Any] = self._visible(
+            decode_tree(self.codec, self._status(self._engine_id(workflow_id)))
+        )
         return result
 
+    def _visible(self, data: Any) -> Any:
+        """Engine JSON with the workflow ids of this client's namespace bare."""
+        return namespaces.visible(self.namespace, data)
+
     def _status(self, workflow_id: str) -> dict[str, Any]:
-        """The latest run's status as its owner answers it (payloads as they are stored)."""
+        """The latest run's status as its owner answers it (payloads as they are stored; the
+        engine's id and ids)."""
         status: dict[str, Any] = self._owner_get(
             workflow_id, f"/internal/workflows/{path_segment(workflow_id)}"
         )
@@ -305,9 +335,13 @@ class Client:
         params: dict[str, Any] = {"offset": offset, "limit": limit}
         if run_id:
             params["run_id"] = run_id
-        path = f"/internal/workflows/{path_segment(workflow_id)}/history"
-        data = self._owner_get(workflow_id, path, params)
-        events = [history_event_adapter.validate_python(decode_tree(self.codec, e)) for e in data["events"]]
+        engine_id = self._engine_id(workflow_id)
+        path = f"/internal/workflows/{path_segment(engine_id)}/history"
+        data = self._owner_get(engine_id, path, params)
+        events = [
+            history_event_adapter.validate_python(self._visible(decode_tree(self.codec, e)))
+            for e in data["events"]
+        ]
         return HistoryPage(str(data["run_id"]), int(data["total"]), events)
 
     def history(self, workflow_id: str, run_id: str | None = None, offset: int = 0) -> list[HistoryEvent]:
@@ -327,9 +361,10 @@ class Client:
         return self.history_page(workflow_id, run_id, offset=total - 1, limit=1).events[0]
 
     def query(self, workflow_id: str, name: str, *args: Any) -> Any:
+        engine_id = self._engine_id(workflow_id)
         data = self._owner_get(
-            workflow_id,
-            f"/internal/workflows/{path_segment(workflow_id)}/query/{path_segment(name)}",
+            engine_id,
+            f"/internal/workflows/{path_segment(engine_id)}/query/{path_segment(name)}",
             method="POST",
             body={"args": [encode(self.codec, to_json(a)) for a in args]},
         )
@@ -357,8 +392,10 @@ class Client:
         ordered by workflow id, and the cursor of the next page (pass it as ``after``; None on
         the last). A filtered page may be short, even empty, and still have a next one (see
         ``list_scan_limit``)."""
-        params: dict[str, Any] = {"limit": limit}
-        for name, value in (("status", status), ("workflow_type", workflow_type), ("after", after)):
+        params: dict[str, Any] = {"limit": limit, "namespace": self.namespace}
+        if after is not None:
+            params["after"] = self._engine_id(after)
+        for name, value in (("status", status), ("workflow_type", workflow_type)):
             if value is not None:
                 params[name] = value
         answers = []
@@ -374,7 +411,9 @@ class Client:
             except httpx.HTTPError as exc:
                 raise OwnerUnavailableError("*", -1, 1.0, f"node {url} did not answer: {exc}") from exc
             answers.append(response.json())
-        return merge_listings(answers, limit)
+        rows, next_after = merge_listings(answers, limit)
+        shown = next_after if next_after is None else namespaces.within(self.namespace, next_after)
+        return [self._visible(row) for row in rows], shown
 
     def list_workflows(
         self,

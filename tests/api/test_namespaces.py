@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from ledgerflow import Client
 from ledgerflow.api.keys import entry_line, new_key
 from ledgerflow.api.scopes import Scope
 from ledgerflow.samples.dags import FAN_OUT_FAN_IN
@@ -29,8 +30,8 @@ EVERY = [Scope.READ, Scope.WRITE, Scope.ADMIN]
 
 
 class Tenants:
-    def __init__(self, url: str, keys: dict[str, str], a: str, b: str) -> None:
-        self.url, self.keys, self.a, self.b = url, keys, a, b
+    def __init__(self, cluster: Cluster, url: str, keys: dict[str, str], a: str, b: str) -> None:
+        self.cluster, self.url, self.keys, self.a, self.b = cluster, url, keys, a, b
 
     def client(self, who: str, namespace: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.keys[who]}"}
@@ -58,7 +59,7 @@ def tenants(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> I
         engine.wait_ready()
         gateway = cluster.gateway([ACTS], env={"LEDGERFLOW_API_KEYS_FILE": str(keys_file)})
         gateway.wait_ready()
-        yield Tenants(gateway.url or "", {who: key for who, (key, _entry) in made.items()}, a, b)
+        yield Tenants(cluster, gateway.url or "", {who: key for who, (key, _entry) in made.items()}, a, b)
     finally:
         cluster.stop_all()
 
@@ -184,6 +185,31 @@ def test_an_operator_reads_any_namespace_it_names(tenants: Tenants) -> None:
         assert refused.status_code == 403  # read-only, whatever the namespace
     with tenants.client("ops") as ops:  # several namespaces and no header: the default one
         assert ops.get("/api/v1/workflows/seen/status").status_code == 404
+
+
+def test_the_sdk_client_acts_in_its_namespace(tenants: Tenants) -> None:
+    cluster = tenants.cluster
+    with Client(
+        cluster.bootstrap, cluster.prefix, partitions=cluster.partitions, engine_token=cluster.engine_token,
+        namespace=tenants.a,
+    ) as client, tenants.client("a") as a, tenants.client("b") as b:  # fmt: skip
+        handle = client.start_workflow("ThreeSteps", 7, id="sdk-1")
+        assert handle.result(timeout=60) == 10
+        assert finished(a, "sdk-1")["result"] == 10  # the gateway's team A sees it
+        assert b.get("/api/v1/workflows/sdk-1/status").status_code == 404
+        assert client.describe("sdk-1")["workflow_id"] == "sdk-1"
+        assert "sdk-1" in {row["workflow_id"] for row in client.list_workflows(limit=1000)}
+        client.register_dag(dag("sdk-dag", "2"))
+        assert a.post("/api/v1/workflows/sdk-dag/execute", json={"workflowId": "d"}).status_code == 202
+        assert finished(a, "d")["result"]["numbers"] == {"numbers": [0, 1]}
+        # a run started through the gateway is the client's by its bare id
+        assert (
+            a.post("/api/v1/workflows", json={"id": "gw-1", "type": "ThreeSteps", "input": 0}).status_code
+            == 202
+        )
+        assert client.result("gw-1", timeout=60) == 3
+    with pytest.raises(ValueError, match="namespace"):
+        Client(cluster.bootstrap, cluster.prefix, namespace="Team A")
 
 
 def test_keys_file_namespaces_must_be_names(tmp_path: Path) -> None:
