@@ -85,10 +85,10 @@ def test_list_reads_past_one_page(running: Cluster, client: Client) -> None:
 @pytest.mark.parametrize(
     ("args", "named"),
     [
-        (["start", "ThreeSteps", "--id", "team/a"], "workflow id 'team/a'"),
+        (["start", "ThreeSteps", "--id", "team/a/b"], "workflow id 'team/a/b'"),
         (["signal", "a\x01b", "go"], "workflow id 'a\\x01b'"),
         (["cancel", "w" * 257, "--terminate"], "workflow id 'wwww"),
-        (["history", "ok", "--run-id", "r/1"], "run id 'r/1'"),
+        (["history", "ok", "--run-id", "R/1"], "run id 'R/1'"),
     ],
 )
 def test_ids_breaking_the_id_rule_are_refused_before_anything_is_sent(

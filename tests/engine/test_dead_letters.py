@@ -157,7 +157,7 @@ BAD_IDS: dict[bytes, tuple[dict[str, object], str]] = {
     b"definition": (
         {
             "kind": "register_definition",
-            "definition": {"id": "etl/v1", "nodes": [{"id": "n", "type": "echo"}]},
+            "definition": {"id": "etl/v1/2", "nodes": [{"id": "n", "type": "echo"}]},
         },
         "register_definition.definition.id",
     ),
