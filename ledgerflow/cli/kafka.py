@@ -71,10 +71,26 @@ def kafka_group() -> None:
     help="TLS on every listener, SCRAM users and client certificates for each component, ACLs "
     "enforced; prints the client settings files. Default: what the data dir holds, else plaintext.",
 )
+@click.option(
+    "--oidc-jwks",
+    "oidc_jwks_url",
+    default=None,
+    help="With --secure: also accept OAUTHBEARER tokens (audience 'kafka') signed by a key of this "
+    "OIDC provider's JWKS URL (give it on every up); the principal is the token's 'sub'.",
+)
 @_data_dir_option
-def up(brokers: str | None, port: int | None, timeout: float, secure: bool | None, data_dir: Path) -> None:
+def up(
+    brokers: str | None,
+    port: int | None,
+    timeout: float,
+    secure: bool | None,
+    oidc_jwks_url: str | None,
+    data_dir: Path,
+) -> None:
     """Start Kafka (idempotent) and print its bootstrap address as the last line."""
     console = Console(stderr=True)
+    if oidc_jwks_url and not secure:
+        raise click.UsageError("--oidc-jwks needs --secure")
     try:
         with progress_reporter(console) as progress:
             kafka = LocalKafka(
@@ -82,6 +98,7 @@ def up(brokers: str | None, port: int | None, timeout: float, secure: bool | Non
                 brokers=int(brokers) if brokers else None,
                 port=port,
                 secure=secure,
+                oidc_jwks_url=oidc_jwks_url,
                 start_timeout=timeout,
                 progress=progress,
             )

@@ -145,6 +145,7 @@ class LocalKafka:
     ``secure`` (None: what ``data_dir`` holds, else False) starts nodes with TLS, SCRAM
     users and ACLs enforced (see ``localkafka.secure``): the bootstrap is then SASL_SSL,
     :attr:`mtls_bootstrap` mutual TLS, and :meth:`client_properties` the settings to use.
+    ``oidc_jwks_url`` (secure only) also accepts OAUTHBEARER tokens an OIDC provider signed.
     """
 
     def __init__(
@@ -155,6 +156,7 @@ class LocalKafka:
         *,
         heap: str = DEFAULT_HEAP,
         secure: bool | None = None,
+        oidc_jwks_url: str | None = None,
         start_timeout: float = DEFAULT_START_TIMEOUT,
         progress: Progress | None = None,
     ) -> None:
@@ -165,6 +167,7 @@ class LocalKafka:
         self._port = port
         self._heap = heap
         self._secure = secure
+        self._oidc_jwks_url = oidc_jwks_url
         self.secure_files = SecureFiles(self.data_dir / "secure")
         self._start_timeout = start_timeout
         self._progress: Progress = progress or (lambda _msg: None)
@@ -198,7 +201,7 @@ class LocalKafka:
             security = None
             if state.secure:
                 self.secure_files.ensure()
-                security = self.secure_files.broker_settings()
+                security = self.secure_files.broker_settings(self._oidc_jwks_url)
             for node in state.nodes:
                 self._node_dir(node).mkdir(parents=True, exist_ok=True)
                 self._properties(node).write_text(
@@ -526,6 +529,12 @@ class LocalKafka:
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={log4j}",
             f"-Dkafka.logs.dir={logs}",
+            # Kafka fetches OAUTHBEARER keys only from URLs the JVM allows (KIP-1003)
+            *(
+                [f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={self._oidc_jwks_url}"]
+                if self._oidc_jwks_url
+                else []
+            ),
             # extra JVM options, e.g. a bigger heap for a benchmark
             *shlex.split(os.environ.get("LEDGERFLOW_LOCAL_KAFKA_JVM_OPTS", "")),
             "-cp",
@@ -533,6 +542,12 @@ class LocalKafka:
             procs.KAFKA_MAIN,
             str(self._properties(node)),
         ]
+
+    def _oauth_jvm_options(self) -> list[str]:
+        # Kafka 4 fetches OAUTHBEARER keys only from URLs this system property allows
+        if not self._oidc_jwks_url:
+            return []
+        return [f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={self._oidc_jwks_url}"]
 
     def _spawn(self, java: str, libs_dir: Path, node: NodeSpec) -> int:
         """Start one node in its own session (it outlives the CLI); write its PID file."""

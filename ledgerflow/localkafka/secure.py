@@ -36,6 +36,8 @@ from ledgerflow.localkafka.config import HOST
 
 USERS = ("admin", "engine", "worker", "gateway", "client")
 SUPER_USERS = ("broker", "admin")
+OIDC_AUDIENCE = "kafka"
+"""The ``aud`` an OAUTHBEARER token must carry for a ``--oidc-jwks`` cluster."""
 SCRAM_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256")
 """Both made for every user (by the launcher, through the Admin API, once the nodes run)."""
 _VALID = datetime.timedelta(days=3650)
@@ -110,10 +112,25 @@ class SecureFiles:
             f"ssl.key.location={self.folder / f'{user}.key'}\n"
         )
 
-    def broker_settings(self) -> dict[str, str | int]:
-        """The security half of every node's server.properties (listeners aside)."""
+    def broker_settings(self, oidc_jwks_url: str | None = None) -> dict[str, str | int]:
+        """The security half of every node's server.properties (listeners aside). With
+        ``oidc_jwks_url``, the SASL_SSL listener also takes OAUTHBEARER tokens (OIDC JWTs for
+        audience ``kafka``, signed by a key of that JWKS; the principal is the ``sub`` claim)."""
         jaas = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        mechanisms = [*SCRAM_MECHANISMS, *(["OAUTHBEARER"] if oidc_jwks_url else [])]
+        oauth: dict[str, str | int] = {}
+        if oidc_jwks_url:
+            handler = "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler"
+            oauth = {
+                "listener.name.client.oauthbearer.sasl.jaas.config": (
+                    "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;"
+                ),
+                "listener.name.client.oauthbearer.sasl.server.callback.handler.class": handler,
+                "sasl.oauthbearer.jwks.endpoint.url": oidc_jwks_url,
+                "sasl.oauthbearer.expected.audience": OIDC_AUDIENCE,
+            }
         return {
+            **oauth,
             "ssl.keystore.type": "PEM",
             "ssl.keystore.location": str(self.keystore),
             "ssl.truststore.type": "PEM",
@@ -122,7 +139,7 @@ class SecureFiles:
             "ssl.principal.mapping.rules": "RULE:^CN=([^,]+)$/$1/,DEFAULT",
             "listener.name.mtls.ssl.client.auth": "required",
             "listener.name.controller.ssl.client.auth": "required",
-            "listener.name.client.sasl.enabled.mechanisms": ",".join(SCRAM_MECHANISMS),
+            "listener.name.client.sasl.enabled.mechanisms": ",".join(mechanisms),
             **{f"listener.name.client.{m.lower()}.sasl.jaas.config": jaas for m in SCRAM_MECHANISMS},
             "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             "super.users": ";".join(f"User:{user}" for user in SUPER_USERS),
