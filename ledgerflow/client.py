@@ -244,8 +244,8 @@ class Client:
         """The engine's id of ``workflow_id`` in this client's namespace (an id that names its
         namespace already is taken as it is)."""
         check_id("workflow id", workflow_id)
-        if namespaces.SEPARATOR in workflow_id:
-            return workflow_id
+        if namespaces.SEPARATOR in workflow_id:  # "default/x" is "x": one name per run
+            return namespaces.qualify(*namespaces.split(workflow_id))
         return namespaces.qualify(self.namespace, workflow_id)
 
     def register_dag(self, definition: DagDefinition | dict[str, Any]) -> DagDefinition:

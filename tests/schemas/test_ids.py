@@ -132,3 +132,10 @@ def test_the_client_refuses_a_bad_id_before_sending_anything() -> None:
         for call in calls:
             with pytest.raises(InvalidIdError, match=r"(workflow|request|run) id .*: an id is 1 to 256"):
                 call()
+
+
+def test_the_client_names_runs_in_its_namespace_one_way() -> None:
+    with Client("127.0.0.1:1", "never.", namespace="team") as client:
+        assert client._engine_id("x") == "team/x"
+        assert client._engine_id("other/x") == "other/x"  # the Client reaches the whole deployment
+        assert client._engine_id("default/x") == "x"  # the default namespace's ids are bare
