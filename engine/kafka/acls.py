@@ -105,10 +105,25 @@ COMPONENTS: dict[str, tuple[Grant, ...]] = {
 """What each component needs; the SDK Client and the CLI are ``client``."""
 
 
+def queue_worker(queue: str) -> tuple[Grant, ...]:
+    """A worker of one queue only: what the ``worker`` grants give, for that queue's topic and
+    group alone (literal names), so its principal reads no other queue's tasks."""
+    return (
+        Grant(_TOPIC, f"tasks.{queue}", (Op.READ, Op.DESCRIBE, Op.CREATE, Op.DESCRIBE_CONFIGS), why=queue),
+        Grant(_TOPIC, "inbox", (Op.WRITE, Op.DESCRIBE), why="writes results and heartbeats"),
+        Grant(_GROUP, f"workers.{queue}", (Op.READ, Op.DESCRIBE), why=queue),
+        _IDEMPOTENT,
+    )
+
+
 def bindings(component: str, principal: str, prefix: str) -> list[AclBinding]:
     """The allow-ACLs of ``component`` for ``principal`` (e.g. ``User:engine``) under ``prefix``."""
+    return _bindings(COMPONENTS[component], principal, prefix)
+
+
+def _bindings(grants: tuple[Grant, ...], principal: str, prefix: str) -> list[AclBinding]:
     out = []
-    for grant in COMPONENTS[component]:
+    for grant in grants:
         cluster = grant.resource == _CLUSTER
         name = CLUSTER_NAME if cluster else prefix + grant.name
         for operation in grant.operations:
@@ -126,13 +141,21 @@ def bindings(component: str, principal: str, prefix: str) -> list[AclBinding]:
     return out
 
 
-def grant(settings: Settings, principals: Mapping[str, str], timeout: float = 30.0) -> int:
-    """Create the ACLs of each ``component → principal`` under ``settings.prefix``, with the
-    settings' credentials (an admin's); returns how many bindings exist for them now."""
+def grant(
+    settings: Settings,
+    principals: Mapping[str, str],
+    queue_workers: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+) -> int:
+    """Create the ACLs of each ``component → principal`` and each ``queue → worker principal``
+    (:func:`queue_worker`) under ``settings.prefix``, with the settings' credentials (an
+    admin's); returns how many bindings exist for them now."""
     unknown = sorted(set(principals) - set(COMPONENTS))
     if unknown:
         raise ValueError(f"no such component: {', '.join(unknown)} (known: {', '.join(COMPONENTS)})")
     wanted = [b for c, p in principals.items() for b in bindings(c, p, settings.prefix)]
+    for queue, principal in (queue_workers or {}).items():
+        wanted += _bindings(queue_worker(queue), principal, settings.prefix)
     if not wanted:
         return 0
     admin = clients.admin(settings)  # kept alive until every future has its answer

@@ -48,6 +48,14 @@ def create(
 @click.option(
     "--client", default="User:client", show_default=True, help="The CLI's and SDK Client's principal."
 )
+@click.option(
+    "--queue-worker",
+    "queue_workers",
+    multiple=True,
+    metavar="QUEUE=PRINCIPAL",
+    help="A worker principal for one queue only (repeatable); with --worker '' no principal gets "
+    "every queue.",
+)
 def grant(
     bootstrap: str,
     prefix: str,
@@ -57,16 +65,25 @@ def grant(
     worker: str,
     gateway: str,
     client: str,
+    queue_workers: tuple[str, ...],
 ) -> None:
     """Create each component's Kafka ACLs under the prefix (run with an admin's --kafka-config);
-    the table is in docs/operations.md."""
+    the table is in docs/operations.md. An empty principal skips that component."""
     settings = settings_from(bootstrap, prefix, partitions, replication_factor)
-    principals = {"engine": engine, "worker": worker, "gateway": gateway, "client": client}
+    named = {"engine": engine, "worker": worker, "gateway": gateway, "client": client}
+    principals = {component: who for component, who in named.items() if who}
+    per_queue: dict[str, str] = {}
+    for item in queue_workers:
+        queue, sep, who = item.partition("=")
+        if not (sep and queue and who):
+            raise click.BadParameter(f"{item!r}: expected QUEUE=PRINCIPAL", param_hint="--queue-worker")
+        per_queue[queue] = who
     try:
-        count = acls.grant(settings, principals)
+        count = acls.grant(settings, principals, per_queue)
     except KafkaException as exc:
         raise click.ClickException(f"could not create the ACLs: {exc.args[0].str()}") from exc
-    click.echo(
-        f"{count} ACLs under prefix {settings.prefix!r}: "
-        + ", ".join(f"{c}={p}" for c, p in principals.items())
-    )
+    granted = [
+        *(f"{c}={p}" for c, p in principals.items()),
+        *(f"queue {q}={p}" for q, p in per_queue.items()),
+    ]
+    click.echo(f"{count} ACLs under prefix {settings.prefix!r}: " + ", ".join(granted))

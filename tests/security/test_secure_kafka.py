@@ -23,7 +23,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from ledgerflow import Client, kafkaprops
 from ledgerflow.config import Settings
 from ledgerflow.engine.kafka import acls
-from ledgerflow.engine.kafka.admin import ensure_topics
+from ledgerflow.engine.kafka.admin import ensure_queue_topics, ensure_topics
 from ledgerflow.localkafka import LocalKafka
 from ledgerflow.samples.dags import FAN_OUT_FAN_IN
 from ledgerflow.schemas import commands as c
@@ -201,3 +201,42 @@ def test_the_grants_hold_a_worker_out_of_the_changelog_and_strangers_out_of_the_
         intruder.poll(0.5)  # serves error_cb
     assert errors and errors[0].code() == KafkaError._AUTHENTICATION, errors
     assert "SASL authentication error" in errors[0].str()
+
+
+def test_a_queue_worker_principal_reads_its_queue_and_no_other(secure_kafka: LocalKafka) -> None:
+    """``topics grant --worker '' --queue-worker payments=User:worker``: the worker principal
+    gets the payments queue's topic and group, and no other queue's tasks."""
+    prefix = f"queues-{uuid.uuid4().hex[:8]}."
+    admin = _admin(secure_kafka, prefix)
+    granted = subprocess.run(
+        [sys.executable, "-m", "ledgerflow.cli", "topics", "grant", "--bootstrap", admin.bootstrap,
+         "--prefix", prefix, "--worker", "", "--queue-worker", "payments=User:worker",
+         "--kafka-config", str(secure_kafka.client_properties("admin"))],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert granted.returncode == 0, granted.stderr
+    assert "queue payments=User:worker" in granted.stdout
+    ensure_queue_topics(admin, ("payments", "reports"))
+    for queue in ("payments", "reports"):
+        assert _delivery_error(secure_kafka, "admin", admin.task_topic(queue)) is None
+    worker = kafkaprops.from_file(secure_kafka.client_properties("worker"))
+
+    def read(queue: str) -> tuple[KafkaError | None, int]:
+        consumer = Consumer(
+            {"bootstrap.servers": admin.bootstrap, "group.id": f"{prefix}workers.{queue}",
+             "auto.offset.reset": "earliest", **worker}
+        )  # fmt: skip
+        topic = admin.task_topic(queue)
+        error = consumer.list_topics(topic, timeout=10).topics[topic].error
+        got = 0
+        if error is None:
+            consumer.subscribe([topic])
+            deadline = time.monotonic() + 30
+            while not got and time.monotonic() < deadline:
+                got += len([m for m in consumer.consume(10, 1) if m.error() is None])
+        consumer.close()
+        return error, got
+
+    assert read("payments") == (None, 1)
+    refused, got = read("reports")
+    assert refused is not None and refused.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED and got == 0
