@@ -16,6 +16,7 @@ follow the topics.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import threading
@@ -126,19 +127,20 @@ class EventTail:
         or records were dropped for the memory bound)."""
         partitions = [partition] if partition is not None else list(range(self.events.partitions))
         caught_up = await self._catch_up(self.events, partitions, timeout)
-        # filtered reads look through the whole window: the latest ``limit`` may all be others'
-        wanted = self.events.window if workflow_id is not None or namespace is not None else limit
-        with self._lock:
-            rings = [self._ring(self.events, p) for p in partitions]
-            found: list[LifecycleEvent] = [
-                e
-                for ring in rings
-                for e in list(ring.records)[-wanted:]
-                if namespace is None or namespaces.namespace_of(e.workflow_id) == namespace
-            ]
-            complete = all(ring.holds(wanted) for ring in rings)
-        if workflow_id is not None:
-            found = [e for e in found if e.workflow_id == workflow_id]
+
+        def wanted(event: LifecycleEvent) -> bool:
+            if workflow_id is not None and event.workflow_id != workflow_id:
+                return False
+            return namespace is None or namespaces.namespace_of(event.workflow_id) == namespace
+
+        found: list[LifecycleEvent] = []
+        complete = True
+        with self._lock:  # newest first, each partition only until it gave ``limit`` matches
+            for p in partitions:
+                ring = self._ring(self.events, p)
+                taken = list(itertools.islice((e for e in reversed(ring.records) if wanted(e)), limit))
+                found += reversed(taken)  # oldest first, as sorting by time keeps ties in order
+                complete = complete and (len(taken) == limit or ring.holds(self.events.window))
         found.sort(key=lambda e: e.time)
         return found[-limit:], not (caught_up and complete)
 
