@@ -311,7 +311,7 @@ class Client:
         )
         return result
 
-    def _visible(self, data: Any) -> Any:
+    def _visible(self, data: dict[str, Any]) -> dict[str, Any]:
         """Engine JSON with the workflow ids of this client's namespace bare."""
         return namespaces.visible(self.namespace, data)
 

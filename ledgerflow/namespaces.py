@@ -66,16 +66,11 @@ ID_KEYS = frozenset(
 """Keys whose values are workflow ids in what engines answer (run state, history, events)."""
 
 
-def visible(namespace: str, data: Any) -> Any:
-    """``data`` (JSON from an engine) with every workflow id under ``ID_KEYS`` as a caller of
-    ``namespace`` names it (:func:`within`)."""
-    if isinstance(data, dict):
-        return {
-            key: within(namespace, value)
-            if key in ID_KEYS and isinstance(value, str)
-            else visible(namespace, value)
-            for key, value in data.items()
-        }
-    if isinstance(data, list):
-        return [visible(namespace, item) for item in data]
-    return data
+def visible(namespace: str, data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` (an engine's run state, history event or listing row) with the workflow ids under
+    ``ID_KEYS`` as a caller of ``namespace`` names them (:func:`within`). Only its own keys: the
+    payloads inside are the user's data, whatever their keys are called."""
+    return {
+        key: within(namespace, value) if key in ID_KEYS and isinstance(value, str) else value
+        for key, value in data.items()
+    }

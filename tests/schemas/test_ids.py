@@ -139,3 +139,15 @@ def test_the_client_names_runs_in_its_namespace_one_way() -> None:
         assert client._engine_id("x") == "team/x"
         assert client._engine_id("other/x") == "other/x"  # the Client reaches the whole deployment
         assert client._engine_id("default/x") == "x"  # the default namespace's ids are bare
+
+
+def test_only_the_engines_own_id_fields_are_shown_bare_never_the_users_payloads() -> None:
+    from ledgerflow import namespaces
+
+    state = {"workflow_id": "team/x", "parent_workflow_id": "team/p", "result": {"workflow_id": "team/y"}}
+    assert namespaces.visible("team", state) == {
+        "workflow_id": "x",
+        "parent_workflow_id": "p",
+        "result": {"workflow_id": "team/y"},  # the user's data, as it was written
+    }
+    assert namespaces.visible("other", state)["workflow_id"] == "team/x"
