@@ -28,6 +28,7 @@ from ledgerflow.config import Settings
 from ledgerflow.engine import metrics
 from ledgerflow.engine.checkpoint import CALL_TIMEOUT, Checkpoint
 from ledgerflow.engine.definitions import DefinitionTable
+from ledgerflow.engine.ingress import IngressForwarder
 from ledgerflow.engine.kafka import clients
 from ledgerflow.engine.kafka.admin import ensure_queue_topics
 from ledgerflow.engine.kafka.group import GroupProtocol, member_config, set_group_timeouts
@@ -41,6 +42,7 @@ from ledgerflow.engine.state.standby import StandbyReplicas
 from ledgerflow.engine.workflow.definition import WorkflowRegistry
 from ledgerflow.errors import DeploymentMovedError, TopicLayoutError
 from ledgerflow.schemas.commands import inbox_command_adapter
+from ledgerflow.schemas.common import error_summary
 
 log = logging.getLogger("ledgerflow.engine")
 
@@ -133,6 +135,7 @@ class Engine:
         self.queue_watch = QueueWatch(settings)
         limits = Admission(options.max_open_per_partition, options.max_open_per_engine, self.open_workflows)
         self.transactional_id = f"{settings.prefix}engine-{self.node_id}"
+        self.ingress = IngressForwarder(settings, f"{self.transactional_id}-ingress")
         self._admin = clients.admin(settings)
         self.ctx = EngineContext(
             settings,
@@ -186,6 +189,7 @@ class Engine:
     def run(self) -> None:
         self.definitions.start()
         self.queue_watch.start()
+        self.ingress.start()
         try:
             while not self._stop.is_set():
                 try:
@@ -201,6 +205,7 @@ class Engine:
                     log.exception("owner session failed, restarting: %s", exc)
                     time.sleep(1.0)
         finally:
+            self.ingress.stop()
             self.definitions.stop()
             self.queue_watch.stop()
 
@@ -443,7 +448,7 @@ class Engine:
             command = inbox_command_adapter.validate_json(value or b"")
             reason = _misplaced(command, partition, self.settings)
         except ValidationError as exc:
-            reason = f"invalid inbox record: {_short(exc)}"
+            reason = f"invalid inbox record: {error_summary(exc)}"
         except Exception as exc:  # e.g. RecursionError: whatever a record holds, it stops only itself
             reason = f"unreadable inbox record: {type(exc).__name__}: {str(exc)[:500]}"
         else:
@@ -538,11 +543,6 @@ def _misplaced(command: Any, partition: int, settings: Settings) -> str | None:
         f"misplaced: record on inbox partition {partition}, but workflow {workflow_id[:200]!r} belongs "
         f"to partition {home}: key inbox records by workflow id and partition with murmur2"
     )
-
-
-def _short(exc: ValidationError) -> str:
-    parts = [f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]]
-    return "; ".join(parts)
 
 
 def _node_id(data_dir: Path) -> str:

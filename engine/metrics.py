@@ -18,6 +18,10 @@ DUPLICATES = Counter(
     "ledgerflow_duplicate_commands_total", "Commands dropped as seen before (idempotency key)."
 )
 DEAD_LETTERS = Counter("ledgerflow_dead_letters_total", "Inbox records sent to the dead-letter topic.")
+INGRESS_FORWARDED = Counter(
+    "ledgerflow_ingress_forwarded_total",
+    "Records of namespaces' ingress topics forwarded into the inbox (refused ones are dead letters).",
+)
 EXPIRED = Counter("ledgerflow_runs_expired_total", "Closed runs deleted after their retention.")
 REPLAYS = Counter("ledgerflow_replays_total", "Instances rebuilt by replaying history.")
 QUERIES = Counter(

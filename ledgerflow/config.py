@@ -216,3 +216,7 @@ class Settings(BaseSettings):
     def task_topic(self, queue: str) -> str:
         """Topic of a task queue."""
         return f"{self.prefix}tasks.{queue}"
+
+    def ingress_topic(self, namespace: str) -> str:
+        """Topic a namespace's own producers write commands to (engine/ingress.py)."""
+        return f"{self.prefix}ingress.{namespace}"

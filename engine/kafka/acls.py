@@ -116,6 +116,16 @@ def queue_worker(queue: str) -> tuple[Grant, ...]:
     )
 
 
+def namespace_producer(namespace: str) -> tuple[Grant, ...]:
+    """A producer of one namespace's commands: it writes that namespace's ingress topic and
+    nothing else (engine/ingress.py), so the broker, not the record, says which namespace it
+    acts in."""
+    return (
+        Grant(_TOPIC, f"ingress.{namespace}", (Op.WRITE, Op.DESCRIBE), why=f"{namespace}'s commands"),
+        _IDEMPOTENT,
+    )
+
+
 def bindings(component: str, principal: str, prefix: str) -> list[AclBinding]:
     """The allow-ACLs of ``component`` for ``principal`` (e.g. ``User:engine``) under ``prefix``."""
     return _bindings(COMPONENTS[component], principal, prefix)
@@ -145,10 +155,12 @@ def grant(
     settings: Settings,
     principals: Mapping[str, str],
     queue_workers: Mapping[str, str] | None = None,
+    namespace_producers: Mapping[str, str] | None = None,
     timeout: float = 30.0,
 ) -> int:
-    """Create the ACLs of each ``component → principal`` and each ``queue → worker principal``
-    (:func:`queue_worker`) under ``settings.prefix``, with the settings' credentials (an
+    """Create the ACLs of each ``component → principal``, each ``queue → worker principal``
+    (:func:`queue_worker`) and each ``namespace → producer principal``
+    (:func:`namespace_producer`) under ``settings.prefix``, with the settings' credentials (an
     admin's); returns how many bindings exist for them now."""
     unknown = sorted(set(principals) - set(COMPONENTS))
     if unknown:
@@ -156,6 +168,8 @@ def grant(
     wanted = [b for c, p in principals.items() for b in bindings(c, p, settings.prefix)]
     for queue, principal in (queue_workers or {}).items():
         wanted += _bindings(queue_worker(queue), principal, settings.prefix)
+    for namespace, principal in (namespace_producers or {}).items():
+        wanted += _bindings(namespace_producer(namespace), principal, settings.prefix)
     if not wanted:
         return 0
     admin = clients.admin(settings)  # kept alive until every future has its answer

@@ -30,8 +30,11 @@ def record_room(settings: Settings) -> int:
     return settings.max_record_bytes + RECORD_FRAMING
 
 
-def topic_specs(settings: Settings, queues: tuple[str, ...] = ("default",)) -> list[TopicSpec]:
-    """Every topic Ledgerflow needs; inbox, changelog and events share the shard count."""
+def topic_specs(
+    settings: Settings, queues: tuple[str, ...] = ("default",), namespaces: tuple[str, ...] = ()
+) -> list[TopicSpec]:
+    """Every topic Ledgerflow needs; inbox, changelog and events share the shard count. With
+    ``namespaces``, their ingress topics too (engine/ingress.py)."""
     n = settings.partitions
     base: dict[str, str] = {"max.message.bytes": str(max(KAFKA_DEFAULT_MAX_MESSAGE, record_room(settings)))}
     if settings.min_insync_replicas:
@@ -57,18 +60,24 @@ def topic_specs(settings: Settings, queues: tuple[str, ...] = ("default",)) -> l
         ),
     ]
     specs += [TopicSpec(settings.task_topic(q), n, {**base, "cleanup.policy": "delete"}) for q in queues]
+    specs += [
+        TopicSpec(settings.ingress_topic(ns), n, {**base, "cleanup.policy": "delete"}) for ns in namespaces
+    ]
     return specs
 
 
 def ensure_topics(
-    settings: Settings, queues: tuple[str, ...] = ("default",), timeout: float = 30.0
+    settings: Settings,
+    queues: tuple[str, ...] = ("default",),
+    timeout: float = 30.0,
+    namespaces: tuple[str, ...] = (),
 ) -> list[str]:
     """Create the deployment's missing topics; fail loudly when an existing one has another
     partition count or would refuse Ledgerflow's largest records.
 
     Returns the names of the topics it created.
     """
-    return _ensure(settings, topic_specs(settings, queues), timeout)
+    return _ensure(settings, topic_specs(settings, queues, namespaces), timeout)
 
 
 def ensure_queue_topics(settings: Settings, queues: tuple[str, ...], timeout: float = 30.0) -> list[str]:

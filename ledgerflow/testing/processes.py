@@ -158,9 +158,15 @@ class Cluster:
     def api_headers(self) -> dict[str, str]:
         return bearer(self.api_key)
 
-    def client(self) -> Client:
+    def client(self, namespace: str | None = None) -> Client:
         """A Client of this cluster, with its engine token."""
-        return Client(self.bootstrap, self.prefix, partitions=self.partitions, engine_token=self.engine_token)
+        return Client(
+            self.bootstrap,
+            self.prefix,
+            partitions=self.partitions,
+            engine_token=self.engine_token,
+            namespace=namespace,
+        )
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)

@@ -240,3 +240,54 @@ def test_a_queue_worker_principal_reads_its_queue_and_no_other(secure_kafka: Loc
     assert read("payments") == (None, 1)
     refused, got = read("reports")
     assert refused is not None and refused.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED and got == 0
+
+
+def test_a_namespace_producer_acts_in_its_namespace_only(secure_kafka: LocalKafka, tmp_path: Path) -> None:
+    """``topics grant --client '' --namespace-producer acme=User:client``: the client principal
+    may write acme's ingress topic and nothing else, so the broker, not the record, says which
+    namespace its commands act in (engine/ingress.py)."""
+    prefix = f"tenants-{uuid.uuid4().hex[:8]}."
+    admin = _admin(secure_kafka, prefix)
+    cli = [sys.executable, "-m", "ledgerflow.cli", "topics"]
+    common = ["--bootstrap", admin.bootstrap, "--prefix", prefix, "--partitions", "4",
+              "--kafka-config", str(secure_kafka.client_properties("admin"))]  # fmt: skip
+    granted = subprocess.run(
+        [*cli, "grant", *common, "--client", "", "--namespace-producer", "acme=User:client"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert granted.returncode == 0, granted.stderr
+    assert "namespace acme=User:client" in granted.stdout
+    created = subprocess.run(
+        [*cli, "create", *common, "--namespace", "acme", "--namespace", "globex"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    assert f"created {admin.ingress_topic('acme')}" in created.stdout
+
+    cluster = Cluster(admin.bootstrap, prefix, tmp_path, partitions=4, pythonpath=[ROOT])
+    try:
+        engine = cluster.engine([FLOWS], env=_config(secure_kafka, "engine", False))
+        cluster.worker([ACTS], env=_config(secure_kafka, "worker", False))
+        engine.wait_ready()
+        order = f"order-{uuid.uuid4().hex[:6]}"
+        start = c.StartWorkflow(workflow_id=order, workflow_type="ThreeSteps", input=1)
+        props = kafkaprops.from_file(secure_kafka.client_properties("client"))
+        producer = Producer({"bootstrap.servers": admin.bootstrap, **props})
+        producer.produce(
+            admin.ingress_topic("acme"), key=order.encode(), value=start.model_dump_json().encode()
+        )
+        assert producer.flush(30) == 0
+        reader = Settings(
+            bootstrap=admin.bootstrap,
+            prefix=prefix,
+            partitions=4,
+            kafka_config=secure_kafka.client_properties("admin"),
+        )
+        with Client(settings=reader, engine_token=cluster.engine_token, namespace="acme") as acme:
+            assert acme.result(order, timeout=60) == 4
+    finally:
+        cluster.stop_all()
+    # the inbox, where a record could name any namespace, and another namespace's topic: refused
+    for topic in (admin.topic("inbox"), admin.ingress_topic("globex")):
+        refused = _delivery_error(secure_kafka, "client", topic)
+        assert refused is not None and refused.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, topic

@@ -1,0 +1,99 @@
+"""What a namespace's ingress topic lets through to the inbox, and as what (engine/ingress.py)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ledgerflow.config import Settings
+from ledgerflow.engine.ingress import namespace_of_topic, qualified, subscription
+from ledgerflow.samples.dags import FAN_OUT_FAN_IN
+from ledgerflow.schemas import commands as c
+from ledgerflow.schemas.dag import DagDefinition
+
+SETTINGS = Settings(bootstrap="unused:9092", prefix="prod.")
+
+
+def test_the_topic_names_the_namespace() -> None:
+    assert SETTINGS.ingress_topic("acme") == "prod.ingress.acme"
+    assert namespace_of_topic(SETTINGS, "prod.ingress.acme") == "acme"
+    assert namespace_of_topic(SETTINGS, "prod.ingress.default") == "default"
+    assert namespace_of_topic(SETTINGS, "prod.ingress.Not_A_Namespace") is None
+    assert namespace_of_topic(SETTINGS, "prod.inbox") is None
+
+
+def test_the_subscription_matches_this_deployments_ingress_topics_only() -> None:
+    pattern = subscription(SETTINGS)
+    assert pattern.startswith("^")  # librdkafka's mark of a pattern
+    matches = re.compile(pattern).match
+    assert matches("prod.ingress.acme")
+    assert not matches("prodXingress.acme")  # the dots are literal
+    assert not matches("prod.inbox")
+    assert not matches("staging.ingress.acme")
+
+
+@pytest.mark.parametrize(
+    ("command", "key"),
+    [
+        (c.StartWorkflow(workflow_id="order-1", workflow_type="Pay"), "acme/order-1"),
+        (c.StartWorkflow(workflow_id="acme/order-1", workflow_type="Pay"), "acme/order-1"),
+        (c.SignalWorkflow(workflow_id="order-1", name="approve"), "acme/order-1"),
+        (c.CancelWorkflow(workflow_id="order-1"), "acme/order-1"),
+        (c.TerminateWorkflow(workflow_id="order-1"), "acme/order-1"),
+    ],
+)
+def test_a_workflow_command_acts_in_the_topics_namespace(command: c.InboxCommand, key: str) -> None:
+    forwarded = qualified(command, "acme")
+    assert not isinstance(forwarded, str), forwarded
+    assert forwarded[0] == key
+    assert forwarded[1].workflow_id == key  # type: ignore[union-attr]
+    assert forwarded[1].kind == command.kind
+
+
+def test_the_default_namespaces_ids_stay_bare() -> None:
+    forwarded = qualified(c.StartWorkflow(workflow_id="order-1", workflow_type="Pay"), "default")
+    assert not isinstance(forwarded, str)
+    assert forwarded[0] == "order-1"
+
+
+def test_a_definition_is_registered_in_the_topics_namespace() -> None:
+    dag = DagDefinition.model_validate({**FAN_OUT_FAN_IN, "id": "fan"})
+    forwarded = qualified(c.RegisterDefinition(definition=dag), "acme")
+    assert not isinstance(forwarded, str)
+    key, command = forwarded
+    assert key == "acme/fan"
+    assert isinstance(command, c.RegisterDefinition) and command.definition.id == "acme/fan"
+    assert command.definition.nodes == dag.nodes
+
+
+@pytest.mark.parametrize(
+    ("command", "reason"),
+    [
+        (c.StartWorkflow(workflow_id="globex/order-1", workflow_type="Pay"), "names namespace 'globex'"),
+        (c.SignalWorkflow(workflow_id="globex/order-1", name="x"), "this is namespace 'acme''s ingress"),
+        (
+            c.RegisterDefinition(
+                definition=DagDefinition.model_validate({**FAN_OUT_FAN_IN, "id": "globex/f"})
+            ),
+            "definition.id",
+        ),
+        (
+            c.StartWorkflow(workflow_id="x", workflow_type="Pay", parent_workflow_id="p", parent_seq=1),
+            "parent_workflow_id: only an engine",
+        ),
+        (c.TaskCompleted(workflow_id="x", run_id="r", seq=1, attempt=1), "task_completed is written by"),
+        (
+            c.ChildWorkflowClosed(
+                workflow_id="x", run_id="r", seq=1, child_workflow_id="y", status="COMPLETED"
+            ),
+            "child_workflow_closed is written by",
+        ),
+    ],
+)
+def test_what_another_namespace_or_ledgerflow_itself_would_send_is_refused(
+    command: c.InboxCommand, reason: str
+) -> None:
+    refused = qualified(command, "acme")
+    assert isinstance(refused, str)
+    assert reason in refused
