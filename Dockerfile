@@ -20,14 +20,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONPATH=/app
 
-# Only what the package build needs; engine/, api/, executors/ and schemas/ are reached
-# through symlinks inside ledgerflow/, which COPY keeps as symlinks.
+# Only what the package build needs.
 WORKDIR /src
 COPY pyproject.toml README.md ./
-COPY engine ./engine
-COPY api ./api
-COPY executors ./executors
-COPY schemas ./schemas
 COPY ledgerflow ./ledgerflow
 RUN pip install . \
     && rm -rf /src

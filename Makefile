@@ -20,8 +20,8 @@ dev: setup
 	$(BIN)/ledgerflow dev
 
 lint: setup
-	$(BIN)/ruff check ledgerflow engine executors schemas api tests bench
-	$(BIN)/ruff format --check ledgerflow engine executors schemas api tests bench
+	$(BIN)/ruff check ledgerflow tests bench
+	$(BIN)/ruff format --check ledgerflow tests bench
 
 typecheck: setup
 	$(BIN)/mypy

@@ -28,9 +28,9 @@ from ledgerflow.config import Settings
 from ledgerflow.engine.outbox import Outbox
 from ledgerflow.engine.processor import EngineContext, PartitionProcessor
 from ledgerflow.engine.state.store import PartitionStore
-from ledgerflow.engine.workflow.definition import WorkflowRegistry
 from ledgerflow.schemas.commands import StartWorkflow, TaskCompleted, inbox_command_adapter
 from ledgerflow.schemas.tasks import ActivityTask, task_message_adapter
+from ledgerflow.sdk.definition import WorkflowRegistry
 
 SAMPLES = "ledgerflow.samples.orders"
 

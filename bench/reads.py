@@ -36,9 +36,9 @@ from ledgerflow.engine.processor import EngineContext, PartitionProcessor
 from ledgerflow.engine.state import keys
 from ledgerflow.engine.state.models import PendingActivity, RunState
 from ledgerflow.engine.state.store import PartitionStore
-from ledgerflow.engine.workflow.definition import WorkflowRegistry
 from ledgerflow.schemas.commands import SignalWorkflow, StartWorkflow
 from ledgerflow.schemas.common import ActivityOptions, Failure
+from ledgerflow.sdk.definition import WorkflowRegistry
 
 LONG = "long-run"
 PARTITIONS = 4

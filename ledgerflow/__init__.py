@@ -5,8 +5,9 @@ The public surface is small on purpose::
     from ledgerflow import workflow, activity, Client, RetryPolicy
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ledgerflow import activity, workflow
-from ledgerflow.client import Client, WorkflowHandle
 from ledgerflow.errors import (
     ActivityError,
     ApplicationError,
@@ -21,7 +22,21 @@ from ledgerflow.errors import (
 )
 from ledgerflow.schemas.common import RetryPolicy
 
+if TYPE_CHECKING:
+    from ledgerflow.client import Client, WorkflowHandle
+
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    """``Client`` and ``WorkflowHandle``, imported on first use: workflow and activity code
+    imports ``ledgerflow`` and needs no Kafka client library loaded."""
+    if name in ("Client", "WorkflowHandle"):
+        from ledgerflow import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'ledgerflow' has no attribute {name!r}")
+
 
 __all__ = [
     "ActivityError",

@@ -35,9 +35,7 @@ from ledgerflow.codec.envelope import decode, decode_tree, encode
 from ledgerflow.codec.keyfile import load_codec
 from ledgerflow.config import PAGE_LIMIT, Settings
 from ledgerflow.converter import to_json
-from ledgerflow.engine.kafka.clients import UNASSIGNED, plain_producer
-from ledgerflow.engine.workflow.definition import definition_of
-from ledgerflow.engine.workflow.registration import definition_problems
+from ledgerflow.dag.registration import definition_problems
 from ledgerflow.engine_token import bearer, token_from
 from ledgerflow.errors import (
     EngineAuthError,
@@ -47,6 +45,7 @@ from ledgerflow.errors import (
     WorkflowNotFoundError,
     check_id,
 )
+from ledgerflow.kafkaclients import UNASSIGNED, plain_producer
 from ledgerflow.paging import merge_listings
 from ledgerflow.routing import OwnerDirectory, path_segment
 from ledgerflow.schemas import commands as c
@@ -58,6 +57,7 @@ from ledgerflow.schemas.events import (
     WorkflowContinuedAsNew,
     history_event_adapter,
 )
+from ledgerflow.sdk.definition import definition_of
 
 CLOSED = ("COMPLETED", "FAILED", "CANCELED", "TERMINATED")
 NAMESPACE_ENV = "LEDGERFLOW_NAMESPACE"

@@ -11,25 +11,10 @@ import json
 import time
 from typing import Any
 
-from confluent_kafka import KafkaError, Producer, TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 
+from ledgerflow import kafkaclients as clients
 from ledgerflow.config import Settings
-from ledgerflow.engine.kafka import clients
-
-
-class ClusterEventPublisher:
-    """Fire-and-forget cluster events of one node (they are observability, not state)."""
-
-    def __init__(self, producer: Producer, settings: Settings, node: str, url: str) -> None:
-        self.producer = producer
-        self.topic = settings.topic("cluster")
-        self.node = node
-        self.url = url
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        record = {"node": self.node, "url": self.url, "time": time.time(), **event}
-        self.producer.produce(self.topic, key=self.node.encode(), value=json.dumps(record).encode())
-        self.producer.poll(0)
 
 
 def read_events(settings: Settings, limit: int = 100, timeout: float = 5.0) -> list[dict[str, Any]]:

@@ -218,5 +218,5 @@ class Settings(BaseSettings):
         return f"{self.prefix}tasks.{queue}"
 
     def ingress_topic(self, namespace: str) -> str:
-        """Topic a namespace's own producers write commands to (engine/ingress.py)."""
+        """Topic a namespace's own producers write commands to (ledgerflow/engine/ingress.py)."""
         return f"{self.prefix}ingress.{namespace}"

@@ -6,7 +6,7 @@ never names one, is in ``default``. A bare id cannot contain ``/`` (schemas.comm
 the mapping is one to one. The gateway qualifies every id a caller sends with the request's
 namespace and strips it from what it answers: a caller only ever sees bare ids, and never
 reaches another namespace's runs or definitions. A child workflow is started in its parent's
-namespace (engine/processor.py).
+namespace (ledgerflow/engine/processor.py).
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from ledgerflow import kafkaclients as clients
 from ledgerflow.config import Settings
-from ledgerflow.engine.kafka import clients
 
 CLIENT_ID_PREFIX = "ledgerflow-engine "
 

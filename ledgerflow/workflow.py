@@ -27,17 +27,16 @@ from typing import Any, NoReturn, TypeVar, overload
 from ledgerflow import activity as _activity
 from ledgerflow import namespaces as _namespaces
 from ledgerflow.converter import from_json, to_json
-from ledgerflow.engine.workflow.context import NotInWorkflowError, WorkflowInfo, current_runtime
-from ledgerflow.engine.workflow.definition import (
+from ledgerflow.errors import check_bare_id as _check_bare_id
+from ledgerflow.schemas.common import ActivityOptions, RetryPolicy
+from ledgerflow.sdk.context import ContinueAsNewRequest, NotInWorkflowError, WorkflowInfo, current_runtime
+from ledgerflow.sdk.definition import (
     DEFINITION_ATTR,
     QUERY_ATTR,
     RUN_ATTR,
     build_definition,
     definition_of,
 )
-from ledgerflow.engine.workflow.instance import ContinueAsNewRequest
-from ledgerflow.errors import check_bare_id as _check_bare_id
-from ledgerflow.schemas.common import ActivityOptions, RetryPolicy
 
 T = TypeVar("T")
 C = TypeVar("C")

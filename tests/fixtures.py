@@ -14,8 +14,8 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from ledgerflow import Client
-from ledgerflow.engine.workflow.definition import WorkflowRegistry
 from ledgerflow.localkafka import KafkaStartError, LocalKafka
+from ledgerflow.sdk.definition import WorkflowRegistry
 from ledgerflow.testing.invariants import check_workflow
 from ledgerflow.testing.processes import Cluster, NodeProcess
 

@@ -10,10 +10,10 @@ import click
 from ledgerflow import Client
 from ledgerflow.cli.options import kafka_options, settings_from
 from ledgerflow.codec.keyfile import load_codec
-from ledgerflow.engine.workflow.definition import WorkflowRegistry
 from ledgerflow.engine.workflow.replayer import replay_run
 from ledgerflow.errors import LedgerflowError
 from ledgerflow.schemas.events import HistoryEvent, history_event_adapter
+from ledgerflow.sdk.definition import WorkflowRegistry
 
 
 @click.command("replay")

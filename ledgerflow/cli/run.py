@@ -13,16 +13,17 @@ from pydantic import ValidationError
 
 from ledgerflow import activity, logs
 from ledgerflow.cli.options import insecure_option, kafka_options, settings_from
+from ledgerflow.dag.node_types import PURE_BUILTINS
 from ledgerflow.engine.http import HttpServer, create_app
 from ledgerflow.engine.kafka.admin import ensure_queue_topics, ensure_topics
 from ledgerflow.engine.kafka.group import GROUP_PROTOCOLS, GroupProtocol
 from ledgerflow.engine.loop import Engine, EngineOptions, tune_garbage_collector
-from ledgerflow.engine.workflow.definition import WorkflowRegistry
 from ledgerflow.engine_token import EngineTokenError, token_from
 from ledgerflow.errors import DeploymentMovedError, TopicLayoutError
 from ledgerflow.executors import builtins
-from ledgerflow.executors.sandbox.settings import PURE_BUILTINS, BuiltinSettings, split_list
+from ledgerflow.executors.sandbox.settings import BuiltinSettings, split_list
 from ledgerflow.executors.worker import Worker
+from ledgerflow.sdk.definition import WorkflowRegistry
 
 MAX_RETENTION = 100 * 365 * 24 * 3600.0
 """A century: longer retentions would arm timers past the latest a timer key can hold."""

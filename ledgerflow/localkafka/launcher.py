@@ -191,6 +191,7 @@ class LocalKafka:
                 if len(alive) == len(state.nodes) and readiness.responds(address, len(state.nodes), admin):
                     return state.bootstrap
             java = libs.find_java()
+            libs.check_java_version(java)
             self._progress("Resolving Kafka jars")
             libs_dir = libs.ensure_libs(self._progress)
             if state is None:
@@ -327,18 +328,6 @@ class LocalKafka:
     def log_path(self, index: int = 0) -> Path:
         """``server.log`` of node ``index`` (0-based)."""
         return self.data_dir / f"broker-{index + 1}" / "logs" / "server.log"
-
-    def libs_dir(self) -> Path:
-        """Folder of Kafka's jars (downloaded on first use)."""
-        return libs.ensure_libs(self._progress)
-
-    def classpath(self) -> str:
-        """``<libs>/*``, for ``java -cp`` to run Kafka's own tools."""
-        return f"{self.libs_dir()}/*"
-
-    def java_command(self, main_class: str, *args: str) -> list[str]:
-        """argv for one of Kafka's Java tools, e.g. ``org.apache.kafka.tools.ConsoleProducer``."""
-        return libs.java_tool_command(main_class, *args, progress=self._progress)
 
     def __enter__(self) -> LocalKafka:
         self.up()

@@ -36,11 +36,11 @@ from pydantic import BaseModel
 
 from ledgerflow.client import Client
 from ledgerflow.config import Settings
-from ledgerflow.engine.kafka.clients import producer_config
-from ledgerflow.engine.workflow.definition import WorkflowRegistry
 from ledgerflow.errors import WorkflowNotFoundError
+from ledgerflow.kafkaclients import producer_config
 from ledgerflow.localkafka import LocalKafka, LocalKafkaError
 from ledgerflow.schemas.commands import SignalWorkflow, StartWorkflow
+from ledgerflow.sdk.definition import WorkflowRegistry
 from ledgerflow.testing.invariants import check_workflow
 from ledgerflow.testing.processes import Cluster, NodeProcess
 

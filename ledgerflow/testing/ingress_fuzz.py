@@ -24,8 +24,8 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from ledgerflow.client import Client
-from ledgerflow.engine.workflow.definition import WorkflowRegistry
 from ledgerflow.samples.dags import FAN_OUT_FAN_IN
+from ledgerflow.sdk.definition import WorkflowRegistry
 from ledgerflow.testing.fuzz import Expectation, FuzzRecord, Outcome
 from ledgerflow.testing.invariants import check_workflow
 from ledgerflow.testing.processes import NodeProcess, failed_batches
@@ -38,7 +38,7 @@ ORIGINAL_SIZE = "ledgerflow.dlq.original-size"
 ORIGINAL_SHA256 = "ledgerflow.dlq.original-sha256"
 ENGINE_ADDRESS_SPACE_MB = 4096
 """The address-space cap ``limit_memory`` puts on the fuzzed engine (an idle one maps ~1.4 GB)."""
-"""What engine/loop.py logs each time it drops its consumer session and starts another."""
+"""What ledgerflow/engine/loop.py logs each time it drops its consumer session and starts another."""
 NO_OPEN_RUN = Expectation(Outcome.DEAD_LETTER, "no open run")
 CLOSING = ("WORKFLOW_COMPLETED", "WORKFLOW_FAILED", "WORKFLOW_CANCELED", "WORKFLOW_TERMINATED")
 

@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from ledgerflow.engine.state.models import CLOSING_STATUS, RunState
-from ledgerflow.engine.workflow.context import WorkflowInfo
 from ledgerflow.engine.workflow.dag import DAG_WORKFLOW
-from ledgerflow.engine.workflow.definition import WorkflowRegistry
 from ledgerflow.engine.workflow.instance import WorkflowInstance
 from ledgerflow.engine.workflow.replayer import replay
 from ledgerflow.schemas import events as ev
+from ledgerflow.sdk.context import WorkflowInfo
+from ledgerflow.sdk.definition import WorkflowRegistry
 
 EARLY = 1e-6
 """Seconds a timer or retry may appear before its due time (float rounding), and no more."""

@@ -9,10 +9,10 @@ from pathlib import Path
 from ledgerflow.codec import AesGcmCodec, decode, encode, is_encoded
 from ledgerflow.engine.outbox import Outbox
 from ledgerflow.engine.processor import read_history, read_run
-from ledgerflow.engine.workflow.definition import WorkflowRegistry
 from ledgerflow.engine.workflow.replayer import replay_run
 from ledgerflow.schemas import events as ev
 from ledgerflow.schemas.commands import SignalWorkflow, StartWorkflow, TaskCompleted
+from ledgerflow.sdk.definition import WorkflowRegistry
 from tests.engine_unit.test_processor import FLOWS, batch, processor_at, tasks
 
 CODEC = AesGcmCodec({"k1": bytes(32)}, active="k1")

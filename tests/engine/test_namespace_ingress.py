@@ -1,4 +1,4 @@
-"""A namespace's own ingress topic (engine/ingress.py) on a real broker: its commands run in that
+"""A namespace's own ingress topic (ledgerflow/engine/ingress.py) on a real broker: its commands run in that
 namespace and no other, what it may not send is dead-lettered with the reason, and each record
 is forwarded exactly once though the engine forwarding it is killed with -9."""
 

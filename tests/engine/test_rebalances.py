@@ -12,9 +12,9 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from ledgerflow import Client
+from ledgerflow import kafkaclients as clients
 from ledgerflow.cluster import read_events
 from ledgerflow.config import Settings
-from ledgerflow.engine.kafka import clients
 from ledgerflow.engine.kafka.group import GROUP_PROTOCOLS, GroupProtocol
 from ledgerflow.schemas.commands import StartWorkflow
 from ledgerflow.testing.processes import Cluster, NodeProcess

@@ -10,8 +10,8 @@ import pytest
 from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
+from ledgerflow import kafkaclients as clients
 from ledgerflow.config import Settings
-from ledgerflow.engine.kafka import clients
 from ledgerflow.engine.state.recovery import open_and_restore
 from ledgerflow.testing.processes import Cluster
 from tests.fixtures import ACTS, FLOWS, ROOT, assert_invariants, started_kafka

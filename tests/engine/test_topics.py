@@ -10,8 +10,8 @@ from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, C
 
 from ledgerflow.config import Settings
 from ledgerflow.engine.kafka.admin import ensure_topics, topic_specs
-from ledgerflow.engine.kafka.clients import RECORD_FRAMING
 from ledgerflow.errors import TopicLayoutError
+from ledgerflow.kafkaclients import RECORD_FRAMING
 
 pytestmark = pytest.mark.kafka
 

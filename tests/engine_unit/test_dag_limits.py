@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from ledgerflow.config import Settings
+from ledgerflow.dag.registration import MAX_PROBLEMS, definition_problems, queue_problems
 from ledgerflow.engine.outbox import Outbox
 from ledgerflow.engine.processor import EngineContext, PartitionProcessor
 from ledgerflow.engine.state.store import PartitionStore
-from ledgerflow.engine.workflow.definition import WorkflowRegistry
-from ledgerflow.engine.workflow.registration import MAX_PROBLEMS, definition_problems, queue_problems
 from ledgerflow.schemas.commands import RegisterDefinition
 from ledgerflow.schemas.dag import DagDefinition
+from ledgerflow.sdk.definition import WorkflowRegistry
 
 LIMITS = Settings(max_dag_nodes=10, max_dag_edges=12, max_dag_depth=4, max_dag_bytes=2048)
 

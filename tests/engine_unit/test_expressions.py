@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ledgerflow.engine.workflow.expressions import ExpressionError, check, evaluate, render, templates
+from ledgerflow.dag.expressions import ExpressionError, check, evaluate, render, templates
 
 NAMES: dict[str, Any] = {
     "input": {"amount": 150, "country": "FR", "tags": ["vip", "new"], "user": {"name": "Ada"}},

@@ -1,4 +1,4 @@
-"""What a namespace's ingress topic lets through to the inbox, and as what (engine/ingress.py)."""
+"""What a namespace's ingress topic lets through to the inbox, and as what (ledgerflow/engine/ingress.py)."""
 
 from __future__ import annotations
 

@@ -18,7 +18,6 @@ from ledgerflow.config import Settings
 from ledgerflow.engine.outbox import Outbox
 from ledgerflow.engine.processor import EngineContext, PartitionProcessor, read_history, read_run
 from ledgerflow.engine.state.store import PartitionStore
-from ledgerflow.engine.workflow.definition import WorkflowRegistry
 from ledgerflow.schemas import events as ev
 from ledgerflow.schemas.commands import (
     CancelWorkflow,
@@ -31,6 +30,7 @@ from ledgerflow.schemas.commands import (
 )
 from ledgerflow.schemas.common import Failure
 from ledgerflow.schemas.tasks import ActivityTask, task_message_adapter
+from ledgerflow.sdk.definition import WorkflowRegistry
 from ledgerflow.testing.invariants import check_run, check_workflow
 
 FLOWS = "tests.testapps.flows"

@@ -25,7 +25,6 @@ from ledgerflow.engine.processor import (
     read_run,
 )
 from ledgerflow.engine.state.store import PartitionStore
-from ledgerflow.engine.workflow.definition import WorkflowRegistry, definition_of
 from ledgerflow.schemas.commands import (
     InboxCommand,
     SignalWorkflow,
@@ -35,6 +34,7 @@ from ledgerflow.schemas.commands import (
 )
 from ledgerflow.schemas.dag import DagDefinition, dag_from_json
 from ledgerflow.schemas.tasks import ActivityTask, task_message_adapter
+from ledgerflow.sdk.definition import WorkflowRegistry, definition_of
 from ledgerflow.testing.invariants import check_run
 
 SMALL = Settings(max_payload_bytes=4096, max_record_bytes=16_384, max_previous_runs=3)

@@ -13,7 +13,6 @@ from ledgerflow.engine.outbox import Outbox
 from ledgerflow.engine.processor import Admission, EngineContext, PartitionProcessor, read_history, read_run
 from ledgerflow.engine.state import keys
 from ledgerflow.engine.state.store import PartitionStore
-from ledgerflow.engine.workflow.definition import WorkflowRegistry
 from ledgerflow.schemas.commands import (
     SignalWorkflow,
     StartWorkflow,
@@ -22,6 +21,7 @@ from ledgerflow.schemas.commands import (
     inbox_command_adapter,
 )
 from ledgerflow.schemas.tasks import ActivityTask, task_message_adapter
+from ledgerflow.sdk.definition import WorkflowRegistry
 from ledgerflow.testing.invariants import check_run
 
 FLOWS = "tests.testapps.flows"

@@ -33,8 +33,8 @@ from ledgerflow.engine.processor import (
 )
 from ledgerflow.engine.reads import RunFilter, cached_copy, list_runs, replayed
 from ledgerflow.engine.state.store import PartitionStore
-from ledgerflow.engine.workflow.definition import WorkflowRegistry
 from ledgerflow.schemas.commands import SignalWorkflow, StartWorkflow, TerminateWorkflow
+from ledgerflow.sdk.definition import WorkflowRegistry
 from tests.engine_unit.test_processor import FLOWS, batch
 
 SIGNALS = 49_999

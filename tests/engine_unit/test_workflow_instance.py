@@ -1,6 +1,6 @@
 """The deterministic workflow runtime, driven by hand: history events in, commands out.
 
-``Run`` plays the partition owner's part (see ``engine/processor.py``): it
+``Run`` plays the partition owner's part (see ``ledgerflow/engine/processor.py``): it
 numbers and timestamps input events, feeds them to a ``WorkflowInstance``, and
 records the commands the code emits as the history events the owner would
 append. Most tests end by replaying the recorded history into a fresh
@@ -21,14 +21,14 @@ import pytest
 
 from ledgerflow import ActivityError, NonDeterminismError, activity, workflow
 from ledgerflow.engine.workflow import commands as cmd
-from ledgerflow.engine.workflow.context import WorkflowInfo
 from ledgerflow.engine.workflow.dag import DAG_WORKFLOW, DAG_WORKFLOW_NAME
-from ledgerflow.engine.workflow.definition import WorkflowDefinition, WorkflowRegistry, definition_of
 from ledgerflow.engine.workflow.instance import WorkflowInstance
 from ledgerflow.engine.workflow.replayer import replay, replay_run
 from ledgerflow.schemas import events as ev
 from ledgerflow.schemas.common import ActivityOptions, Failure, RetryPolicy
 from ledgerflow.schemas.dag import DagDefinition, dag_from_json
+from ledgerflow.sdk.context import WorkflowInfo
+from ledgerflow.sdk.definition import WorkflowDefinition, WorkflowRegistry, definition_of
 
 GOLDEN = Path(__file__).parent / "golden"
 T0 = 1_763_990_000.0

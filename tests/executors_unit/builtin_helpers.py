@@ -6,8 +6,9 @@ import inspect
 from typing import Any
 
 from ledgerflow.config import Settings
+from ledgerflow.dag.node_types import ALL_BUILTINS
 from ledgerflow.executors.builtins import worker_builtins
-from ledgerflow.executors.sandbox.settings import ALL_BUILTINS, BuiltinSettings
+from ledgerflow.executors.sandbox.settings import BuiltinSettings
 
 
 async def call(name: str, input: dict[str, Any], *, settings: Settings | None = None, **sandbox: Any) -> Any:

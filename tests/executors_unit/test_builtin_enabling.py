@@ -14,9 +14,11 @@ from ledgerflow.api.settings import GatewaySettings
 from ledgerflow.api.state import known_node_types
 from ledgerflow.cli.run import builtin_settings_from
 from ledgerflow.config import Settings
-from ledgerflow.executors.builtins import NAMES, worker_builtins
+from ledgerflow.dag.node_types import ALL_BUILTINS as NAMES
+from ledgerflow.dag.node_types import IO_BUILTINS, PURE_BUILTINS
+from ledgerflow.executors.builtins import worker_builtins
 from ledgerflow.executors.runner import AttemptRunner
-from ledgerflow.executors.sandbox.settings import IO_BUILTINS, PURE_BUILTINS, BuiltinSettings
+from ledgerflow.executors.sandbox.settings import BuiltinSettings
 from ledgerflow.schemas.commands import TaskCompleted, TaskFailed
 from ledgerflow.schemas.tasks import ActivityTask
 

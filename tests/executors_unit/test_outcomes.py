@@ -1,4 +1,4 @@
-"""A worker never sends an outcome the engine or Kafka would refuse (executors/outcomes.py).
+"""A worker never sends an outcome the engine or Kafka would refuse (ledgerflow/executors/outcomes.py).
 
 A result over ``max_payload_bytes`` becomes a non-retryable ``PayloadTooLarge`` failure; a
 failure over it is cut (message and stack marked with the bytes cut, details dropped when

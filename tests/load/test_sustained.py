@@ -13,8 +13,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from ledgerflow.engine.processor import read_history, scan_runs
 from ledgerflow.engine.state.store import PartitionStore, store_path
-from ledgerflow.engine.workflow.definition import WorkflowRegistry
 from ledgerflow.schemas.commands import StartWorkflow
+from ledgerflow.sdk.definition import WorkflowRegistry
 from ledgerflow.testing.invariants import check_run
 from ledgerflow.testing.processes import Cluster
 

@@ -17,9 +17,9 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from ledgerflow import kafkaclients as clients
 from ledgerflow.config import Settings
 from ledgerflow.engine.checkpoint import CALL_TIMEOUT
-from ledgerflow.engine.kafka import clients
 from ledgerflow.engine.kafka.watchdog import CallGuard, StuckCallError
 from ledgerflow.engine.loop import STUCK_CALL_AFTER
 from tests.fixtures import started_kafka
@@ -165,7 +165,7 @@ def _consume_some(bootstrap: str, topic: str, group: str) -> tuple[Consumer, lis
 def test_the_call_guard_gets_an_engine_out_of_a_commit_whose_group_coordinator_hangs_then_dies(
     tmp_path: Path, topic_prefix: str
 ) -> None:
-    """What each engine batch does (engine/checkpoint.py): a transaction whose consumed offsets are
+    """What each engine batch does (ledgerflow/engine/checkpoint.py): a transaction whose consumed offsets are
     sent to the group coordinator through the engine's CallGuard. That broker hangs (SIGSTOP) with
     the request in flight and is killed -9 five seconds later, its partitions led by the other two
     by then. librdkafka 2.16.0 often never returns from the call, whatever its timeout, and

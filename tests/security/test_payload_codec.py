@@ -24,8 +24,8 @@ from ledgerflow.api.keys import entry_line, new_key
 from ledgerflow.api.scopes import Scope
 from ledgerflow.codec import CodecKeyNeeded, PayloadCodec
 from ledgerflow.codec.keyfile import read_key_file, rotate_key_file, write_new_key_file
-from ledgerflow.engine.workflow.definition import WorkflowRegistry
 from ledgerflow.engine_token import bearer
+from ledgerflow.sdk.definition import WorkflowRegistry
 from ledgerflow.secretfiles import write_private
 from ledgerflow.testing.invariants import check_workflow
 from ledgerflow.testing.processes import Cluster

@@ -2,7 +2,7 @@
 users or client certificates, ACLs enforced by KRaft's StandardAuthorizer.
 
 Each component runs as its own principal with exactly the grants of ``ledgerflow topics grant``
-(engine/kafka/acls.py), so these tests also prove that table is enough, and that it is not
+(ledgerflow/engine/kafka/acls.py), so these tests also prove that table is enough, and that it is not
 more than it should be: a worker cannot write the changelog, a principal without grants cannot
 read the inbox, a wrong password is refused.
 """
@@ -245,7 +245,7 @@ def test_a_queue_worker_principal_reads_its_queue_and_no_other(secure_kafka: Loc
 def test_a_namespace_producer_acts_in_its_namespace_only(secure_kafka: LocalKafka, tmp_path: Path) -> None:
     """``topics grant --client '' --namespace-producer acme=User:client``: the client principal
     may write acme's ingress topic and nothing else, so the broker, not the record, says which
-    namespace its commands act in (engine/ingress.py)."""
+    namespace its commands act in (ledgerflow/engine/ingress.py)."""
     prefix = f"tenants-{uuid.uuid4().hex[:8]}."
     admin = _admin(secure_kafka, prefix)
     cli = [sys.executable, "-m", "ledgerflow.cli", "topics"]

@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from ledgerflow import ActivityError, ChildWorkflowError, RetryPolicy, workflow
-from ledgerflow.engine.workflow.context import current_runtime
+from ledgerflow.sdk.context import current_runtime
 from tests.testapps import acts
 
 FAST_RETRY = RetryPolicy(initial_interval=0.2, backoff_coefficient=2.0, maximum_interval=1.0)

@@ -1,0 +1,597 @@
+"""The /api/v1/workflows routes: register a DAG, start, signal, cancel, terminate,
+query, and read a workflow's status, history and the list of workflows.
+
+Writes go to Kafka (``acks=all``); reads about one workflow are forwarded to the
+engine owning its partition; the listing asks every engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from confluent_kafka import KafkaException
+from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from ledgerflow import namespaces
+from ledgerflow.api.auth import namespace_of, require
+from ledgerflow.api.errors import (
+    AlreadyStartedError,
+    InvalidRequestError,
+    OwnerResponseError,
+    PayloadTooLargeError,
+    QueryFailedError,
+    UnknownNodeTypeError,
+)
+from ledgerflow.api.models import (
+    REGISTER_EXAMPLES,
+    CommandAccepted,
+    CommandKind,
+    DefinitionRegistered,
+    ExecuteRequest,
+    FieldProblem,
+    HistoryPage,
+    PendingActivityView,
+    QueryRequest,
+    QueryResult,
+    ReasonRequest,
+    RegisterBody,
+    RunStatus,
+    SignalRequest,
+    WorkflowAccepted,
+    WorkflowList,
+    WorkflowStatus,
+    WorkflowSummary,
+)
+from ledgerflow.api.scopes import Scope
+from ledgerflow.api.settings import ANY_TYPE
+from ledgerflow.api.state import (
+    BODY_DOCS,
+    READ_DOCS,
+    GatewayState,
+    WorkflowIdPath,
+    error_doc,
+    gateway_state,
+    json_response,
+)
+from ledgerflow.api.timeline import build_timeline
+from ledgerflow.config import PAGE_LIMIT
+from ledgerflow.dag.registration import MAX_PROBLEMS, definition_problems, queue_problems
+from ledgerflow.errors import CapacityError, OwnerUnavailableError, WorkflowNotFoundError
+from ledgerflow.paging import merge_listings
+from ledgerflow.routing import path_segment
+from ledgerflow.schemas import commands as c
+from ledgerflow.schemas.common import BARE_ID_RULE, BareId
+from ledgerflow.schemas.dag import DagDefinition
+from ledgerflow.schemas.events import HistoryEvent, history_event_adapter
+
+TypeIdPath = Annotated[
+    BareId,
+    Path(
+        description="A registered DAG definition's id, or a code workflow type.",
+        openapi_examples={"dag": {"summary": "A DAG definition", "value": "fan-out"}},
+    ),
+]
+
+MAX_OFFSET = 10_000_000
+"""Largest history ``offset`` accepted (far past any run's history limit)."""
+
+
+async def _send(state: GatewayState, topic: str, key: str, value: bytes, partition: int | None = None) -> int:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    delivery = await state.live_producer().send(topic, key, value, partition)
+    state.request_metrics.writes.labels(topic.removeprefix(state.settings.prefix)).observe(
+        loop.time() - started
+    )
+    return delivery.partition
+
+
+async def _send_command(state: GatewayState, workflow_id: str, command: BaseModel) -> int:
+    """Write an inbox command to the workflow's partition (the deployment's partitioner decides).
+
+    A command over ``max_payload_bytes`` gets 413 here: the engine would refuse it to the DLQ.
+    """
+    value = command.model_dump_json(by_alias=True).encode()
+    if len(value) > state.settings.max_payload_bytes:
+        what = f"the {type(command).__name__} (max_payload_bytes)"
+        raise PayloadTooLargeError(len(value), state.settings.max_payload_bytes, what)
+    partition = state.live_router().partition(workflow_id)
+    return await _send(state, state.settings.topic("inbox"), workflow_id, value, partition)
+
+
+async def _describe(state: GatewayState, workflow_id: str, operation: str = "status") -> dict[str, Any]:
+    response = await state.live_router().forward(
+        operation, workflow_id, f"/internal/workflows/{path_segment(workflow_id)}"
+    )
+    if response.status_code != 200:
+        raise OwnerResponseError(workflow_id, response.status_code, response.text)
+    data: dict[str, Any] = response.json()
+    return data
+
+
+async def _start(
+    state: GatewayState,
+    namespace: str,
+    bare_id: str,
+    workflow_type: str,
+    input: Any,
+    execution_timeout: float | None,
+    request_id: str | None,
+    check_open: bool = True,
+) -> WorkflowAccepted:
+    """Start ``bare_id`` in ``namespace``; ``workflow_type`` names a code workflow or one of the
+    namespace's DAG definitions (the engine looks it up there)."""
+    workflow_id = namespaces.qualify(namespace, bare_id)
+    owners = state.live_router()
+    if check_open:
+        try:
+            response = await owners.forward(
+                "start_check", workflow_id, f"/internal/admission/{path_segment(workflow_id)}"
+            )
+            admission: dict[str, Any] | None = response.json() if response.status_code == 200 else None
+        except (WorkflowNotFoundError, OwnerUnavailableError):
+            admission = None  # unreachable: write anyway; the engine keeps one open run and its limits
+        current = admission.get("run") if admission else None
+        if current is not None and current.get("status") == "RUNNING":
+            raise AlreadyStartedError(workflow_id, str(current.get("run_id")), owners.partition(workflow_id))
+        if admission and admission.get("refusal"):
+            raise CapacityError(workflow_id, owners.partition(workflow_id), str(admission["refusal"]))
+    run_id = str(uuid.uuid4())
+    command = c.StartWorkflow(
+        workflow_id=workflow_id,
+        workflow_type=workflow_type,
+        input=state.encoded(input),
+        run_id=run_id,
+        execution_timeout=execution_timeout,
+        request_id=request_id or run_id,
+    )
+    partition = await _send_command(state, workflow_id, command)
+    return WorkflowAccepted(
+        workflow_id=bare_id, run_id=run_id, workflow_type=workflow_type, partition=partition
+    )
+
+
+def _check_bare_id(value: str, field: str) -> None:
+    """422 for an id that names a namespace: callers name ids within theirs."""
+    if namespaces.SEPARATOR in value:
+        message = f"{field}: an id is {BARE_ID_RULE}"
+        raise InvalidRequestError(
+            [FieldProblem(loc=["body", field], field=field, message=message, type="invalid_id")]
+        )
+
+
+def _check_definition(state: GatewayState, dag: DagDefinition) -> None:
+    """422 naming each field of ``dag`` over a limit or with a bad expression (as the engine's Kafka
+    ingress would refuse it), then each unknown node type."""
+    problems = [
+        FieldProblem(loc=["body", *p.loc], field=p.field if p.loc else "body", message=p.message, type=p.kind)
+        for p in definition_problems(dag, state.settings)
+    ]
+    if problems:
+        raise InvalidRequestError(problems)
+    _check_node_types(state, dag)
+
+
+async def _check_queue_topics(state: GatewayState, dag: DagDefinition) -> None:
+    """422 for a node whose task queue's topic collides with an existing topic (Kafka would refuse
+    to create it, and the runs reaching the node would fail). Topics that cannot be listed now
+    are not held against the definition: the engine still fails such a run with the reason."""
+    try:
+        topics = await asyncio.to_thread(state.live_producer().topics, 5.0)
+    except KafkaException:
+        return
+    problems = [
+        FieldProblem(loc=["body", *p.loc], field=p.field, message=p.message, type=p.kind)
+        for p in itertools.islice(queue_problems(dag, state.settings, topics), MAX_PROBLEMS)
+    ]
+    if problems:
+        raise InvalidRequestError(problems)
+
+
+def _check_node_types(state: GatewayState, dag: DagDefinition) -> None:
+    if ANY_TYPE in state.node_types:
+        return
+    problems = []
+    known = ", ".join(sorted(state.node_types))
+    for index, node in enumerate(dag.nodes):
+        if node.type not in state.node_types:
+            problems.append(
+                FieldProblem(
+                    loc=["body", "nodes", index, "type"],
+                    field=f"nodes[{index}].type",
+                    message=(
+                        f"node '{node.id}': unknown node type '{node.type}' "
+                        f"(not a built-in or configured activity; known: {known})"
+                    ),
+                    type="unknown_node_type",
+                )
+            )
+    if problems:
+        raise UnknownNodeTypeError(problems)
+
+
+def _queue_of(activity: dict[str, Any]) -> str:
+    return str((activity.get("options") or {}).get("queue", "default"))
+
+
+async def _history_page(
+    state: GatewayState, namespace: str, workflow_id: str, run_id: str | None, offset: int, limit: int
+) -> tuple[str, int, list[HistoryEvent]]:
+    """One page of a run's history from its owner (``workflow_id``: the engine's id): the run id,
+    the history's length and the events, with ids as a caller of ``namespace`` names them."""
+    params: dict[str, Any] = {"offset": offset, "limit": limit}
+    if run_id:
+        params["run_id"] = run_id
+    path = f"/internal/workflows/{path_segment(workflow_id)}/history"
+    response = await state.live_router().forward("history", workflow_id, path, params=params)
+    if response.status_code != 200:
+        raise OwnerResponseError(workflow_id, response.status_code, response.text)
+    data = response.json()
+    events = [
+        history_event_adapter.validate_python(namespaces.visible(namespace, e))
+        for e in state.clear(data["events"])
+    ]
+    return str(data["run_id"]), int(data["total"]), events
+
+
+async def _whole_history(
+    state: GatewayState, namespace: str, workflow_id: str, run_id: str | None
+) -> tuple[str, int, list[HistoryEvent]]:
+    """A run's whole history, read a page of PAGE_LIMIT events at a time (for its timeline)."""
+    run, total, events = await _history_page(state, namespace, workflow_id, run_id, 0, PAGE_LIMIT)
+    while len(events) < total:
+        _, total, page = await _history_page(state, namespace, workflow_id, run, len(events), PAGE_LIMIT)
+        if not page:
+            break
+        events += page
+    return run, total, events
+
+
+def _status_from(data: dict[str, Any]) -> WorkflowStatus:
+    activities: dict[str, Any] = data.get("activities") or {}
+    workers: dict[str, int | None] = data.get("queue_workers") or {}
+    pending = [
+        PendingActivityView(
+            seq=int(seq),
+            activity_type=str(a.get("activity_type", "")),
+            attempt=int(a.get("attempt", 1)),
+            state=str(a.get("state", "")),
+            queue=_queue_of(a),
+            queue_workers=workers.get(_queue_of(a)),
+            scheduled_at=a.get("scheduled_at"),
+            attempt_started_at=a.get("attempt_started_at"),
+            last_failure=a.get("last_failure"),
+        )
+        for seq, a in sorted(activities.items(), key=lambda item: int(item[0]))
+    ]
+    return WorkflowStatus.model_validate(
+        {
+            **data,
+            "activities": None,
+            "pending_activities": pending,
+            "open_timers": len(data.get("timers") or {}),
+        }
+    )
+
+
+def _run_links() -> dict[str, dict[str, Any]]:
+    """OpenAPI links from an accepted start to what a caller does next with its workflow id
+    (clients and schemathesis's stateful phase follow them)."""
+    operations = {
+        "GetStatus": ("status", "get"),
+        "GetHistory": ("history", "get"),
+        "Signal": ("signal", "post"),
+        "Query": ("query", "post"),
+        "Cancel": ("cancel", "post"),
+        "Terminate": ("terminate", "post"),
+    }
+    return {
+        name: {
+            "operationRef": f"#/paths/~1api~1v1~1workflows~1{{id}}~1{path}/{method}",
+            "parameters": {"id": "$response.body#/workflowId"},
+        }
+        for name, (path, method) in operations.items()
+    }
+
+
+RUN_LINKS = _run_links()
+
+router = APIRouter()
+
+
+@router.post(
+    "/workflows",
+    tags=["workflows"],
+    summary="Register a DAG, or start a code workflow",
+    status_code=201,
+    response_model=None,
+    responses={
+        201: {"model": DefinitionRegistered, "description": "The DAG definition was registered."},
+        202: {
+            "model": WorkflowAccepted,
+            "description": "The start was written to Kafka.",
+            "links": RUN_LINKS,
+        },
+        409: error_doc("The workflow id is already running; the body names the open run."),
+        429: error_doc("The owning engine is at its open-workflow limit; retry after Retry-After."),
+        **BODY_DOCS,
+    },
+)
+async def register(
+    request: Request, body: Annotated[RegisterBody, Body(openapi_examples=REGISTER_EXAMPLES)]
+) -> JSONResponse:
+    """A body with `nodes` registers (or replaces) a DAG definition: it is checked for
+    duplicate node ids, edges naming unknown nodes, cycles, the size limits (nodes, edges,
+    longest path, bytes), expressions that cannot parse and unknown node types (422 naming
+    the node or edge, and the setting of a limit), then written to the compacted definitions topic; runs
+    started afterwards see it. A body `{"id", "type", "input"}` starts a run of a code
+    workflow (or of a registered DAG) under workflow id `id`. A start needs the `write`
+    scope; registering a DAG needs `admin` too (403 otherwise)."""
+    state = gateway_state(request)
+    namespace = namespace_of(request)
+    if isinstance(body, DagDefinition):
+        require(request, Scope.ADMIN, "registering a DAG definition")
+        _check_bare_id(body.id, "id")
+        _check_definition(state, body)
+        await _check_queue_topics(state, body)
+        stored = body.model_copy(update={"id": namespaces.qualify(namespace, body.id)})
+        await _send(
+            state,
+            state.settings.topic("definitions"),
+            stored.id,
+            stored.model_dump_json(by_alias=True).encode(),
+        )
+        return json_response(
+            201,
+            DefinitionRegistered(id=body.id, name=body.name, nodes=len(body.nodes), edges=len(body.edges)),
+        )
+    accepted = await _start(
+        state, namespace, body.id, body.type, body.input, body.execution_timeout, body.request_id
+    )
+    return json_response(202, accepted)
+
+
+@router.post(
+    "/workflows/{id}/execute",
+    tags=["workflows"],
+    summary="Start a run of a DAG definition or code workflow type",
+    status_code=202,
+    response_model=WorkflowAccepted,
+    responses={
+        202: {"description": "The start was written to Kafka.", "links": RUN_LINKS},
+        409: error_doc("The workflow id is already running; the body names the open run."),
+        429: error_doc("The owning engine is at its open-workflow limit; retry after Retry-After."),
+        **BODY_DOCS,
+    },
+)
+async def execute(
+    request: Request,
+    id: TypeIdPath,
+    body: Annotated[ExecuteRequest | None, Body()] = None,
+) -> WorkflowAccepted:
+    """`{id}` names a registered DAG definition or a code workflow type. The run's
+    workflow id is `workflowId` from the body, or a new one. Answers once Kafka
+    acknowledged the start; an unknown type fails the run (`UnknownWorkflowType`)."""
+    state = gateway_state(request)
+    body = body or ExecuteRequest()
+    workflow_id = body.workflow_id or f"{id[:64]}-{uuid.uuid4().hex}"
+    return await _start(
+        state,
+        namespace_of(request),
+        workflow_id,
+        id,
+        body.input,
+        body.execution_timeout,
+        body.request_id,
+        check_open=body.workflow_id is not None,
+    )
+
+
+@router.get(
+    "/workflows/{id}/status",
+    tags=["workflows"],
+    summary="Status of a workflow's latest run",
+    response_model=WorkflowStatus,
+    responses=READ_DOCS,
+)
+async def status(request: Request, id: WorkflowIdPath) -> WorkflowStatus:
+    """Answered by the engine owning the workflow's partition: status, result or failure,
+    pending activities with their attempt and last failure, history size."""
+    state = gateway_state(request)
+    namespace = namespace_of(request)
+    data = await _describe(state, namespaces.qualify(namespace, id))
+    return _status_from(namespaces.visible(namespace, state.clear(data)))
+
+
+@router.get(
+    "/workflows/{id}/history",
+    tags=["workflows"],
+    summary="History of a run, paged, with its timeline",
+    response_model=HistoryPage,
+    responses=READ_DOCS,
+)
+async def history(
+    request: Request,
+    id: WorkflowIdPath,
+    run_id: Annotated[
+        BareId | None, Query(alias="runId", description="A run id; default the latest.")
+    ] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT)] = 100,
+    timeline: Annotated[
+        bool,
+        Query(
+            description="Also the per-activity/node timeline, folded from the run's whole "
+            "history (which the owner then reads in full)."
+        ),
+    ] = False,
+) -> HistoryPage:
+    """Events `offset + 1` .. `offset + limit` of the run's history; the owner reads only
+    those, so a page costs its size whatever the history's length. Page on with
+    `offset=nextOffset` (null on the last page). With `timeline=true`, also one timeline
+    entry per activity, timer and child workflow: scheduled, completed or failed time and
+    attempts; for a DAG run, the node."""
+    state = gateway_state(request)
+    namespace = namespace_of(request)
+    engine_id = namespaces.qualify(namespace, id)
+    if timeline:
+        run, total, fetched = await _whole_history(state, namespace, engine_id, run_id)
+        events = fetched[offset : offset + limit]
+    else:
+        run, total, events = await _history_page(state, namespace, engine_id, run_id, offset, limit)
+    end = offset + len(events)
+    return HistoryPage(
+        workflow_id=id,
+        run_id=run,
+        total=total,
+        offset=offset,
+        limit=limit,
+        next_offset=end if end < total else None,
+        events=events,
+        timeline=build_timeline(fetched) if timeline else None,
+    )
+
+
+async def command(
+    request: Request, bare_id: str, kind: CommandKind, build: Callable[[str], BaseModel]
+) -> CommandAccepted:
+    """Write the command ``build`` makes for the engine's id of ``bare_id``."""
+    workflow_id = namespaces.qualify(namespace_of(request), bare_id)
+    partition = await _send_command(gateway_state(request), workflow_id, build(workflow_id))
+    return CommandAccepted(workflow_id=bare_id, command=kind, partition=partition)
+
+
+@router.post(
+    "/workflows/{id}/signal",
+    tags=["workflows"],
+    summary="Send a signal to a workflow's open run",
+    status_code=202,
+    response_model=CommandAccepted,
+    responses=BODY_DOCS,
+)
+async def signal(request: Request, id: WorkflowIdPath, body: SignalRequest) -> CommandAccepted:
+    """Written to the inbox, keyed by the workflow id, so it is applied after every
+    command sent for that workflow before it. With `requestId`, a signal sent twice
+    counts once."""
+    request_id = body.request_id or str(uuid.uuid4())
+    payload = gateway_state(request).encoded(body.payload)
+    return await command(
+        request,
+        id,
+        "signal",
+        lambda wid: c.SignalWorkflow(workflow_id=wid, name=body.name, payload=payload, request_id=request_id),
+    )
+
+
+@router.post(
+    "/workflows/{id}/cancel",
+    tags=["workflows"],
+    summary="Ask a workflow's open run to cancel",
+    status_code=202,
+    response_model=CommandAccepted,
+    responses=BODY_DOCS,
+)
+async def cancel(
+    request: Request, id: WorkflowIdPath, body: Annotated[ReasonRequest | None, Body()] = None
+) -> CommandAccepted:
+    """The workflow sees the cancellation and may clean up; its running activities are told."""
+    reason = (body or ReasonRequest()).reason
+    return await command(request, id, "cancel", lambda wid: c.CancelWorkflow(workflow_id=wid, reason=reason))
+
+
+@router.post(
+    "/workflows/{id}/terminate",
+    tags=["workflows"],
+    summary="End a workflow's open run at once",
+    status_code=202,
+    response_model=CommandAccepted,
+    responses=BODY_DOCS,
+)
+async def terminate(
+    request: Request, id: WorkflowIdPath, body: Annotated[ReasonRequest | None, Body()] = None
+) -> CommandAccepted:
+    """No more workflow code runs; the run closes as TERMINATED."""
+    reason = (body or ReasonRequest()).reason
+    return await command(
+        request, id, "terminate", lambda wid: c.TerminateWorkflow(workflow_id=wid, reason=reason)
+    )
+
+
+@router.post(
+    "/workflows/{id}/query",
+    tags=["workflows"],
+    summary="Ask a workflow a query",
+    response_model=QueryResult,
+    responses={
+        **READ_DOCS,
+        **BODY_DOCS,
+        400: error_doc("The query could not be answered (unknown query, type not loaded)."),
+    },
+)
+async def query(request: Request, id: WorkflowIdPath, body: QueryRequest) -> QueryResult:
+    """Answered by the owning engine from the run's committed state (replayed when not cached)."""
+    state = gateway_state(request)
+    engine_id = namespaces.qualify(namespace_of(request), id)
+    response = await state.live_router().forward(
+        "query",
+        engine_id,
+        f"/internal/workflows/{path_segment(engine_id)}/query/{path_segment(body.name)}",
+        method="POST",
+        body={"args": [state.encoded(arg) for arg in body.args]},
+    )
+    if response.status_code == 400:
+        detail = response.json().get("detail", response.text)
+        raise QueryFailedError(id, str(detail))
+    if response.status_code != 200:
+        raise OwnerResponseError(id, response.status_code, response.text)
+    return QueryResult(result=state.clear(response.json().get("result")))
+
+
+@router.get(
+    "/workflows",
+    tags=["workflows"],
+    summary="List workflows across every partition",
+    response_model=WorkflowList,
+)
+async def list_workflows(
+    request: Request,
+    status: Annotated[RunStatus | None, Query(description="Only runs in this status.")] = None,
+    type: Annotated[str | None, Query(description="Only this workflow type.")] = None,
+    limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT)] = 100,
+    cursor: Annotated[
+        str | None, Query(description="`nextCursor` of the previous page (a workflow id).")
+    ] = None,
+) -> WorkflowList:
+    """Latest run of each workflow id, ordered by workflow id, merged from every engine.
+    Each engine reads only up to the page's end, filtering as it goes and examining at
+    most `list_scan_limit` runs: a filtered page may be short, even empty, and still
+    carry a `nextCursor`; page on until it is null. `partial` is true (and
+    `missingPartitions` lists them) when some partitions had no reachable owner."""
+    state = gateway_state(request)
+    namespace = namespace_of(request)
+    params: dict[str, Any] = {"limit": limit, "namespace": namespace}
+    if status:
+        params["status"] = status
+    if type:
+        params["workflow_type"] = type
+    if cursor:
+        params["after"] = namespaces.qualify(namespace, cursor)
+    answers = await state.live_router().each_member("/internal/workflows", params)
+    covered: set[int] = set()
+    for _member, data in answers:
+        if data is not None:
+            covered.update(int(p) for p in data.get("partitions", []))
+    page, next_cursor = merge_listings((data for _member, data in answers if data is not None), limit)
+    missing = sorted(set(range(state.settings.partitions)) - covered)
+    return WorkflowList(
+        workflows=[WorkflowSummary.model_validate(namespaces.visible(namespace, r)) for r in page],
+        next_cursor=namespaces.within(namespace, next_cursor) if next_cursor else None,
+        partial=bool(missing),
+        missing_partitions=missing,
+    )

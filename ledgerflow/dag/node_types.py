@@ -1,0 +1,18 @@
+"""The node types a DAG may name besides the activities workers serve: Ledgerflow's built-in
+activities and the nodes the DAG interpreter runs itself. One list for the gateway, the Client,
+the engine and the workers."""
+
+from __future__ import annotations
+
+PURE_BUILTINS = frozenset(
+    {"echo", "console.log", "sequence.numbers", "filter.condition", "map.transform", "aggregate.sum"}
+)
+"""Built-ins that compute on their input alone (no file, network or Kafka): on by default."""
+IO_BUILTINS = frozenset(
+    {"file.read_text", "file.write_text", "csv.read", "csv.write", "http.request", "kafka.produce"}
+)
+"""Built-ins that do I/O with the worker's rights: off until named in ``builtins``."""
+ALL_BUILTINS = PURE_BUILTINS | IO_BUILTINS
+"""Every built-in's name, enabled on a worker or not."""
+IN_WORKFLOW_NODE_TYPES = ("sleep", "wait-signal")
+"""Nodes the DAG interpreter runs itself (a durable timer, a signal), on no worker."""

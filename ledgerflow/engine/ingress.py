@@ -1,0 +1,205 @@
+"""Namespace ingress: each namespace's own Kafka topic of commands, forwarded into the inbox.
+
+A Kafka record does not carry the principal that produced it, so the inbox cannot tell who wrote
+a command: whoever may write the inbox is trusted with every namespace (docs/operations.md).
+A namespace's producers write ``<prefix>ingress.<namespace>`` instead, in the inbox's record
+format with bare ids, and the broker's ACLs bind each principal to the topics it may write
+(``ledgerflow topics grant --namespace-producer NS=PRINCIPAL``): the topic a record came from
+is the namespace it acts in, checked by Kafka itself.
+
+Every engine runs one member of the ``<prefix>ingress`` group over all those topics (a pattern
+subscription, so a namespace's topic is picked up once created). Each batch is forwarded in one
+Kafka transaction with the offsets it consumed: a record reaches the inbox exactly once, with
+its ids qualified by the topic's namespace, or the dead-letter topic with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from pydantic import ValidationError
+
+from ledgerflow import kafkaclients as clients
+from ledgerflow import namespaces
+from ledgerflow.config import Settings
+from ledgerflow.engine import metrics
+from ledgerflow.engine.outbox import Outbox
+from ledgerflow.errors import PayloadTooLarge
+from ledgerflow.schemas import commands as c
+from ledgerflow.schemas.common import error_summary
+
+log = logging.getLogger("ledgerflow.ingress")
+
+ACCEPTED = (c.StartWorkflow, c.SignalWorkflow, c.CancelWorkflow, c.TerminateWorkflow, c.RegisterDefinition)
+"""What a namespace's producers may send; results and children's outcomes come from Ledgerflow's
+own workers and engines, on the inbox."""
+BATCH = 500
+CALL_TIMEOUT = 30.0
+METADATA_REFRESH_MS = 5000
+"""How soon a namespace's new ingress topic is found (librdkafka's default is 5 minutes)."""
+
+
+def subscription(settings: Settings) -> str:
+    """The pattern of every ingress topic of the deployment (librdkafka: a leading ``^``)."""
+    # Kafka topic names hold letters, digits, '.', '_' and '-': only '.' means something in a regex
+    return "^" + settings.ingress_topic("").replace(".", r"\.") + ".+"
+
+
+def namespace_of_topic(settings: Settings, topic: str) -> str | None:
+    """The namespace an ingress topic is for, or None when its name is not a valid namespace."""
+    name = topic.removeprefix(settings.ingress_topic(""))
+    return name if name != topic and namespaces.is_valid(name) else None
+
+
+def qualified(command: c.InboxCommand, namespace: str) -> tuple[str, c.InboxCommand] | str:
+    """(inbox key, the command as the engine takes it) of a command read from ``namespace``'s
+    ingress topic, or why it is refused."""
+    if not isinstance(command, ACCEPTED):
+        return f"{command.kind} is written by Ledgerflow itself; an ingress topic takes " + ", ".join(
+            k.model_fields["kind"].default for k in ACCEPTED
+        )
+    if isinstance(command, c.RegisterDefinition):
+        engine_id = _engine_id("definition.id", command.definition.id, namespace)
+        if not isinstance(engine_id, tuple):
+            return engine_id
+        definition = command.definition.model_copy(update={"id": engine_id[0]})
+        return engine_id[0], command.model_copy(update={"definition": definition})
+    if isinstance(command, c.StartWorkflow) and command.parent_workflow_id is not None:
+        return "parent_workflow_id: only an engine starts a child workflow"
+    engine_id = _engine_id("workflow_id", command.workflow_id, namespace)
+    if not isinstance(engine_id, tuple):
+        return engine_id
+    return engine_id[0], command.model_copy(update={"workflow_id": engine_id[0]})
+
+
+def _engine_id(field: str, value: str, namespace: str) -> tuple[str] | str:
+    named, bare = namespaces.split(value)
+    if namespaces.SEPARATOR in value and named != namespace:
+        return (
+            f"{field}: {value[:200]!r} names namespace {named!r}, but this is namespace "
+            f"{namespace!r}'s ingress topic"
+        )
+    return (namespaces.qualify(namespace, bare),)
+
+
+class IngressForwarder:
+    """The thread forwarding every namespace's ingress topic into the inbox."""
+
+    def __init__(self, settings: Settings, transactional_id: str) -> None:
+        self.settings = settings
+        self.transactional_id = transactional_id
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def group_id(self) -> str:
+        return f"{self.settings.prefix}ingress"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="ingress", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(CALL_TIMEOUT)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._session()
+            except Exception as exc:
+                # A failed transaction, a fenced producer, Kafka away: start over from the
+                # group's committed offsets (nothing uncommitted reached the inbox).
+                log.warning("ingress forwarding restarts: %s", exc)
+                self._stop.wait(1.0)
+
+    def _session(self) -> None:
+        consumer = clients.consumer(
+            self.settings,
+            self.group_id,
+            **{
+                "topic.metadata.refresh.interval.ms": METADATA_REFRESH_MS,
+                "client.id": f"ledgerflow-ingress {self.transactional_id}",
+            },
+        )
+        producer = clients.transactional_producer(self.settings, self.transactional_id)
+        try:
+            producer.init_transactions(CALL_TIMEOUT)
+            consumer.subscribe([subscription(self.settings)])
+            while not self._stop.is_set():
+                messages = [m for m in consumer.consume(BATCH, 0.2) if _readable(m)]
+                if messages:
+                    self._forward(consumer, producer, messages)
+        finally:
+            consumer.close()
+
+    def _forward(self, consumer: Consumer, producer: Producer, messages: list[Message]) -> None:
+        out = Outbox(self.settings)
+        offsets: dict[tuple[str, int], int] = {}
+        refused = 0
+        for message in messages:
+            topic, partition, offset = message.topic() or "", message.partition(), message.offset()
+            assert partition is not None and offset is not None  # set on every consumed record
+            offsets[(topic, partition)] = offset + 1
+            reason = self._add(out, topic, message.value())
+            if reason is not None:
+                refused += 1
+                out.dead_letter(message.key(), message.value(), reason, topic, partition, offset)
+        producer.begin_transaction()
+        try:
+            for record in out.records:
+                producer.produce(
+                    record.topic,
+                    key=record.key,
+                    value=record.value,
+                    headers=record.headers,
+                    partition=clients.UNASSIGNED if record.partition is None else record.partition,
+                )
+            positions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+            producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), CALL_TIMEOUT)
+            producer.commit_transaction(CALL_TIMEOUT)
+        except KafkaException:
+            _abort(producer)
+            raise
+        metrics.INGRESS_FORWARDED.inc(len(messages) - refused)
+        if refused:
+            metrics.DEAD_LETTERS.inc(refused)
+
+    def _add(self, out: Outbox, topic: str, value: bytes | None) -> str | None:
+        """Put the inbox record of one ingress record in ``out``; or say why it is refused."""
+        namespace = namespace_of_topic(self.settings, topic)
+        if namespace is None:
+            return f"ingress topic {topic!r}: a namespace is {namespaces.RULE}"
+        try:
+            command = c.inbox_command_adapter.validate_json(value or b"")
+        except ValidationError as exc:
+            return f"invalid ingress record: {error_summary(exc)}"
+        except Exception as exc:  # e.g. RecursionError: whatever a record holds, it stops only itself
+            return f"unreadable ingress record: {type(exc).__name__}: {str(exc)[:500]}"
+        forwarded = qualified(command, namespace)
+        if isinstance(forwarded, str):
+            return forwarded
+        try:
+            out.inbox(*forwarded)
+        except PayloadTooLarge as exc:
+            return str(exc)
+        return None
+
+
+def _readable(message: Message) -> bool:
+    error = message.error()
+    if error is None:
+        return True
+    if error.code() != KafkaError._PARTITION_EOF:  # noqa: SLF001
+        log.warning("ingress read error: %s", error)
+    return False
+
+
+def _abort(producer: Producer) -> None:
+    try:
+        producer.abort_transaction(CALL_TIMEOUT)
+    except KafkaException as exc:
+        log.warning("could not abort the ingress transaction: %s", exc)

@@ -1,0 +1,1156 @@
+"""The state machine of one partition: inbox commands and due timers in, history out.
+
+A ``PartitionProcessor`` owns one partition's store, timers and instance
+cache. Within a batch it applies commands to run states, appends history,
+drives workflow instances, and fills the batch's ``Outbox``. It performs no
+I/O of its own: the owner loop commits what it produced in one transaction.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import to_json
+
+from ledgerflow import namespaces
+from ledgerflow.codec.base import CodecError, PayloadCodec
+from ledgerflow.codec.envelope import encode, encode_failure
+from ledgerflow.config import Settings
+from ledgerflow.dag.registration import definition_problems
+from ledgerflow.engine import metrics
+from ledgerflow.engine.outbox import Outbox
+from ledgerflow.engine.state import keys
+from ledgerflow.engine.state.models import CLOSING_STATUS, PendingActivity, RunState, TimerEntry
+from ledgerflow.engine.state.store import PartitionStore, StoreTransaction
+from ledgerflow.engine.timers import TimerIndex
+from ledgerflow.engine.workflow import commands as cmd
+from ledgerflow.engine.workflow.cache import InstanceCache
+from ledgerflow.engine.workflow.dag import DAG_WORKFLOW
+from ledgerflow.engine.workflow.instance import WorkflowInstance
+from ledgerflow.engine.workflow.replayer import replay
+from ledgerflow.errors import (
+    HistoryTooLarge,
+    NonDeterminismError,
+    PayloadTooLarge,
+    QueueUnavailable,
+    RunLimitError,
+    TooManyPending,
+    readable_size,
+)
+from ledgerflow.schemas import commands as c
+from ledgerflow.schemas import events as ev
+from ledgerflow.schemas.common import Failure
+from ledgerflow.schemas.dag import DagDefinition
+from ledgerflow.schemas.lifecycle import LifecycleEvent, LifecycleType, lifecycle_event_json
+from ledgerflow.schemas.tasks import CancelActivity, activity_task_json
+from ledgerflow.sdk.context import WorkflowInfo
+from ledgerflow.sdk.definition import WorkflowDefinition, WorkflowRegistry
+
+log = logging.getLogger("ledgerflow.engine")
+TYPE_NOT_LOADED_RETRY = 5.0
+"""Seconds before a timer of a run whose code is not loaded here fires again."""
+UNKNOWN_TYPE_GRACE = 5.0
+"""Seconds a start whose workflow type is unknown waits for it (a DAG registered a moment
+before, whose definition this engine has not read yet) before the run fails."""
+DEFERRED_START_RETRY = 0.2
+"""Seconds between two looks for the workflow type of a waiting start."""
+MAX_RETRY_DELAY = 24 * 3600.0
+"""Longest wait between attempts, whatever a retry policy without a cap computes."""
+
+
+class WorkflowTypeNotLoaded(Exception):
+    """An open run's code workflow type is not loaded on this engine (see ``--workflows``)."""
+
+    def __init__(self, workflow_type: str) -> None:
+        super().__init__(
+            f"workflow type {workflow_type!r} is not loaded on this engine (start it with "
+            f"--workflows naming the module that defines it); the record was not applied"
+        )
+
+
+@dataclass(frozen=True)
+class EngineContext:
+    """What every partition processor of an engine shares."""
+
+    settings: Settings
+    registry: WorkflowRegistry
+    find_definition: Callable[[str], DagDefinition | None]
+    cache_size: int = 2_000
+    limits: Admission = field(default_factory=lambda: Admission())
+    transactional_id: str = ""
+    """This node's transactional id, recorded in each partition it writes (see recovery)."""
+    retention: float | None = None
+    """Seconds a closed run's state and history are kept (None: forever)."""
+    unusable_queues: dict[str, str] = field(default_factory=dict)
+    """Task queues whose topic could not be created, with the reason (set by the owner loop)."""
+    codec: PayloadCodec | None = None
+    """The payload codec (``codec_keys_file``): workflow instances decode what history holds,
+    and what workflow code produces is encoded as it is recorded (``_apply_command``)."""
+
+
+@dataclass
+class Admission:
+    """Capacity limits on open workflows; a start beyond them is refused with the reason."""
+
+    max_per_partition: int | None = None
+    max_per_engine: int | None = None
+    engine_open: Callable[[], int] = lambda: 0
+    """Open workflows on the whole node (set by the engine)."""
+
+    def refusal(self, partition: int, partition_open: int) -> str | None:
+        """Why a new run cannot start now, or None when it can."""
+        if self.max_per_partition is not None and partition_open >= self.max_per_partition:
+            return (
+                f"capacity: partition {partition} has {partition_open} open workflows "
+                f"(limit {self.max_per_partition} per partition)"
+            )
+        engine_open = self.engine_open()
+        if self.max_per_engine is not None and engine_open >= self.max_per_engine:
+            return f"capacity: this engine has {engine_open} open workflows (limit {self.max_per_engine})"
+        return None
+
+
+class PartitionProcessor:
+    """Applies commands and timers to the workflows of one partition."""
+
+    def __init__(self, partition: int, store: PartitionStore, ctx: EngineContext) -> None:
+        self.partition = partition
+        self.store = store
+        self.ctx = ctx
+        self.timers = TimerIndex(store)
+        self.cache = InstanceCache(ctx.cache_size)
+        self.txn = StoreTransaction(store)
+        self.open_runs = _read_count(store)
+        """Open workflows on this partition (kept in the store with the runs)."""
+        self._owner_recorded = store.get(keys.OWNER_KEY) == ctx.transactional_id.encode()
+        self._runs: dict[str, RunState] = {}
+        """Runs read or changed in the current batch (all written back by ``finish``)."""
+        self._recent_runs: OrderedDict[str, RunState] = OrderedDict()
+        """Runs of earlier batches, as committed (a bounded LRU)."""
+        self.now = time.time()
+        self.out: Outbox = Outbox(ctx.settings)
+        settings = ctx.settings
+        # Read once (every event and state is measured): the size limits, and the history sizes
+        # below which ``_check_history`` has nothing to warn about or refuse.
+        self._max_payload_bytes = settings.max_payload_bytes
+        self._max_record_bytes = settings.max_record_bytes
+        self._watch_events = min(settings.history_warn_events, settings.max_history_events)
+        self._watch_bytes = min(settings.history_warn_bytes, settings.max_history_bytes)
+        self._codec = ctx.codec
+
+    # ------------------------------------------------------------ batch frame
+    def begin(self, now: float, out: Outbox) -> None:
+        self.now = now
+        self.out = out
+        self.txn = StoreTransaction(self.store)
+        self._runs = {}
+
+    def finish(self) -> dict[bytes, bytes | None]:
+        """Write the batch's run states into the transaction and return all changes."""
+        for run in self._runs.values():
+            key = keys.run_key(run.workflow_id)
+            self.txn.put(key, self._state_record(run, key))
+            # Kept parsed for the next batches. Safe because after a failed commit the owner
+            # loop builds new processors from the store (PartitionManager.reload).
+            self._recent_runs[run.workflow_id] = run
+            self._recent_runs.move_to_end(run.workflow_id)
+        while len(self._recent_runs) > self.ctx.cache_size:
+            self._recent_runs.popitem(last=False)
+        if self._runs:
+            self.txn.put(keys.OPEN_RUNS, str(self.open_runs).encode())
+        if self.txn.changes and not self._owner_recorded:
+            # Whoever restores this partition after a crash of ours can fence us by this id.
+            self.txn.put(keys.OWNER_KEY, self.ctx.transactional_id.encode())
+            self._owner_recorded = True
+        self._runs = {}
+        return self.txn.changes
+
+    def _state_record(self, run: RunState, key: bytes) -> bytes:
+        """The run's state as stored under ``key``; a run whose state outgrew a record is failed."""
+        raw = run.model_dump_json().encode()
+        size = len(key) + len(raw)
+        if size > self._max_record_bytes:
+            what = f"the state of run {run.run_id} (its input and what it waits on)"
+            return self._fail_oversized(run, self.ctx.settings.too_large("max_record_bytes", size, what))
+        return raw
+
+    def _fail_oversized(self, run: RunState, too_large: PayloadTooLarge) -> bytes:
+        """Fail an open run whose state no longer fits in a record; its closed state does.
+
+        Each payload it holds is under ``max_payload_bytes`` (a third of a record at most),
+        but an open run holds many at once: its input and every pending activity's arguments.
+        """
+        log.error("%s", too_large, extra={"workflowId": run.workflow_id, "partition": self.partition})
+        if run.is_open:
+            failure = Failure(type="PayloadTooLarge", message=str(too_large), non_retryable=True)
+            self._close(run, ev.WorkflowFailed, failure=failure, origin="engine")
+        return run.model_dump_json().encode()
+
+    # ----------------------------------------------------------------- reads
+    def run(self, workflow_id: str) -> RunState | None:
+        run = self._runs.get(workflow_id)
+        if run is not None:
+            return run
+        run = self._recent_runs.pop(workflow_id, None)
+        if run is None:
+            raw = self.txn.get(keys.run_key(workflow_id))
+            if raw is None:
+                return None
+            run = RunState.model_validate_json(raw)
+        self._runs[workflow_id] = run
+        return run
+
+    def history(self, workflow_id: str, run_id: str, length: int) -> list[ev.HistoryEvent]:
+        out = []
+        for index in range(1, length + 1):
+            raw = self.txn.get(keys.history_key(workflow_id, run_id, index))
+            if raw is None:
+                raise RuntimeError(f"history of {workflow_id}/{run_id} has a gap at {index}")
+            out.append(ev.history_event_adapter.validate_json(raw))
+        return out
+
+    # ------------------------------------------------------------- commands
+    def handle(self, command: c.InboxCommand) -> str | None:
+        """Apply one inbox command. Returns a reason when it must go to the dead-letter topic.
+
+        Never leaves a half-applied command behind: if applying it raises, its writes,
+        outbox records and in-memory effects are rolled back, the workflow's run is failed
+        with the error (so it cannot block the partition), and the reason is returned.
+        """
+        workflow_id = getattr(command, "workflow_id", None)
+        try:
+            with self._savepoint(workflow_id):
+                return self._handle(command)
+        except WorkflowTypeNotLoaded as exc:
+            return str(exc)
+        except CodecError as exc:
+            # A deployment fault (this engine lacks a key), not the run's: the record is refused
+            # with the reason and the run stays as it was.
+            log.error("%s", exc, extra={"workflowId": workflow_id, "partition": self.partition})
+            return f"{type(exc).__name__}: {exc}"
+        except RunLimitError as exc:
+            log.warning("%s", exc, extra={"workflowId": workflow_id, "partition": self.partition})
+            metrics.RUN_LIMIT_FAILURES.labels(type=type(exc).__name__).inc()
+            if isinstance(command, c.StartWorkflow):
+                self._refuse_child(command, Failure(type=type(exc).__name__, message=str(exc)))
+            elif workflow_id and (
+                # A full history fails its run whatever the record: nothing more can be added.
+                isinstance(exc, HistoryTooLarge)
+                or not isinstance(command, (c.SignalWorkflow, c.RegisterDefinition))
+            ):
+                self._fail_after_error(workflow_id, str(exc), type(exc).__name__)
+            return str(exc)  # a refused start or signal leaves the run as it was
+        except Exception as exc:
+            log.exception("command failed", extra={"workflowId": workflow_id, "partition": self.partition})
+            reason = f"engine error: {type(exc).__name__}: {exc}"
+            if workflow_id:
+                self._fail_after_error(workflow_id, reason)
+            return reason
+
+    @contextmanager
+    def _savepoint(self, workflow_id: str | None) -> Iterator[None]:
+        mark, records, open_runs = self.txn.savepoint(), len(self.out.records), self.open_runs
+        touched = self._runs.get(workflow_id) if workflow_id else None
+        before = touched.model_dump_json() if touched is not None else None
+        try:
+            yield
+        except Exception:
+            self.txn.rollback(mark)
+            del self.out.records[records:]
+            self.open_runs = open_runs
+            if workflow_id:
+                self._recent_runs.pop(workflow_id, None)
+                self._runs.pop(workflow_id, None)
+                if before is not None:
+                    self._runs[workflow_id] = RunState.model_validate_json(before)
+                self.cache.evict_workflow(workflow_id)
+            raise
+
+    def _fail_after_error(self, workflow_id: str, reason: str, failure_type: str = "EngineError") -> None:
+        try:
+            with self._savepoint(workflow_id):
+                run = self.run(workflow_id)
+                if run is not None and run.is_open:
+                    failure = Failure(type=failure_type, message=reason[:2000], non_retryable=True)
+                    self._close(run, ev.WorkflowFailed, failure=failure, origin="engine")
+        except Exception:
+            log.exception(
+                "could not fail the run", extra={"workflowId": workflow_id, "partition": self.partition}
+            )
+
+    def _handle(self, command: c.InboxCommand) -> str | None:
+        workflow_id = getattr(command, "workflow_id", None)
+        seen = (
+            keys.request_key(workflow_id, command.request_id) if command.request_id and workflow_id else None
+        )
+        if seen is not None and self.txn.get(seen) is not None:
+            metrics.DUPLICATES.inc()
+            return None
+        reason = self._dispatch_command(command)
+        if seen is not None and reason is None:
+            self.txn.put(seen, b"1")  # only once applied: a refused start may be retried with its key
+        return reason
+
+    def _dispatch_command(self, command: c.InboxCommand) -> str | None:
+        match command:
+            case c.StartWorkflow():
+                return self._start(command)
+            case c.SignalWorkflow():
+                return self._signal(command)
+            case c.CancelWorkflow():
+                return self._cancel(command)
+            case c.TerminateWorkflow():
+                return self._terminate(command)
+            case c.RegisterDefinition():
+                return self._register(command)
+            case c.TaskCompleted() | c.TaskFailed() | c.TaskHeartbeat():
+                self._task_result(command)
+                return None
+            case c.ChildWorkflowClosed():
+                self._child_closed(command)
+                return None
+        return f"unhandled command kind {command.kind!r}"
+
+    def _start(self, command: c.StartWorkflow, give_up_at: float | None = None) -> str | None:
+        existing = self.run(command.workflow_id)
+        if existing is not None and (
+            existing.is_open or command.run_id in (existing.run_id, *existing.previous_runs)
+        ):
+            log.info(
+                "start ignored: run %s already %s",
+                existing.run_id,
+                existing.status,
+                extra={"workflowId": command.workflow_id, "partition": self.partition},
+            )
+            if existing.is_open:
+                # A child whose id is taken: tell the parent instead of leaving it waiting.
+                failure = Failure(
+                    type="WorkflowAlreadyStarted",
+                    message=f"workflow id {command.workflow_id!r} is already running (run {existing.run_id})",
+                )
+                self._refuse_child(command, failure)
+            return None
+        first_sight = give_up_at is None
+        if give_up_at is None:  # first sight: a start waiting for its type was admitted then
+            if command.parent_workflow_id is None:
+                refusal = self.ctx.limits.refusal(self.partition, self.open_runs)
+                if refusal is not None:
+                    metrics.REFUSED.inc()
+                    return refusal
+            give_up_at = self.now + UNKNOWN_TYPE_GRACE
+        if self.now < give_up_at and not self._type_known(command):
+            if first_sight:
+                self._refuse_oversized_input(command)
+            self._defer_start(command, give_up_at)
+            return None
+        self._open_run(command, existing, continued_from=None)
+        return None
+
+    def _type_known(self, command: c.StartWorkflow) -> bool:
+        return (
+            command.dag is not None
+            or self.ctx.registry.get(command.workflow_type) is not None
+            or self._definition_of(command) is not None
+        )
+
+    def _definition_of(self, command: c.StartWorkflow) -> DagDefinition | None:
+        """The DAG definition a start names: code workflow types are the deployment's, DAG
+        definitions the namespace's (ledgerflow/namespaces.py)."""
+        namespace = namespaces.namespace_of(command.workflow_id)
+        return self.ctx.find_definition(namespaces.qualify(namespace, command.workflow_type))
+
+    def _refuse_oversized_input(self, command: c.StartWorkflow) -> None:
+        """Refuse a start whose input alone is over ``max_payload_bytes`` now, so its dead letter
+        is the record itself (source offset, original bytes), rather than keep it in a deferred
+        start and dead-letter a copy without a source when the grace ends."""
+        size = len(to_json(command.input))
+        if size > self._max_payload_bytes:
+            what = f"the input of the start of {command.workflow_id!r}"
+            raise self.ctx.settings.too_large("max_payload_bytes", size, what)
+
+    def _defer_start(self, command: c.StartWorkflow, give_up_at: float) -> None:
+        """Try the start again shortly, without holding up the batch (see ``UNKNOWN_TYPE_GRACE``).
+
+        Two starts of one id waiting at once (same fire time and run id) would share a timer;
+        the first keeps it, as the first of two starts of one id wins once its type is known.
+        """
+        entry = TimerEntry(
+            workflow_id=command.workflow_id,
+            run_id=command.run_id or "",
+            kind="deferred_start",
+            fire_at=min(self.now + DEFERRED_START_RETRY, give_up_at),
+            start=command,
+            give_up_at=give_up_at,
+        )
+        if self.timers.holds(self.txn, entry):
+            log.info(
+                "start ignored: an earlier start of this id waits for its workflow type",
+                extra={"workflowId": command.workflow_id, "partition": self.partition},
+            )
+            return
+        log.info(
+            "start waits for workflow type %r (until it is read, at most %.1f s more)",
+            command.workflow_type,
+            give_up_at - self.now,
+            extra={"workflowId": command.workflow_id, "partition": self.partition},
+        )
+        _check_readable(entry)
+        self.timers.add(self.txn, entry)
+
+    def _refuse_child(self, command: c.StartWorkflow, failure: Failure) -> None:
+        """Tell the parent (if any) that its child did not start, rather than leave it waiting."""
+        if not (command.parent_workflow_id and command.parent_run_id):
+            return
+        self.out.inbox(
+            command.parent_workflow_id,
+            c.ChildWorkflowClosed(
+                workflow_id=command.parent_workflow_id,
+                run_id=command.parent_run_id,
+                seq=command.parent_seq or 0,
+                child_workflow_id=command.workflow_id,
+                status="FAILED",
+                failure=failure.model_copy(update={"non_retryable": True}),
+            ),
+        )
+
+    def _open_run(
+        self, command: c.StartWorkflow, previous: RunState | None, continued_from: str | None
+    ) -> RunState:
+        dag = command.dag
+        if dag is None and self.ctx.registry.get(command.workflow_type) is None:
+            dag = self._definition_of(command)
+        run = RunState(
+            workflow_id=command.workflow_id,
+            run_id=command.run_id or str(uuid.uuid4()),
+            workflow_type=command.workflow_type,
+            is_dag=dag is not None,
+            input=command.input,
+            started_at=self.now,
+            parent_workflow_id=command.parent_workflow_id,
+            parent_run_id=command.parent_run_id,
+            parent_seq=command.parent_seq,
+            previous_runs=[*previous.previous_runs, previous.run_id][-self.ctx.settings.max_previous_runs :]
+            if previous
+            else [],
+        )
+        self._runs[run.workflow_id] = run
+        self.open_runs += 1
+        metrics.STARTED.inc()
+        self._lifecycle(run, "WORKFLOW_STARTED", run.history_length + 1, {"input": command.input})
+        definition = DAG_WORKFLOW if dag is not None else self.ctx.registry.get(command.workflow_type)
+        instance = WorkflowInstance(definition, self._info(run, dag), self._codec) if definition else None
+        started = self._append_event(
+            run,
+            ev.WorkflowStarted,
+            workflow_type=command.workflow_type,
+            input=command.input,
+            dag=dag,
+            execution_timeout=command.execution_timeout,
+            parent_workflow_id=command.parent_workflow_id,
+            parent_run_id=command.parent_run_id,
+            parent_seq=command.parent_seq,
+            continued_from_run_id=continued_from,
+        )
+        if command.execution_timeout:
+            self._add_timer(run, "run_timeout", self.now + command.execution_timeout)
+        if instance is None:
+            self._close(
+                run,
+                ev.WorkflowFailed,
+                failure=Failure(
+                    type="UnknownWorkflowType",
+                    message=f"no code workflow or DAG definition named {command.workflow_type!r} "
+                    f"(code workflows here: {', '.join(self.ctx.registry.names()) or 'none'})",
+                    non_retryable=True,
+                ),
+                origin="engine",
+            )
+            return run
+        self.cache.put(run.workflow_id, run.run_id, instance)
+        self._apply_commands(run, instance, instance.activate(started))
+        return run
+
+    def _info(self, run: RunState, dag: DagDefinition | None) -> WorkflowInfo:
+        return WorkflowInfo(run.workflow_id, run.run_id, run.workflow_type, self.partition, dag)
+
+    def _signal(self, command: c.SignalWorkflow) -> str | None:
+        run = self.run(command.workflow_id)
+        if run is None or not run.is_open:
+            return f"signal {command.name!r}: workflow {command.workflow_id!r} has no open run"
+        instance = self._instance(run)
+        if (
+            instance is not None
+            and not instance.waits_for_signal(command.name)
+            and instance.buffered_signals() >= self.ctx.settings.max_buffered_signals
+        ):
+            raise TooManyPending(
+                run.run_id,
+                "signals its code has not taken",
+                self.ctx.settings.max_buffered_signals,
+                "max_buffered_signals",
+            )
+        self._lifecycle(run, "SIGNAL_RECEIVED", run.history_length + 1, {"name": command.name})
+        self._deliver(run, ev.SignalReceived, name=command.name, payload=command.payload)
+        return None
+
+    def _cancel(self, command: c.CancelWorkflow) -> str | None:
+        run = self.run(command.workflow_id)
+        if run is None or not run.is_open:
+            return f"cancel: workflow {command.workflow_id!r} has no open run"
+        if not run.cancel_requested:
+            run.cancel_requested = True
+            self._deliver(run, ev.CancelRequested, reason=command.reason)
+        return None
+
+    def _terminate(self, command: c.TerminateWorkflow) -> str | None:
+        run = self.run(command.workflow_id)
+        if run is None or not run.is_open:
+            return f"terminate: workflow {command.workflow_id!r} has no open run"
+        self._close(run, ev.WorkflowTerminated, reason=command.reason)
+        return None
+
+    def _register(self, command: c.RegisterDefinition) -> str | None:
+        definition = command.definition
+        problems = definition_problems(definition, self.ctx.settings)
+        if problems:
+            return f"definition {definition.id!r} refused: " + "; ".join(p.message for p in problems)
+        self.out.definition(definition.id, definition.model_dump_json(by_alias=True).encode())
+        self.out.event(
+            definition.id,
+            LifecycleEvent(
+                type="DEFINITION_REGISTERED",
+                workflow_id=definition.id,
+                time=self.now,
+                partition=self.partition,
+                data={"name": definition.name, "nodes": len(definition.nodes)},
+            ),
+        )
+        return None
+
+    # -------------------------------------------------------- activity results
+    def _pending(
+        self, command: c.TaskCompleted | c.TaskFailed | c.TaskHeartbeat
+    ) -> tuple[RunState, PendingActivity] | None:
+        run = self.run(command.workflow_id)
+        if run is None or not run.is_open or run.run_id != command.run_id:
+            return None
+        pending = run.activities.get(command.seq)
+        if pending is None or pending.attempt != command.attempt or pending.state != "running":
+            return None
+        return run, pending
+
+    def _task_result(self, command: c.TaskCompleted | c.TaskFailed | c.TaskHeartbeat) -> None:
+        found = self._pending(command)
+        if found is None:
+            metrics.STALE_RESULTS.inc()
+            return
+        run, pending = found
+        if isinstance(command, c.TaskHeartbeat):
+            pending.last_heartbeat_at = self.now
+            pending.heartbeat_details = command.details
+            return
+        if pending.options.start_to_close_timeout:
+            # The attempt is over: drop its timeout now rather than let it fire as a no-op
+            # later, which would cost a read of the (by then closed) run per attempt.
+            fire_at = pending.attempt_started_at + pending.options.start_to_close_timeout
+            tag = TimerEntry.tag_of("attempt_timeout", run.run_id, command.seq, command.attempt)
+            self.timers.cancel(self.txn, fire_at, run.workflow_id, tag)
+        if isinstance(command, c.TaskCompleted):
+            del run.activities[command.seq]
+            metrics.ACTIVITY_LATENCY.observe(max(0.0, self.now - pending.attempt_started_at))
+            self._lifecycle(
+                run,
+                "TASK_COMPLETED",
+                run.history_length + 1,
+                {"seq": command.seq, "activity": pending.activity_type},
+            )
+            self._deliver(
+                run, ev.ActivityCompleted, seq=command.seq, attempt=command.attempt, result=command.result
+            )
+            return
+        self._attempt_failed(run, command.seq, pending, command.failure)
+
+    def _attempt_failed(self, run: RunState, seq: int, pending: PendingActivity, failure: Failure) -> None:
+        retry = pending.options.retry
+        delay = None
+        if not failure.non_retryable and failure.type not in retry.non_retryable_error_types:
+            delay = retry.delay_after(pending.attempt)
+        if delay is not None:
+            delay = min(delay, MAX_RETRY_DELAY)
+        deadline = pending.options.schedule_to_close_timeout
+        if delay is not None and deadline is not None and self.now + delay > pending.scheduled_at + deadline:
+            delay = None
+        data = {
+            "seq": seq,
+            "activity": pending.activity_type,
+            "attempt": pending.attempt,
+            "error": failure.type,
+        }
+        self._lifecycle(run, "TASK_FAILED", run.history_length + 1, data)
+        if delay is None:
+            del run.activities[seq]
+            self._deliver(run, ev.ActivityFailed, seq=seq, attempt=pending.attempt, failure=failure)
+            return
+        metrics.RETRIES.inc()
+        self._append(
+            run, ev.ActivityAttemptFailed, seq=seq, attempt=pending.attempt, failure=failure, retry_in=delay
+        )
+        pending.state = "backoff"
+        pending.last_failure = failure
+        self._add_timer(run, "retry", self.now + delay, seq, pending.attempt)
+
+    def _child_closed(self, command: c.ChildWorkflowClosed) -> None:
+        run = self.run(command.workflow_id)
+        if run is None or not run.is_open or run.run_id != command.run_id:
+            return
+        if run.children.pop(command.seq, None) is None:
+            return
+        if command.status == "COMPLETED":
+            self._deliver(run, ev.ChildWorkflowCompleted, seq=command.seq, result=command.result)
+        else:
+            failure = command.failure or Failure(type=command.status, message=f"child ended {command.status}")
+            self._deliver(run, ev.ChildWorkflowFailed, seq=command.seq, failure=failure)
+
+    # ------------------------------------------------------------------ timers
+    def fire_timers(self, limit: int = 1000) -> int:
+        fired = 0
+        for entry in self.timers.pop_due(self.txn, self.now, limit):
+            fired += 1
+            try:
+                with self._savepoint(entry.workflow_id):
+                    if entry.kind == "retention":
+                        self._expire(entry.workflow_id, entry.run_id)
+                        continue
+                    if entry.kind == "deferred_start" and entry.start is not None:
+                        self._retry_start(entry.start, entry.give_up_at or self.now)
+                        continue
+                    run = self.run(entry.workflow_id)
+                    if run is None or not run.is_open or run.run_id != entry.run_id:
+                        continue
+                    self._fire(run, entry)
+            except (WorkflowTypeNotLoaded, CodecError) as exc:
+                if isinstance(exc, CodecError):
+                    log.error("%s", exc, extra={"workflowId": entry.workflow_id, "partition": self.partition})
+                entry.fire_at = self.now + TYPE_NOT_LOADED_RETRY
+                self.timers.add(self.txn, entry)
+            except Exception as exc:
+                log.exception(
+                    "timer failed", extra={"workflowId": entry.workflow_id, "partition": self.partition}
+                )
+                if isinstance(exc, RunLimitError):
+                    self._fail_after_error(entry.workflow_id, str(exc), type(exc).__name__)
+                else:
+                    self._fail_after_error(entry.workflow_id, f"engine error: {type(exc).__name__}: {exc}")
+        return fired
+
+    def _retry_start(self, command: c.StartWorkflow, give_up_at: float) -> None:
+        """A waiting start's next look for its type; refused as ``handle`` would refuse it."""
+        try:
+            with self._savepoint(command.workflow_id):
+                self._start(command, give_up_at)
+        except RunLimitError as exc:
+            log.warning("%s", exc, extra={"workflowId": command.workflow_id, "partition": self.partition})
+            metrics.RUN_LIMIT_FAILURES.labels(type=type(exc).__name__).inc()
+            metrics.DEAD_LETTERS.inc()
+            self._refuse_child(command, Failure(type=type(exc).__name__, message=str(exc)))
+            raw = command.model_dump_json().encode()
+            self.out.dead_letter(
+                command.workflow_id.encode(), raw, str(exc), "deferred-start", self.partition, -1
+            )
+
+    def _expire(self, workflow_id: str, run_id: str) -> None:
+        """Delete a closed run past its retention: its history, and the workflow's state
+        and idempotency keys too when it is still the workflow's latest run."""
+        if self.ctx.retention is None:
+            return  # retention was turned off since this run closed: keep it
+        run = self.run(workflow_id)
+        if run is not None and run.run_id == run_id and run.is_open:
+            return  # cannot happen (the timer is set at close); keep everything
+        self.txn.delete_prefix(keys.history_prefix(workflow_id, run_id))
+        if run is None:
+            return
+        if run.run_id != run_id:  # a later run exists: forget only this one
+            if run_id in run.previous_runs:
+                run.previous_runs.remove(run_id)
+            return
+        del self._runs[workflow_id]
+        self._recent_runs.pop(workflow_id, None)
+        self.txn.delete(keys.run_key(workflow_id))
+        self.txn.delete_prefix(keys.request_prefix(workflow_id))
+        metrics.EXPIRED.inc()
+
+    def _fire(self, run: RunState, entry: TimerEntry) -> None:
+        if entry.kind == "timer":
+            if run.timers.pop(entry.seq, None) is not None:
+                self._lifecycle(run, "TIMER_FIRED", run.history_length + 1, {"seq": entry.seq})
+                self._deliver(run, ev.TimerFired, seq=entry.seq)
+            return
+        if entry.kind == "run_timeout":
+            self._close(
+                run,
+                ev.WorkflowFailed,
+                failure=Failure(
+                    type="WorkflowExecutionTimeout",
+                    message="the run exceeded its execution timeout",
+                    non_retryable=True,
+                ),
+                origin="engine",
+            )
+            return
+        pending = run.activities.get(entry.seq)
+        if pending is None:
+            return
+        if entry.kind == "schedule_timeout":
+            del run.activities[entry.seq]
+            self._cancel_attempt(run, entry.seq, pending)
+            failure = Failure(
+                type="ScheduleToCloseTimeout",
+                message="activity exceeded its schedule-to-close timeout",
+                non_retryable=True,
+            )
+            self._deliver(run, ev.ActivityFailed, seq=entry.seq, attempt=pending.attempt, failure=failure)
+            return
+        if pending.attempt != entry.attempt:
+            return
+        if entry.kind == "retry" and pending.state == "backoff":
+            pending.attempt += 1
+            pending.state = "running"
+            pending.attempt_started_at = self.now
+            pending.last_heartbeat_at = None
+            self._append(run, ev.ActivityAttemptRetried, seq=entry.seq, attempt=pending.attempt)
+            self._dispatch(run, entry.seq, pending)
+        elif entry.kind == "attempt_timeout" and pending.state == "running":
+            self._cancel_attempt(run, entry.seq, pending)
+            failure = Failure(
+                type="StartToCloseTimeout",
+                message=f"attempt {pending.attempt} exceeded its start-to-close timeout",
+            )
+            self._attempt_failed(run, entry.seq, pending, failure)
+        elif entry.kind == "heartbeat_timeout" and pending.state == "running":
+            timeout = pending.options.heartbeat_timeout or 0.0
+            last = pending.last_heartbeat_at or pending.attempt_started_at
+            if self.now < last + timeout:
+                self._add_timer(run, "heartbeat_timeout", last + timeout, entry.seq, pending.attempt)
+                return
+            self._cancel_attempt(run, entry.seq, pending)
+            failure = Failure(
+                type="HeartbeatTimeout",
+                message=f"no heartbeat from attempt {pending.attempt} for {timeout} s",
+            )
+            self._attempt_failed(run, entry.seq, pending, failure)
+
+    def _add_timer(self, run: RunState, kind: Any, fire_at: float, seq: int = 0, attempt: int = 0) -> None:
+        entry = TimerEntry(
+            workflow_id=run.workflow_id,
+            run_id=run.run_id,
+            kind=kind,
+            seq=seq,
+            attempt=attempt,
+            fire_at=fire_at,
+        )
+        self.timers.add(self.txn, entry)
+
+    # --------------------------------------------------------------- history
+    def _append(self, run: RunState, event_type: type[Any], **fields: Any) -> None:
+        """Record an event the workflow code need not see (a command, a close)."""
+        raw = ev.history_event_json(event_type, run.history_length + 1, self.now, fields)
+        self._record(run, raw, event_type)
+
+    def _append_event(self, run: RunState, event_type: type[Any], **fields: Any) -> ev.HistoryEvent:
+        """Record an event and return it, for the workflow code to react to."""
+        # model_construct: the engine builds these from validated values; skipping
+        # validation here is the largest saving on the hot path (see bench/results/core.md).
+        event: ev.HistoryEvent = event_type.model_construct(
+            index=run.history_length + 1, time=self.now, **fields
+        )
+        self._record(run, event.model_dump_json().encode(), event_type)
+        return event
+
+    def _record(self, run: RunState, raw: bytes, event_type: type[Any]) -> None:
+        index = run.history_length + 1
+        size = len(raw)
+        if size > self._max_payload_bytes:
+            what = f"{event_type.__name__} (event #{index} of run {run.run_id})"
+            raise self.ctx.settings.too_large("max_payload_bytes", size, what)
+        if (index >= self._watch_events or run.history_bytes + size >= self._watch_bytes) and not issubclass(
+            event_type, ev.CLOSING_EVENTS
+        ):  # the close always fits: the limit ends in it
+            self._check_history(run, index, size)
+        self.txn.put(keys.history_key(run.workflow_id, run.run_id, index), raw)
+        run.history_length = index
+        run.history_bytes += size
+        # A cached instance stays current through events it need not react to (the
+        # commands it just issued, attempt bookkeeping); only a gap means a replay.
+        instance = self.cache.peek(run.workflow_id, run.run_id)
+        if instance is not None and instance.applied == index - 1:
+            instance.applied = index
+
+    def _check_history(self, run: RunState, index: int, size: int) -> None:
+        """Refuse an event past the history limits (one is kept for the close); warn once near them."""
+        settings = self.ctx.settings
+        if index >= settings.max_history_events:
+            limit = f"{settings.max_history_events:,}"
+            raise HistoryTooLarge(run.run_id, "events", limit, "max_history_events")
+        total = run.history_bytes + size
+        if total > settings.max_history_bytes:
+            limit = readable_size(settings.max_history_bytes)
+            raise HistoryTooLarge(run.run_id, "of events", limit, "max_history_bytes")
+        warn_bytes = settings.history_warn_bytes
+        if index == settings.history_warn_events or run.history_bytes < warn_bytes <= total:
+            metrics.HISTORY_WARNINGS.inc()
+            log.warning(
+                "run %s has %d events (%s) in its history; it fails at %d events or %s "
+                "(max_history_events, max_history_bytes): continue-as-new starts a fresh history",
+                run.run_id,
+                index,
+                readable_size(total),
+                settings.max_history_events,
+                readable_size(settings.max_history_bytes),
+                extra={"workflowId": run.workflow_id, "partition": self.partition},
+            )
+
+    def _instance(self, run: RunState) -> WorkflowInstance | None:
+        """The run's live instance, rebuilt by replay on a cache miss; None if it cannot run."""
+        instance = self.cache.get(run.workflow_id, run.run_id)
+        if instance is not None and instance.applied == run.history_length:
+            return instance
+        history = self.history(run.workflow_id, run.run_id, run.history_length)
+        started = history[0]
+        assert isinstance(started, ev.WorkflowStarted)
+        definition: WorkflowDefinition | None = (
+            DAG_WORKFLOW if started.dag is not None else self.ctx.registry.get(run.workflow_type)
+        )
+        if definition is None:
+            return None
+        instance = WorkflowInstance(definition, self._info(run, started.dag), self._codec)
+        metrics.REPLAYS.inc()
+        try:
+            replay(instance, history)
+        except NonDeterminismError as exc:
+            metrics.NONDETERMINISM.inc()
+            log.error("%s", exc, extra={"workflowId": run.workflow_id, "partition": self.partition})
+            self._close(
+                run,
+                ev.WorkflowFailed,
+                failure=Failure(type="NonDeterminismError", message=str(exc), non_retryable=True),
+                origin="engine",
+            )
+            return None
+        self.cache.put(run.workflow_id, run.run_id, instance)
+        return instance
+
+    def _deliver(self, run: RunState, event_type: type[Any], **fields: Any) -> None:
+        """Append an input event and let the workflow code react to it."""
+        instance = self._instance(run)
+        if not run.is_open:
+            return
+        if instance is None:
+            # Recording the event without running the code would make today's history
+            # unreplayable once the code is back (e.g. mid rolling deploy).
+            raise WorkflowTypeNotLoaded(run.workflow_type)
+        event = self._append_event(run, event_type, **fields)
+        self._apply_commands(run, instance, instance.activate(event))
+
+    # -------------------------------------------------------------- commands
+    def _apply_commands(self, run: RunState, instance: WorkflowInstance, commands: list[cmd.Command]) -> None:
+        for command in commands:
+            if not run.is_open:
+                return
+            try:
+                self._apply_command(run, command)
+            except RunLimitError as exc:
+                if not run.is_open:
+                    raise  # the run closed and the next one did not fit: undo the whole command
+                # What the code asked for cannot be recorded or sent (nothing of it was): the
+                # run fails by name, as it would for any error the code cannot handle.
+                metrics.RUN_LIMIT_FAILURES.labels(type=type(exc).__name__).inc()
+                failure = Failure(type=type(exc).__name__, message=str(exc), non_retryable=True)
+                self._close(run, ev.WorkflowFailed, failure=failure, origin="engine")
+                return
+
+    def _apply_command(self, run: RunState, command: cmd.Command) -> None:
+        """Record what the code asked for, and do it. The payloads it produced are encoded here,
+        once (with a codec): history, state, tasks and child starts carry the same ciphertext."""
+        codec = self._codec
+        match command:
+            case cmd.ScheduleActivity():
+                self._check_room(run, len(run.activities), "activities pending", "max_pending_activities")
+                self._check_queue(command.options.queue)
+                args = command.args if codec is None else [encode(codec, arg) for arg in command.args]
+                self._append(
+                    run,
+                    ev.ActivityScheduled,
+                    seq=command.seq,
+                    activity_type=command.activity_type,
+                    args=args,
+                    options=command.options,
+                )
+                pending = PendingActivity(
+                    activity_type=command.activity_type,
+                    args=args,
+                    options=command.options,
+                    scheduled_at=self.now,
+                    attempt_started_at=self.now,
+                )
+                run.activities[command.seq] = pending
+                if command.options.schedule_to_close_timeout:
+                    self._add_timer(
+                        run,
+                        "schedule_timeout",
+                        self.now + command.options.schedule_to_close_timeout,
+                        command.seq,
+                    )
+                self._dispatch(run, command.seq, pending)
+            case cmd.RequestCancelActivity():
+                self._append(run, ev.ActivityCancelRequested, seq=command.seq)
+                cancelled = run.activities.pop(command.seq, None)
+                if cancelled is not None:
+                    self._cancel_attempt(run, command.seq, cancelled)
+            case cmd.StartTimer():
+                self._check_room(run, len(run.timers), "timers open", "max_pending_timers")
+                fire_at = self.now + command.seconds
+                self._append(run, ev.TimerStarted, seq=command.seq, fire_at=fire_at)
+                run.timers[command.seq] = fire_at
+                self._add_timer(run, "timer", fire_at, command.seq)
+            case cmd.CancelTimer():
+                self._append(run, ev.TimerCanceled, seq=command.seq)
+                timer_at = run.timers.pop(command.seq, None)
+                if timer_at is not None:
+                    self.txn.delete(
+                        keys.timer_key(
+                            timer_at,
+                            run.workflow_id,
+                            TimerEntry.tag_of("timer", run.run_id, command.seq, 0),
+                        )
+                    )
+            case cmd.StartChildWorkflow():
+                self._check_room(run, len(run.children), "child workflows open", "max_pending_children")
+                input = encode(codec, command.input)
+                self._append(
+                    run,
+                    ev.ChildWorkflowStarted,
+                    seq=command.seq,
+                    workflow_id=command.workflow_id,
+                    workflow_type=command.workflow_type,
+                    input=input,
+                )
+                run.children[command.seq] = command.workflow_id
+                self.out.inbox(
+                    command.workflow_id,
+                    c.StartWorkflow(
+                        workflow_id=command.workflow_id,
+                        workflow_type=command.workflow_type,
+                        input=input,
+                        parent_workflow_id=run.workflow_id,
+                        parent_run_id=run.run_id,
+                        parent_seq=command.seq,
+                    ),
+                )
+            case cmd.CompleteWorkflow():
+                self._close(run, ev.WorkflowCompleted, result=encode(codec, command.result))
+            case cmd.FailWorkflow():
+                self._close(run, ev.WorkflowFailed, failure=encode_failure(codec, command.failure))
+            case cmd.CancelWorkflowDone():
+                self._close(run, ev.WorkflowCanceled, reason="canceled")
+            case cmd.ContinueAsNew():
+                self._continue_as_new(run, encode(codec, command.input))
+
+    def _dispatch(self, run: RunState, seq: int, pending: PendingActivity) -> None:
+        options = pending.options
+        self._check_queue(options.queue)  # a retry after the queue's topic was found impossible
+        task = attempt_task(run, seq, pending, self.now, self.partition)
+        self.out.task(options.queue, run.workflow_id, task)
+        if options.start_to_close_timeout:
+            self._add_timer(
+                run, "attempt_timeout", self.now + options.start_to_close_timeout, seq, pending.attempt
+            )
+        if options.heartbeat_timeout:
+            self._add_timer(
+                run, "heartbeat_timeout", self.now + options.heartbeat_timeout, seq, pending.attempt
+            )
+        self._lifecycle(
+            run,
+            "TASK_SCHEDULED",
+            None,
+            {
+                "seq": seq,
+                "activity": pending.activity_type,
+                "attempt": pending.attempt,
+                "queue": options.queue,
+            },
+        )
+
+    def _check_room(self, run: RunState, held: int, what: str, setting: str) -> None:
+        limit: int = getattr(self.ctx.settings, setting)
+        if held >= limit:
+            raise TooManyPending(run.run_id, what, limit, setting)
+
+    def _check_queue(self, queue: str) -> None:
+        unusable = self.ctx.unusable_queues.get(queue)
+        if unusable is not None:
+            raise QueueUnavailable(queue, unusable)
+
+    def _cancel_attempt(self, run: RunState, seq: int, pending: PendingActivity) -> None:
+        if pending.options.queue in self.ctx.unusable_queues:
+            return  # no task ever reached it, and writing there would fail the batch again
+        message = CancelActivity(
+            workflow_id=run.workflow_id, run_id=run.run_id, seq=seq, attempt=pending.attempt
+        )
+        self.out.task(pending.options.queue, run.workflow_id, message)
+
+    def _close(self, run: RunState, event_type: type[Any], **fields: Any) -> None:
+        self._append(run, event_type, **fields)
+        status = CLOSING_STATUS[event_type]
+        run.status = status
+        self.open_runs -= 1
+        run.closed_at = self.now
+        run.result = fields.get("result")
+        run.failure = fields.get("failure")
+        for seq, pending in run.activities.items():
+            self._cancel_attempt(run, seq, pending)
+        run.activities = {}
+        run.timers = {}
+        self.cache.evict(run.workflow_id, run.run_id)
+        if self.ctx.retention is not None:
+            self._add_timer(run, "retention", self.now + self.ctx.retention)
+        metrics.CLOSED.labels(status=status).inc()
+        metrics.RUN_DURATION.observe(max(0.0, self.now - run.started_at))
+        data: dict[str, Any] = {"result": run.result} if status == "COMPLETED" else {}
+        if run.failure is not None:
+            data["failure"] = run.failure.model_dump()
+        lifecycle: dict[str, LifecycleType] = {
+            "COMPLETED": "WORKFLOW_COMPLETED",
+            "FAILED": "WORKFLOW_FAILED",
+            "CANCELED": "WORKFLOW_CANCELED",
+            "TERMINATED": "WORKFLOW_TERMINATED",
+            "CONTINUED_AS_NEW": "WORKFLOW_CONTINUED_AS_NEW",
+        }
+        self._lifecycle(run, lifecycle[status], run.history_length, data)
+        if (
+            run.parent_workflow_id
+            and run.parent_run_id
+            and run.parent_seq is not None
+            and status != "CONTINUED_AS_NEW"
+        ):
+            self.out.inbox(
+                run.parent_workflow_id,
+                c.ChildWorkflowClosed(
+                    workflow_id=run.parent_workflow_id,
+                    run_id=run.parent_run_id,
+                    seq=run.parent_seq,
+                    child_workflow_id=run.workflow_id,
+                    status=status,
+                    result=run.result,
+                    failure=run.failure,
+                ),
+            )
+
+    def _continue_as_new(self, run: RunState, input: Any) -> None:
+        new_run_id = str(uuid.uuid4())
+        started = self.history(run.workflow_id, run.run_id, 1)[0]
+        assert isinstance(started, ev.WorkflowStarted)
+        self._close(run, ev.WorkflowContinuedAsNew, new_run_id=new_run_id, input=input)
+        self._open_run(
+            c.StartWorkflow(
+                workflow_id=run.workflow_id,
+                workflow_type=run.workflow_type,
+                input=input,
+                run_id=new_run_id,
+                dag=started.dag,
+                execution_timeout=started.execution_timeout,
+                parent_workflow_id=run.parent_workflow_id,
+                parent_run_id=run.parent_run_id,
+                parent_seq=run.parent_seq,
+            ),
+            run,
+            continued_from=run.run_id,
+        )
+
+    def _lifecycle(self, run: RunState, kind: LifecycleType, index: int | None, data: Any) -> None:
+        self.out.event(
+            run.workflow_id,
+            lifecycle_event_json(
+                kind, run.workflow_id, run.run_id, run.workflow_type, self.now, self.partition, index, data
+            ),
+        )
+
+
+def attempt_task(run: RunState, seq: int, pending: PendingActivity, now: float, partition: int) -> bytes:
+    """The task message (JSON) of an activity's current attempt, dispatched at ``now``."""
+    return activity_task_json(
+        run.workflow_id,
+        run.run_id,
+        seq,
+        pending.attempt,
+        pending.activity_type,
+        pending.args,
+        pending.options.start_to_close_timeout,
+        pending.options.heartbeat_timeout,
+        now,
+        partition,
+    )
+
+
+def _check_readable(entry: TimerEntry) -> None:
+    """Refuse a deferred start that would not read back from the timer index: its input may be
+    nested up to the JSON parser's depth limit (200) in the inbox record, one level too deep once
+    wrapped in a timer, which then failed every batch of the partition when it came due."""
+    try:
+        TimerEntry.model_validate_json(entry.model_dump_json())
+    except ValidationError as exc:
+        problem = exc.errors()[0]["msg"] if exc.errors() else str(exc)
+        raise ValueError(
+            f"the start of {entry.workflow_id!r} cannot wait for its workflow type: kept as a timer "
+            f"it would not read back ({problem})"
+        ) from exc
+
+
+def _read_count(store: PartitionStore) -> int:
+    raw = store.get(keys.OPEN_RUNS)
+    return int(raw) if raw is not None else 0
+
+
+def read_run(store: PartitionStore, workflow_id: str) -> RunState | None:
+    """The committed state of a workflow's latest run (for reads outside a batch)."""
+    raw = store.get(keys.run_key(workflow_id))
+    return RunState.model_validate_json(raw) if raw is not None else None
+
+
+def scan_runs(store: PartitionStore) -> Iterator[RunState]:
+    """Latest run of every workflow in the store, by workflow id."""
+    for _, value in store.scan(keys.RUN):
+        yield RunState.model_validate_json(value)
+
+
+def read_history(store: PartitionStore, workflow_id: str, run_id: str) -> list[ev.HistoryEvent]:
+    """The committed history of one run, in order."""
+    return [
+        ev.history_event_adapter.validate_json(v)
+        for _, v in store.scan(keys.history_prefix(workflow_id, run_id))
+    ]
+
+
+def read_history_page(
+    store: PartitionStore, workflow_id: str, run_id: str, offset: int, limit: int
+) -> tuple[list[ev.HistoryEvent], int]:
+    """Events ``offset`` .. ``offset + limit`` of one run's committed history, and its length.
+
+    Reads only those events (from the key of the first) and the last key (the history is
+    gap-free, so its index is the length).
+    """
+    prefix = keys.history_prefix(workflow_id, run_id)
+    last = store.last(prefix)
+    if last is None:
+        return [], 0
+    rows = store.scan_range(keys.history_key(workflow_id, run_id, offset + 1), prefix + b"\xff")
+    page = [ev.history_event_adapter.validate_json(v) for _, v in itertools.islice(rows, limit)]
+    return page, int(last[len(prefix) :])

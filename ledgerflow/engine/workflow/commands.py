@@ -1,0 +1,72 @@
+"""What workflow code asks the engine for during an activation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ledgerflow.schemas.common import JSON, ActivityOptions, Failure
+
+
+@dataclass(frozen=True)
+class ScheduleActivity:
+    seq: int
+    activity_type: str
+    args: list[JSON]
+    options: ActivityOptions
+
+
+@dataclass(frozen=True)
+class RequestCancelActivity:
+    seq: int
+
+
+@dataclass(frozen=True)
+class StartTimer:
+    seq: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CancelTimer:
+    seq: int
+
+
+@dataclass(frozen=True)
+class StartChildWorkflow:
+    seq: int
+    workflow_id: str
+    workflow_type: str
+    input: JSON
+
+
+@dataclass(frozen=True)
+class CompleteWorkflow:
+    result: JSON
+
+
+@dataclass(frozen=True)
+class FailWorkflow:
+    failure: Failure
+
+
+@dataclass(frozen=True)
+class CancelWorkflowDone:
+    """The code let a cancellation end the run."""
+
+
+@dataclass(frozen=True)
+class ContinueAsNew:
+    input: JSON
+
+
+Command = (
+    ScheduleActivity
+    | RequestCancelActivity
+    | StartTimer
+    | CancelTimer
+    | StartChildWorkflow
+    | CompleteWorkflow
+    | FailWorkflow
+    | CancelWorkflowDone
+    | ContinueAsNew
+)

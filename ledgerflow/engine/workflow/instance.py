@@ -1,0 +1,325 @@
+"""One workflow run in memory: feed it history events, get back commands.
+
+``activate(event)`` is the whole interface. It applies one input event
+(resolving the future the code awaits), runs the code until it is blocked
+again, and returns what the code asked for. It never raises: a failure of the
+code becomes a ``FailWorkflow`` command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import random
+import uuid
+from collections import defaultdict, deque
+from datetime import UTC, datetime
+from typing import Any
+
+from ledgerflow import namespaces
+from ledgerflow.codec.base import CodecError, PayloadCodec
+from ledgerflow.codec.envelope import decode, decode_failure, encode
+from ledgerflow.converter import args_from_json, from_json, to_json
+from ledgerflow.engine.workflow import commands as cmd
+from ledgerflow.engine.workflow.eventloop import DeterministicLoop, loop_seed
+from ledgerflow.errors import ActivityError, ChildWorkflowError, failure_from_exception
+from ledgerflow.schemas import events as ev
+from ledgerflow.schemas.common import JSON, ActivityOptions
+from ledgerflow.sdk.context import (
+    ContinueAsNewRequest,
+    WorkflowInfo,
+    WorkflowRuntime,
+    reset_runtime,
+    set_runtime,
+)
+from ledgerflow.sdk.definition import WorkflowDefinition
+
+
+class WorkflowInstance(WorkflowRuntime):
+    """The live state of one run: its object, its loop, and what it waits on.
+
+    With a ``codec``, the payloads history holds are encoded (ledgerflow.codec): the instance
+    decodes each one where it enters the code (input, activity and child results, signals,
+    failures' details, query arguments) and encodes a query's result. What the code produces
+    leaves in its commands as clear JSON: the engine encodes it once, when it records it
+    (``PartitionProcessor``), so a replay never encodes anything again.
+    """
+
+    def __init__(
+        self, definition: WorkflowDefinition, info: WorkflowInfo, codec: PayloadCodec | None = None
+    ) -> None:
+        self.definition = definition
+        self._info = info
+        self.codec = codec
+        # mypy sees AbstractEventLoop's I/O methods as abstract; a workflow never calls them.
+        seed = loop_seed(f"{info.workflow_id}/{info.run_id}")
+        self._loop = DeterministicLoop(seed)  # type: ignore[abstract]
+        self._commands: list[cmd.Command] = []
+        self._seq = 0
+        self._activities: dict[int, tuple[str, asyncio.Future[JSON]]] = {}
+        self._timers: dict[int, asyncio.Future[None]] = {}
+        self._children: dict[int, asyncio.Future[JSON]] = {}
+        self._signals: dict[str, deque[JSON]] = defaultdict(deque)
+        self._signal_waiters: dict[str, deque[asyncio.Future[JSON]]] = defaultdict(deque)
+        self._main: asyncio.Task[Any] | None = None
+        self._object: object | None = None
+        self._now = 0.0
+        self._random: random.Random | None = None
+        self._uuids = 0
+        self.closed = False
+        self.replaying = False
+        self.applied = 0
+        """Number of history events applied so far."""
+
+    # ----------------------------------------------------------------- driving
+    def activate(self, event: ev.HistoryEvent) -> list[cmd.Command]:
+        """Apply one history event and run the code until it blocks.
+
+        Raises only ``CodecError``, for a payload in ``event`` it cannot decode (no codec key, an
+        unknown key, tampered with): a fault of the deployment, not of the run, so the run is
+        not failed for it. The instance must then be dropped.
+        """
+        self.applied = event.index
+        if self.closed:
+            return []
+        self._now = event.time
+        token = set_runtime(self)
+        try:
+            self._apply(event)
+            self._loop.run_until_idle(self._now)
+            self._check_main()
+        except CodecError:
+            raise
+        except BaseException as exc:
+            self.closed = True
+            self._loop.close()
+            self._commands.append(cmd.FailWorkflow(failure_from_exception(exc)))
+        finally:
+            reset_runtime(token)
+        out, self._commands = self._commands, []
+        return out
+
+    def dispose(self) -> None:
+        """Let go of the run's code once the owner drops this instance (run closed, or evicted).
+
+        A live instance is a web of reference cycles (its tasks' contexts hold the instance,
+        the futures it waits on hold its tasks' wake-ups) that only Python's cycle collector
+        could free; under load its full collections cost a third of the owner loop. Cutting
+        the cycles here frees the instance at once, by reference counting. No workflow code
+        runs now: pending futures and tasks are cancelled and the wake-ups that queues are
+        dropped with the loop's queue. (A suspended coroutine is closed when freed, as it
+        would be by the collector: its ``finally`` blocks run without a workflow runtime.)
+        """
+        waiting = [future for _, future in self._activities.values()]
+        waiting += [*self._timers.values(), *self._children.values()]
+        waiting += [waiter for waiters in self._signal_waiters.values() for waiter in waiters]
+        for future in waiting:
+            future.cancel()
+        self._activities.clear()
+        self._timers.clear()
+        self._children.clear()
+        self._signal_waiters.clear()
+        self._signals.clear()
+        self._main = None
+        self._object = None
+        self.closed = True
+        self._loop.close()
+
+    def _apply(self, event: ev.HistoryEvent) -> None:
+        codec = self.codec
+        if isinstance(event, ev.WorkflowStarted):
+            input = decode(codec, event.input)
+            self._object, run = self.definition.create()
+            self._main = self._loop.create_task(self._run_main(run, input))
+        elif isinstance(event, ev.ActivityCompleted):
+            pending = self._activities.pop(event.seq, None)
+            if pending and not pending[1].done():
+                pending[1].set_result(decode(codec, event.result))
+        elif isinstance(event, ev.ActivityFailed):
+            pending = self._activities.pop(event.seq, None)
+            if pending and not pending[1].done():
+                failure = decode_failure(codec, event.failure)
+                pending[1].set_exception(ActivityError(failure, pending[0], event.seq))
+        elif isinstance(event, ev.TimerFired):
+            timer = self._timers.pop(event.seq, None)
+            if timer and not timer.done():
+                timer.set_result(None)
+        elif isinstance(event, ev.SignalReceived):
+            self._deliver_signal(event.name, decode(codec, event.payload))
+        elif isinstance(event, ev.CancelRequested):
+            if self._main is not None and not self._main.done():
+                self._main.cancel(event.reason or "workflow cancel requested")
+        elif isinstance(event, ev.ChildWorkflowCompleted):
+            child = self._children.pop(event.seq, None)
+            if child and not child.done():
+                child.set_result(decode(codec, event.result))
+        elif isinstance(event, ev.ChildWorkflowFailed):
+            child = self._children.pop(event.seq, None)
+            if child and not child.done():
+                failure = decode_failure(codec, event.failure)
+                child.set_exception(ChildWorkflowError(failure, prefix=f"child #{event.seq}: "))
+
+    def _deliver_signal(self, name: str, payload: JSON) -> None:
+        waiters = self._signal_waiters[name]
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(payload)
+                return
+        self._signals[name].append(payload)
+
+    def buffered_signals(self) -> int:
+        """Signals delivered that no code has taken yet."""
+        return sum(len(payloads) for payloads in self._signals.values())
+
+    def waits_for_signal(self, name: str) -> bool:
+        """True when code waits for a signal named ``name`` now (it would not be buffered)."""
+        return any(not waiter.done() for waiter in self._signal_waiters.get(name, ()))
+
+    async def _run_main(self, run: Any, input: JSON) -> Any:
+        arity = len(self.definition.input_types)
+        if arity == 0:
+            return await run()
+        if arity == 1:
+            return await run(from_json(input, self.definition.input_types[0]))
+        values = input if isinstance(input, list) else [input]
+        return await run(*args_from_json(values, list(self.definition.input_types)))
+
+    def _check_main(self) -> None:
+        main = self._main
+        if main is None or not main.done() or self.closed:
+            return
+        self.closed = True
+        if main.cancelled():
+            self._commands.append(cmd.CancelWorkflowDone())
+            return
+        exc = main.exception()
+        if exc is None:
+            try:
+                self._commands.append(cmd.CompleteWorkflow(to_json(main.result())))
+            except Exception as conversion_error:
+                self._commands.append(cmd.FailWorkflow(failure_from_exception(conversion_error)))
+        elif isinstance(exc, ContinueAsNewRequest):
+            self._commands.append(cmd.ContinueAsNew(exc.input))
+        else:
+            self._commands.append(cmd.FailWorkflow(failure_from_exception(exc)))
+
+    def awaiting(self) -> dict[str, set[int]]:
+        """Sequence numbers of the activities, timers and child workflows the code still awaits."""
+        return {
+            "activities": set(self._activities),
+            "timers": set(self._timers),
+            "children": set(self._children),
+        }
+
+    # ------------------------------------------------------------------ queries
+    def copy_for_query(self) -> WorkflowInstance:
+        """A detached copy of the workflow's object as of now, to answer queries on another thread.
+
+        The copy runs no workflow code of its own (no task, no loop to drive): queries only
+        read the object. ``copy.deepcopy`` raises for an object that holds what cannot be
+        copied (a future, a task); a caller then replays the run instead.
+        """
+        twin = WorkflowInstance(self.definition, self._info, self.codec)
+        twin._object = copy.deepcopy(self._object)
+        twin._now = self._now
+        twin.applied = self.applied
+        twin.closed = True
+        return twin
+
+    def query(self, name: str, args: list[JSON]) -> JSON:
+        """Run a ``@workflow.query`` method against the current state (arguments and result
+        as they travel: encoded with a codec)."""
+        method_name = self.definition.queries.get(name)
+        if method_name is None or self._object is None:
+            known = ", ".join(sorted(self.definition.queries)) or "none"
+            raise KeyError(f"workflow {self.definition.name!r} has no query {name!r} (known: {known})")
+        token = set_runtime(self)
+        try:
+            clear = [decode(self.codec, arg) for arg in args]
+            return encode(self.codec, to_json(getattr(self._object, method_name)(*clear)))
+        finally:
+            reset_runtime(token)
+
+    # ------------------------------------------------------- the runtime API
+    def info(self) -> WorkflowInfo:
+        return self._info
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self._now, tz=UTC)
+
+    def random(self) -> random.Random:
+        if self._random is None:
+            seed = int.from_bytes(hashlib.sha256(self._info.run_id.encode()).digest()[:8], "big")
+            self._random = random.Random(seed)  # noqa: S311 - determinism, not secrecy
+        return self._random
+
+    def uuid4(self) -> uuid.UUID:
+        self._uuids += 1
+        digest = hashlib.sha256(f"{self._info.run_id}/{self._uuids}".encode()).digest()
+        return uuid.UUID(bytes=digest[:16], version=4)
+
+    def is_replaying(self) -> bool:
+        return self.replaying
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    async def execute_activity(self, activity_type: str, args: list[JSON], options: ActivityOptions) -> JSON:
+        seq = self._next_seq()
+        future: asyncio.Future[JSON] = self._loop.create_future()
+        self._activities[seq] = (activity_type, future)
+        self._commands.append(cmd.ScheduleActivity(seq, activity_type, args, options))
+        future.add_done_callback(lambda f: self._on_activity_done(seq, f))
+        return await future
+
+    def _on_activity_done(self, seq: int, future: asyncio.Future[JSON]) -> None:
+        if future.cancelled() and self._activities.pop(seq, None) is not None:
+            self._commands.append(cmd.RequestCancelActivity(seq))
+
+    def _start_timer(self, seconds: float) -> asyncio.Future[None]:
+        seq = self._next_seq()
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._timers[seq] = future
+        self._commands.append(cmd.StartTimer(seq, max(0.0, seconds)))
+
+        def on_done(f: asyncio.Future[None]) -> None:
+            if f.cancelled() and self._timers.pop(seq, None) is not None:
+                self._commands.append(cmd.CancelTimer(seq))
+
+        future.add_done_callback(on_done)
+        return future
+
+    async def sleep(self, seconds: float) -> None:
+        await self._start_timer(seconds)
+
+    async def wait_signal(self, name: str, timeout: float | None) -> JSON:
+        buffered = self._signals.get(name)
+        if buffered:
+            return buffered.popleft()
+        waiter: asyncio.Future[JSON] = self._loop.create_future()
+        self._signal_waiters[name].append(waiter)
+        if timeout is None:
+            return await waiter
+        timer = self._start_timer(timeout)
+        try:
+            await asyncio.wait({waiter, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not timer.done():
+                timer.cancel()
+            if not waiter.done():
+                waiter.cancel()
+        if not waiter.cancelled():
+            return waiter.result()
+        raise TimeoutError(f"no signal {name!r} within {timeout} s")
+
+    async def execute_child_workflow(self, workflow_type: str, workflow_id: str, input: JSON) -> JSON:
+        seq = self._next_seq()
+        future: asyncio.Future[JSON] = self._loop.create_future()
+        self._children[seq] = future
+        if namespaces.SEPARATOR not in workflow_id:  # children start in the parent's namespace
+            workflow_id = namespaces.qualify(namespaces.namespace_of(self.info().workflow_id), workflow_id)
+        self._commands.append(cmd.StartChildWorkflow(seq, workflow_id, workflow_type, input))
+        return await future

@@ -1,0 +1,164 @@
+"""Inbox commands: the records that drive the engine.
+
+Every inbox record is one JSON object keyed by ``workflow_id`` (a definition's
+id for ``register_definition``). The ``kind`` field picks the command and
+``v`` the envelope version. Producers in any language may write them; see
+``ledgerflow/schemas/json/inbox-command.json``. Every id follows one rule
+(``schemas.common.ID_RULE``); a record that breaks it goes to the dead-letter
+topic with a reason naming the field.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, TypeAdapter
+
+from ledgerflow.schemas.common import JSON, ActivityOptions, Failure, Id, WireModel
+from ledgerflow.schemas.dag import DagDefinition
+
+ENVELOPE_VERSION = 1
+
+
+class _Command(WireModel):
+    v: Literal[1] = 1
+    """Envelope version."""
+    request_id: Id | None = None
+    """Optional idempotency key: a command seen twice with the same key applies once."""
+
+
+class StartWorkflow(_Command):
+    """Start a run of a code workflow type or a registered DAG."""
+
+    kind: Literal["start_workflow"] = "start_workflow"
+    workflow_id: Id
+    """Business id of the workflow; the Kafka key and the shard key."""
+    workflow_type: str = Field(min_length=1)
+    """Name of a code workflow, or the id of a registered DAG definition."""
+    input: JSON = None
+    """The run's input, as JSON."""
+    run_id: Id | None = None
+    """Run id to use; the engine assigns one when absent."""
+    dag: DagDefinition | None = None
+    """DAG to run, when the starter resolved it already."""
+    execution_timeout: float | None = Field(default=None, gt=0)
+    """Seconds the run may take before it is failed as timed out."""
+    parent_workflow_id: Id | None = None
+    """Set when started as a child of another workflow."""
+    parent_run_id: Id | None = None
+    """Run id of the parent, when a child."""
+    parent_seq: int | None = None
+    """The parent's command number for this child."""
+
+
+class SignalWorkflow(_Command):
+    """Deliver a named signal to the open run of a workflow."""
+
+    kind: Literal["signal_workflow"] = "signal_workflow"
+    workflow_id: Id
+    name: str = Field(min_length=1)
+    """Signal name the workflow waits on."""
+    payload: JSON = None
+    """The signal's value."""
+
+
+class CancelWorkflow(_Command):
+    """Ask the open run to cancel: the workflow sees CancelledError and may clean up."""
+
+    kind: Literal["cancel_workflow"] = "cancel_workflow"
+    workflow_id: Id
+    reason: str = ""
+
+
+class TerminateWorkflow(_Command):
+    """End the open run at once, without running any more workflow code."""
+
+    kind: Literal["terminate_workflow"] = "terminate_workflow"
+    workflow_id: Id
+    reason: str = ""
+
+
+class RegisterDefinition(_Command):
+    """Register (or replace) a DAG workflow definition; keyed by its id."""
+
+    kind: Literal["register_definition"] = "register_definition"
+    definition: DagDefinition
+
+
+class _TaskResult(_Command):
+    workflow_id: Id
+    run_id: Id
+    seq: int
+    """The workflow's command number of the activity."""
+    attempt: int = Field(ge=1)
+    """Attempt this result belongs to; results of other attempts are ignored."""
+
+
+class TaskCompleted(_TaskResult):
+    """An activity attempt finished with a result (written by executors)."""
+
+    kind: Literal["task_completed"] = "task_completed"
+    result: JSON = None
+
+
+class TaskFailed(_TaskResult):
+    """An activity attempt raised (written by executors)."""
+
+    kind: Literal["task_failed"] = "task_failed"
+    failure: Failure
+
+
+class TaskHeartbeat(_TaskResult):
+    """An activity attempt is alive; resets its heartbeat timeout."""
+
+    kind: Literal["task_heartbeat"] = "task_heartbeat"
+    details: JSON = None
+
+
+class ChildWorkflowClosed(_Command):
+    """A child workflow's run ended; delivered to its parent (written by owners)."""
+
+    kind: Literal["child_workflow_closed"] = "child_workflow_closed"
+    workflow_id: Id
+    """The parent's workflow id."""
+    run_id: Id
+    """The parent's run id."""
+    seq: int
+    """The parent's command number for the child."""
+    child_workflow_id: Id
+    status: str
+    """The child's final status (COMPLETED, FAILED, CANCELED, TERMINATED)."""
+    result: JSON = None
+    failure: Failure | None = None
+
+
+InboxCommand = Annotated[
+    StartWorkflow
+    | SignalWorkflow
+    | CancelWorkflow
+    | TerminateWorkflow
+    | RegisterDefinition
+    | TaskCompleted
+    | TaskFailed
+    | TaskHeartbeat
+    | ChildWorkflowClosed,
+    Field(discriminator="kind"),
+]
+
+inbox_command_adapter: TypeAdapter[InboxCommand] = TypeAdapter(InboxCommand)
+
+__all__ = [
+    "ENVELOPE_VERSION",
+    "ActivityOptions",
+    "CancelWorkflow",
+    "ChildWorkflowClosed",
+    "InboxCommand",
+    "RegisterDefinition",
+    "SignalWorkflow",
+    "StartWorkflow",
+    "TaskCompleted",
+    "TaskFailed",
+    "TaskHeartbeat",
+    "TerminateWorkflow",
+    "inbox_command_adapter",
+]

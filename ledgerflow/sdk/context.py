@@ -1,0 +1,98 @@
+"""The runtime that ``ledgerflow.workflow``'s functions delegate to.
+
+Outside an activation there is no runtime and every call raises a clear error.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import random
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+
+from ledgerflow.errors import LedgerflowError
+from ledgerflow.schemas.common import JSON, ActivityOptions
+from ledgerflow.schemas.dag import DagDefinition
+
+
+@dataclass(frozen=True)
+class WorkflowInfo:
+    """Facts about the running workflow."""
+
+    workflow_id: str
+    """As the workflow's callers name it, within its namespace (``workflow.info()``); inside the
+    engine, the namespaced id (ledgerflow/namespaces.py)."""
+    run_id: str
+    workflow_type: str
+    partition: int
+    dag: DagDefinition | None = None
+    namespace: str = "default"
+
+
+class WorkflowRuntime(ABC):
+    """What a workflow instance provides to the code it runs."""
+
+    @abstractmethod
+    def info(self) -> WorkflowInfo: ...
+
+    @abstractmethod
+    def now(self) -> datetime: ...
+
+    @abstractmethod
+    def random(self) -> random.Random: ...
+
+    @abstractmethod
+    def uuid4(self) -> uuid.UUID: ...
+
+    @abstractmethod
+    async def execute_activity(
+        self, activity_type: str, args: list[JSON], options: ActivityOptions
+    ) -> JSON: ...
+
+    @abstractmethod
+    async def sleep(self, seconds: float) -> None: ...
+
+    @abstractmethod
+    async def wait_signal(self, name: str, timeout: float | None) -> JSON: ...
+
+    @abstractmethod
+    async def execute_child_workflow(self, workflow_type: str, workflow_id: str, input: JSON) -> JSON: ...
+
+    @abstractmethod
+    def is_replaying(self) -> bool: ...
+
+
+_current: contextvars.ContextVar[WorkflowRuntime | None] = contextvars.ContextVar(
+    "ledgerflow_workflow_runtime", default=None
+)
+
+
+class NotInWorkflowError(LedgerflowError):
+    """A ``ledgerflow.workflow`` function was called outside a running workflow."""
+
+
+def current_runtime() -> WorkflowRuntime:
+    runtime = _current.get()
+    if runtime is None:
+        raise NotInWorkflowError(
+            "not in a workflow: ledgerflow.workflow functions work only inside workflow code"
+        )
+    return runtime
+
+
+def set_runtime(runtime: WorkflowRuntime | None) -> contextvars.Token[WorkflowRuntime | None]:
+    return _current.set(runtime)
+
+
+def reset_runtime(token: contextvars.Token[WorkflowRuntime | None]) -> None:
+    _current.reset(token)
+
+
+class ContinueAsNewRequest(BaseException):
+    """Raised by ``workflow.continue_as_new``; ends the run and starts a fresh one."""
+
+    def __init__(self, input: JSON) -> None:
+        super().__init__("continue as new")
+        self.input = input
