@@ -36,3 +36,5 @@ def configure(level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # a worker's joins, assignments and revocations: a few lines a rebalance, and the story of one
+    logging.getLogger("aiokafka.consumer.group_coordinator").setLevel(logging.INFO)

@@ -17,9 +17,11 @@ import logging
 import time
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import GroupAuthorizationFailedError, KafkaError, TopicAuthorizationFailedError
 from pydantic import ValidationError
 
 from ledgerflow import activity
@@ -40,6 +42,20 @@ COMMIT_INTERVAL = 0.2
 """Seconds between offset commits (a killed worker re-runs at most this much finished work)."""
 RESEND_DELAYS = (0.5, 1.0, 2.0, 5.0)
 """Seconds before sending a result again after a failed delivery (the last one repeats)."""
+KEEP_MEMBERSHIP_EVERY = 1.0
+"""With every slot busy: seconds between the calls that keep the group membership alive (well
+inside the 6 s session timeout)."""
+FETCH_RETRY_DELAY = 0.5
+"""Seconds before fetching again after the consumer raised a group or fetch error."""
+
+
+@dataclass(frozen=True)
+class Running:
+    """An attempt running on this worker, and the offset of its task record."""
+
+    task: asyncio.Task[None]
+    context: activity.AttemptContext
+    offset: int
 
 
 class Worker:
@@ -63,7 +79,8 @@ class Worker:
         threads = ThreadPoolExecutor(max_workers=min(concurrency, 64))
         self.runner = AttemptRunner(activities, threads, self.codec)
         self._stop = asyncio.Event()
-        self._running: dict[AttemptKey, tuple[asyncio.Task[None], activity.AttemptContext]] = {}
+        self._slot_freed = asyncio.Event()
+        self._running: dict[AttemptKey, Running] = {}
         self._offsets: dict[TopicPartition, PartitionOffsets] = {}
         self._producer: AIOKafkaProducer | None = None
         self._sends: set[asyncio.Future[Any]] = set()
@@ -87,7 +104,6 @@ class Worker:
     async def run(self) -> None:
         topic = self.settings.task_topic(self.queue)
         consumer = AIOKafkaConsumer(
-            topic,
             **client_options(self.settings),
             group_id=f"{self.settings.prefix}workers.{self.queue}",
             enable_auto_commit=False,
@@ -101,6 +117,7 @@ class Worker:
         )
         await producer.start()
         await consumer.start()
+        self._subscribe(consumer)
         self._producer = producer
         log.info("worker on %s started", topic)
         # Offsets are committed beside the fetch loop, so waiting for Kafka's acknowledgement
@@ -109,14 +126,7 @@ class Worker:
         committer.add_done_callback(_log_commit_loop_end)
         try:
             while not self._stop.is_set():
-                room = self.concurrency - len(self._running)
-                if room <= 0:
-                    await asyncio.sleep(0.005)
-                    continue
-                batches = await consumer.getmany(timeout_ms=100, max_records=room)
-                for tp, messages in batches.items():
-                    for message in messages:
-                        self._accept(tp, message.offset, message.value)
+                await self._fetch(consumer)
         finally:
             # Not cancelled: a cancelled commit round would cancel the report sends it waits on.
             self._stop.set()
@@ -126,6 +136,73 @@ class Worker:
             await consumer.stop()
             await producer.stop()
             self.runner.threads.shutdown(wait=False, cancel_futures=True)
+
+    async def _fetch(self, consumer: AIOKafkaConsumer) -> None:
+        """Take as many tasks as there are free slots; with none free for a while, still call
+        ``getmany``, every partition paused.
+
+        aiokafka's group coordinator, after a group error (a failed heartbeat while a broker
+        goes away, say), waits for the consumer's next ``getmany`` to hand it the error before
+        it heartbeats or rejoins again; and a consumer that has not called it for
+        ``max.poll.interval.ms`` leaves its group. A worker whose every slot is busy with long
+        activities must stay a live member all the same, or its tasks move to other workers
+        while it still runs them, and a group waiting for it does not settle.
+        """
+        self._slot_freed.clear()
+        room = self.concurrency - len(self._running)
+        if room > 0:
+            _resume_all(consumer)
+            await self._take(consumer, timeout_ms=100, max_records=room)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._slot_freed.wait(), KEEP_MEMBERSHIP_EVERY)
+        if len(self._running) >= self.concurrency:
+            # Paused, so it fetches nothing (records fetched already are dropped, and fetched
+            # again on resume); a partition assigned during the call is not: one record at most
+            _pause_all(consumer)
+            await self._take(consumer, timeout_ms=0, max_records=1)
+
+    async def _take(self, consumer: AIOKafkaConsumer, timeout_ms: int, max_records: int) -> None:
+        try:
+            batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        except (GroupAuthorizationFailedError, TopicAuthorizationFailedError):
+            raise  # an operator must grant it: stopping says so
+        except KafkaError as exc:
+            # aiokafka hands over a group error once per call, and after some (a heartbeat
+            # answered with an unexpected code) it never heartbeats again until it rejoins:
+            # the broker would drop this member while it runs its tasks. Subscribing anew
+            # makes it rejoin; a partition that comes back goes on past the tasks taken.
+            log.warning("task fetch failed, rejoining the queue's group: %r", exc)
+            self._subscribe(consumer)
+            await asyncio.sleep(FETCH_RETRY_DELAY)
+            return
+        for tp, messages in batches.items():
+            for message in messages:
+                self._accept(tp, message.offset, message.value)
+
+    async def resume_positions(self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]) -> None:
+        """Read each partition that comes back to this worker (a rejoin, an eager rebalance)
+        from past the tasks it took already, when no one committed for it meanwhile.
+
+        Kafka would start it at the last commit, below every task still running here or
+        finished since: each would run again. When another worker committed for it meanwhile,
+        what this worker knew of it is forgotten and Kafka's position stands.
+        """
+        for tp in assigned:
+            known = self._offsets.get(tp)
+            if known is None or known.highest_seen < 0:
+                continue
+            committed = await consumer.committed(tp)
+            if (committed if committed is not None else -1) == known.committed:
+                consumer.seek(tp, known.highest_seen + 1)
+            else:
+                self._offsets[tp] = PartitionOffsets()
+
+    def _subscribe(self, consumer: AIOKafkaConsumer) -> None:
+        """(Re)join the queue's group."""
+        consumer.unsubscribe()
+        listener = _ResumePositions(self, consumer)
+        consumer.subscribe(topics=[self.settings.task_topic(self.queue)], listener=listener)
 
     def _accept(self, tp: TopicPartition, offset: int, value: bytes | None) -> None:
         offsets = self._offsets.setdefault(tp, PartitionOffsets())
@@ -140,13 +217,19 @@ class Worker:
             key = (message.workflow_id, message.run_id, message.seq, message.attempt)
             running = self._running.get(key)
             if running is not None:
-                running[1].cancelled.set()
-                running[0].cancel()
+                running.context.cancelled.set()
+                running.task.cancel()
             offsets.started(offset)
             offsets.finished(offset)
             return
         offsets.started(offset)
-        self._start(message, tp, offset)
+        running = self._running.get((message.workflow_id, message.run_id, message.seq, message.attempt))
+        if running is None:
+            self._start(message, tp, offset)
+        elif running.offset != offset:
+            offsets.finished(offset)  # another record of an attempt already running: skipped
+        # else: the same record again (its partition came back to this worker after a rejoin,
+        # read again from the last commit): the attempt already running finishes its offset
 
     def _start(self, task: ActivityTask, tp: TopicPartition, offset: int) -> None:
         """Run one attempt concurrently; its offset counts as done when it ends."""
@@ -181,7 +264,7 @@ class Worker:
 
         ctx = activity.AttemptContext(info=info, heartbeat=heartbeat)
         attempt = loop.create_task(self.runner.run(task, ctx, report))
-        self._running[key] = (attempt, ctx)
+        self._running[key] = Running(attempt, ctx, offset)
 
         def finished_offset(delivery: asyncio.Future[Any] | None = None) -> None:
             if delivery is not None and (delivery.cancelled() or delivery.exception() is not None):
@@ -192,6 +275,7 @@ class Worker:
 
         def done(finished: asyncio.Task[None]) -> None:
             self._running.pop(key, None)
+            self._slot_freed.set()
             delivery = self._outcomes.pop(key, None)
             if finished.cancelled() and not ctx.cancelled.is_set():
                 # Cut off by shutdown, not cancelled by its workflow: leave its offset
@@ -250,12 +334,14 @@ class Worker:
             await self._commit(consumer)
 
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:
+        # A revoked partition is not committed for (that would fail the whole commit); what
+        # this worker knows of it is kept in case it comes back (resume_positions).
         assigned = consumer.assignment()
-        for tp in [tp for tp in self._offsets if tp not in assigned]:
-            # Revoked: its tasks belong to another worker now, and committing for it would
-            # make the whole commit fail.
-            del self._offsets[tp]
-        offsets = {tp: o for tp, po in self._offsets.items() if (o := po.committable()) is not None}
+        offsets = {
+            tp: o
+            for tp, po in self._offsets.items()
+            if tp in assigned and (o := po.committable()) is not None
+        }
         if not offsets:
             return
         # Results must be on Kafka before the tasks that produced them count as done. Every
@@ -276,7 +362,7 @@ class Worker:
     async def _drain(self) -> None:
         deadline = time.monotonic() + self.shutdown_grace
         if self._running:
-            tasks = [t for t, _ in self._running.values()]
+            tasks = [running.task for running in self._running.values()]
             log.info("waiting up to %.0f s for %d running activities", self.shutdown_grace, len(tasks))
             _, pending = await asyncio.wait(tasks, timeout=self.shutdown_grace)
             self.abandoned = len(pending)
@@ -295,6 +381,30 @@ class Worker:
             send.cancel()
         if self._sends:
             await asyncio.wait(list(self._sends))
+
+
+class _ResumePositions(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, worker: Worker, consumer: AIOKafkaConsumer) -> None:
+        self.worker = worker
+        self.consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Nothing: tasks running for a revoked partition finish and report all the same."""
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.worker.resume_positions(self.consumer, assigned)
+
+
+def _pause_all(consumer: AIOKafkaConsumer) -> None:
+    running = consumer.assignment() - consumer.paused()
+    if running:
+        consumer.pause(*running)
+
+
+def _resume_all(consumer: AIOKafkaConsumer) -> None:
+    paused = consumer.paused()
+    if paused:
+        consumer.resume(*paused)
 
 
 async def _acknowledged(queued: Awaitable[asyncio.Future[Any]]) -> Any:
