@@ -42,7 +42,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import (
@@ -135,10 +135,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     if settings.auth_enabled:
         common[401] = error_doc("No valid credential (API key or bearer JWT); see `WWW-Authenticate`.")
         common[403] = error_doc("The credential lacks the scope this route needs; `detail` names it.")
-    api = APIRouter(prefix="/api/v1", responses=common)
-    api.include_router(workflows.router)
-    api.include_router(cluster.router)
-    app.include_router(api)
+    for routes in (workflows.router, cluster.router):
+        app.include_router(routes, responses=common)
     _probe_routes(app, common)
 
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)

@@ -22,7 +22,7 @@ from ledgerflow.api.models import (
 from ledgerflow.api.state import WorkflowIdPath, gateway_state
 from ledgerflow.config import PAGE_LIMIT
 
-router = APIRouter()
+router = APIRouter(prefix="/api/v1")
 
 
 @router.get(

@@ -11,13 +11,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 from pydantic.alias_generators import to_camel
 
-from ledgerflow.schemas.common import BareId, Failure
+from ledgerflow.schemas.common import BareId, Failure, RunStatus
 from ledgerflow.schemas.dag import DagDefinition
 from ledgerflow.schemas.events import HistoryEvent
 from ledgerflow.schemas.lifecycle import LifecycleEvent
 
 CommandKind = Literal["signal", "cancel", "terminate"]
-RunStatus = Literal["RUNNING", "COMPLETED", "FAILED", "CANCELED", "TERMINATED", "CONTINUED_AS_NEW"]
 
 
 class ApiModel(BaseModel):

@@ -41,7 +41,6 @@ from ledgerflow.api.models import (
     QueryResult,
     ReasonRequest,
     RegisterBody,
-    RunStatus,
     SignalRequest,
     WorkflowAccepted,
     WorkflowList,
@@ -66,7 +65,7 @@ from ledgerflow.errors import CapacityError, OwnerUnavailableError, WorkflowNotF
 from ledgerflow.paging import merge_listings
 from ledgerflow.routing import path_segment
 from ledgerflow.schemas import commands as c
-from ledgerflow.schemas.common import BARE_ID_RULE, BareId
+from ledgerflow.schemas.common import BARE_ID_RULE, BareId, RunStatus
 from ledgerflow.schemas.dag import DagDefinition
 from ledgerflow.schemas.events import HistoryEvent, history_event_adapter
 
@@ -302,7 +301,7 @@ def _run_links() -> dict[str, dict[str, Any]]:
 
 RUN_LINKS = _run_links()
 
-router = APIRouter()
+router = APIRouter(prefix="/api/v1")
 
 
 @router.post(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, TypeAdapter, ValidationError
 from pydantic_core import CoreSchema, core_schema
@@ -12,6 +12,9 @@ from pydantic_core import CoreSchema, core_schema
 JSON = Any
 """A JSON value: what pydantic turns payloads into on the wire."""
 
+
+RunStatus = Literal["RUNNING", "COMPLETED", "FAILED", "CANCELED", "TERMINATED", "CONTINUED_AS_NEW"]
+"""Where a run is: open (RUNNING), or how it closed."""
 
 ID_MAX_LENGTH = 256
 NAMESPACE_PATTERN = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"

@@ -8,9 +8,7 @@ from pydantic import BaseModel, Field
 
 from ledgerflow.schemas import events as ev
 from ledgerflow.schemas.commands import StartWorkflow
-from ledgerflow.schemas.common import JSON, ActivityOptions, Failure
-
-RunStatus = Literal["RUNNING", "COMPLETED", "FAILED", "CANCELED", "TERMINATED", "CONTINUED_AS_NEW"]
+from ledgerflow.schemas.common import JSON, ActivityOptions, Failure, RunStatus
 
 CLOSING_STATUS: dict[type[ev.HistoryEvent], RunStatus] = {
     ev.WorkflowCompleted: "COMPLETED",
