@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from ledgerflow import kafkaclients as clients
 from ledgerflow import kafkaprops
 from ledgerflow.config import Settings
-from ledgerflow.engine.kafka import acls, clients
+from ledgerflow.engine.kafka import acls
 from ledgerflow.executors.aiokafka_config import ClientCredentialsTokenProvider, aiokafka_options
 from ledgerflow.localkafka.secure import SecureFiles
 
