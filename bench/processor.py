@@ -25,8 +25,9 @@ from pathlib import Path
 
 from ledgerflow.codec import AesGcmCodec, encode
 from ledgerflow.config import Settings
+from ledgerflow.engine.context import EngineContext
 from ledgerflow.engine.outbox import Outbox
-from ledgerflow.engine.processor import EngineContext, PartitionProcessor
+from ledgerflow.engine.processor import PartitionProcessor
 from ledgerflow.engine.state.store import PartitionStore
 from ledgerflow.schemas.commands import StartWorkflow, TaskCompleted, inbox_command_adapter
 from ledgerflow.schemas.tasks import ActivityTask, task_message_adapter

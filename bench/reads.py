@@ -30,9 +30,10 @@ from fastapi.routing import APIRoute
 
 from ledgerflow import workflow
 from ledgerflow.config import Settings
+from ledgerflow.engine.context import EngineContext
 from ledgerflow.engine.http import create_app
 from ledgerflow.engine.outbox import Outbox
-from ledgerflow.engine.processor import EngineContext, PartitionProcessor
+from ledgerflow.engine.processor import PartitionProcessor
 from ledgerflow.engine.state import keys
 from ledgerflow.engine.state.models import PendingActivity, RunState
 from ledgerflow.engine.state.store import PartitionStore

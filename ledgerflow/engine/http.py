@@ -22,8 +22,9 @@ from ledgerflow.config import PAGE_LIMIT
 from ledgerflow.engine import metrics as engine_metrics
 from ledgerflow.engine.http_auth import EngineTokenMiddleware
 from ledgerflow.engine.loop import Engine
-from ledgerflow.engine.processor import PartitionProcessor, read_history, read_history_page, read_run
+from ledgerflow.engine.processor import PartitionProcessor
 from ledgerflow.engine.reads import RunFilter, cached_copy, list_runs, replayed
+from ledgerflow.engine.state.committed import read_history, read_history_page, read_run
 from ledgerflow.engine.state.models import RunState
 from ledgerflow.engine.workflow.instance import WorkflowInstance
 

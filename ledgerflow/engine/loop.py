@@ -28,6 +28,7 @@ from ledgerflow.config import Settings
 from ledgerflow.engine import metrics
 from ledgerflow.engine.checkpoint import CALL_TIMEOUT, Checkpoint
 from ledgerflow.engine.cluster_events import ClusterEventPublisher
+from ledgerflow.engine.context import Admission, EngineContext
 from ledgerflow.engine.definitions import DefinitionTable
 from ledgerflow.engine.ingress import IngressForwarder
 from ledgerflow.engine.kafka.admin import ensure_queue_topics
@@ -35,7 +36,6 @@ from ledgerflow.engine.kafka.group import GroupProtocol, member_config, set_grou
 from ledgerflow.engine.kafka.watchdog import CallGuard, StuckCallError
 from ledgerflow.engine.outbox import Outbox
 from ledgerflow.engine.ownerlock import OwnerLock
-from ledgerflow.engine.processor import Admission, EngineContext
 from ledgerflow.engine.queues import QueueWatch
 from ledgerflow.engine.rebalance import PartitionManager
 from ledgerflow.engine.state.standby import StandbyReplicas

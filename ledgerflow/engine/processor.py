@@ -8,27 +8,26 @@ I/O of its own: the owner loop commits what it produced in one transaction.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 from pydantic_core import to_json
 
 from ledgerflow import namespaces
-from ledgerflow.codec.base import CodecError, PayloadCodec
+from ledgerflow.codec.base import CodecError
 from ledgerflow.codec.envelope import encode, encode_failure
-from ledgerflow.config import Settings
 from ledgerflow.dag.registration import definition_problems
 from ledgerflow.engine import metrics
+from ledgerflow.engine.context import EngineContext
 from ledgerflow.engine.outbox import Outbox
 from ledgerflow.engine.state import keys
+from ledgerflow.engine.state.committed import open_run_count
 from ledgerflow.engine.state.models import CLOSING_STATUS, PendingActivity, RunState, TimerEntry
 from ledgerflow.engine.state.store import PartitionStore, StoreTransaction
 from ledgerflow.engine.timers import TimerIndex
@@ -53,7 +52,7 @@ from ledgerflow.schemas.dag import DagDefinition
 from ledgerflow.schemas.lifecycle import LifecycleEvent, LifecycleType, lifecycle_event_json
 from ledgerflow.schemas.tasks import CancelActivity, activity_task_json
 from ledgerflow.sdk.context import WorkflowInfo
-from ledgerflow.sdk.definition import WorkflowDefinition, WorkflowRegistry
+from ledgerflow.sdk.definition import WorkflowDefinition
 
 log = logging.getLogger("ledgerflow.engine")
 TYPE_NOT_LOADED_RETRY = 5.0
@@ -77,48 +76,6 @@ class WorkflowTypeNotLoaded(Exception):
         )
 
 
-@dataclass(frozen=True)
-class EngineContext:
-    """What every partition processor of an engine shares."""
-
-    settings: Settings
-    registry: WorkflowRegistry
-    find_definition: Callable[[str], DagDefinition | None]
-    cache_size: int = 2_000
-    limits: Admission = field(default_factory=lambda: Admission())
-    transactional_id: str = ""
-    """This node's transactional id, recorded in each partition it writes (see recovery)."""
-    retention: float | None = None
-    """Seconds a closed run's state and history are kept (None: forever)."""
-    unusable_queues: dict[str, str] = field(default_factory=dict)
-    """Task queues whose topic could not be created, with the reason (set by the owner loop)."""
-    codec: PayloadCodec | None = None
-    """The payload codec (``codec_keys_file``): workflow instances decode what history holds,
-    and what workflow code produces is encoded as it is recorded (``_apply_command``)."""
-
-
-@dataclass
-class Admission:
-    """Capacity limits on open workflows; a start beyond them is refused with the reason."""
-
-    max_per_partition: int | None = None
-    max_per_engine: int | None = None
-    engine_open: Callable[[], int] = lambda: 0
-    """Open workflows on the whole node (set by the engine)."""
-
-    def refusal(self, partition: int, partition_open: int) -> str | None:
-        """Why a new run cannot start now, or None when it can."""
-        if self.max_per_partition is not None and partition_open >= self.max_per_partition:
-            return (
-                f"capacity: partition {partition} has {partition_open} open workflows "
-                f"(limit {self.max_per_partition} per partition)"
-            )
-        engine_open = self.engine_open()
-        if self.max_per_engine is not None and engine_open >= self.max_per_engine:
-            return f"capacity: this engine has {engine_open} open workflows (limit {self.max_per_engine})"
-        return None
-
-
 class PartitionProcessor:
     """Applies commands and timers to the workflows of one partition."""
 
@@ -129,7 +86,7 @@ class PartitionProcessor:
         self.timers = TimerIndex(store)
         self.cache = InstanceCache(ctx.cache_size)
         self.txn = StoreTransaction(store)
-        self.open_runs = _read_count(store)
+        self.open_runs = open_run_count(store)
         """Open workflows on this partition (kept in the store with the runs)."""
         self._owner_recorded = store.get(keys.OWNER_KEY) == ctx.transactional_id.encode()
         self._runs: dict[str, RunState] = {}
@@ -1112,45 +1069,3 @@ def _check_readable(entry: TimerEntry) -> None:
             f"the start of {entry.workflow_id!r} cannot wait for its workflow type: kept as a timer "
             f"it would not read back ({problem})"
         ) from exc
-
-
-def _read_count(store: PartitionStore) -> int:
-    raw = store.get(keys.OPEN_RUNS)
-    return int(raw) if raw is not None else 0
-
-
-def read_run(store: PartitionStore, workflow_id: str) -> RunState | None:
-    """The committed state of a workflow's latest run (for reads outside a batch)."""
-    raw = store.get(keys.run_key(workflow_id))
-    return RunState.model_validate_json(raw) if raw is not None else None
-
-
-def scan_runs(store: PartitionStore) -> Iterator[RunState]:
-    """Latest run of every workflow in the store, by workflow id."""
-    for _, value in store.scan(keys.RUN):
-        yield RunState.model_validate_json(value)
-
-
-def read_history(store: PartitionStore, workflow_id: str, run_id: str) -> list[ev.HistoryEvent]:
-    """The committed history of one run, in order."""
-    return [
-        ev.history_event_adapter.validate_json(v)
-        for _, v in store.scan(keys.history_prefix(workflow_id, run_id))
-    ]
-
-
-def read_history_page(
-    store: PartitionStore, workflow_id: str, run_id: str, offset: int, limit: int
-) -> tuple[list[ev.HistoryEvent], int]:
-    """Events ``offset`` .. ``offset + limit`` of one run's committed history, and its length.
-
-    Reads only those events (from the key of the first) and the last key (the history is
-    gap-free, so its index is the length).
-    """
-    prefix = keys.history_prefix(workflow_id, run_id)
-    last = store.last(prefix)
-    if last is None:
-        return [], 0
-    rows = store.scan_range(keys.history_key(workflow_id, run_id, offset + 1), prefix + b"\xff")
-    page = [ev.history_event_adapter.validate_json(v) for _, v in itertools.islice(rows, limit)]
-    return page, int(last[len(prefix) :])

@@ -1,5 +1,5 @@
 """Reads served beside the owner loop: run listings and queries (history pages are
-``processor.read_history_page``).
+``state.committed.read_history_page``).
 
 They run on the engine's HTTP threads while the owner loop writes, sharing the GIL
 with it, so each costs what it returns, not what the partition holds: a listing walks
@@ -22,8 +22,9 @@ from pydantic import BaseModel, ConfigDict
 from ledgerflow import namespaces
 from ledgerflow.codec.base import PayloadCodec
 from ledgerflow.engine.ownerlock import OwnerLock
-from ledgerflow.engine.processor import PartitionProcessor, read_run
+from ledgerflow.engine.processor import PartitionProcessor
 from ledgerflow.engine.state import keys
+from ledgerflow.engine.state.committed import read_run
 from ledgerflow.engine.state.models import RunState
 from ledgerflow.engine.state.store import PartitionStore
 from ledgerflow.engine.workflow.dag import DAG_WORKFLOW

@@ -11,7 +11,8 @@ from pathlib import Path
 from confluent_kafka import Consumer
 
 from ledgerflow.engine import metrics
-from ledgerflow.engine.processor import EngineContext, PartitionProcessor
+from ledgerflow.engine.context import EngineContext
+from ledgerflow.engine.processor import PartitionProcessor
 from ledgerflow.engine.state.keys import OWNER_KEY
 from ledgerflow.engine.state.recovery import RestoreResult, open_and_restore
 from ledgerflow.engine.state.standby import StandbyReplicas

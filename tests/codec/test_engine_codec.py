@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ledgerflow.codec import AesGcmCodec, decode, encode, is_encoded
 from ledgerflow.engine.outbox import Outbox
-from ledgerflow.engine.processor import read_history, read_run
+from ledgerflow.engine.state.committed import read_history, read_run
 from ledgerflow.engine.workflow.replayer import replay_run
 from ledgerflow.schemas import events as ev
 from ledgerflow.schemas.commands import SignalWorkflow, StartWorkflow, TaskCompleted

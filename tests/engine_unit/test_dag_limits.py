@@ -12,8 +12,9 @@ from typing import Any
 
 from ledgerflow.config import Settings
 from ledgerflow.dag.registration import MAX_PROBLEMS, definition_problems, queue_problems
+from ledgerflow.engine.context import EngineContext
 from ledgerflow.engine.outbox import Outbox
-from ledgerflow.engine.processor import EngineContext, PartitionProcessor
+from ledgerflow.engine.processor import PartitionProcessor
 from ledgerflow.engine.state.store import PartitionStore
 from ledgerflow.schemas.commands import RegisterDefinition
 from ledgerflow.schemas.dag import DagDefinition

@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 
 from ledgerflow.config import Settings
+from ledgerflow.engine.context import EngineContext
 from ledgerflow.engine.outbox import Outbox
-from ledgerflow.engine.processor import EngineContext, PartitionProcessor, read_history, read_run
+from ledgerflow.engine.processor import PartitionProcessor
+from ledgerflow.engine.state.committed import read_history, read_run
 from ledgerflow.engine.state.store import PartitionStore
 from ledgerflow.schemas import events as ev
 from ledgerflow.schemas.commands import (

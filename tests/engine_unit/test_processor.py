@@ -9,9 +9,11 @@ from typing import Any
 
 from ledgerflow.config import Settings
 from ledgerflow.engine import metrics
+from ledgerflow.engine.context import Admission, EngineContext
 from ledgerflow.engine.outbox import Outbox
-from ledgerflow.engine.processor import Admission, EngineContext, PartitionProcessor, read_history, read_run
+from ledgerflow.engine.processor import PartitionProcessor
 from ledgerflow.engine.state import keys
+from ledgerflow.engine.state.committed import read_history, read_run
 from ledgerflow.engine.state.store import PartitionStore
 from ledgerflow.schemas.commands import (
     SignalWorkflow,

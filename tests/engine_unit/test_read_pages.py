@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from ledgerflow.engine.processor import PartitionProcessor, read_history, read_history_page
+from ledgerflow.engine.processor import PartitionProcessor
 from ledgerflow.engine.reads import RunFilter, list_runs
 from ledgerflow.engine.state import keys
+from ledgerflow.engine.state.committed import read_history, read_history_page
 from ledgerflow.schemas.commands import SignalWorkflow, StartWorkflow
 from tests.engine_unit.test_processor import batch, processor_at
 

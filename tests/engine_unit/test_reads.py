@@ -22,16 +22,12 @@ from rocksdict import Options, Rdict
 from ledgerflow import workflow
 from ledgerflow.config import Settings
 from ledgerflow.engine import metrics, reads
+from ledgerflow.engine.context import EngineContext
 from ledgerflow.engine.outbox import Outbox
 from ledgerflow.engine.ownerlock import OwnerLock
-from ledgerflow.engine.processor import (
-    EngineContext,
-    PartitionProcessor,
-    read_history,
-    read_history_page,
-    read_run,
-)
+from ledgerflow.engine.processor import PartitionProcessor
 from ledgerflow.engine.reads import RunFilter, cached_copy, list_runs, replayed
+from ledgerflow.engine.state.committed import read_history, read_history_page, read_run
 from ledgerflow.engine.state.store import PartitionStore
 from ledgerflow.schemas.commands import SignalWorkflow, StartWorkflow, TerminateWorkflow
 from ledgerflow.sdk.definition import WorkflowRegistry

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from ledgerflow.engine.processor import read_history, scan_runs
+from ledgerflow.engine.state.committed import read_history, scan_runs
 from ledgerflow.engine.state.store import PartitionStore, store_path
 from ledgerflow.schemas.commands import StartWorkflow
 from ledgerflow.sdk.definition import WorkflowRegistry
