@@ -33,7 +33,7 @@ from ledgerflow.engine.state.store import PartitionStore, StoreTransaction
 from ledgerflow.engine.timers import TimerIndex
 from ledgerflow.engine.workflow import commands as cmd
 from ledgerflow.engine.workflow.cache import InstanceCache
-from ledgerflow.engine.workflow.dag import DAG_WORKFLOW
+from ledgerflow.engine.workflow.dag import definition_for
 from ledgerflow.engine.workflow.instance import WorkflowInstance
 from ledgerflow.engine.workflow.replayer import replay
 from ledgerflow.errors import (
@@ -52,7 +52,6 @@ from ledgerflow.schemas.dag import DagDefinition
 from ledgerflow.schemas.lifecycle import LifecycleEvent, LifecycleType, lifecycle_event_json
 from ledgerflow.schemas.tasks import CancelActivity, activity_task_json
 from ledgerflow.sdk.context import WorkflowInfo
-from ledgerflow.sdk.definition import WorkflowDefinition
 
 log = logging.getLogger("ledgerflow.engine")
 TYPE_NOT_LOADED_RETRY = 5.0
@@ -403,7 +402,7 @@ class PartitionProcessor:
         self.open_runs += 1
         metrics.STARTED.inc()
         self._lifecycle(run, "WORKFLOW_STARTED", run.history_length + 1, {"input": command.input})
-        definition = DAG_WORKFLOW if dag is not None else self.ctx.registry.get(command.workflow_type)
+        definition = definition_for(command.workflow_type, dag, self.ctx.registry)
         instance = WorkflowInstance(definition, self._info(run, dag), self._codec) if definition else None
         started = self._append_event(
             run,
@@ -783,9 +782,7 @@ class PartitionProcessor:
         history = self.history(run.workflow_id, run.run_id, run.history_length)
         started = history[0]
         assert isinstance(started, ev.WorkflowStarted)
-        definition: WorkflowDefinition | None = (
-            DAG_WORKFLOW if started.dag is not None else self.ctx.registry.get(run.workflow_type)
-        )
+        definition = definition_for(run.workflow_type, started.dag, self.ctx.registry)
         if definition is None:
             return None
         instance = WorkflowInstance(definition, self._info(run, started.dag), self._codec)

@@ -27,7 +27,7 @@ from ledgerflow.engine.state import keys
 from ledgerflow.engine.state.committed import read_run
 from ledgerflow.engine.state.models import RunState
 from ledgerflow.engine.state.store import PartitionStore
-from ledgerflow.engine.workflow.dag import DAG_WORKFLOW
+from ledgerflow.engine.workflow.dag import definition_for
 from ledgerflow.engine.workflow.instance import WorkflowInstance
 from ledgerflow.engine.workflow.replayer import replay
 from ledgerflow.schemas import events as ev
@@ -208,7 +208,7 @@ def replayed(
     """A fresh instance replayed to the run's committed history, apart from the owner's cache."""
     started = history[0]
     assert isinstance(started, ev.WorkflowStarted)
-    definition = DAG_WORKFLOW if started.dag is not None else registry.get(run.workflow_type)
+    definition = definition_for(run.workflow_type, started.dag, registry)
     if definition is None:
         raise KeyError(f"workflow type {run.workflow_type!r} is not loaded on this engine")
     info = WorkflowInfo(run.workflow_id, run.run_id, run.workflow_type, -1, started.dag)

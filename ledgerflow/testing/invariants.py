@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from ledgerflow.engine.state.models import CLOSING_STATUS, RunState
-from ledgerflow.engine.workflow.dag import DAG_WORKFLOW
+from ledgerflow.engine.workflow.dag import definition_for
 from ledgerflow.engine.workflow.instance import WorkflowInstance
 from ledgerflow.engine.workflow.replayer import replay
 from ledgerflow.schemas import events as ev
@@ -304,7 +304,7 @@ def _replay_problems(
     started = fold.started
     assert started is not None
     failed_by_engine = isinstance(fold.closing, ev.WorkflowFailed) and fold.closing.origin == "engine"
-    definition = DAG_WORKFLOW if started.dag is not None else registry.get(started.workflow_type)
+    definition = definition_for(started.workflow_type, started.dag, registry)
     if definition is None:
         if failed_by_engine and len(history) == 2:
             return []  # the engine refused the unknown type at start, as it should

@@ -20,7 +20,7 @@ from ledgerflow.dag.expressions import evaluate, render
 from ledgerflow.schemas.common import ActivityOptions, RetryPolicy
 from ledgerflow.schemas.dag import DagDefinition, DagNode
 from ledgerflow.sdk.context import current_runtime
-from ledgerflow.sdk.definition import build_definition
+from ledgerflow.sdk.definition import WorkflowDefinition, WorkflowRegistry, build_definition
 
 DAG_WORKFLOW_NAME = "ledgerflow.dag"
 DEFAULT_NODE_TIMEOUT = 300.0
@@ -100,3 +100,11 @@ class DagRun:
 
 
 DAG_WORKFLOW = build_definition(_run_dag, DAG_WORKFLOW_NAME)
+
+
+def definition_for(
+    workflow_type: str, dag: DagDefinition | None, registry: WorkflowRegistry
+) -> WorkflowDefinition | None:
+    """The code a run runs: the DAG interpreter when it started with a DAG, else its workflow type
+    from ``registry`` (None when that type is not loaded here)."""
+    return DAG_WORKFLOW if dag is not None else registry.get(workflow_type)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ledgerflow.codec.base import PayloadCodec
 from ledgerflow.codec.envelope import decode_tree
 from ledgerflow.engine.workflow import commands as cmd
-from ledgerflow.engine.workflow.dag import DAG_WORKFLOW
+from ledgerflow.engine.workflow.dag import definition_for
 from ledgerflow.engine.workflow.instance import WorkflowInstance
 from ledgerflow.errors import NonDeterminismError
 from ledgerflow.schemas import events as ev
@@ -222,7 +222,7 @@ def replay_run(
     started = history[0] if history else None
     if not isinstance(started, ev.WorkflowStarted):
         raise ValueError("a history must begin with workflow_started")
-    definition = DAG_WORKFLOW if started.dag is not None else registry.get(started.workflow_type)
+    definition = definition_for(started.workflow_type, started.dag, registry)
     if definition is None:
         known = ", ".join(registry.names()) or "none"
         raise LookupError(
