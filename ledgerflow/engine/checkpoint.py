@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from ledgerflow.config import Settings
 from ledgerflow.engine import metrics
+from ledgerflow.engine.errors import UndeliveredRecordError
 from ledgerflow.engine.kafka.watchdog import CallGuard
 from ledgerflow.engine.outbox import Outbox
 from ledgerflow.engine.processor import PartitionProcessor
@@ -97,7 +98,9 @@ class Checkpoint:
             error = KafkaError(KafkaError._TIMED_OUT, f"{undelivered} records not delivered")  # noqa: SLF001
             raise KafkaException(error)
         if self._delivery_error is not None:
-            raise RuntimeError(f"a record of the transaction was not delivered: {self._delivery_error}")
+            raise UndeliveredRecordError(
+                f"a record of the transaction was not delivered: {self._delivery_error}"
+            )
         call("commit_transaction", lambda: producer.commit_transaction(CALL_TIMEOUT))
         metrics.TRANSACTIONS.labels(outcome="committed").inc()
         for processor, changes in pending:

@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from ledgerflow import namespaces
 from ledgerflow.config import PAGE_LIMIT
 from ledgerflow.engine import metrics as engine_metrics
+from ledgerflow.engine.errors import UnknownQueryError, WorkflowTypeNotLoaded
 from ledgerflow.engine.http_auth import EngineTokenMiddleware
 from ledgerflow.engine.loop import Engine
 from ledgerflow.engine.processor import PartitionProcessor
@@ -215,8 +216,8 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
         try:
             instance, source = query_target(processor, run)
             result = instance.query(name, args)
-        except KeyError as exc:
-            raise HTTPException(400, detail=str(exc.args[0])) from exc
+        except (UnknownQueryError, WorkflowTypeNotLoaded) as exc:
+            raise HTTPException(400, detail=str(exc)) from exc
         except HTTPException:
             raise
         except Exception as exc:  # the query method raised, or the code no longer replays

@@ -30,10 +30,11 @@ from ledgerflow.engine.checkpoint import CALL_TIMEOUT, Checkpoint
 from ledgerflow.engine.cluster_events import ClusterEventPublisher
 from ledgerflow.engine.context import Admission, EngineContext
 from ledgerflow.engine.definitions import DefinitionTable
+from ledgerflow.engine.errors import ChangelogReadError, StuckCallError, UnusableQueueError
 from ledgerflow.engine.ingress import IngressForwarder
 from ledgerflow.engine.kafka.admin import ensure_queue_topics
 from ledgerflow.engine.kafka.group import GroupProtocol, member_config, set_group_timeouts
-from ledgerflow.engine.kafka.watchdog import CallGuard, StuckCallError
+from ledgerflow.engine.kafka.watchdog import CallGuard
 from ledgerflow.engine.outbox import Outbox
 from ledgerflow.engine.ownerlock import OwnerLock
 from ledgerflow.engine.queues import QueueWatch
@@ -497,16 +498,12 @@ class Engine:
                     self._inbox_positions[tp.partition] = tp.offset
                 offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
                 self.consumer.seek(TopicPartition(inbox, tp.partition, offset))
-        except (KafkaException, RuntimeError, TimeoutError) as exc:
+        except (KafkaException, ChangelogReadError, TimeoutError) as exc:
             raise _Restart(f"cannot go back to the last commit: {exc}") from exc
 
 
 class _Restart(Exception):
     """Leave the current consumer session and start a fresh one."""
-
-
-class UnusableQueueError(Exception):
-    """A task queue's topic cannot be created; the batch is retried with its runs failing."""
 
 
 def _aborted(checkpoint: Checkpoint, exc: Exception) -> bool:

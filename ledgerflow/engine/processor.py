@@ -25,6 +25,7 @@ from ledgerflow.codec.envelope import encode, encode_failure
 from ledgerflow.dag.registration import definition_problems
 from ledgerflow.engine import metrics
 from ledgerflow.engine.context import EngineContext
+from ledgerflow.engine.errors import HistoryGapError, WorkflowTypeNotLoaded
 from ledgerflow.engine.outbox import Outbox
 from ledgerflow.engine.state import keys
 from ledgerflow.engine.state.committed import open_run_count
@@ -63,16 +64,6 @@ DEFERRED_START_RETRY = 0.2
 """Seconds between two looks for the workflow type of a waiting start."""
 MAX_RETRY_DELAY = 24 * 3600.0
 """Longest wait between attempts, whatever a retry policy without a cap computes."""
-
-
-class WorkflowTypeNotLoaded(Exception):
-    """An open run's code workflow type is not loaded on this engine (see ``--workflows``)."""
-
-    def __init__(self, workflow_type: str) -> None:
-        super().__init__(
-            f"workflow type {workflow_type!r} is not loaded on this engine (start it with "
-            f"--workflows naming the module that defines it); the record was not applied"
-        )
 
 
 class PartitionProcessor:
@@ -170,7 +161,7 @@ class PartitionProcessor:
         for index in range(1, length + 1):
             raw = self.txn.get(keys.history_key(workflow_id, run_id, index))
             if raw is None:
-                raise RuntimeError(f"history of {workflow_id}/{run_id} has a gap at {index}")
+                raise HistoryGapError(f"history of {workflow_id}/{run_id} has a gap at {index}")
             out.append(ev.history_event_adapter.validate_json(raw))
         return out
 

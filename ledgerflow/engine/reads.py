@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ledgerflow import namespaces
 from ledgerflow.codec.base import PayloadCodec
+from ledgerflow.engine.errors import WorkflowTypeNotLoaded
 from ledgerflow.engine.ownerlock import OwnerLock
 from ledgerflow.engine.processor import PartitionProcessor
 from ledgerflow.engine.state import keys
@@ -210,7 +211,7 @@ def replayed(
     assert isinstance(started, ev.WorkflowStarted)
     definition = definition_for(run.workflow_type, started.dag, registry)
     if definition is None:
-        raise KeyError(f"workflow type {run.workflow_type!r} is not loaded on this engine")
+        raise WorkflowTypeNotLoaded(run.workflow_type)
     info = WorkflowInfo(run.workflow_id, run.run_id, run.workflow_type, -1, started.dag)
     instance = WorkflowInstance(definition, info, codec)
     replay(instance, history)

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from ledgerflow.engine.kafka.watchdog import CallGuard, StuckCallError
+from ledgerflow.engine.errors import StuckCallError
+from ledgerflow.engine.kafka.watchdog import CallGuard
 
 
 def test_results_and_errors_come_back_from_the_guards_thread() -> None:

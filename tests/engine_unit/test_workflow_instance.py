@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from ledgerflow import ActivityError, NonDeterminismError, activity, workflow
+from ledgerflow.engine.errors import UnknownQueryError
 from ledgerflow.engine.workflow import commands as cmd
 from ledgerflow.engine.workflow.dag import DAG_WORKFLOW, DAG_WORKFLOW_NAME
 from ledgerflow.engine.workflow.instance import WorkflowInstance
@@ -417,7 +418,7 @@ def test_signals_that_arrive_before_the_wait_are_buffered_in_order() -> None:
 def test_unknown_query_names_the_known_ones() -> None:
     run = code_run(Collector)
     run.start()
-    with pytest.raises(KeyError, match=r"no query 'nope' \(known: received\)"):
+    with pytest.raises(UnknownQueryError, match=r"no query 'nope' \(known: received\)"):
         run.instance.query("nope", [])
 
 

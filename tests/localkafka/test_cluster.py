@@ -20,7 +20,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from ledgerflow import kafkaclients as clients
 from ledgerflow.config import Settings
 from ledgerflow.engine.checkpoint import CALL_TIMEOUT
-from ledgerflow.engine.kafka.watchdog import CallGuard, StuckCallError
+from ledgerflow.engine.errors import StuckCallError
+from ledgerflow.engine.kafka.watchdog import CallGuard
 from ledgerflow.engine.loop import STUCK_CALL_AFTER
 from tests.fixtures import started_kafka
 

@@ -25,13 +25,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
 from ledgerflow.engine import metrics
+from ledgerflow.engine.errors import StuckCallError
 
 log = logging.getLogger("ledgerflow.engine.kafka")
 T = TypeVar("T")
-
-
-class StuckCallError(Exception):
-    """A Kafka call did not return in time; the client it was made on must not be used again."""
 
 
 class CallGuard:

@@ -17,6 +17,7 @@ from pathlib import Path
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from ledgerflow.engine import metrics
+from ledgerflow.engine.errors import ChangelogReadError
 from ledgerflow.engine.state.keys import OWNER_KEY
 from ledgerflow.engine.state.store import PartitionStore
 
@@ -167,7 +168,7 @@ def _consume_into(
                     if error.code() == KafkaError._PARTITION_EOF:  # noqa: SLF001 - the documented name
                         eof = True
                         continue
-                    raise RuntimeError(f"changelog read failed: {error}")
+                    raise ChangelogReadError(f"changelog read failed: {error}")
                 key = message.key()
                 if key is None:
                     continue

@@ -21,6 +21,7 @@ from ledgerflow import namespaces
 from ledgerflow.codec.base import CodecError, PayloadCodec
 from ledgerflow.codec.envelope import decode, decode_failure, encode
 from ledgerflow.converter import args_from_json, from_json, to_json
+from ledgerflow.engine.errors import UnknownQueryError
 from ledgerflow.engine.workflow import commands as cmd
 from ledgerflow.engine.workflow.eventloop import DeterministicLoop, loop_seed
 from ledgerflow.errors import ActivityError, ChildWorkflowError, failure_from_exception
@@ -234,7 +235,9 @@ class WorkflowInstance(WorkflowRuntime):
         method_name = self.definition.queries.get(name)
         if method_name is None or self._object is None:
             known = ", ".join(sorted(self.definition.queries)) or "none"
-            raise KeyError(f"workflow {self.definition.name!r} has no query {name!r} (known: {known})")
+            raise UnknownQueryError(
+                f"workflow {self.definition.name!r} has no query {name!r} (known: {known})"
+            )
         token = set_runtime(self)
         try:
             clear = [decode(self.codec, arg) for arg in args]
