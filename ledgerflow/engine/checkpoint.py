@@ -1,6 +1,8 @@
 """One Kafka transaction per batch: state, tasks, events and inbox offsets commit together.
 
-``commit()`` takes five steps: produce each partition's store changes to the
+The ``Checkpoint`` owns the transaction from ``begin()`` to ``commit()`` or ``abort()``; what it
+commits is the batch's changes (each partition's store writes and the ``Outbox``), not the
+processors that made them. ``commit()`` takes five steps: produce each partition's store changes to the
 changelog (partition p for store p) → produce the outbox (tasks, public
 events, inbox messages, dead letters) → send the inbox offsets with the
 consumer's group metadata (so a fenced zombie cannot commit) → commit the
@@ -14,18 +16,32 @@ the ``CallGuard`` as well, since librdkafka does not always honour it (ledgerflo
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from ledgerflow.config import Settings
 from ledgerflow.engine import metrics
-from ledgerflow.engine.errors import UndeliveredRecordError
+from ledgerflow.engine.errors import StuckCallError, UndeliveredRecordError
 from ledgerflow.engine.kafka.watchdog import CallGuard
 from ledgerflow.engine.outbox import Outbox
-from ledgerflow.engine.processor import PartitionProcessor
+from ledgerflow.engine.state.store import PartitionStore
 from ledgerflow.kafkaclients import UNASSIGNED
 
+log = logging.getLogger("ledgerflow.engine")
 CALL_TIMEOUT = 10.0
 """Seconds each Kafka call of a commit may take (the transaction's own timeout is as long)."""
+
+
+@dataclass(frozen=True)
+class StoreChanges:
+    """One partition's writes of a batch: produced to its changelog partition, and written to its
+    store once the transaction has committed."""
+
+    partition: int
+    store: PartitionStore
+    changes: dict[bytes, bytes | None]
 
 
 class Checkpoint:
@@ -51,28 +67,21 @@ class Checkpoint:
         if error is not None:
             self._delivery_error = error
 
-    def commit(
-        self,
-        processors: list[PartitionProcessor],
-        outbox: Outbox,
-        inbox_offsets: dict[int, int],
-    ) -> None:
+    def begin(self) -> None:
+        self.producer.begin_transaction()
+
+    def commit(self, stores: list[StoreChanges], outbox: Outbox, inbox_offsets: dict[int, int]) -> None:
         """Publish and commit the batch; raises KafkaException when Kafka refused it."""
         self._changelog_offsets = {}
         self._delivery_error = None
         changelog = self.settings.topic("changelog")
-        pending: list[tuple[PartitionProcessor, dict[bytes, bytes | None]]] = []
-        for processor in processors:
-            changes = processor.finish()
-            if not changes:
-                continue
-            pending.append((processor, dict(changes)))
-            for key, value in changes.items():
+        for store in stores:
+            for key, value in store.changes.items():
                 self.producer.produce(
                     changelog,
                     key=key,
                     value=value,
-                    partition=processor.partition,
+                    partition=store.partition,
                     on_delivery=self._on_changelog_delivery,
                 )
         for record in outbox.records:
@@ -103,5 +112,22 @@ class Checkpoint:
             )
         call("commit_transaction", lambda: producer.commit_transaction(CALL_TIMEOUT))
         metrics.TRANSACTIONS.labels(outcome="committed").inc()
-        for processor, changes in pending:
-            processor.store.write(changes, self._changelog_offsets.get(processor.partition))
+        for store in stores:
+            store.store.write(store.changes, self._changelog_offsets.get(store.partition))
+
+    def abort(self, exc: Exception) -> bool:
+        """Abort the transaction after ``exc``; False when the producer cannot (stuck, fenced,
+        fatal, or the abort refused): the owner loop must replace it."""
+        if isinstance(exc, StuckCallError):
+            return False
+        if isinstance(exc, KafkaException):
+            error = exc.args[0]
+            if error.fatal() or error.code() == KafkaError._FENCED:  # noqa: SLF001
+                return False
+        producer = self.producer
+        try:
+            self.guard.call("abort_transaction", lambda: producer.abort_transaction(CALL_TIMEOUT))
+        except (KafkaException, StuckCallError) as abort_error:
+            log.error("abort failed: %s", abort_error)
+            return False
+        return True

@@ -14,7 +14,6 @@ from typing import Any
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
-    KafkaError,
     KafkaException,
     Message,
     Producer,
@@ -26,7 +25,7 @@ from ledgerflow import kafkaclients as clients
 from ledgerflow.codec.keyfile import load_codec
 from ledgerflow.config import Settings
 from ledgerflow.engine import metrics
-from ledgerflow.engine.checkpoint import CALL_TIMEOUT, Checkpoint
+from ledgerflow.engine.checkpoint import CALL_TIMEOUT, Checkpoint, StoreChanges
 from ledgerflow.engine.cluster_events import ClusterEventPublisher
 from ledgerflow.engine.context import Admission, EngineContext
 from ledgerflow.engine.definitions import DefinitionTable
@@ -357,7 +356,7 @@ class Engine:
         out = Outbox(self.settings)
         offsets: dict[int, int] = {}
         try:
-            checkpoint.producer.begin_transaction()
+            checkpoint.begin()
             for processor in processors.values():
                 processor.begin(now, out)
             for message in messages:
@@ -366,7 +365,12 @@ class Engine:
                 processor.fire_timers()
             self._add_positions(offsets, list(processors))
             self._ensure_queues(out.queues)
-            checkpoint.commit(list(processors.values()), out, offsets)
+            stores = [
+                StoreChanges(p.partition, p.store, dict(changes))
+                for p in processors.values()
+                if (changes := p.finish())
+            ]
+            checkpoint.commit(stores, out, offsets)
         except Exception as exc:
             self._abort(checkpoint, exc)
             return
@@ -471,7 +475,7 @@ class Engine:
         metrics.TRANSACTIONS.labels(outcome="aborted").inc()
         log.error("transaction failed, aborting: %s", exc)
         self._failed_batches += 1
-        if not _aborted(checkpoint, exc):
+        if not checkpoint.abort(exc):
             log.warning("replacing the transactional producer")
             if not isinstance(exc, StuckCallError):  # a stuck one is left to the thread blocked in it
                 checkpoint.producer.purge()
@@ -504,23 +508,6 @@ class Engine:
 
 class _Restart(Exception):
     """Leave the current consumer session and start a fresh one."""
-
-
-def _aborted(checkpoint: Checkpoint, exc: Exception) -> bool:
-    """Abort the producer's transaction; False when it cannot (stuck, fenced, fatal, or refused)."""
-    if isinstance(exc, StuckCallError):
-        return False
-    if isinstance(exc, KafkaException):
-        error = exc.args[0]
-        if error.fatal() or error.code() == KafkaError._FENCED:  # noqa: SLF001
-            return False
-    producer = checkpoint.producer
-    try:
-        checkpoint.guard.call("abort_transaction", lambda: producer.abort_transaction(CALL_TIMEOUT))
-    except (KafkaException, StuckCallError) as abort_error:
-        log.error("abort failed: %s", abort_error)
-        return False
-    return True
 
 
 def _misplaced(command: Any, partition: int, settings: Settings) -> str | None:
