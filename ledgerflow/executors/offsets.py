@@ -23,6 +23,13 @@ class PartitionOffsets:
     def finished(self, offset: int) -> None:
         self.in_flight.discard(offset)
 
+    def rebase(self, committed: int) -> None:
+        """Another worker committed up to ``committed`` meanwhile: the offsets below it are done
+        as far as Kafka knows; what this worker still runs from there on stays in flight."""
+        self.in_flight = {o for o in self.in_flight if o >= committed}
+        self.committed = committed
+        self.highest_seen = max(committed - 1, max(self.in_flight, default=-1))
+
     def committable(self) -> int | None:
         """The offset to commit now, or None when nothing new is safe to commit."""
         low = min(self.in_flight) if self.in_flight else self.highest_seen + 1

@@ -47,14 +47,17 @@ KEEP_MEMBERSHIP_EVERY = 1.0
 inside the 6 s session timeout)."""
 FETCH_RETRY_DELAY = 0.5
 """Seconds before fetching again after the consumer raised a group or fetch error."""
+MAX_FETCH_FAILURES = 20
+"""Fetches in a row that may raise (each followed by a rejoin) before the worker stops."""
 
 
 @dataclass(frozen=True)
 class Running:
-    """An attempt running on this worker, and the offset of its task record."""
+    """An attempt running on this worker, and where its task record is."""
 
     task: asyncio.Task[None]
     context: activity.AttemptContext
+    tp: TopicPartition
     offset: int
 
 
@@ -82,6 +85,12 @@ class Worker:
         self._slot_freed = asyncio.Event()
         self._running: dict[AttemptKey, Running] = {}
         self._offsets: dict[TopicPartition, PartitionOffsets] = {}
+        self._resumed: set[TopicPartition] = set()
+        """Assigned partitions whose offsets ``resume_positions`` checked: the only ones committed."""
+        self._assignments = 0
+        """Revocations so far: a commit computed before one is not sent."""
+        self._fetch_failures = 0
+        """Fetches in a row that raised (the worker stops past ``MAX_FETCH_FAILURES``)."""
         self._producer: AIOKafkaProducer | None = None
         self._sends: set[asyncio.Future[Any]] = set()
         self._outcomes: dict[AttemptKey, asyncio.Future[Any]] = {}
@@ -172,10 +181,14 @@ class Worker:
             # answered with an unexpected code) it never heartbeats again until it rejoins:
             # the broker would drop this member while it runs its tasks. Subscribing anew
             # makes it rejoin; a partition that comes back goes on past the tasks taken.
+            self._fetch_failures += 1
+            if self._fetch_failures > MAX_FETCH_FAILURES:
+                raise  # it does not clear: stopping says so, and a supervisor starts a fresh one
             log.warning("task fetch failed, rejoining the queue's group: %r", exc)
             self._subscribe(consumer)
             await asyncio.sleep(FETCH_RETRY_DELAY)
             return
+        self._fetch_failures = 0
         for tp, messages in batches.items():
             for message in messages:
                 self._accept(tp, message.offset, message.value)
@@ -190,13 +203,25 @@ class Worker:
         """
         for tp in assigned:
             known = self._offsets.get(tp)
-            if known is None or known.highest_seen < 0:
-                continue
-            committed = await consumer.committed(tp)
-            if (committed if committed is not None else -1) == known.committed:
-                consumer.seek(tp, known.highest_seen + 1)
-            else:
-                self._offsets[tp] = PartitionOffsets()
+            if known is not None and known.highest_seen >= 0:
+                committed = await consumer.committed(tp)
+                if (committed if committed is not None else -1) == known.committed:
+                    consumer.seek(tp, known.highest_seen + 1)
+                else:
+                    # Read it again from that commit: aiokafka may have handed over records of it
+                    # before this listener ran, and those are in flight here like any other.
+                    known.rebase(committed if committed is not None else -1)
+                    if committed is None:
+                        await consumer.seek_to_beginning(tp)
+                    else:
+                        consumer.seek(tp, committed)
+            self._resumed.add(tp)
+
+    def forget_positions(self, revoked: set[TopicPartition]) -> None:
+        """Nothing is committed for ``revoked`` partitions until ``resume_positions`` has
+        checked what this worker knows of one that comes back."""
+        self._resumed -= revoked
+        self._assignments += 1
 
     def _subscribe(self, consumer: AIOKafkaConsumer) -> None:
         """(Re)join the queue's group."""
@@ -226,7 +251,7 @@ class Worker:
         running = self._running.get((message.workflow_id, message.run_id, message.seq, message.attempt))
         if running is None:
             self._start(message, tp, offset)
-        elif running.offset != offset:
+        elif (running.tp, running.offset) != (tp, offset):
             offsets.finished(offset)  # another record of an attempt already running: skipped
         # else: the same record again (its partition came back to this worker after a rejoin,
         # read again from the last commit): the attempt already running finishes its offset
@@ -264,7 +289,7 @@ class Worker:
 
         ctx = activity.AttemptContext(info=info, heartbeat=heartbeat)
         attempt = loop.create_task(self.runner.run(task, ctx, report))
-        self._running[key] = Running(attempt, ctx, offset)
+        self._running[key] = Running(attempt, ctx, tp, offset)
 
         def finished_offset(delivery: asyncio.Future[Any] | None = None) -> None:
             if delivery is not None and (delivery.cancelled() or delivery.exception() is not None):
@@ -336,7 +361,8 @@ class Worker:
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:
         # A revoked partition is not committed for (that would fail the whole commit); what
         # this worker knows of it is kept in case it comes back (resume_positions).
-        assigned = consumer.assignment()
+        assigned = consumer.assignment() & self._resumed
+        assignments = self._assignments
         offsets = {
             tp: o
             for tp, po in self._offsets.items()
@@ -351,6 +377,8 @@ class Worker:
         # the wait is bounded: the commit goes ahead without the offsets such a task holds up.
         if self._sends:
             await asyncio.wait(list(self._sends), timeout=RESEND_DELAYS[-1])
+        if self._assignments != assignments:
+            return  # a rebalance meanwhile: another worker may have committed further
         try:
             await consumer.commit(offsets)
         except Exception as exc:  # e.g. partition revoked in a rebalance: tasks will rerun
@@ -389,7 +417,9 @@ class _ResumePositions(ConsumerRebalanceListener):  # type: ignore[misc]
         self.consumer = consumer
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        """Nothing: tasks running for a revoked partition finish and report all the same."""
+        """Tasks running for a revoked partition finish and report all the same; nothing is
+        committed for it meanwhile."""
+        self.worker.forget_positions(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         await self.worker.resume_positions(self.consumer, assigned)

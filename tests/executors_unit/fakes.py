@@ -36,3 +36,22 @@ class RecordingConsumer:
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         self.commits.append(dict(offsets))
+
+
+class RebalancingConsumer(RecordingConsumer):
+    """Also answers ``committed`` from ``broker`` (what the group committed, None: nothing)
+    and remembers every ``seek``."""
+
+    def __init__(self, broker: int | None) -> None:
+        super().__init__()
+        self.broker = broker
+        self.seeks: list[tuple[TopicPartition, int | str]] = []
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        return self.broker
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+    async def seek_to_beginning(self, *partitions: TopicPartition) -> None:
+        self.seeks += [(tp, "beginning") for tp in partitions]

@@ -81,3 +81,16 @@ def test_random_completion_order_is_always_safe() -> None:
             assert all(o in done for o in range(100, value))
             assert value == 300 or value not in done
     assert offsets.committed == 300
+
+
+def test_rebase_drops_what_another_worker_committed_past_and_keeps_the_rest_in_flight() -> None:
+    offsets = PartitionOffsets()
+    for offset in range(3, 10):
+        offsets.started(offset)
+        if offset not in (3, 7, 9):
+            offsets.finished(offset)
+    offsets.rebase(8)  # another worker committed 8 meanwhile: 3 and 7 are its business now
+    assert offsets.in_flight == {9}
+    assert offsets.committable() == 9  # 8 ran here too; 9 still runs and holds the rest back
+    offsets.finished(9)
+    assert offsets.committable() == 10

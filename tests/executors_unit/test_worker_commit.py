@@ -16,11 +16,14 @@ from ledgerflow.schemas.commands import TaskCompleted
 from tests.executors_unit.fakes import TASKS, FakeProducer, RecordingConsumer
 
 
-def worker_on_fakes() -> tuple[Worker, FakeProducer, RecordingConsumer]:
+async def worker_on_fakes() -> tuple[Worker, FakeProducer, RecordingConsumer]:
+    """A worker just assigned ``TASKS`` (as the rebalance listener leaves it)."""
     worker = Worker(Settings(), {})
     producer = FakeProducer()
     worker._producer = producer  # type: ignore[assignment]
-    return worker, producer, RecordingConsumer()
+    consumer = RecordingConsumer()
+    await worker.resume_positions(consumer, consumer.assignment())  # type: ignore[arg-type]
+    return worker, producer, consumer
 
 
 def finished_task(worker: Worker, offset: int) -> None:
@@ -33,7 +36,7 @@ def finished_task(worker: Worker, offset: int) -> None:
 
 
 async def test_an_offset_is_committed_only_once_its_result_is_acknowledged() -> None:
-    worker, producer, consumer = worker_on_fakes()
+    worker, producer, consumer = await worker_on_fakes()
     finished_task(worker, 0)
     await asyncio.sleep(0.01)  # the result is queued (send returned) before the commit starts
     commit = asyncio.create_task(worker._commit(consumer))  # type: ignore[arg-type]
@@ -46,7 +49,7 @@ async def test_an_offset_is_committed_only_once_its_result_is_acknowledged() -> 
 
 
 async def test_a_commit_waits_only_for_the_results_its_offsets_cover() -> None:
-    worker, producer, consumer = worker_on_fakes()
+    worker, producer, consumer = await worker_on_fakes()
     finished_task(worker, 0)
     commit = asyncio.create_task(worker._commit(consumer))  # type: ignore[arg-type]
     await asyncio.sleep(0.05)  # the commit took its offsets and waits for result 0

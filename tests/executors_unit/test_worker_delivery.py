@@ -36,12 +36,14 @@ async def worker_sending_one_outcome(**options: Any) -> tuple[Worker, FakeProduc
     producer = FakeProducer()
     worker = Worker(Settings(), {"echo": activity.definition_of(echo)}, **options)
     worker._producer = producer  # type: ignore[assignment]
+    consumer = RecordingConsumer()
+    await worker.resume_positions(consumer, consumer.assignment())  # type: ignore[arg-type]
     task = ActivityTask(
         workflow_id="w", run_id="r", seq=1, attempt=1, activity_type="echo", args=[7], scheduled_at=0.0
     )
     worker._accept(TASKS, 0, task.model_dump_json().encode())
     await until(lambda: producer.deliveries)
-    return worker, producer, RecordingConsumer()
+    return worker, producer, consumer
 
 
 async def test_a_failed_delivery_is_sent_again_and_its_task_committed_only_once_it_lands(
