@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from pydantic import ValidationError
@@ -25,6 +27,8 @@ from ledgerflow import kafkaclients as clients
 from ledgerflow import namespaces
 from ledgerflow.config import Settings
 from ledgerflow.engine import metrics
+from ledgerflow.engine.errors import StuckCallError
+from ledgerflow.engine.kafka.watchdog import CallGuard
 from ledgerflow.engine.outbox import Outbox
 from ledgerflow.errors import PayloadTooLarge
 from ledgerflow.schemas import commands as c
@@ -36,15 +40,24 @@ ACCEPTED = (c.StartWorkflow, c.SignalWorkflow, c.CancelWorkflow, c.TerminateWork
 """What a namespace's producers may send; results and children's outcomes come from Ledgerflow's
 own workers and engines, on the inbox."""
 BATCH = 500
-CALL_TIMEOUT = 30.0
+BATCH_BYTES = 4 * 1024 * 1024
+"""Bytes of records forwarded in one transaction at most (well inside its 10 s timeout)."""
+CALL_TIMEOUT = 10.0
 METADATA_REFRESH_MS = 5000
 """How soon a namespace's new ingress topic is found (librdkafka's default is 5 minutes)."""
 
 
+def ingress_transactional_id(engine_transactional_id: str) -> str:
+    """The transactional id of an engine's forwarder (fenced with the engine's own)."""
+    return f"{engine_transactional_id}-ingress"
+
+
 def subscription(settings: Settings) -> str:
     """The pattern of every ingress topic of the deployment (librdkafka: a leading ``^``)."""
-    # Kafka topic names hold letters, digits, '.', '_' and '-': only '.' means something in a regex
-    return "^" + settings.ingress_topic("").replace(".", r"\.") + ".+"
+    # Kafka topic names hold letters, digits, '.', '_' and '-': only '.' means something in a
+    # regex. A namespace holds no '.', so another deployment whose prefix starts with this
+    # one's ingress name is not matched.
+    return "^" + settings.ingress_topic("").replace(".", r"\.") + "[a-z0-9-]+$"
 
 
 def namespace_of_topic(settings: Settings, topic: str) -> str | None:
@@ -66,8 +79,13 @@ def qualified(command: c.InboxCommand, namespace: str) -> tuple[str, c.InboxComm
             return engine_id
         definition = command.definition.model_copy(update={"id": engine_id[0]})
         return engine_id[0], command.model_copy(update={"definition": definition})
-    if isinstance(command, c.StartWorkflow) and command.parent_workflow_id is not None:
-        return "parent_workflow_id: only an engine starts a child workflow"
+    if isinstance(command, c.StartWorkflow):
+        if command.parent_workflow_id is not None or command.parent_run_id or command.parent_seq is not None:
+            return "parent_workflow_id: only an engine starts a child workflow"
+        if command.dag is not None:
+            return "dag: name a registered DAG in workflow_type; a run's DAG is not sent inline"
+        if namespaces.SEPARATOR in command.workflow_type:
+            return f"workflow_type: {command.workflow_type[:200]!r} holds '/'; name a type of this namespace"
     engine_id = _engine_id("workflow_id", command.workflow_id, namespace)
     if not isinstance(engine_id, tuple):
         return engine_id
@@ -87,9 +105,12 @@ def _engine_id(field: str, value: str, namespace: str) -> tuple[str] | str:
 class IngressForwarder:
     """The thread forwarding every namespace's ingress topic into the inbox."""
 
-    def __init__(self, settings: Settings, transactional_id: str) -> None:
+    def __init__(self, settings: Settings, transactional_id: str, membership: dict[str, Any]) -> None:
+        """``membership``: group settings with the engine's session timeout, so a dead engine's
+        ingress partitions move as soon as its inbox partitions do."""
         self.settings = settings
         self.transactional_id = transactional_id
+        self.membership = membership
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -123,20 +144,27 @@ class IngressForwarder:
             **{
                 "topic.metadata.refresh.interval.ms": METADATA_REFRESH_MS,
                 "client.id": f"ledgerflow-ingress {self.transactional_id}",
+                **self.membership,
             },
         )
         producer = clients.transactional_producer(self.settings, self.transactional_id)
+        guard = CallGuard(CALL_TIMEOUT * 2)
         try:
-            producer.init_transactions(CALL_TIMEOUT)
+            guard.call("init_transactions", lambda: producer.init_transactions(CALL_TIMEOUT))
             consumer.subscribe([subscription(self.settings)])
             while not self._stop.is_set():
                 messages = [m for m in consumer.consume(BATCH, 0.2) if _readable(m)]
-                if messages:
-                    self._forward(consumer, producer, messages)
+                for batch in _by_bytes(messages, BATCH_BYTES):
+                    self._forward(consumer, producer, guard, batch)
         finally:
+            # A producer stuck in a call is left to the thread blocked in it (CallGuard); the
+            # next session's init_transactions fences it.
+            guard.close()
             consumer.close()
 
-    def _forward(self, consumer: Consumer, producer: Producer, messages: list[Message]) -> None:
+    def _forward(
+        self, consumer: Consumer, producer: Producer, guard: CallGuard, messages: list[Message]
+    ) -> None:
         out = Outbox(self.settings)
         offsets: dict[tuple[str, int], int] = {}
         refused = 0
@@ -159,10 +187,16 @@ class IngressForwarder:
                     partition=clients.UNASSIGNED if record.partition is None else record.partition,
                 )
             positions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
-            producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), CALL_TIMEOUT)
-            producer.commit_transaction(CALL_TIMEOUT)
+            metadata = consumer.consumer_group_metadata()
+            guard.call(
+                "send_offsets_to_transaction",
+                lambda: producer.send_offsets_to_transaction(positions, metadata, CALL_TIMEOUT),
+            )
+            guard.call("commit_transaction", lambda: producer.commit_transaction(CALL_TIMEOUT))
+        except StuckCallError:
+            raise  # the session starts again with a new producer, whose start fences this one
         except KafkaException:
-            _abort(producer)
+            _abort(producer, guard)
             raise
         metrics.INGRESS_FORWARDED.inc(len(messages) - refused)
         if refused:
@@ -198,8 +232,23 @@ def _readable(message: Message) -> bool:
     return False
 
 
-def _abort(producer: Producer) -> None:
+def _abort(producer: Producer, guard: CallGuard) -> None:
     try:
-        producer.abort_transaction(CALL_TIMEOUT)
-    except KafkaException as exc:
+        guard.call("abort_transaction", lambda: producer.abort_transaction(CALL_TIMEOUT))
+    except (KafkaException, StuckCallError) as exc:
         log.warning("could not abort the ingress transaction: %s", exc)
+
+
+def _by_bytes(messages: list[Message], limit: int) -> Iterator[list[Message]]:
+    """``messages`` in order, in runs of at most ``limit`` bytes (at least one record each)."""
+    batch: list[Message] = []
+    size = 0
+    for message in messages:
+        length = len(message.value() or b"") + len(message.key() or b"")
+        if batch and size + length > limit:
+            yield batch
+            batch, size = [], 0
+        batch.append(message)
+        size += length
+    if batch:
+        yield batch

@@ -30,7 +30,7 @@ from ledgerflow.engine.cluster_events import ClusterEventPublisher
 from ledgerflow.engine.context import Admission, EngineContext
 from ledgerflow.engine.definitions import DefinitionTable
 from ledgerflow.engine.errors import ChangelogReadError, StuckCallError, UnusableQueueError
-from ledgerflow.engine.ingress import IngressForwarder
+from ledgerflow.engine.ingress import IngressForwarder, ingress_transactional_id
 from ledgerflow.engine.kafka.admin import ensure_queue_topics
 from ledgerflow.engine.kafka.group import GroupProtocol, member_config, set_group_timeouts
 from ledgerflow.engine.kafka.watchdog import CallGuard
@@ -135,7 +135,12 @@ class Engine:
         self.queue_watch = QueueWatch(settings)
         limits = Admission(options.max_open_per_partition, options.max_open_per_engine, self.open_workflows)
         self.transactional_id = f"{settings.prefix}engine-{self.node_id}"
-        self.ingress = IngressForwarder(settings, f"{self.transactional_id}-ingress")
+        self.ingress = IngressForwarder(
+            settings,
+            ingress_transactional_id(self.transactional_id),
+            # classic whatever the engine group uses: its pattern subscription is librdkafka's own
+            member_config("classic", options.session_timeout_ms),
+        )
         self._admin = clients.admin(settings)
         self.ctx = EngineContext(
             settings,
@@ -325,6 +330,9 @@ class Engine:
         it was fenced (our own earlier incarnation: init_transactions at session start did it)."""
         if transactional_id == self.transactional_id:
             return False
+        # its namespace-ingress forwarder's transaction too (engine/ingress.py): the inbox's
+        # readers wait behind it as well
+        clients.fence(self.settings, ingress_transactional_id(transactional_id))
         return clients.fence(self.settings, transactional_id)
 
     def _next_batch(self, consumer: Consumer) -> list[Message]:

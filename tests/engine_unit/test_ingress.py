@@ -31,6 +31,8 @@ def test_the_subscription_matches_this_deployments_ingress_topics_only() -> None
     assert not matches("prodXingress.acme")  # the dots are literal
     assert not matches("prod.inbox")
     assert not matches("staging.ingress.acme")
+    # another deployment whose prefix starts with this one's ingress topics' names
+    assert not matches("prod.ingress.team.inbox")
 
 
 @pytest.mark.parametrize(
@@ -81,6 +83,22 @@ def test_a_definition_is_registered_in_the_topics_namespace() -> None:
         (
             c.StartWorkflow(workflow_id="x", workflow_type="Pay", parent_workflow_id="p", parent_seq=1),
             "parent_workflow_id: only an engine",
+        ),
+        (
+            c.StartWorkflow(workflow_id="x", workflow_type="Pay", parent_run_id="r"),
+            "parent_workflow_id: only an engine",
+        ),
+        (
+            c.StartWorkflow(
+                workflow_id="x",
+                workflow_type="f",
+                dag=DagDefinition.model_validate({**FAN_OUT_FAN_IN, "id": "f"}),
+            ),
+            "dag: name a registered DAG",
+        ),
+        (
+            c.StartWorkflow(workflow_id="x", workflow_type="globex/fan"),
+            "workflow_type: 'globex/fan' holds '/'",
         ),
         (c.TaskCompleted(workflow_id="x", run_id="r", seq=1, attempt=1), "task_completed is written by"),
         (
