@@ -21,6 +21,7 @@ import httpx
 from ledgerflow.api.keys import entry_line, new_key
 from ledgerflow.api.scopes import Scope
 from ledgerflow.client import Client
+from ledgerflow.codec.base import PayloadCodec
 from ledgerflow.engine_token import bearer, new_token
 from ledgerflow.secretfiles import write_private
 from ledgerflow.testing.ports import free_port
@@ -158,13 +159,14 @@ class Cluster:
     def api_headers(self) -> dict[str, str]:
         return bearer(self.api_key)
 
-    def client(self, namespace: str | None = None) -> Client:
+    def client(self, namespace: str | None = None, codec: PayloadCodec | None = None) -> Client:
         """A Client of this cluster, with its engine token."""
         return Client(
             self.bootstrap,
             self.prefix,
             partitions=self.partitions,
             engine_token=self.engine_token,
+            codec=codec,
             namespace=namespace,
         )
 

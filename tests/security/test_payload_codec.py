@@ -19,10 +19,9 @@ import httpx
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from ledgerflow import Client
 from ledgerflow.api.keys import entry_line, new_key
 from ledgerflow.api.scopes import Scope
-from ledgerflow.codec import CodecKeyNeeded, PayloadCodec
+from ledgerflow.codec import CodecKeyNeeded
 from ledgerflow.codec.keyfile import read_key_file, rotate_key_file, write_new_key_file
 from ledgerflow.engine_token import bearer
 from ledgerflow.sdk.definition import WorkflowRegistry
@@ -44,16 +43,6 @@ def secret(name: str) -> str:
 
 def codec_env(keys: Path) -> dict[str, str]:
     return {"LEDGERFLOW_CODEC_KEYS_FILE": str(keys)}
-
-
-def client_of(cluster: Cluster, codec: PayloadCodec | None) -> Client:
-    return Client(
-        cluster.bootstrap,
-        cluster.prefix,
-        partitions=cluster.partitions,
-        engine_token=cluster.engine_token,
-        codec=codec,
-    )
 
 
 def raw_records(cluster: Cluster) -> dict[str, list[bytes]]:
@@ -127,7 +116,7 @@ def test_every_topic_holds_ciphertext_and_key_holders_see_clear_text(
             name: secret(name) for name in ("input", "signal", "query", "dag", "rest-input", "rest-signal")
         }
         api = httpx.Client(base_url=f"{gateway.url}/api/v1", timeout=10)
-        with client_of(cluster, read_key_file(keys)) as client:
+        with cluster.client(codec=read_key_file(keys)) as client:
             # A code workflow through the Client.
             client.start_workflow("SealedOrder", {"secret": secrets["input"]}, id="sealed-1")
             client.signal("sealed-1", "approve", {"ok": secrets["signal"]})
@@ -163,7 +152,7 @@ def test_every_topic_holds_ciphertext_and_key_holders_see_clear_text(
             assert client.result("sealed-2", timeout=60)["approval"] == secrets["rest-signal"]
 
             # Without the key, the Client refuses to pass ciphertext on as values.
-            with client_of(cluster, None) as keyless:
+            with cluster.client(codec=None) as keyless:
                 with pytest.raises(CodecKeyNeeded, match="needs a codec key"):
                     keyless.result("sealed-1", timeout=5)
                 with pytest.raises(CodecKeyNeeded):
@@ -205,7 +194,7 @@ def test_a_worker_without_the_key_fails_attempts_by_name_until_one_with_it_runs_
         engine = cluster.engine([SEALED], env=codec_env(keys))
         keyless = cluster.worker([SEALED], name="keyless")
         engine.wait_ready()
-        with client_of(cluster, read_key_file(keys)) as client:
+        with cluster.client(codec=read_key_file(keys)) as client:
             client.start_workflow("SealedOrder", {"secret": secret("input")}, id="w-1")
 
             def failure_of_first_activity() -> dict[str, Any] | None:
@@ -231,7 +220,7 @@ def test_an_engine_without_the_key_refuses_an_encoded_start_by_name(
     cluster = Cluster(kafka_bootstrap, topic_prefix, tmp_path, partitions=4, pythonpath=[ROOT])
     try:
         cluster.engine([SEALED]).wait_ready()
-        with client_of(cluster, read_key_file(keys)) as client:
+        with cluster.client(codec=read_key_file(keys)) as client:
             client.start_workflow("SealedOrder", {"secret": secret("input")}, id="e-1")
         reason = dead_letters(cluster, {b"e-1"})[b"e-1"]["ledgerflow.dlq.reason"].decode()
         assert reason.startswith("CodecKeyNeeded: ") and "needs a codec key" in reason
@@ -252,7 +241,7 @@ def test_payloads_encoded_before_a_key_rotation_decode_after_it(
         worker = cluster.worker([SEALED])
         engine.wait_ready()
         value = secret("input")
-        with client_of(cluster, read_key_file(keys)) as client:
+        with cluster.client(codec=read_key_file(keys)) as client:
             client.start_workflow("SealedOrder", {"secret": value}, id="r-1")
             wait_until(
                 lambda: any(e.kind == "activity_failed" for e in client.history("r-1")),
@@ -262,7 +251,7 @@ def test_payloads_encoded_before_a_key_rotation_decode_after_it(
         # Restarted on the rotated file: the engine rebuilds the run from its old-key history.
         cluster.restart(engine).wait_ready()
         cluster.restart(worker)
-        with client_of(cluster, read_key_file(keys)) as client:
+        with cluster.client(codec=read_key_file(keys)) as client:
             client.signal("r-1", "approve", "after rotation")
             result = client.result("r-1", timeout=60)
         assert result["sealed"] == f"sealed:{value}" and result["approval"] == "after rotation"
