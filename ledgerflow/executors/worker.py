@@ -225,6 +225,7 @@ class Worker:
 
     def _subscribe(self, consumer: AIOKafkaConsumer) -> None:
         """(Re)join the queue's group."""
+        self.forget_positions(set(self._resumed))  # checked again once assigned (resume_positions)
         consumer.unsubscribe()
         listener = _ResumePositions(self, consumer)
         consumer.subscribe(topics=[self.settings.task_topic(self.queue)], listener=listener)
