@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-from pydantic import ValidationError
 
 from ledgerflow import kafkaclients as clients
 from ledgerflow import namespaces
@@ -32,7 +31,6 @@ from ledgerflow.engine.kafka.watchdog import CallGuard
 from ledgerflow.engine.outbox import Outbox
 from ledgerflow.errors import PayloadTooLarge
 from ledgerflow.schemas import commands as c
-from ledgerflow.schemas.common import error_summary
 
 log = logging.getLogger("ledgerflow.ingress")
 
@@ -66,40 +64,61 @@ def namespace_of_topic(settings: Settings, topic: str) -> str | None:
     return name if name != topic and namespaces.is_valid(name) else None
 
 
-def qualified(command: c.InboxCommand, namespace: str) -> tuple[str, c.InboxCommand] | str:
+class Refused(ValueError):
+    """An ingress record that may not reach the inbox; its message is the dead letter's reason."""
+
+
+def qualified(command: c.InboxCommand, namespace: str) -> tuple[str, c.InboxCommand]:
     """(inbox key, the command as the engine takes it) of a command read from ``namespace``'s
-    ingress topic, or why it is refused."""
+    ingress topic; ``Refused`` with the reason when it may not go on."""
     if not isinstance(command, ACCEPTED):
-        return f"{command.kind} is written by Ledgerflow itself; an ingress topic takes " + ", ".join(
-            k.model_fields["kind"].default for k in ACCEPTED
-        )
+        kinds = ", ".join(k.model_fields["kind"].default for k in ACCEPTED)
+        raise Refused(f"{command.kind} is written by Ledgerflow itself; an ingress topic takes {kinds}")
     if isinstance(command, c.RegisterDefinition):
-        engine_id = _engine_id("definition.id", command.definition.id, namespace)
-        if not isinstance(engine_id, tuple):
-            return engine_id
-        definition = command.definition.model_copy(update={"id": engine_id[0]})
-        return engine_id[0], command.model_copy(update={"definition": definition})
+        key = _engine_id("definition.id", command.definition.id, namespace)
+        definition = command.definition.model_copy(update={"id": key})
+        return key, command.model_copy(update={"definition": definition})
     if isinstance(command, c.StartWorkflow):
-        if command.parent_workflow_id is not None or command.parent_run_id or command.parent_seq is not None:
-            return "parent_workflow_id: only an engine starts a child workflow"
-        if command.dag is not None:
-            return "dag: name a registered DAG in workflow_type; a run's DAG is not sent inline"
-        if namespaces.SEPARATOR in command.workflow_type:
-            return f"workflow_type: {command.workflow_type[:200]!r} holds '/'; name a type of this namespace"
-    engine_id = _engine_id("workflow_id", command.workflow_id, namespace)
-    if not isinstance(engine_id, tuple):
-        return engine_id
-    return engine_id[0], command.model_copy(update={"workflow_id": engine_id[0]})
+        _check_start(command)
+    key = _engine_id("workflow_id", command.workflow_id, namespace)
+    return key, command.model_copy(update={"workflow_id": key})
 
 
-def _engine_id(field: str, value: str, namespace: str) -> tuple[str] | str:
+def inbox_record(out: Outbox, settings: Settings, topic: str, value: bytes | None) -> None:
+    """Put the inbox record of one ingress record (``value``, read from ``topic``) in ``out``;
+    ``Refused`` with the reason when it may not go on."""
+    namespace = namespace_of_topic(settings, topic)
+    if namespace is None:
+        raise Refused(f"ingress topic {topic!r}: a namespace is {namespaces.RULE}")
+    try:
+        command = c.read_command(value, "ingress record")
+    except c.UnreadableCommand as exc:
+        raise Refused(str(exc)) from None
+    try:
+        out.inbox(*qualified(command, namespace))
+    except PayloadTooLarge as exc:  # the record no longer fits once its ids name the namespace
+        raise Refused(str(exc)) from None
+
+
+def _check_start(command: c.StartWorkflow) -> None:
+    if command.parent_workflow_id is not None or command.parent_run_id or command.parent_seq is not None:
+        raise Refused("parent_workflow_id: only an engine starts a child workflow")
+    if command.dag is not None:
+        raise Refused("dag: name a registered DAG in workflow_type; a run's DAG is not sent inline")
+    if namespaces.SEPARATOR in command.workflow_type:
+        raise Refused(
+            f"workflow_type: {command.workflow_type[:200]!r} holds '/'; name a type of this namespace"
+        )
+
+
+def _engine_id(field: str, value: str, namespace: str) -> str:
     named, bare = namespaces.split(value)
     if namespaces.SEPARATOR in value and named != namespace:
-        return (
+        raise Refused(
             f"{field}: {value[:200]!r} names namespace {named!r}, but this is namespace "
             f"{namespace!r}'s ingress topic"
         )
-    return (namespaces.qualify(namespace, bare),)
+    return namespaces.qualify(namespace, bare)
 
 
 class IngressForwarder:
@@ -172,10 +191,11 @@ class IngressForwarder:
             topic, partition, offset = message.topic() or "", message.partition(), message.offset()
             assert partition is not None and offset is not None  # set on every consumed record
             offsets[(topic, partition)] = offset + 1
-            reason = self._add(out, topic, message.value())
-            if reason is not None:
+            try:
+                inbox_record(out, self.settings, topic, message.value())
+            except Refused as exc:
                 refused += 1
-                out.dead_letter(message.key(), message.value(), reason, topic, partition, offset)
+                out.dead_letter(message.key(), message.value(), str(exc), topic, partition, offset)
         producer.begin_transaction()
         try:
             for record in out.records:
@@ -201,26 +221,6 @@ class IngressForwarder:
         metrics.INGRESS_FORWARDED.inc(len(messages) - refused)
         if refused:
             metrics.DEAD_LETTERS.inc(refused)
-
-    def _add(self, out: Outbox, topic: str, value: bytes | None) -> str | None:
-        """Put the inbox record of one ingress record in ``out``; or say why it is refused."""
-        namespace = namespace_of_topic(self.settings, topic)
-        if namespace is None:
-            return f"ingress topic {topic!r}: a namespace is {namespaces.RULE}"
-        try:
-            command = c.inbox_command_adapter.validate_json(value or b"")
-        except ValidationError as exc:
-            return f"invalid ingress record: {error_summary(exc)}"
-        except Exception as exc:  # e.g. RecursionError: whatever a record holds, it stops only itself
-            return f"unreadable ingress record: {type(exc).__name__}: {str(exc)[:500]}"
-        forwarded = qualified(command, namespace)
-        if isinstance(forwarded, str):
-            return forwarded
-        try:
-            out.inbox(*forwarded)
-        except PayloadTooLarge as exc:
-            return str(exc)
-        return None
 
 
 def _readable(message: Message) -> bool:

@@ -19,7 +19,6 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from pydantic import ValidationError
 
 from ledgerflow import kafkaclients as clients
 from ledgerflow.codec.keyfile import load_codec
@@ -40,8 +39,7 @@ from ledgerflow.engine.queues import QueueWatch
 from ledgerflow.engine.rebalance import PartitionManager
 from ledgerflow.engine.state.standby import StandbyReplicas
 from ledgerflow.errors import DeploymentMovedError, TopicLayoutError
-from ledgerflow.schemas.commands import inbox_command_adapter
-from ledgerflow.schemas.common import error_summary
+from ledgerflow.schemas.commands import UnreadableCommand, read_command
 from ledgerflow.sdk.definition import WorkflowRegistry
 
 log = logging.getLogger("ledgerflow.engine")
@@ -458,15 +456,11 @@ class Engine:
         value = message.value()
         reason: str | None
         try:
-            command = inbox_command_adapter.validate_json(value or b"")
-            reason = _misplaced(command, partition, self.settings)
-        except ValidationError as exc:
-            reason = f"invalid inbox record: {error_summary(exc)}"
-        except Exception as exc:  # e.g. RecursionError: whatever a record holds, it stops only itself
-            reason = f"unreadable inbox record: {type(exc).__name__}: {str(exc)[:500]}"
+            command = read_command(value, "inbox record")
+        except UnreadableCommand as exc:
+            reason = str(exc)
         else:
-            if reason is None:
-                reason = processor.handle(command)
+            reason = _misplaced(command, partition, self.settings) or processor.handle(command)
         if reason is not None:
             metrics.DEAD_LETTERS.inc()
             out.dead_letter(message.key(), value, reason, message.topic() or "", partition, offset)

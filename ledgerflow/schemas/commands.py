@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field, TypeAdapter, ValidationError
 
 from ledgerflow.schemas.common import JSON, ActivityOptions, Failure, Id, WireModel
 from ledgerflow.schemas.dag import DagDefinition
@@ -147,6 +147,27 @@ InboxCommand = Annotated[
 
 inbox_command_adapter: TypeAdapter[InboxCommand] = TypeAdapter(InboxCommand)
 
+
+class UnreadableCommand(ValueError):
+    """A record that holds no command; its message is the dead letter's reason."""
+
+
+def read_command(value: bytes | None, what: str) -> InboxCommand:
+    """The command a Kafka record (``what``: e.g. "inbox record") holds; ``UnreadableCommand``
+    naming the fields when it holds none. Whatever a record holds, it fails only itself."""
+    try:
+        return inbox_command_adapter.validate_json(value or b"")
+    except ValidationError as exc:
+        raise UnreadableCommand(f"invalid {what}: {error_summary(exc)}") from None
+    except Exception as exc:  # e.g. RecursionError on deep nesting
+        raise UnreadableCommand(f"unreadable {what}: {type(exc).__name__}: {str(exc)[:500]}") from None
+
+
+def error_summary(exc: ValidationError, most: int = 5) -> str:
+    """The first ``most`` errors of ``exc`` as ``field.path: message``, for a dead letter's reason."""
+    return "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()[:most])
+
+
 __all__ = [
     "ENVELOPE_VERSION",
     "ActivityOptions",
@@ -160,5 +181,7 @@ __all__ = [
     "TaskFailed",
     "TaskHeartbeat",
     "TerminateWorkflow",
+    "UnreadableCommand",
     "inbox_command_adapter",
+    "read_command",
 ]

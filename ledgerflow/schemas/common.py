@@ -6,7 +6,7 @@ import math
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, TypeAdapter
 from pydantic_core import CoreSchema, core_schema
 
 JSON = Any
@@ -138,8 +138,3 @@ class ActivityOptions(WireModel):
     """Retry policy for failed attempts."""
     node: str | None = None
     """The DAG node this activity runs, recorded for timelines (None in code workflows)."""
-
-
-def error_summary(exc: ValidationError, most: int = 5) -> str:
-    """The first ``most`` errors of ``exc`` as ``field.path: message``, for a dead letter's reason."""
-    return "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()[:most])
