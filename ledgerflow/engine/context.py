@@ -29,7 +29,8 @@ class EngineContext:
     """Task queues whose topic could not be created, with the reason (set by the owner loop)."""
     codec: PayloadCodec | None = None
     """The payload codec (``codec_keys_file``): workflow instances decode what history holds,
-    and what workflow code produces is encoded as it is recorded (``_apply_command``)."""
+    and what workflow code produces is encoded as it is recorded
+    (``PartitionProcessor._apply_command``, ``ActivityAttempts.schedule``)."""
 
 
 @dataclass

@@ -16,20 +16,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from pydantic import ValidationError
-from pydantic_core import to_json
-
-from ledgerflow import namespaces
 from ledgerflow.codec.base import CodecError
 from ledgerflow.codec.envelope import encode, encode_failure
 from ledgerflow.dag.registration import definition_problems
 from ledgerflow.engine import metrics
+from ledgerflow.engine.attempts import ActivityAttempts
 from ledgerflow.engine.context import EngineContext
 from ledgerflow.engine.errors import HistoryGapError, WorkflowTypeNotLoaded
 from ledgerflow.engine.outbox import Outbox
+from ledgerflow.engine.run_writer import check_room
+from ledgerflow.engine.starts import Starts, named_definition
 from ledgerflow.engine.state import keys
 from ledgerflow.engine.state.committed import open_run_count
-from ledgerflow.engine.state.models import CLOSING_STATUS, PendingActivity, RunState, TimerEntry
+from ledgerflow.engine.state.models import CLOSING_STATUS, RunState, TimerEntry
 from ledgerflow.engine.state.store import PartitionStore, StoreTransaction
 from ledgerflow.engine.timers import TimerIndex
 from ledgerflow.engine.workflow import commands as cmd
@@ -41,7 +40,6 @@ from ledgerflow.errors import (
     HistoryTooLarge,
     NonDeterminismError,
     PayloadTooLarge,
-    QueueUnavailable,
     RunLimitError,
     TooManyPending,
     readable_size,
@@ -51,19 +49,11 @@ from ledgerflow.schemas import events as ev
 from ledgerflow.schemas.common import Failure
 from ledgerflow.schemas.dag import DagDefinition
 from ledgerflow.schemas.lifecycle import LifecycleEvent, LifecycleType, lifecycle_event_json
-from ledgerflow.schemas.tasks import CancelActivity, activity_task_json
 from ledgerflow.sdk.context import WorkflowInfo
 
 log = logging.getLogger("ledgerflow.engine")
 TYPE_NOT_LOADED_RETRY = 5.0
 """Seconds before a timer of a run whose code is not loaded here fires again."""
-UNKNOWN_TYPE_GRACE = 5.0
-"""Seconds a start whose workflow type is unknown waits for it (a DAG registered a moment
-before, whose definition this engine has not read yet) before the run fails."""
-DEFERRED_START_RETRY = 0.2
-"""Seconds between two looks for the workflow type of a waiting start."""
-MAX_RETRY_DELAY = 24 * 3600.0
-"""Longest wait between attempts, whatever a retry policy without a cap computes."""
 
 
 class PartitionProcessor:
@@ -93,6 +83,8 @@ class PartitionProcessor:
         self._watch_events = min(settings.history_warn_events, settings.max_history_events)
         self._watch_bytes = min(settings.history_warn_bytes, settings.max_history_bytes)
         self._codec = ctx.codec
+        self.attempts = ActivityAttempts(self)
+        self.starts = Starts(self)
 
     # ------------------------------------------------------------ batch frame
     def begin(self, now: float, out: Outbox) -> None:
@@ -175,7 +167,7 @@ class PartitionProcessor:
         """
         workflow_id = getattr(command, "workflow_id", None)
         try:
-            with self._savepoint(workflow_id):
+            with self.savepoint(workflow_id):
                 return self._handle(command)
         except WorkflowTypeNotLoaded as exc:
             return str(exc)
@@ -188,7 +180,7 @@ class PartitionProcessor:
             log.warning("%s", exc, extra={"workflowId": workflow_id, "partition": self.partition})
             metrics.RUN_LIMIT_FAILURES.labels(type=type(exc).__name__).inc()
             if isinstance(command, c.StartWorkflow):
-                self._refuse_child(command, Failure(type=type(exc).__name__, message=str(exc)))
+                self.starts.refuse_child(command, Failure(type=type(exc).__name__, message=str(exc)))
             elif workflow_id and (
                 # A full history fails its run whatever the record: nothing more can be added.
                 isinstance(exc, HistoryTooLarge)
@@ -204,7 +196,7 @@ class PartitionProcessor:
             return reason
 
     @contextmanager
-    def _savepoint(self, workflow_id: str | None) -> Iterator[None]:
+    def savepoint(self, workflow_id: str | None) -> Iterator[None]:
         mark, records, open_runs = self.txn.savepoint(), len(self.out.records), self.open_runs
         touched = self._runs.get(workflow_id) if workflow_id else None
         before = touched.model_dump_json() if touched is not None else None
@@ -224,7 +216,7 @@ class PartitionProcessor:
 
     def _fail_after_error(self, workflow_id: str, reason: str, failure_type: str = "EngineError") -> None:
         try:
-            with self._savepoint(workflow_id):
+            with self.savepoint(workflow_id):
                 run = self.run(workflow_id)
                 if run is not None and run.is_open:
                     failure = Failure(type=failure_type, message=reason[:2000], non_retryable=True)
@@ -250,7 +242,7 @@ class PartitionProcessor:
     def _dispatch_command(self, command: c.InboxCommand) -> str | None:
         match command:
             case c.StartWorkflow():
-                return self._start(command)
+                return self.starts.start(command)
             case c.SignalWorkflow():
                 return self._signal(command)
             case c.CancelWorkflow():
@@ -260,121 +252,19 @@ class PartitionProcessor:
             case c.RegisterDefinition():
                 return self._register(command)
             case c.TaskCompleted() | c.TaskFailed() | c.TaskHeartbeat():
-                self._task_result(command)
+                self.attempts.result(command)
                 return None
             case c.ChildWorkflowClosed():
                 self._child_closed(command)
                 return None
         return f"unhandled command kind {command.kind!r}"
 
-    def _start(self, command: c.StartWorkflow, give_up_at: float | None = None) -> str | None:
-        existing = self.run(command.workflow_id)
-        if existing is not None and (
-            existing.is_open or command.run_id in (existing.run_id, *existing.previous_runs)
-        ):
-            log.info(
-                "start ignored: run %s already %s",
-                existing.run_id,
-                existing.status,
-                extra={"workflowId": command.workflow_id, "partition": self.partition},
-            )
-            if existing.is_open:
-                # A child whose id is taken: tell the parent instead of leaving it waiting.
-                failure = Failure(
-                    type="WorkflowAlreadyStarted",
-                    message=f"workflow id {command.workflow_id!r} is already running (run {existing.run_id})",
-                )
-                self._refuse_child(command, failure)
-            return None
-        first_sight = give_up_at is None
-        if give_up_at is None:  # first sight: a start waiting for its type was admitted then
-            if command.parent_workflow_id is None:
-                refusal = self.ctx.limits.refusal(self.partition, self.open_runs)
-                if refusal is not None:
-                    metrics.REFUSED.inc()
-                    return refusal
-            give_up_at = self.now + UNKNOWN_TYPE_GRACE
-        if self.now < give_up_at and not self._type_known(command):
-            if first_sight:
-                self._refuse_oversized_input(command)
-            self._defer_start(command, give_up_at)
-            return None
-        self._open_run(command, existing, continued_from=None)
-        return None
-
-    def _type_known(self, command: c.StartWorkflow) -> bool:
-        return (
-            command.dag is not None
-            or self.ctx.registry.get(command.workflow_type) is not None
-            or self._definition_of(command) is not None
-        )
-
-    def _definition_of(self, command: c.StartWorkflow) -> DagDefinition | None:
-        """The DAG definition a start names: code workflow types are the deployment's, DAG
-        definitions the namespace's (ledgerflow/namespaces.py)."""
-        namespace = namespaces.namespace_of(command.workflow_id)
-        return self.ctx.find_definition(namespaces.qualify(namespace, command.workflow_type))
-
-    def _refuse_oversized_input(self, command: c.StartWorkflow) -> None:
-        """Refuse a start whose input alone is over ``max_payload_bytes`` now, so its dead letter
-        is the record itself (source offset, original bytes), rather than keep it in a deferred
-        start and dead-letter a copy without a source when the grace ends."""
-        size = len(to_json(command.input))
-        if size > self._max_payload_bytes:
-            what = f"the input of the start of {command.workflow_id!r}"
-            raise self.ctx.settings.too_large("max_payload_bytes", size, what)
-
-    def _defer_start(self, command: c.StartWorkflow, give_up_at: float) -> None:
-        """Try the start again shortly, without holding up the batch (see ``UNKNOWN_TYPE_GRACE``).
-
-        Two starts of one id waiting at once (same fire time and run id) would share a timer;
-        the first keeps it, as the first of two starts of one id wins once its type is known.
-        """
-        entry = TimerEntry(
-            workflow_id=command.workflow_id,
-            run_id=command.run_id or "",
-            kind="deferred_start",
-            fire_at=min(self.now + DEFERRED_START_RETRY, give_up_at),
-            start=command,
-            give_up_at=give_up_at,
-        )
-        if self.timers.holds(self.txn, entry):
-            log.info(
-                "start ignored: an earlier start of this id waits for its workflow type",
-                extra={"workflowId": command.workflow_id, "partition": self.partition},
-            )
-            return
-        log.info(
-            "start waits for workflow type %r (until it is read, at most %.1f s more)",
-            command.workflow_type,
-            give_up_at - self.now,
-            extra={"workflowId": command.workflow_id, "partition": self.partition},
-        )
-        _check_readable(entry)
-        self.timers.add(self.txn, entry)
-
-    def _refuse_child(self, command: c.StartWorkflow, failure: Failure) -> None:
-        """Tell the parent (if any) that its child did not start, rather than leave it waiting."""
-        if not (command.parent_workflow_id and command.parent_run_id):
-            return
-        self.out.inbox(
-            command.parent_workflow_id,
-            c.ChildWorkflowClosed(
-                workflow_id=command.parent_workflow_id,
-                run_id=command.parent_run_id,
-                seq=command.parent_seq or 0,
-                child_workflow_id=command.workflow_id,
-                status="FAILED",
-                failure=failure.model_copy(update={"non_retryable": True}),
-            ),
-        )
-
-    def _open_run(
+    def open_run(
         self, command: c.StartWorkflow, previous: RunState | None, continued_from: str | None
     ) -> RunState:
         dag = command.dag
         if dag is None and self.ctx.registry.get(command.workflow_type) is None:
-            dag = self._definition_of(command)
+            dag = named_definition(self.ctx, command)
         run = RunState(
             workflow_id=command.workflow_id,
             run_id=command.run_id or str(uuid.uuid4()),
@@ -392,10 +282,10 @@ class PartitionProcessor:
         self._runs[run.workflow_id] = run
         self.open_runs += 1
         metrics.STARTED.inc()
-        self._lifecycle(run, "WORKFLOW_STARTED", run.history_length + 1, {"input": command.input})
+        self.lifecycle(run, "WORKFLOW_STARTED", run.history_length + 1, {"input": command.input})
         definition = definition_for(command.workflow_type, dag, self.ctx.registry)
         instance = WorkflowInstance(definition, self._info(run, dag), self._codec) if definition else None
-        started = self._append_event(
+        started = self.append_event(
             run,
             ev.WorkflowStarted,
             workflow_type=command.workflow_type,
@@ -408,7 +298,7 @@ class PartitionProcessor:
             continued_from_run_id=continued_from,
         )
         if command.execution_timeout:
-            self._add_timer(run, "run_timeout", self.now + command.execution_timeout)
+            self.add_timer(run, "run_timeout", self.now + command.execution_timeout)
         if instance is None:
             self._close(
                 run,
@@ -445,8 +335,8 @@ class PartitionProcessor:
                 self.ctx.settings.max_buffered_signals,
                 "max_buffered_signals",
             )
-        self._lifecycle(run, "SIGNAL_RECEIVED", run.history_length + 1, {"name": command.name})
-        self._deliver(run, ev.SignalReceived, name=command.name, payload=command.payload)
+        self.lifecycle(run, "SIGNAL_RECEIVED", run.history_length + 1, {"name": command.name})
+        self.deliver(run, ev.SignalReceived, name=command.name, payload=command.payload)
         return None
 
     def _cancel(self, command: c.CancelWorkflow) -> str | None:
@@ -455,7 +345,7 @@ class PartitionProcessor:
             return f"cancel: workflow {command.workflow_id!r} has no open run"
         if not run.cancel_requested:
             run.cancel_requested = True
-            self._deliver(run, ev.CancelRequested, reason=command.reason)
+            self.deliver(run, ev.CancelRequested, reason=command.reason)
         return None
 
     def _terminate(self, command: c.TerminateWorkflow) -> str | None:
@@ -483,78 +373,6 @@ class PartitionProcessor:
         )
         return None
 
-    # -------------------------------------------------------- activity results
-    def _pending(
-        self, command: c.TaskCompleted | c.TaskFailed | c.TaskHeartbeat
-    ) -> tuple[RunState, PendingActivity] | None:
-        run = self.run(command.workflow_id)
-        if run is None or not run.is_open or run.run_id != command.run_id:
-            return None
-        pending = run.activities.get(command.seq)
-        if pending is None or pending.attempt != command.attempt or pending.state != "running":
-            return None
-        return run, pending
-
-    def _task_result(self, command: c.TaskCompleted | c.TaskFailed | c.TaskHeartbeat) -> None:
-        found = self._pending(command)
-        if found is None:
-            metrics.STALE_RESULTS.inc()
-            return
-        run, pending = found
-        if isinstance(command, c.TaskHeartbeat):
-            pending.last_heartbeat_at = self.now
-            pending.heartbeat_details = command.details
-            return
-        if pending.options.start_to_close_timeout:
-            # The attempt is over: drop its timeout now rather than let it fire as a no-op
-            # later, which would cost a read of the (by then closed) run per attempt.
-            fire_at = pending.attempt_started_at + pending.options.start_to_close_timeout
-            tag = TimerEntry.tag_of("attempt_timeout", run.run_id, command.seq, command.attempt)
-            self.timers.cancel(self.txn, fire_at, run.workflow_id, tag)
-        if isinstance(command, c.TaskCompleted):
-            del run.activities[command.seq]
-            metrics.ACTIVITY_LATENCY.observe(max(0.0, self.now - pending.attempt_started_at))
-            self._lifecycle(
-                run,
-                "TASK_COMPLETED",
-                run.history_length + 1,
-                {"seq": command.seq, "activity": pending.activity_type},
-            )
-            self._deliver(
-                run, ev.ActivityCompleted, seq=command.seq, attempt=command.attempt, result=command.result
-            )
-            return
-        self._attempt_failed(run, command.seq, pending, command.failure)
-
-    def _attempt_failed(self, run: RunState, seq: int, pending: PendingActivity, failure: Failure) -> None:
-        retry = pending.options.retry
-        delay = None
-        if not failure.non_retryable and failure.type not in retry.non_retryable_error_types:
-            delay = retry.delay_after(pending.attempt)
-        if delay is not None:
-            delay = min(delay, MAX_RETRY_DELAY)
-        deadline = pending.options.schedule_to_close_timeout
-        if delay is not None and deadline is not None and self.now + delay > pending.scheduled_at + deadline:
-            delay = None
-        data = {
-            "seq": seq,
-            "activity": pending.activity_type,
-            "attempt": pending.attempt,
-            "error": failure.type,
-        }
-        self._lifecycle(run, "TASK_FAILED", run.history_length + 1, data)
-        if delay is None:
-            del run.activities[seq]
-            self._deliver(run, ev.ActivityFailed, seq=seq, attempt=pending.attempt, failure=failure)
-            return
-        metrics.RETRIES.inc()
-        self._append(
-            run, ev.ActivityAttemptFailed, seq=seq, attempt=pending.attempt, failure=failure, retry_in=delay
-        )
-        pending.state = "backoff"
-        pending.last_failure = failure
-        self._add_timer(run, "retry", self.now + delay, seq, pending.attempt)
-
     def _child_closed(self, command: c.ChildWorkflowClosed) -> None:
         run = self.run(command.workflow_id)
         if run is None or not run.is_open or run.run_id != command.run_id:
@@ -562,10 +380,10 @@ class PartitionProcessor:
         if run.children.pop(command.seq, None) is None:
             return
         if command.status == "COMPLETED":
-            self._deliver(run, ev.ChildWorkflowCompleted, seq=command.seq, result=command.result)
+            self.deliver(run, ev.ChildWorkflowCompleted, seq=command.seq, result=command.result)
         else:
             failure = command.failure or Failure(type=command.status, message=f"child ended {command.status}")
-            self._deliver(run, ev.ChildWorkflowFailed, seq=command.seq, failure=failure)
+            self.deliver(run, ev.ChildWorkflowFailed, seq=command.seq, failure=failure)
 
     # ------------------------------------------------------------------ timers
     def fire_timers(self, limit: int = 1000) -> int:
@@ -573,12 +391,12 @@ class PartitionProcessor:
         for entry in self.timers.pop_due(self.txn, self.now, limit):
             fired += 1
             try:
-                with self._savepoint(entry.workflow_id):
+                with self.savepoint(entry.workflow_id):
                     if entry.kind == "retention":
                         self._expire(entry.workflow_id, entry.run_id)
                         continue
                     if entry.kind == "deferred_start" and entry.start is not None:
-                        self._retry_start(entry.start, entry.give_up_at or self.now)
+                        self.starts.retry(entry.start, entry.give_up_at or self.now)
                         continue
                     run = self.run(entry.workflow_id)
                     if run is None or not run.is_open or run.run_id != entry.run_id:
@@ -598,21 +416,6 @@ class PartitionProcessor:
                 else:
                     self._fail_after_error(entry.workflow_id, f"engine error: {type(exc).__name__}: {exc}")
         return fired
-
-    def _retry_start(self, command: c.StartWorkflow, give_up_at: float) -> None:
-        """A waiting start's next look for its type; refused as ``handle`` would refuse it."""
-        try:
-            with self._savepoint(command.workflow_id):
-                self._start(command, give_up_at)
-        except RunLimitError as exc:
-            log.warning("%s", exc, extra={"workflowId": command.workflow_id, "partition": self.partition})
-            metrics.RUN_LIMIT_FAILURES.labels(type=type(exc).__name__).inc()
-            metrics.DEAD_LETTERS.inc()
-            self._refuse_child(command, Failure(type=type(exc).__name__, message=str(exc)))
-            raw = command.model_dump_json().encode()
-            self.out.dead_letter(
-                command.workflow_id.encode(), raw, str(exc), "deferred-start", self.partition, -1
-            )
 
     def _expire(self, workflow_id: str, run_id: str) -> None:
         """Delete a closed run past its retention: its history, and the workflow's state
@@ -638,8 +441,8 @@ class PartitionProcessor:
     def _fire(self, run: RunState, entry: TimerEntry) -> None:
         if entry.kind == "timer":
             if run.timers.pop(entry.seq, None) is not None:
-                self._lifecycle(run, "TIMER_FIRED", run.history_length + 1, {"seq": entry.seq})
-                self._deliver(run, ev.TimerFired, seq=entry.seq)
+                self.lifecycle(run, "TIMER_FIRED", run.history_length + 1, {"seq": entry.seq})
+                self.deliver(run, ev.TimerFired, seq=entry.seq)
             return
         if entry.kind == "run_timeout":
             self._close(
@@ -653,49 +456,9 @@ class PartitionProcessor:
                 origin="engine",
             )
             return
-        pending = run.activities.get(entry.seq)
-        if pending is None:
-            return
-        if entry.kind == "schedule_timeout":
-            del run.activities[entry.seq]
-            self._cancel_attempt(run, entry.seq, pending)
-            failure = Failure(
-                type="ScheduleToCloseTimeout",
-                message="activity exceeded its schedule-to-close timeout",
-                non_retryable=True,
-            )
-            self._deliver(run, ev.ActivityFailed, seq=entry.seq, attempt=pending.attempt, failure=failure)
-            return
-        if pending.attempt != entry.attempt:
-            return
-        if entry.kind == "retry" and pending.state == "backoff":
-            pending.attempt += 1
-            pending.state = "running"
-            pending.attempt_started_at = self.now
-            pending.last_heartbeat_at = None
-            self._append(run, ev.ActivityAttemptRetried, seq=entry.seq, attempt=pending.attempt)
-            self._dispatch(run, entry.seq, pending)
-        elif entry.kind == "attempt_timeout" and pending.state == "running":
-            self._cancel_attempt(run, entry.seq, pending)
-            failure = Failure(
-                type="StartToCloseTimeout",
-                message=f"attempt {pending.attempt} exceeded its start-to-close timeout",
-            )
-            self._attempt_failed(run, entry.seq, pending, failure)
-        elif entry.kind == "heartbeat_timeout" and pending.state == "running":
-            timeout = pending.options.heartbeat_timeout or 0.0
-            last = pending.last_heartbeat_at or pending.attempt_started_at
-            if self.now < last + timeout:
-                self._add_timer(run, "heartbeat_timeout", last + timeout, entry.seq, pending.attempt)
-                return
-            self._cancel_attempt(run, entry.seq, pending)
-            failure = Failure(
-                type="HeartbeatTimeout",
-                message=f"no heartbeat from attempt {pending.attempt} for {timeout} s",
-            )
-            self._attempt_failed(run, entry.seq, pending, failure)
+        self.attempts.fire(run, entry)
 
-    def _add_timer(self, run: RunState, kind: Any, fire_at: float, seq: int = 0, attempt: int = 0) -> None:
+    def add_timer(self, run: RunState, kind: Any, fire_at: float, seq: int = 0, attempt: int = 0) -> None:
         entry = TimerEntry(
             workflow_id=run.workflow_id,
             run_id=run.run_id,
@@ -707,12 +470,12 @@ class PartitionProcessor:
         self.timers.add(self.txn, entry)
 
     # --------------------------------------------------------------- history
-    def _append(self, run: RunState, event_type: type[Any], **fields: Any) -> None:
+    def append(self, run: RunState, event_type: type[Any], **fields: Any) -> None:
         """Record an event the workflow code need not see (a command, a close)."""
         raw = ev.history_event_json(event_type, run.history_length + 1, self.now, fields)
         self._record(run, raw, event_type)
 
-    def _append_event(self, run: RunState, event_type: type[Any], **fields: Any) -> ev.HistoryEvent:
+    def append_event(self, run: RunState, event_type: type[Any], **fields: Any) -> ev.HistoryEvent:
         """Record an event and return it, for the workflow code to react to."""
         # model_construct: the engine builds these from validated values; skipping
         # validation here is the largest saving on the hot path (see bench/results/core.md).
@@ -793,7 +556,7 @@ class PartitionProcessor:
         self.cache.put(run.workflow_id, run.run_id, instance)
         return instance
 
-    def _deliver(self, run: RunState, event_type: type[Any], **fields: Any) -> None:
+    def deliver(self, run: RunState, event_type: type[Any], **fields: Any) -> None:
         """Append an input event and let the workflow code react to it."""
         instance = self._instance(run)
         if not run.is_open:
@@ -802,7 +565,7 @@ class PartitionProcessor:
             # Recording the event without running the code would make today's history
             # unreplayable once the code is back (e.g. mid rolling deploy).
             raise WorkflowTypeNotLoaded(run.workflow_type)
-        event = self._append_event(run, event_type, **fields)
+        event = self.append_event(run, event_type, **fields)
         self._apply_commands(run, instance, instance.activate(event))
 
     # -------------------------------------------------------------- commands
@@ -828,46 +591,17 @@ class PartitionProcessor:
         codec = self._codec
         match command:
             case cmd.ScheduleActivity():
-                self._check_room(run, len(run.activities), "activities pending", "max_pending_activities")
-                self._check_queue(command.options.queue)
-                args = command.args if codec is None else [encode(codec, arg) for arg in command.args]
-                self._append(
-                    run,
-                    ev.ActivityScheduled,
-                    seq=command.seq,
-                    activity_type=command.activity_type,
-                    args=args,
-                    options=command.options,
-                )
-                pending = PendingActivity(
-                    activity_type=command.activity_type,
-                    args=args,
-                    options=command.options,
-                    scheduled_at=self.now,
-                    attempt_started_at=self.now,
-                )
-                run.activities[command.seq] = pending
-                if command.options.schedule_to_close_timeout:
-                    self._add_timer(
-                        run,
-                        "schedule_timeout",
-                        self.now + command.options.schedule_to_close_timeout,
-                        command.seq,
-                    )
-                self._dispatch(run, command.seq, pending)
+                self.attempts.schedule(run, command)
             case cmd.RequestCancelActivity():
-                self._append(run, ev.ActivityCancelRequested, seq=command.seq)
-                cancelled = run.activities.pop(command.seq, None)
-                if cancelled is not None:
-                    self._cancel_attempt(run, command.seq, cancelled)
+                self.attempts.request_cancel(run, command.seq)
             case cmd.StartTimer():
-                self._check_room(run, len(run.timers), "timers open", "max_pending_timers")
+                check_room(self, run, len(run.timers), "timers open", "max_pending_timers")
                 fire_at = self.now + command.seconds
-                self._append(run, ev.TimerStarted, seq=command.seq, fire_at=fire_at)
+                self.append(run, ev.TimerStarted, seq=command.seq, fire_at=fire_at)
                 run.timers[command.seq] = fire_at
-                self._add_timer(run, "timer", fire_at, command.seq)
+                self.add_timer(run, "timer", fire_at, command.seq)
             case cmd.CancelTimer():
-                self._append(run, ev.TimerCanceled, seq=command.seq)
+                self.append(run, ev.TimerCanceled, seq=command.seq)
                 timer_at = run.timers.pop(command.seq, None)
                 if timer_at is not None:
                     self.txn.delete(
@@ -878,9 +612,9 @@ class PartitionProcessor:
                         )
                     )
             case cmd.StartChildWorkflow():
-                self._check_room(run, len(run.children), "child workflows open", "max_pending_children")
+                check_room(self, run, len(run.children), "child workflows open", "max_pending_children")
                 input = encode(codec, command.input)
-                self._append(
+                self.append(
                     run,
                     ev.ChildWorkflowStarted,
                     seq=command.seq,
@@ -909,51 +643,8 @@ class PartitionProcessor:
             case cmd.ContinueAsNew():
                 self._continue_as_new(run, encode(codec, command.input))
 
-    def _dispatch(self, run: RunState, seq: int, pending: PendingActivity) -> None:
-        options = pending.options
-        self._check_queue(options.queue)  # a retry after the queue's topic was found impossible
-        task = attempt_task(run, seq, pending, self.now, self.partition)
-        self.out.task(options.queue, run.workflow_id, task)
-        if options.start_to_close_timeout:
-            self._add_timer(
-                run, "attempt_timeout", self.now + options.start_to_close_timeout, seq, pending.attempt
-            )
-        if options.heartbeat_timeout:
-            self._add_timer(
-                run, "heartbeat_timeout", self.now + options.heartbeat_timeout, seq, pending.attempt
-            )
-        self._lifecycle(
-            run,
-            "TASK_SCHEDULED",
-            None,
-            {
-                "seq": seq,
-                "activity": pending.activity_type,
-                "attempt": pending.attempt,
-                "queue": options.queue,
-            },
-        )
-
-    def _check_room(self, run: RunState, held: int, what: str, setting: str) -> None:
-        limit: int = getattr(self.ctx.settings, setting)
-        if held >= limit:
-            raise TooManyPending(run.run_id, what, limit, setting)
-
-    def _check_queue(self, queue: str) -> None:
-        unusable = self.ctx.unusable_queues.get(queue)
-        if unusable is not None:
-            raise QueueUnavailable(queue, unusable)
-
-    def _cancel_attempt(self, run: RunState, seq: int, pending: PendingActivity) -> None:
-        if pending.options.queue in self.ctx.unusable_queues:
-            return  # no task ever reached it, and writing there would fail the batch again
-        message = CancelActivity(
-            workflow_id=run.workflow_id, run_id=run.run_id, seq=seq, attempt=pending.attempt
-        )
-        self.out.task(pending.options.queue, run.workflow_id, message)
-
     def _close(self, run: RunState, event_type: type[Any], **fields: Any) -> None:
-        self._append(run, event_type, **fields)
+        self.append(run, event_type, **fields)
         status = CLOSING_STATUS[event_type]
         run.status = status
         self.open_runs -= 1
@@ -961,12 +652,12 @@ class PartitionProcessor:
         run.result = fields.get("result")
         run.failure = fields.get("failure")
         for seq, pending in run.activities.items():
-            self._cancel_attempt(run, seq, pending)
+            self.attempts.cancel(run, seq, pending)
         run.activities = {}
         run.timers = {}
         self.cache.evict(run.workflow_id, run.run_id)
         if self.ctx.retention is not None:
-            self._add_timer(run, "retention", self.now + self.ctx.retention)
+            self.add_timer(run, "retention", self.now + self.ctx.retention)
         metrics.CLOSED.labels(status=status).inc()
         metrics.RUN_DURATION.observe(max(0.0, self.now - run.started_at))
         data: dict[str, Any] = {"result": run.result} if status == "COMPLETED" else {}
@@ -979,7 +670,7 @@ class PartitionProcessor:
             "TERMINATED": "WORKFLOW_TERMINATED",
             "CONTINUED_AS_NEW": "WORKFLOW_CONTINUED_AS_NEW",
         }
-        self._lifecycle(run, lifecycle[status], run.history_length, data)
+        self.lifecycle(run, lifecycle[status], run.history_length, data)
         if (
             run.parent_workflow_id
             and run.parent_run_id
@@ -1004,7 +695,7 @@ class PartitionProcessor:
         started = self.history(run.workflow_id, run.run_id, 1)[0]
         assert isinstance(started, ev.WorkflowStarted)
         self._close(run, ev.WorkflowContinuedAsNew, new_run_id=new_run_id, input=input)
-        self._open_run(
+        self.open_run(
             c.StartWorkflow(
                 workflow_id=run.workflow_id,
                 workflow_type=run.workflow_type,
@@ -1020,40 +711,10 @@ class PartitionProcessor:
             continued_from=run.run_id,
         )
 
-    def _lifecycle(self, run: RunState, kind: LifecycleType, index: int | None, data: Any) -> None:
+    def lifecycle(self, run: RunState, kind: LifecycleType, index: int | None, data: Any) -> None:
         self.out.event(
             run.workflow_id,
             lifecycle_event_json(
                 kind, run.workflow_id, run.run_id, run.workflow_type, self.now, self.partition, index, data
             ),
         )
-
-
-def attempt_task(run: RunState, seq: int, pending: PendingActivity, now: float, partition: int) -> bytes:
-    """The task message (JSON) of an activity's current attempt, dispatched at ``now``."""
-    return activity_task_json(
-        run.workflow_id,
-        run.run_id,
-        seq,
-        pending.attempt,
-        pending.activity_type,
-        pending.args,
-        pending.options.start_to_close_timeout,
-        pending.options.heartbeat_timeout,
-        now,
-        partition,
-    )
-
-
-def _check_readable(entry: TimerEntry) -> None:
-    """Refuse a deferred start that would not read back from the timer index: its input may be
-    nested up to the JSON parser's depth limit (200) in the inbox record, one level too deep once
-    wrapped in a timer, which then failed every batch of the partition when it came due."""
-    try:
-        TimerEntry.model_validate_json(entry.model_dump_json())
-    except ValidationError as exc:
-        problem = exc.errors()[0]["msg"] if exc.errors() else str(exc)
-        raise ValueError(
-            f"the start of {entry.workflow_id!r} cannot wait for its workflow type: kept as a timer "
-            f"it would not read back ({problem})"
-        ) from exc

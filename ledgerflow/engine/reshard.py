@@ -37,8 +37,8 @@ from confluent_kafka.admin import AdminClient, TopicMetadata
 
 from ledgerflow import kafkaclients as clients
 from ledgerflow.config import Settings
+from ledgerflow.engine.attempts import attempt_task
 from ledgerflow.engine.kafka.admin import ensure_topics
-from ledgerflow.engine.processor import attempt_task
 from ledgerflow.engine.state import keys
 from ledgerflow.engine.state.models import RunState
 from ledgerflow.engine.state.recovery import open_and_restore

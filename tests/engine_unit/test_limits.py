@@ -18,7 +18,8 @@ from ledgerflow import PayloadTooLarge, activity, workflow
 from ledgerflow.config import Settings
 from ledgerflow.engine.context import EngineContext
 from ledgerflow.engine.outbox import Outbox
-from ledgerflow.engine.processor import UNKNOWN_TYPE_GRACE, PartitionProcessor
+from ledgerflow.engine.processor import PartitionProcessor
+from ledgerflow.engine.starts import UNKNOWN_TYPE_GRACE
 from ledgerflow.engine.state.committed import read_history, read_run
 from ledgerflow.engine.state.store import PartitionStore
 from ledgerflow.schemas.commands import (

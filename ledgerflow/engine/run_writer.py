@@ -1,0 +1,70 @@
+"""What the parts of a partition's state machine share: the batch being built and the history
+writes every change goes through.
+
+``PartitionProcessor`` implements it; ``ActivityAttempts`` (attempts.py) and ``Starts``
+(starts.py) act on runs through it alone, so each part sees only what it needs.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from ledgerflow.engine.context import EngineContext
+from ledgerflow.engine.outbox import Outbox
+from ledgerflow.engine.state.models import RunState
+from ledgerflow.engine.state.store import StoreTransaction
+from ledgerflow.engine.timers import TimerIndex
+from ledgerflow.errors import TooManyPending
+from ledgerflow.schemas import commands as c
+from ledgerflow.schemas.lifecycle import LifecycleType
+
+
+class RunWriter(Protocol):
+    """The current batch of one partition and the writes that record a run's changes."""
+
+    partition: int
+    ctx: EngineContext
+    now: float
+    """The batch's clock: every event and timer of the batch is stamped with it."""
+    out: Outbox
+    txn: StoreTransaction
+    timers: TimerIndex
+    open_runs: int
+
+    def run(self, workflow_id: str) -> RunState | None:
+        """The workflow's latest run (read into the batch), or None."""
+        ...
+
+    def append(self, run: RunState, event_type: type[Any], **fields: Any) -> None:
+        """Record an event the workflow code need not see."""
+        ...
+
+    def deliver(self, run: RunState, event_type: type[Any], **fields: Any) -> None:
+        """Record an input event and let the workflow code react to it."""
+        ...
+
+    def lifecycle(self, run: RunState, kind: LifecycleType, index: int | None, data: Any) -> None:
+        """Publish a lifecycle event of the run (the events topic)."""
+        ...
+
+    def add_timer(self, run: RunState, kind: Any, fire_at: float, seq: int = 0, attempt: int = 0) -> None:
+        """Set a durable timer of the run."""
+        ...
+
+    def open_run(
+        self, command: c.StartWorkflow, previous: RunState | None, continued_from: str | None
+    ) -> RunState:
+        """Start a run as ``command`` asks (admitted already)."""
+        ...
+
+    def savepoint(self, workflow_id: str | None) -> AbstractContextManager[None]:
+        """Undo everything done inside it, for this workflow, when it raises."""
+        ...
+
+
+def check_room(writer: RunWriter, run: RunState, held: int, what: str, setting: str) -> None:
+    """Refuse one more of ``what`` when the run already holds its limit (``setting``)."""
+    limit: int = getattr(writer.ctx.settings, setting)
+    if held >= limit:
+        raise TooManyPending(run.run_id, what, limit, setting)
