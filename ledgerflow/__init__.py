@@ -17,6 +17,7 @@ from ledgerflow.errors import (
     NonDeterminismError,
     OwnerUnavailableError,
     PayloadTooLarge,
+    QueryFailedError,
     WorkflowFailedError,
     WorkflowNotFoundError,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "NonDeterminismError",
     "OwnerUnavailableError",
     "PayloadTooLarge",
+    "QueryFailedError",
     "RetryPolicy",
     "WorkflowFailedError",
     "WorkflowHandle",

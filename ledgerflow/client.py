@@ -19,13 +19,15 @@ payload read raises ``CodecKeyNeeded``.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 import time
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-import httpx
 from confluent_kafka import Producer
 from pydantic import BaseModel
 
@@ -36,18 +38,19 @@ from ledgerflow.codec.keyfile import load_codec
 from ledgerflow.config import PAGE_LIMIT, Settings
 from ledgerflow.converter import to_json
 from ledgerflow.dag.registration import definition_problems
-from ledgerflow.engine_token import bearer, token_from
+from ledgerflow.engine_token import token_from
 from ledgerflow.errors import (
-    EngineAuthError,
+    CapacityError,
     LedgerflowError,
+    OwnerResponseError,
     OwnerUnavailableError,
+    QueryFailedError,
     WorkflowFailedError,
     WorkflowNotFoundError,
     check_id,
 )
 from ledgerflow.kafkaclients import UNASSIGNED, plain_producer
-from ledgerflow.paging import merge_listings
-from ledgerflow.routing import OwnerDirectory, path_segment
+from ledgerflow.owner_reads import OwnerReads
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas.common import Failure
 from ledgerflow.schemas.dag import DagDefinition, DagDefinitionError
@@ -57,10 +60,32 @@ from ledgerflow.schemas.events import (
     WorkflowContinuedAsNew,
     history_event_adapter,
 )
+from ledgerflow.schemas.owner import AdmissionJson
 from ledgerflow.sdk.definition import definition_of
 
 CLOSED = ("COMPLETED", "FAILED", "CANCELED", "TERMINATED")
 NAMESPACE_ENV = "LEDGERFLOW_NAMESPACE"
+OWNER_WAIT = 3.0
+"""Seconds a read waits for a partition's owner to appear (during a rebalance)."""
+T = TypeVar("T")
+
+
+class _LoopThread:
+    """A private event loop in a daemon thread, on which this synchronous Client runs the
+    asyncio owner reads it shares with the gateway. Any thread may call ``run``."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="ledgerflow-client", daemon=True)
+        self._thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
 
 
 @dataclass(frozen=True)
@@ -134,17 +159,18 @@ class Client:
             overrides["partitions"] = partitions
         self.settings = base.model_copy(update=overrides)
         self._producer: Producer = plain_producer(self.settings)
-        self._owners = OwnerDirectory(self.settings)
         token = engine_token if engine_token is not None else token_from(self.settings.engine_token_file)
-        # trust_env=False: engine reads carry the engine token and run data; never via a proxy
-        self._http = httpx.Client(timeout=5.0, headers=bearer(token), trust_env=False)
         self.codec = codec if codec is not None else load_codec(self.settings)
-        self.owner_wait = 3.0
-        """Seconds a read waits for a partition's owner to appear (during a rebalance)."""
+        # Patient where the gateway is not: a script reading right after a rebalance waits for
+        # the partition's new owner (up to OWNER_WAIT s) instead of failing at once.
+        self._reads = OwnerReads(self.settings, token, budget=OWNER_WAIT, ttl=1.0, attempts=1_000, pause=0.1)
+        self._loop = _LoopThread()
+        self._loop.run(self._reads.start(background=False))
 
     def close(self) -> None:
         self._producer.flush(10)
-        self._http.close()
+        self._loop.run(self._reads.close())
+        self._loop.close()
 
     def __enter__(self) -> Client:
         return self
@@ -199,11 +225,14 @@ class Client:
             check_id("request id", request_id)
         name = workflow if isinstance(workflow, str) else definition_of(workflow).name
         try:
-            current = self._status(engine_id)
-        except (WorkflowNotFoundError, OwnerUnavailableError):
-            current = None
+            admission: AdmissionJson | None = self._loop.run(self._reads.admission(engine_id))
+        except (OwnerUnavailableError, OwnerResponseError):
+            admission = None  # unreachable: send anyway; the engine keeps one open run and its limits
+        current = admission["run"] if admission else None
         if current is not None and current["status"] == "RUNNING":
             return WorkflowHandle(self, id, current["run_id"], already_started=True)
+        if admission and admission["refusal"]:
+            raise CapacityError(id, admission["partition"], admission["refusal"])
         run_id = str(uuid.uuid4())
         self.send(
             engine_id,
@@ -269,40 +298,6 @@ class Client:
         return dag
 
     # ------------------------------------------------------------------- reads
-    def _owner_get(
-        self,
-        workflow_id: str,
-        path: str,
-        params: dict[str, Any] | None = None,
-        method: str = "GET",
-        body: Any = None,
-    ) -> Any:
-        check_id("workflow id", workflow_id)
-        partition = self.settings.partition_of(workflow_id)
-        deadline = time.monotonic() + self.owner_wait
-        refresh = False
-        while True:
-            url = self._owners.owner(partition, refresh=refresh)
-            refresh = True
-            response = None
-            if url:
-                try:
-                    response = self._http.request(method, f"{url}{path}", params=params, json=body)
-                except httpx.HTTPError:
-                    response = None
-            if response is not None and response.status_code != 421:
-                if response.status_code == 404:
-                    raise WorkflowNotFoundError(workflow_id)
-                if response.status_code == 401:
-                    raise EngineAuthError(str(url))
-                if response.status_code >= 400:
-                    raise LedgerflowError(f"{method} {path}: {response.status_code} {response.text}")
-                return response.json()
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(0.1)  # a rebalance is moving the partition: ask the group again
-        raise OwnerUnavailableError(workflow_id, partition, 1.0, "no reachable owner")
-
     def describe(self, workflow_id: str) -> dict[str, Any]:
         """Status of the workflow's latest run (a dict as the REST API returns it), its payloads
         decoded."""
@@ -318,10 +313,8 @@ class Client:
     def _status(self, workflow_id: str) -> dict[str, Any]:
         """The latest run's status as its owner answers it (payloads as they are stored; the
         engine's id and ids)."""
-        status: dict[str, Any] = self._owner_get(
-            workflow_id, f"/internal/workflows/{path_segment(workflow_id)}"
-        )
-        return status
+        check_id("workflow id", workflow_id)
+        return dict(self._loop.run(self._reads.run(workflow_id)))
 
     def history_page(
         self, workflow_id: str, run_id: str | None = None, offset: int = 0, limit: int = PAGE_LIMIT
@@ -332,12 +325,8 @@ class Client:
         """
         if run_id is not None:
             check_id("run id", run_id)
-        params: dict[str, Any] = {"offset": offset, "limit": limit}
-        if run_id:
-            params["run_id"] = run_id
         engine_id = self._engine_id(workflow_id)
-        path = f"/internal/workflows/{path_segment(engine_id)}/history"
-        data = self._owner_get(engine_id, path, params)
+        data = self._loop.run(self._reads.history_page(engine_id, run_id, offset, limit))
         events = [
             history_event_adapter.validate_python(self._visible(decode_tree(self.codec, e)))
             for e in data["events"]
@@ -362,13 +351,12 @@ class Client:
 
     def query(self, workflow_id: str, name: str, *args: Any) -> Any:
         engine_id = self._engine_id(workflow_id)
-        data = self._owner_get(
-            engine_id,
-            f"/internal/workflows/{path_segment(engine_id)}/query/{path_segment(name)}",
-            method="POST",
-            body={"args": [encode(self.codec, to_json(a)) for a in args]},
-        )
-        return decode(self.codec, data["result"])
+        encoded = [encode(self.codec, to_json(a)) for a in args]
+        try:
+            result = self._loop.run(self._reads.query(engine_id, name, encoded))
+        except QueryFailedError as exc:  # named as the caller named it
+            raise QueryFailedError(workflow_id, exc.detail) from None
+        return decode(self.codec, result)
 
     @staticmethod
     def _outcome(workflow_id: str, closing: HistoryEvent) -> Any:
@@ -398,22 +386,15 @@ class Client:
         for name, value in (("status", status), ("workflow_type", workflow_type)):
             if value is not None:
                 params[name] = value
-        answers = []
-        for member in self._owners.members():
-            url = member.get("url")
-            if not url:
-                continue
-            try:
-                response = self._http.get(f"{url}/internal/workflows", params=params)
-                if response.status_code == 401:
-                    raise EngineAuthError(str(url))
-                response.raise_for_status()
-            except httpx.HTTPError as exc:
-                raise OwnerUnavailableError("*", -1, 1.0, f"node {url} did not answer: {exc}") from exc
-            answers.append(response.json())
-        rows, next_after = merge_listings(answers, limit)
+        listing = self._loop.run(self._reads.listing(params, limit))
+        if listing.missing_partitions:
+            # The gateway answers such a page marked partial; a list in Python has no such mark.
+            missing = listing.missing_partitions
+            reason = f"no engine answered for partitions {missing}"
+            raise OwnerUnavailableError("*", missing[0], 1.0, reason)
+        next_after = listing.next_after
         shown = next_after if next_after is None else namespaces.within(self.namespace, next_after)
-        return [self._visible(row) for row in rows], shown
+        return [self._visible(dict(row)) for row in listing.runs], shown
 
     def list_workflows(
         self,
@@ -434,17 +415,12 @@ class Client:
     def cluster(self) -> list[dict[str, Any]]:
         """Every engine node with the partitions it owns and their state."""
         nodes = []
-        for member in self._owners.members():
-            url = str(member.get("url") or "")
-            info: dict[str, Any] = {"url": url, "member_id": member.get("member_id")}
-            try:
-                response = self._http.get(f"{url}/internal/partitions")
-            except httpx.HTTPError as exc:
-                info["error"] = str(exc)
+        for member, data in self._loop.run(self._reads.nodes()):
+            info: dict[str, Any] = {"url": member.url, "member_id": member.member_id}
+            if data is None:
+                info["error"] = f"{member.url or 'a member without a URL'} did not answer"
             else:
-                if response.status_code == 401:
-                    raise EngineAuthError(url)
-                info.update(response.json())
+                info.update(data)
             nodes.append(info)
         return nodes
 

@@ -27,16 +27,6 @@ class InvalidIdError(LedgerflowError, ValueError):
         self.value = value
 
 
-class EngineAuthError(LedgerflowError):
-    """An engine refused the Client's read: no engine token, or the wrong one."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(
-            f"engine {url} answered 401: give the Client the engines' token "
-            "(engine_token=..., or LEDGERFLOW_ENGINE_TOKEN_FILE)"
-        )
-
-
 def check_bare_id(field: str, value: str) -> str:
     """``value`` if it is a valid id within a namespace (no ``<namespace>/``), else
     ``InvalidIdError`` naming ``field``."""
@@ -125,6 +115,37 @@ class WorkflowNotFoundError(LedgerflowError):
     def __init__(self, workflow_id: str) -> None:
         super().__init__(f"workflow {workflow_id!r} not found")
         self.workflow_id = workflow_id
+
+
+class OwnerResponseError(LedgerflowError):
+    """A workflow's owning engine answered a read with an error it should not give."""
+
+    def __init__(self, workflow_id: str | None, status: int, detail: str) -> None:
+        super().__init__(f"the owning engine answered {status}: {detail[:500]}")
+        self.workflow_id = workflow_id
+        self.status = status
+
+
+class EngineAuthError(OwnerResponseError):
+    """An engine refused a read: no engine token, or the wrong one."""
+
+    def __init__(self, url: str) -> None:
+        LedgerflowError.__init__(
+            self,
+            f"engine {url} answered 401: give the Client the engines' token "
+            "(engine_token=..., or LEDGERFLOW_ENGINE_TOKEN_FILE)",
+        )
+        self.workflow_id = None
+        self.status = 401
+
+
+class QueryFailedError(LedgerflowError):
+    """A query could not be answered: no such handler, the handler raised, or the code is missing."""
+
+    def __init__(self, workflow_id: str, detail: str) -> None:
+        super().__init__(f"query on workflow {workflow_id!r} failed: {detail}")
+        self.workflow_id = workflow_id
+        self.detail = detail
 
 
 class OwnerUnavailableError(LedgerflowError):

@@ -56,18 +56,6 @@ class OwnerDirectory:
     def group_id(self) -> str:
         return f"{self.settings.prefix}engine"
 
-    def owner(self, partition: int, refresh: bool = False) -> str | None:
-        self._maybe_refresh(force=refresh)
-        return self._owners.get(partition)
-
-    def members(self) -> list[dict[str, object]]:
-        self._maybe_refresh(force=False)
-        return list(self._members)
-
-    def state(self) -> str:
-        self._maybe_refresh(force=False)
-        return self._state
-
     def snapshot(self, refresh: bool = False) -> DirectorySnapshot:
         """Owners, members and group state read together (``refresh`` forces a new read)."""
         self._maybe_refresh(force=refresh)

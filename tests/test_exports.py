@@ -17,6 +17,7 @@ def test_top_level_exports() -> None:
         "NonDeterminismError",
         "OwnerUnavailableError",
         "PayloadTooLarge",
+        "QueryFailedError",
         "RetryPolicy",
         "WorkflowFailedError",
         "WorkflowHandle",

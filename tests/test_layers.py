@@ -47,7 +47,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     ("engine", ("ledgerflow.engine",)),
     ("executors", ("ledgerflow.executors",)),
-    ("client", ("ledgerflow.client", "ledgerflow.routing", "ledgerflow.cluster")),
+    ("client", ("ledgerflow.client", "ledgerflow.owner_reads", "ledgerflow.routing", "ledgerflow.cluster")),
     ("api", ("ledgerflow.api",)),
     ("local", ("ledgerflow.localkafka", "ledgerflow.testing")),
     ("cli", ("ledgerflow.cli",)),

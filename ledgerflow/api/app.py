@@ -61,7 +61,7 @@ from ledgerflow.api.auth import Authenticator
 from ledgerflow.api.kafka import AsyncProducer
 from ledgerflow.api.middleware import AuthMiddleware, BodyLimitMiddleware, MetricsMiddleware, RequestMetrics
 from ledgerflow.api.models import Health, Readiness
-from ledgerflow.api.routing import OwnerRouter, RoutingMetrics
+from ledgerflow.api.routing import RoutingMetrics, owner_reads
 from ledgerflow.api.settings import GatewaySettings
 from ledgerflow.api.state import GatewayState, error_doc, gateway_state, json_response, known_node_types
 from ledgerflow.api.tail import EventTail
@@ -103,13 +103,13 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         state.producer = AsyncProducer(settings, settings.produce_timeout, settings.max_body_bytes)
-        state.router = OwnerRouter(settings, state.routing_metrics, engine_token)
+        state.reads = owner_reads(settings, state.routing_metrics, engine_token)
         state.tail = EventTail(settings, tail_starts)
-        await state.router.start()
+        await state.reads.start()
         try:
             yield
         finally:
-            await state.router.close()
+            await state.reads.close()
             await asyncio.to_thread(state.tail.close)
             await asyncio.to_thread(state.producer.close)
 

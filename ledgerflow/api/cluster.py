@@ -46,7 +46,7 @@ async def cluster_events(
 )
 async def shards(request: Request) -> ShardsResponse:
     state = gateway_state(request)
-    owners = state.live_router()
+    owners = state.live_reads()
     snapshot = owners.snapshot
     return ShardsResponse(
         partitions=state.settings.partitions,
@@ -66,28 +66,24 @@ async def shards(request: Request) -> ShardsResponse:
 )
 async def stats(request: Request) -> ClusterStats:
     state = gateway_state(request)
-    owners = state.live_router()
-    answers = await owners.each_member("/internal/partitions")
+    owners = state.live_reads()
     members = []
     assigned: set[int] = set()
-    for member, data in answers:
-        raw = member.get("partitions")
-        partitions = [int(p) for p in raw] if isinstance(raw, list) else []
-        assigned.update(partitions)
+    for member, data in await owners.nodes():
+        assigned.update(member.partitions)
+        rows = data.get("partitions", []) if data else []
         members.append(
             MemberStats(
-                member_id=str(member.get("member_id", "")),
-                url=str(member.get("url", "")),
-                host=str(member.get("host", "")),
-                partitions=partitions,
+                member_id=member.member_id,
+                url=member.url,
+                host=member.host,
+                partitions=member.partitions,
                 reachable=data is not None,
                 node=data.get("node") if data else None,
                 restoring=data.get("restoring", []) if data else [],
-                partition_stats=data.get("partitions", []) if data else [],
-                open_workflows=sum(int(r.get("open_workflows", 0)) for r in data["partitions"])
-                if data
-                else 0,
-                lag=sum(int(r.get("lag", 0)) for r in data["partitions"]) if data else 0,
+                partition_stats=[dict(r) for r in rows],
+                open_workflows=sum(r["open_workflows"] for r in rows),
+                lag=sum(r["lag"] for r in rows),
                 process=data.get("process", {}) if data else {},
             )
         )
@@ -108,7 +104,7 @@ async def stats(request: Request) -> ClusterStats:
 async def location(request: Request, id: WorkflowIdPath) -> WorkflowLocation:
     """Computed from the id alone (murmur2, as Kafka partitions the inbox); the workflow
     need not exist."""
-    owners = gateway_state(request).live_router()
+    owners = gateway_state(request).live_reads()
     partition = owners.partition(namespaces.qualify(namespace_of(request), id))
     return WorkflowLocation(
         workflow_id=id,
@@ -137,7 +133,7 @@ async def events(
     state = gateway_state(request)
     namespace = namespace_of(request)
     engine_id = namespaces.qualify(namespace, workflow_id) if workflow_id else None
-    partition = state.live_router().partition(engine_id) if engine_id else None
+    partition = state.live_reads().partition(engine_id) if engine_id else None
     found, partial = await state.live_tail().lifecycle_events(limit, engine_id, partition, 2.0, namespace)
     shown = [
         e.model_copy(

@@ -39,7 +39,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ledgerflow import namespaces
 from ledgerflow.api.models import ErrorBody, FieldProblem
 from ledgerflow.codec.base import CodecError
-from ledgerflow.errors import CapacityError, LedgerflowError, OwnerUnavailableError, WorkflowNotFoundError
+from ledgerflow.errors import (
+    CapacityError,
+    LedgerflowError,
+    OwnerResponseError,
+    OwnerUnavailableError,
+    QueryFailedError,
+    WorkflowNotFoundError,
+)
 
 
 class GatewayError(LedgerflowError):
@@ -121,19 +128,6 @@ class AlreadyStartedError(GatewayError):
         self.workflow_id = workflow_id
         self.run_id = run_id
         self.partition = partition
-
-
-class QueryFailedError(GatewayError):
-    def __init__(self, workflow_id: str, detail: str) -> None:
-        super().__init__(f"query on workflow {workflow_id!r} failed: {detail}")
-        self.workflow_id = workflow_id
-
-
-class OwnerResponseError(GatewayError):
-    def __init__(self, workflow_id: str | None, status: int, detail: str) -> None:
-        super().__init__(f"the owning engine answered {status}: {detail[:500]}")
-        self.workflow_id = workflow_id
-        self.status = status
 
 
 class KafkaUnavailableError(GatewayError):

@@ -17,12 +17,13 @@ from pydantic import BaseModel
 from ledgerflow.api.kafka import AsyncProducer
 from ledgerflow.api.middleware import RequestMetrics
 from ledgerflow.api.models import ErrorBody
-from ledgerflow.api.routing import OwnerRouter, RoutingMetrics
+from ledgerflow.api.routing import RoutingMetrics
 from ledgerflow.api.settings import GatewaySettings
 from ledgerflow.api.tail import EventTail
 from ledgerflow.codec.base import PayloadCodec
 from ledgerflow.codec.envelope import decode_tree, encode
 from ledgerflow.dag.node_types import ALL_BUILTINS, IN_WORKFLOW_NODE_TYPES
+from ledgerflow.owner_reads import OwnerReads
 from ledgerflow.schemas.common import BareId
 
 WorkflowIdPath = Annotated[
@@ -47,7 +48,7 @@ class GatewayState:
     routing_metrics: RoutingMetrics
     node_types: frozenset[str]
     producer: AsyncProducer | None = None
-    router: OwnerRouter | None = None
+    reads: OwnerReads | None = None
     tail: EventTail | None = None
     codec: PayloadCodec | None = None
     """The payload codec (``codec_keys_file``): inputs and signals are encoded before they are
@@ -67,10 +68,10 @@ class GatewayState:
             raise RuntimeError("the gateway is not started (lifespan not run)")
         return self.tail
 
-    def live_router(self) -> OwnerRouter:
-        if self.router is None:
+    def live_reads(self) -> OwnerReads:
+        if self.reads is None:
             raise RuntimeError("the gateway is not started (lifespan not run)")
-        return self.router
+        return self.reads
 
     def live_producer(self) -> AsyncProducer:
         if self.producer is None:

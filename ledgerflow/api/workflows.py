@@ -23,9 +23,7 @@ from ledgerflow.api.auth import namespace_of, require
 from ledgerflow.api.errors import (
     AlreadyStartedError,
     InvalidRequestError,
-    OwnerResponseError,
     PayloadTooLargeError,
-    QueryFailedError,
     UnknownNodeTypeError,
 )
 from ledgerflow.api.models import (
@@ -61,13 +59,18 @@ from ledgerflow.api.state import (
 from ledgerflow.api.timeline import build_timeline
 from ledgerflow.config import PAGE_LIMIT
 from ledgerflow.dag.registration import MAX_PROBLEMS, definition_problems, queue_problems
-from ledgerflow.errors import CapacityError, OwnerUnavailableError, WorkflowNotFoundError
-from ledgerflow.paging import merge_listings
-from ledgerflow.routing import path_segment
+from ledgerflow.errors import (
+    CapacityError,
+    OwnerResponseError,
+    OwnerUnavailableError,
+    QueryFailedError,
+    WorkflowNotFoundError,
+)
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas.common import BARE_ID_RULE, BareId, RunStatus
 from ledgerflow.schemas.dag import DagDefinition
 from ledgerflow.schemas.events import HistoryEvent, history_event_adapter
+from ledgerflow.schemas.owner import AdmissionJson
 
 TypeIdPath = Annotated[
     BareId,
@@ -100,18 +103,12 @@ async def _send_command(state: GatewayState, workflow_id: str, command: BaseMode
     if len(value) > state.settings.max_payload_bytes:
         what = f"the {type(command).__name__} (max_payload_bytes)"
         raise PayloadTooLargeError(len(value), state.settings.max_payload_bytes, what)
-    partition = state.live_router().partition(workflow_id)
+    partition = state.live_reads().partition(workflow_id)
     return await _send(state, state.settings.topic("inbox"), workflow_id, value, partition)
 
 
 async def _describe(state: GatewayState, workflow_id: str, operation: str = "status") -> dict[str, Any]:
-    response = await state.live_router().forward(
-        operation, workflow_id, f"/internal/workflows/{path_segment(workflow_id)}"
-    )
-    if response.status_code != 200:
-        raise OwnerResponseError(workflow_id, response.status_code, response.text)
-    data: dict[str, Any] = response.json()
-    return data
+    return dict(await state.live_reads().run(workflow_id, operation))
 
 
 async def _start(
@@ -127,20 +124,17 @@ async def _start(
     """Start ``bare_id`` in ``namespace``; ``workflow_type`` names a code workflow or one of the
     namespace's DAG definitions (the engine looks it up there)."""
     workflow_id = namespaces.qualify(namespace, bare_id)
-    owners = state.live_router()
+    owners = state.live_reads()
     if check_open:
         try:
-            response = await owners.forward(
-                "start_check", workflow_id, f"/internal/admission/{path_segment(workflow_id)}"
-            )
-            admission: dict[str, Any] | None = response.json() if response.status_code == 200 else None
-        except (WorkflowNotFoundError, OwnerUnavailableError):
+            admission: AdmissionJson | None = await owners.admission(workflow_id)
+        except (WorkflowNotFoundError, OwnerUnavailableError, OwnerResponseError):
             admission = None  # unreachable: write anyway; the engine keeps one open run and its limits
-        current = admission.get("run") if admission else None
-        if current is not None and current.get("status") == "RUNNING":
-            raise AlreadyStartedError(workflow_id, str(current.get("run_id")), owners.partition(workflow_id))
-        if admission and admission.get("refusal"):
-            raise CapacityError(workflow_id, owners.partition(workflow_id), str(admission["refusal"]))
+        current = admission["run"] if admission else None
+        if current is not None and current["status"] == "RUNNING":
+            raise AlreadyStartedError(workflow_id, current["run_id"], owners.partition(workflow_id))
+        if admission and admission["refusal"]:
+            raise CapacityError(workflow_id, owners.partition(workflow_id), admission["refusal"])
     run_id = str(uuid.uuid4())
     command = c.StartWorkflow(
         workflow_id=workflow_id,
@@ -224,14 +218,7 @@ async def _history_page(
 ) -> tuple[str, int, list[HistoryEvent]]:
     """One page of a run's history from its owner (``workflow_id``: the engine's id): the run id,
     the history's length and the events, with ids as a caller of ``namespace`` names them."""
-    params: dict[str, Any] = {"offset": offset, "limit": limit}
-    if run_id:
-        params["run_id"] = run_id
-    path = f"/internal/workflows/{path_segment(workflow_id)}/history"
-    response = await state.live_router().forward("history", workflow_id, path, params=params)
-    if response.status_code != 200:
-        raise OwnerResponseError(workflow_id, response.status_code, response.text)
-    data = response.json()
+    data = await state.live_reads().history_page(workflow_id, run_id, offset, limit)
     events = [
         history_event_adapter.validate_python(namespaces.visible(namespace, e))
         for e in state.clear(data["events"])
@@ -537,19 +524,11 @@ async def query(request: Request, id: WorkflowIdPath, body: QueryRequest) -> Que
     """Answered by the owning engine from the run's committed state (replayed when not cached)."""
     state = gateway_state(request)
     engine_id = namespaces.qualify(namespace_of(request), id)
-    response = await state.live_router().forward(
-        "query",
-        engine_id,
-        f"/internal/workflows/{path_segment(engine_id)}/query/{path_segment(body.name)}",
-        method="POST",
-        body={"args": [state.encoded(arg) for arg in body.args]},
-    )
-    if response.status_code == 400:
-        detail = response.json().get("detail", response.text)
-        raise QueryFailedError(id, str(detail))
-    if response.status_code != 200:
-        raise OwnerResponseError(id, response.status_code, response.text)
-    return QueryResult(result=state.clear(response.json().get("result")))
+    try:
+        result = await state.live_reads().query(engine_id, body.name, [state.encoded(a) for a in body.args])
+    except QueryFailedError as exc:  # named as the caller named it
+        raise QueryFailedError(id, exc.detail) from None
+    return QueryResult(result=state.clear(result))
 
 
 @router.get(
@@ -581,16 +560,13 @@ async def list_workflows(
         params["workflow_type"] = type
     if cursor:
         params["after"] = namespaces.qualify(namespace, cursor)
-    answers = await state.live_router().each_member("/internal/workflows", params)
-    covered: set[int] = set()
-    for _member, data in answers:
-        if data is not None:
-            covered.update(int(p) for p in data.get("partitions", []))
-    page, next_cursor = merge_listings((data for _member, data in answers if data is not None), limit)
-    missing = sorted(set(range(state.settings.partitions)) - covered)
+    listing = await state.live_reads().listing(params, limit)
+    next_cursor = listing.next_after
     return WorkflowList(
-        workflows=[WorkflowSummary.model_validate(namespaces.visible(namespace, r)) for r in page],
+        workflows=[
+            WorkflowSummary.model_validate(namespaces.visible(namespace, dict(r))) for r in listing.runs
+        ],
         next_cursor=namespaces.within(namespace, next_cursor) if next_cursor else None,
-        partial=bool(missing),
-        missing_partitions=missing,
+        partial=bool(listing.missing_partitions),
+        missing_partitions=listing.missing_partitions,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import resource
 import threading
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import uvicorn
 from fastapi import Body, FastAPI, HTTPException, Query, Response
@@ -28,6 +28,22 @@ from ledgerflow.engine.reads import RunFilter, cached_copy, list_runs, replayed
 from ledgerflow.engine.state.committed import read_history, read_history_page, read_run
 from ledgerflow.engine.state.models import RunState
 from ledgerflow.engine.workflow.instance import WorkflowInstance
+from ledgerflow.schemas.owner import (
+    AdmissionJson,
+    AdmittedRunJson,
+    HistoryPageJson,
+    ListingJson,
+    NodeJson,
+    OwnedRunJson,
+    PartitionStatsJson,
+    QueryAnswerJson,
+    RunJson,
+)
+
+
+def run_json(run: RunState) -> RunJson:
+    """A run's stored state as the internal API answers it."""
+    return cast(RunJson, run.model_dump(mode="json"))
 
 
 def process_stats() -> dict[str, float]:
@@ -91,13 +107,13 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
     def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/internal/partitions")
-    def partitions() -> dict[str, Any]:
+    @app.get("/internal/partitions", response_model=None)
+    def partitions() -> NodeJson:
         manager = engine.partitions
         if manager is None:
             return {"node": engine.node_id, "partitions": []}
         processors = dict(manager.processors)  # a copy: the loop may assign or revoke meanwhile
-        rows = [
+        rows: list[PartitionStatsJson] = [
             {
                 "partition": p,
                 "timers_due_soon": len(proc.timers),
@@ -124,14 +140,14 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
             "moves": manager.moves[-50:],
         }
 
-    @app.get("/internal/workflows")
+    @app.get("/internal/workflows", response_model=None)
     def list_workflows(
         status: str | None = None,
         workflow_type: str | None = None,
         after: str | None = None,
         limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT)] = 100,
         namespace: Annotated[str | None, Query(pattern=f"^{namespaces.PATTERN}$")] = None,
-    ) -> dict[str, Any]:
+    ) -> ListingJson:
         """Latest runs on this node's partitions, ordered by workflow id, after ``after``; with
         ``namespace``, only that namespace's (``after`` and the ids listed are engine ids).
 
@@ -155,21 +171,21 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
             "next_after": listing.next_after,
         }
 
-    @app.get("/internal/admission/{workflow_id:path}")
-    async def admission(workflow_id: str) -> dict[str, Any]:
+    @app.get("/internal/admission/{workflow_id:path}", response_model=None)
+    async def admission(workflow_id: str) -> AdmissionJson:
         """What a start of this workflow id would meet: its open run, or a capacity refusal."""
         processor, run = committed_run(workflow_id)
         refusal = engine.ctx.limits.refusal(processor.partition, processor.open_runs)
-        state = {"partition": processor.partition, **run.model_dump(mode="json")} if run else None
+        state = cast(AdmittedRunJson, {"partition": processor.partition, **run_json(run)}) if run else None
         return {"partition": processor.partition, "run": state, "refusal": refusal}
 
-    @app.get("/internal/workflows/{workflow_id:path}/history")
+    @app.get("/internal/workflows/{workflow_id:path}/history", response_model=None)
     def history(
         workflow_id: str,
         run_id: str | None = None,
         offset: Annotated[int, Query(ge=0)] = 0,
         limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT)] = PAGE_LIMIT,
-    ) -> dict[str, Any]:
+    ) -> HistoryPageJson:
         """One page of a run's history (only that page is read), and the run's length as ``total``."""
         processor, run = committed_run(workflow_id)
         if run is None:
@@ -203,12 +219,12 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
 
     # ``path``: a query name may hold ``/`` (the gateway sends it escaped, but routing sees it
     # decoded), and a trailing one must not turn into a redirect.
-    @app.post("/internal/workflows/{workflow_id:path}/query/{name:path}")
+    @app.post("/internal/workflows/{workflow_id:path}/query/{name:path}", response_model=None)
     def query(
         workflow_id: str,
         name: str,
         args: list[Any] = Body(default_factory=list, embed=True),  # noqa: B008 - FastAPI's idiom
-    ) -> dict[str, Any]:
+    ) -> QueryAnswerJson:
         processor, run = committed_run(workflow_id)
         if run is None:
             raise HTTPException(404, detail=f"workflow {workflow_id!r} not found")
@@ -230,18 +246,21 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
 
     # ``path``: a namespaced id holds one ``/`` (ledgerflow/namespaces.py). Declared after the
     # history and query routes, which this pattern would otherwise swallow.
-    @app.get("/internal/workflows/{workflow_id:path}")
-    async def describe(workflow_id: str) -> dict[str, Any]:
+    @app.get("/internal/workflows/{workflow_id:path}", response_model=None)
+    async def describe(workflow_id: str) -> OwnedRunJson:
         processor, run = committed_run(workflow_id)
         if run is None:
             raise HTTPException(404, detail=f"workflow {workflow_id!r} not found")
         queues = {pending.options.queue for pending in run.activities.values()}
-        return {
-            "partition": processor.partition,
-            "node": engine.node_id,
-            **run.model_dump(mode="json"),
-            "queue_workers": {queue: engine.queue_watch.workers(queue) for queue in sorted(queues)},
-        }
+        return cast(
+            OwnedRunJson,
+            {
+                "partition": processor.partition,
+                "node": engine.node_id,
+                **run_json(run),
+                "queue_workers": {queue: engine.queue_watch.workers(queue) for queue in sorted(queues)},
+            },
+        )
 
     return app
 

@@ -15,7 +15,6 @@ import heapq
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -32,6 +31,7 @@ from ledgerflow.engine.workflow.dag import definition_for
 from ledgerflow.engine.workflow.instance import WorkflowInstance
 from ledgerflow.engine.workflow.replayer import replay
 from ledgerflow.schemas import events as ev
+from ledgerflow.schemas.owner import PendingSummaryJson, RunSummaryJson
 from ledgerflow.sdk.context import WorkflowInfo
 from ledgerflow.sdk.definition import WorkflowRegistry
 
@@ -71,7 +71,7 @@ class RunFilter:
 class RunListing:
     """A page of runs in workflow-id order, across the partitions listed."""
 
-    runs: list[dict[str, Any]]
+    runs: list[RunSummaryJson]
     next_after: str | None
     """Every run up to this workflow id was examined (listed or filtered out): the next page
     starts after it. None when every partition was listed to its end."""
@@ -108,7 +108,7 @@ def list_runs(
         if default_only and namespaces.SEPARATOR in workflow_id:
             continue
         if run_filter.matches(raw):
-            listing.runs.append({"partition": partition, **summary(RunState.model_validate_json(raw))})
+            listing.runs.append(summary(RunState.model_validate_json(raw), partition))
     else:
         listing.next_after = None  # every partition was read to its end
     listing.partitions = [p for p in listing.partitions if p not in listing.failed]
@@ -136,9 +136,9 @@ def _runs_of(
         failed.add(partition)
 
 
-def summary(run: RunState) -> dict[str, Any]:
+def summary(run: RunState, partition: int) -> RunSummaryJson:
     """The fields of a run that listings show."""
-    pending = [
+    pending: list[PendingSummaryJson] = [
         {
             "seq": seq,
             "activity": p.activity_type,
@@ -149,6 +149,7 @@ def summary(run: RunState) -> dict[str, Any]:
         for seq, p in run.activities.items()
     ]
     return {
+        "partition": partition,
         "workflow_id": run.workflow_id,
         "run_id": run.run_id,
         "workflow_type": run.workflow_type,

@@ -1,0 +1,437 @@
+"""Reads about workflows, answered by the engine node that owns each one's partition.
+
+One client of the engines' internal HTTP API (``ledgerflow/engine/http.py``, its answers typed in
+``ledgerflow.schemas.owner``), used by the gateway and, on a private event loop, by the Python
+``Client``. It holds what both must get the same way:
+
+- **Routing.** The engine consumer group's membership is the routing table
+  (``ledgerflow.routing.OwnerDirectory``). The gateway refreshes it in the background every
+  ``ttl`` seconds; the Client reads it again when it is older than that.
+- **Retries.** A read whose owner is unknown, answers 421 (the partition is moving) or cannot be
+  reached is tried again after a fresh read of the group, within ``budget`` seconds in all;
+  after ``attempts`` tries or the budget it fails with ``OwnerUnavailableError``.
+- **Ids in URLs.** Every id and query name is one escaped path segment (``path_segment``).
+- **Answers.** 404 is ``WorkflowNotFoundError``, 401 ``EngineAuthError``, a failed query
+  ``QueryFailedError``, any other unexpected status ``OwnerResponseError``.
+- **Every node at once.** Listings and node stats ask every member of the group together and say
+  which partitions no node answered for.
+
+aiohttp, not httpx: with a few requests in flight httpx's connection pool became the gateway's
+bottleneck (docs/decisions/0004-aiohttp-for-owner-reads.md). Every request carries the engine
+token (``ledgerflow.engine_token``) and never goes through a proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
+
+import aiohttp
+import yarl
+
+from ledgerflow.config import Settings
+from ledgerflow.engine_token import bearer
+from ledgerflow.errors import (
+    EngineAuthError,
+    OwnerResponseError,
+    OwnerUnavailableError,
+    QueryFailedError,
+    WorkflowNotFoundError,
+)
+from ledgerflow.paging import merge_listings
+from ledgerflow.routing import DirectorySnapshot, OwnerDirectory, path_segment
+from ledgerflow.schemas.owner import (
+    AdmissionJson,
+    HistoryPageJson,
+    ListingJson,
+    NodeJson,
+    OwnedRunJson,
+    RunSummaryJson,
+)
+
+log = logging.getLogger("ledgerflow.owner_reads")
+
+
+class ReadObserver(Protocol):
+    """What an operator is shown of the reads (the gateway's Prometheus metrics)."""
+
+    def read(self, operation: str, outcome: str, seconds: float) -> None: ...
+
+    def unavailable(self, kind: str) -> None: ...
+
+    def refreshed(self, trigger: str) -> None: ...
+
+
+class Directory(Protocol):
+    """Where partitions' owners are read from (``OwnerDirectory``: the engine group)."""
+
+    def snapshot(self, refresh: bool = False) -> DirectorySnapshot: ...
+
+
+class _Unobserved:
+    def read(self, operation: str, outcome: str, seconds: float) -> None:
+        pass
+
+    def unavailable(self, kind: str) -> None:
+        pass
+
+    def refreshed(self, trigger: str) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class OwnerResponse:
+    """An engine node's answer, read whole."""
+
+    status_code: int
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode(errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass(frozen=True)
+class Member:
+    """One engine node of the group, as its membership names it."""
+
+    member_id: str
+    url: str
+    host: str
+    partitions: list[int]
+
+    @staticmethod
+    def of(raw: Mapping[str, object]) -> Member:
+        partitions = raw.get("partitions")
+        return Member(
+            member_id=str(raw.get("member_id") or ""),
+            url=str(raw.get("url") or ""),
+            host=str(raw.get("host") or ""),
+            partitions=[int(p) for p in partitions] if isinstance(partitions, list) else [],
+        )
+
+
+@dataclass
+class Listing:
+    """A page of latest runs merged from every node (``ledgerflow.paging``)."""
+
+    runs: list[RunSummaryJson]
+    next_after: str | None
+    missing_partitions: list[int] = field(default_factory=list)
+    """Partitions no node answered for: their runs are not in the page."""
+
+
+class OwnerReads:
+    """Reads routed to partition owners, with a bounded budget (see the module's docstring)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine_token: str | None,
+        *,
+        budget: float,
+        ttl: float,
+        attempts: int = 2,
+        pause: float = 0.0,
+        retry_after: float = 1.0,
+        observer: ReadObserver | None = None,
+        directory: Directory | None = None,
+    ) -> None:
+        """``budget``: seconds one read may take in all. ``attempts``: tries of a read (the group
+        is read again before each after the first), ``pause`` seconds apart. ``retry_after``: what
+        ``OwnerUnavailableError`` advises. ``directory``: the engine group unless given."""
+        self.settings = settings
+        self.engine_token = engine_token
+        self.budget = budget
+        self.ttl = ttl
+        self.attempts = attempts
+        self.pause = pause
+        self.retry_after = retry_after
+        self.observer: ReadObserver = observer or _Unobserved()
+        self.directory: Directory = directory or OwnerDirectory(settings, ttl=ttl)
+        self._http: aiohttp.ClientSession | None = None
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="owner-directory")
+        self._snapshot = DirectorySnapshot()
+        self._inflight: asyncio.Future[DirectorySnapshot] | None = None
+        self._refresher: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------- lifecycle
+    async def start(self, background: bool = True) -> None:
+        """Open the HTTP session and read the group; ``background``: keep it read every ``ttl``."""
+        self._http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=200),
+            timeout=aiohttp.ClientTimeout(total=self.budget),
+            headers=bearer(self.engine_token),
+            trust_env=False,
+        )
+        try:
+            await asyncio.wait_for(self.refresh("start"), 5.0)
+        except TimeoutError:
+            log.warning("engine group membership not readable yet; reads fail until it is")
+        if background:
+            self._refresher = asyncio.create_task(self._refresh_forever(), name="owner-directory")
+
+    async def close(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._http is not None:
+            await self._http.close()
+
+    # ------------------------------------------------------------- directory
+    @property
+    def snapshot(self) -> DirectorySnapshot:
+        return self._snapshot
+
+    async def refresh(self, trigger: str = "retry") -> DirectorySnapshot:
+        """Read the group's membership now (concurrent callers share one read)."""
+        if self._inflight is None or self._inflight.done():
+            loop = asyncio.get_running_loop()
+            self.observer.refreshed(trigger)
+            self._inflight = asyncio.ensure_future(
+                loop.run_in_executor(self._executor, lambda: self.directory.snapshot(refresh=True))
+            )
+        snapshot = await asyncio.shield(self._inflight)
+        if snapshot.fetched_at < self._snapshot.fetched_at:
+            return self._snapshot
+        if snapshot.state == "Unreachable" and self._snapshot.owners:
+            # Kafka did not answer: keep routing by the last known owners. That is safe, an
+            # engine that no longer owns a partition answers 421.
+            snapshot = DirectorySnapshot(
+                self._snapshot.owners, self._snapshot.members, snapshot.state, snapshot.fetched_at
+            )
+        self._snapshot = snapshot
+        return self._snapshot
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl)
+            try:
+                await self.refresh("timer")
+            except Exception:  # keep the last snapshot; the next round tries again
+                log.exception("reading the engine group failed")
+
+    async def _current(self) -> DirectorySnapshot:
+        """The snapshot, read again first when it is stale (no background refresher, or a
+        stalled one)."""
+        limit = self.ttl if self._refresher is None else 2 * self.ttl
+        if time.monotonic() - self._snapshot.fetched_at > limit:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.refresh("stale"), self.budget)
+        return self._snapshot
+
+    def partition(self, workflow_id: str) -> int:
+        """The workflow's shard under the deployment's partitioner (murmur2 unless configured)."""
+        return self.settings.partition_of(workflow_id)
+
+    def owner(self, partition: int) -> str | None:
+        """The URL of the partition's owner, as last read (None: no owner)."""
+        return self._snapshot.owners.get(partition) or None
+
+    def members(self) -> list[Member]:
+        return [Member.of(m) for m in self._snapshot.members]
+
+    def member_of(self, partition: int) -> str | None:
+        """The group member id of the partition's owner, as last read."""
+        return next((m.member_id for m in self.members() if partition in m.partitions), None)
+
+    # --------------------------------------------------------- typed reads
+    async def run(self, workflow_id: str, operation: str = "status") -> OwnedRunJson:
+        """The latest run of ``workflow_id`` as its owner has committed it."""
+        response = await self._ok(operation, workflow_id, f"/internal/workflows/{path_segment(workflow_id)}")
+        return cast(OwnedRunJson, response.json())
+
+    async def admission(self, workflow_id: str) -> AdmissionJson:
+        """What a start of ``workflow_id`` would meet: its open run, or a capacity refusal."""
+        path = f"/internal/admission/{path_segment(workflow_id)}"
+        return cast(AdmissionJson, (await self._ok("start_check", workflow_id, path)).json())
+
+    async def history_page(
+        self, workflow_id: str, run_id: str | None, offset: int, limit: int
+    ) -> HistoryPageJson:
+        """Events ``offset + 1`` .. ``offset + limit`` of the latest run (or of ``run_id``)."""
+        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        if run_id:
+            params["run_id"] = run_id
+        path = f"/internal/workflows/{path_segment(workflow_id)}/history"
+        return cast(HistoryPageJson, (await self._ok("history", workflow_id, path, params=params)).json())
+
+    async def query(self, workflow_id: str, name: str, args: list[Any]) -> Any:
+        """The answer of the run's query handler ``name`` (``args`` as the engine stores payloads)."""
+        path = f"/internal/workflows/{path_segment(workflow_id)}/query/{path_segment(name)}"
+        response = await self.forward("query", workflow_id, path, method="POST", body={"args": args})
+        if response.status_code == 400:
+            detail = _detail(response)
+            raise QueryFailedError(workflow_id, detail)
+        return self._checked(workflow_id, response).json().get("result")
+
+    async def listing(self, params: dict[str, Any], limit: int) -> Listing:
+        """One page of latest runs across every node (``params``: the engine's list filters)."""
+        answers = await self._each_member("/internal/workflows", params)
+        covered: set[int] = set()
+        pages: list[ListingJson] = []
+        for _member, data in answers:
+            if data is not None:
+                page = cast(ListingJson, data)
+                covered.update(int(p) for p in page.get("partitions", []))
+                pages.append(page)
+        rows, next_after = merge_listings(cast(list[dict[str, Any]], pages), limit)
+        missing = sorted(set(range(self.settings.partitions)) - covered)
+        return Listing(cast(list[RunSummaryJson], rows), next_after, missing)
+
+    async def nodes(self) -> list[tuple[Member, NodeJson | None]]:
+        """Every node of the group with its stats (None: it did not answer)."""
+        answers = await self._each_member("/internal/partitions", None)
+        return [(member, cast(NodeJson, data) if data is not None else None) for member, data in answers]
+
+    # ------------------------------------------------------------ forwarding
+    async def forward(
+        self,
+        operation: str,
+        workflow_id: str,
+        path: str,
+        *,
+        method: str = "GET",
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+    ) -> OwnerResponse:
+        """The owner's answer to ``method path`` (any status but 421 and 404, which raises)."""
+        started = time.monotonic()
+        partition = self.partition(workflow_id)
+        outcome = "unavailable"
+        try:
+            response = await self._forward(partition, workflow_id, path, method, params, body, started)
+            if response.status_code == 404:
+                outcome = "not_found"
+                raise WorkflowNotFoundError(workflow_id)
+            outcome = "ok" if response.status_code < 400 else f"status_{response.status_code}"
+            return response
+        finally:
+            self.observer.read(operation, outcome, time.monotonic() - started)
+
+    async def _ok(
+        self, operation: str, workflow_id: str, path: str, params: dict[str, Any] | None = None
+    ) -> OwnerResponse:
+        response = await self.forward(operation, workflow_id, path, params=params)
+        return self._checked(workflow_id, response)
+
+    def _checked(self, workflow_id: str, response: OwnerResponse) -> OwnerResponse:
+        if response.status_code == 200:
+            return response
+        if response.status_code == 401:
+            raise EngineAuthError(self._snapshot.owners.get(self.partition(workflow_id), "?"))
+        raise OwnerResponseError(workflow_id, response.status_code, _detail(response))
+
+    async def _forward(
+        self,
+        partition: int,
+        workflow_id: str,
+        path: str,
+        method: str,
+        params: dict[str, Any] | None,
+        body: Any,
+        started: float,
+    ) -> OwnerResponse:
+        deadline = started + self.budget
+        kind, reason = "no_owner", "no owner known"
+        snapshot = await self._current()
+        for attempt in range(self.attempts):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                kind, reason = "timeout", f"no answer within {self.budget} s ({reason})"
+                break
+            if attempt:
+                if self.pause:
+                    await asyncio.sleep(min(self.pause, remaining))
+                try:
+                    snapshot = await asyncio.wait_for(self.refresh(), max(0.0, deadline - time.monotonic()))
+                except TimeoutError:
+                    kind, reason = "timeout", f"group membership not read within {self.budget} s"
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+            url = snapshot.owners.get(partition)
+            if not url:
+                kind, reason = "no_owner", f"no owner (engine group {snapshot.state})"
+                continue
+            try:
+                response = await self._request(method, f"{url}{path}", params, body, remaining)
+            except TimeoutError:
+                kind, reason = "timeout", f"{url} did not answer within {self.budget} s"
+                break
+            except aiohttp.ClientError as exc:
+                kind, reason = "unreachable", f"{url} unreachable ({type(exc).__name__})"
+                continue
+            if response.status_code == 421:
+                kind, reason = "moving", f"partition moving ({url} no longer owns it)"
+                continue
+            if response.status_code == 401:
+                raise EngineAuthError(url)
+            if response.status_code >= 500:
+                raise OwnerResponseError(workflow_id, response.status_code, _detail(response))
+            return response
+        self.observer.unavailable(kind)
+        raise OwnerUnavailableError(workflow_id, partition, self.retry_after, reason)
+
+    async def _request(
+        self, method: str, url: str, params: dict[str, Any] | None, body: Any, timeout: float
+    ) -> OwnerResponse:
+        """One HTTP exchange with an engine node; raises aiohttp.ClientError or TimeoutError."""
+        if self._http is None:
+            raise RuntimeError("owner reads are not started")
+        query = {k: str(v) for k, v in params.items()} if params else None
+        # encoded=True: the path is sent as ``path_segment`` escaped it (yarl would otherwise
+        # decode %2E and collapse a dot-only workflow id away); an owner never redirects.
+        async with self._http.request(
+            method,
+            yarl.URL(url, encoded=True),
+            params=query,
+            json=body,
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            allow_redirects=False,
+        ) as response:
+            return OwnerResponse(response.status, await response.read())
+
+    async def _each_member(
+        self, path: str, params: dict[str, Any] | None
+    ) -> list[tuple[Member, dict[str, Any] | None]]:
+        """GET ``path`` on every group member at once; ``None`` for those that did not answer."""
+        snapshot = await self._current()
+
+        async def one(member: Member) -> tuple[Member, dict[str, Any] | None]:
+            if not member.url:
+                return member, None
+            try:
+                response = await self._request("GET", f"{member.url}{path}", params, None, self.budget)
+            except (aiohttp.ClientError, TimeoutError):
+                return member, None
+            if response.status_code == 401:
+                raise EngineAuthError(member.url)
+            if response.status_code != 200:
+                return member, None
+            data = response.json()
+            return member, data if isinstance(data, dict) else None
+
+        return list(await asyncio.gather(*(one(Member.of(m)) for m in snapshot.members)))
+
+
+def _detail(response: OwnerResponse) -> str:
+    """The ``detail`` of an engine's error answer (FastAPI's shape), else its text."""
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text
+    return str(data.get("detail", response.text)) if isinstance(data, dict) else response.text

@@ -1,0 +1,157 @@
+"""The engine node's internal HTTP API (``ledgerflow/engine/http.py``): what the gateway and the
+Python client read from a partition's owner, as the JSON each route answers.
+
+TypedDicts, not models: the answers stay plain JSON on both sides (the gateway decodes payloads
+and strips namespaces in the tree before building its public models), and the types make a key
+the engine renames an error in every caller at once. ``ledgerflow.owner_reads`` reads them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from ledgerflow.schemas.common import RunStatus
+
+
+class FailureJson(TypedDict):
+    type: str
+    message: str
+    non_retryable: bool
+    details: Any
+    stack: str | None
+
+
+class PendingActivityJson(TypedDict, total=False):
+    """``RunState.activities`` values (``ledgerflow/engine/state/models.py``)."""
+
+    activity_type: str
+    args: list[Any]
+    options: dict[str, Any]
+    attempt: int
+    state: str
+    scheduled_at: float
+    attempt_started_at: float
+    last_failure: FailureJson | None
+    last_heartbeat_at: float | None
+    heartbeat_details: Any
+
+
+class RunJson(TypedDict):
+    """A run's stored state (``RunState``, dumped as JSON: integer keys become strings)."""
+
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    status: RunStatus
+    is_dag: bool
+    input: Any
+    started_at: float
+    closed_at: float | None
+    result: Any
+    failure: FailureJson | None
+    history_length: int
+    history_bytes: int
+    activities: dict[str, PendingActivityJson]
+    timers: dict[str, float]
+    children: dict[str, str]
+    parent_workflow_id: str | None
+    parent_run_id: str | None
+    parent_seq: int | None
+    previous_runs: list[str]
+    cancel_requested: bool
+
+
+class OwnedRunJson(RunJson):
+    """``GET /internal/workflows/{id}``: the latest run, where it lives, and who serves its queues."""
+
+    partition: int
+    node: str
+    queue_workers: dict[str, int | None]
+    """Workers last seen on each queue the run has activities pending on (None: unknown)."""
+
+
+class AdmittedRunJson(RunJson):
+    partition: int
+
+
+class AdmissionJson(TypedDict):
+    """``GET /internal/admission/{id}``: what a start of this id would meet."""
+
+    partition: int
+    run: AdmittedRunJson | None
+    refusal: str | None
+    """Why a new run cannot start now (capacity), or None."""
+
+
+class HistoryPageJson(TypedDict):
+    """``GET /internal/workflows/{id}/history``: one page of a run's events."""
+
+    workflow_id: str
+    run_id: str
+    total: int
+    offset: int
+    events: list[dict[str, Any]]
+    """History events as JSON (``ledgerflow.schemas.events``)."""
+
+
+class PendingSummaryJson(TypedDict):
+    seq: int
+    activity: str
+    attempt: int
+    state: str
+    last_failure: str | None
+
+
+class RunSummaryJson(TypedDict):
+    """One row of a listing."""
+
+    partition: int
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    status: RunStatus
+    started_at: float
+    closed_at: float | None
+    history_length: int
+    history_bytes: int
+    pending_activities: list[PendingSummaryJson]
+
+
+class ListingJson(TypedDict):
+    """``GET /internal/workflows``: a page of one node's runs (``ledgerflow.paging``)."""
+
+    node: str
+    partitions: list[int]
+    """The partitions this page covers."""
+    runs: list[RunSummaryJson]
+    next_after: str | None
+
+
+class QueryAnswerJson(TypedDict):
+    """``POST /internal/workflows/{id}/query/{name}``."""
+
+    result: Any
+
+
+class PartitionStatsJson(TypedDict):
+    partition: int
+    timers_due_soon: int
+    cached_instances: int
+    open_workflows: int
+    lag: int
+    state_bytes: int
+    restored_records: int | None
+    restored_from_offset: int | None
+    restore_seconds: float | None
+
+
+class NodeJson(TypedDict, total=False):
+    """``GET /internal/partitions``: an engine node, its partitions and its process."""
+
+    node: str
+    url: str
+    process: dict[str, float]
+    limits: dict[str, int | None]
+    partitions: list[PartitionStatsJson]
+    restoring: list[int]
+    moves: list[dict[str, object]]
