@@ -16,8 +16,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from ledgerflow.localkafka import LocalKafka
-from ledgerflow.testing.processes import Cluster
+from ledgerflow.local.kafka import LocalKafka
+from ledgerflow.local.processes import Cluster
 
 SAMPLES = "ledgerflow.samples.orders"
 

@@ -43,9 +43,9 @@ from bench.common import (
     save_report,
     was,
 )
+from ledgerflow.local.processes import Cluster
 from ledgerflow.samples.dags import FAN_OUT_FAN_IN
 from ledgerflow.schemas.commands import StartWorkflow
-from ledgerflow.testing.processes import Cluster
 
 
 @dataclass

@@ -23,9 +23,9 @@ from confluent_kafka import Producer
 
 from bench.common import SAMPLES, arguments, events_consumer, local_stack, report_header, save_report
 from ledgerflow.engine.kafka.group import GROUP_PROTOCOLS
+from ledgerflow.local.processes import Cluster, NodeProcess
 from ledgerflow.partitioning import partition_for
 from ledgerflow.schemas.commands import SignalWorkflow, StartWorkflow
-from ledgerflow.testing.processes import Cluster, NodeProcess
 
 
 def owned(node: NodeProcess) -> list[int]:

@@ -37,8 +37,8 @@ from bench.common import (
     was,
 )
 from bench.core import EventReader, Scenario, send_start, start_producer
+from ledgerflow.local.processes import Cluster
 from ledgerflow.samples.dags import FAN_OUT_FAN_IN
-from ledgerflow.testing.processes import Cluster
 
 TARGETS_MS = {"create": 100.0, "execute": 50.0, "status": 20.0}
 """P99 targets of seed 000 (create < 100 ms, execute trigger < 50 ms, status query < 20 ms)."""

@@ -26,8 +26,8 @@ from bench.common import (
     was,
 )
 from bench.core import EventReader, Scenario, run_load, start_profiler, stop_profiler
+from ledgerflow.local.processes import Cluster, NodeProcess
 from ledgerflow.schemas.commands import StartWorkflow
-from ledgerflow.testing.processes import Cluster, NodeProcess
 
 
 def rss(engine: NodeProcess) -> float:

@@ -14,10 +14,10 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from ledgerflow import Client
-from ledgerflow.localkafka import KafkaStartError, LocalKafka
+from ledgerflow.local.kafka import KafkaStartError, LocalKafka
+from ledgerflow.local.processes import Cluster, NodeProcess
 from ledgerflow.sdk.definition import WorkflowRegistry
 from ledgerflow.testing.invariants import check_workflow
-from ledgerflow.testing.processes import Cluster, NodeProcess
 
 ROOT = str(Path(__file__).resolve().parents[1])
 FLOWS = "tests.testapps.flows"

@@ -1,6 +1,8 @@
 """Layers only point down: no module imports one of a layer above it, nor a sibling it must not.
 
-    schemas -> core (SDK, settings, codec) -> engine | executors | client -> api -> cli
+    schemas -> core (SDK, settings, codec) -> engine | executors | client -> api -> local -> cli
+
+``ledgerflow.testing`` (test tools) stands on ``local`` beside the CLI; the CLI does not import it.
 
 ``import ledgerflow`` (the package's ``__init__``, its own layer) loads the core alone: the Client
 is imported on first use, so workflow and activity code loads no Kafka client.
@@ -49,7 +51,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("executors", ("ledgerflow.executors",)),
     ("client", ("ledgerflow.client", "ledgerflow.owner_reads", "ledgerflow.routing", "ledgerflow.cluster")),
     ("api", ("ledgerflow.api",)),
-    ("local", ("ledgerflow.localkafka", "ledgerflow.testing")),
+    ("local", ("ledgerflow.local",)),
+    ("testing", ("ledgerflow.testing",)),
     ("cli", ("ledgerflow.cli",)),
 ]
 MAY_IMPORT: dict[str, set[str]] = {
@@ -60,8 +63,11 @@ MAY_IMPORT: dict[str, set[str]] = {
     "executors": {"schemas", "core", "executors"},
     "client": {"schemas", "core", "client"},
     "api": {"surface", "schemas", "core", "client", "api"},
-    # the local stack runs every part, as a user's machine would
+    # the local stack runs every part, as a user's machine would; `ledgerflow dev` and the tests use it
     "local": {"surface", "schemas", "core", "engine", "executors", "client", "api", "local"},
+    # test tools (invariants, chaos, fuzz) over the local stack
+    "testing": {"surface", "schemas", "core", "engine", "executors", "client", "api", "local", "testing"},
+    # the CLI runs the local stack, never the test tools
     "cli": {"surface", "schemas", "core", "engine", "executors", "client", "api", "local", "cli"},
 }
 
@@ -143,6 +149,9 @@ def test_no_module_imports_a_layer_above_its_own() -> None:
         ("ledgerflow.api.app", "api"),
         ("ledgerflow.cli.run", "cli"),
         ("ledgerflow.schemas.dag", "schemas"),
+        ("ledgerflow.local.kafka.launcher", "local"),
+        ("ledgerflow.local.processes", "local"),
+        ("ledgerflow.testing.invariants", "testing"),
     ],
 )
 def test_every_module_has_one_layer(module: str, layer: str) -> None:

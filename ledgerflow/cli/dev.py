@@ -14,9 +14,9 @@ from rich.table import Table
 
 from ledgerflow import Client
 from ledgerflow.cli.kafka import progress_reporter
-from ledgerflow.localkafka import LocalKafka, LocalKafkaError
+from ledgerflow.local.kafka import LocalKafka, LocalKafkaError
+from ledgerflow.local.processes import Cluster
 from ledgerflow.samples.dags import FAN_OUT_FAN_IN as SAMPLE_DAG
-from ledgerflow.testing.processes import Cluster
 
 SAMPLES = "ledgerflow.samples.orders"
 

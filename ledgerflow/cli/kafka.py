@@ -12,8 +12,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ledgerflow.localkafka import KafkaStartError, KafkaStatus, LocalKafka, LocalKafkaError
-from ledgerflow.localkafka.secure import USERS
+from ledgerflow.local.kafka import KafkaStartError, KafkaStatus, LocalKafka, LocalKafkaError
+from ledgerflow.local.kafka.secure import USERS
 
 _DATA_DIR_HELP = "Folder of the cluster's data, logs and PID files (env LEDGERFLOW_LOCAL_KAFKA_DIR)."
 

@@ -1,9 +1,7 @@
 """Helpers for testing code that uses Ledgerflow (like ``temporalio.testing``).
 
-``free_port()`` for servers a test starts; :mod:`ledgerflow.testing.kafka`
-finds or starts a Kafka for a test session.
+:mod:`ledgerflow.testing.invariants` checks a workflow's history and state;
+:mod:`ledgerflow.testing.kafka` finds or starts a Kafka for a test session;
+:mod:`ledgerflow.testing.chaos` and :mod:`ledgerflow.testing.fuzz` drive failures and hostile
+input. The processes and ports they use are in :mod:`ledgerflow.local`.
 """
-
-from ledgerflow.testing.ports import free_port, free_ports, port_is_free
-
-__all__ = ["free_port", "free_ports", "port_is_free"]

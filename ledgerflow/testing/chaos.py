@@ -1,7 +1,7 @@
 """A chaos run: workflows started and signalled on three Kafka brokers while an engine, a worker
 and a broker are killed with -9 and restarted on a schedule; then every run is judged.
 
-The stack is real: :class:`~ledgerflow.localkafka.LocalKafka` with three brokers, every topic
+The stack is real: :class:`~ledgerflow.local.kafka.LocalKafka` with three brokers, every topic
 replicated 3 times with ``min.insync.replicas`` 2, two ``ledgerflow engine`` and two
 ``ledgerflow worker`` processes. The workload is a list of :class:`Plan`: what to start and
 when, which signals to send after it (the runs wait for them, so they are sent while nodes are
@@ -38,11 +38,11 @@ from ledgerflow.client import Client
 from ledgerflow.config import Settings
 from ledgerflow.errors import WorkflowNotFoundError
 from ledgerflow.kafkaclients import producer_config
-from ledgerflow.localkafka import LocalKafka, LocalKafkaError
+from ledgerflow.local.kafka import LocalKafka, LocalKafkaError
+from ledgerflow.local.processes import Cluster, NodeProcess
 from ledgerflow.schemas.commands import SignalWorkflow, StartWorkflow
 from ledgerflow.sdk.definition import WorkflowRegistry
 from ledgerflow.testing.invariants import check_workflow
-from ledgerflow.testing.processes import Cluster, NodeProcess
 
 Kind = Literal["engine", "worker", "broker"]
 COUNTS: dict[Kind, int] = {"engine": 2, "worker": 2, "broker": 3}

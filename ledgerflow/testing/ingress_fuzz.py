@@ -24,11 +24,11 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from ledgerflow.client import Client
+from ledgerflow.local.processes import NodeProcess, failed_batches
 from ledgerflow.samples.dags import FAN_OUT_FAN_IN
 from ledgerflow.sdk.definition import WorkflowRegistry
 from ledgerflow.testing.fuzz import Expectation, FuzzRecord, Outcome
 from ledgerflow.testing.invariants import check_workflow
-from ledgerflow.testing.processes import NodeProcess, failed_batches
 
 SAMPLES = "ledgerflow.samples.orders"
 """The real workflows' module (engine ``--workflows`` and worker ``--activities``)."""

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ledgerflow.localkafka import LocalKafka, readiness
+from ledgerflow.local.kafka import LocalKafka, readiness
 
 # Single-broker settings a transactional test needs, plus no 3 s wait before
 # the first rebalance of every group.

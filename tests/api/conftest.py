@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ledgerflow.testing.processes import Cluster, NodeProcess
+from ledgerflow.local.processes import Cluster, NodeProcess
 
 ROOT = str(Path(__file__).resolve().parents[2])
 FLOWS = "tests.testapps.flows"

@@ -28,7 +28,7 @@ from ledgerflow.api.keys import entry_line, new_key
 from ledgerflow.api.models import REGISTER_EXAMPLES
 from ledgerflow.api.scopes import ROUTE_SCOPES, Scope
 from ledgerflow.errors import EngineAuthError
-from ledgerflow.testing.processes import Cluster, NodeProcess
+from ledgerflow.local.processes import Cluster, NodeProcess
 from tests.api.conftest import ROOT, wait_status
 from tests.fixtures import ACTS, FLOWS
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from ledgerflow.config import Settings
-from ledgerflow.testing.processes import Cluster, NodeProcess
+from ledgerflow.local.processes import Cluster, NodeProcess
 from tests.api.conftest import ACTS, FLOWS, ROOT, wait_status
 from tests.waits import wait_until
 

@@ -19,9 +19,9 @@ import pytest
 from ledgerflow import Client
 from ledgerflow.api.keys import entry_line, new_key
 from ledgerflow.api.scopes import Scope
+from ledgerflow.local.processes import Cluster
 from ledgerflow.samples.dags import FAN_OUT_FAN_IN
 from ledgerflow.secretfiles import write_private
-from ledgerflow.testing.processes import Cluster
 from tests.fixtures import ACTS, FLOWS, ROOT
 from tests.waits import wait_until
 

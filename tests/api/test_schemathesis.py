@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ledgerflow.testing.processes import failed_batches
+from ledgerflow.local.processes import failed_batches
 from tests.api.conftest import Stack, wait_status
 
 pytestmark = pytest.mark.kafka

@@ -14,9 +14,9 @@ import pytest
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from ledgerflow import Client
-from ledgerflow.localkafka.libs import java_tool_command
+from ledgerflow.local.kafka.libs import java_tool_command
+from ledgerflow.local.processes import Cluster
 from ledgerflow.schemas.commands import StartWorkflow
-from ledgerflow.testing.processes import Cluster
 from tests.fixtures import FLOWS, ROOT
 from tests.waits import wait_until
 

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from ledgerflow import Client, WorkflowNotFoundError
-from ledgerflow.testing.processes import Cluster
+from ledgerflow.local.processes import Cluster
 from tests.fixtures import ROOT, assert_invariants
 
 pytestmark = pytest.mark.kafka

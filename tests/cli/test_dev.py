@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ledgerflow.localkafka import LocalKafka
+from ledgerflow.local.kafka import LocalKafka
 
 
 def test_dev_once_runs_kafka_engine_worker_gateway_and_the_samples(tmp_path: Path) -> None:

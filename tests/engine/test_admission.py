@@ -10,7 +10,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from ledgerflow import Client, WorkflowNotFoundError
-from ledgerflow.testing.processes import Cluster
+from ledgerflow.local.processes import Cluster
 from tests.fixtures import ACTS, FLOWS
 from tests.waits import wait_until
 

@@ -10,8 +10,8 @@ import pytest
 from ledgerflow import Client
 from ledgerflow.cluster import read_events
 from ledgerflow.config import Settings
+from ledgerflow.local.processes import Cluster
 from ledgerflow.schemas.commands import SignalWorkflow, StartWorkflow
-from ledgerflow.testing.processes import Cluster
 from tests.fixtures import ACTS, FLOWS, assert_invariants, lifecycle_counts, owned, settled_shares, slept
 
 pytestmark = pytest.mark.kafka

@@ -12,10 +12,10 @@ from ledgerflow import Client, WorkflowFailedError, WorkflowNotFoundError
 from ledgerflow.engine.workflow import commands as cmd
 from ledgerflow.engine.workflow.instance import WorkflowInstance
 from ledgerflow.engine.workflow.replayer import replay_run
+from ledgerflow.local.processes import Cluster
 from ledgerflow.schemas import events as ev
 from ledgerflow.sdk.context import WorkflowInfo
 from ledgerflow.sdk.definition import WorkflowRegistry
-from ledgerflow.testing.processes import Cluster
 from tests.fixtures import FLOWS, assert_invariants, slept
 from tests.waits import wait_until
 

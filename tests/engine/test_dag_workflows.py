@@ -13,8 +13,8 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from ledgerflow import Client
+from ledgerflow.local.processes import Cluster
 from ledgerflow.schemas import events as ev
-from ledgerflow.testing.processes import Cluster
 from tests.fixtures import ACTS, FLOWS, assert_invariants
 from tests.waits import wait_until
 

@@ -14,8 +14,8 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from ledgerflow import Client, WorkflowFailedError, WorkflowNotFoundError
+from ledgerflow.local.processes import Cluster, failed_batches
 from ledgerflow.schemas.dag import DagDefinitionError
-from ledgerflow.testing.processes import Cluster, failed_batches
 from tests.fixtures import assert_invariants, dead_letters
 
 pytestmark = pytest.mark.kafka

@@ -11,8 +11,8 @@ import pytest
 from ledgerflow import Client, WorkflowFailedError
 from ledgerflow.cluster import read_events
 from ledgerflow.config import Settings
+from ledgerflow.local.processes import Cluster, NodeProcess
 from ledgerflow.schemas.commands import StartWorkflow
-from ledgerflow.testing.processes import Cluster, NodeProcess
 from tests.fixtures import ACTS, FLOWS, assert_invariants, lifecycle_counts, owned, settled_shares
 from tests.waits import wait_until
 

@@ -21,8 +21,8 @@ import pytest
 
 from ledgerflow import Client
 from ledgerflow.config import Settings
+from ledgerflow.local.processes import Cluster
 from ledgerflow.schemas.commands import StartWorkflow
-from ledgerflow.testing.processes import Cluster
 from tests.fixtures import ACTS, FLOWS, assert_invariants, lifecycle_counts, owned, settled_shares, slept
 
 pytestmark = pytest.mark.kafka

@@ -17,9 +17,9 @@ from __future__ import annotations
 import pytest
 
 from ledgerflow import Client
+from ledgerflow.local.processes import Cluster
 from ledgerflow.testing.fuzz import CATEGORIES, Target, generate
 from ledgerflow.testing.ingress_fuzz import SAMPLES, IngressFuzz, limit_memory, real_runs
-from ledgerflow.testing.processes import Cluster
 
 pytestmark = pytest.mark.kafka
 

@@ -15,8 +15,8 @@ from confluent_kafka import Producer
 from ledgerflow import Client, WorkflowNotFoundError
 from ledgerflow.config import Settings
 from ledgerflow.engine.kafka.admin import ensure_topics
+from ledgerflow.local.processes import Cluster
 from ledgerflow.schemas import commands as c
-from ledgerflow.testing.processes import Cluster
 from tests.fixtures import ACTS, FLOWS, assert_invariants, dead_letters, lifecycle_counts
 from tests.waits import wait_until
 

@@ -20,7 +20,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from ledgerflow import Client
-from ledgerflow.testing.processes import Cluster, failed_batches
+from ledgerflow.local.processes import Cluster, failed_batches
 from tests.fixtures import ACTS, FLOWS, assert_invariants, dead_letters
 from tests.waits import wait_until
 

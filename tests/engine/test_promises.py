@@ -20,9 +20,9 @@ from confluent_kafka import Consumer, TopicPartition
 
 from ledgerflow import Client, WorkflowFailedError, WorkflowNotFoundError
 from ledgerflow.engine.kafka.admin import ensure_topics
+from ledgerflow.local.processes import Cluster, NodeProcess
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas import events as ev
-from ledgerflow.testing.processes import Cluster, NodeProcess
 from tests.fixtures import ACTS, FLOWS, assert_invariants, lifecycle_counts, lifecycle_events
 
 pytestmark = pytest.mark.kafka

@@ -16,8 +16,8 @@ from ledgerflow import kafkaclients as clients
 from ledgerflow.cluster import read_events
 from ledgerflow.config import Settings
 from ledgerflow.engine.kafka.group import GROUP_PROTOCOLS, GroupProtocol
+from ledgerflow.local.processes import Cluster, NodeProcess
 from ledgerflow.schemas.commands import StartWorkflow
-from ledgerflow.testing.processes import Cluster, NodeProcess
 from tests.fixtures import ACTS, FLOWS, ROOT, assert_invariants, lifecycle_counts, owned
 
 pytestmark = pytest.mark.kafka

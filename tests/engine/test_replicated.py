@@ -13,7 +13,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, Resourc
 from ledgerflow import kafkaclients as clients
 from ledgerflow.config import Settings
 from ledgerflow.engine.state.recovery import open_and_restore
-from ledgerflow.testing.processes import Cluster
+from ledgerflow.local.processes import Cluster
 from tests.fixtures import ACTS, FLOWS, ROOT, assert_invariants, started_kafka
 
 pytestmark = [pytest.mark.kafka, pytest.mark.cluster]

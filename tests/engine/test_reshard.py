@@ -14,7 +14,7 @@ import pytest
 from ledgerflow import Client
 from ledgerflow.config import Settings
 from ledgerflow.errors import WorkflowNotFoundError
-from ledgerflow.testing.processes import Cluster
+from ledgerflow.local.processes import Cluster
 from tests.fixtures import ACTS, FLOWS, ROOT, assert_invariants, lifecycle_events, slept
 
 pytestmark = pytest.mark.kafka

@@ -13,7 +13,7 @@ import pytest
 
 from ledgerflow import Client
 from ledgerflow.errors import WorkflowNotFoundError
-from ledgerflow.testing.processes import Cluster
+from ledgerflow.local.processes import Cluster
 from tests.fixtures import ACTS, FLOWS
 from tests.waits import wait_until
 

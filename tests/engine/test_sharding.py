@@ -8,8 +8,8 @@ import pytest
 
 from ledgerflow import Client
 from ledgerflow.config import Settings
+from ledgerflow.local.processes import Cluster
 from ledgerflow.partitioning import PartitionerError, load_partitioner, partition_for
-from ledgerflow.testing.processes import Cluster
 from tests.fixtures import ACTS, FLOWS, assert_invariants
 
 PARTITIONER = "tests.testapps.tenancy:by_tenant"

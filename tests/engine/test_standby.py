@@ -8,8 +8,8 @@ import time
 import pytest
 
 from ledgerflow import Client
+from ledgerflow.local.processes import Cluster, NodeProcess
 from ledgerflow.schemas import events as ev
-from ledgerflow.testing.processes import Cluster, NodeProcess
 from tests.fixtures import ACTS, FLOWS, slept
 from tests.waits import wait_until
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from ledgerflow import Client, WorkflowFailedError
+from ledgerflow.local.processes import Cluster
 from ledgerflow.schemas import events as ev
-from ledgerflow.testing.processes import Cluster
 from tests.fixtures import FLOWS
 
 pytestmark = pytest.mark.kafka

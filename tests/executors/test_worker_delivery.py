@@ -24,7 +24,7 @@ from confluent_kafka.admin import (
 )
 
 from ledgerflow import Client
-from ledgerflow.testing.processes import Cluster, NodeProcess
+from ledgerflow.local.processes import Cluster, NodeProcess
 from tests.fixtures import FLOWS, assert_invariants_with
 
 pytestmark = pytest.mark.kafka

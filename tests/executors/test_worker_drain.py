@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ledgerflow import Client
-from ledgerflow.testing.processes import Cluster
+from ledgerflow.local.processes import Cluster
 from tests.executors.test_worker_delivery import APPS, assert_recorded_once, committed, runs_of, task_position
 from tests.fixtures import FLOWS
 from tests.waits import wait_until

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from ledgerflow import Client, WorkflowFailedError
+from ledgerflow.local.processes import Cluster, NodeProcess
 from ledgerflow.schemas import events as ev
 from ledgerflow.schemas.common import Failure
-from ledgerflow.testing.processes import Cluster, NodeProcess
 from tests.executors.test_worker_delivery import APPS, SEND_FAILED, runs_of
 from tests.fixtures import FLOWS, assert_invariants_with
 

@@ -13,10 +13,10 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from ledgerflow.engine.state.committed import read_history, scan_runs
 from ledgerflow.engine.state.store import PartitionStore, store_path
+from ledgerflow.local.processes import Cluster
 from ledgerflow.schemas.commands import StartWorkflow
 from ledgerflow.sdk.definition import WorkflowRegistry
 from ledgerflow.testing.invariants import check_run
-from ledgerflow.testing.processes import Cluster
 
 SAMPLES = "ledgerflow.samples.orders"
 SECONDS = 60.0

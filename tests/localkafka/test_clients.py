@@ -19,7 +19,7 @@ from aiokafka.partitioner import murmur2
 from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from ledgerflow.localkafka import java_tool_command
+from ledgerflow.local.kafka import java_tool_command
 
 pytestmark = pytest.mark.kafka
 

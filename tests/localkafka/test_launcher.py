@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from ledgerflow.localkafka import KafkaStartError, LocalKafka, LocalKafkaError
+from ledgerflow.local.kafka import KafkaStartError, LocalKafka, LocalKafkaError
 
 LEDGERFLOW = str(Path(sys.executable).with_name("ledgerflow"))
 

@@ -14,7 +14,7 @@ from ledgerflow import kafkaprops
 from ledgerflow.config import Settings
 from ledgerflow.engine.kafka import acls
 from ledgerflow.executors.aiokafka_config import ClientCredentialsTokenProvider, aiokafka_options
-from ledgerflow.localkafka.secure import SecureFiles
+from ledgerflow.local.kafka.secure import SecureFiles
 
 
 def test_environment_names_map_to_properties_both_ways() -> None:

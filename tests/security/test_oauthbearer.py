@@ -26,10 +26,10 @@ from jwt.algorithms import RSAAlgorithm
 from ledgerflow import Client, kafkaprops
 from ledgerflow.config import Settings
 from ledgerflow.engine.kafka import acls
-from ledgerflow.localkafka import LocalKafka
-from ledgerflow.localkafka.secure import OIDC_AUDIENCE
-from ledgerflow.testing.ports import free_port
-from ledgerflow.testing.processes import Cluster
+from ledgerflow.local.kafka import LocalKafka
+from ledgerflow.local.kafka.secure import OIDC_AUDIENCE
+from ledgerflow.local.ports import free_port
+from ledgerflow.local.processes import Cluster
 from tests.fixtures import ACTS, FLOWS, ROOT
 
 pytestmark = [pytest.mark.kafka]

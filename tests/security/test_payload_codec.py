@@ -24,10 +24,10 @@ from ledgerflow.api.scopes import Scope
 from ledgerflow.codec import CodecKeyNeeded
 from ledgerflow.codec.keyfile import read_key_file, rotate_key_file, write_new_key_file
 from ledgerflow.engine_token import bearer
+from ledgerflow.local.processes import Cluster
 from ledgerflow.sdk.definition import WorkflowRegistry
 from ledgerflow.secretfiles import write_private
 from ledgerflow.testing.invariants import check_workflow
-from ledgerflow.testing.processes import Cluster
 from tests.fixtures import ROOT, dead_letters
 from tests.testapps.sealed import sealed_dag
 from tests.waits import wait_until

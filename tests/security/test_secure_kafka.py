@@ -24,10 +24,10 @@ from ledgerflow import Client, kafkaprops
 from ledgerflow.config import Settings
 from ledgerflow.engine.kafka import acls
 from ledgerflow.engine.kafka.admin import ensure_queue_topics, ensure_topics
-from ledgerflow.localkafka import LocalKafka
+from ledgerflow.local.kafka import LocalKafka
+from ledgerflow.local.processes import Cluster
 from ledgerflow.samples.dags import FAN_OUT_FAN_IN
 from ledgerflow.schemas import commands as c
-from ledgerflow.testing.processes import Cluster
 from tests.fixtures import ACTS, FLOWS, ROOT, assert_invariants
 
 pytestmark = [pytest.mark.kafka]

@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ledgerflow.localkafka.errors import LocalKafkaError, ToolMissingError
+from ledgerflow.local.kafka.errors import LocalKafkaError, ToolMissingError
 
 KAFKA_VERSION = "4.1.1"
 SCALA_VERSION = "2.13"

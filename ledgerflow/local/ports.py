@@ -1,4 +1,4 @@
-"""Free loopback ports for servers started by tests and by the local Kafka launcher."""
+"""Free loopback ports for servers that ``ledgerflow dev``, tests and the local Kafka launcher start."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Engine and worker processes for integration tests: real processes, killable with -9.
+"""Engine, worker and gateway processes for ``ledgerflow dev`` and integration tests: real processes,
+killable with -9.
 
 A ``Cluster`` runs secured, as production does: its engines require an engine token it makes,
 and its gateways accept an API key it makes (every scope), unless a gateway is asked for
@@ -23,8 +24,8 @@ from ledgerflow.api.scopes import Scope
 from ledgerflow.client import Client
 from ledgerflow.codec.base import PayloadCodec
 from ledgerflow.engine_token import bearer, new_token
+from ledgerflow.local.ports import free_port
 from ledgerflow.secretfiles import write_private
-from ledgerflow.testing.ports import free_port
 
 FAILED_BATCH_LINES = (
     "transaction failed, aborting",

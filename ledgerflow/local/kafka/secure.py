@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ledgerflow.localkafka.config import HOST
+from ledgerflow.local.kafka.config import HOST
 
 USERS = ("admin", "engine", "worker", "gateway", "client")
 SUPER_USERS = ("broker", "admin")

@@ -42,12 +42,12 @@ from confluent_kafka.admin import (
 )
 
 from ledgerflow import kafkaprops
-from ledgerflow.localkafka import libs, procs, readiness
-from ledgerflow.localkafka.config import NodeSpec, server_properties
-from ledgerflow.localkafka.errors import DataDirConflictError, KafkaStartError, LocalKafkaError
-from ledgerflow.localkafka.libs import KAFKA_VERSION, Progress
-from ledgerflow.localkafka.secure import SecureFiles
-from ledgerflow.testing.ports import free_ports, port_is_free
+from ledgerflow.local.kafka import libs, procs, readiness
+from ledgerflow.local.kafka.config import NodeSpec, server_properties
+from ledgerflow.local.kafka.errors import DataDirConflictError, KafkaStartError, LocalKafkaError
+from ledgerflow.local.kafka.libs import KAFKA_VERSION, Progress
+from ledgerflow.local.kafka.secure import SecureFiles
+from ledgerflow.local.ports import free_ports, port_is_free
 
 STATE_FILE = "ledgerflow-kafka.json"
 DEFAULT_START_TIMEOUT = 120.0
@@ -143,7 +143,7 @@ class LocalKafka:
     fixes the first node's client port; every other port is picked free at run
     time and remembered in the state file. ``heap`` is the JVM's -Xmx per node.
     ``secure`` (None: what ``data_dir`` holds, else False) starts nodes with TLS, SCRAM
-    users and ACLs enforced (see ``localkafka.secure``): the bootstrap is then SASL_SSL,
+    users and ACLs enforced (see ``local.kafka.secure``): the bootstrap is then SASL_SSL,
     :attr:`mtls_bootstrap` mutual TLS, and :meth:`client_properties` the settings to use.
     ``oidc_jwks_url`` (secure only) also accepts OAUTHBEARER tokens an OIDC provider signed.
     """
@@ -505,7 +505,7 @@ class LocalKafka:
 
     def _jvm_args(self, libs_dir: Path, node: NodeSpec) -> list[str]:
         logs = self._node_dir(node) / "logs"
-        log4j = resources.files("ledgerflow.localkafka") / "log4j2.xml"
+        log4j = resources.files("ledgerflow.local.kafka") / "log4j2.xml"
         return [
             # Modest heap: tests run up to 3 nodes on a 2-core machine. (With
             # another -Xmx the JVM sizes the initial heap itself.)

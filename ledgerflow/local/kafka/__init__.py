@@ -2,7 +2,7 @@
 
 ::
 
-    from ledgerflow.localkafka import LocalKafka
+    from ledgerflow.local.kafka import LocalKafka
 
     kafka = LocalKafka(".ledgerflow/kafka", brokers=1)
     bootstrap = kafka.up()      # "127.0.0.1:PORT"; idempotent
@@ -14,14 +14,14 @@ The broker is the real ``org.apache.kafka:kafka_2.13`` (version pinned in
 from ``$KAFKA_HOME/libs``. Settings are tuned for tests; see ``config.py``.
 """
 
-from ledgerflow.localkafka.errors import (
+from ledgerflow.local.kafka.errors import (
     DataDirConflictError,
     KafkaStartError,
     LocalKafkaError,
     ToolMissingError,
 )
-from ledgerflow.localkafka.launcher import BrokerStatus, KafkaStatus, LocalKafka
-from ledgerflow.localkafka.libs import (
+from ledgerflow.local.kafka.launcher import BrokerStatus, KafkaStatus, LocalKafka
+from ledgerflow.local.kafka.libs import (
     KAFKA_VERSION,
     cached_libs_dir,
     ensure_libs,

@@ -123,7 +123,7 @@ def server_properties(
         "log.retention.check.interval.ms": 60000,
     }
     lines = [
-        "# Written by ledgerflow's local Kafka launcher (ledgerflow/localkafka); tuned for tests.",
+        "# Written by ledgerflow's local Kafka launcher (ledgerflow/local/kafka); tuned for tests.",
         *(f"{key}={value}" for key, value in settings.items()),
     ]
     return "\n".join(lines) + "\n"
