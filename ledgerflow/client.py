@@ -24,7 +24,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -61,12 +61,14 @@ from ledgerflow.schemas.events import (
     history_event_adapter,
 )
 from ledgerflow.schemas.owner import AdmissionJson
-from ledgerflow.sdk.definition import definition_of
+from ledgerflow.sdk.definition import QUERY_ATTR, SIGNAL_ATTR, definition_of
 
 CLOSED = ("COMPLETED", "FAILED", "CANCELED", "TERMINATED")
 NAMESPACE_ENV = "LEDGERFLOW_NAMESPACE"
 OWNER_WAIT = 3.0
 """Seconds a read waits for a partition's owner to appear (during a rebalance)."""
+START_WAIT = 5.0
+"""Seconds a handle's read waits for the start that made the handle to be applied."""
 T = TypeVar("T")
 
 
@@ -112,10 +114,27 @@ class WorkflowHandle:
         return self.client.result(self.workflow_id, timeout=timeout, run_id=self.run_id)
 
     def describe(self) -> dict[str, Any]:
-        return self.client.describe(self.workflow_id)
+        return self._after_start(lambda: self.client.describe(self.workflow_id))
 
-    def signal(self, name: str, payload: Any = None) -> None:
-        self.client.signal(self.workflow_id, name, payload)
+    def signal(self, signal: str | Callable[..., Any], payload: Any = None) -> None:
+        """Send a signal (by name, or its ``@workflow.signal`` method) to the open run."""
+        self.client.signal(self.workflow_id, signal, payload)
+
+    def query(self, query: str | Callable[..., Any], *args: Any) -> Any:
+        """Ask the run a query (by name, or its ``@workflow.query`` method)."""
+        return self._after_start(lambda: self.client.query(self.workflow_id, query, *args))
+
+    def _after_start(self, read: Callable[[], T]) -> T:
+        """``read()``, waiting (bounded) for the start this handle was made by when the read
+        races it: the engine may not have applied the start yet when it is asked."""
+        deadline = time.monotonic() + START_WAIT
+        while True:
+            try:
+                return read()
+            except WorkflowNotFoundError:
+                if self.run_id is None or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.02)
 
     def cancel(self, reason: str = "") -> None:
         self.client.cancel(self.workflow_id, reason)
@@ -218,18 +237,31 @@ class Client:
         id: str,
         execution_timeout: float | None = None,
         request_id: str | None = None,
+        start_signal: str | Callable[..., Any] | None = None,
+        start_signal_args: list[Any] | None = None,
     ) -> WorkflowHandle:
-        """Start a run; if one is open for ``id`` already, return it with ``already_started``."""
+        """Start a run; if one is open for ``id`` already, return it with ``already_started``.
+
+        With ``start_signal`` (signal-with-start): the signal (``start_signal_args`` its arguments)
+        goes to the open run of ``id`` if there is one, else to the run this starts, once its code
+        has run to its first wait. Either way it is sent, and never lost to a start that races it.
+        """
         engine_id = self._engine_id(id)
         if request_id is not None:
             check_id("request id", request_id)
         name = workflow if isinstance(workflow, str) else definition_of(workflow).name
+        signal = None
+        if start_signal is not None:
+            signal = c.StartSignal(
+                name=handler_name(start_signal, SIGNAL_ATTR),
+                payload=encode(self.codec, to_json(_payload_of(start_signal_args or []))),
+            )
         try:
             admission: AdmissionJson | None = self._loop.run(self._reads.admission(engine_id))
         except (OwnerUnavailableError, OwnerResponseError):
             admission = None  # unreachable: send anyway; the engine keeps one open run and its limits
         current = admission["run"] if admission else None
-        if current is not None and current["status"] == "RUNNING":
+        if current is not None and current["status"] == "RUNNING" and signal is None:
             return WorkflowHandle(self, id, current["run_id"], already_started=True)
         if admission and admission["refusal"]:
             raise CapacityError(id, admission["partition"], admission["refusal"])
@@ -243,11 +275,26 @@ class Client:
                 run_id=run_id,
                 execution_timeout=execution_timeout,
                 request_id=request_id or run_id,
+                start_signal=signal,
             ),
         )
+        if current is not None and current["status"] == "RUNNING":
+            return WorkflowHandle(self, id, current["run_id"], already_started=True)
+        if signal is not None:
+            # A run that opened meanwhile takes the signal and this run never starts: the
+            # handle follows the id's latest run.
+            return WorkflowHandle(self, id, None)
         return WorkflowHandle(self, id, run_id)
 
-    def signal(self, workflow_id: str, name: str, payload: Any = None, request_id: str | None = None) -> None:
+    def signal(
+        self,
+        workflow_id: str,
+        signal: str | Callable[..., Any],
+        payload: Any = None,
+        request_id: str | None = None,
+    ) -> None:
+        """Send a signal (by name, or its ``@workflow.signal`` method) to the workflow's open run."""
+        name = handler_name(signal, SIGNAL_ATTR)
         engine_id = self._engine_id(workflow_id)
         if request_id is not None:
             check_id("request id", request_id)
@@ -349,7 +396,10 @@ class Client:
         total = self.history_page(workflow_id, run_id, limit=1).total
         return self.history_page(workflow_id, run_id, offset=total - 1, limit=1).events[0]
 
-    def query(self, workflow_id: str, name: str, *args: Any) -> Any:
+    def query(self, workflow_id: str, query: str | Callable[..., Any], *args: Any) -> Any:
+        """Ask the run a query (by name, or its ``@workflow.query`` method): answered from its
+        committed state. Raises ``QueryFailedError`` when it cannot be answered."""
+        name = handler_name(query, QUERY_ATTR)
         engine_id = self._engine_id(workflow_id)
         encoded = [encode(self.codec, to_json(a)) for a in args]
         try:
@@ -461,3 +511,19 @@ class Client:
                 status = state["status"] if state else "unknown"
                 raise TimeoutError(f"workflow {workflow_id!r} still {status} after {timeout} s")
             time.sleep(poll)
+
+
+def handler_name(handler: str | Callable[..., Any], attribute: str) -> str:
+    """The signal or query name a handler method was declared with (a name is itself)."""
+    if isinstance(handler, str):
+        return handler
+    name = getattr(handler, attribute, None)
+    if not isinstance(name, str):
+        kind = "signal" if attribute == SIGNAL_ATTR else "query"
+        raise TypeError(f"{handler!r} is not a @workflow.{kind} method")
+    return name
+
+
+def _payload_of(args: list[Any]) -> Any:
+    """A signal's one payload from handler arguments: one argument is the payload, more a list."""
+    return args[0] if len(args) == 1 else (args or None)

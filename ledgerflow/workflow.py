@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses as _dataclasses
 import random as _random
 import uuid as _uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NoReturn, TypeVar, overload
 
@@ -34,6 +34,7 @@ from ledgerflow.sdk.definition import (
     DEFINITION_ATTR,
     QUERY_ATTR,
     RUN_ATTR,
+    SIGNAL_ATTR,
     build_definition,
     definition_of,
 )
@@ -54,7 +55,10 @@ def defn(target: C | None = None, *, name: str | None = None) -> C | Callable[[C
     """Make a class (with one ``@workflow.run`` method) or an async function a workflow."""
 
     def decorate(t: C) -> C:
-        setattr(t, DEFINITION_ATTR, build_definition(t, name))
+        definition = build_definition(t, name)
+        setattr(t, DEFINITION_ATTR, definition)
+        if definition.run_method is not None:  # so ``start_workflow(MyWorkflow.run, ...)`` names it too
+            setattr(getattr(t, definition.run_method), DEFINITION_ATTR, definition)
         return t
 
     return decorate(target) if target is not None else decorate
@@ -80,14 +84,40 @@ def query(fn: F | None = None, *, name: str | None = None) -> F | Callable[[F], 
     return decorate(fn) if fn is not None else decorate
 
 
+@overload
+def signal(fn: F) -> F: ...
+@overload
+def signal(*, name: str | None = None) -> Callable[[F], F]: ...
+def signal(fn: F | None = None, *, name: str | None = None) -> F | Callable[[F], F]:
+    """Mark a method (``def`` or ``async def``) that handles a signal, by default the one named as
+    the method. It runs when the signal is applied, in the order signals arrive, before the run
+    method goes on; it may change the workflow's state, and an ``async def`` handler may await what
+    workflow code may. The signal's payload is its argument (a list: its arguments)."""
+
+    def decorate(f: F) -> F:
+        setattr(f, SIGNAL_ATTR, name or f.__name__)
+        return f
+
+    return decorate(fn) if fn is not None else decorate
+
+
+async def wait_condition(fn: Callable[[], bool], *, timeout: float | timedelta | None = None) -> None:
+    """Wait until ``fn()`` is true: it is checked each time the workflow's code has run after an
+    event (a signal handled, an activity done, a timer fired). ``fn`` must only read the workflow's
+    state. Raises ``TimeoutError`` when ``timeout`` passes first (a durable timer)."""
+    await current_runtime().wait_condition(fn, _seconds(timeout))
+
+
 def _seconds(value: float | timedelta | None) -> float | None:
     return RetryPolicy.seconds(value)
 
 
 async def execute_activity(
     activity: Callable[..., Any] | str,
-    *args: Any,
+    *arguments: Any,
+    args: Sequence[Any] | None = None,
     queue: str = "default",
+    task_queue: str | None = None,
     start_to_close_timeout: float | timedelta | None = None,
     schedule_to_close_timeout: float | timedelta | None = None,
     heartbeat_timeout: float | timedelta | None = None,
@@ -97,8 +127,9 @@ async def execute_activity(
     """Run an activity on a worker of ``queue`` and return its result.
 
     ``activity`` is an ``@activity.defn`` function (its return annotation types
-    the result) or an activity name. Timeouts are seconds or timedeltas; with
-    none given, an attempt may run ``DEFAULT_START_TO_CLOSE`` seconds.
+    the result) or an activity name. Its arguments are given positionally, or as
+    ``args=[...]`` (temporalio's spelling; ``task_queue`` is ``queue``'s). Timeouts are
+    seconds or timedeltas; with none given, an attempt may run ``DEFAULT_START_TO_CLOSE`` seconds.
     Raises :class:`ledgerflow.errors.ActivityError` once retries are spent.
     """
     if isinstance(activity, str):
@@ -110,14 +141,17 @@ async def execute_activity(
     schedule_to_close = _seconds(schedule_to_close_timeout)
     if start_to_close is None and schedule_to_close is None:
         start_to_close = DEFAULT_START_TO_CLOSE
+    if args is not None and arguments:
+        raise TypeError("execute_activity takes its arguments positionally or as args=[...], not both")
     options = ActivityOptions(
-        queue=queue,
+        queue=task_queue or queue,
         start_to_close_timeout=start_to_close,
         schedule_to_close_timeout=schedule_to_close,
         heartbeat_timeout=_seconds(heartbeat_timeout),
         retry=retry_policy or RetryPolicy(),
     )
-    result = await current_runtime().execute_activity(name, [to_json(a) for a in args], options)
+    given = list(args) if args is not None else list(arguments)
+    result = await current_runtime().execute_activity(name, [to_json(a) for a in given], options)
     return from_json(result, result_type or declared)
 
 
@@ -205,7 +239,9 @@ __all__ = [
     "query",
     "random",
     "run",
+    "signal",
     "sleep",
     "uuid4",
+    "wait_condition",
     "wait_signal",
 ]

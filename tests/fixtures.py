@@ -94,10 +94,11 @@ def slept(result: dict[str, float]) -> float:
     return round(result["after"] - result["before"], 6)
 
 
-def assert_invariants(client: Client, workflow_id: str) -> None:
+def assert_invariants(client: Client, workflow_id: str, workflows: str = FLOWS) -> None:
     """Every run of ``workflow_id`` (its continue-as-new chain) and of its children holds the
-    engine's invariants, replayed against the test workflows (ledgerflow.testing.invariants)."""
-    problems = check_workflow(client, workflow_id, WorkflowRegistry.from_modules([FLOWS]))
+    engine's invariants, replayed against the workflows of module ``workflows`` (the test
+    workflows unless given; ledgerflow.testing.invariants)."""
+    problems = check_workflow(client, workflow_id, WorkflowRegistry.from_modules([workflows]))
     assert not problems, problems
 
 

@@ -323,10 +323,17 @@ class PartitionProcessor:
         run = self.run(command.workflow_id)
         if run is None or not run.is_open:
             return f"signal {command.name!r}: workflow {command.workflow_id!r} has no open run"
+        self.signal(run, command.name, command.payload)
+        return None
+
+    def signal(self, run: RunState, name: str, payload: Any) -> None:
+        """Deliver a signal to an open run (refused when its code has too many untaken)."""
         instance = self._instance(run)
+        if not run.is_open:
+            return  # its code no longer replays: the run was failed for it
         if (
             instance is not None
-            and not instance.waits_for_signal(command.name)
+            and not instance.waits_for_signal(name)
             and instance.buffered_signals() >= self.ctx.settings.max_buffered_signals
         ):
             raise TooManyPending(
@@ -335,9 +342,8 @@ class PartitionProcessor:
                 self.ctx.settings.max_buffered_signals,
                 "max_buffered_signals",
             )
-        self.lifecycle(run, "SIGNAL_RECEIVED", run.history_length + 1, {"name": command.name})
-        self.deliver(run, ev.SignalReceived, name=command.name, payload=command.payload)
-        return None
+        self.lifecycle(run, "SIGNAL_RECEIVED", run.history_length + 1, {"name": name})
+        self.deliver(run, ev.SignalReceived, name=name, payload=payload)
 
     def _cancel(self, command: c.CancelWorkflow) -> str | None:
         run = self.run(command.workflow_id)

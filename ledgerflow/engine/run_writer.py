@@ -58,6 +58,10 @@ class RunWriter(Protocol):
         """Start a run as ``command`` asks (admitted already)."""
         ...
 
+    def signal(self, run: RunState, name: str, payload: Any) -> None:
+        """Deliver a signal to an open run."""
+        ...
+
     def savepoint(self, workflow_id: str | None) -> AbstractContextManager[None]:
         """Undo everything done inside it, for this workflow, when it raises."""
         ...

@@ -45,6 +45,10 @@ class Starts:
         if existing is not None and (
             existing.is_open or command.run_id in (existing.run_id, *existing.previous_runs)
         ):
+            if existing.is_open and command.start_signal is not None:
+                # Signal-with-start of a running workflow: the signal goes to it.
+                w.signal(existing, command.start_signal.name, command.start_signal.payload)
+                return None
             log.info(
                 "start ignored: run %s already %s",
                 existing.run_id,
@@ -72,7 +76,9 @@ class Starts:
                 self._refuse_oversized_input(command)
             self._defer(command, give_up_at)
             return None
-        w.open_run(command, existing, continued_from=None)
+        run = w.open_run(command, existing, continued_from=None)
+        if command.start_signal is not None and run.is_open:
+            w.signal(run, command.start_signal.name, command.start_signal.payload)
         return None
 
     def retry(self, command: c.StartWorkflow, give_up_at: float) -> None:

@@ -27,6 +27,13 @@ class _Command(WireModel):
     """Optional idempotency key: a command seen twice with the same key applies once."""
 
 
+class StartSignal(WireModel):
+    """The signal of a signal-with-start."""
+
+    name: str = Field(min_length=1)
+    payload: JSON = None
+
+
 class StartWorkflow(_Command):
     """Start a run of a code workflow type or a registered DAG."""
 
@@ -49,6 +56,9 @@ class StartWorkflow(_Command):
     """Run id of the parent, when a child."""
     parent_seq: int | None = None
     """The parent's command number for this child."""
+    start_signal: StartSignal | None = None
+    """Signal-with-start: this signal goes to the open run of this id if there is one (and no run
+    starts), else to the run this command starts, once its code has run to its first wait."""
 
 
 class SignalWorkflow(_Command):

@@ -9,6 +9,7 @@ import contextvars
 import random
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -56,6 +57,9 @@ class WorkflowRuntime(ABC):
 
     @abstractmethod
     async def wait_signal(self, name: str, timeout: float | None) -> JSON: ...
+
+    @abstractmethod
+    async def wait_condition(self, fn: Callable[[], bool], timeout: float | None) -> None: ...
 
     @abstractmethod
     async def execute_child_workflow(self, workflow_type: str, workflow_id: str, input: JSON) -> JSON: ...

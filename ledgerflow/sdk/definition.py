@@ -13,6 +13,17 @@ from ledgerflow.converter import parameter_types, return_type
 DEFINITION_ATTR = "__ledgerflow_workflow__"
 RUN_ATTR = "__ledgerflow_workflow_run__"
 QUERY_ATTR = "__ledgerflow_workflow_query__"
+SIGNAL_ATTR = "__ledgerflow_workflow_signal__"
+
+
+@dataclass(frozen=True)
+class SignalHandler:
+    """A ``@workflow.signal`` method of a workflow class."""
+
+    method: str
+    input_types: tuple[Any, ...]
+    """Annotated types of its positional parameters, ``self`` left out."""
+    is_async: bool
 
 
 @dataclass(frozen=True)
@@ -25,6 +36,8 @@ class WorkflowDefinition:
     """Name of the run method for a class; None for a function workflow."""
     queries: dict[str, str] = field(default_factory=dict)
     """Query name -> method name."""
+    signals: dict[str, SignalHandler] = field(default_factory=dict)
+    """Signal name -> its ``@workflow.signal`` handler."""
     input_types: tuple[Any, ...] = ()
     """Annotated types of the run function's positional parameters (one per parameter)."""
     result_type: Any = Any
@@ -45,6 +58,16 @@ def build_definition(target: Any, name: str | None) -> WorkflowDefinition:
         queries = {
             getattr(m, QUERY_ATTR): n for n, m in inspect.getmembers(target) if getattr(m, QUERY_ATTR, None)
         }
+        signals: dict[str, SignalHandler] = {}
+        for n, m in inspect.getmembers(target):
+            signal = getattr(m, SIGNAL_ATTR, None)
+            if signal is None:
+                continue
+            if signal in signals:
+                first = signals[signal].method
+                problems.append(f"two @workflow.signal handlers of signal {signal!r}: {first}, {n}")
+            types = tuple(parameter_types(m, skip_self=True))
+            signals[signal] = SignalHandler(n, types, inspect.iscoroutinefunction(m))
         if len(runs) != 1:
             problems.append(f"needs exactly one @workflow.run method, found {len(runs)}")
         else:
@@ -63,6 +86,7 @@ def build_definition(target: Any, name: str | None) -> WorkflowDefinition:
             target=target,
             run_method=runs[0],
             queries=queries,
+            signals=signals,
             input_types=tuple(parameter_types(method, skip_self=True)),
             result_type=return_type(method),
         )

@@ -476,12 +476,131 @@ def test_unhandled_activity_failure_fails_the_workflow_with_it() -> None:
     run.assert_replays()
 
 
-def test_asyncio_sleep_fails_the_workflow_pointing_to_workflow_sleep() -> None:
+def test_asyncio_sleep_is_a_durable_timer() -> None:
     run = code_run(naps)
-    failure = only(run.start(), cmd.FailWorkflow).failure
-    assert failure.type == "RuntimeError"
-    assert "workflow.sleep" in failure.message
-    assert "not durable" in failure.message
+    assert run.start() == [cmd.StartTimer(1, 1.0)]
+    assert run.feed(ev.TimerFired, after=1.0, seq=1) == [cmd.CompleteWorkflow(None)]
+    run.assert_replays()
+
+
+@workflow.defn
+async def impatient() -> str:
+    try:
+        await asyncio.wait_for(workflow.wait_signal("go"), timeout=5)
+    except TimeoutError:
+        return "gave up"
+    return "went"
+
+
+def test_asyncio_wait_for_times_out_on_a_durable_timer_and_a_signal_cancels_it() -> None:
+    timed_out = code_run(impatient)
+    assert timed_out.start() == [cmd.StartTimer(1, 5.0)]
+    assert timed_out.feed(ev.TimerFired, after=5.0, seq=1) == [cmd.CompleteWorkflow("gave up")]
+    timed_out.assert_replays()
+    signalled = code_run(impatient)
+    signalled.start()
+    assert signalled.feed(ev.SignalReceived, after=1.0, name="go", payload=None) == [
+        cmd.CancelTimer(1),
+        cmd.CompleteWorkflow("went"),
+    ]
+    signalled.assert_replays()
+
+
+# ---------------------------------------------------- signal handlers, conditions
+@workflow.defn
+class Greeter:
+    """Temporal's hello_signal, as written for temporalio."""
+
+    def __init__(self) -> None:
+        self._pending: asyncio.Queue[str] = asyncio.Queue()
+        self._exit = False
+
+    @workflow.run
+    async def run(self) -> list[str]:
+        greetings: list[str] = []
+        while True:
+            await workflow.wait_condition(lambda: not self._pending.empty() or self._exit)
+            while not self._pending.empty():
+                greetings.append(f"Hello, {self._pending.get_nowait()}")
+            if self._exit:
+                return greetings
+
+    @workflow.signal
+    async def submit_greeting(self, name: str) -> None:
+        await self._pending.put(name)
+
+    @workflow.signal
+    def exit(self) -> None:
+        self._exit = True
+
+
+def test_signal_handlers_run_in_order_and_wake_a_waiting_condition() -> None:
+    run = code_run(Greeter)
+    assert run.start() == []
+    for name in ("a", "b"):
+        assert run.feed(ev.SignalReceived, after=1.0, name="submit_greeting", payload=name) == []
+    assert run.feed(ev.SignalReceived, after=1.0, name="exit", payload=None) == [
+        cmd.CompleteWorkflow(["Hello, a", "Hello, b"])
+    ]
+    run.assert_replays()
+
+
+@workflow.defn
+class Waiter:
+    def __init__(self) -> None:
+        self.ready = False
+
+    @workflow.run
+    async def run(self) -> str:
+        try:
+            await workflow.wait_condition(lambda: self.ready, timeout=timedelta(seconds=30))
+        except TimeoutError:
+            return "timed out"
+        return "ready"
+
+    @workflow.signal(name="ready")
+    def mark_ready(self) -> None:
+        self.ready = True
+
+    @workflow.signal
+    def broken(self, reason: str) -> None:
+        raise ValueError(reason)
+
+
+def test_wait_condition_times_out_on_a_durable_timer_or_wakes_and_cancels_it() -> None:
+    timed_out = code_run(Waiter)
+    assert timed_out.start() == [cmd.StartTimer(1, 30.0)]
+    assert timed_out.feed(ev.TimerFired, after=30.0, seq=1) == [cmd.CompleteWorkflow("timed out")]
+    timed_out.assert_replays()
+    woken = code_run(Waiter)
+    woken.start()
+    assert woken.feed(ev.SignalReceived, after=1.0, name="ready", payload=None) == [
+        cmd.CancelTimer(1),
+        cmd.CompleteWorkflow("ready"),
+    ]
+    woken.assert_replays()
+
+
+def test_a_signal_handler_that_raises_fails_the_run_with_its_error() -> None:
+    run = code_run(Waiter)
+    run.start()
+    failed = only(run.feed(ev.SignalReceived, after=1.0, name="broken", payload="bad data"), cmd.FailWorkflow)
+    assert (failed.failure.type, failed.failure.message) == ("ValueError", "bad data")
+
+
+def test_two_handlers_of_one_signal_are_refused_at_definition() -> None:
+    with pytest.raises(ValueError, match=r"two @workflow\.signal handlers of signal 'x'"):
+
+        @workflow.defn
+        class Twice:
+            @workflow.run
+            async def run(self) -> None: ...
+
+            @workflow.signal(name="x")
+            def one(self) -> None: ...
+
+            @workflow.signal(name="x")
+            def two(self) -> None: ...
 
 
 def test_bad_input_fails_the_workflow_naming_the_problem() -> None:

@@ -78,6 +78,10 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
         self.unhandled: list[BaseException] = []
         self._created = seed << SEED_SHIFT
         self._tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        self.durable_timer: Callable[[float, Callable[[], None]], asyncio.Future[None]] | None = None
+        """Starts a durable timer that calls back when it fires; its future, cancelled, cancels
+        the timer. Set by the workflow instance: ``asyncio.sleep``, ``asyncio.wait_for`` and
+        ``asyncio.timeout`` then wait on the engine's timers, as ``workflow.sleep`` does."""
 
     # The parts of the loop API that futures and tasks use.
     def call_soon(  # type: ignore[override]
@@ -107,15 +111,19 @@ class DeterministicLoop(asyncio.AbstractEventLoop):
     def call_later(  # type: ignore[override]
         self, delay: float, callback: Callable[..., Any], *args: Any, context: Any = None
     ) -> Any:
-        raise RuntimeError(
-            "asyncio.sleep() and loop timers are not durable inside a workflow: "
-            "use 'await workflow.sleep(seconds)'"
-        )
+        if self.durable_timer is None:
+            raise RuntimeError("no durable timers outside a workflow run")
+        ctx = context if context is not None else contextvars.copy_context()
+
+        def fire() -> None:
+            self.call_soon(callback, *args, context=ctx)
+
+        return self.durable_timer(delay, fire)
 
     def call_at(  # type: ignore[override]
         self, when: float, callback: Callable[..., Any], *args: Any, context: Any = None
     ) -> Any:
-        return self.call_later(0, callback)
+        return self.call_later(when - self._now, callback, *args, context=context)
 
     def time(self) -> float:
         return self._now

@@ -14,6 +14,7 @@ import hashlib
 import random
 import uuid
 from collections import defaultdict, deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,7 +35,7 @@ from ledgerflow.sdk.context import (
     reset_runtime,
     set_runtime,
 )
-from ledgerflow.sdk.definition import WorkflowDefinition
+from ledgerflow.sdk.definition import SignalHandler, WorkflowDefinition
 
 
 class WorkflowInstance(WorkflowRuntime):
@@ -56,6 +57,7 @@ class WorkflowInstance(WorkflowRuntime):
         # mypy sees AbstractEventLoop's I/O methods as abstract; a workflow never calls them.
         seed = loop_seed(f"{info.workflow_id}/{info.run_id}")
         self._loop = DeterministicLoop(seed)  # type: ignore[abstract]
+        self._loop.durable_timer = self._durable_timer
         self._commands: list[cmd.Command] = []
         self._seq = 0
         self._activities: dict[int, tuple[str, asyncio.Future[JSON]]] = {}
@@ -63,6 +65,10 @@ class WorkflowInstance(WorkflowRuntime):
         self._children: dict[int, asyncio.Future[JSON]] = {}
         self._signals: dict[str, deque[JSON]] = defaultdict(deque)
         self._signal_waiters: dict[str, deque[asyncio.Future[JSON]]] = defaultdict(deque)
+        self._conditions: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+        self._handlers: set[asyncio.Task[Any]] = set()
+        self._handler_error: BaseException | None = None
+        """What an ``async def`` signal handler raised: the run fails with it."""
         self._main: asyncio.Task[Any] | None = None
         self._object: object | None = None
         self._now = 0.0
@@ -89,6 +95,8 @@ class WorkflowInstance(WorkflowRuntime):
         try:
             self._apply(event)
             self._loop.run_until_idle(self._now)
+            while self._satisfy_conditions():
+                self._loop.run_until_idle(self._now)
             self._check_main()
         except CodecError:
             raise
@@ -115,8 +123,12 @@ class WorkflowInstance(WorkflowRuntime):
         waiting = [future for _, future in self._activities.values()]
         waiting += [*self._timers.values(), *self._children.values()]
         waiting += [waiter for waiters in self._signal_waiters.values() for waiter in waiters]
+        waiting += [future for _, future in self._conditions]
+        waiting += list(self._handlers)
         for future in waiting:
             future.cancel()
+        self._conditions.clear()
+        self._handlers.clear()
         self._activities.clear()
         self._timers.clear()
         self._children.clear()
@@ -162,6 +174,10 @@ class WorkflowInstance(WorkflowRuntime):
                 child.set_exception(ChildWorkflowError(failure, prefix=f"child #{event.seq}: "))
 
     def _deliver_signal(self, name: str, payload: JSON) -> None:
+        handler = self.definition.signals.get(name)
+        if handler is not None and self._object is not None:
+            self._handle_signal(handler, payload)
+            return
         waiters = self._signal_waiters[name]
         while waiters:
             waiter = waiters.popleft()
@@ -170,24 +186,65 @@ class WorkflowInstance(WorkflowRuntime):
                 return
         self._signals[name].append(payload)
 
+    def _handle_signal(self, handler: SignalHandler, payload: JSON) -> None:
+        """Run a ``@workflow.signal`` method: a ``def`` one now (what it raises fails the run, as
+        the code's own errors do), an ``async def`` one as a task the loop runs next, before the
+        code that waits on other events goes on."""
+        method = getattr(self._object, handler.method)
+        args = _call_args(handler.input_types, payload)
+        if not handler.is_async:
+            method(*args)
+            return
+        task = self._loop.create_task(method(*args))
+        self._handlers.add(task)
+        task.add_done_callback(self._on_handler_done)
+
+    def _on_handler_done(self, task: asyncio.Task[Any]) -> None:
+        self._handlers.discard(task)
+        if not task.cancelled() and task.exception() is not None and self._handler_error is None:
+            self._handler_error = task.exception()
+
+    def _satisfy_conditions(self) -> bool:
+        """Wake each ``wait_condition`` whose condition holds now; True if any woke (the loop
+        then runs the code it woke, which may make more conditions hold)."""
+        woke = False
+        waiting = []
+        for fn, future in self._conditions:
+            if future.done():
+                continue
+            try:
+                holds = fn()
+            except Exception as exc:  # raised in the code that waits on it
+                future.set_exception(exc)
+                woke = True
+                continue
+            if holds:
+                future.set_result(None)
+                woke = True
+            else:
+                waiting.append((fn, future))
+        self._conditions = waiting
+        return woke
+
     def buffered_signals(self) -> int:
         """Signals delivered that no code has taken yet."""
         return sum(len(payloads) for payloads in self._signals.values())
 
     def waits_for_signal(self, name: str) -> bool:
-        """True when code waits for a signal named ``name`` now (it would not be buffered)."""
+        """True when code waits for a signal named ``name`` now, or handles it (it would not be
+        buffered)."""
+        if name in self.definition.signals:
+            return True
         return any(not waiter.done() for waiter in self._signal_waiters.get(name, ()))
 
     async def _run_main(self, run: Any, input: JSON) -> Any:
-        arity = len(self.definition.input_types)
-        if arity == 0:
-            return await run()
-        if arity == 1:
-            return await run(from_json(input, self.definition.input_types[0]))
-        values = input if isinstance(input, list) else [input]
-        return await run(*args_from_json(values, list(self.definition.input_types)))
+        return await run(*_call_args(self.definition.input_types, input))
 
     def _check_main(self) -> None:
+        if self._handler_error is not None and not self.closed:
+            self.closed = True
+            self._commands.append(cmd.FailWorkflow(failure_from_exception(self._handler_error)))
+            return
         main = self._main
         if main is None or not main.done() or self.closed:
             return
@@ -295,6 +352,12 @@ class WorkflowInstance(WorkflowRuntime):
         future.add_done_callback(on_done)
         return future
 
+    def _durable_timer(self, seconds: float, fire: Callable[[], None]) -> asyncio.Future[None]:
+        """A loop timer (``asyncio.sleep``, timeouts) as a durable timer."""
+        future = self._start_timer(seconds)
+        future.add_done_callback(lambda f: None if f.cancelled() else fire())
+        return future
+
     async def sleep(self, seconds: float) -> None:
         await self._start_timer(seconds)
 
@@ -318,6 +381,26 @@ class WorkflowInstance(WorkflowRuntime):
             return waiter.result()
         raise TimeoutError(f"no signal {name!r} within {timeout} s")
 
+    async def wait_condition(self, fn: Callable[[], bool], timeout: float | None) -> None:
+        if fn():
+            return
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._conditions.append((fn, future))
+        if timeout is None:
+            await future
+            return
+        timer = self._start_timer(timeout)
+        try:
+            await asyncio.wait({future, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not timer.done():
+                timer.cancel()
+            if not future.done():
+                future.cancel()
+        if future.cancelled():
+            raise TimeoutError(f"condition not met within {timeout} s")
+        future.result()  # what the condition raised, if it did
+
     async def execute_child_workflow(self, workflow_type: str, workflow_id: str, input: JSON) -> JSON:
         seq = self._next_seq()
         future: asyncio.Future[JSON] = self._loop.create_future()
@@ -326,3 +409,14 @@ class WorkflowInstance(WorkflowRuntime):
             workflow_id = namespaces.qualify(namespaces.namespace_of(self.info().workflow_id), workflow_id)
         self._commands.append(cmd.StartChildWorkflow(seq, workflow_id, workflow_type, input))
         return await future
+
+
+def _call_args(types: tuple[Any, ...], payload: JSON) -> list[Any]:
+    """The arguments of a run method or signal handler taking ``types``, from one payload: none,
+    the payload itself, or (two parameters or more) its items."""
+    if not types:
+        return []
+    if len(types) == 1:
+        return [from_json(payload, types[0])]
+    values = payload if isinstance(payload, list) else [payload]
+    return args_from_json(values, list(types))

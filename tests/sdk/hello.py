@@ -1,0 +1,102 @@
+"""Temporal's Python "hello" samples, ported by changing imports (``temporalio`` to ``ledgerflow``)
+and nothing else where Ledgerflow has the API; docs/migrating-from-temporal.md says what differs.
+
+An engine runs these workflows and a worker these activities in tests/sdk/test_hello_samples.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from ledgerflow import activity, workflow
+
+
+# ------------------------------------------------------------------ hello_signal
+@workflow.defn
+class GreetingSignalWorkflow:
+    def __init__(self) -> None:
+        self._pending_greetings: asyncio.Queue[str] = asyncio.Queue()
+        self._exit = False
+
+    @workflow.run
+    async def run(self) -> list[str]:
+        # Continually handle from queue or wait for exit to be received
+        greetings: list[str] = []
+        while True:
+            # Wait for queue item or exit
+            await workflow.wait_condition(lambda: not self._pending_greetings.empty() or self._exit)
+
+            # Drain and process queue
+            while not self._pending_greetings.empty():
+                greetings.append(f"Hello, {self._pending_greetings.get_nowait()}")
+
+            # Exit if complete
+            if self._exit:
+                return greetings
+
+    @workflow.signal
+    async def submit_greeting(self, name: str) -> None:
+        await self._pending_greetings.put(name)
+
+    @workflow.signal
+    def exit(self) -> None:
+        self._exit = True
+
+
+# ------------------------------------------------------------------- hello_query
+@workflow.defn
+class GreetingQueryWorkflow:
+    def __init__(self) -> None:
+        self._greeting = ""
+
+    @workflow.run
+    async def run(self, name: str) -> None:
+        self._greeting = f"Hello, {name}!"
+        await asyncio.sleep(2)
+        self._greeting = f"Goodbye, {name}!"
+
+    @workflow.query
+    def greeting(self) -> str:
+        return self._greeting
+
+
+# ------------------------------------------------------- hello_signal_with_start
+@activity.defn
+async def compose_greeting(greeting: str, name: str) -> str:
+    return f"{greeting}, {name}!"
+
+
+@workflow.defn
+class SignalWithStartWorkflow:
+    """Collects names by signal until none arrives for a while, then greets them all."""
+
+    def __init__(self) -> None:
+        self._names: list[str] = []
+        self._seen = 0
+
+    @workflow.run
+    async def run(self, greeting: str) -> list[str]:
+        while True:
+            self._seen = len(self._names)
+            try:
+                await workflow.wait_condition(self._more_names, timeout=timedelta(seconds=2))
+            except TimeoutError:
+                break
+        return [
+            await workflow.execute_activity(
+                compose_greeting, args=[greeting, name], start_to_close_timeout=timedelta(seconds=10)
+            )
+            for name in self._names
+        ]
+
+    def _more_names(self) -> bool:
+        return len(self._names) > self._seen
+
+    @workflow.signal
+    def add_name(self, name: str) -> None:
+        self._names.append(name)
+
+    @workflow.query
+    def names(self) -> list[str]:
+        return self._names
