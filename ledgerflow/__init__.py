@@ -20,6 +20,7 @@ from ledgerflow.errors import (
     QueryFailedError,
     WorkflowFailedError,
     WorkflowNotFoundError,
+    WorkflowUpdateFailedError,
 )
 from ledgerflow.schemas.common import RetryPolicy
 
@@ -54,6 +55,7 @@ __all__ = [
     "WorkflowFailedError",
     "WorkflowHandle",
     "WorkflowNotFoundError",
+    "WorkflowUpdateFailedError",
     "__version__",
     "activity",
     "workflow",

@@ -36,7 +36,7 @@ from ledgerflow.codec.base import PayloadCodec
 from ledgerflow.codec.envelope import decode, decode_tree, encode
 from ledgerflow.codec.keyfile import load_codec
 from ledgerflow.config import PAGE_LIMIT, Settings
-from ledgerflow.converter import to_json
+from ledgerflow.converter import from_json, to_json
 from ledgerflow.dag.registration import definition_problems
 from ledgerflow.engine_token import token_from
 from ledgerflow.errors import (
@@ -47,6 +47,7 @@ from ledgerflow.errors import (
     QueryFailedError,
     WorkflowFailedError,
     WorkflowNotFoundError,
+    WorkflowUpdateFailedError,
     check_id,
 )
 from ledgerflow.kafkaclients import UNASSIGNED, plain_producer
@@ -60,8 +61,8 @@ from ledgerflow.schemas.events import (
     WorkflowContinuedAsNew,
     history_event_adapter,
 )
-from ledgerflow.schemas.owner import AdmissionJson
-from ledgerflow.sdk.definition import QUERY_ATTR, SIGNAL_ATTR, definition_of
+from ledgerflow.schemas.owner import AdmissionJson, UpdateOutcomeJson, UpdateStatusJson
+from ledgerflow.sdk.definition import QUERY_ATTR, SIGNAL_ATTR, UPDATE_ATTR, definition_of
 
 CLOSED = ("COMPLETED", "FAILED", "CANCELED", "TERMINATED")
 NAMESPACE_ENV = "LEDGERFLOW_NAMESPACE"
@@ -100,6 +101,21 @@ class HistoryPage:
 
 
 @dataclass(frozen=True)
+class WorkflowUpdateHandle:
+    """An update sent to a workflow and accepted by its validator."""
+
+    client: Client
+    workflow_id: str
+    update_id: str
+
+    def result(self, timeout: float = 60.0, result_type: type[T] | None = None) -> Any:
+        """Wait for the update's handler to end; return its result, or raise
+        ``WorkflowUpdateFailedError`` with what it raised."""
+        outcome = self.client.update_outcome(self.workflow_id, self.update_id, timeout, until_done=True)
+        return from_json(decode(self.client.codec, outcome["result"]), result_type)
+
+
+@dataclass(frozen=True)
 class WorkflowHandle:
     """A reference to one workflow id (and the run a start returned)."""
 
@@ -123,6 +139,22 @@ class WorkflowHandle:
     def query(self, query: str | Callable[..., Any], *args: Any) -> Any:
         """Ask the run a query (by name, or its ``@workflow.query`` method)."""
         return self._after_start(lambda: self.client.query(self.workflow_id, query, *args))
+
+    def execute_update(
+        self, update: str | Callable[..., Any], *args: Any, id: str | None = None, timeout: float = 60.0
+    ) -> Any:
+        """Run an update (by name, or its ``@workflow.update`` method) on this handle's run and
+        return its result (see ``Client.execute_update``)."""
+        return self.start_update(update, *args, id=id, timeout=timeout).result(timeout)
+
+    def start_update(
+        self, update: str | Callable[..., Any], *args: Any, id: str | None = None, timeout: float = 60.0
+    ) -> WorkflowUpdateHandle:
+        """Send an update to this handle's run and wait until its validator accepted it (see
+        ``Client.start_update``)."""
+        return self.client.start_update(
+            self.workflow_id, update, *args, id=id, timeout=timeout, run_id=self.run_id
+        )
 
     def _after_start(self, read: Callable[[], T]) -> T:
         """``read()``, waiting (bounded) for the start this handle was made by when the read
@@ -307,6 +339,80 @@ class Client:
                 request_id=request_id or str(uuid.uuid4()),
             ),
         )
+
+    def execute_update(
+        self,
+        workflow_id: str,
+        update: str | Callable[..., Any],
+        *args: Any,
+        id: str | None = None,
+        timeout: float = 60.0,
+        result_type: type[T] | None = None,
+    ) -> Any:
+        """Run an update (by name, or its ``@workflow.update`` method) on the workflow's open run and
+        return its handler's result. Raises ``WorkflowUpdateFailedError`` when its validator
+        rejected it or its handler raised."""
+        handle = self.start_update(workflow_id, update, *args, id=id, timeout=timeout)
+        return handle.result(timeout, result_type)
+
+    def start_update(
+        self,
+        workflow_id: str,
+        update: str | Callable[..., Any],
+        *args: Any,
+        id: str | None = None,
+        timeout: float = 60.0,
+        run_id: str | None = None,
+    ) -> WorkflowUpdateHandle:
+        """Send an update and wait until the engine applied it: return its handle once its
+        validator accepted it, raise ``WorkflowUpdateFailedError`` when it rejected it. ``id``
+        (default: a new one) makes the update idempotent: sent twice, it runs once. ``run_id``:
+        the run it is meant for (a handle's), which the engine may not have started yet."""
+        name = handler_name(update, UPDATE_ATTR)
+        update_id = id or str(uuid.uuid4())
+        check_id("update id", update_id)
+        engine_id = self._engine_id(workflow_id)
+        payload = encode(self.codec, to_json(_payload_of(list(args))))
+        command = c.UpdateWorkflow(
+            workflow_id=engine_id, update_id=update_id, name=name, payload=payload, request_id=update_id
+        )
+        self.send(engine_id, command)
+        self.update_outcome(workflow_id, update_id, timeout, until_done=False, run_id=run_id)
+        return WorkflowUpdateHandle(self, workflow_id, update_id)
+
+    def update_outcome(
+        self, workflow_id: str, update_id: str, timeout: float, until_done: bool, run_id: str | None = None
+    ) -> UpdateOutcomeJson:
+        """The update's outcome once it is applied (``until_done``: once its handler ended);
+        raises ``WorkflowUpdateFailedError`` for a rejected or failed update, or one whose run
+        closed first, and ``TimeoutError`` past ``timeout``."""
+        engine_id = self._engine_id(workflow_id)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                state: UpdateStatusJson | None = self._loop.run(
+                    self._reads.update_status(engine_id, update_id)
+                )
+            except (WorkflowNotFoundError, OwnerUnavailableError):
+                state = None  # not started yet, or its partition is moving
+            if state is not None and run_id is not None and state["run_id"] != run_id:
+                state = None  # the run it was sent to is not started yet
+            outcome = state["update"] if state else None
+            if outcome is not None and outcome["status"] in ("rejected", "failed"):
+                failure = Failure.model_validate(decode_tree(self.codec, outcome["failure"]))
+                raise WorkflowUpdateFailedError(workflow_id, update_id, failure)
+            if outcome is not None and (outcome["status"] == "completed" or not until_done):
+                return outcome
+            if state is not None and state["status"] != "RUNNING":
+                message = f"the run ended {state['status']} before the update " + (
+                    "finished" if outcome else "was applied"
+                )
+                raise WorkflowUpdateFailedError(
+                    workflow_id, update_id, Failure(type=state["status"], message=message)
+                )
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"update {update_id!r} of {workflow_id!r} not done after {timeout} s")
+            time.sleep(0.02)
 
     def cancel(self, workflow_id: str, reason: str = "") -> None:
         engine_id = self._engine_id(workflow_id)
@@ -519,7 +625,7 @@ def handler_name(handler: str | Callable[..., Any], attribute: str) -> str:
         return handler
     name = getattr(handler, attribute, None)
     if not isinstance(name, str):
-        kind = "signal" if attribute == SIGNAL_ATTR else "query"
+        kind = {SIGNAL_ATTR: "signal", QUERY_ATTR: "query", UPDATE_ATTR: "update"}[attribute]
         raise TypeError(f"{handler!r} is not a @workflow.{kind} method")
     return name
 

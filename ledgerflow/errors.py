@@ -95,6 +95,16 @@ class WorkflowFailedError(FailureError):
         self.status = status
 
 
+class WorkflowUpdateFailedError(FailureError):
+    """Raised by ``Client`` when an update was rejected by its validator, its handler raised, or
+    the run closed before the update finished; ``failure`` says which and why."""
+
+    def __init__(self, workflow_id: str, update_id: str, failure: Failure) -> None:
+        super().__init__(failure, prefix=f"update {update_id!r} of workflow {workflow_id!r}: ")
+        self.workflow_id = workflow_id
+        self.update_id = update_id
+
+
 class NonDeterminismError(LedgerflowError):
     """The workflow code asked for something other than what its history records.
 

@@ -54,6 +54,7 @@ from ledgerflow.schemas.owner import (
     NodeJson,
     OwnedRunJson,
     RunSummaryJson,
+    UpdateStatusJson,
 )
 
 log = logging.getLogger("ledgerflow.owner_reads")
@@ -167,19 +168,21 @@ class OwnerReads:
 
     # ------------------------------------------------------------- lifecycle
     async def start(self, background: bool = True) -> None:
-        """Open the HTTP session and read the group; ``background``: keep it read every ``ttl``."""
+        """Open the HTTP session; ``background``: read the group now and every ``ttl`` after
+        (without, the first read reads it, as any read of a stale snapshot does)."""
         self._http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=200),
             timeout=aiohttp.ClientTimeout(total=self.budget),
             headers=bearer(self.engine_token),
             trust_env=False,
         )
+        if not background:
+            return
         try:
             await asyncio.wait_for(self.refresh("start"), 5.0)
         except TimeoutError:
             log.warning("engine group membership not readable yet; reads fail until it is")
-        if background:
-            self._refresher = asyncio.create_task(self._refresh_forever(), name="owner-directory")
+        self._refresher = asyncio.create_task(self._refresh_forever(), name="owner-directory")
 
     async def close(self) -> None:
         if self._refresher is not None:
@@ -257,6 +260,11 @@ class OwnerReads:
         """What a start of ``workflow_id`` would meet: its open run, or a capacity refusal."""
         path = f"/internal/admission/{path_segment(workflow_id)}"
         return cast(AdmissionJson, (await self._ok("start_check", workflow_id, path)).json())
+
+    async def update_status(self, workflow_id: str, update_id: str) -> UpdateStatusJson:
+        """Where update ``update_id`` of the latest run of ``workflow_id`` stands."""
+        path = f"/internal/workflows/{path_segment(workflow_id)}/updates/{path_segment(update_id)}"
+        return cast(UpdateStatusJson, (await self._ok("update", workflow_id, path)).json())
 
     async def history_page(
         self, workflow_id: str, run_id: str | None, offset: int, limit: int

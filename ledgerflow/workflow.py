@@ -22,7 +22,7 @@ import random as _random
 import uuid as _uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, NoReturn, TypeVar, overload
+from typing import Any, NoReturn, Protocol, TypeVar, cast, overload
 
 from ledgerflow import activity as _activity
 from ledgerflow import namespaces as _namespaces
@@ -35,6 +35,8 @@ from ledgerflow.sdk.definition import (
     QUERY_ATTR,
     RUN_ATTR,
     SIGNAL_ATTR,
+    UPDATE_ATTR,
+    VALIDATOR_ATTR,
     build_definition,
     definition_of,
 )
@@ -97,6 +99,49 @@ def signal(fn: F | None = None, *, name: str | None = None) -> F | Callable[[F],
     def decorate(f: F) -> F:
         setattr(f, SIGNAL_ATTR, name or f.__name__)
         return f
+
+    return decorate(fn) if fn is not None else decorate
+
+
+V = TypeVar("V", bound=Callable[..., None])
+
+
+class UpdateMethod(Protocol):
+    """A ``@workflow.update`` method: called as the method it is, and ``@<method>.validator``
+    marks the method that validates its arguments."""
+
+    __name__: str
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    def validator(self, fn: V) -> V: ...
+
+
+@overload
+def update(fn: Callable[..., Any]) -> UpdateMethod: ...
+@overload
+def update(*, name: str | None = None) -> Callable[[Callable[..., Any]], UpdateMethod]: ...
+def update(
+    fn: Callable[..., Any] | None = None, *, name: str | None = None
+) -> UpdateMethod | Callable[[Callable[..., Any]], UpdateMethod]:
+    """Mark a method (``def`` or ``async def``) that handles an update: a caller's request that
+    may change the workflow's state and gets the method's result (or the error it raised) back.
+
+    Its validator (``@<method>.validator``, a plain ``def`` taking the same arguments) runs first,
+    against the current state, and must not change it: if it raises, the update is rejected, is
+    not run, and the caller gets the error. An update of a name the workflow has no handler for is
+    rejected too.
+    """
+
+    def decorate(f: Callable[..., Any]) -> UpdateMethod:
+        setattr(f, UPDATE_ATTR, name or f.__name__)
+
+        def validator(check: V) -> V:
+            setattr(f, VALIDATOR_ATTR, check.__name__)
+            return check
+
+        setattr(f, "validator", validator)  # noqa: B010 - a function attribute the Protocol declares
+        return cast(UpdateMethod, f)
 
     return decorate(fn) if fn is not None else decorate
 
@@ -228,6 +273,7 @@ def is_replaying() -> bool:
 __all__ = [
     "NotInWorkflowError",
     "RetryPolicy",
+    "UpdateMethod",
     "WorkflowInfo",
     "continue_as_new",
     "defn",
@@ -241,6 +287,7 @@ __all__ = [
     "run",
     "signal",
     "sleep",
+    "update",
     "uuid4",
     "wait_condition",
     "wait_signal",

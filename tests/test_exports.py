@@ -22,6 +22,7 @@ def test_top_level_exports() -> None:
         "WorkflowFailedError",
         "WorkflowHandle",
         "WorkflowNotFoundError",
+        "WorkflowUpdateFailedError",
         "__version__",
         "activity",
         "workflow",
@@ -32,6 +33,7 @@ def test_workflow_exports() -> None:
     assert workflow.__all__ == [
         "NotInWorkflowError",
         "RetryPolicy",
+        "UpdateMethod",
         "WorkflowInfo",
         "continue_as_new",
         "defn",
@@ -43,8 +45,11 @@ def test_workflow_exports() -> None:
         "query",
         "random",
         "run",
+        "signal",
         "sleep",
+        "update",
         "uuid4",
+        "wait_condition",
         "wait_signal",
     ]
 

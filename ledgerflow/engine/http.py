@@ -38,6 +38,8 @@ from ledgerflow.schemas.owner import (
     PartitionStatsJson,
     QueryAnswerJson,
     RunJson,
+    UpdateOutcomeJson,
+    UpdateStatusJson,
 )
 
 
@@ -243,6 +245,19 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
                 instance.dispose()
         engine_metrics.QUERIES.labels(source=source).inc()
         return {"result": result}
+
+    @app.get("/internal/workflows/{workflow_id:path}/updates/{update_id}", response_model=None)
+    async def update_status(workflow_id: str, update_id: str) -> UpdateStatusJson:
+        """Where an update of the latest run stands (one RocksDB get, as ``describe``)."""
+        _processor, run = committed_run(workflow_id)
+        if run is None:
+            raise HTTPException(404, detail=f"workflow {workflow_id!r} not found")
+        outcome = run.updates.get(update_id)
+        return {
+            "run_id": run.run_id,
+            "status": run.status,
+            "update": cast(UpdateOutcomeJson, outcome.model_dump(mode="json")) if outcome else None,
+        }
 
     # ``path``: a namespaced id holds one ``/`` (ledgerflow/namespaces.py). Declared after the
     # history and query routes, which this pattern would otherwise swallow.

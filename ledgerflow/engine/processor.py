@@ -28,7 +28,7 @@ from ledgerflow.engine.run_writer import check_room
 from ledgerflow.engine.starts import Starts, named_definition
 from ledgerflow.engine.state import keys
 from ledgerflow.engine.state.committed import open_run_count
-from ledgerflow.engine.state.models import CLOSING_STATUS, RunState, TimerEntry
+from ledgerflow.engine.state.models import CLOSING_STATUS, RunState, TimerEntry, UpdateOutcome
 from ledgerflow.engine.state.store import PartitionStore, StoreTransaction
 from ledgerflow.engine.timers import TimerIndex
 from ledgerflow.engine.workflow import commands as cmd
@@ -245,6 +245,8 @@ class PartitionProcessor:
                 return self.starts.start(command)
             case c.SignalWorkflow():
                 return self._signal(command)
+            case c.UpdateWorkflow():
+                return self._update(command)
             case c.CancelWorkflow():
                 return self._cancel(command)
             case c.TerminateWorkflow():
@@ -344,6 +346,33 @@ class PartitionProcessor:
             )
         self.lifecycle(run, "SIGNAL_RECEIVED", run.history_length + 1, {"name": name})
         self.deliver(run, ev.SignalReceived, name=name, payload=payload)
+
+    def _update(self, command: c.UpdateWorkflow) -> str | None:
+        """Validate an update against the run's current state; run it if accepted. Either way
+        its outcome is recorded in history and kept under its id in the run's state."""
+        run = self.run(command.workflow_id)
+        if run is None or not run.is_open:
+            return f"update {command.name!r}: workflow {command.workflow_id!r} has no open run"
+        if command.update_id in run.updates:
+            return None  # applied already (sent twice)
+        instance = self._instance(run)
+        if not run.is_open:
+            return f"update {command.name!r}: the run failed as its code no longer replays"
+        if instance is None:
+            raise WorkflowTypeNotLoaded(run.workflow_type)
+        failure = instance.validate_update(command.name, command.payload)
+        if failure is not None:
+            failure = encode_failure(self._codec, failure)
+            self.append(
+                run, ev.UpdateRejected, update_id=command.update_id, name=command.name, failure=failure
+            )
+            run.updates[command.update_id] = UpdateOutcome(status="rejected", failure=failure)
+            return None
+        run.updates[command.update_id] = UpdateOutcome(status="accepted")
+        self.deliver(
+            run, ev.UpdateAccepted, update_id=command.update_id, name=command.name, payload=command.payload
+        )
+        return None
 
     def _cancel(self, command: c.CancelWorkflow) -> str | None:
         run = self.run(command.workflow_id)
@@ -639,6 +668,15 @@ class PartitionProcessor:
                         parent_run_id=run.run_id,
                         parent_seq=command.seq,
                     ),
+                )
+            case cmd.CompleteUpdate():
+                result = encode(codec, command.result)
+                failure = encode_failure(codec, command.failure) if command.failure else None
+                self.append(
+                    run, ev.UpdateCompleted, update_id=command.update_id, result=result, failure=failure
+                )
+                run.updates[command.update_id] = UpdateOutcome(
+                    status="failed" if failure else "completed", result=result, failure=failure
                 )
             case cmd.CompleteWorkflow():
                 self._close(run, ev.WorkflowCompleted, result=encode(codec, command.result))

@@ -72,6 +72,19 @@ class SignalWorkflow(_Command):
     """The signal's value."""
 
 
+class UpdateWorkflow(_Command):
+    """Ask the open run to run its ``@workflow.update`` handler ``name``: the validator (if any)
+    accepts or rejects it first; the outcome is kept in the run's state under ``update_id``."""
+
+    kind: Literal["update_workflow"] = "update_workflow"
+    workflow_id: Id
+    update_id: Id
+    """The caller's id of this update: applying it twice runs it once."""
+    name: str = Field(min_length=1)
+    payload: JSON = None
+    """The update's argument (a list: its arguments)."""
+
+
 class CancelWorkflow(_Command):
     """Ask the open run to cancel: the workflow sees CancelledError and may clean up."""
 
@@ -145,6 +158,7 @@ class ChildWorkflowClosed(_Command):
 InboxCommand = Annotated[
     StartWorkflow
     | SignalWorkflow
+    | UpdateWorkflow
     | CancelWorkflow
     | TerminateWorkflow
     | RegisterDefinition

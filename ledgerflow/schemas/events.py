@@ -116,6 +116,33 @@ class SignalReceived(_Event):
     payload: JSON = None
 
 
+class UpdateAccepted(_Event):
+    """An update passed its validator: its handler runs."""
+
+    kind: Literal["update_accepted"] = "update_accepted"
+    update_id: str
+    name: str
+    payload: JSON = None
+
+
+class UpdateRejected(_Event):
+    """An update's validator refused it (or the workflow has no such update): nothing ran."""
+
+    kind: Literal["update_rejected"] = "update_rejected"
+    update_id: str
+    name: str
+    failure: Failure
+
+
+class UpdateCompleted(_Event):
+    """*command*: an update's handler returned (``result``) or raised (``failure``)."""
+
+    kind: Literal["update_completed"] = "update_completed"
+    update_id: str
+    result: JSON = None
+    failure: Failure | None = None
+
+
 class CancelRequested(_Event):
     kind: Literal["cancel_requested"] = "cancel_requested"
     reason: str = ""
@@ -183,6 +210,9 @@ HistoryEvent = Annotated[
     | TimerFired
     | TimerCanceled
     | SignalReceived
+    | UpdateAccepted
+    | UpdateRejected
+    | UpdateCompleted
     | CancelRequested
     | ChildWorkflowStarted
     | ChildWorkflowCompleted
@@ -203,6 +233,7 @@ COMMAND_EVENTS = (
     TimerStarted,
     TimerCanceled,
     ChildWorkflowStarted,
+    UpdateCompleted,
 )
 """Events the workflow code causes; replay checks the code asks for them again."""
 

@@ -36,6 +36,15 @@ class PendingActivityJson(TypedDict, total=False):
     heartbeat_details: Any
 
 
+class UpdateOutcomeJson(TypedDict):
+    """``RunState.updates`` values: where an update stands."""
+
+    status: str
+    """accepted, rejected, completed or failed."""
+    result: Any
+    failure: FailureJson | None
+
+
 class RunJson(TypedDict):
     """A run's stored state (``RunState``, dumped as JSON: integer keys become strings)."""
 
@@ -59,6 +68,7 @@ class RunJson(TypedDict):
     parent_seq: int | None
     previous_runs: list[str]
     cancel_requested: bool
+    updates: dict[str, UpdateOutcomeJson]
 
 
 class OwnedRunJson(RunJson):
@@ -81,6 +91,16 @@ class AdmissionJson(TypedDict):
     run: AdmittedRunJson | None
     refusal: str | None
     """Why a new run cannot start now (capacity), or None."""
+
+
+class UpdateStatusJson(TypedDict):
+    """``GET /internal/workflows/{id}/updates/{update_id}``: an update of the latest run."""
+
+    run_id: str
+    status: RunStatus
+    """The run's status: an update still ``accepted`` when it closed will not complete."""
+    update: UpdateOutcomeJson | None
+    """None while the update is not applied yet (or was sent to an earlier run)."""
 
 
 class HistoryPageJson(TypedDict):

@@ -14,6 +14,9 @@ DEFINITION_ATTR = "__ledgerflow_workflow__"
 RUN_ATTR = "__ledgerflow_workflow_run__"
 QUERY_ATTR = "__ledgerflow_workflow_query__"
 SIGNAL_ATTR = "__ledgerflow_workflow_signal__"
+UPDATE_ATTR = "__ledgerflow_workflow_update__"
+VALIDATOR_ATTR = "__ledgerflow_workflow_update_validator__"
+"""Set on an update method: the name of its validator method."""
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,17 @@ class SignalHandler:
     input_types: tuple[Any, ...]
     """Annotated types of its positional parameters, ``self`` left out."""
     is_async: bool
+
+
+@dataclass(frozen=True)
+class UpdateHandler:
+    """A ``@workflow.update`` method of a workflow class, and its validator."""
+
+    method: str
+    input_types: tuple[Any, ...]
+    is_async: bool
+    validator: str | None = None
+    """Name of the ``@<update>.validator`` method, run before the update is accepted."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +52,8 @@ class WorkflowDefinition:
     """Query name -> method name."""
     signals: dict[str, SignalHandler] = field(default_factory=dict)
     """Signal name -> its ``@workflow.signal`` handler."""
+    updates: dict[str, UpdateHandler] = field(default_factory=dict)
+    """Update name -> its ``@workflow.update`` handler."""
     input_types: tuple[Any, ...] = ()
     """Annotated types of the run function's positional parameters (one per parameter)."""
     result_type: Any = Any
@@ -68,6 +84,18 @@ def build_definition(target: Any, name: str | None) -> WorkflowDefinition:
                 problems.append(f"two @workflow.signal handlers of signal {signal!r}: {first}, {n}")
             types = tuple(parameter_types(m, skip_self=True))
             signals[signal] = SignalHandler(n, types, inspect.iscoroutinefunction(m))
+        updates: dict[str, UpdateHandler] = {}
+        for n, m in inspect.getmembers(target):
+            update = getattr(m, UPDATE_ATTR, None)
+            if update is None:
+                continue
+            if update in updates or update in signals:
+                problems.append(f"two handlers of message {update!r}: {n} and another")
+            types = tuple(parameter_types(m, skip_self=True))
+            validator = getattr(m, VALIDATOR_ATTR, None)
+            if validator is not None and inspect.iscoroutinefunction(getattr(target, validator)):
+                problems.append(f"validator {validator!r} of update {update!r} must be a plain 'def'")
+            updates[update] = UpdateHandler(n, types, inspect.iscoroutinefunction(m), validator)
         if len(runs) != 1:
             problems.append(f"needs exactly one @workflow.run method, found {len(runs)}")
         else:
@@ -87,6 +115,7 @@ def build_definition(target: Any, name: str | None) -> WorkflowDefinition:
             run_method=runs[0],
             queries=queries,
             signals=signals,
+            updates=updates,
             input_types=tuple(parameter_types(method, skip_self=True)),
             result_type=return_type(method),
         )

@@ -77,6 +77,8 @@ class Fold:
     closed_timers: set[int] = field(default_factory=set)
     cancel_requested: bool = False
     seqs: set[int] = field(default_factory=set)
+    updates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Update id -> its outcome as ``RunState.updates`` holds it."""
 
     def fail(self, event: ev.HistoryEvent, message: str) -> None:
         self.problems.append(f"{self.label}: event #{event.index} {type(event).__name__}: {message}")
@@ -115,6 +117,23 @@ class Fold:
             case ev.ChildWorkflowStarted(seq=seq, workflow_id=child_id):
                 self.children[seq] = child_id
                 self.child_starts[seq] = event
+            case ev.UpdateAccepted(update_id=update_id) | ev.UpdateRejected(update_id=update_id):
+                if update_id in self.updates:
+                    self.fail(event, f"update {update_id!r} applied twice")
+                if isinstance(event, ev.UpdateAccepted):
+                    self.updates[update_id] = {"status": "accepted", "result": None, "failure": None}
+                else:
+                    self.updates[update_id] = {"status": "rejected", "result": None, "failure": event.failure}
+            case ev.UpdateCompleted(update_id=update_id):
+                outcome = self.updates.get(update_id)
+                if outcome is None or outcome["status"] != "accepted":
+                    status = outcome["status"] if outcome else "never accepted"
+                    self.fail(event, f"update {update_id!r} completed while {status}")
+                self.updates[update_id] = {
+                    "status": "failed" if event.failure else "completed",
+                    "result": event.result,
+                    "failure": event.failure,
+                }
             case ev.ChildWorkflowCompleted(seq=seq) | ev.ChildWorkflowFailed(seq=seq):
                 if self.children.pop(seq, None) is None:
                     self.fail(event, f"child #{seq} was not started, or its outcome was already recorded")
@@ -206,6 +225,7 @@ class Fold:
             "parent_run_id": started.parent_run_id,
             "parent_seq": started.parent_seq,
             "cancel_requested": self.cancel_requested,
+            "updates": self.updates,
         }
 
 
@@ -226,6 +246,10 @@ def _stored_state(run: RunState) -> dict[str, Any]:
     stored = run.model_dump(include=_STATE_FIELDS)
     stored["activities"] = {s: (a.attempt, a.state) for s, a in run.activities.items()}
     stored["failure"] = run.failure
+    stored["updates"] = {
+        update_id: {"status": u.status, "result": u.result, "failure": u.failure}
+        for update_id, u in run.updates.items()
+    }
     return stored
 
 

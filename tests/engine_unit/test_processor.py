@@ -20,6 +20,7 @@ from ledgerflow.schemas.commands import (
     StartWorkflow,
     TaskCompleted,
     TerminateWorkflow,
+    UpdateWorkflow,
     inbox_command_adapter,
 )
 from ledgerflow.schemas.tasks import ActivityTask, task_message_adapter
@@ -216,3 +217,28 @@ def test_a_retention_timer_deletes_nothing_once_retention_is_turned_off(tmp_path
     run = read_run(restarted.store, "w")
     assert run is not None and run.status == "TERMINATED"
     assert len(read_history(restarted.store, "w", "r")) == run.history_length
+
+
+def test_an_update_is_applied_once_per_id_and_the_state_is_the_historys_fold(tmp_path: Path) -> None:
+    registry = WorkflowRegistry.from_modules(["tests.sdk.hello"])
+    ctx = EngineContext(Settings(), registry, lambda _id: None)
+    processor = PartitionProcessor(0, PartitionStore(tmp_path / "p0"), ctx)
+    batch(processor, 1.0, StartWorkflow(workflow_id="l", workflow_type="LanguageWorkflow", run_id="r"))
+    change = UpdateWorkflow(workflow_id="l", update_id="u1", name="set_language", payload="fr")
+    unsupported = UpdateWorkflow(workflow_id="l", update_id="u2", name="set_language", payload="de")
+    batch(processor, 2.0, change, unsupported)
+    batch(processor, 3.0, change, unsupported)  # sent again (no request id to catch it): still once
+    run = read_run(processor.store, "l")
+    assert run is not None and run.is_open
+    assert (run.updates["u1"].status, run.updates["u1"].result) == ("completed", "en")
+    failure = run.updates["u2"].failure
+    assert run.updates["u2"].status == "rejected" and failure is not None
+    assert failure.message == "de is not supported"
+    history = read_history(processor.store, "l", "r")
+    assert [e.kind for e in history] == [
+        "workflow_started",
+        "update_accepted",
+        "update_completed",
+        "update_rejected",
+    ]
+    assert check_run(run, history, registry) == []

@@ -123,6 +123,13 @@ class Run:
                     workflow_type=command.workflow_type,
                     input=command.input,
                 )
+            case cmd.CompleteUpdate():
+                self._append(
+                    ev.UpdateCompleted,
+                    update_id=command.update_id,
+                    result=command.result,
+                    failure=command.failure,
+                )
             case cmd.CompleteWorkflow():
                 self._append(ev.WorkflowCompleted, result=command.result)
                 self.closed = True
@@ -586,6 +593,92 @@ def test_a_signal_handler_that_raises_fails_the_run_with_its_error() -> None:
     run.start()
     failed = only(run.feed(ev.SignalReceived, after=1.0, name="broken", payload="bad data"), cmd.FailWorkflow)
     assert (failed.failure.type, failed.failure.message) == ("ValueError", "bad data")
+
+
+@workflow.defn
+class Language:
+    """Temporal's message-passing sample's update with a validator."""
+
+    def __init__(self) -> None:
+        self.greetings = {"en": "Hello", "fr": "Bonjour"}
+        self.language = "en"
+        self.done = False
+
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.wait_condition(lambda: self.done)
+        return f"{self.greetings[self.language]}, World!"
+
+    @workflow.update
+    def set_language(self, language: str) -> str:
+        previous, self.language = self.language, language
+        return previous
+
+    @set_language.validator
+    def validate_language(self, language: str) -> None:
+        if language not in self.greetings:
+            raise ValueError(f"{language} is not supported")
+
+    @workflow.update
+    async def finish(self) -> str:
+        await workflow.sleep(1)
+        self.done = True
+        return "finishing"
+
+    @workflow.update
+    def broken(self) -> None:
+        raise ValueError("nope")
+
+    @workflow.query
+    def current_language(self) -> str:
+        return self.language
+
+
+def test_an_accepted_update_runs_its_handler_and_completes_with_its_result() -> None:
+    run = code_run(Language)
+    run.start()
+    assert run.instance.validate_update("set_language", "fr") is None
+    assert run.feed(ev.UpdateAccepted, after=1.0, update_id="u1", name="set_language", payload="fr") == [
+        cmd.CompleteUpdate("u1", "en")
+    ]
+    assert run.feed(ev.UpdateAccepted, after=1.0, update_id="u2", name="finish", payload=None) == [
+        cmd.StartTimer(1, 1.0)
+    ]
+    assert run.feed(ev.TimerFired, after=1.0, seq=1) == [
+        cmd.CompleteUpdate("u2", "finishing"),
+        cmd.CompleteWorkflow("Bonjour, World!"),
+    ]
+    run.assert_replays()
+
+
+def test_a_validator_or_an_unknown_name_rejects_an_update_and_nothing_runs() -> None:
+    run = code_run(Language)
+    run.start()
+    rejected = run.instance.validate_update("set_language", "de")
+    assert rejected is not None
+    assert (rejected.type, rejected.message) == ("ValueError", "de is not supported")
+    unknown = run.instance.validate_update("set_colour", "red")
+    assert unknown is not None and unknown.type == "UnknownUpdate"
+    assert "set_language" in unknown.message  # names the updates it has
+    bad_argument = run.instance.validate_update("set_language", {"not": "a string"})
+    assert bad_argument is not None and bad_argument.type == "ValidationError"
+    assert run.instance.query("current_language", []) == "en"  # no validator changed anything
+
+
+def test_an_update_whose_handler_raises_fails_alone_and_the_run_goes_on() -> None:
+    run = code_run(Language)
+    run.start()
+    completed = only(
+        run.feed(ev.UpdateAccepted, after=1.0, update_id="u1", name="broken"), cmd.CompleteUpdate
+    )
+    assert completed.result is None and completed.failure is not None
+    assert (completed.update_id, completed.failure.type, completed.failure.message) == (
+        "u1",
+        "ValueError",
+        "nope",
+    )
+    assert not run.instance.closed
+    run.assert_replays()
 
 
 def test_two_handlers_of_one_signal_are_refused_at_definition() -> None:

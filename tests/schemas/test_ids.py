@@ -89,6 +89,7 @@ def test_every_kind_of_id_is_covered() -> None:
         "parent_workflow_id",
         "parent_run_id",
         "child_workflow_id",
+        "update_id",
         "id",
     }
 
@@ -127,10 +128,13 @@ def test_the_client_refuses_a_bad_id_before_sending_anything() -> None:
             lambda: client.describe("a/b/c"),
             lambda: client.history("ok", run_id="r/1/2"),
             lambda: client.query("a\x7f", "q"),
+            lambda: client.start_update("ok", "u", id="a/b/c"),
             lambda: client.result("ok", run_id="\n", timeout=0.1),
         ]
         for call in calls:
-            with pytest.raises(InvalidIdError, match=r"(workflow|request|run) id .*: an id is 1 to 256"):
+            with pytest.raises(
+                InvalidIdError, match=r"(workflow|request|run|update) id .*: an id is 1 to 256"
+            ):
                 call()
 
 

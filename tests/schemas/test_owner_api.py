@@ -6,9 +6,15 @@ from __future__ import annotations
 from typing import get_type_hints
 
 from ledgerflow.engine.reads import summary
-from ledgerflow.engine.state.models import PendingActivity, RunState
+from ledgerflow.engine.state.models import PendingActivity, RunState, UpdateOutcome
 from ledgerflow.schemas.common import ActivityOptions, Failure
-from ledgerflow.schemas.owner import FailureJson, PendingActivityJson, RunJson, RunSummaryJson
+from ledgerflow.schemas.owner import (
+    FailureJson,
+    PendingActivityJson,
+    RunJson,
+    RunSummaryJson,
+    UpdateOutcomeJson,
+)
 
 
 def keys(typed: type) -> set[str]:
@@ -19,6 +25,7 @@ def test_a_runs_json_declares_every_field_of_its_stored_state() -> None:
     assert keys(RunJson) == set(RunState.model_fields)
     assert keys(PendingActivityJson) == set(PendingActivity.model_fields)
     assert keys(FailureJson) == set(Failure.model_fields)
+    assert keys(UpdateOutcomeJson) == set(UpdateOutcome.model_fields)
 
 
 def test_a_listing_row_has_exactly_the_declared_fields() -> None:

@@ -69,6 +69,7 @@ def test_schema_requires_the_kind_tag_like_the_engine_does() -> None:
     assert set(mapping) == {
         "start_workflow",
         "signal_workflow",
+        "update_workflow",
         "cancel_workflow",
         "terminate_workflow",
         "register_definition",
@@ -104,6 +105,19 @@ COMMANDS: list[tuple[dict[str, Any], type[Any]]] = [
         c.StartWorkflow,
     ),
     ({"kind": "signal_workflow", "workflow_id": "w", "name": "go", "payload": [1, 2]}, c.SignalWorkflow),
+    (
+        {"kind": "update_workflow", "workflow_id": "w", "update_id": "u1", "name": "set", "payload": ["x"]},
+        c.UpdateWorkflow,
+    ),
+    (
+        {
+            "kind": "start_workflow",
+            "workflow_id": "w",
+            "workflow_type": "T",
+            "start_signal": {"name": "go", "payload": 1},
+        },
+        c.StartWorkflow,
+    ),
     ({"kind": "cancel_workflow", "workflow_id": "w", "reason": "user"}, c.CancelWorkflow),
     ({"kind": "terminate_workflow", "workflow_id": "w"}, c.TerminateWorkflow),
     ({"kind": "register_definition", "definition": DAG}, c.RegisterDefinition),
@@ -151,7 +165,7 @@ COMMANDS: list[tuple[dict[str, Any], type[Any]]] = [
 def test_every_command_kind_has_a_round_trip_case() -> None:
     union = typing.get_args(c.InboxCommand)[0]
     members = {m.model_fields["kind"].default for m in typing.get_args(union)}
-    assert len(members) == 9
+    assert len(members) == 10
     assert {data["kind"] for data, _ in COMMANDS} == members
 
 

@@ -100,3 +100,50 @@ class SignalWithStartWorkflow:
     @workflow.query
     def names(self) -> list[str]:
         return self._names
+
+
+# ------------------------------------------------------------------- hello_update
+@workflow.defn
+class GreetingUpdateWorkflow:
+    def __init__(self) -> None:
+        self.is_complete = False
+
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.wait_condition(lambda: self.is_complete)
+        return "Hello, World!"
+
+    @workflow.update
+    async def update_workflow_status(self) -> str:
+        self.is_complete = True
+        return "Workflow status updated"
+
+
+# ------------------------------------------- message_passing (an update with a validator)
+@workflow.defn
+class LanguageWorkflow:
+    def __init__(self) -> None:
+        self.greetings = {"en": "Hello", "fr": "Bonjour"}
+        self.language = "en"
+        self.changes = 0
+        self.done = False
+
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.wait_condition(lambda: self.done)
+        return f"{self.greetings[self.language]}, World! ({self.changes} change)"
+
+    @workflow.update
+    def set_language(self, language: str) -> str:
+        previous, self.language = self.language, language
+        self.changes += 1
+        return previous
+
+    @set_language.validator
+    def validate_language(self, language: str) -> None:
+        if language not in self.greetings:
+            raise ValueError(f"{language} is not supported")
+
+    @workflow.signal
+    def approve(self) -> None:
+        self.done = True

@@ -8,10 +8,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from ledgerflow import Client
+from ledgerflow import Client, WorkflowUpdateFailedError
 from ledgerflow.local.processes import Cluster
 from tests.fixtures import assert_invariants
-from tests.sdk.hello import GreetingQueryWorkflow, GreetingSignalWorkflow, SignalWithStartWorkflow
+from tests.sdk.hello import (
+    GreetingQueryWorkflow,
+    GreetingSignalWorkflow,
+    GreetingUpdateWorkflow,
+    LanguageWorkflow,
+    SignalWithStartWorkflow,
+)
 
 pytestmark = pytest.mark.kafka
 HELLO = "tests.sdk.hello"
@@ -73,3 +79,30 @@ def test_signal_with_start_starts_once_and_signals_the_running_workflow(hello: C
     assert [e.kind for e in history[:3]] == ["workflow_started", "timer_started", "signal_received"]
     assert hello.describe("signal-with-start")["previous_runs"] == []  # one run
     assert_invariants(hello, "signal-with-start", HELLO)
+
+
+def test_hello_update(hello: Client) -> None:
+    handle = hello.start_workflow(GreetingUpdateWorkflow.run, id="hello-update-workflow-id")
+    update_result = handle.execute_update(GreetingUpdateWorkflow.update_workflow_status)
+    assert update_result == "Workflow status updated"
+    assert handle.result(timeout=30) == "Hello, World!"
+    kinds = [e.kind for e in hello.history("hello-update-workflow-id")]
+    assert kinds == ["workflow_started", "update_accepted", "update_completed", "workflow_completed"]
+    assert_invariants(hello, "hello-update-workflow-id", HELLO)
+
+
+def test_an_update_is_validated_rejected_by_name_and_runs_once_per_id(hello: Client) -> None:
+    handle = hello.start_workflow(LanguageWorkflow.run, id="language")
+    with pytest.raises(WorkflowUpdateFailedError, match="de is not supported") as rejected:
+        handle.execute_update(LanguageWorkflow.set_language, "de")
+    assert rejected.value.failure.type == "ValueError"
+    assert handle.execute_update(LanguageWorkflow.set_language, "fr", id="change-1") == "en"
+    # the same update id again: applied once, its outcome answered again
+    assert handle.execute_update(LanguageWorkflow.set_language, "fr", id="change-1") == "en"
+    with pytest.raises(WorkflowUpdateFailedError, match="no update 'set_colour'"):
+        hello.execute_update("language", "set_colour", "red")
+    handle.signal(LanguageWorkflow.approve)
+    assert handle.result(timeout=30) == "Bonjour, World! (1 change)"
+    kinds = [e.kind for e in hello.history("language")]
+    assert kinds.count("update_rejected") == 2 and kinds.count("update_accepted") == 1
+    assert_invariants(hello, "language", HELLO)

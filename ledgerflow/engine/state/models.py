@@ -37,6 +37,14 @@ class PendingActivity(BaseModel):
     heartbeat_details: JSON = None
 
 
+class UpdateOutcome(BaseModel):
+    """Where an update of the run stands: its validator's verdict, then its handler's end."""
+
+    status: Literal["accepted", "rejected", "completed", "failed"]
+    result: JSON = None
+    failure: Failure | None = None
+
+
 class RunState(BaseModel):
     """The latest run of a workflow id: its status and what it waits on."""
 
@@ -63,6 +71,8 @@ class RunState(BaseModel):
     previous_runs: list[str] = Field(default_factory=list)
     """Run ids of earlier runs of the same workflow id, oldest first."""
     cancel_requested: bool = False
+    updates: dict[str, UpdateOutcome] = Field(default_factory=dict)
+    """Updates applied to this run, by update id (their events are in its history)."""
 
     @property
     def is_open(self) -> bool:

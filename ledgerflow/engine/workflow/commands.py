@@ -40,6 +40,15 @@ class StartChildWorkflow:
 
 
 @dataclass(frozen=True)
+class CompleteUpdate:
+    """An update's handler ended: its result, or the failure it raised."""
+
+    update_id: str
+    result: JSON = None
+    failure: Failure | None = None
+
+
+@dataclass(frozen=True)
 class CompleteWorkflow:
     result: JSON
 
@@ -65,6 +74,7 @@ Command = (
     | StartTimer
     | CancelTimer
     | StartChildWorkflow
+    | CompleteUpdate
     | CompleteWorkflow
     | FailWorkflow
     | CancelWorkflowDone

@@ -25,9 +25,9 @@ from ledgerflow.converter import args_from_json, from_json, to_json
 from ledgerflow.engine.errors import UnknownQueryError
 from ledgerflow.engine.workflow import commands as cmd
 from ledgerflow.engine.workflow.eventloop import DeterministicLoop, loop_seed
-from ledgerflow.errors import ActivityError, ChildWorkflowError, failure_from_exception
+from ledgerflow.errors import ActivityError, ChildWorkflowError, NonDeterminismError, failure_from_exception
 from ledgerflow.schemas import events as ev
-from ledgerflow.schemas.common import JSON, ActivityOptions
+from ledgerflow.schemas.common import JSON, ActivityOptions, Failure
 from ledgerflow.sdk.context import (
     ContinueAsNewRequest,
     WorkflowInfo,
@@ -136,6 +136,7 @@ class WorkflowInstance(WorkflowRuntime):
         self._signals.clear()
         self._main = None
         self._object = None
+        self._loop.durable_timer = None  # the loop's reference back to this instance
         self.closed = True
         self._loop.close()
 
@@ -160,6 +161,8 @@ class WorkflowInstance(WorkflowRuntime):
                 timer.set_result(None)
         elif isinstance(event, ev.SignalReceived):
             self._deliver_signal(event.name, decode(codec, event.payload))
+        elif isinstance(event, ev.UpdateAccepted):
+            self._run_update(event.update_id, event.name, decode(codec, event.payload))
         elif isinstance(event, ev.CancelRequested):
             if self._main is not None and not self._main.done():
                 self._main.cancel(event.reason or "workflow cancel requested")
@@ -198,6 +201,69 @@ class WorkflowInstance(WorkflowRuntime):
         task = self._loop.create_task(method(*args))
         self._handlers.add(task)
         task.add_done_callback(self._on_handler_done)
+
+    # ------------------------------------------------------------------ updates
+    def validate_update(self, name: str, payload: JSON) -> Failure | None:
+        """Why the update ``name`` with ``payload`` is rejected (no such handler, its arguments do
+        not convert, its validator raised), or None when it is accepted.
+
+        The validator runs outside the workflow runtime: a ``ledgerflow.workflow`` call in it (a
+        command the history would not record) rejects the update instead of reaching the code.
+        """
+        handler = self.definition.updates.get(name)
+        if handler is None or self._object is None:
+            known = ", ".join(sorted(self.definition.updates)) or "none"
+            return Failure(
+                type="UnknownUpdate",
+                message=f"workflow {self.definition.name!r} has no update {name!r} (known: {known})",
+                non_retryable=True,
+            )
+        token = set_runtime(None)
+        try:
+            args = _call_args(handler.input_types, decode(self.codec, payload))
+            if handler.validator is not None:
+                getattr(self._object, handler.validator)(*args)
+        except Exception as exc:
+            return failure_from_exception(exc)
+        finally:
+            reset_runtime(token)
+        return None
+
+    def _run_update(self, update_id: str, name: str, payload: JSON) -> None:
+        """Run an accepted update's handler: a ``def`` one now, an ``async def`` one as a task;
+        either way its end is a ``CompleteUpdate`` command (what it raised fails the update, not
+        the run)."""
+        handler = self.definition.updates.get(name)
+        if handler is None:  # accepted by code that had it: today's code cannot run it
+            raise NonDeterminismError(
+                self._info.workflow_id, f"update {name!r} was accepted but the code has no handler"
+            )
+        method = getattr(self._object, handler.method)
+        args = _call_args(handler.input_types, payload)
+        if not handler.is_async:
+            try:
+                self._commands.append(cmd.CompleteUpdate(update_id, to_json(method(*args))))
+            except Exception as exc:
+                self._commands.append(cmd.CompleteUpdate(update_id, failure=failure_from_exception(exc)))
+            return
+        task = self._loop.create_task(method(*args))
+        self._handlers.add(task)
+        task.add_done_callback(lambda done: self._on_update_done(update_id, done))
+
+    def _on_update_done(self, update_id: str, task: asyncio.Task[Any]) -> None:
+        self._handlers.discard(task)
+        if task.cancelled():
+            failure = Failure(type="CancelledError", message="the update's handler was cancelled")
+            self._commands.append(cmd.CompleteUpdate(update_id, failure=failure))
+            return
+        exc = task.exception()
+        if exc is None:
+            try:
+                self._commands.append(cmd.CompleteUpdate(update_id, to_json(task.result())))
+                return
+            except Exception as conversion_error:
+                exc = conversion_error
+        self._commands.append(cmd.CompleteUpdate(update_id, failure=failure_from_exception(exc)))
 
     def _on_handler_done(self, task: asyncio.Task[Any]) -> None:
         self._handlers.discard(task)

@@ -33,6 +33,8 @@ def describe_command(command: cmd.Command) -> str:
             return f"cancel timer #{seq}"
         case cmd.StartChildWorkflow(seq=seq, workflow_type=name, workflow_id=wid):
             return f"start child workflow {name!r} id {wid!r} (#{seq})"
+        case cmd.CompleteUpdate(update_id=update_id):
+            return f"complete update {update_id!r}"
         case cmd.CompleteWorkflow():
             return "complete the workflow"
         case cmd.FailWorkflow(failure=failure):
@@ -52,6 +54,8 @@ def describe_event(event: ev.HistoryEvent) -> str:
             return f"TimerStarted #{seq}"
         case ev.ChildWorkflowStarted(seq=seq, workflow_type=name):
             return f"ChildWorkflowStarted {name!r} (#{seq})"
+        case ev.UpdateCompleted(update_id=update_id):
+            return f"UpdateCompleted {update_id!r}"
     name = type(event).__name__
     seq_value = getattr(event, "seq", None)
     return f"{name} (#{seq_value})" if seq_value is not None else name
@@ -69,6 +73,8 @@ def _matches(command: cmd.Command, event: ev.HistoryEvent) -> bool:
             return command.seq == event.seq
         case cmd.StartChildWorkflow(), ev.ChildWorkflowStarted():
             return command.seq == event.seq and command.workflow_type == event.workflow_type
+        case cmd.CompleteUpdate(), ev.UpdateCompleted():
+            return command.update_id == event.update_id
         case cmd.CompleteWorkflow(), ev.WorkflowCompleted():
             return True
         case cmd.FailWorkflow(), ev.WorkflowFailed():
@@ -122,6 +128,10 @@ def payload_difference(
                     f"failure {asked.type}: {asked.message} where history has "
                     f"{recorded.type}: {recorded.message}"
                 )
+        case cmd.CompleteUpdate(), ev.UpdateCompleted():
+            result = clear(event.result)
+            if command.result != result:
+                return f"update result {command.result!r} where history has {result!r}"
         case cmd.ContinueAsNew(), ev.WorkflowContinuedAsNew():
             new_input = clear(event.input)
             if command.input != new_input:
