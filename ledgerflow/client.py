@@ -41,10 +41,10 @@ from ledgerflow.dag.registration import definition_problems
 from ledgerflow.engine_token import token_from
 from ledgerflow.errors import (
     CapacityError,
+    EngineAuthError,
     LedgerflowError,
     OwnerResponseError,
     OwnerUnavailableError,
-    QueryFailedError,
     WorkflowFailedError,
     WorkflowNotFoundError,
     WorkflowUpdateFailedError,
@@ -68,6 +68,8 @@ CLOSED = ("COMPLETED", "FAILED", "CANCELED", "TERMINATED")
 NAMESPACE_ENV = "LEDGERFLOW_NAMESPACE"
 OWNER_WAIT = 3.0
 """Seconds a read waits for a partition's owner to appear (during a rebalance)."""
+OWNER_ANSWER_TIMEOUT = 30.0
+"""Seconds an owner may take to answer a read (a query may replay a long history)."""
 START_WAIT = 5.0
 """Seconds a handle's read waits for the start that made the handle to be applied."""
 T = TypeVar("T")
@@ -214,11 +216,24 @@ class Client:
         self.codec = codec if codec is not None else load_codec(self.settings)
         # Patient where the gateway is not: a script reading right after a rebalance waits for
         # the partition's new owner (up to OWNER_WAIT s) instead of failing at once.
-        self._reads = OwnerReads(self.settings, token, budget=OWNER_WAIT, ttl=1.0, attempts=1_000, pause=0.1)
+        self._reads = OwnerReads(
+            self.settings,
+            token,
+            budget=OWNER_WAIT,
+            ttl=1.0,
+            attempts=1_000,
+            pause=0.1,
+            request_timeout=OWNER_ANSWER_TIMEOUT,
+        )
         self._loop = _LoopThread()
         self._loop.run(self._reads.start(background=False))
+        self._closed = False
 
     def close(self) -> None:
+        """Flush what was sent and let go of the reads' connections and thread (once)."""
+        if self._closed:
+            return
+        self._closed = True
         self._producer.flush(10)
         self._loop.run(self._reads.close())
         self._loop.close()
@@ -290,12 +305,15 @@ class Client:
             )
         try:
             admission: AdmissionJson | None = self._loop.run(self._reads.admission(engine_id))
+        except EngineAuthError:
+            raise
         except (OwnerUnavailableError, OwnerResponseError):
             admission = None  # unreachable: send anyway; the engine keeps one open run and its limits
         current = admission["run"] if admission else None
-        if current is not None and current["status"] == "RUNNING" and signal is None:
+        running = current is not None and current["status"] == "RUNNING"
+        if running and current is not None and signal is None:
             return WorkflowHandle(self, id, current["run_id"], already_started=True)
-        if admission and admission["refusal"]:
+        if admission and admission["refusal"] and not running:  # a running one takes the signal
             raise CapacityError(id, admission["partition"], admission["refusal"])
         run_id = str(uuid.uuid4())
         self.send(
@@ -310,13 +328,29 @@ class Client:
                 start_signal=signal,
             ),
         )
-        if current is not None and current["status"] == "RUNNING":
+        if running and current is not None:
             return WorkflowHandle(self, id, current["run_id"], already_started=True)
         if signal is not None:
-            # A run that opened meanwhile takes the signal and this run never starts: the
-            # handle follows the id's latest run.
-            return WorkflowHandle(self, id, None)
+            # A run that opened meanwhile may have taken the signal, and this run never starts.
+            return WorkflowHandle(self, id, self._run_taking(engine_id, run_id, current))
         return WorkflowHandle(self, id, run_id)
+
+    def _run_taking(self, engine_id: str, run_id: str, before: Any) -> str:
+        """The run a signal-with-start reached: ``run_id`` once the engine started it, or a run
+        another start opened first (which took the signal). Waits up to ``START_WAIT``."""
+        previous = before["run_id"] if before else None
+        deadline = time.monotonic() + START_WAIT
+        while time.monotonic() < deadline:
+            try:
+                state = self._status(engine_id)
+            except (WorkflowNotFoundError, OwnerUnavailableError):
+                state = None
+            if state is not None and run_id in (state["run_id"], *state["previous_runs"]):
+                return run_id  # this start opened its run
+            if state is not None and state["run_id"] != previous:
+                return str(state["run_id"])  # another start's run, open since the admission read
+            time.sleep(0.02)
+        return run_id
 
     def signal(
         self,
@@ -508,10 +542,7 @@ class Client:
         name = handler_name(query, QUERY_ATTR)
         engine_id = self._engine_id(workflow_id)
         encoded = [encode(self.codec, to_json(a)) for a in args]
-        try:
-            result = self._loop.run(self._reads.query(engine_id, name, encoded))
-        except QueryFailedError as exc:  # named as the caller named it
-            raise QueryFailedError(workflow_id, exc.detail) from None
+        result = self._loop.run(self._reads.query(engine_id, name, encoded, shown_id=workflow_id))
         return decode(self.codec, result)
 
     @staticmethod

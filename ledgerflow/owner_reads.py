@@ -147,10 +147,13 @@ class OwnerReads:
         retry_after: float = 1.0,
         observer: ReadObserver | None = None,
         directory: Directory | None = None,
+        request_timeout: float | None = None,
     ) -> None:
         """``budget``: seconds one read may take in all. ``attempts``: tries of a read (the group
         is read again before each after the first), ``pause`` seconds apart. ``retry_after``: what
-        ``OwnerUnavailableError`` advises. ``directory``: the engine group unless given."""
+        ``OwnerUnavailableError`` advises. ``directory``: the engine group unless given.
+        ``request_timeout``: seconds one owner may take to answer once reached (default: what
+        is left of ``budget``); a slow answer (a query replaying a long history) needs more."""
         self.settings = settings
         self.engine_token = engine_token
         self.budget = budget
@@ -158,6 +161,7 @@ class OwnerReads:
         self.attempts = attempts
         self.pause = pause
         self.retry_after = retry_after
+        self.request_timeout = request_timeout
         self.observer: ReadObserver = observer or _Unobserved()
         self.directory: Directory = directory or OwnerDirectory(settings, ttl=ttl)
         self._http: aiohttp.ClientSession | None = None
@@ -165,6 +169,7 @@ class OwnerReads:
         self._snapshot = DirectorySnapshot()
         self._inflight: asyncio.Future[DirectorySnapshot] | None = None
         self._refresher: asyncio.Task[None] | None = None
+        self._stale_refresh: asyncio.Future[DirectorySnapshot] | None = None
 
     # ------------------------------------------------------------- lifecycle
     async def start(self, background: bool = True) -> None:
@@ -185,10 +190,11 @@ class OwnerReads:
         self._refresher = asyncio.create_task(self._refresh_forever(), name="owner-directory")
 
     async def close(self) -> None:
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
+        for task in (self._refresher, self._stale_refresh):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         self._executor.shutdown(wait=False, cancel_futures=True)
         if self._http is not None:
             await self._http.close()
@@ -226,13 +232,21 @@ class OwnerReads:
             except Exception:  # keep the last snapshot; the next round tries again
                 log.exception("reading the engine group failed")
 
-    async def _current(self) -> DirectorySnapshot:
-        """The snapshot, read again first when it is stale (no background refresher, or a
-        stalled one)."""
+    async def _current(self, deadline: float) -> DirectorySnapshot:
+        """The snapshot to route by. A stale one (no background refresher, or a stalled one)
+        is read again behind the read, which routes by the last owners known: stale routing is
+        safe (an owner that moved answers 421) and keeps reads working while Kafka does not
+        answer. Only with no owner known yet does the read wait for the group (until
+        ``deadline``)."""
         limit = self.ttl if self._refresher is None else 2 * self.ttl
-        if time.monotonic() - self._snapshot.fetched_at > limit:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.refresh("stale"), self.budget)
+        if time.monotonic() - self._snapshot.fetched_at <= limit:
+            return self._snapshot
+        if self._snapshot.members:
+            if self._stale_refresh is None or self._stale_refresh.done():
+                self._stale_refresh = asyncio.ensure_future(self.refresh("stale"))
+            return self._snapshot
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.refresh("stale"), max(0.0, deadline - time.monotonic()))
         return self._snapshot
 
     def partition(self, workflow_id: str) -> int:
@@ -276,13 +290,13 @@ class OwnerReads:
         path = f"/internal/workflows/{path_segment(workflow_id)}/history"
         return cast(HistoryPageJson, (await self._ok("history", workflow_id, path, params=params)).json())
 
-    async def query(self, workflow_id: str, name: str, args: list[Any]) -> Any:
-        """The answer of the run's query handler ``name`` (``args`` as the engine stores payloads)."""
+    async def query(self, workflow_id: str, name: str, args: list[Any], shown_id: str | None = None) -> Any:
+        """The answer of the run's query handler ``name`` (``args`` as the engine stores payloads);
+        a failure names the workflow ``shown_id`` (as the caller named it) if given."""
         path = f"/internal/workflows/{path_segment(workflow_id)}/query/{path_segment(name)}"
         response = await self.forward("query", workflow_id, path, method="POST", body={"args": args})
         if response.status_code == 400:
-            detail = _detail(response)
-            raise QueryFailedError(workflow_id, detail)
+            raise QueryFailedError(shown_id or workflow_id, _detail(response))
         return self._checked(workflow_id, response).json().get("result")
 
     async def listing(self, params: dict[str, Any], limit: int) -> Listing:
@@ -338,8 +352,6 @@ class OwnerReads:
     def _checked(self, workflow_id: str, response: OwnerResponse) -> OwnerResponse:
         if response.status_code == 200:
             return response
-        if response.status_code == 401:
-            raise EngineAuthError(self._snapshot.owners.get(self.partition(workflow_id), "?"))
         raise OwnerResponseError(workflow_id, response.status_code, _detail(response))
 
     async def _forward(
@@ -354,7 +366,7 @@ class OwnerReads:
     ) -> OwnerResponse:
         deadline = started + self.budget
         kind, reason = "no_owner", "no owner known"
-        snapshot = await self._current()
+        snapshot = await self._current(deadline)
         for attempt in range(self.attempts):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -376,7 +388,8 @@ class OwnerReads:
                 kind, reason = "no_owner", f"no owner (engine group {snapshot.state})"
                 continue
             try:
-                response = await self._request(method, f"{url}{path}", params, body, remaining)
+                timeout = self.request_timeout or remaining
+                response = await self._request(method, f"{url}{path}", params, body, timeout)
             except TimeoutError:
                 kind, reason = "timeout", f"{url} did not answer within {self.budget} s"
                 break
@@ -417,18 +430,19 @@ class OwnerReads:
         self, path: str, params: dict[str, Any] | None
     ) -> list[tuple[Member, dict[str, Any] | None]]:
         """GET ``path`` on every group member at once; ``None`` for those that did not answer."""
-        snapshot = await self._current()
+        snapshot = await self._current(time.monotonic() + self.budget)
+        timeout = self.request_timeout or self.budget
 
         async def one(member: Member) -> tuple[Member, dict[str, Any] | None]:
             if not member.url:
                 return member, None
             try:
-                response = await self._request("GET", f"{member.url}{path}", params, None, self.budget)
+                response = await self._request("GET", f"{member.url}{path}", params, None, timeout)
             except (aiohttp.ClientError, TimeoutError):
                 return member, None
-            if response.status_code == 401:
-                raise EngineAuthError(member.url)
             if response.status_code != 200:
+                if response.status_code == 401:  # a token mismatch: this node's part is missing
+                    log.warning("engine %s refused the engine token (401)", member.url)
                 return member, None
             data = response.json()
             return member, data if isinstance(data, dict) else None

@@ -27,6 +27,7 @@ KafkaUnavailableError                 503   a write was not acknowledged in time
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -41,12 +42,15 @@ from ledgerflow.api.models import ErrorBody, FieldProblem
 from ledgerflow.codec.base import CodecError
 from ledgerflow.errors import (
     CapacityError,
+    EngineAuthError,
     LedgerflowError,
     OwnerResponseError,
     OwnerUnavailableError,
     QueryFailedError,
     WorkflowNotFoundError,
 )
+
+log = logging.getLogger("ledgerflow.gateway")
 
 
 class GatewayError(LedgerflowError):
@@ -206,6 +210,10 @@ def to_response(exc: Exception, retry_after: int = 1) -> JSONResponse:
             return error_response(
                 400, ErrorBody(code="query_failed", detail=str(exc), workflow_id=exc.workflow_id)
             )
+        case EngineAuthError():  # the gateway's own engine token; no engine URL for the caller
+            log.error("%s", exc)
+            detail = "an engine refused the gateway's engine token (its engine_token_file)"
+            return error_response(502, ErrorBody(code="owner_error", detail=detail))
         case OwnerResponseError():
             return error_response(
                 502, ErrorBody(code="owner_error", detail=str(exc), workflow_id=exc.workflow_id)

@@ -63,7 +63,6 @@ from ledgerflow.errors import (
     CapacityError,
     OwnerResponseError,
     OwnerUnavailableError,
-    QueryFailedError,
     WorkflowNotFoundError,
 )
 from ledgerflow.schemas import commands as c
@@ -524,10 +523,8 @@ async def query(request: Request, id: WorkflowIdPath, body: QueryRequest) -> Que
     """Answered by the owning engine from the run's committed state (replayed when not cached)."""
     state = gateway_state(request)
     engine_id = namespaces.qualify(namespace_of(request), id)
-    try:
-        result = await state.live_reads().query(engine_id, body.name, [state.encoded(a) for a in body.args])
-    except QueryFailedError as exc:  # named as the caller named it
-        raise QueryFailedError(id, exc.detail) from None
+    args = [state.encoded(a) for a in body.args]
+    result = await state.live_reads().query(engine_id, body.name, args, shown_id=id)
     return QueryResult(result=state.clear(result))
 
 

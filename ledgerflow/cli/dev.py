@@ -55,7 +55,8 @@ def dev_command(data_dir: Path, partitions: int, once: bool) -> None:
             "[yellow]the gateway is OPEN[/] (--insecure: no API keys, every local caller may do "
             "everything); production gateways need LEDGERFLOW_API_KEYS_FILE or LEDGERFLOW_JWT_JWKS_URL"
         )
-        _run_samples(console, cluster.client())
+        with cluster.client() as client:
+            _run_samples(console, client)
         if once:
             return
         console.print(

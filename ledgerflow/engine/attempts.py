@@ -22,8 +22,6 @@ from ledgerflow.schemas.tasks import CancelActivity, activity_task_json
 
 MAX_RETRY_DELAY = 24 * 3600.0
 """Longest wait between attempts, whatever a retry policy without a cap computes."""
-TIMER_KINDS = frozenset({"schedule_timeout", "retry", "attempt_timeout", "heartbeat_timeout"})
-"""The durable timers this module sets and fires."""
 
 
 class ActivityAttempts:
@@ -101,7 +99,7 @@ class ActivityAttempts:
         self._attempt_failed(run, command.seq, pending, command.failure)
 
     def fire(self, run: RunState, entry: TimerEntry) -> None:
-        """One of this module's timers (``TIMER_KINDS``) came due."""
+        """One of this module's timers (schedule, attempt or heartbeat timeout, retry) came due."""
         w = self.w
         pending = run.activities.get(entry.seq)
         if pending is None:

@@ -181,6 +181,9 @@ class PartitionProcessor:
             metrics.RUN_LIMIT_FAILURES.labels(type=type(exc).__name__).inc()
             if isinstance(command, c.StartWorkflow):
                 self.starts.refuse_child(command, Failure(type=type(exc).__name__, message=str(exc)))
+                if command.start_signal is not None and isinstance(exc, HistoryTooLarge):
+                    # a signal-with-start that found the run's history full fails it, as a signal would
+                    self._fail_after_error(command.workflow_id, str(exc), type(exc).__name__)
             elif workflow_id and (
                 # A full history fails its run whatever the record: nothing more can be added.
                 isinstance(exc, HistoryTooLarge)

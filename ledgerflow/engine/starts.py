@@ -45,8 +45,9 @@ class Starts:
         if existing is not None and (
             existing.is_open or command.run_id in (existing.run_id, *existing.previous_runs)
         ):
-            if existing.is_open and command.start_signal is not None:
-                # Signal-with-start of a running workflow: the signal goes to it.
+            if existing.is_open and command.start_signal is not None and command.run_id != existing.run_id:
+                # Signal-with-start of a running workflow: the signal goes to it (unless this is
+                # the start of that very run, applied again).
                 w.signal(existing, command.start_signal.name, command.start_signal.payload)
                 return None
             log.info(
@@ -76,8 +77,9 @@ class Starts:
                 self._refuse_oversized_input(command)
             self._defer(command, give_up_at)
             return None
-        run = w.open_run(command, existing, continued_from=None)
-        if command.start_signal is not None and run.is_open:
+        w.open_run(command, existing, continued_from=None)
+        run = w.run(command.workflow_id)  # the run open now (its first activation may have continued as new)
+        if command.start_signal is not None and run is not None and run.is_open:
             w.signal(run, command.start_signal.name, command.start_signal.payload)
         return None
 

@@ -237,6 +237,20 @@ COMMAND_EVENTS = (
 )
 """Events the workflow code causes; replay checks the code asks for them again."""
 
+DELIVERED_EVENTS = (
+    WorkflowStarted,
+    ActivityCompleted,
+    ActivityFailed,
+    TimerFired,
+    SignalReceived,
+    UpdateAccepted,
+    CancelRequested,
+    ChildWorkflowCompleted,
+    ChildWorkflowFailed,
+)
+"""Events the engine hands to the workflow code as it records them; the others (besides the
+code's own) it only records, and a replay must not run the code on them either."""
+
 CLOSING_EVENTS = (
     WorkflowCompleted,
     WorkflowFailed,

@@ -180,3 +180,34 @@ async def test_a_listing_names_the_partitions_no_node_answered_for(nodes: Any) -
     assert [r["workflow_id"] for r in listing.runs] == ["a", "b"]
     assert listing.missing_partitions == [2, 3]
     assert listing.next_after is None
+
+
+@dataclass
+class StalledDirectory:
+    """The group read once, then Kafka stops answering: every later read hangs for a while."""
+
+    first: DirectorySnapshot
+    reads: int = 0
+
+    def snapshot(self, refresh: bool = False) -> DirectorySnapshot:
+        self.reads += 1
+        if self.reads > 1:
+            time.sleep(3.0)
+            return DirectorySnapshot(state="Unreachable", fetched_at=time.monotonic())
+        return DirectorySnapshot(self.first.owners, self.first.members, "Stable", time.monotonic())
+
+
+async def test_reads_go_on_by_the_last_known_owners_while_kafka_does_not_answer(nodes: Any) -> None:
+    node = await nodes(lambda r: web.json_response(run_json("order-1")))
+    directory = StalledDirectory(owning(node.url))
+    reads = OwnerReads(SETTINGS, "token", budget=1.0, ttl=0.05, directory=directory)
+    await reads.start(background=False)
+    try:
+        await reads.run("order-1")  # the first read reads the group
+        time.sleep(0.1)  # the snapshot is stale now, and re-reading it hangs
+        started = time.monotonic()
+        for _ in range(3):
+            assert (await reads.run("order-1"))["run_id"] == "r1"
+        assert time.monotonic() - started < 0.5
+    finally:
+        await reads.close()

@@ -681,6 +681,38 @@ def test_an_update_whose_handler_raises_fails_alone_and_the_run_goes_on() -> Non
     run.assert_replays()
 
 
+def test_a_signal_whose_payload_does_not_fit_its_handler_is_dropped_and_the_run_goes_on() -> None:
+    run = code_run(Greeter)
+    run.start()
+    assert run.feed(ev.SignalReceived, after=1.0, name="submit_greeting", payload={"not": "a name"}) == []
+    assert not run.instance.closed
+    run.feed(ev.SignalReceived, after=1.0, name="submit_greeting", payload="c")
+    assert run.feed(ev.SignalReceived, after=1.0, name="exit") == [cmd.CompleteWorkflow(["Hello, c"])]
+    run.assert_replays()
+
+
+@workflow.defn
+async def clockwatcher() -> str:
+    started = workflow.now()
+    step = asyncio.ensure_future(workflow.execute_activity("step", start_to_close_timeout=30))
+    await workflow.wait_condition(lambda: workflow.now() - started >= timedelta(seconds=5))
+    return f"late, step done: {step.done()}"
+
+
+def test_replay_runs_no_code_on_events_the_engine_only_records() -> None:
+    """A retried attempt's events are recorded, not handed to the code: a condition on the clock
+    must not wake on them in a replay when it did not live."""
+    run = code_run(clockwatcher)
+    assert [type(c) for c in run.start()] == [cmd.ScheduleActivity]
+    run.now += 10
+    failure = Failure(type="Boom", message="attempt 1")
+    run._append(ev.ActivityAttemptFailed, seq=1, attempt=1, failure=failure, retry_in=1.0)
+    run._append(ev.ActivityAttemptRetried, seq=1, attempt=2)
+    completed = run.feed(ev.ActivityCompleted, after=10.0, seq=1, attempt=2, result="x")
+    assert completed == [cmd.CompleteWorkflow("late, step done: True")]
+    run.assert_replays()
+
+
 def test_two_handlers_of_one_signal_are_refused_at_definition() -> None:
     with pytest.raises(ValueError, match=r"two @workflow\.signal handlers of signal 'x'"):
 

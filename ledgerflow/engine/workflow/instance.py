@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import hashlib
+import logging
 import random
 import uuid
 from collections import defaultdict, deque
@@ -36,6 +37,8 @@ from ledgerflow.sdk.context import (
     set_runtime,
 )
 from ledgerflow.sdk.definition import SignalHandler, WorkflowDefinition
+
+log = logging.getLogger("ledgerflow.workflow")
 
 
 class WorkflowInstance(WorkflowRuntime):
@@ -179,7 +182,7 @@ class WorkflowInstance(WorkflowRuntime):
     def _deliver_signal(self, name: str, payload: JSON) -> None:
         handler = self.definition.signals.get(name)
         if handler is not None and self._object is not None:
-            self._handle_signal(handler, payload)
+            self._handle_signal(name, handler, payload)
             return
         waiters = self._signal_waiters[name]
         while waiters:
@@ -189,12 +192,24 @@ class WorkflowInstance(WorkflowRuntime):
                 return
         self._signals[name].append(payload)
 
-    def _handle_signal(self, handler: SignalHandler, payload: JSON) -> None:
+    def _handle_signal(self, name: str, handler: SignalHandler, payload: JSON) -> None:
         """Run a ``@workflow.signal`` method: a ``def`` one now (what it raises fails the run, as
         the code's own errors do), an ``async def`` one as a task the loop runs next, before the
         code that waits on other events goes on."""
         method = getattr(self._object, handler.method)
-        args = _call_args(handler.input_types, payload)
+        try:
+            args = _call_args(handler.input_types, payload)
+        except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+            # A sender's bad payload must not end the run (anyone who may signal could): the
+            # signal is dropped, the same way on every replay, as temporalio drops it.
+            log.warning(
+                "signal %r dropped: its payload does not fit the handler %s: %s",
+                name,
+                handler.method,
+                exc,
+                extra={"workflowId": self._info.workflow_id, "partition": self._info.partition},
+            )
+            return
         if not handler.is_async:
             method(*args)
             return
@@ -293,14 +308,15 @@ class WorkflowInstance(WorkflowRuntime):
         return woke
 
     def buffered_signals(self) -> int:
-        """Signals delivered that no code has taken yet."""
-        return sum(len(payloads) for payloads in self._signals.values())
+        """Signals delivered that no code has taken yet, and ``async def`` handlers (of signals
+        and updates) still running."""
+        return sum(len(payloads) for payloads in self._signals.values()) + len(self._handlers)
 
     def waits_for_signal(self, name: str) -> bool:
-        """True when code waits for a signal named ``name`` now, or handles it (it would not be
-        buffered)."""
+        """True when code waits for a signal named ``name`` now with ``workflow.wait_signal`` (it
+        would be taken at once, not buffered)."""
         if name in self.definition.signals:
-            return True
+            return False  # its handler takes it; an async one may hold it (``buffered_signals``)
         return any(not waiter.done() for waiter in self._signal_waiters.get(name, ()))
 
     async def _run_main(self, run: Any, input: JSON) -> Any:

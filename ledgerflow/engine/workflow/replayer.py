@@ -192,6 +192,9 @@ def replay(instance: WorkflowInstance, history: Sequence[ev.HistoryEvent], stric
                     f"the code asked to {describe_command(expected[0])}, which history does not "
                     f"record (next event #{event.index} is {describe_event(event)})",
                 )
+            if not isinstance(event, ev.DELIVERED_EVENTS):
+                instance.applied = event.index  # recorded only, as the engine did live
+                continue
             expected.extend(instance.activate(event))
         for event in history[-1:]:
             instance.applied = event.index
