@@ -98,6 +98,9 @@ class Info:
     seq: int
     attempt: int
     heartbeat_timeout: float | None
+    heartbeat_details: Any = None
+    """What an earlier attempt of this activity last heartbeated (None on the first attempt or
+    when none did): where a retry may resume."""
 
 
 @dataclass

@@ -210,7 +210,7 @@ class Client:
             overrides["prefix"] = prefix
         if partitions is not None:
             overrides["partitions"] = partitions
-        self.settings = base.model_copy(update=overrides)
+        self._settings = base.model_copy(update=overrides)
         self._producer: Producer = plain_producer(self.settings)
         token = engine_token if engine_token is not None else token_from(self.settings.engine_token_file)
         self.codec = codec if codec is not None else load_codec(self.settings)
@@ -228,6 +228,16 @@ class Client:
         self._loop = _LoopThread()
         self._loop.run(self._reads.start(background=False))
         self._closed = False
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: Settings) -> None:
+        """New settings (say, more partitions after a resharding) for writes and reads alike."""
+        self._settings = settings
+        self._reads.settings = settings
 
     def close(self) -> None:
         """Flush what was sent and let go of the reads' connections and thread (once)."""

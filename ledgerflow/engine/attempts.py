@@ -238,4 +238,5 @@ def attempt_task(run: RunState, seq: int, pending: PendingActivity, now: float, 
         pending.options.heartbeat_timeout,
         now,
         partition,
+        pending.heartbeat_details,
     )

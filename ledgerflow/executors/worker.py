@@ -14,6 +14,7 @@ import contextlib
 import functools
 import itertools
 import logging
+import threading
 import time
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +27,7 @@ from pydantic import ValidationError
 
 from ledgerflow import activity
 from ledgerflow.codec.base import PayloadCodec
-from ledgerflow.codec.envelope import encode
+from ledgerflow.codec.envelope import decode, encode
 from ledgerflow.codec.keyfile import load_codec
 from ledgerflow.config import Settings
 from ledgerflow.executors.aiokafka_config import client_options
@@ -262,16 +263,21 @@ class Worker:
         key = (task.workflow_id, task.run_id, task.seq, task.attempt)
         loop = asyncio.get_running_loop()
         info = activity.Info(
-            task.workflow_id, task.run_id, task.activity_type, task.seq, task.attempt, task.heartbeat_timeout
+            task.workflow_id,
+            task.run_id,
+            task.activity_type,
+            task.seq,
+            task.attempt,
+            task.heartbeat_timeout,
+            decode(self.codec, task.heartbeat_details),
         )
         last_beat = [0.0]
         interval = max(0.2, (task.heartbeat_timeout or 3.0) / 3)
+        loop_thread = threading.get_ident()
+        unsent: list[Any] = []
+        """The details of the last heartbeat held back by the throttle (at most one)."""
 
-        def heartbeat(details: Any) -> None:
-            now = time.monotonic()
-            if now - last_beat[0] < interval:
-                return
-            last_beat[0] = now
+        def beat_record(details: Any) -> bytes:
             beat = TaskHeartbeat(
                 workflow_id=task.workflow_id,
                 run_id=task.run_id,
@@ -279,12 +285,27 @@ class Worker:
                 attempt=task.attempt,
                 details=encode(self.codec, details),
             )
-            value = heartbeat_record(beat, task.activity_type, self.settings)
-            loop.call_soon_threadsafe(
-                functools.partial(self._report, task.workflow_id, value, task.partition, outcome=False)
-            )
+            return heartbeat_record(beat, task.activity_type, self.settings)
 
-        def report(outcome: TaskCompleted | TaskFailed) -> None:
+        def heartbeat(details: Any) -> None:  # from the activity: the loop's thread or another
+            now = time.monotonic()
+            if now - last_beat[0] < interval:
+                unsent[:] = [details]  # sent with the next heartbeat past the throttle, or a failure
+                return
+            last_beat[0] = now
+            unsent.clear()
+            send = functools.partial(
+                self._report, task.workflow_id, beat_record(details), task.partition, outcome=False
+            )
+            if threading.get_ident() == loop_thread:
+                send()  # now, so it is sent before the outcome this attempt may report next
+            else:
+                loop.call_soon_threadsafe(send)
+
+        def report(outcome: TaskCompleted | TaskFailed) -> None:  # on the loop's thread
+            if unsent and isinstance(outcome, TaskFailed):
+                # The next attempt resumes from what this one last heartbeated: send it first.
+                self._report(task.workflow_id, beat_record(unsent.pop()), task.partition, outcome=False)
             value = outcome_record(outcome, task.activity_type, self.settings)
             self._outcomes[key] = self._report(task.workflow_id, value, task.partition, outcome=True)
 

@@ -26,6 +26,9 @@ class ActivityTask(WireModel):
     """When the owner dispatched the attempt (seconds since the epoch)."""
     partition: int | None = None
     """Inbox partition of the workflow: results go there, whatever the partitioner."""
+    heartbeat_details: JSON = None
+    """What an earlier attempt last heartbeated (``activity.info().heartbeat_details``), so a
+    retry can resume where it stopped."""
 
 
 class CancelActivity(WireModel):
@@ -53,6 +56,7 @@ def activity_task_json(
     heartbeat_timeout: float | None,
     scheduled_at: float,
     partition: int | None,
+    heartbeat_details: JSON = None,
 ) -> bytes:
     """``ActivityTask(...).model_dump_json()`` without building the model (see ``lifecycle_event_json``)."""
     return to_json(
@@ -68,5 +72,6 @@ def activity_task_json(
             "heartbeat_timeout": heartbeat_timeout,
             "scheduled_at": scheduled_at,
             "partition": partition,
+            "heartbeat_details": heartbeat_details,
         }
     )

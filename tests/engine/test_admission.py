@@ -10,7 +10,9 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from ledgerflow import Client, WorkflowNotFoundError
+from ledgerflow.errors import CapacityError
 from ledgerflow.local.processes import Cluster
+from ledgerflow.schemas.commands import StartWorkflow
 from tests.fixtures import ACTS, FLOWS
 from tests.waits import wait_until
 
@@ -41,7 +43,11 @@ def test_starts_beyond_capacity_are_refused_then_accepted_once_capacity_frees(
     client.start_workflow("SignalCounter", None, id="open-2")
     for wid in ("open-1", "open-2"):
         wait_until(functools.partial(client.describe, wid), f"the start of {wid!r} to be applied", 20)
-    client.start_workflow("ThreeSteps", 1, id="third")
+    # The Client reads the engine's admission first and refuses at once, naming the limit ...
+    with pytest.raises(CapacityError, match="limit 2"):
+        client.start_workflow("ThreeSteps", 1, id="third")
+    # ... and a start written to Kafka straight away (as any producer may) is refused by the engine.
+    client.send("third", StartWorkflow(workflow_id="third", workflow_type="ThreeSteps", input=1))
     reason = wait_until(lambda: dead_letters(cluster).get(b"third"), "the start of 'third' to be refused", 20)
     assert b"capacity" in reason and b"limit 2" in reason, reason
     with pytest.raises(WorkflowNotFoundError):

@@ -50,6 +50,7 @@ def test_activity_task_json_is_the_models_json(
         "heartbeat_timeout": timeouts[1],
         "scheduled_at": 1_795_000_000.5,
         "partition": partition,
+        "heartbeat_details": {"processed": 40} if partition else None,
     }
     fast = activity_task_json(**fields)
     assert fast == ActivityTask(**fields).model_dump_json().encode()

@@ -147,3 +147,32 @@ class LanguageWorkflow:
     @workflow.signal
     def approve(self) -> None:
         self.done = True
+
+
+# ---------------------------------------------------------- hello_activity_heartbeat
+@activity.defn
+async def count_to(goal: int) -> list[int]:
+    """Counts, heartbeating its progress; its first attempt crashes part way, and the retry
+    resumes from the last heartbeat instead of starting over."""
+    info = activity.info()
+    counted = info.heartbeat_details or 0
+    start = counted
+    while counted < goal:
+        counted += 1
+        activity.heartbeat(counted)
+        if info.attempt == 1 and counted == 3:
+            raise RuntimeError("crashed after 3")
+    return [start, counted, info.attempt]
+
+
+@workflow.defn
+class HeartbeatWorkflow:
+    @workflow.run
+    async def run(self, goal: int) -> list[int]:
+        return await workflow.execute_activity(
+            count_to,
+            goal,
+            start_to_close_timeout=timedelta(seconds=30),
+            heartbeat_timeout=timedelta(seconds=10),
+            retry_policy=workflow.RetryPolicy(initial_interval=0.2),
+        )

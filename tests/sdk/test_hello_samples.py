@@ -15,6 +15,7 @@ from tests.sdk.hello import (
     GreetingQueryWorkflow,
     GreetingSignalWorkflow,
     GreetingUpdateWorkflow,
+    HeartbeatWorkflow,
     LanguageWorkflow,
     SignalWithStartWorkflow,
 )
@@ -106,3 +107,9 @@ def test_an_update_is_validated_rejected_by_name_and_runs_once_per_id(hello: Cli
     kinds = [e.kind for e in hello.history("language")]
     assert kinds.count("update_rejected") == 2 and kinds.count("update_accepted") == 1
     assert_invariants(hello, "language", HELLO)
+
+
+def test_a_retry_resumes_from_the_last_heartbeat_of_the_attempt_before(hello: Client) -> None:
+    handle = hello.start_workflow(HeartbeatWorkflow.run, 5, id="heartbeat")
+    assert handle.result(timeout=30) == [3, 5, 2]  # attempt 2 started from 3, as heartbeated
+    assert_invariants(hello, "heartbeat", HELLO)
