@@ -265,6 +265,27 @@ def random() -> _random.Random:
     return current_runtime().random()
 
 
+def patched(patch_id: str) -> bool:
+    """Whether this run takes the new path of a code change named ``patch_id``.
+
+    True for runs that reach this call on code that has it (the choice is recorded in history);
+    False when replaying a run recorded before the change, which keeps its old path. So a deploy
+    may change what a workflow does without breaking runs in flight::
+
+        if workflow.patched("send-receipt"):
+            await workflow.execute_activity(send_receipt, order)
+
+    Once no run from before the change is open, replace the call with ``deprecate_patch``.
+    """
+    return current_runtime().patched(patch_id)
+
+
+def deprecate_patch(patch_id: str) -> None:
+    """Keep a patch's marker for runs recorded with ``patched(patch_id)`` while the old path is
+    gone from the code. Once no run recorded before it is open, the call may go too."""
+    current_runtime().patched(patch_id)
+
+
 def is_replaying() -> bool:
     """True while history is being replayed (e.g. to skip logging twice)."""
     return current_runtime().is_replaying()
@@ -277,11 +298,13 @@ __all__ = [
     "WorkflowInfo",
     "continue_as_new",
     "defn",
+    "deprecate_patch",
     "execute_activity",
     "execute_child_workflow",
     "info",
     "is_replaying",
     "now",
+    "patched",
     "query",
     "random",
     "run",

@@ -687,6 +687,8 @@ class PartitionProcessor:
                 self._close(run, ev.WorkflowFailed, failure=encode_failure(codec, command.failure))
             case cmd.CancelWorkflowDone():
                 self._close(run, ev.WorkflowCanceled, reason="canceled")
+            case cmd.RecordPatch():
+                self.append(run, ev.PatchRecorded, patch_id=command.patch_id)
             case cmd.ContinueAsNew():
                 self._continue_as_new(run, encode(codec, command.input))
 

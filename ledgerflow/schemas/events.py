@@ -170,6 +170,15 @@ class ChildWorkflowFailed(_Event):
     failure: Failure
 
 
+class PatchRecorded(_Event):
+    """*command*: the code took the new path of ``workflow.patched(patch_id)`` (or
+    ``deprecate_patch``) for the first time in this run. A replay answers ``patched`` from these
+    markers, so runs recorded before the patch keep their old path."""
+
+    kind: Literal["patch_recorded"] = "patch_recorded"
+    patch_id: str
+
+
 class WorkflowCompleted(_Event):
     kind: Literal["workflow_completed"] = "workflow_completed"
     result: JSON = None
@@ -217,6 +226,7 @@ HistoryEvent = Annotated[
     | ChildWorkflowStarted
     | ChildWorkflowCompleted
     | ChildWorkflowFailed
+    | PatchRecorded
     | WorkflowCompleted
     | WorkflowFailed
     | WorkflowCanceled

@@ -67,6 +67,9 @@ class WorkflowRuntime(ABC):
     @abstractmethod
     def is_replaying(self) -> bool: ...
 
+    @abstractmethod
+    def patched(self, patch_id: str) -> bool: ...
+
 
 _current: contextvars.ContextVar[WorkflowRuntime | None] = contextvars.ContextVar(
     "ledgerflow_workflow_runtime", default=None

@@ -130,6 +130,8 @@ class Run:
                     result=command.result,
                     failure=command.failure,
                 )
+            case cmd.RecordPatch():
+                self._append(ev.PatchRecorded, patch_id=command.patch_id)
             case cmd.CompleteWorkflow():
                 self._append(ev.WorkflowCompleted, result=command.result)
                 self.closed = True
@@ -711,6 +713,65 @@ def test_replay_runs_no_code_on_events_the_engine_only_records() -> None:
     completed = run.feed(ev.ActivityCompleted, after=10.0, seq=1, attempt=2, result="x")
     assert completed == [cmd.CompleteWorkflow("late, step done: True")]
     run.assert_replays()
+
+
+# ------------------------------------------------------------------- versioning
+@workflow.defn(name="Pay")
+class PayBefore:
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.execute_activity("charge", start_to_close_timeout=10)
+        return "paid"
+
+
+@workflow.defn(name="Pay")
+class PayPatched:
+    @workflow.run
+    async def run(self) -> str:
+        if workflow.patched("receipt"):
+            await workflow.execute_activity("receipt", start_to_close_timeout=10)
+        await workflow.execute_activity("charge", start_to_close_timeout=10)
+        return "paid" + (" with receipt" if workflow.patched("receipt") else "")
+
+
+@workflow.defn(name="Pay")
+class PayDeprecated:
+    @workflow.run
+    async def run(self) -> str:
+        workflow.deprecate_patch("receipt")
+        await workflow.execute_activity("receipt", start_to_close_timeout=10)
+        await workflow.execute_activity("charge", start_to_close_timeout=10)
+        return "paid with receipt"
+
+
+def test_a_patched_run_records_its_new_path_and_replays() -> None:
+    run = code_run(PayPatched)
+    started = run.start()
+    assert started[0] == cmd.RecordPatch("receipt")
+    assert [c.activity_type for c in started[1:]] == ["receipt"]  # type: ignore[attr-defined]
+    assert [c.activity_type for c in run.complete(1)] == ["charge"]  # type: ignore[attr-defined]
+    assert run.complete(2) == [cmd.CompleteWorkflow("paid with receipt")]
+    assert sum(isinstance(e, ev.PatchRecorded) for e in run.history) == 1  # asked twice, recorded once
+    run.assert_replays()
+
+
+def test_a_run_recorded_before_the_patch_keeps_its_old_path_on_the_patched_code() -> None:
+    before = code_run(PayBefore)
+    before.start()  # charge scheduled; then the patched code is deployed
+    with pytest.raises(NonDeterminismError):  # the change without a patch breaks the run
+        replay(WorkflowInstance(definition_of(PayDeprecated), before.info), before.history)
+    patched = WorkflowInstance(definition_of(PayPatched), before.info)
+    replay(patched, before.history)
+    completed = patched.activate(ev.ActivityCompleted(index=3, time=T0 + 1, seq=1, attempt=1, result=None))
+    assert completed == [cmd.CompleteWorkflow("paid")]
+
+
+def test_deprecate_patch_replays_the_runs_recorded_with_the_patch() -> None:
+    run = code_run(PayPatched)
+    run.start()
+    deprecated = WorkflowInstance(definition_of(PayDeprecated), run.info)
+    replay(deprecated, run.history)
+    assert not deprecated.closed
 
 
 def test_two_handlers_of_one_signal_are_refused_at_definition() -> None:

@@ -19,6 +19,7 @@ from tests.sdk.hello import (
     LanguageWorkflow,
     SignalWithStartWorkflow,
 )
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.kafka
 HELLO = "tests.sdk.hello"
@@ -113,3 +114,26 @@ def test_a_retry_resumes_from_the_last_heartbeat_of_the_attempt_before(hello: Cl
     handle = hello.start_workflow(HeartbeatWorkflow.run, 5, id="heartbeat")
     assert handle.result(timeout=30) == [3, 5, 2]  # attempt 2 started from 3, as heartbeated
     assert_invariants(hello, "heartbeat", HELLO)
+
+
+def test_hello_patch_a_deploy_keeps_a_run_in_flight_on_its_recorded_path(cluster: Cluster) -> None:
+    before = cluster.engine(["tests.sdk.patch_before"], name="engine-before")
+    cluster.worker(["tests.sdk.patch_acts"])
+    before.wait_ready()
+    with cluster.client() as client:
+        old = client.start_workflow("PatchWorkflow", id="patch-old")
+        wait_until(
+            lambda: "activity_scheduled" in [e.kind for e in client.history("patch-old")],
+            "the old code to schedule its activity",
+            20,
+        )
+        before.kill()  # the deploy: the patched code takes over while the activity runs
+        after = cluster.engine(["tests.sdk.patch_after"], name="engine-after")
+        after.wait_ready()
+        new = client.start_workflow("PatchWorkflow", id="patch-new")
+        assert old.result(timeout=60) == "pre-patch"
+        assert new.result(timeout=60) == "post-patch"
+        assert "patch_recorded" in [e.kind for e in client.history("patch-new")]
+        assert "patch_recorded" not in [e.kind for e in client.history("patch-old")]
+        for workflow_id in ("patch-old", "patch-new"):  # both replay on the patched code
+            assert_invariants(client, workflow_id, "tests.sdk.patch_after")

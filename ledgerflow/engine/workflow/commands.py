@@ -49,6 +49,13 @@ class CompleteUpdate:
 
 
 @dataclass(frozen=True)
+class RecordPatch:
+    """The code took a patch's new path for the first time in this run."""
+
+    patch_id: str
+
+
+@dataclass(frozen=True)
 class CompleteWorkflow:
     result: JSON
 
@@ -75,6 +82,7 @@ Command = (
     | CancelTimer
     | StartChildWorkflow
     | CompleteUpdate
+    | RecordPatch
     | CompleteWorkflow
     | FailWorkflow
     | CancelWorkflowDone

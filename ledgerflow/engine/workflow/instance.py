@@ -77,6 +77,10 @@ class WorkflowInstance(WorkflowRuntime):
         self._now = 0.0
         self._random: random.Random | None = None
         self._uuids = 0
+        self._patches: dict[str, bool] = {}
+        """Patch id -> the path this run takes (asked once, then memoised for the run)."""
+        self.history_patches: frozenset[str] = frozenset()
+        """Patch ids the history being replayed recorded (set by the replayer)."""
         self.closed = False
         self.replaying = False
         self.applied = 0
@@ -404,6 +408,18 @@ class WorkflowInstance(WorkflowRuntime):
 
     def is_replaying(self) -> bool:
         return self.replaying
+
+    def patched(self, patch_id: str) -> bool:
+        known = self._patches.get(patch_id)
+        if known is not None:
+            return known
+        if self.replaying:
+            taken = patch_id in self.history_patches
+        else:
+            taken = True
+            self._commands.append(cmd.RecordPatch(patch_id))
+        self._patches[patch_id] = taken
+        return taken
 
     def _next_seq(self) -> int:
         self._seq += 1

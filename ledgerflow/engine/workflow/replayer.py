@@ -35,6 +35,8 @@ def describe_command(command: cmd.Command) -> str:
             return f"start child workflow {name!r} id {wid!r} (#{seq})"
         case cmd.CompleteUpdate(update_id=update_id):
             return f"complete update {update_id!r}"
+        case cmd.RecordPatch(patch_id=patch_id):
+            return f"record patch {patch_id!r}"
         case cmd.CompleteWorkflow():
             return "complete the workflow"
         case cmd.FailWorkflow(failure=failure):
@@ -160,8 +162,11 @@ def replay(instance: WorkflowInstance, history: Sequence[ev.HistoryEvent], stric
     workflow_id = instance.info().workflow_id
     expected: deque[cmd.Command] = deque()
     instance.replaying = True
+    instance.history_patches = frozenset(e.patch_id for e in history if isinstance(e, ev.PatchRecorded))
     try:
         for event in history:
+            if isinstance(event, ev.PatchRecorded):
+                continue  # answered ``patched`` ahead (history_patches); not asked for again
             if is_code_event(event):
                 if not expected:
                     raise NonDeterminismError(
