@@ -263,6 +263,15 @@ class WorkflowStatus(ApiModel):
     previous_runs: list[str] = Field(default_factory=list)
     cancel_requested: bool = False
     parent_workflow_id: str | None = None
+    blocked: str | None = Field(
+        default=None,
+        description="Why the run's code cannot go on: it does not replay the run's history (a "
+        "deploy changed it without workflow.patched) or is not loaded. The run stays RUNNING and "
+        "goes on once code that replays it is deployed.",
+    )
+    held_commands: int = Field(
+        default=0, description="Signals, results and other commands a blocked run holds, in order."
+    )
     partition: int
     node: str | None = Field(default=None, description="Engine node that answered.")
 

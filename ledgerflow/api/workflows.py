@@ -261,6 +261,7 @@ def _status_from(data: dict[str, Any]) -> WorkflowStatus:
             "activities": None,
             "pending_activities": pending,
             "open_timers": len(data.get("timers") or {}),
+            "held_commands": len(data.get("held") or []),
         }
     )
 

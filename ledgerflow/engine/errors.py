@@ -20,6 +20,17 @@ class WorkflowTypeNotLoaded(EngineError):
         self.workflow_type = workflow_type
 
 
+class RunBlocked(EngineError):
+    """An open run's code cannot go on here: it no longer replays the run's history (a deploy
+    changed it without ``workflow.patched``), or its type is not loaded on this engine. The run
+    stays open and holds what arrives for it until code that replays is deployed."""
+
+    def __init__(self, workflow_id: str, reason: str) -> None:
+        super().__init__(f"run of {workflow_id!r} blocked: {reason}")
+        self.workflow_id = workflow_id
+        self.reason = reason
+
+
 class UnknownQueryError(EngineError):
     """A query names no ``@workflow.query`` method of the run's workflow."""
 

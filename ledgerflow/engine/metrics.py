@@ -29,7 +29,15 @@ QUERIES = Counter(
     "Queries answered, by source: a copy of the cached instance, or a replay of the history.",
     ["source"],
 )
-NONDETERMINISM = Counter("ledgerflow_nondeterminism_total", "Runs failed because code diverged from history.")
+NONDETERMINISM = Counter(
+    "ledgerflow_nondeterminism_total",
+    "Replays whose code diverged from the run's history (each try of a blocked run counts).",
+)
+BLOCKED = Counter(
+    "ledgerflow_runs_blocked_total",
+    "Runs kept open because their code does not replay their history or is not loaded (a bad "
+    "deploy): they hold what arrives for them until code that replays is deployed.",
+)
 TRANSACTIONS = Counter(
     "ledgerflow_transactions_total", "Kafka transactions committed, by outcome.", ["outcome"]
 )

@@ -16,13 +16,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from pydantic_core import to_json
+
 from ledgerflow.codec.base import CodecError
 from ledgerflow.codec.envelope import encode, encode_failure
 from ledgerflow.dag.registration import definition_problems
 from ledgerflow.engine import metrics
 from ledgerflow.engine.attempts import ActivityAttempts
 from ledgerflow.engine.context import EngineContext
-from ledgerflow.engine.errors import HistoryGapError, WorkflowTypeNotLoaded
+from ledgerflow.engine.errors import HistoryGapError, RunBlocked, WorkflowTypeNotLoaded
 from ledgerflow.engine.outbox import Outbox
 from ledgerflow.engine.run_writer import check_room
 from ledgerflow.engine.starts import Starts, named_definition
@@ -53,6 +55,18 @@ from ledgerflow.sdk.context import WorkflowInfo
 
 log = logging.getLogger("ledgerflow.engine")
 TYPE_NOT_LOADED_RETRY = 5.0
+UNBLOCK_RETRY = 5.0
+"""Seconds before a blocked run's code is first tried again (doubling up to ``MAX_UNBLOCK_RETRY``)."""
+MAX_UNBLOCK_RETRY = 60.0
+NEEDS_CODE = (
+    c.SignalWorkflow,
+    c.UpdateWorkflow,
+    c.CancelWorkflow,
+    c.TaskCompleted,
+    c.TaskFailed,
+    c.ChildWorkflowClosed,
+)
+"""Inbox commands the run's code must react to: a blocked run holds them, in order."""
 """Seconds before a timer of a run whose code is not loaded here fires again."""
 
 
@@ -158,7 +172,7 @@ class PartitionProcessor:
         return out
 
     # ------------------------------------------------------------- commands
-    def handle(self, command: c.InboxCommand) -> str | None:
+    def handle(self, command: c.InboxCommand, deduplicate: bool = True) -> str | None:
         """Apply one inbox command. Returns a reason when it must go to the dead-letter topic.
 
         Never leaves a half-applied command behind: if applying it raises, its writes,
@@ -168,9 +182,9 @@ class PartitionProcessor:
         workflow_id = getattr(command, "workflow_id", None)
         try:
             with self.savepoint(workflow_id):
-                return self._handle(command)
-        except WorkflowTypeNotLoaded as exc:
-            return str(exc)
+                return self._handle(command) if deduplicate else self._dispatch_command(command)
+        except RunBlocked as exc:
+            return self._hold(command, exc.reason)
         except CodecError as exc:
             # A deployment fault (this engine lacks a key), not the run's: the record is refused
             # with the reason and the run stays as it was.
@@ -237,7 +251,10 @@ class PartitionProcessor:
         if seen is not None and self.txn.get(seen) is not None:
             metrics.DUPLICATES.inc()
             return None
-        reason = self._dispatch_command(command)
+        if workflow_id and isinstance(command, NEEDS_CODE) and self._blocked(workflow_id):
+            reason = self._hold(command, "")  # after what it already holds, in order
+        else:
+            reason = self._dispatch_command(command)
         if seen is not None and reason is None:
             self.txn.put(seen, b"1")  # only once applied: a refused start may be retried with its key
         return reason
@@ -334,11 +351,8 @@ class PartitionProcessor:
     def signal(self, run: RunState, name: str, payload: Any) -> None:
         """Deliver a signal to an open run (refused when its code has too many untaken)."""
         instance = self._instance(run)
-        if not run.is_open:
-            return  # its code no longer replays: the run was failed for it
         if (
-            instance is not None
-            and not instance.waits_for_signal(name)
+            not instance.waits_for_signal(name)
             and instance.buffered_signals() >= self.ctx.settings.max_buffered_signals
         ):
             raise TooManyPending(
@@ -359,10 +373,6 @@ class PartitionProcessor:
         if command.update_id in run.updates:
             return None  # applied already (sent twice)
         instance = self._instance(run)
-        if not run.is_open:
-            return f"update {command.name!r}: the run failed as its code no longer replays"
-        if instance is None:
-            raise WorkflowTypeNotLoaded(run.workflow_type)
         failure = instance.validate_update(command.name, command.payload)
         if failure is not None:
             failure = encode_failure(self._codec, failure)
@@ -439,10 +449,19 @@ class PartitionProcessor:
                     run = self.run(entry.workflow_id)
                     if run is None or not run.is_open or run.run_id != entry.run_id:
                         continue
+                    if entry.kind == "unblock":
+                        self._unblock(run, entry)
+                        continue
+                    if run.blocked is not None:  # its unblock timer tries the code; this waits
+                        entry.fire_at = self.now + TYPE_NOT_LOADED_RETRY
+                        self.timers.add(self.txn, entry)
+                        continue
                     self._fire(run, entry)
-            except (WorkflowTypeNotLoaded, CodecError) as exc:
+            except (RunBlocked, CodecError) as exc:
                 if isinstance(exc, CodecError):
                     log.error("%s", exc, extra={"workflowId": entry.workflow_id, "partition": self.partition})
+                else:
+                    self._mark_blocked(entry.workflow_id, exc.reason)
                 entry.fire_at = self.now + TYPE_NOT_LOADED_RETRY
                 self.timers.add(self.txn, entry)
             except Exception as exc:
@@ -454,6 +473,71 @@ class PartitionProcessor:
                 else:
                     self._fail_after_error(entry.workflow_id, f"engine error: {type(exc).__name__}: {exc}")
         return fired
+
+    # ------------------------------------------------------------ blocked runs
+    def _blocked(self, workflow_id: str) -> bool:
+        run = self.run(workflow_id)
+        return run is not None and run.is_open and run.blocked is not None
+
+    def _mark_blocked(self, workflow_id: str, reason: str) -> RunState | None:
+        """Record that the open run of ``workflow_id`` is blocked; set its retry timer the first
+        time. None when there is no open run to block."""
+        run = self.run(workflow_id)
+        if run is None or not run.is_open:
+            return None
+        if run.blocked is None:
+            log.warning(
+                "run %s blocked, kept open until code that replays it is deployed: %s",
+                run.run_id,
+                reason,
+                extra={"workflowId": workflow_id, "partition": self.partition},
+            )
+            metrics.BLOCKED.inc()
+            self.add_timer(run, "unblock", self.now + UNBLOCK_RETRY)
+        run.blocked = reason or run.blocked
+        return run
+
+    def _hold(self, command: c.InboxCommand, reason: str) -> str | None:
+        """Keep a command for a blocked run until its code can take it (``_unblock``); a
+        dead-letter reason when it cannot be kept."""
+        workflow_id = getattr(command, "workflow_id", None)
+        if not workflow_id or not isinstance(command, NEEDS_CODE):
+            return reason or "the run is blocked"
+        run = self._mark_blocked(workflow_id, reason)
+        if run is None:
+            return reason
+        limit = self.ctx.settings.max_buffered_signals
+        if len(run.held) >= limit:
+            return f"{run.blocked}; and it holds {limit} commands already (max_buffered_signals)"
+        run.held.append(command.model_dump(mode="json"))
+        return None
+
+    def _unblock(self, run: RunState, entry: TimerEntry) -> None:
+        """Try a blocked run's code again; once it replays, apply what the run held, in order."""
+        if run.blocked is None:
+            return
+        try:
+            self._instance(run)
+        except RunBlocked as exc:
+            run.blocked = exc.reason
+            entry.attempt += 1
+            entry.fire_at = self.now + min(UNBLOCK_RETRY * 2**entry.attempt, MAX_UNBLOCK_RETRY)
+            self.timers.add(self.txn, entry)
+            return
+        log.info(
+            "run %s unblocked: its code replays; applying %d held commands",
+            run.run_id,
+            len(run.held),
+            extra={"workflowId": run.workflow_id, "partition": self.partition},
+        )
+        held, run.blocked, run.held = run.held, None, []
+        for raw in held:
+            command = c.inbox_command_adapter.validate_python(raw)
+            reason = self.handle(command, deduplicate=False)
+            if reason is not None:
+                metrics.DEAD_LETTERS.inc()
+                value = command.model_dump_json(by_alias=True).encode()
+                self.out.dead_letter(run.workflow_id.encode(), value, reason, "held", self.partition, -1)
 
     def _expire(self, workflow_id: str, run_id: str) -> None:
         """Delete a closed run past its retention: its history, and the workflow's state
@@ -566,8 +650,9 @@ class PartitionProcessor:
                 extra={"workflowId": run.workflow_id, "partition": self.partition},
             )
 
-    def _instance(self, run: RunState) -> WorkflowInstance | None:
-        """The run's live instance, rebuilt by replay on a cache miss; None if it cannot run."""
+    def _instance(self, run: RunState) -> WorkflowInstance:
+        """The run's live instance, rebuilt by replay on a cache miss. Raises ``RunBlocked`` when
+        its code is not loaded here or no longer replays its history."""
         instance = self.cache.get(run.workflow_id, run.run_id)
         if instance is not None and instance.applied == run.history_length:
             return instance
@@ -576,33 +661,26 @@ class PartitionProcessor:
         assert isinstance(started, ev.WorkflowStarted)
         definition = definition_for(run.workflow_type, started.dag, self.ctx.registry)
         if definition is None:
-            return None
+            raise RunBlocked(run.workflow_id, str(WorkflowTypeNotLoaded(run.workflow_type)))
         instance = WorkflowInstance(definition, self._info(run, started.dag), self._codec)
         metrics.REPLAYS.inc()
         try:
             replay(instance, history)
         except NonDeterminismError as exc:
+            # Temporal's answer to a bad deploy: the run is not failed for the code's fault; it
+            # waits, open, for code that replays (see ``_hold`` and ``_unblock``).
             metrics.NONDETERMINISM.inc()
             log.error("%s", exc, extra={"workflowId": run.workflow_id, "partition": self.partition})
-            self._close(
-                run,
-                ev.WorkflowFailed,
-                failure=Failure(type="NonDeterminismError", message=str(exc), non_retryable=True),
-                origin="engine",
-            )
-            return None
+            instance.dispose()
+            raise RunBlocked(run.workflow_id, f"NonDeterminismError: {exc.detail}") from exc
         self.cache.put(run.workflow_id, run.run_id, instance)
         return instance
 
     def deliver(self, run: RunState, event_type: type[Any], **fields: Any) -> None:
         """Append an input event and let the workflow code react to it."""
+        # Raises RunBlocked before anything is recorded: recording the event without running the
+        # code would make the history unreplayable once the code is back (a rolling deploy).
         instance = self._instance(run)
-        if not run.is_open:
-            return
-        if instance is None:
-            # Recording the event without running the code would make today's history
-            # unreplayable once the code is back (e.g. mid rolling deploy).
-            raise WorkflowTypeNotLoaded(run.workflow_type)
         event = self.append_event(run, event_type, **fields)
         self._apply_commands(run, instance, instance.activate(event))
 
@@ -700,6 +778,12 @@ class PartitionProcessor:
         run.closed_at = self.now
         run.result = fields.get("result")
         run.failure = fields.get("failure")
+        for raw in run.held:  # a blocked run terminated: what it held never reaches its code
+            metrics.DEAD_LETTERS.inc()
+            reason = f"the run closed {status} while blocked ({run.blocked}) before its code took this"
+            value = to_json(raw)
+            self.out.dead_letter(run.workflow_id.encode(), value, reason, "held", self.partition, -1)
+        run.blocked, run.held = None, []
         for seq, pending in run.activities.items():
             self.attempts.cancel(run, seq, pending)
         run.activities = {}

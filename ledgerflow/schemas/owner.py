@@ -69,6 +69,10 @@ class RunJson(TypedDict):
     previous_runs: list[str]
     cancel_requested: bool
     updates: dict[str, UpdateOutcomeJson]
+    blocked: str | None
+    """Why the run's code cannot go on (a deploy it does not replay on); None when it can."""
+    held: list[dict[str, Any]]
+    """Inbox commands waiting for a blocked run's code, in order."""
 
 
 class OwnedRunJson(RunJson):

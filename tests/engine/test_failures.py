@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ledgerflow import Client, WorkflowFailedError
+from ledgerflow import Client
 from ledgerflow.cluster import read_events
 from ledgerflow.config import Settings
 from ledgerflow.local.processes import Cluster, NodeProcess
@@ -78,9 +78,11 @@ def test_killed_worker_activity_runs_again_after_its_timeout(
     assert_invariants(client, "crash-safe")
 
 
-def test_changed_workflow_code_fails_with_nondeterminism_and_others_carry_on(
+def test_a_bad_deploy_blocks_its_runs_open_and_the_fixed_deploy_completes_them(
     cluster: Cluster, client: Client
 ) -> None:
+    """Temporal's answer to non-deterministic code: the run is not failed; it stays open, says
+    why, holds what arrives for it, and goes on once code that replays it is deployed."""
     engine = cluster.engine([FLOWS])
     cluster.worker([ACTS])
     engine.wait_ready()
@@ -91,17 +93,25 @@ def test_changed_workflow_code_fails_with_nondeterminism_and_others_carry_on(
         20,
     )
     engine.stop()
-    engine.env["LEDGERFLOW_TEST_VERSION"] = "2"  # deploy a changed workflow
+    engine.env["LEDGERFLOW_TEST_VERSION"] = "2"  # deploy a changed workflow, without a patch
     engine.start()
     engine.wait_ready()
     client.signal("versioned", "go")
-    with pytest.raises(WorkflowFailedError) as info:
-        client.result("versioned", timeout=30)
-    message = info.value.failure.message
-    assert info.value.failure.type == "NonDeterminismError"
-    assert "'add_one'" in message and "'double'" in message, message
+    blocked = wait_until(
+        lambda: client.describe("versioned").get("blocked"), "the run to be blocked by the bad code", 30
+    )
+    assert "NonDeterminismError" in blocked and "'add_one'" in blocked and "'double'" in blocked, blocked
+    state = client.describe("versioned")
+    assert state["status"] == "RUNNING" and len(state["held"]) == 1  # the signal waits, kept
     client.start_workflow("ThreeSteps", 1, id="after-nd")
-    assert client.result("after-nd", timeout=30) == 4
+    assert client.result("after-nd", timeout=30) == 4  # the other runs carry on
+    engine.stop()
+    del engine.env["LEDGERFLOW_TEST_VERSION"]  # the fixed deploy
+    engine.start()
+    engine.wait_ready()
+    assert client.result("versioned", timeout=90) == 3  # the held signal reached the code
+    assert client.describe("versioned")["blocked"] is None
+    assert_invariants(client, "versioned")
 
 
 def open_runs(engine: NodeProcess, limit: int) -> list[str]:

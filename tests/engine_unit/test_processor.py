@@ -7,6 +7,8 @@ import weakref
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ledgerflow.config import Settings
 from ledgerflow.engine import metrics
 from ledgerflow.engine.context import Admission, EngineContext
@@ -241,4 +243,48 @@ def test_an_update_is_applied_once_per_id_and_the_state_is_the_historys_fold(tmp
         "update_completed",
         "update_rejected",
     ]
+    assert check_run(run, history, registry) == []
+
+
+def test_a_run_whose_code_stops_replaying_stays_open_holds_its_commands_and_goes_on_once_fixed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bad deploy (Versioned's version 2 calls another activity first) blocks the run instead
+    of failing it; what arrives meanwhile is held in order, and the fixed deploy applies it."""
+    registry = WorkflowRegistry.from_modules([FLOWS])
+    store = PartitionStore(tmp_path / "p0")
+
+    def deployed() -> PartitionProcessor:  # a fresh engine over the same state: nothing cached
+        return PartitionProcessor(0, store, EngineContext(Settings(), registry, lambda _id: None))
+
+    monkeypatch.delenv("LEDGERFLOW_TEST_VERSION", raising=False)
+    processor = deployed()
+    (task,) = tasks(batch(processor, 1.0, StartWorkflow(workflow_id="v", workflow_type="Versioned", input=1)))
+    batch(processor, 2.0, TaskCompleted(workflow_id="v", run_id=task.run_id, seq=1, attempt=1, result=2))
+
+    monkeypatch.setenv("LEDGERFLOW_TEST_VERSION", "2")  # the bad deploy
+    processor = deployed()
+    go = SignalWorkflow(workflow_id="v", name="go")
+    out = batch(processor, 3.0, go, SignalWorkflow(workflow_id="v", name="go", payload="again"))
+    assert not [r for r in out.records if r.topic.endswith("inbox.dlq")]  # nothing refused
+    run = read_run(store, "v")
+    assert run is not None and run.status == "RUNNING"
+    assert run.blocked is not None and "NonDeterminismError" in run.blocked and "'double'" in run.blocked
+    assert [held["name"] for held in run.held] == ["go", "go"]
+    assert run.history_length == 3  # nothing recorded while blocked
+    batch(processor, 20.0)  # the run's code is tried again: still the bad code
+    assert read_run(store, "v").blocked is not None  # type: ignore[union-attr]
+
+    monkeypatch.delenv("LEDGERFLOW_TEST_VERSION")  # the fixed deploy
+    processor = deployed()
+    out = batch(processor, 100.0)  # its next try replays: the held signals go to the code
+    run = read_run(store, "v")
+    assert run is not None and run.blocked is None and run.held == []
+    (task,) = tasks(out)
+    assert task.activity_type == "add_one" and task.args == [2]
+    batch(processor, 101.0, TaskCompleted(workflow_id="v", run_id=run.run_id, seq=2, attempt=1, result=3))
+    run = read_run(store, "v")
+    assert run is not None and (run.status, run.result) == ("COMPLETED", 3)
+    history = read_history(store, "v", run.run_id)
+    assert [e.kind for e in history].count("signal_received") == 2  # both, in order, once
     assert check_run(run, history, registry) == []

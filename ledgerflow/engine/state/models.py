@@ -73,6 +73,11 @@ class RunState(BaseModel):
     cancel_requested: bool = False
     updates: dict[str, UpdateOutcome] = Field(default_factory=dict)
     """Updates applied to this run, by update id (their events are in its history)."""
+    blocked: str | None = None
+    """Why the run's code cannot go on here (it no longer replays its history, or is not
+    loaded): the run stays open, its code is tried again now and then, and ``held`` waits."""
+    held: list[JSON] = Field(default_factory=list)
+    """Inbox commands for the run that arrived while it was blocked, in order (as JSON)."""
 
     @property
     def is_open(self) -> bool:
@@ -86,6 +91,7 @@ TimerKind = Literal[
     "heartbeat_timeout",
     "schedule_timeout",
     "run_timeout",
+    "unblock",
     "retention",
     "deferred_start",
 ]
