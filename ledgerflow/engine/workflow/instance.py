@@ -467,15 +467,7 @@ class WorkflowInstance(WorkflowRuntime):
         self._signal_waiters[name].append(waiter)
         if timeout is None:
             return await waiter
-        timer = self._start_timer(timeout)
-        try:
-            await asyncio.wait({waiter, timer}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not timer.done():
-                timer.cancel()
-            if not waiter.done():
-                waiter.cancel()
-        if not waiter.cancelled():
+        if await self._before_timeout(waiter, timeout):
             return waiter.result()
         raise TimeoutError(f"no signal {name!r} within {timeout} s")
 
@@ -487,6 +479,13 @@ class WorkflowInstance(WorkflowRuntime):
         if timeout is None:
             await future
             return
+        if not await self._before_timeout(future, timeout):
+            raise TimeoutError(f"condition not met within {timeout} s")
+        future.result()  # what the condition raised, if it did
+
+    async def _before_timeout(self, future: asyncio.Future[Any], timeout: float) -> bool:
+        """Wait for ``future`` or a durable timer of ``timeout`` s, whichever comes first; the
+        other is cancelled. False when the timer came first (``future`` is then cancelled)."""
         timer = self._start_timer(timeout)
         try:
             await asyncio.wait({future, timer}, return_when=asyncio.FIRST_COMPLETED)
@@ -495,9 +494,7 @@ class WorkflowInstance(WorkflowRuntime):
                 timer.cancel()
             if not future.done():
                 future.cancel()
-        if future.cancelled():
-            raise TimeoutError(f"condition not met within {timeout} s")
-        future.result()  # what the condition raised, if it did
+        return not future.cancelled()
 
     async def execute_child_workflow(self, workflow_type: str, workflow_id: str, input: JSON) -> JSON:
         seq = self._next_seq()
