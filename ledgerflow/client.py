@@ -126,10 +126,16 @@ class WorkflowHandle:
     run_id: str | None
     already_started: bool = False
     """True when a start found this workflow already running and returned that run."""
+    result_type: Any = None
+    """What ``result`` converts the run's result to: the workflow's return annotation when it
+    was started by its class or run method."""
 
-    def result(self, timeout: float = 60.0) -> Any:
-        """Wait for this handle's run (following continue-as-new) to close; return its result."""
-        return self.client.result(self.workflow_id, timeout=timeout, run_id=self.run_id)
+    def result(self, timeout: float = 60.0, result_type: Any = None) -> Any:
+        """Wait for this handle's run (following continue-as-new) to close; return its result
+        (converted to ``result_type``, else to the handle's)."""
+        return self.client.result(
+            self.workflow_id, timeout=timeout, run_id=self.run_id, result_type=result_type or self.result_type
+        )
 
     def describe(self) -> dict[str, Any]:
         return self._after_start(lambda: self.client.describe(self.workflow_id))
@@ -306,7 +312,9 @@ class Client:
         engine_id = self._engine_id(id)
         if request_id is not None:
             check_id("request id", request_id)
-        name = workflow if isinstance(workflow, str) else definition_of(workflow).name
+        definition = None if isinstance(workflow, str) else definition_of(workflow)
+        name = definition.name if definition is not None else workflow
+        typed = definition.result_type if definition is not None else None
         signal = None
         if start_signal is not None:
             signal = c.StartSignal(
@@ -322,7 +330,7 @@ class Client:
         current = admission["run"] if admission else None
         running = current is not None and current["status"] == "RUNNING"
         if running and current is not None and signal is None:
-            return WorkflowHandle(self, id, current["run_id"], already_started=True)
+            return WorkflowHandle(self, id, current["run_id"], already_started=True, result_type=typed)
         if admission and admission["refusal"] and not running:  # a running one takes the signal
             raise CapacityError(id, admission["partition"], admission["refusal"])
         run_id = str(uuid.uuid4())
@@ -339,11 +347,11 @@ class Client:
             ),
         )
         if running and current is not None:
-            return WorkflowHandle(self, id, current["run_id"], already_started=True)
+            return WorkflowHandle(self, id, current["run_id"], already_started=True, result_type=typed)
         if signal is not None:
             # A run that opened meanwhile may have taken the signal, and this run never starts.
-            return WorkflowHandle(self, id, self._run_taking(engine_id, run_id, current))
-        return WorkflowHandle(self, id, run_id)
+            return WorkflowHandle(self, id, self._run_taking(engine_id, run_id, current), result_type=typed)
+        return WorkflowHandle(self, id, run_id, result_type=typed)
 
     def _run_taking(self, engine_id: str, run_id: str, before: Any) -> str:
         """The run a signal-with-start reached: ``run_id`` once the engine started it, or a run
@@ -622,9 +630,15 @@ class Client:
         return nodes
 
     def result(
-        self, workflow_id: str, timeout: float = 60.0, run_id: str | None = None, poll: float = 0.05
+        self,
+        workflow_id: str,
+        timeout: float = 60.0,
+        run_id: str | None = None,
+        poll: float = 0.05,
+        result_type: Any = None,
     ) -> Any:
-        """Wait for a run to close; return its result or raise WorkflowFailedError.
+        """Wait for a run to close; return its result (converted to ``result_type`` if given) or
+        raise WorkflowFailedError.
 
         Without ``run_id``, the latest run. With it, that run, following its
         continue-as-new chain to the run that really ends.
@@ -643,11 +657,11 @@ class Client:
                     if isinstance(closing, WorkflowContinuedAsNew):
                         run_id = closing.new_run_id
                         continue
-                    return self._outcome(workflow_id, closing)
+                    return from_json(self._outcome(workflow_id, closing), result_type)
                 state = None  # the start of this run is not applied yet
             if state is not None and state["status"] in CLOSED:
                 if state["status"] == "COMPLETED":
-                    return state["result"]
+                    return from_json(state["result"], result_type)
                 failure = (
                     Failure.model_validate(state["failure"])
                     if state.get("failure")

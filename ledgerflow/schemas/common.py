@@ -6,7 +6,7 @@ import math
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, TypeAdapter
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, GetCoreSchemaHandler, TypeAdapter
 from pydantic_core import CoreSchema, core_schema
 
 JSON = Any
@@ -64,6 +64,15 @@ class WireModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
+def _seconds_of(value: object) -> object:
+    """A duration given as a ``timedelta`` in seconds (as temporalio's RetryPolicy takes them)."""
+    return value.total_seconds() if isinstance(value, timedelta) else value
+
+
+PositiveSeconds = Annotated[float, Field(gt=0), BeforeValidator(_seconds_of)]
+"""Seconds (more than 0), given as a number or a ``timedelta``; stored and sent as a number."""
+
+
 class RetryPolicy(WireModel):
     """How a failed activity attempt is retried.
 
@@ -71,11 +80,11 @@ class RetryPolicy(WireModel):
     ``min(initial_interval * backoff_coefficient ** (n - 1), maximum_interval)``.
     """
 
-    initial_interval: float = Field(default=1.0, gt=0)
+    initial_interval: PositiveSeconds = 1.0
     """Seconds to wait before the first retry."""
     backoff_coefficient: float = Field(default=2.0, ge=1.0)
     """Multiplier applied to the delay after each failed attempt."""
-    maximum_interval: float | None = Field(default=100.0, gt=0)
+    maximum_interval: PositiveSeconds | None = 100.0
     """Upper bound on the delay between attempts, in seconds."""
     maximum_attempts: int = Field(default=0, ge=0)
     """Attempts in all, the first included; 0 means unlimited."""

@@ -71,3 +71,11 @@ def test_seconds_normalises_durations() -> None:
     assert RetryPolicy.seconds(timedelta(minutes=2)) == 120.0
     assert RetryPolicy.seconds(3) == 3.0
     assert RetryPolicy.seconds(None) is None
+
+
+def test_intervals_may_be_timedeltas_as_in_temporalio() -> None:
+    given = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(minutes=1))
+    assert (given.initial_interval, given.maximum_interval) == (0.2, 60.0)
+    assert given == RetryPolicy(initial_interval=0.2, maximum_interval=60.0)  # and they travel as seconds
+    with pytest.raises(ValidationError, match="initial_interval"):
+        RetryPolicy(initial_interval=timedelta(0))

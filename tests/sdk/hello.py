@@ -7,6 +7,7 @@ An engine runs these workflows and a worker these activities in tests/sdk/test_h
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import timedelta
 
 from ledgerflow import activity, workflow
@@ -176,3 +177,33 @@ class HeartbeatWorkflow:
             heartbeat_timeout=timedelta(seconds=10),
             retry_policy=workflow.RetryPolicy(initial_interval=0.2),
         )
+
+
+# -------------------------------------------------------------- hello_activity (typed)
+@dataclass
+class ComposeGreetingInput:
+    greeting: str
+    name: str
+
+
+@activity.defn
+async def compose_typed_greeting(input: ComposeGreetingInput) -> str:
+    return f"{input.greeting}, {input.name}!"
+
+
+@dataclass
+class Greeting:
+    text: str
+    length: int
+
+
+@workflow.defn
+class GreetingWorkflow:
+    @workflow.run
+    async def run(self, name: str) -> Greeting:
+        text = await workflow.execute_activity(
+            compose_typed_greeting,
+            ComposeGreetingInput("Hello", name),
+            start_to_close_timeout=timedelta(seconds=10),
+        )
+        return Greeting(text, len(text))

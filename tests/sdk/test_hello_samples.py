@@ -12,9 +12,11 @@ from ledgerflow import Client, WorkflowUpdateFailedError
 from ledgerflow.local.processes import Cluster
 from tests.fixtures import assert_invariants
 from tests.sdk.hello import (
+    Greeting,
     GreetingQueryWorkflow,
     GreetingSignalWorkflow,
     GreetingUpdateWorkflow,
+    GreetingWorkflow,
     HeartbeatWorkflow,
     LanguageWorkflow,
     SignalWithStartWorkflow,
@@ -137,3 +139,11 @@ def test_hello_patch_a_deploy_keeps_a_run_in_flight_on_its_recorded_path(cluster
         assert "patch_recorded" not in [e.kind for e in client.history("patch-old")]
         for workflow_id in ("patch-old", "patch-new"):  # both replay on the patched code
             assert_invariants(client, workflow_id, "tests.sdk.patch_after")
+
+
+def test_hello_activity_with_dataclasses_and_a_typed_result(hello: Client) -> None:
+    handle = hello.start_workflow(GreetingWorkflow.run, "World", id="hello-activity-workflow-id")
+    assert handle.result(timeout=30) == Greeting("Hello, World!", 13)  # the run method's return type
+    assert hello.result("hello-activity-workflow-id") == {"text": "Hello, World!", "length": 13}
+    assert hello.result("hello-activity-workflow-id", result_type=Greeting) == Greeting("Hello, World!", 13)
+    assert_invariants(hello, "hello-activity-workflow-id", HELLO)
