@@ -322,11 +322,13 @@ class Client:
                 payload=encode(self.codec, to_json(_payload_of(start_signal_args or []))),
             )
         try:
-            admission: AdmissionJson | None = self._loop.run(self._reads.admission(engine_id))
+            admission: AdmissionJson | None = self._loop.run(self._reads.admission(engine_id, request_id))
         except EngineAuthError:
             raise
         except (OwnerUnavailableError, OwnerResponseError):
             admission = None  # unreachable: send anyway; the engine keeps one open run and its limits
+        if admission and admission["request_run"]:  # this request's start was applied already
+            return WorkflowHandle(self, id, admission["request_run"], already_started=True, result_type=typed)
         current = admission["run"] if admission else None
         running = current is not None and current["status"] == "RUNNING"
         if running and current is not None and signal is None:

@@ -270,10 +270,12 @@ class OwnerReads:
         response = await self._ok(operation, workflow_id, f"/internal/workflows/{path_segment(workflow_id)}")
         return cast(OwnedRunJson, response.json())
 
-    async def admission(self, workflow_id: str) -> AdmissionJson:
-        """What a start of ``workflow_id`` would meet: its open run, or a capacity refusal."""
+    async def admission(self, workflow_id: str, request_id: str | None = None) -> AdmissionJson:
+        """What a start of ``workflow_id`` would meet: its open run, or a capacity refusal (and
+        the run an earlier start with ``request_id`` led to)."""
         path = f"/internal/admission/{path_segment(workflow_id)}"
-        return cast(AdmissionJson, (await self._ok("start_check", workflow_id, path)).json())
+        params = {"request_id": request_id} if request_id else None
+        return cast(AdmissionJson, (await self._ok("start_check", workflow_id, path, params)).json())
 
     async def update_status(self, workflow_id: str, update_id: str) -> UpdateStatusJson:
         """Where update ``update_id`` of the latest run of ``workflow_id`` stands."""

@@ -126,9 +126,17 @@ async def _start(
     owners = state.live_reads()
     if check_open:
         try:
-            admission: AdmissionJson | None = await owners.admission(workflow_id)
+            admission: AdmissionJson | None = await owners.admission(workflow_id, request_id)
         except (WorkflowNotFoundError, OwnerUnavailableError, OwnerResponseError):
             admission = None  # unreachable: write anyway; the engine keeps one open run and its limits
+        if admission and admission["request_run"]:  # a retry of an applied start: the same answer
+            partition = owners.partition(workflow_id)
+            return WorkflowAccepted(
+                workflow_id=bare_id,
+                run_id=admission["request_run"],
+                workflow_type=workflow_type,
+                partition=partition,
+            )
         current = admission["run"] if admission else None
         if current is not None and current["status"] == "RUNNING":
             raise AlreadyStartedError(workflow_id, current["run_id"], owners.partition(workflow_id))

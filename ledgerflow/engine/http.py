@@ -25,6 +25,7 @@ from ledgerflow.engine.http_auth import EngineTokenMiddleware
 from ledgerflow.engine.loop import Engine
 from ledgerflow.engine.processor import PartitionProcessor
 from ledgerflow.engine.reads import RunFilter, cached_copy, list_runs, replayed
+from ledgerflow.engine.state import keys
 from ledgerflow.engine.state.committed import read_history, read_history_page, read_run
 from ledgerflow.engine.state.models import RunState
 from ledgerflow.engine.workflow.instance import WorkflowInstance
@@ -174,12 +175,20 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
         }
 
     @app.get("/internal/admission/{workflow_id:path}", response_model=None)
-    async def admission(workflow_id: str) -> AdmissionJson:
-        """What a start of this workflow id would meet: its open run, or a capacity refusal."""
+    async def admission(workflow_id: str, request_id: str | None = None) -> AdmissionJson:
+        """What a start of this workflow id would meet: its open run, or a capacity refusal; and
+        with ``request_id``, the run an applied start of that request id led to."""
         processor, run = committed_run(workflow_id)
         refusal = engine.ctx.limits.refusal(processor.partition, processor.open_runs)
         state = cast(AdmittedRunJson, {"partition": processor.partition, **run_json(run)}) if run else None
-        return {"partition": processor.partition, "run": state, "refusal": refusal}
+        earlier = None
+        if request_id:
+            try:
+                seen = processor.store.get(keys.request_key(workflow_id, request_id))
+            except Exception as exc:
+                raise HTTPException(421, detail=f"partition {processor.partition} is moving") from exc
+            earlier = seen.decode() if seen and seen != b"1" else None
+        return {"partition": processor.partition, "run": state, "refusal": refusal, "request_run": earlier}
 
     @app.get("/internal/workflows/{workflow_id:path}/history", response_model=None)
     def history(

@@ -256,8 +256,20 @@ class PartitionProcessor:
         else:
             reason = self._dispatch_command(command)
         if seen is not None and reason is None:
-            self.txn.put(seen, b"1")  # only once applied: a refused start may be retried with its key
+            # Only once applied: a refused start may be retried with its key. A start's key names
+            # the run it resolved to, so a caller repeating it learns which run that was.
+            self.txn.put(seen, self._resolved_run(command).encode())
         return reason
+
+    def _resolved_run(self, command: c.InboxCommand) -> str:
+        """The run a start led to (the one it opened or found open, or the one it will open once
+        its type is known); "1" for other commands."""
+        if not isinstance(command, c.StartWorkflow):
+            return "1"
+        run = self.run(command.workflow_id)
+        if run is not None and run.is_open:
+            return run.run_id
+        return command.run_id or "1"
 
     def _dispatch_command(self, command: c.InboxCommand) -> str | None:
         match command:

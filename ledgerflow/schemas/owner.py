@@ -95,6 +95,8 @@ class AdmissionJson(TypedDict):
     run: AdmittedRunJson | None
     refusal: str | None
     """Why a new run cannot start now (capacity), or None."""
+    request_run: str | None
+    """The run an applied start with the asked ``request_id`` led to (None: no such start)."""
 
 
 class UpdateStatusJson(TypedDict):

@@ -219,6 +219,26 @@ def _dag(nodes: list[tuple[str, str]], edges: list[tuple[str, str]]) -> dict[str
     }
 
 
+def test_a_start_retried_with_its_request_id_answers_its_first_run(api: httpx.Client) -> None:
+    """An idempotent retry: the same requestId answers the run the first start led to, while it
+    runs (202, not 409) and after it closed (not a new run)."""
+    wid = unique("retried")
+    body = {"id": wid, "type": "SignalCounter", "requestId": "client-attempt-1"}
+    first = api.post("/api/v1/workflows", json=body)
+    assert first.status_code == 202, first.text
+    run_id = first.json()["runId"]
+    wait_status(api, wid, ("RUNNING",), run_id=run_id)
+    while_open = api.post("/api/v1/workflows", json=body)
+    assert (while_open.status_code, while_open.json()["runId"]) == (202, run_id), while_open.text
+    assert api.post(f"/api/v1/workflows/{wid}/terminate", json={"reason": "done"}).status_code == 202
+    wait_status(api, wid, ("TERMINATED",))
+    after_close = api.post("/api/v1/workflows", json=body)
+    assert (after_close.status_code, after_close.json()["runId"]) == (202, run_id), after_close.text
+    time.sleep(0.5)
+    status = api.get(f"/api/v1/workflows/{wid}/status").json()
+    assert (status["runId"], status["status"], status["previousRuns"]) == (run_id, "TERMINATED", [])
+
+
 @pytest.mark.parametrize(
     ("body", "field", "expected"),
     [

@@ -202,14 +202,20 @@ def test_an_activity_routed_to_a_named_queue_runs_only_on_that_queues_worker(
 # ------------------------------------------------------------------ deduplication
 def test_a_second_start_with_the_same_request_id_is_dropped(running: Cluster, client: Client) -> None:
     """A start repeating an applied start's request_id starts nothing, even once the first run
-    closed (when a start without the key would open a new run). Waits on the engine's count
-    of dropped duplicates."""
+    closed (when a start without the key would open a new run): the Client answers with the run
+    the first start led to, and the engine drops the repeat when it is sent anyway (a producer
+    writing to Kafka). Waits on the engine's count of dropped duplicates."""
     engine = running.nodes[0]
     first = client.start_workflow("ThreeSteps", 1, id="dedup", request_id="order-1-start")
     assert first.result(timeout=30) == 4
-    before = engine_metric(engine, "ledgerflow_duplicate_commands_total")
     again = client.start_workflow("ThreeSteps", 100, id="dedup", request_id="order-1-start")
-    assert not again.already_started and again.run_id != first.run_id  # the client did send it
+    assert (again.already_started, again.run_id) == (True, first.run_id)
+    assert again.result(timeout=5) == 4  # the first start's run, not one that never exists
+    before = engine_metric(engine, "ledgerflow_duplicate_commands_total")
+    repeat = c.StartWorkflow(
+        workflow_id="dedup", workflow_type="ThreeSteps", input=100, run_id="r-2", request_id="order-1-start"
+    )
+    client.send("dedup", repeat)
     took = wait_for(
         lambda: (
             engine_metric(engine, "ledgerflow_duplicate_commands_total") > before
@@ -221,7 +227,7 @@ def test_a_second_start_with_the_same_request_id_is_dropped(running: Cluster, cl
     state = client.describe("dedup")
     assert (state["run_id"], state["status"], state["previous_runs"]) == (first.run_id, "COMPLETED", [])
     with pytest.raises(WorkflowNotFoundError):
-        client.history("dedup", again.run_id)
+        client.history("dedup", "r-2")
     assert closings(client.history("dedup")) == ["workflow_completed"]
     starts = [
         e["run_id"]
