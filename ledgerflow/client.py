@@ -36,7 +36,7 @@ from ledgerflow.codec.base import PayloadCodec
 from ledgerflow.codec.envelope import decode, decode_tree, encode
 from ledgerflow.codec.keyfile import load_codec
 from ledgerflow.config import PAGE_LIMIT, Settings
-from ledgerflow.converter import from_json, to_json
+from ledgerflow.converter import from_json, payload_of, to_json
 from ledgerflow.dag.registration import definition_problems
 from ledgerflow.engine_token import token_from
 from ledgerflow.errors import (
@@ -319,7 +319,7 @@ class Client:
         if start_signal is not None:
             signal = c.StartSignal(
                 name=handler_name(start_signal, SIGNAL_ATTR),
-                payload=encode(self.codec, to_json(_payload_of(start_signal_args or []))),
+                payload=encode(self.codec, to_json(payload_of(start_signal_args or []))),
             )
         try:
             admission: AdmissionJson | None = self._loop.run(self._reads.admission(engine_id, request_id))
@@ -426,7 +426,7 @@ class Client:
         update_id = id or str(uuid.uuid4())
         check_id("update id", update_id)
         engine_id = self._engine_id(workflow_id)
-        payload = encode(self.codec, to_json(_payload_of(list(args))))
+        payload = encode(self.codec, to_json(payload_of(list(args))))
         command = c.UpdateWorkflow(
             workflow_id=engine_id, update_id=update_id, name=name, payload=payload, request_id=update_id
         )
@@ -685,8 +685,3 @@ def handler_name(handler: str | Callable[..., Any], attribute: str) -> str:
         kind = {SIGNAL_ATTR: "signal", QUERY_ATTR: "query", UPDATE_ATTR: "update"}[attribute]
         raise TypeError(f"{handler!r} is not a @workflow.{kind} method")
     return name
-
-
-def _payload_of(args: list[Any]) -> Any:
-    """A signal's one payload from handler arguments: one argument is the payload, more a list."""
-    return args[0] if len(args) == 1 else (args or None)

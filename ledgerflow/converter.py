@@ -39,6 +39,12 @@ def from_json(value: JSON, tp: Any) -> Any:
     return adapter.validate_python(value)
 
 
+def payload_of(args: list[Any]) -> Any:
+    """One message payload (a signal's, an update's) from a handler's arguments: one argument is
+    the payload itself, more travel as a list, none as null."""
+    return args[0] if len(args) == 1 else (args or None)
+
+
 def parameter_types(fn: Callable[..., Any], skip_self: bool = False) -> list[Any]:
     """The annotated types of ``fn``'s positional parameters (Any where missing)."""
     hints = _hints(fn)

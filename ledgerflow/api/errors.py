@@ -15,6 +15,8 @@ RouteNotFoundError                    404   no route has this path (405: not thi
 WorkflowNotFoundError                 404   the owner has no run of that id
 AlreadyStartedError                   409   a start found an open run: the body carries
                                             its ``runId``
+NotRunningError                       409   an update found no open run: the body says
+                                            the latest run's ``status``
 QueryFailedError                      400   the owner could not answer the query (no such
                                             query, type not loaded there)
 OwnerResponseError                    502   the owner answered something unexpected
@@ -122,6 +124,16 @@ class RouteNotFoundError(GatewayError):
         self.status = status
 
 
+class NotRunningError(GatewayError):
+    """An update (which needs the run's code) found the workflow's latest run closed."""
+
+    def __init__(self, workflow_id: str, run_id: str, status: str) -> None:
+        super().__init__(f"workflow {workflow_id!r} has no open run (run {run_id} is {status})")
+        self.workflow_id = workflow_id
+        self.run_id = run_id
+        self.status = status
+
+
 class AlreadyStartedError(GatewayError):
     """A start (or execute) found the workflow id already running."""
 
@@ -206,6 +218,15 @@ def to_response(exc: Exception, retry_after: int = 1) -> JSONResponse:
                     partition=exc.partition,
                 ),
             )
+        case NotRunningError():
+            body = ErrorBody(
+                code="not_running",
+                detail=str(exc),
+                workflow_id=exc.workflow_id,
+                run_id=exc.run_id,
+                status=exc.status,
+            )
+            return error_response(409, body)
         case QueryFailedError():
             return error_response(
                 400, ErrorBody(code="query_failed", detail=str(exc), workflow_id=exc.workflow_id)

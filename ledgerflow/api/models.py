@@ -117,6 +117,45 @@ class SignalRequest(RequestModel):
     )
 
 
+class UpdateRequest(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "set_language", "args": ["fr"], "updateId": "lang-1"}]}
+    )
+
+    name: str = Field(min_length=1, description="The workflow's @workflow.update handler.")
+    args: list[Any] = Field(default_factory=list, description="Its arguments (JSON).")
+    update_id: BareId | None = Field(
+        default=None, description="Idempotency key: an update sent twice with it runs once."
+    )
+    wait_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        le=60,
+        description="How long to wait for the handler to end before answering 202 (poll "
+        "`GET .../updates/{updateId}` then).",
+    )
+
+
+class UpdateOutcomeView(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"workflowId": "order-42", "updateId": "lang-1", "status": "completed", "result": "en"}
+            ]
+        }
+    )
+
+    workflow_id: str
+    update_id: str
+    status: Literal["sent", "accepted", "rejected", "completed", "failed"] = Field(
+        description="sent: not applied yet; accepted: its validator passed and its handler runs; "
+        "rejected: its validator (or an unknown name) refused it; completed or failed: its "
+        "handler returned or raised."
+    )
+    result: Any = None
+    failure: Failure | None = None
+
+
 class ReasonRequest(RequestModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "operator request"}]})
 

@@ -76,6 +76,8 @@ ROUTE_SCOPES: dict[tuple[str, str], Scope | None] = {
     ("POST", "/api/v1/workflows/{id}/cancel"): Scope.WRITE,
     ("POST", "/api/v1/workflows/{id}/terminate"): Scope.WRITE,
     ("POST", "/api/v1/workflows/{id}/query"): Scope.READ,
+    ("POST", "/api/v1/workflows/{id}/updates"): Scope.WRITE,
+    ("GET", "/api/v1/workflows/{id}/updates/{update_id}"): Scope.READ,
     ("GET", "/api/v1/events"): Scope.READ,
     ("GET", "/api/v1/cluster/events"): Scope.ADMIN,
     ("GET", "/api/v1/cluster/shards"): Scope.ADMIN,

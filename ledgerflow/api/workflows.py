@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
 
 from confluent_kafka import KafkaException
-from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi import APIRouter, Body, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -23,6 +24,7 @@ from ledgerflow.api.auth import namespace_of, require
 from ledgerflow.api.errors import (
     AlreadyStartedError,
     InvalidRequestError,
+    NotRunningError,
     PayloadTooLargeError,
     UnknownNodeTypeError,
 )
@@ -40,6 +42,8 @@ from ledgerflow.api.models import (
     ReasonRequest,
     RegisterBody,
     SignalRequest,
+    UpdateOutcomeView,
+    UpdateRequest,
     WorkflowAccepted,
     WorkflowList,
     WorkflowStatus,
@@ -58,6 +62,7 @@ from ledgerflow.api.state import (
 )
 from ledgerflow.api.timeline import build_timeline
 from ledgerflow.config import PAGE_LIMIT
+from ledgerflow.converter import payload_of
 from ledgerflow.dag.registration import MAX_PROBLEMS, definition_problems, queue_problems
 from ledgerflow.errors import (
     CapacityError,
@@ -66,7 +71,7 @@ from ledgerflow.errors import (
     WorkflowNotFoundError,
 )
 from ledgerflow.schemas import commands as c
-from ledgerflow.schemas.common import BARE_ID_RULE, BareId, RunStatus
+from ledgerflow.schemas.common import BARE_ID_RULE, BareId, Failure, RunStatus
 from ledgerflow.schemas.dag import DagDefinition
 from ledgerflow.schemas.events import HistoryEvent, history_event_adapter
 from ledgerflow.schemas.owner import AdmissionJson
@@ -480,6 +485,84 @@ async def signal(request: Request, id: WorkflowIdPath, body: SignalRequest) -> C
         id,
         "signal",
         lambda wid: c.SignalWorkflow(workflow_id=wid, name=body.name, payload=payload, request_id=request_id),
+    )
+
+
+UPDATE_ENDED = ("rejected", "completed", "failed")
+
+
+@router.post(
+    "/workflows/{id}/updates",
+    tags=["workflows"],
+    summary="Run an update on a workflow's open run",
+    response_model=UpdateOutcomeView,
+    responses={
+        **BODY_DOCS,
+        **READ_DOCS,
+        202: {"model": UpdateOutcomeView, "description": "Not ended yet: poll it."},
+        409: error_doc("The workflow has no open run; the body names its latest run and status."),
+    },
+)
+async def update(
+    request: Request, id: WorkflowIdPath, body: UpdateRequest, response: Response
+) -> UpdateOutcomeView:
+    """The run's `@workflow.update` handler `name`, after its validator: waits up to
+    `waitSeconds` and answers 200 with the outcome (`completed` with its result, `failed` or
+    `rejected` with the failure), or 202 while it is not ended (poll
+    `GET .../updates/{updateId}`). 409 when the workflow has no open run. With `updateId`, an
+    update sent twice runs once."""
+    state = gateway_state(request)
+    namespace = namespace_of(request)
+    engine_id = namespaces.qualify(namespace, id)
+    update_id = body.update_id or str(uuid.uuid4())
+    reads = state.live_reads()
+    before = await reads.update_status(engine_id, update_id)
+    if before["update"] is None and before["status"] != "RUNNING":
+        raise NotRunningError(id, before["run_id"], before["status"])
+    if before["update"] is None:
+        payload = state.encoded(payload_of(body.args))
+        command = c.UpdateWorkflow(
+            workflow_id=engine_id, update_id=update_id, name=body.name, payload=payload, request_id=update_id
+        )
+        await _send_command(state, engine_id, command)
+    deadline = time.monotonic() + body.wait_seconds
+    while True:
+        view = await _update_view(state, id, engine_id, update_id)
+        if view.status in UPDATE_ENDED or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(0.02)
+    if view.status not in UPDATE_ENDED:
+        response.status_code = 202
+    return view
+
+
+@router.get(
+    "/workflows/{id}/updates/{update_id}",
+    tags=["workflows"],
+    summary="Where an update of a workflow stands",
+    response_model=UpdateOutcomeView,
+    responses=READ_DOCS,
+)
+async def update_outcome(request: Request, id: WorkflowIdPath, update_id: BareId) -> UpdateOutcomeView:
+    """`sent` until the owner applied it, then `accepted` while its handler runs, and at last
+    `completed`, `failed` or `rejected`."""
+    state = gateway_state(request)
+    return await _update_view(state, id, namespaces.qualify(namespace_of(request), id), update_id)
+
+
+async def _update_view(
+    state: GatewayState, bare_id: str, engine_id: str, update_id: str
+) -> UpdateOutcomeView:
+    outcome = (await state.live_reads().update_status(engine_id, update_id))["update"]
+    if outcome is None:
+        return UpdateOutcomeView(workflow_id=bare_id, update_id=update_id, status="sent")
+    failure = state.clear(outcome["failure"])
+    return UpdateOutcomeView(
+        workflow_id=bare_id,
+        update_id=update_id,
+        status=outcome["status"],  # type: ignore[arg-type]
+        result=state.clear(outcome["result"]),
+        failure=Failure.model_validate(failure) if failure else None,
     )
 
 

@@ -219,6 +219,34 @@ def _dag(nodes: list[tuple[str, str]], edges: list[tuple[str, str]]) -> dict[str
     }
 
 
+def test_updates_run_validated_answer_their_outcome_and_run_once_per_id(api: httpx.Client) -> None:
+    wid = unique("account")
+    assert api.post("/api/v1/workflows", json={"id": wid, "type": "Account"}).status_code == 202
+    wait_status(api, wid, ("RUNNING",))
+    url = f"/api/v1/workflows/{wid}/updates"
+    done = api.post(url, json={"name": "deposit", "args": [5], "updateId": "d-1"})
+    assert done.status_code == 200, done.text
+    expected = {"workflowId": wid, "updateId": "d-1", "status": "completed", "result": 5, "failure": None}
+    assert done.json() == expected
+    again = api.post(url, json={"name": "deposit", "args": [5], "updateId": "d-1"})  # the same id
+    assert (again.status_code, again.json()["result"]) == (200, 5)
+    refused = api.post(url, json={"name": "deposit", "args": [-3]})
+    assert refused.status_code == 200 and refused.json()["status"] == "rejected", refused.text
+    assert "more than 0, not -3" in refused.json()["failure"]["message"]
+    unknown = api.post(url, json={"name": "withdraw", "args": [1]})
+    assert unknown.json()["failure"]["type"] == "UnknownUpdate"
+    pending = api.post(url, json={"name": "close", "updateId": "c-1", "waitSeconds": 0})
+    assert pending.status_code == 202 and pending.json()["status"] in ("sent", "accepted"), pending.text
+    closed = wait_status(api, wid, ("COMPLETED",))
+    assert closed["result"] == 5  # one deposit, applied once
+    outcome = api.get(f"/api/v1/workflows/{wid}/updates/c-1")
+    assert (outcome.status_code, outcome.json()["status"], outcome.json()["result"]) == (200, "completed", 5)
+    late = api.post(url, json={"name": "deposit", "args": [1]})
+    assert late.status_code == 409 and late.json()["code"] == "not_running", late.text
+    missing = api.post(f"/api/v1/workflows/{unique('nobody')}/updates", json={"name": "deposit", "args": [1]})
+    assert missing.status_code == 404
+
+
 def test_a_start_retried_with_its_request_id_answers_its_first_run(api: httpx.Client) -> None:
     """An idempotent retry: the same requestId answers the run the first start led to, while it
     runs (202, not 409) and after it closed (not a new run)."""

@@ -313,3 +313,33 @@ class ParentOfSleeper:
         except ChildWorkflowError as exc:
             return f"child ended: {exc.failure.type}"
         return "child completed"
+
+
+@workflow.defn
+class Account:
+    """Updates through the gateway: deposits, validated, and a close."""
+
+    def __init__(self) -> None:
+        self.balance = 0
+        self.closed = False
+
+    @workflow.run
+    async def run(self) -> int:
+        await workflow.wait_condition(lambda: self.closed)
+        return self.balance
+
+    @workflow.update
+    def deposit(self, amount: int) -> int:
+        self.balance += amount
+        return self.balance
+
+    @deposit.validator
+    def check_deposit(self, amount: int) -> None:
+        if amount <= 0:
+            raise ValueError(f"a deposit is more than 0, not {amount}")
+
+    @workflow.update
+    async def close(self) -> int:
+        await workflow.sleep(0.1)
+        self.closed = True
+        return self.balance
