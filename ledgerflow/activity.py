@@ -17,7 +17,7 @@ import inspect
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, overload
+from typing import Any, NoReturn, TypeVar, overload
 
 from ledgerflow.converter import parameter_types, return_type
 from ledgerflow.errors import LedgerflowError
@@ -101,6 +101,8 @@ class Info:
     heartbeat_details: Any = None
     """What an earlier attempt of this activity last heartbeated (None on the first attempt or
     when none did): where a retry may resume."""
+    task_token: str = ""
+    """Names this attempt to whoever completes it later (``raise_complete_async``)."""
 
 
 @dataclass
@@ -145,6 +147,18 @@ def heartbeat(details: Any = None) -> None:
     ctx.heartbeat(details)
 
 
+class AsyncCompletion(BaseException):
+    """Raised by ``raise_complete_async`` for the executor (which reports nothing for the attempt);
+    a BaseException, so the activity's own ``except Exception`` lets it by."""
+
+
+def raise_complete_async() -> NoReturn:
+    """End this attempt's function without a result: whoever holds ``info().task_token``
+    completes it later (``Client.get_async_activity_handle(token).complete(result)``, or the
+    gateway's ``/api/v1/activities/complete``). Its start-to-close timeout still runs."""
+    raise AsyncCompletion()
+
+
 def is_cancelled() -> bool:
     """True once the workflow cancelled this attempt (for sync activities that poll)."""
     return _current().cancelled.is_set()
@@ -170,4 +184,5 @@ __all__ = [
     "heartbeat",
     "info",
     "is_cancelled",
+    "raise_complete_async",
 ]

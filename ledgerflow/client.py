@@ -33,7 +33,7 @@ from pydantic import BaseModel
 
 from ledgerflow import namespaces
 from ledgerflow.codec.base import PayloadCodec
-from ledgerflow.codec.envelope import decode, decode_tree, encode
+from ledgerflow.codec.envelope import decode, decode_tree, encode, encode_failure
 from ledgerflow.codec.keyfile import load_codec
 from ledgerflow.config import PAGE_LIMIT, Settings
 from ledgerflow.converter import from_json, payload_of, to_json
@@ -49,6 +49,7 @@ from ledgerflow.errors import (
     WorkflowNotFoundError,
     WorkflowUpdateFailedError,
     check_id,
+    failure_from_exception,
 )
 from ledgerflow.kafkaclients import UNASSIGNED, plain_producer
 from ledgerflow.owner_reads import OwnerReads
@@ -62,6 +63,7 @@ from ledgerflow.schemas.events import (
     history_event_adapter,
 )
 from ledgerflow.schemas.owner import AdmissionJson, UpdateOutcomeJson, UpdateStatusJson
+from ledgerflow.schemas.tasks import TaskToken, read_task_token
 from ledgerflow.sdk.definition import QUERY_ATTR, SIGNAL_ATTR, UPDATE_ATTR, definition_of
 
 CLOSED = ("COMPLETED", "FAILED", "CANCELED", "TERMINATED")
@@ -115,6 +117,55 @@ class WorkflowUpdateHandle:
         ``WorkflowUpdateFailedError`` with what it raised."""
         outcome = self.client.update_outcome(self.workflow_id, self.update_id, timeout, until_done=True)
         return from_json(decode(self.client.codec, outcome["result"]), result_type)
+
+
+@dataclass(frozen=True)
+class AsyncActivityHandle:
+    """An activity attempt completed outside its worker (``Client.get_async_activity_handle``).
+
+    What is sent counts only while that attempt is the running one: after its timeout, a retry
+    or a cancel, the engine drops it (as it drops any late result)."""
+
+    client: Client
+    token: TaskToken
+
+    def complete(self, result: Any = None) -> None:
+        """The attempt's result."""
+        t = self.token
+        payload = encode(self.client.codec, to_json(result))
+        command = c.TaskCompleted(
+            workflow_id=t.workflow_id, run_id=t.run_id, seq=t.seq, attempt=t.attempt, result=payload
+        )
+        self.client.send(t.workflow_id, command, partition=t.partition)
+
+    def fail(self, error: BaseException | str, *, non_retryable: bool = False) -> None:
+        """The attempt failed (its retry policy decides what follows), with ``error``'s type and
+        message."""
+        failure = (
+            Failure(type="ActivityError", message=error)
+            if isinstance(error, str)
+            else failure_from_exception(error)
+        )
+        if non_retryable:
+            failure = failure.model_copy(update={"non_retryable": True})
+        t = self.token
+        command = c.TaskFailed(
+            workflow_id=t.workflow_id,
+            run_id=t.run_id,
+            seq=t.seq,
+            attempt=t.attempt,
+            failure=encode_failure(self.client.codec, failure),
+        )
+        self.client.send(t.workflow_id, command, partition=t.partition)
+
+    def heartbeat(self, details: Any = None) -> None:
+        """The attempt is alive (its heartbeat timeout starts over); ``details`` reach a retry."""
+        t = self.token
+        details = encode(self.client.codec, to_json(details))
+        command = c.TaskHeartbeat(
+            workflow_id=t.workflow_id, run_id=t.run_id, seq=t.seq, attempt=t.attempt, details=details
+        )
+        self.client.send(t.workflow_id, command, partition=t.partition)
 
 
 @dataclass(frozen=True)
@@ -261,8 +312,9 @@ class Client:
         self.close()
 
     # ------------------------------------------------------------------ writes
-    def send(self, key: str, command: BaseModel, timeout: float = 10.0) -> None:
-        """Produce one inbox command and wait until Kafka acknowledged it.
+    def send(self, key: str, command: BaseModel, timeout: float = 10.0, partition: int | None = None) -> None:
+        """Produce one inbox command and wait until Kafka acknowledged it (to ``partition``, else
+        the partition of ``key``).
 
         Raises ``PayloadTooLarge`` for a command the engine would refuse for its size.
         """
@@ -270,7 +322,16 @@ class Client:
         self.settings.check_size(
             "max_payload_bytes", len(value), lambda: f"the {type(command).__name__} for {key!r}"
         )
-        self._produce(self.settings.topic("inbox"), key, value, timeout, self.settings.partition_of(key))
+        if partition is None:
+            partition = self.settings.partition_of(key)
+        self._produce(self.settings.topic("inbox"), key, value, timeout, partition)
+
+    def get_async_activity_handle(self, task_token: str) -> AsyncActivityHandle:
+        """Complete, fail or heartbeat an activity attempt that called
+        ``activity.raise_complete_async()``, named by its ``activity.info().task_token``.
+
+        Raises ``ValueError`` for a string that is not a task token."""
+        return AsyncActivityHandle(self, read_task_token(task_token))
 
     def _produce(
         self, topic: str, key: str, value: bytes, timeout: float = 10.0, partition: int | None = None

@@ -67,6 +67,7 @@ def test_activity_exports() -> None:
         "heartbeat",
         "info",
         "is_cancelled",
+        "raise_complete_async",
     ]
 
 

@@ -16,7 +16,7 @@ from ledgerflow.schemas.dag import DagDefinition
 from ledgerflow.schemas.events import HistoryEvent
 from ledgerflow.schemas.lifecycle import LifecycleEvent
 
-CommandKind = Literal["signal", "cancel", "terminate"]
+CommandKind = Literal["signal", "cancel", "terminate", "complete", "fail", "heartbeat"]
 
 
 class ApiModel(BaseModel):
@@ -154,6 +154,41 @@ class UpdateOutcomeView(ApiModel):
     )
     result: Any = None
     failure: Failure | None = None
+
+
+class ActivityCompletion(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"taskToken": "lft1.eyJ3b3JrZmxvd19pZCI6Im8tMSJ9", "result": {"ok": True}}]
+        }
+    )
+
+    task_token: str = Field(min_length=1, max_length=4096, description="`activity.info().task_token`.")
+    result: Any = Field(default=None, description="The attempt's result (any JSON).")
+
+
+class ActivityFailureRequest(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"taskToken": "lft1.eyJ3b3JrZmxvd19pZCI6Im8tMSJ9", "message": "card declined"}]
+        }
+    )
+
+    task_token: str = Field(min_length=1, max_length=4096, description="`activity.info().task_token`.")
+    message: str = Field(min_length=1, max_length=10_000, description="What went wrong.")
+    type: str = Field(default="ActivityError", min_length=1, max_length=200, description="The error's type.")
+    non_retryable: bool = Field(
+        default=False, description="Fail the activity now, whatever its retry policy."
+    )
+
+
+class ActivityHeartbeatRequest(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"taskToken": "lft1.eyJ3b3JrZmxvd19pZCI6Im8tMSJ9", "details": 40}]}
+    )
+
+    task_token: str = Field(min_length=1, max_length=4096, description="`activity.info().task_token`.")
+    details: Any = Field(default=None, description="Progress a retry may resume from (any JSON).")
 
 
 class ReasonRequest(RequestModel):

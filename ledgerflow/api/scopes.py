@@ -21,9 +21,9 @@ from ledgerflow import namespaces
 
 class Scope(StrEnum):
     READ = "read"
-    """Status, history, listings, queries, lifecycle events, the OpenAPI document."""
+    """Status, history, listings, queries, update outcomes, lifecycle events, the OpenAPI document."""
     WRITE = "write"
-    """Start (and execute), signal, cancel, terminate."""
+    """Start (and execute), signal, update, cancel, terminate; complete activities by task token."""
     ADMIN = "admin"
     """Register or replace DAG definitions; the cluster routes (placement, stats, cluster events)."""
     METRICS = "metrics"
@@ -78,6 +78,9 @@ ROUTE_SCOPES: dict[tuple[str, str], Scope | None] = {
     ("POST", "/api/v1/workflows/{id}/query"): Scope.READ,
     ("POST", "/api/v1/workflows/{id}/updates"): Scope.WRITE,
     ("GET", "/api/v1/workflows/{id}/updates/{update_id}"): Scope.READ,
+    ("POST", "/api/v1/activities/complete"): Scope.WRITE,
+    ("POST", "/api/v1/activities/fail"): Scope.WRITE,
+    ("POST", "/api/v1/activities/heartbeat"): Scope.WRITE,
     ("GET", "/api/v1/events"): Scope.READ,
     ("GET", "/api/v1/cluster/events"): Scope.ADMIN,
     ("GET", "/api/v1/cluster/shards"): Scope.ADMIN,

@@ -98,7 +98,7 @@ async def _send(state: GatewayState, topic: str, key: str, value: bytes, partiti
     return delivery.partition
 
 
-async def _send_command(state: GatewayState, workflow_id: str, command: BaseModel) -> int:
+async def send_command(state: GatewayState, workflow_id: str, command: BaseModel) -> int:
     """Write an inbox command to the workflow's partition (the deployment's partitioner decides).
 
     A command over ``max_payload_bytes`` gets 413 here: the engine would refuse it to the DLQ.
@@ -156,7 +156,7 @@ async def _start(
         execution_timeout=execution_timeout,
         request_id=request_id or run_id,
     )
-    partition = await _send_command(state, workflow_id, command)
+    partition = await send_command(state, workflow_id, command)
     return WorkflowAccepted(
         workflow_id=bare_id, run_id=run_id, workflow_type=workflow_type, partition=partition
     )
@@ -462,7 +462,7 @@ async def command(
 ) -> CommandAccepted:
     """Write the command ``build`` makes for the engine's id of ``bare_id``."""
     workflow_id = namespaces.qualify(namespace_of(request), bare_id)
-    partition = await _send_command(gateway_state(request), workflow_id, build(workflow_id))
+    partition = await send_command(gateway_state(request), workflow_id, build(workflow_id))
     return CommandAccepted(workflow_id=bare_id, command=kind, partition=partition)
 
 
@@ -524,7 +524,7 @@ async def update(
         command = c.UpdateWorkflow(
             workflow_id=engine_id, update_id=update_id, name=body.name, payload=payload, request_id=update_id
         )
-        await _send_command(state, engine_id, command)
+        await send_command(state, engine_id, command)
     deadline = time.monotonic() + body.wait_seconds
     while True:
         view = await _update_view(state, id, engine_id, update_id)

@@ -63,6 +63,13 @@ class AttemptRunner:
             raise
         except activity.ActivityCancelledError:
             return
+        except activity.AsyncCompletion:
+            log.info(
+                "activity %s will be completed by its task token",
+                task.activity_type,
+                extra={"workflowId": task.workflow_id},
+            )
+            return
         except TimeoutError:
             failure = Failure(
                 type="StartToCloseTimeout",

@@ -35,7 +35,7 @@ from ledgerflow.executors.offsets import PartitionOffsets
 from ledgerflow.executors.outcomes import heartbeat_record, outcome_record
 from ledgerflow.executors.runner import AttemptRunner
 from ledgerflow.schemas.commands import TaskCompleted, TaskFailed, TaskHeartbeat
-from ledgerflow.schemas.tasks import ActivityTask, CancelActivity, task_message_adapter
+from ledgerflow.schemas.tasks import ActivityTask, CancelActivity, TaskToken, task_message_adapter, task_token
 
 log = logging.getLogger("ledgerflow.worker")
 AttemptKey = tuple[str, str, int, int]
@@ -270,6 +270,9 @@ class Worker:
             task.attempt,
             task.heartbeat_timeout,
             decode(self.codec, task.heartbeat_details),
+            task_token(
+                TaskToken(**task.model_dump(include={"workflow_id", "run_id", "seq", "attempt", "partition"}))
+            ),
         )
         last_beat = [0.0]
         interval = max(0.2, (task.heartbeat_timeout or 3.0) / 3)

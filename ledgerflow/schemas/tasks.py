@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter
@@ -29,6 +31,37 @@ class ActivityTask(WireModel):
     heartbeat_details: JSON = None
     """What an earlier attempt last heartbeated (``activity.info().heartbeat_details``), so a
     retry can resume where it stopped."""
+
+
+class TaskToken(WireModel):
+    """Names one activity attempt, for whoever completes it outside the worker (async activity
+    completion): ``activity.info().task_token`` is this, encoded by ``task_token``."""
+
+    workflow_id: str
+    run_id: str
+    seq: int
+    attempt: int
+    partition: int | None = None
+
+
+TOKEN_PREFIX = "lft1."  # noqa: S105 - a format marker, not a secret
+
+
+def task_token(token: TaskToken) -> str:
+    """The token as a string a caller can carry (URL-safe)."""
+    return TOKEN_PREFIX + base64.urlsafe_b64encode(token.model_dump_json().encode()).decode().rstrip("=")
+
+
+def read_task_token(text: str) -> TaskToken:
+    """The attempt a token names; ``ValueError`` saying why for anything else."""
+    if not text.startswith(TOKEN_PREFIX):
+        raise ValueError(f"not a Ledgerflow task token (they start with {TOKEN_PREFIX!r})")
+    body = text[len(TOKEN_PREFIX) :]
+    try:
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        return TaskToken.model_validate_json(raw)
+    except (ValueError, binascii.Error) as exc:
+        raise ValueError(f"a task token that does not read back: {str(exc).splitlines()[0]}") from None
 
 
 class CancelActivity(WireModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from ledgerflow.partitioning import partition_for
 from ledgerflow.samples.dags import FAN_OUT_FAN_IN
 from tests.api.conftest import Stack, unique, wait_status
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -245,6 +247,28 @@ def test_updates_run_validated_answer_their_outcome_and_run_once_per_id(api: htt
     assert late.status_code == 409 and late.json()["code"] == "not_running", late.text
     missing = api.post(f"/api/v1/workflows/{unique('nobody')}/updates", json={"name": "deposit", "args": [1]})
     assert missing.status_code == 404
+
+
+def test_activities_are_completed_by_task_token(api: httpx.Client, tmp_path: Path) -> None:
+    wid = unique("approval")
+    started = api.post("/api/v1/workflows", json={"id": wid, "type": "Approval", "input": str(tmp_path)})
+    assert started.status_code == 202, started.text
+
+    def token(attempt: int) -> str | None:
+        found = tmp_path / f"attempt-{attempt}"
+        return found.read_text() if found.exists() else None
+
+    first = wait_until(lambda: token(1), "attempt 1's task token", 20)
+    beat = api.post("/api/v1/activities/heartbeat", json={"taskToken": first, "details": 1})
+    assert beat.status_code == 202 and beat.json()["command"] == "heartbeat", beat.text
+    failed = api.post("/api/v1/activities/fail", json={"taskToken": first, "message": "not yet"})
+    assert failed.status_code == 202 and failed.json()["workflowId"] == wid, failed.text
+    second = wait_until(lambda: token(2), "the retry's task token", 20)  # the policy retried it
+    done = api.post("/api/v1/activities/complete", json={"taskToken": second, "result": {"by": "ann"}})
+    assert done.status_code == 202, done.text
+    assert wait_status(api, wid, ("COMPLETED",))["result"] == {"by": "ann"}
+    bad = api.post("/api/v1/activities/complete", json={"taskToken": "lft1.bm9wZQ", "result": 1})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "taskToken", bad.text
 
 
 def test_a_start_retried_with_its_request_id_answers_its_first_run(api: httpx.Client) -> None:

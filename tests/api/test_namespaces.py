@@ -220,3 +220,23 @@ def test_keys_file_namespaces_must_be_names(tmp_path: Path) -> None:
     with pytest.raises(ValidationError):
         ApiKeyEntry(name="x", sha256="0" * 64, scopes=[Scope.READ], namespaces=["Team A"])
     assert ApiKeyEntry(name="x", sha256="0" * 64, scopes=[Scope.READ], namespaces=["*"]).namespaces == ["*"]
+
+
+def test_a_task_token_completes_only_in_its_own_namespace(tenants: Tenants, tmp_path: Path) -> None:
+    """Team B holding team A's task token (leaked, guessed) cannot complete A's activity."""
+    with tenants.client("a") as team_a, tenants.client("b") as team_b:
+        started = team_a.post(
+            "/api/v1/workflows", json={"id": "approval", "type": "Approval", "input": str(tmp_path)}
+        )
+        assert started.status_code == 202, started.text
+        token = wait_until(
+            lambda: (tmp_path / "attempt-1").exists() and (tmp_path / "attempt-1").read_text(),
+            "the token",
+            20,
+        )
+        stolen = team_b.post("/api/v1/activities/complete", json={"taskToken": token, "result": "b's"})
+        assert stolen.status_code == 403 and tenants.a in stolen.json()["detail"], stolen.text
+        assert running(team_a, "approval")
+        own = team_a.post("/api/v1/activities/complete", json={"taskToken": token, "result": "a's"})
+        assert own.status_code == 202 and own.json()["workflowId"] == "approval", own.text
+        assert finished(team_a, "approval")["result"] == "a's"

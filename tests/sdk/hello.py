@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from ledgerflow import activity, workflow
 
@@ -207,3 +208,21 @@ class GreetingWorkflow:
             start_to_close_timeout=timedelta(seconds=10),
         )
         return Greeting(text, len(text))
+
+
+# -------------------------------------------------------- hello_async_activity_completion
+@activity.defn
+async def compose_greeting_async(token_file: str) -> str:
+    """Hands its task token to someone else (a file here) and returns without a result: whoever
+    reads the token completes the attempt later."""
+    Path(token_file).write_text(activity.info().task_token)
+    activity.raise_complete_async()
+
+
+@workflow.defn
+class AsyncCompletionWorkflow:
+    @workflow.run
+    async def run(self, token_file: str) -> str:
+        return await workflow.execute_activity(
+            compose_greeting_async, token_file, start_to_close_timeout=timedelta(seconds=60)
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from ledgerflow import Client, WorkflowUpdateFailedError
 from ledgerflow.local.processes import Cluster
 from tests.fixtures import assert_invariants
 from tests.sdk.hello import (
+    AsyncCompletionWorkflow,
     Greeting,
     GreetingQueryWorkflow,
     GreetingSignalWorkflow,
@@ -147,3 +149,22 @@ def test_hello_activity_with_dataclasses_and_a_typed_result(hello: Client) -> No
     assert hello.result("hello-activity-workflow-id") == {"text": "Hello, World!", "length": 13}
     assert hello.result("hello-activity-workflow-id", result_type=Greeting) == Greeting("Hello, World!", 13)
     assert_invariants(hello, "hello-activity-workflow-id", HELLO)
+
+
+def test_hello_async_activity_completion(hello: Client, tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    handle = hello.start_workflow(AsyncCompletionWorkflow.run, str(token_file), id="async-completion")
+    token = wait_until(
+        lambda: token_file.exists() and token_file.read_text(), "the activity's task token", 20
+    )
+    activity_handle = hello.get_async_activity_handle(token)
+    activity_handle.heartbeat("half way")
+    time.sleep(0.5)  # the attempt is done at the worker, and still pending at the engine
+    assert hello.describe("async-completion")["status"] == "RUNNING"
+    activity_handle.complete("Hello, World!")
+    assert handle.result(timeout=30) == "Hello, World!"
+    activity_handle.complete("again")  # the attempt is over: dropped, as any late result
+    assert handle.result(timeout=5) == "Hello, World!"
+    with pytest.raises(ValueError, match="not a Ledgerflow task token"):
+        hello.get_async_activity_handle("some-other-token")
+    assert_invariants(hello, "async-completion", HELLO)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from ledgerflow import ApplicationError, activity
 
@@ -91,3 +92,12 @@ def huge_result() -> str:
 def worker_pid() -> int:
     """The process id of the worker that ran this attempt."""
     return os.getpid()
+
+
+@activity.defn
+def await_approval(token_dir: str) -> Any:
+    """Completed by whoever approves (its result is theirs): writes its task token, one file per
+    attempt."""
+    info = activity.info()
+    Path(token_dir, f"attempt-{info.attempt}").write_text(info.task_token)
+    activity.raise_complete_async()

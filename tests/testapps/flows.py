@@ -343,3 +343,14 @@ class Account:
         await workflow.sleep(0.1)
         self.closed = True
         return self.balance
+
+
+@workflow.defn
+class Approval:
+    """An activity completed from outside, by its task token (the gateway's /activities routes)."""
+
+    @workflow.run
+    async def run(self, token_dir: str) -> Any:
+        return await workflow.execute_activity(
+            acts.await_approval, token_dir, start_to_close_timeout=60, retry_policy=FAST_RETRY
+        )
