@@ -16,7 +16,7 @@ import importlib
 import inspect
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn, TypeVar, overload
 
 from ledgerflow.converter import parameter_types, return_type
@@ -76,15 +76,34 @@ def definition_of(fn: Any) -> ActivityDefinition:
 
 
 def collect(modules: Iterable[str]) -> dict[str, ActivityDefinition]:
-    """Every ``@activity.defn`` at the top level of the named modules, by name."""
+    """Every activity at the top level of the named modules, by name: ``@activity.defn``
+    functions, and the ``@activity.defn`` methods of objects there (``acts = MyActivities(db)``:
+    its methods run bound to ``acts``, as temporalio's ``activities=[acts.method]``)."""
     found: dict[str, ActivityDefinition] = {}
     for module_name in modules:
         module = importlib.import_module(module_name)
         for value in vars(module).values():
-            definition = getattr(value, DEFINITION_ATTR, None)
-            if isinstance(definition, ActivityDefinition):
+            for definition in _definitions_in(value):
                 found[definition.name] = definition
     return found
+
+
+def _definitions_in(value: Any) -> list[ActivityDefinition]:
+    """The activity ``value`` is (a function), or those its methods are (an object)."""
+    definition = getattr(value, DEFINITION_ATTR, None)
+    if isinstance(definition, ActivityDefinition):
+        if inspect.ismethod(value):  # ``compose = acts.compose`` at the top of a module
+            return [replace(definition, fn=value, param_types=definition.param_types[1:])]
+        return [] if inspect.isclass(value) else [definition]
+    if inspect.isclass(value) or inspect.ismodule(value) or inspect.isroutine(value):
+        return []
+    bound = []
+    for name, member in inspect.getmembers(type(value)):
+        method = getattr(member, DEFINITION_ATTR, None)
+        if isinstance(method, ActivityDefinition) and inspect.isfunction(member):
+            # The class holds the plain function (``self`` its first parameter): bind it.
+            bound.append(replace(method, fn=getattr(value, name), param_types=method.param_types[1:]))
+    return bound
 
 
 # ------------------------------------------------------------- attempt context

@@ -219,6 +219,12 @@ async def wait_signal(
     return from_json(payload, result_type)
 
 
+execute_activity_method = execute_activity
+"""``execute_activity`` for an ``@activity.defn`` method named through its class
+(``MyActivities.do_thing``), as temporalio spells it; the worker runs it bound to the object its
+activities module holds."""
+
+
 async def execute_child_workflow(
     workflow: Any, input: Any = None, *, id: str, result_type: type[T] | None = None
 ) -> Any:
@@ -300,6 +306,7 @@ __all__ = [
     "defn",
     "deprecate_patch",
     "execute_activity",
+    "execute_activity_method",
     "execute_child_workflow",
     "info",
     "is_replaying",

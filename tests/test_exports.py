@@ -39,6 +39,7 @@ def test_workflow_exports() -> None:
         "defn",
         "deprecate_patch",
         "execute_activity",
+        "execute_activity_method",
         "execute_child_workflow",
         "info",
         "is_replaying",

@@ -226,3 +226,36 @@ class AsyncCompletionWorkflow:
         return await workflow.execute_activity(
             compose_greeting_async, token_file, start_to_close_timeout=timedelta(seconds=60)
         )
+
+
+# ------------------------------------------------------------------ hello_activity_method
+class MyDatabaseClient:
+    def __init__(self) -> None:
+        self.updates = 0
+
+    async def run_database_update(self) -> int:
+        self.updates += 1
+        return self.updates
+
+
+class MyActivities:
+    def __init__(self, db_client: MyDatabaseClient) -> None:
+        self.db_client = db_client
+
+    @activity.defn
+    async def do_database_thing(self, table: str) -> str:
+        count = await self.db_client.run_database_update()
+        return f"{table} updated ({count})"
+
+
+my_activities = MyActivities(MyDatabaseClient())
+"""The worker runs the methods of this object (its module names it to the worker)."""
+
+
+@workflow.defn
+class ActivityMethodWorkflow:
+    @workflow.run
+    async def run(self) -> str:
+        return await workflow.execute_activity_method(
+            MyActivities.do_database_thing, "orders", start_to_close_timeout=timedelta(seconds=5)
+        )

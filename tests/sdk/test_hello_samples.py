@@ -13,6 +13,7 @@ from ledgerflow import Client, WorkflowUpdateFailedError
 from ledgerflow.local.processes import Cluster
 from tests.fixtures import assert_invariants
 from tests.sdk.hello import (
+    ActivityMethodWorkflow,
     AsyncCompletionWorkflow,
     Greeting,
     GreetingQueryWorkflow,
@@ -168,3 +169,9 @@ def test_hello_async_activity_completion(hello: Client, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a Ledgerflow task token"):
         hello.get_async_activity_handle("some-other-token")
     assert_invariants(hello, "async-completion", HELLO)
+
+
+def test_hello_activity_method(hello: Client) -> None:
+    handle = hello.start_workflow(ActivityMethodWorkflow.run, id="hello-activity-method-workflow-id")
+    assert handle.result(timeout=30) == "orders updated (1)"  # run bound to the module's object
+    assert_invariants(hello, "hello-activity-method-workflow-id", HELLO)
