@@ -45,6 +45,7 @@ from ledgerflow.errors import (
     LedgerflowError,
     OwnerResponseError,
     OwnerUnavailableError,
+    WorkflowAlreadyStartedError,
     WorkflowFailedError,
     WorkflowNotFoundError,
     WorkflowUpdateFailedError,
@@ -54,6 +55,7 @@ from ledgerflow.errors import (
 from ledgerflow.kafkaclients import UNASSIGNED, plain_producer
 from ledgerflow.owner_reads import OwnerReads
 from ledgerflow.schemas import commands as c
+from ledgerflow.schemas.commands import IdConflictPolicy, IdReusePolicy
 from ledgerflow.schemas.common import Failure
 from ledgerflow.schemas.dag import DagDefinition, DagDefinitionError
 from ledgerflow.schemas.events import (
@@ -363,8 +365,17 @@ class Client:
         request_id: str | None = None,
         start_signal: str | Callable[..., Any] | None = None,
         start_signal_args: list[Any] | None = None,
+        id_conflict_policy: IdConflictPolicy = "use_existing",
+        id_reuse_policy: IdReusePolicy = "allow_duplicate",
     ) -> WorkflowHandle:
         """Start a run; if one is open for ``id`` already, return it with ``already_started``.
+
+        ``id_conflict_policy``, when a run of ``id`` is open: return it (``use_existing``), raise
+        ``WorkflowAlreadyStartedError`` (``fail``), or terminate it and start (``terminate_existing``).
+        ``id_reuse_policy``, when the latest run of ``id`` is closed: start (``allow_duplicate``),
+        start only if it did not complete (``allow_duplicate_failed_only``), or raise
+        ``WorkflowAlreadyStartedError`` (``reject_duplicate``). The engine applies both again
+        when the start arrives, so a start racing another is held to them too.
 
         With ``start_signal`` (signal-with-start): the signal (``start_signal_args`` its arguments)
         goes to the open run of ``id`` if there is one, else to the run this starts, once its code
@@ -393,7 +404,19 @@ class Client:
         current = admission["run"] if admission else None
         running = current is not None and current["status"] == "RUNNING"
         if running and current is not None and signal is None:
-            return WorkflowHandle(self, id, current["run_id"], already_started=True, result_type=typed)
+            if id_conflict_policy == "fail":
+                raise WorkflowAlreadyStartedError(id, current["run_id"], "RUNNING")
+            if id_conflict_policy == "use_existing":
+                return WorkflowHandle(self, id, current["run_id"], already_started=True, result_type=typed)
+        if (
+            current is not None
+            and not running
+            and (
+                id_reuse_policy == "reject_duplicate"
+                or (id_reuse_policy == "allow_duplicate_failed_only" and current["status"] == "COMPLETED")
+            )
+        ):
+            raise WorkflowAlreadyStartedError(id, current["run_id"], current["status"])
         if admission and admission["refusal"] and not running:  # a running one takes the signal
             raise CapacityError(id, admission["partition"], admission["refusal"])
         run_id = str(uuid.uuid4())
@@ -407,9 +430,11 @@ class Client:
                 execution_timeout=execution_timeout,
                 request_id=request_id or run_id,
                 start_signal=signal,
+                id_conflict_policy=id_conflict_policy,
+                id_reuse_policy=id_reuse_policy,
             ),
         )
-        if running and current is not None:
+        if running and current is not None and id_conflict_policy == "use_existing":
             return WorkflowHandle(self, id, current["run_id"], already_started=True, result_type=typed)
         if signal is not None:
             # A run that opened meanwhile may have taken the signal, and this run never starts.

@@ -119,6 +119,19 @@ class NonDeterminismError(LedgerflowError):
         self.detail = detail
 
 
+class WorkflowAlreadyStartedError(LedgerflowError):
+    """A start's id policy refused it: the id has an open run (``id_conflict_policy="fail"``), or
+    its latest run may not be followed by another (``id_reuse_policy``)."""
+
+    def __init__(self, workflow_id: str, run_id: str, status: str) -> None:
+        super().__init__(
+            f"workflow id {workflow_id!r} is taken by run {run_id} ({status}); nothing was started"
+        )
+        self.workflow_id = workflow_id
+        self.run_id = run_id
+        self.status = status
+
+
 class WorkflowNotFoundError(LedgerflowError):
     """No run of this workflow id exists on its owner."""
 

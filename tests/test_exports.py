@@ -19,6 +19,7 @@ def test_top_level_exports() -> None:
         "PayloadTooLarge",
         "QueryFailedError",
         "RetryPolicy",
+        "WorkflowAlreadyStartedError",
         "WorkflowFailedError",
         "WorkflowHandle",
         "WorkflowNotFoundError",

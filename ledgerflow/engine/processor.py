@@ -412,8 +412,11 @@ class PartitionProcessor:
         run = self.run(command.workflow_id)
         if run is None or not run.is_open:
             return f"terminate: workflow {command.workflow_id!r} has no open run"
-        self._close(run, ev.WorkflowTerminated, reason=command.reason)
+        self.terminate(run, command.reason)
         return None
+
+    def terminate(self, run: RunState, reason: str) -> None:
+        self._close(run, ev.WorkflowTerminated, reason=reason)
 
     def _register(self, command: c.RegisterDefinition) -> str | None:
         definition = command.definition

@@ -58,6 +58,10 @@ class RunWriter(Protocol):
         """Start a run as ``command`` asks (admitted already)."""
         ...
 
+    def terminate(self, run: RunState, reason: str) -> None:
+        """Close an open run as terminated (its code is not asked)."""
+        ...
+
     def signal(self, run: RunState, name: str, payload: Any) -> None:
         """Deliver a signal to an open run."""
         ...

@@ -15,7 +15,7 @@ from ledgerflow import namespaces
 from ledgerflow.engine import metrics
 from ledgerflow.engine.context import EngineContext
 from ledgerflow.engine.run_writer import RunWriter
-from ledgerflow.engine.state.models import TimerEntry
+from ledgerflow.engine.state.models import RunState, TimerEntry
 from ledgerflow.errors import RunLimitError
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas.common import Failure
@@ -42,6 +42,23 @@ class Starts:
         """
         w = self.w
         existing = w.run(command.workflow_id)
+        refusal = _policy_refusal(command, existing)
+        if refusal is not None:
+            log.info(
+                "start refused: %s",
+                refusal,
+                extra={"workflowId": command.workflow_id, "partition": w.partition},
+            )
+            if existing is not None and existing.is_open:
+                self.refuse_child(command, Failure(type="WorkflowAlreadyStarted", message=refusal))
+            return refusal
+        if (
+            existing is not None
+            and existing.is_open
+            and command.id_conflict_policy == "terminate_existing"
+            and command.run_id != existing.run_id
+        ):
+            w.terminate(existing, f"terminated by a start of run {command.run_id} (id_conflict_policy)")
         if existing is not None and (
             existing.is_open or command.run_id in (existing.run_id, *existing.previous_runs)
         ):
@@ -160,6 +177,26 @@ class Starts:
         )
         _check_readable(entry)
         w.timers.add(w.txn, entry)
+
+
+def _policy_refusal(command: c.StartWorkflow, existing: RunState | None) -> str | None:
+    """Why the start's id policies refuse it given the id's latest run, or None."""
+    if existing is None or command.run_id in (existing.run_id, *existing.previous_runs):
+        return None  # a new id, or this very start applied again
+    if existing.is_open:
+        if command.id_conflict_policy == "fail" and command.start_signal is None:
+            running = f"run {existing.run_id}; id_conflict_policy fail"
+            return f"workflow id {command.workflow_id!r} is already running ({running})"
+        return None
+    policy = command.id_reuse_policy
+    if policy == "reject_duplicate" or (
+        policy == "allow_duplicate_failed_only" and existing.status == "COMPLETED"
+    ):
+        return (
+            f"workflow id {command.workflow_id!r} was used by run {existing.run_id}, {existing.status} "
+            f"(id_reuse_policy {policy})"
+        )
+    return None
 
 
 def named_definition(ctx: EngineContext, command: c.StartWorkflow) -> DagDefinition | None:

@@ -27,6 +27,12 @@ class _Command(WireModel):
     """Optional idempotency key: a command seen twice with the same key applies once."""
 
 
+IdReusePolicy = Literal["allow_duplicate", "allow_duplicate_failed_only", "reject_duplicate"]
+"""When a workflow id's latest run is closed: start another, only if it did not complete, or never."""
+IdConflictPolicy = Literal["use_existing", "fail", "terminate_existing"]
+"""When a workflow id has an open run: start nothing, refuse the start, or end that run and start."""
+
+
 class StartSignal(WireModel):
     """The signal of a signal-with-start."""
 
@@ -56,6 +62,13 @@ class StartWorkflow(_Command):
     """Run id of the parent, when a child."""
     parent_seq: int | None = None
     """The parent's command number for this child."""
+    id_reuse_policy: IdReusePolicy = "allow_duplicate"
+    """When the id's latest run is closed: start another (``allow_duplicate``), only if it did
+    not complete (``allow_duplicate_failed_only``), or never (``reject_duplicate``: the start is
+    refused, a dead letter with the reason)."""
+    id_conflict_policy: IdConflictPolicy = "use_existing"
+    """When the id has an open run: start nothing (``use_existing``), refuse the start
+    (``fail``), or terminate that run and start this one (``terminate_existing``)."""
     start_signal: StartSignal | None = None
     """Signal-with-start: this signal goes to the open run of this id if there is one (and no run
     starts), else to the run this command starts, once its code has run to its first wait."""

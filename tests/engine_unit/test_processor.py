@@ -288,3 +288,29 @@ def test_a_run_whose_code_stops_replaying_stays_open_holds_its_commands_and_goes
     history = read_history(store, "v", run.run_id)
     assert [e.kind for e in history].count("signal_received") == 2  # both, in order, once
     assert check_run(run, history, registry) == []
+
+
+def test_id_policies_decide_what_a_start_of_a_taken_id_does(tmp_path: Path) -> None:
+    processor = processor_at(tmp_path)
+
+    def start(run_id: str, **policies: Any) -> str | None:
+        command = StartWorkflow(workflow_id="p", workflow_type="SignalCounter", run_id=run_id, **policies)
+        processor.begin(1.0, Outbox(processor.ctx.settings))
+        reason = processor.handle(command)
+        processor.store.write(dict(processor.finish()), None)
+        return reason
+
+    assert start("r1") is None
+    assert start("r2") is None  # use_existing: nothing started, r1 goes on
+    assert read_run(processor.store, "p").run_id == "r1"  # type: ignore[union-attr]
+    refused = start("r3", id_conflict_policy="fail")
+    assert refused is not None and "already running" in refused and "r1" in refused
+    assert start("r4", id_conflict_policy="terminate_existing") is None
+    run = read_run(processor.store, "p")
+    assert run is not None and (run.run_id, run.status, run.previous_runs) == ("r4", "RUNNING", ["r1"])
+    assert [e.kind for e in read_history(processor.store, "p", "r1")][-1] == "workflow_terminated"
+    batch(processor, 2.0, TerminateWorkflow(workflow_id="p", reason="done"))
+    refused = start("r5", id_reuse_policy="reject_duplicate")
+    assert refused is not None and "TERMINATED" in refused and "reject_duplicate" in refused
+    assert start("r6", id_reuse_policy="allow_duplicate_failed_only") is None  # r4 did not complete
+    assert read_run(processor.store, "p").run_id == "r6"  # type: ignore[union-attr]

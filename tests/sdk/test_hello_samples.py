@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ledgerflow import Client, WorkflowUpdateFailedError
+from ledgerflow import Client, WorkflowAlreadyStartedError, WorkflowFailedError, WorkflowUpdateFailedError
 from ledgerflow.local.processes import Cluster
 from tests.fixtures import assert_invariants
 from tests.sdk.hello import (
@@ -175,3 +175,28 @@ def test_hello_activity_method(hello: Client) -> None:
     handle = hello.start_workflow(ActivityMethodWorkflow.run, id="hello-activity-method-workflow-id")
     assert handle.result(timeout=30) == "orders updated (1)"  # run bound to the module's object
     assert_invariants(hello, "hello-activity-method-workflow-id", HELLO)
+
+
+def test_id_conflict_and_reuse_policies_at_the_client(hello: Client) -> None:
+    first = hello.start_workflow(LanguageWorkflow.run, id="policies")
+    first.describe()  # applied (a start racing it is refused by the engine instead: a dead letter)
+    with pytest.raises(WorkflowAlreadyStartedError, match=first.run_id or "?"):
+        hello.start_workflow(LanguageWorkflow.run, id="policies", id_conflict_policy="fail")
+    assert hello.start_workflow(LanguageWorkflow.run, id="policies").already_started  # use_existing
+    second = hello.start_workflow(
+        LanguageWorkflow.run, id="policies", id_conflict_policy="terminate_existing"
+    )
+    assert second.run_id != first.run_id and not second.already_started
+    with pytest.raises(WorkflowFailedError) as ended:
+        first.result(timeout=30)
+    assert ended.value.status == "TERMINATED"
+    second.signal(LanguageWorkflow.approve)
+    assert second.result(timeout=30) == "Hello, World! (0 change)"
+    with pytest.raises(WorkflowAlreadyStartedError, match="COMPLETED"):
+        hello.start_workflow(
+            LanguageWorkflow.run, id="policies", id_reuse_policy="allow_duplicate_failed_only"
+        )
+    with pytest.raises(WorkflowAlreadyStartedError):
+        hello.start_workflow(LanguageWorkflow.run, id="policies", id_reuse_policy="reject_duplicate")
+    assert hello.describe("policies")["previous_runs"] == [first.run_id]
+    assert_invariants(hello, "policies", HELLO)
