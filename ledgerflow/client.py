@@ -135,9 +135,7 @@ class AsyncActivityHandle:
         """The attempt's result."""
         t = self.token
         payload = encode(self.client.codec, to_json(result))
-        command = c.TaskCompleted(
-            workflow_id=t.workflow_id, run_id=t.run_id, seq=t.seq, attempt=t.attempt, result=payload
-        )
+        command = c.TaskCompleted(**t.attempt_fields(), result=payload)
         self.client.send(t.workflow_id, command, partition=t.partition)
 
     def fail(self, error: BaseException | str, *, non_retryable: bool = False) -> None:
@@ -151,22 +149,14 @@ class AsyncActivityHandle:
         if non_retryable:
             failure = failure.model_copy(update={"non_retryable": True})
         t = self.token
-        command = c.TaskFailed(
-            workflow_id=t.workflow_id,
-            run_id=t.run_id,
-            seq=t.seq,
-            attempt=t.attempt,
-            failure=encode_failure(self.client.codec, failure),
-        )
+        command = c.TaskFailed(**t.attempt_fields(), failure=encode_failure(self.client.codec, failure))
         self.client.send(t.workflow_id, command, partition=t.partition)
 
     def heartbeat(self, details: Any = None) -> None:
         """The attempt is alive (its heartbeat timeout starts over); ``details`` reach a retry."""
         t = self.token
         details = encode(self.client.codec, to_json(details))
-        command = c.TaskHeartbeat(
-            workflow_id=t.workflow_id, run_id=t.run_id, seq=t.seq, attempt=t.attempt, details=details
-        )
+        command = c.TaskHeartbeat(**t.attempt_fields(), details=details)
         self.client.send(t.workflow_id, command, partition=t.partition)
 
 

@@ -69,9 +69,7 @@ async def complete(request: Request, body: ActivityCompletion) -> CommandAccepte
         request,
         body.task_token,
         "complete",
-        lambda t: c.TaskCompleted(
-            workflow_id=t.workflow_id, run_id=t.run_id, seq=t.seq, attempt=t.attempt, result=result
-        ),
+        lambda t: c.TaskCompleted(**t.attempt_fields(), result=result),
     )
 
 
@@ -91,9 +89,7 @@ async def fail(request: Request, body: ActivityFailureRequest) -> CommandAccepte
         request,
         body.task_token,
         "fail",
-        lambda t: c.TaskFailed(
-            workflow_id=t.workflow_id, run_id=t.run_id, seq=t.seq, attempt=t.attempt, failure=failure
-        ),
+        lambda t: c.TaskFailed(**t.attempt_fields(), failure=failure),
     )
 
 
@@ -112,7 +108,5 @@ async def heartbeat(request: Request, body: ActivityHeartbeatRequest) -> Command
         request,
         body.task_token,
         "heartbeat",
-        lambda t: c.TaskHeartbeat(
-            workflow_id=t.workflow_id, run_id=t.run_id, seq=t.seq, attempt=t.attempt, details=details
-        ),
+        lambda t: c.TaskHeartbeat(**t.attempt_fields(), details=details),
     )

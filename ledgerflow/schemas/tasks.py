@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter
 from pydantic_core import to_json
@@ -42,6 +42,15 @@ class TaskToken(WireModel):
     seq: int
     attempt: int
     partition: int | None = None
+
+    def attempt_fields(self) -> dict[str, Any]:
+        """The fields of a task result (completed, failed, heartbeat) naming this attempt."""
+        return {
+            "workflow_id": self.workflow_id,
+            "run_id": self.run_id,
+            "seq": self.seq,
+            "attempt": self.attempt,
+        }
 
 
 TOKEN_PREFIX = "lft1."  # noqa: S105 - a format marker, not a secret
