@@ -374,6 +374,10 @@ class Client:
         engine_id = self._engine_id(id)
         if request_id is not None:
             check_id("request id", request_id)
+        if start_signal is not None and id_conflict_policy == "fail":
+            raise ValueError(
+                "a signal-with-start goes to the open run: id_conflict_policy='fail' cannot be kept"
+            )
         definition = None if isinstance(workflow, str) else definition_of(workflow)
         name = definition.name if definition is not None else workflow
         typed = definition.result_type if definition is not None else None
@@ -389,7 +393,7 @@ class Client:
             raise
         except (OwnerUnavailableError, OwnerResponseError):
             admission = None  # unreachable: send anyway; the engine keeps one open run and its limits
-        if admission and admission["request_run"]:  # this request's start was applied already
+        if admission and admission.get("request_run"):  # this request's start was applied already
             return WorkflowHandle(self, id, admission["request_run"], already_started=True, result_type=typed)
         current = admission["run"] if admission else None
         running = current is not None and current["status"] == "RUNNING"
@@ -409,7 +413,7 @@ class Client:
             raise WorkflowAlreadyStartedError(id, current["run_id"], current["status"])
         if admission and admission["refusal"] and not running:  # a running one takes the signal
             raise CapacityError(id, admission["partition"], admission["refusal"])
-        run_id = str(uuid.uuid4())
+        run_id = c.start_run_id(engine_id, request_id)
         self.send(
             engine_id,
             c.StartWorkflow(

@@ -134,20 +134,18 @@ async def _start(
             admission: AdmissionJson | None = await owners.admission(workflow_id, request_id)
         except (WorkflowNotFoundError, OwnerUnavailableError, OwnerResponseError):
             admission = None  # unreachable: write anyway; the engine keeps one open run and its limits
-        if admission and admission["request_run"]:  # a retry of an applied start: the same answer
+        earlier = admission.get("request_run") if admission else None
+        if earlier:  # a retry of an applied start: the same answer
             partition = owners.partition(workflow_id)
             return WorkflowAccepted(
-                workflow_id=bare_id,
-                run_id=admission["request_run"],
-                workflow_type=workflow_type,
-                partition=partition,
+                workflow_id=bare_id, run_id=earlier, workflow_type=workflow_type, partition=partition
             )
         current = admission["run"] if admission else None
         if current is not None and current["status"] == "RUNNING":
             raise AlreadyStartedError(workflow_id, current["run_id"], owners.partition(workflow_id))
         if admission and admission["refusal"]:
             raise CapacityError(workflow_id, owners.partition(workflow_id), admission["refusal"])
-    run_id = str(uuid.uuid4())
+    run_id = c.start_run_id(workflow_id, request_id)
     command = c.StartWorkflow(
         workflow_id=workflow_id,
         workflow_type=workflow_type,
@@ -526,11 +524,13 @@ async def update(
         )
         await send_command(state, engine_id, command)
     deadline = time.monotonic() + body.wait_seconds
+    pause = 0.01
     while True:
         view = await _update_view(state, id, engine_id, update_id)
         if view.status in UPDATE_ENDED or time.monotonic() >= deadline:
             break
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.25)
     if view.status not in UPDATE_ENDED:
         response.status_code = 202
     return view
@@ -541,7 +541,7 @@ async def update(
     tags=["workflows"],
     summary="Where an update of a workflow stands",
     response_model=UpdateOutcomeView,
-    responses=READ_DOCS,
+    responses={**READ_DOCS, 409: error_doc("Not applied, and the workflow has no open run to apply it.")},
 )
 async def update_outcome(request: Request, id: WorkflowIdPath, update_id: BareId) -> UpdateOutcomeView:
     """`sent` until the owner applied it, then `accepted` while its handler runs, and at last
@@ -553,7 +553,10 @@ async def update_outcome(request: Request, id: WorkflowIdPath, update_id: BareId
 async def _update_view(
     state: GatewayState, bare_id: str, engine_id: str, update_id: str
 ) -> UpdateOutcomeView:
-    outcome = (await state.live_reads().update_status(engine_id, update_id))["update"]
+    found = await state.live_reads().update_status(engine_id, update_id)
+    outcome = found["update"]
+    if outcome is None and found["status"] != "RUNNING":  # it will never be applied now
+        raise NotRunningError(bare_id, found["run_id"], found["status"])
     if outcome is None:
         return UpdateOutcomeView(workflow_id=bare_id, update_id=update_id, status="sent")
     failure = state.clear(outcome["failure"])

@@ -3,6 +3,7 @@ limits, the payload codec."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -27,6 +28,9 @@ class EngineContext:
     """Seconds a closed run's state and history are kept (None: forever)."""
     unusable_queues: dict[str, str] = field(default_factory=dict)
     """Task queues whose topic could not be created, with the reason (set by the owner loop)."""
+    code_token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    """Names the workflow code this engine process loaded: a run blocked by it is tried again
+    only by another process (processor ``_unblock``), the code of one process never changing."""
     codec: PayloadCodec | None = None
     """The payload codec (``codec_keys_file``): workflow instances decode what history holds,
     and what workflow code produces is encoded as it is recorded

@@ -55,6 +55,7 @@ from ledgerflow.sdk.context import WorkflowInfo
 
 log = logging.getLogger("ledgerflow.engine")
 TYPE_NOT_LOADED_RETRY = 5.0
+"""Seconds before a timer whose payload this engine cannot decode (a codec key) fires again."""
 UNBLOCK_RETRY = 5.0
 """Seconds before a blocked run's code is first tried again (doubling up to ``MAX_UNBLOCK_RETRY``)."""
 MAX_UNBLOCK_RETRY = 60.0
@@ -67,7 +68,11 @@ NEEDS_CODE = (
     c.ChildWorkflowClosed,
 )
 """Inbox commands the run's code must react to: a blocked run holds them, in order."""
-"""Seconds before a timer of a run whose code is not loaded here fires again."""
+HELD_BYTES_SHARE = 0.5
+"""Share of ``max_record_bytes`` a blocked run's held commands may take (they are kept in its
+state record, which must still fit)."""
+BLOCKED_TIMER_RETRY = 30.0
+"""Seconds a blocked run's due timers (but its execution timeout) wait before they look again."""
 
 
 class PartitionProcessor:
@@ -184,7 +189,11 @@ class PartitionProcessor:
             with self.savepoint(workflow_id):
                 return self._handle(command) if deduplicate else self._dispatch_command(command)
         except RunBlocked as exc:
-            return self._hold(command, exc.reason)
+            reason = self._hold(command, exc.reason)
+            if reason is None and deduplicate and workflow_id and command.request_id:
+                key = keys.request_key(workflow_id, command.request_id)
+                self.txn.put(key, self._resolved_run(command).encode())  # held: taken, once
+            return reason
         except CodecError as exc:
             # A deployment fault (this engine lacks a key), not the run's: the record is refused
             # with the reason and the run stays as it was.
@@ -467,8 +476,10 @@ class PartitionProcessor:
                     if entry.kind == "unblock":
                         self._unblock(run, entry)
                         continue
-                    if run.blocked is not None:  # its unblock timer tries the code; this waits
-                        entry.fire_at = self.now + TYPE_NOT_LOADED_RETRY
+                    if run.blocked is not None and entry.kind != "run_timeout":
+                        # Its unblock timer tries the code; this waits (the execution timeout,
+                        # which needs no code, does not).
+                        entry.fire_at = self.now + BLOCKED_TIMER_RETRY
                         self.timers.add(self.txn, entry)
                         continue
                     self._fire(run, entry)
@@ -509,22 +520,35 @@ class PartitionProcessor:
             )
             metrics.BLOCKED.inc()
             self.add_timer(run, "unblock", self.now + UNBLOCK_RETRY)
+            run.blocked_by = self.ctx.code_token
         run.blocked = reason or run.blocked
         return run
 
     def _hold(self, command: c.InboxCommand, reason: str) -> str | None:
         """Keep a command for a blocked run until its code can take it (``_unblock``); a
         dead-letter reason when it cannot be kept."""
+        if isinstance(command, c.StartWorkflow) and command.start_signal is not None:
+            # A signal-with-start that found its run blocked: the run holds the signal.
+            start_signal = command.start_signal
+            command = c.SignalWorkflow(
+                workflow_id=command.workflow_id, name=start_signal.name, payload=start_signal.payload
+            )
         workflow_id = getattr(command, "workflow_id", None)
         if not workflow_id or not isinstance(command, NEEDS_CODE):
             return reason or "the run is blocked"
         run = self._mark_blocked(workflow_id, reason)
         if run is None:
             return reason
-        limit = self.ctx.settings.max_buffered_signals
-        if len(run.held) >= limit:
-            return f"{run.blocked}; and it holds {limit} commands already (max_buffered_signals)"
-        run.held.append(command.model_dump(mode="json"))
+        settings = self.ctx.settings
+        limit = settings.max_buffered_signals
+        messages = sum(1 for held in run.held if held.get("kind") in ("signal_workflow", "update_workflow"))
+        if isinstance(command, (c.SignalWorkflow, c.UpdateWorkflow)) and messages >= limit:
+            return f"{run.blocked}; and it holds {limit} signals and updates already (max_buffered_signals)"
+        raw = command.model_dump(mode="json")
+        budget = int(settings.max_record_bytes * HELD_BYTES_SHARE)
+        if sum(len(to_json(held)) for held in run.held) + len(to_json(raw)) > budget:
+            return f"{run.blocked}; and what it holds would outgrow its state record ({budget} bytes)"
+        run.held.append(raw)
         return None
 
     def _unblock(self, run: RunState, entry: TimerEntry) -> None:
@@ -532,9 +556,12 @@ class PartitionProcessor:
         if run.blocked is None:
             return
         try:
+            if run.blocked_by == self.ctx.code_token:
+                # The code that blocked it is the code loaded here: it fails the same way again.
+                raise RunBlocked(run.workflow_id, run.blocked)
             self._instance(run)
         except RunBlocked as exc:
-            run.blocked = exc.reason
+            run.blocked, run.blocked_by = exc.reason, self.ctx.code_token
             entry.attempt += 1
             entry.fire_at = self.now + min(UNBLOCK_RETRY * 2**entry.attempt, MAX_UNBLOCK_RETRY)
             self.timers.add(self.txn, entry)
@@ -545,7 +572,7 @@ class PartitionProcessor:
             len(run.held),
             extra={"workflowId": run.workflow_id, "partition": self.partition},
         )
-        held, run.blocked, run.held = run.held, None, []
+        held, run.blocked, run.blocked_by, run.held = run.held, None, None, []
         for raw in held:
             command = c.inbox_command_adapter.validate_python(raw)
             reason = self.handle(command, deduplicate=False)

@@ -10,6 +10,7 @@ topic with a reason naming the field.
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError
@@ -31,6 +32,18 @@ IdReusePolicy = Literal["allow_duplicate", "allow_duplicate_failed_only", "rejec
 """When a workflow id's latest run is closed: start another, only if it did not complete, or never."""
 IdConflictPolicy = Literal["use_existing", "fail", "terminate_existing"]
 """When a workflow id has an open run: start nothing, refuse the start, or end that run and start."""
+
+
+RUN_IDS = uuid.UUID("6f1c6c2e-52a4-4f3b-9d54-0b7a3c1f5e21")
+"""The namespace of run ids derived from a start's request id (``start_run_id``)."""
+
+
+def start_run_id(workflow_id: str, request_id: str | None) -> str:
+    """The run id a start asks for: derived from its request id when it has one, so a start
+    sent again with it (a retry after a timeout) names the same run; else a new one."""
+    if request_id is None:
+        return str(uuid.uuid4())
+    return str(uuid.uuid5(RUN_IDS, f"{workflow_id}\x00{request_id}"))
 
 
 class StartSignal(WireModel):

@@ -71,6 +71,8 @@ class RunJson(TypedDict):
     updates: dict[str, UpdateOutcomeJson]
     blocked: str | None
     """Why the run's code cannot go on (a deploy it does not replay on); None when it can."""
+    blocked_by: str | None
+    """The engine process whose code blocked it."""
     held: list[dict[str, Any]]
     """Inbox commands waiting for a blocked run's code, in order."""
 

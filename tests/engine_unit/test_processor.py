@@ -19,6 +19,7 @@ from ledgerflow.engine.state.committed import read_history, read_run
 from ledgerflow.engine.state.store import PartitionStore
 from ledgerflow.schemas.commands import (
     SignalWorkflow,
+    StartSignal,
     StartWorkflow,
     TaskCompleted,
     TerminateWorkflow,
@@ -314,3 +315,42 @@ def test_id_policies_decide_what_a_start_of_a_taken_id_does(tmp_path: Path) -> N
     assert refused is not None and "TERMINATED" in refused and "reject_duplicate" in refused
     assert start("r6", id_reuse_policy="allow_duplicate_failed_only") is None  # r4 did not complete
     assert read_run(processor.store, "p").run_id == "r6"  # type: ignore[union-attr]
+
+
+def test_a_blocked_run_holds_each_request_once_holds_a_start_signal_and_still_times_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = WorkflowRegistry.from_modules([FLOWS])
+    store = PartitionStore(tmp_path / "p0")
+
+    def deployed() -> PartitionProcessor:
+        return PartitionProcessor(0, store, EngineContext(Settings(), registry, lambda _id: None))
+
+    monkeypatch.delenv("LEDGERFLOW_TEST_VERSION", raising=False)
+    processor = deployed()
+    start = StartWorkflow(workflow_id="v", workflow_type="Versioned", input=1, execution_timeout=100)
+    (task,) = tasks(batch(processor, 1.0, start))
+    batch(processor, 2.0, TaskCompleted(workflow_id="v", run_id=task.run_id, seq=1, attempt=1, result=2))
+    monkeypatch.setenv("LEDGERFLOW_TEST_VERSION", "2")
+    processor = deployed()
+    once = SignalWorkflow(workflow_id="v", name="go", request_id="go-1")
+    with_signal = StartWorkflow(
+        workflow_id="v", workflow_type="Versioned", run_id="other", start_signal=StartSignal(name="go")
+    )
+    batch(processor, 3.0, once, once, with_signal)  # the first blocks the run; the same request again
+    run = read_run(store, "v")
+    assert run is not None and run.blocked is not None
+    assert [(h["kind"], h["name"]) for h in run.held] == [
+        ("signal_workflow", "go"),
+        ("signal_workflow", "go"),
+    ]
+    assert run.held[0]["request_id"] == "go-1" and run.held[1].get("request_id") is None
+    big = SignalWorkflow(workflow_id="v", name="go", payload="x" * 300_000)
+    processor.begin(4.0, Outbox(processor.ctx.settings))
+    refused = [processor.handle(big) for _ in range(3)]
+    processor.store.write(dict(processor.finish()), None)
+    assert refused[0] is None and refused[2] is not None and "outgrow its state record" in refused[2]
+    batch(processor, 200.0)  # the execution timeout needs no code: it fires while blocked
+    run = read_run(store, "v")
+    assert run is not None and run.status == "FAILED" and run.failure is not None
+    assert run.failure.type == "WorkflowExecutionTimeout" and run.held == [] and run.blocked is None

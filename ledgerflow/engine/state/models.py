@@ -76,6 +76,9 @@ class RunState(BaseModel):
     blocked: str | None = None
     """Why the run's code cannot go on here (it no longer replays its history, or is not
     loaded): the run stays open, its code is tried again now and then, and ``held`` waits."""
+    blocked_by: str | None = None
+    """The engine process whose code blocked it (``EngineContext.code_token``): only another
+    process (a deploy) tries the code again."""
     held: list[JSON] = Field(default_factory=list)
     """Inbox commands for the run that arrived while it was blocked, in order (as JSON)."""
 
