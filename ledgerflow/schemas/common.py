@@ -106,11 +106,7 @@ class RetryPolicy(WireModel):
     @staticmethod
     def seconds(value: float | timedelta | None) -> float | None:
         """Normalise a duration given as seconds or a timedelta."""
-        if value is None:
-            return None
-        if isinstance(value, timedelta):
-            return value.total_seconds()
-        return float(value)
+        return None if value is None else float(_seconds_of(value))  # type: ignore[arg-type]
 
 
 class Failure(WireModel):

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, TypeAdapter
 from pydantic_core import to_json
 
-from ledgerflow.schemas.common import JSON, WireModel
+from ledgerflow.schemas.common import JSON, Id, WireModel
 
 
 class ActivityTask(WireModel):
@@ -37,8 +37,8 @@ class TaskToken(WireModel):
     """Names one activity attempt, for whoever completes it outside the worker (async activity
     completion): ``activity.info().task_token`` is this, encoded by ``task_token``."""
 
-    workflow_id: str
-    run_id: str
+    workflow_id: Id
+    run_id: Id
     seq: int
     attempt: int
     partition: int | None = None

@@ -18,6 +18,7 @@ from ledgerflow.errors import check_id
 from ledgerflow.schemas import export
 from ledgerflow.schemas.commands import inbox_command_adapter
 from ledgerflow.schemas.common import ID_PATTERN, bare_id_adapter, id_adapter
+from ledgerflow.schemas.tasks import TaskToken, read_task_token, task_token
 from tests.schemas.test_schemas import COMMANDS
 
 VALID = [
@@ -155,3 +156,13 @@ def test_only_the_engines_own_id_fields_are_shown_bare_never_the_users_payloads(
         "result": {"workflow_id": "team/y"},  # the user's data, as it was written
     }
     assert namespaces.visible("other", state)["workflow_id"] == "team/x"
+
+
+def test_a_task_token_naming_a_bad_id_is_refused_as_no_token() -> None:
+    """A forged token must fail as a token (422 naming taskToken at the gateway), not later
+    as a task result the engine's models refuse (a 500)."""
+    good = TaskToken(workflow_id="order-1", run_id="r", seq=1, attempt=1)
+    assert read_task_token(task_token(good)) == good
+    forged = task_token(TaskToken.model_construct(workflow_id="a/b/c", run_id="r", seq=1, attempt=1))
+    with pytest.raises(ValueError, match="task token that does not read back"):
+        read_task_token(forged)
