@@ -120,6 +120,8 @@ _TRANSIENT = (
     KafkaError.NOT_LEADER_FOR_PARTITION,
     KafkaError.LEADER_NOT_AVAILABLE,
     KafkaError.UNKNOWN_TOPIC_OR_PART,
+    # a newly elected leader answers this until its high watermark has caught up with the ISR
+    KafkaError.OFFSET_NOT_AVAILABLE,
     KafkaError._TIMED_OUT,  # noqa: SLF001
     KafkaError._TRANSPORT,  # noqa: SLF001
     # a query still queued for a dead broker when fresh metadata drops that broker
