@@ -24,6 +24,7 @@ from ledgerflow.errors import (
     WorkflowUpdateFailedError,
 )
 from ledgerflow.schemas.common import RetryPolicy
+from ledgerflow.schemas.history import WorkflowHistory
 
 if TYPE_CHECKING:
     from ledgerflow.client import Client, WorkflowHandle
@@ -56,6 +57,7 @@ __all__ = [
     "WorkflowAlreadyStartedError",
     "WorkflowFailedError",
     "WorkflowHandle",
+    "WorkflowHistory",
     "WorkflowNotFoundError",
     "WorkflowUpdateFailedError",
     "__version__",

@@ -64,6 +64,7 @@ from ledgerflow.schemas.events import (
     WorkflowContinuedAsNew,
     history_event_adapter,
 )
+from ledgerflow.schemas.history import WorkflowHistory
 from ledgerflow.schemas.owner import AdmissionJson, UpdateOutcomeJson, UpdateStatusJson
 from ledgerflow.schemas.tasks import TaskToken, read_task_token
 from ledgerflow.sdk.definition import QUERY_ATTR, SIGNAL_ATTR, UPDATE_ATTR, definition_of
@@ -142,7 +143,7 @@ class AsyncActivityHandle:
         """The attempt failed (its retry policy decides what follows), with ``error``'s type and
         message."""
         failure = (
-            Failure(type="ActivityError", message=error)
+            Failure(type="ApplicationError", message=error)
             if isinstance(error, str)
             else failure_from_exception(error)
         )
@@ -224,6 +225,9 @@ class WorkflowHandle:
 
     def history(self) -> list[HistoryEvent]:
         return self.client.history(self.workflow_id, self.run_id)
+
+    def fetch_history(self) -> WorkflowHistory:
+        return self.client.fetch_history(self.workflow_id, self.run_id)
 
 
 class Client:
@@ -630,6 +634,15 @@ class Client:
             run_id = page.run_id  # later pages of the same run, even if a new run starts
             if not page.events or offset + len(events) >= page.total:
                 return events
+
+    def fetch_history(self, workflow_id: str, run_id: str | None = None) -> WorkflowHistory:
+        """The whole history of the latest run (or of ``run_id``), naming its run: what a
+        ``Replayer`` replays and ``ledgerflow history --export`` writes."""
+        first = self.history_page(workflow_id, run_id, 0)
+        events = list(first.events)
+        if first.events and len(events) < first.total:
+            events += self.history(workflow_id, first.run_id, len(events))
+        return WorkflowHistory(workflow_id, first.run_id, events)
 
     def _closing_event(self, workflow_id: str, run_id: str) -> HistoryEvent:
         """The last event of a closed run: two one-event pages, however long its history."""

@@ -7,11 +7,19 @@ message, so callers can act on them.
 from __future__ import annotations
 
 import traceback
+from functools import cached_property
 from typing import Any
 
 from pydantic import ValidationError
 
-from ledgerflow.schemas.common import BARE_ID_RULE, ID_RULE, Failure, bare_id_adapter, id_adapter
+from ledgerflow.schemas.common import (
+    BARE_ID_RULE,
+    ID_RULE,
+    MAX_CAUSE_DEPTH,
+    Failure,
+    bare_id_adapter,
+    id_adapter,
+)
 
 
 class LedgerflowError(Exception):
@@ -64,17 +72,31 @@ class ApplicationError(LedgerflowError):
         self.non_retryable = non_retryable
         self.details = details
 
+    @property
+    def cause(self) -> BaseException | None:
+        """The exception this one was raised from (``raise ... from cause``), if any."""
+        return self.__cause__
+
 
 class FailureError(LedgerflowError):
     """A failure that came back over the wire; ``failure`` holds what was recorded."""
 
     def __init__(self, failure: Failure, prefix: str = "") -> None:
-        super().__init__(f"{prefix}{failure.type}: {failure.message}")
+        super().__init__(prefix + "; caused by ".join(f"{f.type}: {f.message}" for f in _chain(failure)))
         self.failure = failure
+
+    @cached_property
+    def cause(self) -> LedgerflowError:
+        """``failure`` as an exception, to follow the chain as in Temporal: under a
+        ``WorkflowFailedError`` the workflow's error (an ``ActivityError`` when an activity's
+        failure went unhandled), under an ``ActivityError`` the activity's own error (an
+        ``ApplicationError`` carrying its type, message and details), and so on down."""
+        return exception_from_failure(self.failure)
 
 
 class ActivityError(FailureError):
-    """Raised in a workflow when an activity failed for good (attempts spent, non-retryable, timed out)."""
+    """Raised in a workflow when an activity failed for good (attempts spent, non-retryable,
+    timed out); ``failure`` (and ``cause``) is the activity's own failure."""
 
     def __init__(self, failure: Failure, activity_type: str, seq: int) -> None:
         super().__init__(failure, prefix=f"activity {activity_type!r} (#{seq}) failed: ")
@@ -83,7 +105,12 @@ class ActivityError(FailureError):
 
 
 class ChildWorkflowError(FailureError):
-    """Raised in a workflow when a child workflow did not complete."""
+    """Raised in a workflow when a child workflow did not complete; ``failure`` (and ``cause``)
+    is how the child ended."""
+
+    def __init__(self, failure: Failure, seq: int) -> None:
+        super().__init__(failure, prefix=f"child workflow (#{seq}) failed: ")
+        self.seq = seq
 
 
 class WorkflowFailedError(FailureError):
@@ -282,8 +309,34 @@ class DeploymentMovedError(LedgerflowError):
 
 
 def failure_from_exception(exc: BaseException) -> Failure:
-    """The wire form of an exception raised by an activity or a workflow."""
-    stack = "".join(traceback.format_exception(exc)) if exc.__traceback__ else None
+    """The wire form of an exception raised by an activity or a workflow, with its causes.
+
+    An ``ActivityError`` or ``ChildWorkflowError`` becomes a failure of that type whose cause is
+    the activity's or child's failure; an exception raised ``from`` another carries that one as
+    its cause. The chain is cut at ``MAX_CAUSE_DEPTH``.
+    """
+    return _failure(exc, MAX_CAUSE_DEPTH)
+
+
+def _failure(exc: BaseException, depth: int) -> Failure:
+    # The stack leaves out a cause raised ``from``: that one is the failure's own ``cause``.
+    chain = exc.__cause__ is None
+    stack = "".join(traceback.format_exception(exc, chain=chain)) if exc.__traceback__ else None
+    if isinstance(exc, ActivityError | ChildWorkflowError):
+        # The message names the step; what went wrong is the cause's (not repeated here).
+        step = f"activity {exc.activity_type!r}" if isinstance(exc, ActivityError) else "child workflow"
+        return Failure(
+            type=type(exc).__name__,
+            message=f"{step} (#{exc.seq}) failed",
+            stack=stack,
+            cause=_cut_chain(exc.failure, depth - 1),
+            activity_type=exc.activity_type if isinstance(exc, ActivityError) else None,
+            seq=exc.seq,
+        )
+    if isinstance(exc, FailureError):  # e.g. a WorkflowFailedError met by an activity's Client
+        return _cut_chain(exc.failure, depth) or exc.failure
+    raised_from = exc.__cause__
+    cause = _failure(raised_from, depth - 1) if raised_from is not None and depth > 1 else None
     if isinstance(exc, ApplicationError):
         return Failure(
             type=exc.type,
@@ -291,7 +344,39 @@ def failure_from_exception(exc: BaseException) -> Failure:
             non_retryable=exc.non_retryable,
             details=exc.details,
             stack=stack,
+            cause=cause,
         )
-    if isinstance(exc, FailureError):
-        return exc.failure
-    return Failure(type=type(exc).__name__, message=str(exc), stack=stack)
+    return Failure(type=type(exc).__name__, message=str(exc), stack=stack, cause=cause)
+
+
+def _chain(failure: Failure) -> list[Failure]:
+    """``failure`` and its causes, outermost first."""
+    links = [failure]
+    while links[-1].cause is not None:
+        links.append(links[-1].cause)
+    return links
+
+
+def _cut_chain(failure: Failure, depth: int) -> Failure | None:
+    """``failure`` with at most ``depth`` links (itself included); None for a depth under 1."""
+    if depth < 1:
+        return None
+    if failure.cause is None:
+        return failure
+    return failure.model_copy(update={"cause": _cut_chain(failure.cause, depth - 1)})
+
+
+def exception_from_failure(failure: Failure) -> LedgerflowError:
+    """The exception a recorded failure stands for: an ``ActivityError`` or
+    ``ChildWorkflowError`` for those types, else an ``ApplicationError`` with the failure's type,
+    message and details, raised from its cause."""
+    if failure.cause is not None and failure.type == "ActivityError":
+        return ActivityError(failure.cause, failure.activity_type or "?", failure.seq or 0)
+    if failure.cause is not None and failure.type == "ChildWorkflowError":
+        return ChildWorkflowError(failure.cause, failure.seq or 0)
+    error = ApplicationError(
+        failure.message, type=failure.type, non_retryable=failure.non_retryable, details=failure.details
+    )
+    if failure.cause is not None:
+        error.__cause__ = exception_from_failure(failure.cause)
+    return error

@@ -219,10 +219,44 @@ async def wait_signal(
     return from_json(payload, result_type)
 
 
+async def execute_local_activity(
+    activity: Callable[..., Any] | str,
+    *arguments: Any,
+    args: Sequence[Any] | None = None,
+    start_to_close_timeout: float | timedelta | None = None,
+    schedule_to_close_timeout: float | timedelta | None = None,
+    retry_policy: RetryPolicy | None = None,
+    result_type: type[T] | None = None,
+    queue: str = "default",
+) -> Any:
+    """Temporal's local activity, run as an ordinary activity by a worker of ``queue``.
+
+    In Temporal a local activity runs inside the worker process that runs the workflow, to save
+    a round trip through the server. Ledgerflow runs workflow code in the engine, which never
+    runs activity code (docs/decisions/0007-local-activities.md), so this schedules the
+    activity as :func:`execute_activity` does: durable, at least once, retried by
+    ``retry_policy``, with a local activity's options (no heartbeat timeout, no task queue of its
+    own). A sample ports unchanged; the step costs what any activity costs.
+    """
+    return await execute_activity(
+        activity,
+        *arguments,
+        args=args,
+        queue=queue,
+        start_to_close_timeout=start_to_close_timeout,
+        schedule_to_close_timeout=schedule_to_close_timeout,
+        retry_policy=retry_policy,
+        result_type=result_type,
+    )
+
+
 execute_activity_method = execute_activity
 """``execute_activity`` for an ``@activity.defn`` method named through its class
 (``MyActivities.do_thing``), as temporalio spells it; the worker runs it bound to the object its
 activities module holds."""
+
+execute_local_activity_method = execute_local_activity
+"""``execute_local_activity`` for an ``@activity.defn`` method named through its class."""
 
 
 async def execute_child_workflow(
@@ -308,6 +342,8 @@ __all__ = [
     "execute_activity",
     "execute_activity_method",
     "execute_child_workflow",
+    "execute_local_activity",
+    "execute_local_activity_method",
     "info",
     "is_replaying",
     "now",

@@ -12,7 +12,8 @@ from ledgerflow.cli.options import kafka_options, settings_from
 from ledgerflow.codec.keyfile import load_codec
 from ledgerflow.engine.workflow.replayer import replay_run
 from ledgerflow.errors import LedgerflowError
-from ledgerflow.schemas.events import HistoryEvent, history_event_adapter
+from ledgerflow.schemas.events import HistoryEvent
+from ledgerflow.schemas.history import WorkflowHistory
 from ledgerflow.sdk.definition import WorkflowRegistry
 
 
@@ -45,10 +46,11 @@ def replay_command(
     events: list[HistoryEvent]
     settings = settings_from(bootstrap, prefix, partitions, replication_factor)
     if history_file is not None:
-        document = json.loads(history_file.read_text())
-        workflow_id = document["workflow_id"]
-        run_id = document["run_id"]
-        events = [history_event_adapter.validate_python(e) for e in document["events"]]
+        try:
+            recorded = WorkflowHistory.from_json(history_file.read_text())
+        except ValueError as exc:  # pydantic's ValidationError is one
+            raise click.ClickException(f"{history_file}: {exc}") from exc
+        workflow_id, run_id, events = recorded.workflow_id, recorded.run_id, recorded.events
     elif workflow_id is None:
         raise click.UsageError("give a WORKFLOW_ID or --file")
     else:

@@ -15,6 +15,7 @@ from ledgerflow import Client
 from ledgerflow.cli.options import kafka_options, settings_from
 from ledgerflow.errors import LedgerflowError
 from ledgerflow.schemas.events import HistoryEvent
+from ledgerflow.schemas.history import WorkflowHistory
 
 
 def _client(bootstrap: str, prefix: str, partitions: int, replication_factor: int) -> Client:
@@ -226,12 +227,7 @@ def history_command(
             _fail(exc)
         rid = run_id or state["run_id"]
         if export_path is not None:
-            document = {
-                "workflow_id": workflow_id,
-                "run_id": rid,
-                "events": [e.model_dump(mode="json") for e in events],
-            }
-            export_path.write_text(json.dumps(document, indent=2) + "\n")
+            export_path.write_text(WorkflowHistory(workflow_id, rid, events).to_json())
             click.echo(f"wrote {len(events)} events of {workflow_id} run {rid} to {export_path}")
             return
         if not follow:

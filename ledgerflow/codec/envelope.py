@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from typing import Any
 
 from pydantic_core import from_json, to_json
@@ -78,17 +79,24 @@ def decode_tree(codec: PayloadCodec | None, value: JSON) -> JSON:
 
 
 def encode_failure(codec: PayloadCodec | None, failure: Failure) -> Failure:
-    """``failure`` with its ``details`` encoded (type, message and stack stay readable)."""
-    if codec is None or failure.details is None:
+    """``failure`` with its ``details`` and its causes' encoded (types, messages and stacks stay
+    readable)."""
+    if codec is None:
         return failure
-    return failure.model_copy(update={"details": encode(codec, failure.details)})
+    return _map_details(failure, lambda details: encode(codec, details) if details is not None else None)
 
 
 def decode_failure(codec: PayloadCodec | None, failure: Failure) -> Failure:
-    """``failure`` with its ``details`` decoded."""
-    if not is_encoded(failure.details):
+    """``failure`` with its ``details`` and its causes' decoded."""
+    return _map_details(failure, lambda details: decode(codec, details) if is_encoded(details) else details)
+
+
+def _map_details(failure: Failure, change: Callable[[JSON], JSON]) -> Failure:
+    cause = _map_details(failure.cause, change) if failure.cause is not None else None
+    details = change(failure.details)
+    if details is failure.details and cause is failure.cause:
         return failure
-    return failure.model_copy(update={"details": decode(codec, failure.details)})
+    return failure.model_copy(update={"details": details, "cause": cause})
 
 
 def _parse(envelope: dict[str, Any]) -> EncodedPayload:

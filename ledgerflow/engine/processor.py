@@ -46,6 +46,7 @@ from ledgerflow.errors import (
     TooManyPending,
     readable_size,
 )
+from ledgerflow.failures import fit_failure
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas import events as ev
 from ledgerflow.schemas.common import Failure
@@ -396,7 +397,7 @@ class PartitionProcessor:
         instance = self._instance(run)
         failure = instance.validate_update(command.name, command.payload)
         if failure is not None:
-            failure = encode_failure(self._codec, failure)
+            failure = self._recorded(failure)
             self.append(
                 run, ev.UpdateRejected, update_id=command.update_id, name=command.name, failure=failure
             )
@@ -794,7 +795,7 @@ class PartitionProcessor:
                 )
             case cmd.CompleteUpdate():
                 result = encode(codec, command.result)
-                failure = encode_failure(codec, command.failure) if command.failure else None
+                failure = self._recorded(command.failure) if command.failure else None
                 self.append(
                     run, ev.UpdateCompleted, update_id=command.update_id, result=result, failure=failure
                 )
@@ -804,13 +805,20 @@ class PartitionProcessor:
             case cmd.CompleteWorkflow():
                 self._close(run, ev.WorkflowCompleted, result=encode(codec, command.result))
             case cmd.FailWorkflow():
-                self._close(run, ev.WorkflowFailed, failure=encode_failure(codec, command.failure))
+                self._close(run, ev.WorkflowFailed, failure=self._recorded(command.failure))
             case cmd.CancelWorkflowDone():
                 self._close(run, ev.WorkflowCanceled, reason="canceled")
             case cmd.RecordPatch():
                 self.append(run, ev.PatchRecorded, patch_id=command.patch_id)
             case cmd.ContinueAsNew():
                 self._continue_as_new(run, encode(codec, command.input))
+
+    def _recorded(self, failure: Failure) -> Failure:
+        """A failure raised by workflow code (an update's or the run's), as its event records it:
+        details encoded, and cut to fit the event under ``max_payload_bytes`` (an unhandled
+        activity failure comes with the workflow's own error and stack around it)."""
+        room = self._max_payload_bytes - ev.EVENT_ENVELOPE_BYTES
+        return fit_failure(encode_failure(self._codec, failure), room)
 
     def _close(self, run: RunState, event_type: type[Any], **fields: Any) -> None:
         self.append(run, event_type, **fields)

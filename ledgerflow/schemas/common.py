@@ -6,7 +6,15 @@ import math
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, GetCoreSchemaHandler, TypeAdapter
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    TypeAdapter,
+    field_validator,
+)
 from pydantic_core import CoreSchema, core_schema
 
 JSON = Any
@@ -122,6 +130,31 @@ class Failure(WireModel):
     """Extra JSON details."""
     stack: str | None = None
     """Traceback text from where it was raised, when known."""
+    cause: Failure | None = None
+    """The failure that led to this one: under an ``ActivityError`` the activity's own failure,
+    under an exception raised ``from`` another that other one (at most ``MAX_CAUSE_DEPTH``
+    deep)."""
+    activity_type: str | None = Field(default=None, max_length=ID_MAX_LENGTH)
+    """Set on an ``ActivityError``: the type of the activity that failed."""
+    seq: int | None = Field(default=None, ge=1)
+    """Set on an ``ActivityError`` or ``ChildWorkflowError``: the history's sequence number of
+    the command that scheduled the activity or started the child."""
+
+    @field_validator("cause")
+    @classmethod
+    def _bounded_chain(cls, cause: Failure | None) -> Failure | None:
+        depth, link = 1, cause
+        while link is not None:
+            depth += 1
+            if depth > MAX_CAUSE_DEPTH:
+                raise ValueError(f"a failure's cause chain may be at most {MAX_CAUSE_DEPTH} deep")
+            link = link.cause
+        return cause
+
+
+MAX_CAUSE_DEPTH = 16
+"""Failures in one chain (a failure and its causes): deeper chains are cut when made
+(``failure_from_exception``) and refused when received."""
 
 
 QUEUE_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"

@@ -19,6 +19,9 @@ class FailureJson(TypedDict):
     non_retryable: bool
     details: Any
     stack: str | None
+    cause: FailureJson | None
+    activity_type: str | None
+    seq: int | None
 
 
 class PendingActivityJson(TypedDict, total=False):

@@ -276,27 +276,32 @@ def test_a_start_carrying_an_earlier_run_id_is_ignored(running: Cluster, client:
 # ------------------------------------------------------------- child workflows
 def test_a_failed_child_raises_child_workflow_error_in_its_parent(running: Cluster, client: Client) -> None:
     """A child that fails reaches its parent as ChildWorkflowFailed with the child's failure:
-    a parent that catches ChildWorkflowError completes with what it caught; one that does
-    not fails with the child's failure."""
+    a parent that catches ChildWorkflowError completes with what it caught (down the chain to
+    the activity's error); one that does not fails with a ChildWorkflowError caused by it."""
     client.start_workflow("ChildFailureHandled", None, id="handled")
     client.start_workflow("ChildFailureUnhandled", None, id="unhandled")
     assert client.result("handled", timeout=60) == {
         "caught": "ChildWorkflowError",
+        "cause": "ActivityError of always_fails",
         "type": "CardDeclined",
         "message": "card declined",
     }
     with pytest.raises(WorkflowFailedError) as info:
         client.result("unhandled", timeout=60)
-    assert info.value.status == "FAILED" and info.value.failure.type == "CardDeclined"
+    assert info.value.status == "FAILED"
+    failure = info.value.failure
+    assert failure.type == "ChildWorkflowError" and failure.cause and failure.cause.type == "ActivityError"
+    assert failure.cause.cause and failure.cause.cause.type == "CardDeclined"
 
     for parent in ("handled", "unhandled"):
         child = f"{parent}-child"
         described = client.describe(child)
-        assert described["status"] == "FAILED" and described["failure"]["type"] == "CardDeclined"
+        assert described["status"] == "FAILED" and described["failure"]["type"] == "ActivityError"
+        assert described["failure"]["cause"]["type"] == "CardDeclined"
         assert described["parent_workflow_id"] == parent
         history = client.history(parent)
         failed = [e for e in history if isinstance(e, ev.ChildWorkflowFailed)]
-        assert [(e.seq, e.failure.type) for e in failed] == [(1, "CardDeclined")]
+        assert [(e.seq, e.failure.type) for e in failed] == [(1, "ActivityError")]
         assert closings(history) == ["workflow_completed" if parent == "handled" else "workflow_failed"]
         assert_invariants(client, parent)
         assert_invariants(client, child)

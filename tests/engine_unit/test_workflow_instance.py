@@ -476,12 +476,15 @@ def test_activity_failure_is_raised_into_the_code() -> None:
     run.assert_replays()
 
 
-def test_unhandled_activity_failure_fails_the_workflow_with_it() -> None:
+def test_unhandled_activity_failure_fails_the_workflow_with_an_activity_error_caused_by_it() -> None:
     run = code_run(ignores_failure)
     run.start()
     failure = Failure(type="CardDeclined", message="insufficient funds")
     failed = only(run.feed(ev.ActivityFailed, seq=1, attempt=1, failure=failure), cmd.FailWorkflow)
-    assert (failed.failure.type, failed.failure.message) == ("CardDeclined", "insufficient funds")
+    assert failed.failure.type == "ActivityError"
+    assert (failed.failure.activity_type, failed.failure.seq) == ("charge_card", 1)
+    assert failed.failure.message == "activity 'charge_card' (#1) failed"  # what went wrong is the cause
+    assert failed.failure.cause == failure
     run.assert_replays()
 
 
@@ -1099,7 +1102,7 @@ def test_dag_node_failure_fails_the_run() -> None:
     run.start({"n": 1})
     failure = Failure(type="HTTPError", message="503")
     failed = only(run.feed(ev.ActivityFailed, seq=1, attempt=3, failure=failure), cmd.FailWorkflow)
-    assert (failed.failure.type, failed.failure.message) == ("HTTPError", "503")
+    assert (failed.failure.type, failed.failure.seq, failed.failure.cause) == ("ActivityError", 1, failure)
 
 
 def test_dag_bad_condition_fails_the_run_naming_the_expression() -> None:

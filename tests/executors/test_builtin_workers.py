@@ -55,8 +55,9 @@ def test_a_disabled_builtin_fails_its_node_and_an_enabled_one_runs(
     client.start_workflow("refused", None, id="refused-1")
     with pytest.raises(WorkflowFailedError) as ended:
         client.result("refused-1", timeout=60)
-    failure = ended.value.failure
-    assert failure.type == "BuiltinDisabled" and failure.non_retryable, failure
+    assert ended.value.failure.type == "ActivityError", ended.value.failure
+    failure = ended.value.failure.cause  # the node's activity failure, which the run let escape
+    assert failure is not None and failure.type == "BuiltinDisabled" and failure.non_retryable, failure
     assert "file.write_text refused: not enabled on this worker" in failure.message
     assert "LEDGERFLOW_BUILTINS" in failure.message
     history = client.history("refused-1")

@@ -26,10 +26,13 @@ pytestmark = pytest.mark.kafka
 
 
 def failure_of(client: Client, workflow_id: str) -> Failure:
-    """The failure the run of ``workflow_id`` ended with (it must fail)."""
+    """The activity failure the run of ``workflow_id`` ended with (it must fail by letting it
+    escape: an ActivityError caused by it)."""
     with pytest.raises(WorkflowFailedError) as ended:
         client.result(workflow_id, timeout=90)
-    return ended.value.failure
+    failure = ended.value.failure
+    assert failure.type == "ActivityError" and failure.cause is not None, failure
+    return failure.cause
 
 
 def serves_on(client: Client, worker: NodeProcess) -> None:
@@ -75,13 +78,15 @@ def test_a_failure_over_the_payload_limit_is_cut_and_retried_as_its_policy_says(
     markers = tmp_path / "m"
     markers.mkdir()
     client.start_workflow("Raises", [str(markers), 2_000_000], id="raises-large")
-    failure = failure_of(client, "raises-large")
+    recorded = failure_of(client, "raises-large")
+    assert recorded.type == "ValueError" and recorded.message.startswith("y" * 50_000), recorded.type
+    history = client.history("raises-large")
+    failure = next(e for e in history if isinstance(e, ev.ActivityFailed)).failure
     assert failure.type == "ValueError" and not failure.non_retryable, failure.type
     kept = re.fullmatch(r"(y+)… \[(\d+) bytes cut\]", failure.message)
     assert kept, failure.message[-100:]
     assert len(kept[1]) + int(kept[2]) == 2_000_000 and len(kept[1]) > 50_000
     assert failure.stack is not None and failure.stack.startswith("Traceback"), failure.stack
-    history = client.history("raises-large")
     failed = [e for e in history if isinstance(e, ev.ActivityAttemptFailed | ev.ActivityFailed)]
     assert [(type(e).__name__, e.attempt) for e in failed] == [
         ("ActivityAttemptFailed", 1),

@@ -16,12 +16,8 @@ from hypothesis import strategies as st
 from pydantic_core import to_json
 
 from ledgerflow.config import Settings
-from ledgerflow.executors.outcomes import (
-    TEXT_ROOM,
-    fit_failure,
-    heartbeat_record,
-    outcome_record,
-)
+from ledgerflow.executors.outcomes import heartbeat_record, outcome_record
+from ledgerflow.failures import TEXT_ROOM, fit_failure
 from ledgerflow.schemas import events as ev
 from ledgerflow.schemas.commands import TaskCompleted, TaskFailed, TaskHeartbeat, inbox_command_adapter
 from ledgerflow.schemas.common import Failure

@@ -259,3 +259,140 @@ class ActivityMethodWorkflow:
         return await workflow.execute_activity_method(
             MyActivities.do_database_thing, "orders", start_to_close_timeout=timedelta(seconds=5)
         )
+
+
+# --------------------------------------------------------------------- hello_exception
+@activity.defn
+async def compose_greeting_failing(input: ComposeGreetingInput) -> str:
+    raise RuntimeError(f"Intentionally failing to greet {input.name}")
+
+
+@workflow.defn
+class ExceptionWorkflow:
+    @workflow.run
+    async def run(self, name: str) -> str:
+        return await workflow.execute_activity(
+            compose_greeting_failing,
+            ComposeGreetingInput("Hello", name),
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=workflow.RetryPolicy(initial_interval=0.1, maximum_attempts=2),
+        )
+
+
+# ---------------------------------------------------------------- hello_local_activity
+@workflow.defn
+class LocalActivityWorkflow:
+    @workflow.run
+    async def run(self, name: str) -> str:
+        return await workflow.execute_local_activity(
+            compose_typed_greeting,
+            ComposeGreetingInput("Hello", name),
+            start_to_close_timeout=timedelta(seconds=10),
+        )
+
+
+# ---------------------------------------------------------------- hello_activity_retry
+@activity.defn
+async def compose_greeting_on_the_fourth_try(input: ComposeGreetingInput) -> str:
+    if activity.info().attempt < 4:
+        raise RuntimeError(f"Intentionally failing attempt {activity.info().attempt}")
+    return f"{input.greeting}, {input.name}! (attempt {activity.info().attempt})"
+
+
+@workflow.defn
+class ActivityRetryWorkflow:
+    @workflow.run
+    async def run(self, name: str) -> str:
+        return await workflow.execute_activity(
+            compose_greeting_on_the_fourth_try,
+            ComposeGreetingInput("Hello", name),
+            start_to_close_timeout=timedelta(seconds=10),
+            retry_policy=workflow.RetryPolicy(initial_interval=timedelta(milliseconds=100)),
+        )
+
+
+# ---------------------------------------------------------------- hello_child_workflow
+@workflow.defn
+class ComposeGreetingWorkflow:
+    @workflow.run
+    async def run(self, input: ComposeGreetingInput) -> str:
+        return f"{input.greeting}, {input.name}!"
+
+
+@workflow.defn
+class GreetingParentWorkflow:
+    @workflow.run
+    async def run(self, name: str) -> str:
+        return await workflow.execute_child_workflow(
+            ComposeGreetingWorkflow.run,
+            ComposeGreetingInput("Hello", name),
+            id="hello-child-workflow-workflow-child-id",
+        )
+
+
+# ---------------------------------------------------------------- hello_continue_as_new
+@workflow.defn
+class LoopingWorkflow:
+    @workflow.run
+    async def run(self, iteration: int) -> int:
+        if iteration == 5:
+            return iteration
+        await asyncio.sleep(0.1)
+        workflow.continue_as_new(iteration + 1)
+
+
+# ------------------------------------------------------------- hello_parallel_activity
+@activity.defn
+async def say_hello_activity(name: str) -> str:
+    return f"Hello, {name}!"
+
+
+@workflow.defn
+class SayHelloWorkflow:
+    @workflow.run
+    async def run(self) -> list[str]:
+        results = await asyncio.gather(
+            *(
+                workflow.execute_activity(
+                    say_hello_activity, name, start_to_close_timeout=timedelta(seconds=5)
+                )
+                for name in ("user1", "user2", "user3", "user4")
+            )
+        )
+        return sorted(results)
+
+
+# ------------------------------------------------------------------- hello_cancellation
+@activity.defn
+async def never_complete_activity(marker_dir: str) -> None:
+    """Heartbeats until told to stop; the cancellation arrives as ``asyncio.CancelledError``."""
+    Path(marker_dir, "started").touch()
+    try:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(0.2)
+    except asyncio.CancelledError:
+        Path(marker_dir, "cancelled").touch()
+        raise
+
+
+@activity.defn
+async def cleanup_activity(marker_dir: str) -> None:
+    Path(marker_dir, "cleanup").touch()
+
+
+@workflow.defn
+class CancellationWorkflow:
+    @workflow.run
+    async def run(self, marker_dir: str) -> None:
+        try:
+            await workflow.execute_activity(
+                never_complete_activity,
+                marker_dir,
+                start_to_close_timeout=timedelta(seconds=1000),
+                heartbeat_timeout=timedelta(seconds=2),
+            )
+        finally:
+            await workflow.execute_activity(
+                cleanup_activity, marker_dir, start_to_close_timeout=timedelta(seconds=5)
+            )

@@ -9,19 +9,37 @@ from pathlib import Path
 
 import pytest
 
-from ledgerflow import Client, WorkflowAlreadyStartedError, WorkflowFailedError, WorkflowUpdateFailedError
+from ledgerflow import (
+    ActivityError,
+    ApplicationError,
+    Client,
+    NonDeterminismError,
+    WorkflowAlreadyStartedError,
+    WorkflowFailedError,
+    WorkflowHistory,
+    WorkflowUpdateFailedError,
+    workflow,
+)
 from ledgerflow.local.processes import Cluster
+from ledgerflow.testing import Replayer
 from tests.fixtures import assert_invariants
 from tests.sdk.hello import (
     ActivityMethodWorkflow,
+    ActivityRetryWorkflow,
     AsyncCompletionWorkflow,
+    CancellationWorkflow,
+    ExceptionWorkflow,
     Greeting,
+    GreetingParentWorkflow,
     GreetingQueryWorkflow,
     GreetingSignalWorkflow,
     GreetingUpdateWorkflow,
     GreetingWorkflow,
     HeartbeatWorkflow,
     LanguageWorkflow,
+    LocalActivityWorkflow,
+    LoopingWorkflow,
+    SayHelloWorkflow,
     SignalWithStartWorkflow,
 )
 from tests.waits import wait_until
@@ -200,3 +218,114 @@ def test_id_conflict_and_reuse_policies_at_the_client(hello: Client) -> None:
         hello.start_workflow(LanguageWorkflow.run, id="policies", id_reuse_policy="reject_duplicate")
     assert hello.describe("policies")["previous_runs"] == [first.run_id]
     assert_invariants(hello, "policies", HELLO)
+
+
+def test_hello_exception_the_caller_follows_the_chain_to_the_activitys_error(hello: Client) -> None:
+    handle = hello.start_workflow(ExceptionWorkflow.run, "World", id="hello-exception-workflow-id")
+    with pytest.raises(WorkflowFailedError) as ended:
+        handle.result(timeout=30)
+    assert ended.value.status == "FAILED"
+    activity_error = ended.value.cause
+    assert isinstance(activity_error, ActivityError)
+    assert activity_error.activity_type == "compose_greeting_failing"
+    application_error = activity_error.cause
+    assert isinstance(application_error, ApplicationError)
+    assert application_error.type == "RuntimeError"
+    assert application_error.message == "Intentionally failing to greet World"
+    failed = [e for e in handle.history() if e.kind == "activity_attempt_failed"]
+    assert len(failed) == 1, "maximum_attempts=2: one retry, then the failure is final"
+    described = hello.describe("hello-exception-workflow-id")["failure"]
+    assert (described["type"], described["cause"]["type"]) == ("ActivityError", "RuntimeError")
+    assert_invariants(hello, "hello-exception-workflow-id", HELLO)
+
+
+def test_hello_local_activity(hello: Client) -> None:
+    handle = hello.start_workflow(LocalActivityWorkflow.run, "World", id="hello-local-activity-workflow-id")
+    assert handle.result(timeout=30) == "Hello, World!"
+    assert_invariants(hello, "hello-local-activity-workflow-id", HELLO)
+
+
+def test_hello_activity_retry(hello: Client) -> None:
+    handle = hello.start_workflow(ActivityRetryWorkflow.run, "World", id="hello-activity-retry-workflow-id")
+    assert handle.result(timeout=30) == "Hello, World! (attempt 4)"
+    failed = [e for e in handle.history() if e.kind == "activity_attempt_failed"]
+    assert [e.attempt for e in failed] == [1, 2, 3]
+    assert_invariants(hello, "hello-activity-retry-workflow-id", HELLO)
+
+
+def test_hello_child_workflow(hello: Client) -> None:
+    handle = hello.start_workflow(GreetingParentWorkflow.run, "World", id="hello-child-workflow-workflow-id")
+    assert handle.result(timeout=30) == "Hello, World!"
+    child = hello.describe("hello-child-workflow-workflow-child-id")
+    assert (
+        child["status"] == "COMPLETED" and child["parent_workflow_id"] == "hello-child-workflow-workflow-id"
+    )
+    for workflow_id in ("hello-child-workflow-workflow-id", "hello-child-workflow-workflow-child-id"):
+        assert_invariants(hello, workflow_id, HELLO)
+
+
+def test_hello_continue_as_new(hello: Client) -> None:
+    handle = hello.start_workflow(LoopingWorkflow.run, 0, id="hello-continue-as-new-workflow-id")
+    assert handle.result(timeout=30) == 5
+    first = hello.history("hello-continue-as-new-workflow-id", handle.run_id)
+    assert first[-1].kind == "workflow_continued_as_new"
+    assert_invariants(hello, "hello-continue-as-new-workflow-id", HELLO)
+
+
+def test_hello_parallel_activity(hello: Client) -> None:
+    handle = hello.start_workflow(SayHelloWorkflow.run, id="hello-parallel-activity-workflow-id")
+    assert handle.result(timeout=30) == [f"Hello, user{i}!" for i in (1, 2, 3, 4)]
+    kinds = [e.kind for e in handle.history()]
+    first_result = min(i for i, kind in enumerate(kinds) if kind == "activity_completed")
+    assert kinds[:first_result].count("activity_scheduled") == 4, "all four ran at once"
+    assert_invariants(hello, "hello-parallel-activity-workflow-id", HELLO)
+
+
+def test_hello_cancellation(hello: Client, tmp_path: Path) -> None:
+    handle = hello.start_workflow(
+        CancellationWorkflow.run, str(tmp_path), id="hello-cancellation-workflow-id"
+    )
+    wait_until((tmp_path / "started").exists, "the activity to start", 20)
+    handle.cancel()
+    with pytest.raises(WorkflowFailedError) as ended:
+        handle.result(timeout=30)
+    assert ended.value.status == "CANCELED"
+    wait_until((tmp_path / "cancelled").exists, "the activity to be told to stop", 10)
+    assert (tmp_path / "cleanup").exists(), "the workflow's finally block ran its cleanup activity"
+    assert_invariants(hello, "hello-cancellation-workflow-id", HELLO)
+
+
+@workflow.defn(name="GreetingWorkflow")
+class ReorderedGreetingWorkflow:
+    """A deploy of GreetingWorkflow that sleeps before its activity: runs recorded by the old
+    code do not replay on it."""
+
+    @workflow.run
+    async def run(self, name: str) -> Greeting:
+        await workflow.sleep(1)
+        return await GreetingWorkflow().run(name)
+
+
+def test_a_replayer_checks_recorded_runs_against_new_code(hello: Client, tmp_path: Path) -> None:
+    ids = [f"replayed-{i}" for i in range(3)]
+    for workflow_id in ids:
+        hello.start_workflow(GreetingWorkflow.run, workflow_id, id=workflow_id).result(timeout=30)
+    runs = hello.list_workflows(workflow_type="GreetingWorkflow", limit=200)  # as the docs show
+    assert sorted(r["workflow_id"] for r in runs) == ids
+    histories = [hello.fetch_history(r["workflow_id"], r["run_id"]) for r in runs]
+    exported = tmp_path / "history.json"
+    exported.write_text(histories[0].to_json())  # as `ledgerflow history ID --export` writes it
+    assert WorkflowHistory.from_json(exported.read_text()) == histories[0]
+
+    results = Replayer(workflows=[GreetingWorkflow]).replay_workflows(histories)
+    assert [r.run_id for r in results.results] == [h.run_id for h in histories]
+    assert not results.failures
+    assert [r.events for r in results.results] == [len(h.events) for h in histories] == [4, 4, 4]
+
+    changed = Replayer(workflows=[ReorderedGreetingWorkflow])
+    with pytest.raises(NonDeterminismError, match="start timer"):
+        changed.replay_workflow(histories[0])
+    reported = changed.replay_workflows(histories, raise_on_replay_failure=False)
+    assert sorted(reported.failures) == sorted(h.run_id for h in histories)
+    with pytest.raises(LookupError, match="GreetingWorkflow"):
+        Replayer(workflows=[LanguageWorkflow]).replay_workflow(histories[0])

@@ -10,7 +10,7 @@ import asyncio
 import os
 from typing import Any
 
-from ledgerflow import ActivityError, ChildWorkflowError, RetryPolicy, workflow
+from ledgerflow import ActivityError, ApplicationError, ChildWorkflowError, RetryPolicy, workflow
 from ledgerflow.sdk.context import current_runtime
 from tests.testapps import acts
 
@@ -288,7 +288,16 @@ class ChildFailureHandled:
         try:
             await workflow.execute_child_workflow(Hopeless, id=f"{workflow.info().workflow_id}-child")
         except ChildWorkflowError as exc:
-            return {"caught": type(exc).__name__, "type": exc.failure.type, "message": exc.failure.message}
+            activity_error = exc.cause  # the child failed by letting its activity's failure escape
+            assert isinstance(activity_error, ActivityError)
+            root = activity_error.cause
+            assert isinstance(root, ApplicationError)
+            return {
+                "caught": type(exc).__name__,
+                "cause": f"{type(activity_error).__name__} of {activity_error.activity_type}",
+                "type": root.type,
+                "message": root.message,
+            }
         return {"caught": "nothing"}
 
 

@@ -181,7 +181,7 @@ class WorkflowInstance(WorkflowRuntime):
             child = self._children.pop(event.seq, None)
             if child and not child.done():
                 failure = decode_failure(codec, event.failure)
-                child.set_exception(ChildWorkflowError(failure, prefix=f"child #{event.seq}: "))
+                child.set_exception(ChildWorkflowError(failure, event.seq))
 
     def _deliver_signal(self, name: str, payload: JSON) -> None:
         handler = self.definition.signals.get(name)
