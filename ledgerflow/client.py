@@ -54,6 +54,7 @@ from ledgerflow.errors import (
 )
 from ledgerflow.kafkaclients import UNASSIGNED, plain_producer
 from ledgerflow.owner_reads import OwnerReads
+from ledgerflow.reset_points import reset_refusal
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas.commands import IdConflictPolicy, IdReusePolicy
 from ledgerflow.schemas.common import Failure
@@ -559,6 +560,49 @@ class Client:
     def terminate(self, workflow_id: str, reason: str = "") -> None:
         engine_id = self._engine_id(workflow_id)
         self.send(engine_id, c.TerminateWorkflow(workflow_id=engine_id, reason=reason))
+
+    def reset(
+        self,
+        workflow_id: str,
+        to_event: int,
+        *,
+        run_id: str | None = None,
+        reason: str = "",
+        timeout: float = 10.0,
+    ) -> WorkflowHandle:
+        """Reset the latest run (or ``run_id``, which must be the latest) to its event
+        ``to_event``: a new run begins with its history before that event and goes on with the
+        code deployed now (the old run is terminated if open). Returns the new run's handle.
+
+        Raises ``ValueError`` naming why when the run cannot be reset there (the event is not one
+        its code reacted to, or a child is open before it), and ``LedgerflowError`` when the
+        new run did not appear within ``timeout`` seconds.
+        """
+        history = self.fetch_history(workflow_id, run_id)
+        refusal = reset_refusal(history.events, to_event)
+        if refusal is not None:
+            raise ValueError(f"cannot reset run {history.run_id} of {workflow_id!r}: {refusal}")
+        engine_id = self._engine_id(workflow_id)
+        command = c.ResetWorkflow(
+            workflow_id=engine_id,
+            run_id=history.run_id,
+            to_event=to_event,
+            reason=reason,
+            request_id=str(uuid.uuid4()),
+        )
+        self.send(engine_id, command)
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.describe(workflow_id)
+            if history.run_id in state.get("previous_runs", []):
+                return WorkflowHandle(self, workflow_id, state["run_id"])
+            if time.monotonic() > deadline:
+                raise LedgerflowError(
+                    f"the reset of run {history.run_id} of {workflow_id!r} was not applied within "
+                    f"{timeout} s (a run started meanwhile, or the engine refused it: its dead-letter "
+                    "topic says why)"
+                )
+            time.sleep(0.05)
 
     def _engine_id(self, workflow_id: str) -> str:
         """The engine's id of ``workflow_id`` in this client's namespace (an id that names its

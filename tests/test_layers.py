@@ -35,6 +35,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "ledgerflow.kafkaclients",
             "ledgerflow.errors",
             "ledgerflow.failures",
+            "ledgerflow.reset_points",
             "ledgerflow.converter",
             "ledgerflow.config",
             "ledgerflow.namespaces",

@@ -16,7 +16,7 @@ from ledgerflow.schemas.dag import DagDefinition
 from ledgerflow.schemas.events import HistoryEvent
 from ledgerflow.schemas.lifecycle import LifecycleEvent
 
-CommandKind = Literal["signal", "cancel", "terminate", "complete", "fail", "heartbeat"]
+CommandKind = Literal["signal", "cancel", "terminate", "reset", "complete", "fail", "heartbeat"]
 
 
 class ApiModel(BaseModel):
@@ -195,6 +195,21 @@ class ReasonRequest(RequestModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "operator request"}]})
 
     reason: str = ""
+
+
+class ResetRequest(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"toEvent": 5, "reason": "fixed in 1.4.2"}]})
+
+    to_event: int = Field(
+        ge=2,
+        description="The event to go back to: the new run keeps the events before it. It must be one "
+        "the code reacted to (an activity's or child's outcome, a fired timer, a signal, an update, "
+        "a cancel request), with no child workflow open before it.",
+    )
+    run_id: str | None = Field(
+        default=None, description="The run to reset; refused unless it is the latest (default: the latest)."
+    )
+    reason: str = Field(default="", max_length=1000)
 
 
 class QueryRequest(RequestModel):

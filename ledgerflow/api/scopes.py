@@ -23,7 +23,8 @@ class Scope(StrEnum):
     READ = "read"
     """Status, history, listings, queries, update outcomes, lifecycle events, the OpenAPI document."""
     WRITE = "write"
-    """Start (and execute), signal, update, cancel, terminate; complete activities by task token."""
+    """Start (and execute), signal, update, cancel, terminate, reset; complete activities by task
+    token."""
     ADMIN = "admin"
     """Register or replace DAG definitions; the cluster routes (placement, stats, cluster events)."""
     METRICS = "metrics"
@@ -75,6 +76,7 @@ ROUTE_SCOPES: dict[tuple[str, str], Scope | None] = {
     ("POST", "/api/v1/workflows/{id}/signal"): Scope.WRITE,
     ("POST", "/api/v1/workflows/{id}/cancel"): Scope.WRITE,
     ("POST", "/api/v1/workflows/{id}/terminate"): Scope.WRITE,
+    ("POST", "/api/v1/workflows/{id}/reset"): Scope.WRITE,
     ("POST", "/api/v1/workflows/{id}/query"): Scope.READ,
     ("POST", "/api/v1/workflows/{id}/updates"): Scope.WRITE,
     ("GET", "/api/v1/workflows/{id}/updates/{update_id}"): Scope.READ,

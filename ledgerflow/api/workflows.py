@@ -41,6 +41,7 @@ from ledgerflow.api.models import (
     QueryResult,
     ReasonRequest,
     RegisterBody,
+    ResetRequest,
     SignalRequest,
     UpdateOutcomeView,
     UpdateRequest,
@@ -70,6 +71,7 @@ from ledgerflow.errors import (
     OwnerUnavailableError,
     WorkflowNotFoundError,
 )
+from ledgerflow.reset_points import reset_refusal
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas.common import BARE_ID_RULE, BareId, Failure, RunStatus
 from ledgerflow.schemas.dag import DagDefinition
@@ -600,6 +602,41 @@ async def terminate(
     reason = (body or ReasonRequest()).reason
     return await command(
         request, id, "terminate", lambda wid: c.TerminateWorkflow(workflow_id=wid, reason=reason)
+    )
+
+
+@router.post(
+    "/workflows/{id}/reset",
+    tags=["workflows"],
+    summary="Reset a workflow's latest run to an event of its history",
+    status_code=202,
+    response_model=CommandAccepted,
+    responses=BODY_DOCS,
+)
+async def reset(request: Request, id: WorkflowIdPath, body: ResetRequest) -> CommandAccepted:
+    """A new run of the workflow begins with the latest run's history before event `toEvent` and
+    goes on from there with the code deployed now: activities open at that point run again,
+    timers keep their fire times, signals received from it on are delivered again. The latest
+    run is terminated if open. A point the run cannot go back to is a 422 naming `toEvent`."""
+    state = gateway_state(request)
+    namespace = namespace_of(request)
+    workflow_id = namespaces.qualify(namespace, id)
+    run_id, _, events = await _whole_history(state, namespace, workflow_id, body.run_id)
+    refusal = reset_refusal(events, body.to_event)
+    if refusal is not None:
+        problem = FieldProblem(loc=["body", "toEvent"], field="toEvent", message=refusal, type="reset_point")
+        raise InvalidRequestError([problem])
+    return await command(
+        request,
+        id,
+        "reset",
+        lambda wid: c.ResetWorkflow(
+            workflow_id=wid,
+            run_id=run_id,
+            to_event=body.to_event,
+            reason=body.reason,
+            request_id=str(uuid.uuid4()),
+        ),
     )
 
 

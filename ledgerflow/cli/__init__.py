@@ -20,6 +20,7 @@ from ledgerflow.cli.workflows import (
     describe_command,
     history_command,
     list_command,
+    reset_command,
     signal_command,
     start_command,
 )
@@ -44,6 +45,7 @@ for command in (
     start_command,
     signal_command,
     cancel_command,
+    reset_command,
     describe_command,
     history_command,
     list_command,

@@ -1,4 +1,4 @@
-"""Workflow commands: start, signal, cancel, terminate, describe, history, list, cluster."""
+"""Workflow commands: start, signal, cancel, terminate, reset, describe, history, list, cluster."""
 
 from __future__ import annotations
 
@@ -135,6 +135,38 @@ def cancel_command(
         except LedgerflowError as exc:
             _fail(exc)
     click.echo(f"{'terminate' if terminate else 'cancel'} sent to {workflow_id}")
+
+
+@click.command("reset")
+@kafka_options
+@click.argument("workflow_id")
+@click.option(
+    "--to",
+    "to_event",
+    type=click.IntRange(min=2),
+    required=True,
+    help="The event to go back to: the new run keeps the events before it (see `ledgerflow history`).",
+)
+@click.option("--run-id", default=None, help="The run to reset; it must be the latest (default: the latest).")
+@click.option("--reason", default="")
+def reset_command(
+    bootstrap: str,
+    prefix: str,
+    partitions: int,
+    replication_factor: int,
+    workflow_id: str,
+    to_event: int,
+    run_id: str | None,
+    reason: str,
+) -> None:
+    """Reset WORKFLOW_ID's latest run to event TO: a new run begins with the history before it
+    and goes on with the code deployed now; the old run is terminated if open."""
+    with _client(bootstrap, prefix, partitions, replication_factor) as client:
+        try:
+            handle = client.reset(workflow_id, to_event, run_id=run_id, reason=reason)
+        except (ValueError, LedgerflowError) as exc:  # ValueError: not a point it can go back to
+            _fail(exc)
+    click.echo(f"{workflow_id} reset to event #{to_event}: new run {handle.run_id}")
 
 
 @click.command("describe")

@@ -58,6 +58,19 @@ class ActivityAttempts:
             w.add_timer(run, "schedule_timeout", deadline, command.seq)
         self._dispatch(run, command.seq, pending)
 
+    def reopen(self, run: RunState, seq: int, pending: PendingActivity, retry_at: float | None) -> None:
+        """An activity that was open at a reset's point, open again in the new run: its attempt
+        is dispatched again (or its backoff, ending at ``retry_at``, waited out first), and its
+        schedule-to-close timeout starts over."""
+        w = self.w
+        run.activities[seq] = pending
+        if pending.options.schedule_to_close_timeout:
+            w.add_timer(run, "schedule_timeout", w.now + pending.options.schedule_to_close_timeout, seq)
+        if pending.state == "backoff":
+            w.add_timer(run, "retry", max(w.now, retry_at or w.now), seq, pending.attempt)
+        else:
+            self._dispatch(run, seq, pending)
+
     def request_cancel(self, run: RunState, seq: int) -> None:
         """The code gave up on an activity: record it and tell the worker running it."""
         self.w.append(run, ev.ActivityCancelRequested, seq=seq)

@@ -26,6 +26,7 @@ from ledgerflow.engine.attempts import ActivityAttempts
 from ledgerflow.engine.context import EngineContext
 from ledgerflow.engine.errors import HistoryGapError, RunBlocked, WorkflowTypeNotLoaded
 from ledgerflow.engine.outbox import Outbox
+from ledgerflow.engine.resets import Resets
 from ledgerflow.engine.run_writer import check_room
 from ledgerflow.engine.starts import Starts, named_definition
 from ledgerflow.engine.state import keys
@@ -105,6 +106,7 @@ class PartitionProcessor:
         self._codec = ctx.codec
         self.attempts = ActivityAttempts(self)
         self.starts = Starts(self)
+        self.resets = Resets(self, self.attempts)
 
     # ------------------------------------------------------------ batch frame
     def begin(self, now: float, out: Outbox) -> None:
@@ -293,6 +295,8 @@ class PartitionProcessor:
                 return self._cancel(command)
             case c.TerminateWorkflow():
                 return self._terminate(command)
+            case c.ResetWorkflow():
+                return self.resets.reset(command)
             case c.RegisterDefinition():
                 return self._register(command)
             case c.TaskCompleted() | c.TaskFailed() | c.TaskHeartbeat():
@@ -323,9 +327,7 @@ class PartitionProcessor:
             if previous
             else [],
         )
-        self._runs[run.workflow_id] = run
-        self.open_runs += 1
-        metrics.STARTED.inc()
+        self.begin_run(run)
         self.lifecycle(run, "WORKFLOW_STARTED", run.history_length + 1, {"input": command.input})
         definition = definition_for(command.workflow_type, dag, self.ctx.registry)
         instance = WorkflowInstance(definition, self._info(run, dag), self._codec) if definition else None
@@ -359,6 +361,11 @@ class PartitionProcessor:
         self.cache.put(run.workflow_id, run.run_id, instance)
         self._apply_commands(run, instance, instance.activate(started))
         return run
+
+    def begin_run(self, run: RunState) -> None:
+        self._runs[run.workflow_id] = run
+        self.open_runs += 1
+        metrics.STARTED.inc()
 
     def _info(self, run: RunState, dag: DagDefinition | None) -> WorkflowInfo:
         return WorkflowInfo(run.workflow_id, run.run_id, run.workflow_type, self.partition, dag)
@@ -638,7 +645,7 @@ class PartitionProcessor:
     def append(self, run: RunState, event_type: type[Any], **fields: Any) -> None:
         """Record an event the workflow code need not see (a command, a close)."""
         raw = ev.history_event_json(event_type, run.history_length + 1, self.now, fields)
-        self._record(run, raw, event_type)
+        self.record(run, raw, event_type)
 
     def append_event(self, run: RunState, event_type: type[Any], **fields: Any) -> ev.HistoryEvent:
         """Record an event and return it, for the workflow code to react to."""
@@ -647,10 +654,10 @@ class PartitionProcessor:
         event: ev.HistoryEvent = event_type.model_construct(
             index=run.history_length + 1, time=self.now, **fields
         )
-        self._record(run, event.model_dump_json().encode(), event_type)
+        self.record(run, event.model_dump_json().encode(), event_type)
         return event
 
-    def _record(self, run: RunState, raw: bytes, event_type: type[Any]) -> None:
+    def record(self, run: RunState, raw: bytes, event_type: type[Any]) -> None:
         index = run.history_length + 1
         size = len(raw)
         if size > self._max_payload_bytes:

@@ -1,8 +1,9 @@
 """What the parts of a partition's state machine share: the batch being built and the history
 writes every change goes through.
 
-``PartitionProcessor`` implements it; ``ActivityAttempts`` (attempts.py) and ``Starts``
-(starts.py) act on runs through it alone, so each part sees only what it needs.
+``PartitionProcessor`` implements it; ``ActivityAttempts`` (attempts.py), ``Starts``
+(starts.py) and ``Resets`` (resets.py) act on runs through it alone, so each part sees only what
+it needs.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ledgerflow.engine.state.store import StoreTransaction
 from ledgerflow.engine.timers import TimerIndex
 from ledgerflow.errors import TooManyPending
 from ledgerflow.schemas import commands as c
+from ledgerflow.schemas import events as ev
 from ledgerflow.schemas.lifecycle import LifecycleType
 
 
@@ -34,6 +36,10 @@ class RunWriter(Protocol):
 
     def run(self, workflow_id: str) -> RunState | None:
         """The workflow's latest run (read into the batch), or None."""
+        ...
+
+    def history(self, workflow_id: str, run_id: str, length: int) -> list[ev.HistoryEvent]:
+        """The first ``length`` events of a run (as this batch sees them)."""
         ...
 
     def append(self, run: RunState, event_type: type[Any], **fields: Any) -> None:
@@ -56,6 +62,14 @@ class RunWriter(Protocol):
         self, command: c.StartWorkflow, previous: RunState | None, continued_from: str | None
     ) -> RunState:
         """Start a run as ``command`` asks (admitted already)."""
+        ...
+
+    def begin_run(self, run: RunState) -> None:
+        """Make ``run`` the workflow's latest run, open (its history is still to be written)."""
+        ...
+
+    def record(self, run: RunState, raw: bytes, event_type: type[Any]) -> None:
+        """Append an event already serialized (``raw``, numbered as the run's next) to its history."""
         ...
 
     def terminate(self, run: RunState, reason: str) -> None:

@@ -127,6 +127,24 @@ class TerminateWorkflow(_Command):
     reason: str = ""
 
 
+class ResetWorkflow(_Command):
+    """Start a new run of the workflow id that begins with its latest run's history up to, and
+    not including, event ``to_event``, and goes on from there with the code deployed now.
+
+    The latest run is terminated if it is open. Event ``to_event`` must be one the code reacted
+    to (an activity's or child's outcome, a fired timer, a signal, an update, a cancel request),
+    and no child may be open before it. Activities open at that point run again; signals
+    received from it on are delivered again to the new run.
+    """
+
+    kind: Literal["reset_workflow"] = "reset_workflow"
+    workflow_id: Id
+    to_event: int = Field(ge=2)
+    run_id: Id | None = None
+    """The run to reset; refused when the latest run is another (it moved on meanwhile)."""
+    reason: str = Field(default="", max_length=1000)
+
+
 class RegisterDefinition(_Command):
     """Register (or replace) a DAG workflow definition; keyed by its id."""
 
@@ -187,6 +205,7 @@ InboxCommand = Annotated[
     | UpdateWorkflow
     | CancelWorkflow
     | TerminateWorkflow
+    | ResetWorkflow
     | RegisterDefinition
     | TaskCompleted
     | TaskFailed

@@ -207,6 +207,16 @@ class WorkflowContinuedAsNew(_Event):
     input: JSON = None
 
 
+class WorkflowReset(_Event):
+    """This run was made by a reset: the events before this one are those of run
+    ``reset_run_id`` before its event ``to_event``; from here it goes on with today's code."""
+
+    kind: Literal["workflow_reset"] = "workflow_reset"
+    reset_run_id: str
+    to_event: int
+    reason: str = ""
+
+
 HistoryEvent = Annotated[
     WorkflowStarted
     | ActivityScheduled
@@ -227,6 +237,7 @@ HistoryEvent = Annotated[
     | ChildWorkflowCompleted
     | ChildWorkflowFailed
     | PatchRecorded
+    | WorkflowReset
     | WorkflowCompleted
     | WorkflowFailed
     | WorkflowCanceled

@@ -411,12 +411,26 @@ def _check_chain(
 
 
 def _chain_links(workflow_id: str, chain: _Chain) -> list[str]:
-    """Each run that continued as new names the next run, which names it back and got its input."""
+    """Each run that continued as new names the next run, which names it back and got its input;
+    a run made by a reset begins with exactly the events of the run it reset, up to its point."""
     problems = []
     for (run_id, history), (next_id, next_history) in zip(chain.runs, chain.runs[1:], strict=False):
         closing, started = history[-1] if history else None, next_history[0] if next_history else None
         if not isinstance(started, ev.WorkflowStarted):
             continue  # reported by check_run
+        reset = next((e for e in next_history if isinstance(e, ev.WorkflowReset)), None)
+        if reset is not None:
+            kept = reset.to_event - 1
+            if reset.reset_run_id != run_id:
+                problems.append(
+                    f"{workflow_id}: run {next_id} says it reset run {reset.reset_run_id}, not {run_id}"
+                )
+            elif reset.index != kept + 1 or next_history[:kept] != history[:kept]:
+                problems.append(
+                    f"{workflow_id}: run {next_id} does not begin with the {kept} events of run {run_id} "
+                    f"before its reset point #{reset.to_event}"
+                )
+            continue
         if isinstance(closing, ev.WorkflowContinuedAsNew):
             if closing.new_run_id != next_id or started.continued_from_run_id != run_id:
                 problems.append(

@@ -159,6 +159,48 @@ def test_retries_show_in_the_timeline(api: httpx.Client) -> None:
     assert entry["lastFailure"] and "planned failure on attempt 2" in entry["lastFailure"]
 
 
+def test_a_dag_run_is_reset_to_an_event_and_runs_on_from_it(api: httpx.Client) -> None:
+    dag_id = unique("resettable")
+    assert api.post("/api/v1/workflows", json=fan_out(dag_id)).status_code == 201
+    run = unique("run")
+    started = api.post(f"/api/v1/workflows/{dag_id}/execute", json={"workflowId": run, "input": {"count": 4}})
+    assert started.status_code == 202, started.text
+    first = wait_status(api, run, ("COMPLETED", "FAILED"))
+    assert first["status"] == "COMPLETED", first
+    events = api.get(f"/api/v1/workflows/{run}/history", params={"limit": 1000}).json()["events"]
+    kinds = [e["kind"] for e in events]
+    point = kinds.index("activity_completed", kinds.index("activity_completed") + 1) + 1  # the 2nd result
+
+    for to_event, named in ((1, "greater_than_equal"), (2, "reset_point"), (999, "reset_point")):
+        refused = api.post(f"/api/v1/workflows/{run}/reset", json={"toEvent": to_event})
+        assert refused.status_code == 422, refused.text
+        assert [(e["field"], e["type"]) for e in refused.json()["errors"]] == [("toEvent", named)], (
+            refused.text
+        )
+
+    reset = api.post(f"/api/v1/workflows/{run}/reset", json={"toEvent": point, "reason": "rerun the rest"})
+    assert reset.status_code == 202, reset.text
+    assert reset.json()["command"] == "reset"
+    again = wait_until(
+        lambda: (
+            (s := api.get(f"/api/v1/workflows/{run}/status").json())["runId"] != first["runId"]
+            and s["status"] == "COMPLETED"
+            and s
+        ),
+        "the reset run to complete",
+        30,
+    )
+    assert again["result"] == first["result"]
+    history = api.get(f"/api/v1/workflows/{run}/history", params={"limit": 1000}).json()["events"]
+    assert history[: point - 1] == events[: point - 1]
+    marker = history[point - 1]
+    assert (marker["kind"], marker["reset_run_id"], marker["reason"]) == (
+        "workflow_reset",
+        first["runId"],
+        "rerun the rest",
+    )
+
+
 def test_code_workflow_start_signal_query_cancel_terminate(api: httpx.Client) -> None:
     wid = unique("counter")
     first = api.post("/api/v1/workflows", json={"id": wid, "type": "SignalCounter"})

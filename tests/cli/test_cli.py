@@ -17,7 +17,7 @@ from ledgerflow import Client
 from ledgerflow.local.kafka.libs import java_tool_command
 from ledgerflow.local.processes import Cluster
 from ledgerflow.schemas.commands import StartWorkflow
-from tests.fixtures import FLOWS, ROOT
+from tests.fixtures import FLOWS, ROOT, assert_invariants
 from tests.waits import wait_until
 
 pytestmark = pytest.mark.kafka
@@ -117,6 +117,22 @@ def test_replay_passes_unchanged_code_and_names_the_divergence_of_changed_code(
     assert changed.returncode == 1
     assert "NOT deterministic" in changed.stdout
     assert "'add_one'" in changed.stdout and "'double'" in changed.stdout  # both sides shown
+
+
+def test_reset_takes_a_run_back_to_an_event_and_refuses_a_point_it_cannot_go_back_to(
+    running: Cluster, client: Client
+) -> None:
+    client.start_workflow("ThreeSteps", 1, id="reset-me")
+    assert client.result("reset-me", timeout=30) == 4
+    old_run = client.describe("reset-me")["run_id"]
+    refused = cli(running, "reset", "reset-me", "--to", "4")
+    assert refused.returncode == 1 and "event #4 is activity_scheduled" in refused.stderr, refused.stderr
+    done = cli(running, "reset", "reset-me", "--to", "5", "--reason", "rerun step 2")
+    assert done.returncode == 0, done.stderr
+    new_run = client.describe("reset-me")["run_id"]
+    assert f"reset-me reset to event #5: new run {new_run}" in done.stdout and new_run != old_run
+    assert client.result("reset-me", timeout=30) == 4
+    assert_invariants(client, "reset-me")
 
 
 def test_workflow_started_by_kafkas_console_producer(running: Cluster, client: Client) -> None:

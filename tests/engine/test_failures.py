@@ -8,10 +8,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ledgerflow import Client
+from ledgerflow import Client, WorkflowFailedError
 from ledgerflow.cluster import read_events
 from ledgerflow.config import Settings
 from ledgerflow.local.processes import Cluster, NodeProcess
+from ledgerflow.schemas import events as ev
 from ledgerflow.schemas.commands import StartWorkflow
 from tests.fixtures import ACTS, FLOWS, assert_invariants, lifecycle_counts, owned, settled_shares
 from tests.waits import wait_until
@@ -112,6 +113,42 @@ def test_a_bad_deploy_blocks_its_runs_open_and_the_fixed_deploy_completes_them(
     assert client.result("versioned", timeout=90) == 3  # the held signal reached the code
     assert client.describe("versioned")["blocked"] is None
     assert_invariants(client, "versioned")
+
+
+def test_a_run_failed_by_a_bug_is_reset_after_the_fix_and_completes(cluster: Cluster, client: Client) -> None:
+    """Temporal's reset: once the fix is deployed, the failed run is taken back to the failed
+    step's outcome; the new run keeps what came before (the first activity is not run again)
+    and runs the step again."""
+    engine = cluster.engine([FLOWS])
+    buggy = cluster.worker([ACTS], env={"LEDGERFLOW_TEST_BUG": "1"})
+    engine.wait_ready()
+    client.start_workflow("BuggyStep", 1, id="buggy")
+    with pytest.raises(WorkflowFailedError) as failed:
+        client.result("buggy", timeout=30)
+    assert failed.value.failure.cause is not None and failed.value.failure.cause.type == "Bug"
+    old = client.fetch_history("buggy")
+    failed_step = next(e.index for e in old.events if isinstance(e, ev.ActivityFailed))
+    with pytest.raises(
+        ValueError, match="activity_scheduled; a run is reset to an event its code reacted to"
+    ):
+        client.reset("buggy", failed_step - 1)
+
+    buggy.stop()
+    cluster.worker([ACTS], name="worker-fixed")  # the fix is deployed
+    handle = client.reset("buggy", failed_step, reason="off-by-one fixed")
+    assert handle.run_id != old.run_id
+    assert handle.result(timeout=30) == 3
+    new = client.fetch_history("buggy")
+    assert new.run_id == handle.run_id and new.events[: failed_step - 1] == old.events[: failed_step - 1]
+    reset = new.events[failed_step - 1]
+    assert isinstance(reset, ev.WorkflowReset) and (reset.reset_run_id, reset.reason) == (
+        old.run_id,
+        "off-by-one fixed",
+    )
+    scheduled = [e for e in new.events if isinstance(e, ev.ActivityScheduled)]
+    assert [e.activity_type for e in scheduled] == ["add_one", "buggy_add_one"], "add_one did not run again"
+    assert client.describe("buggy")["previous_runs"] == [old.run_id]
+    assert_invariants(client, "buggy")
 
 
 def open_runs(engine: NodeProcess, limit: int) -> list[str]:

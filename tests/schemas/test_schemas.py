@@ -72,6 +72,7 @@ def test_schema_requires_the_kind_tag_like_the_engine_does() -> None:
         "update_workflow",
         "cancel_workflow",
         "terminate_workflow",
+        "reset_workflow",
         "register_definition",
         "task_completed",
         "task_failed",
@@ -120,6 +121,7 @@ COMMANDS: list[tuple[dict[str, Any], type[Any]]] = [
     ),
     ({"kind": "cancel_workflow", "workflow_id": "w", "reason": "user"}, c.CancelWorkflow),
     ({"kind": "terminate_workflow", "workflow_id": "w"}, c.TerminateWorkflow),
+    ({"kind": "reset_workflow", "workflow_id": "w", "to_event": 5, "reason": "fixed"}, c.ResetWorkflow),
     ({"kind": "register_definition", "definition": DAG}, c.RegisterDefinition),
     (
         {"kind": "task_completed", "workflow_id": "w", "run_id": "r", "seq": 1, "attempt": 1, "result": 5},
@@ -165,7 +167,7 @@ COMMANDS: list[tuple[dict[str, Any], type[Any]]] = [
 def test_every_command_kind_has_a_round_trip_case() -> None:
     union = typing.get_args(c.InboxCommand)[0]
     members = {m.model_fields["kind"].default for m in typing.get_args(union)}
-    assert len(members) == 10
+    assert len(members) == 11
     assert {data["kind"] for data, _ in COMMANDS} == members
 
 
@@ -231,6 +233,7 @@ def test_missing_field_is_rejected_naming_it(data: dict[str, Any], missing: str)
         ),
         ({"kind": "task_completed", "workflow_id": "w", "run_id": "r", "seq": 1, "attempt": 0}, "attempt"),
         ({"kind": "cancel_workflow", "workflow_id": "w", "v": 2}, "v"),
+        ({"kind": "reset_workflow", "workflow_id": "w", "to_event": 1}, "to_event"),
         ({"kind": "cancel_workflow", "workflow_id": "w", "surprise": True}, "surprise"),
     ],
 )

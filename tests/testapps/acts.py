@@ -101,3 +101,11 @@ def await_approval(token_dir: str) -> Any:
     info = activity.info()
     Path(token_dir, f"attempt-{info.attempt}").write_text(info.task_token)
     activity.raise_complete_async()
+
+
+@activity.defn
+async def buggy_add_one(n: int) -> int:
+    """``add_one`` with a bug while ``LEDGERFLOW_TEST_BUG`` is set: it fails for good."""
+    if os.environ.get("LEDGERFLOW_TEST_BUG"):
+        raise ApplicationError("off by one", type="Bug", non_retryable=True)
+    return n + 1

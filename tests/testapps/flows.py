@@ -187,6 +187,16 @@ class Versioned:
 
 
 @workflow.defn
+class BuggyStep:
+    """add_one, then an activity that has a bug while the worker runs with LEDGERFLOW_TEST_BUG."""
+
+    @workflow.run
+    async def run(self, n: int) -> int:
+        a = await workflow.execute_activity(acts.add_one, n, start_to_close_timeout=10)
+        return await workflow.execute_activity(acts.buggy_add_one, a, start_to_close_timeout=10)
+
+
+@workflow.defn
 class Mixed:
     """For failover: an activity, a short sleep, another activity."""
 
