@@ -81,11 +81,14 @@ def collect(modules: Iterable[str]) -> dict[str, ActivityDefinition]:
     its methods run bound to ``acts``, as temporalio's ``activities=[acts.method]``)."""
     found: dict[str, ActivityDefinition] = {}
     for module_name in modules:
-        module = importlib.import_module(module_name)
-        for value in vars(module).values():
-            for definition in _definitions_in(value):
-                found[definition.name] = definition
+        found.update(definitions(vars(importlib.import_module(module_name)).values()))
     return found
+
+
+def definitions(values: Iterable[Any]) -> dict[str, ActivityDefinition]:
+    """The activities among ``values`` (``@activity.defn`` functions, their bound methods, or
+    objects whose methods are activities), by name; a later one replaces an earlier of its name."""
+    return {definition.name: definition for value in values for definition in _definitions_in(value)}
 
 
 def _definitions_in(value: Any) -> list[ActivityDefinition]:

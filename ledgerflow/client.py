@@ -54,7 +54,7 @@ from ledgerflow.errors import (
 )
 from ledgerflow.kafkaclients import UNASSIGNED, plain_producer
 from ledgerflow.owner_reads import OwnerReads
-from ledgerflow.reset_points import reset_refusal
+from ledgerflow.reset_points import children_refusal, reset_refusal
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas.commands import IdConflictPolicy, IdReusePolicy
 from ledgerflow.schemas.common import Failure
@@ -63,6 +63,7 @@ from ledgerflow.schemas.events import (
     HistoryEvent,
     WorkflowCompleted,
     WorkflowContinuedAsNew,
+    WorkflowReset,
     history_event_adapter,
 )
 from ledgerflow.schemas.history import WorkflowHistory
@@ -579,7 +580,8 @@ class Client:
         new run did not appear within ``timeout`` seconds.
         """
         history = self.fetch_history(workflow_id, run_id)
-        refusal = reset_refusal(history.events, to_event)
+        state = self.describe(workflow_id)
+        refusal = reset_refusal(history.events, to_event) or children_refusal(state)
         if refusal is not None:
             raise ValueError(f"cannot reset run {history.run_id} of {workflow_id!r}: {refusal}")
         engine_id = self._engine_id(workflow_id)
@@ -593,14 +595,24 @@ class Client:
         self.send(engine_id, command)
         deadline = time.monotonic() + timeout
         while True:
-            state = self.describe(workflow_id)
-            if history.run_id in state.get("previous_runs", []):
-                return WorkflowHandle(self, workflow_id, state["run_id"])
+            latest = self.describe(workflow_id)["run_id"]
+            if latest != history.run_id:
+                marker = self.history_page(workflow_id, latest, to_event - 1, 1).events
+                made = (
+                    marker
+                    and isinstance(marker[0], WorkflowReset)
+                    and marker[0].reset_run_id == history.run_id
+                )
+                if made:
+                    return WorkflowHandle(self, workflow_id, latest)
+                raise LedgerflowError(
+                    f"run {history.run_id} of {workflow_id!r} was not reset: run {latest} started "
+                    "meanwhile (the engine refused the reset; its dead-letter topic says why)"
+                )
             if time.monotonic() > deadline:
                 raise LedgerflowError(
                     f"the reset of run {history.run_id} of {workflow_id!r} was not applied within "
-                    f"{timeout} s (a run started meanwhile, or the engine refused it: its dead-letter "
-                    "topic says why)"
+                    f"{timeout} s (the engine may have refused it: its dead-letter topic says why)"
                 )
             time.sleep(0.05)
 

@@ -20,24 +20,28 @@ def fit_failure(failure: Failure, room: int) -> Failure:
     """``failure`` with its JSON cut to at most ``room`` bytes (``room`` of 512 bytes or more).
 
     The message keeps its start, the stack its start and its end (the outer calls, and the
-    innermost ones with the error), each marked with how many bytes were cut. A cause that
-    leaves the two less than ``TEXT_ROOM`` is cut in turn to what they leave (and dropped when
-    that is too little for it), then details that still do are dropped, with a note saying so.
+    innermost ones with the error), each marked with how many bytes were cut. What says what
+    went wrong comes first: when the failure's own texts (``TEXT_ROOM``) and its cause do not fit
+    beside its details, the details are dropped, with a note saying so; then a cause that still
+    does not fit is cut in turn to the room left (and dropped when that is too little for it).
     A failure that fits is returned as is.
     """
     if _size(failure) <= room:
         return failure
-    bare = failure.model_copy(update={"message": "", "stack": None})
-    if failure.cause is not None and _size(bare) + TEXT_ROOM > room:
-        # The cause says what went wrong (an ActivityError's is the activity's own failure): it
-        # keeps all the room this failure's own texts do not need.
-        without = _size(bare.model_copy(update={"cause": None}))
-        cause_room = room - without - 2 * TEXT_ROOM
-        cause = fit_failure(failure.cause, cause_room) if cause_room >= 2 * TEXT_ROOM else None
-        bare = bare.model_copy(update={"cause": cause})
-    if _size(bare) + TEXT_ROOM > room:
+    own = failure.model_copy(update={"message": "", "stack": None, "cause": None})
+    cause_size = _size(failure.cause) if failure.cause is not None else 0
+    if _size(own) + TEXT_ROOM + cause_size > room:
         dropped = f"[{_size(failure.details)} bytes of details dropped to fit the payload limit]"
-        bare = bare.model_copy(update={"type": _cut(failure.type, TYPE_ROOM), "details": dropped})
+        own = own.model_copy(update={"type": _cut(failure.type, TYPE_ROOM), "details": dropped})
+    bare = own
+    if failure.cause is not None:
+        # The cause (an ActivityError's is the activity's own failure) keeps the room this
+        # failure's own texts do not need.
+        cause_room = room - _size(own) - 2 * TEXT_ROOM
+        cause = failure.cause if cause_size <= cause_room else None
+        if cause is None and cause_room >= 2 * TEXT_ROOM:
+            cause = fit_failure(failure.cause, cause_room)
+        bare = own.model_copy(update={"cause": cause})
     # Both texts replace their placeholder in ``bare``: "" for the message, null for the stack.
     free = room - _size(bare) + len(b'""')
     if failure.stack is None:
@@ -46,6 +50,15 @@ def fit_failure(failure: Failure, room: int) -> Failure:
     message = _cut(failure.message, max(free // 2, free - _size(failure.stack)))
     stack = _cut(failure.stack, free - _size(message), middle=True)
     return bare.model_copy(update={"message": message, "stack": stack})
+
+
+def same_or_cut(full: str, recorded: str) -> bool:
+    """True when ``recorded`` is ``full``, or ``full`` cut at its end by ``fit_failure`` (what a
+    replay of a failure's message finds in history when the message was over the room)."""
+    if recorded == full:
+        return True
+    head, marker, rest = recorded.rpartition("… [")
+    return bool(marker) and rest.endswith(" bytes cut]") and full.startswith(head) and len(full) > len(head)
 
 
 def _cut(text: str, room: int, middle: bool = False) -> str:

@@ -4,17 +4,26 @@ reset and by the Client and the gateway that ask for it, so a caller hears at on
 A run is reset to an event its code reacted to, after its start: every command of the
 activations before such an event is recorded before it, so the history kept ends where the code
 was waiting. A child workflow open at that point would report to the run that started it, so
-such a point is refused.
+such a point is refused (and so is a child's outcome, its child being open just before it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ledgerflow.schemas import events as ev
 
-RESET_POINTS = tuple(kind for kind in ev.DELIVERED_EVENTS if kind is not ev.WorkflowStarted)
-"""Events a run may be reset to."""
+RESET_POINTS = (
+    ev.ActivityCompleted,
+    ev.ActivityFailed,
+    ev.TimerFired,
+    ev.SignalReceived,
+    ev.UpdateAccepted,
+    ev.CancelRequested,
+)
+"""Events a run may be reset to: those its code reacted to after its start, but a child's
+outcome (its child is open before it)."""
 
 
 def reset_refusal(history: Sequence[ev.HistoryEvent], to_event: int) -> str | None:
@@ -41,3 +50,14 @@ def reset_refusal(history: Sequence[ev.HistoryEvent], to_event: int) -> str | No
             "the child started or after its outcome"
         )
     return None
+
+
+def children_refusal(state: Mapping[str, Any]) -> str | None:
+    """Why the run whose state (``describe``'s JSON) is ``state`` cannot be reset now: it is open
+    with child workflows open, which report to it; None when it can."""
+    children = state.get("children") or {}
+    if state.get("status") != "RUNNING" or not children:
+        return None
+    ordered = sorted(children.items(), key=lambda item: int(item[0]))
+    seqs = ", ".join(f"#{seq} ({workflow_id})" for seq, workflow_id in ordered)
+    return f"its child workflows {seqs} are open; reset it once they have ended (or terminate them first)"

@@ -235,8 +235,9 @@ async def execute_local_activity(
     a round trip through the server. Ledgerflow runs workflow code in the engine, which never
     runs activity code (docs/decisions/0007-local-activities.md), so this schedules the
     activity as :func:`execute_activity` does: durable, at least once, retried by
-    ``retry_policy``, with a local activity's options (no heartbeat timeout, no task queue of its
-    own). A sample ports unchanged; the step costs what any activity costs.
+    ``retry_policy``, with a local activity's options (no heartbeat timeout). It runs on the
+    workers of ``queue`` (``default`` unless given): a worker listening on another queue must be
+    named here. A sample ports unchanged; the step costs what any activity costs.
     """
     return await execute_activity(
         activity,

@@ -24,7 +24,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     running them before the session broker exists keeps the 2-core machine to
     one Kafka at a time. The sort is stable: file order is kept otherwise.
     """
-    items.sort(key=lambda item: "kafka_bootstrap" in getattr(item, "fixturenames", ()))
+    items.sort(key=_uses_session_kafka)
+
+
+def _uses_session_kafka(item: pytest.Item) -> bool:
+    """A test that asks for the session's Kafka: by a fixture, or by a fixture parameter
+    named ``kafka`` that requests it when run (tests/sdk's ``hello``: a real stack, or the
+    in-process environment)."""
+    callspec = getattr(item, "callspec", None)
+    by_parameter = callspec is not None and "kafka" in callspec.params.values()
+    return by_parameter or "kafka_bootstrap" in getattr(item, "fixturenames", ())
 
 
 @pytest.fixture(scope="session")

@@ -176,7 +176,9 @@ class ActivityFailureRequest(RequestModel):
 
     task_token: str = Field(min_length=1, max_length=4096, description="`activity.info().task_token`.")
     message: str = Field(min_length=1, max_length=10_000, description="What went wrong.")
-    type: str = Field(default="ActivityError", min_length=1, max_length=200, description="The error's type.")
+    type: str = Field(
+        default="ApplicationError", min_length=1, max_length=200, description="The error's type."
+    )
     non_retryable: bool = Field(
         default=False, description="Fail the activity now, whatever its retry policy."
     )
@@ -203,8 +205,8 @@ class ResetRequest(RequestModel):
     to_event: int = Field(
         ge=2,
         description="The event to go back to: the new run keeps the events before it. It must be one "
-        "the code reacted to (an activity's or child's outcome, a fired timer, a signal, an update, "
-        "a cancel request), with no child workflow open before it.",
+        "the code reacted to (an activity's outcome, a fired timer, a signal, an accepted update, "
+        "a cancel request), with no child workflow open before it or now.",
     )
     run_id: str | None = Field(
         default=None, description="The run to reset; refused unless it is the latest (default: the latest)."

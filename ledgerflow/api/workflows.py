@@ -71,7 +71,7 @@ from ledgerflow.errors import (
     OwnerUnavailableError,
     WorkflowNotFoundError,
 )
-from ledgerflow.reset_points import reset_refusal
+from ledgerflow.reset_points import children_refusal, reset_refusal
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas.common import BARE_ID_RULE, BareId, Failure, RunStatus
 from ledgerflow.schemas.dag import DagDefinition
@@ -249,6 +249,20 @@ async def _whole_history(
             break
         events += page
     return run, total, events
+
+
+async def _history_prefix(
+    state: GatewayState, namespace: str, workflow_id: str, run_id: str | None, count: int
+) -> tuple[str, list[HistoryEvent]]:
+    """A run's first ``count`` events (fewer when it has fewer), a page at a time."""
+    run, total, events = await _history_page(state, namespace, workflow_id, run_id, 0, min(count, PAGE_LIMIT))
+    while len(events) < min(count, total):
+        limit = min(count - len(events), PAGE_LIMIT)
+        _, total, page = await _history_page(state, namespace, workflow_id, run, len(events), limit)
+        if not page:
+            break
+        events += page
+    return run, events
 
 
 def _status_from(data: dict[str, Any]) -> WorkflowStatus:
@@ -611,18 +625,20 @@ async def terminate(
     summary="Reset a workflow's latest run to an event of its history",
     status_code=202,
     response_model=CommandAccepted,
-    responses=BODY_DOCS,
+    responses={**BODY_DOCS, **READ_DOCS},
 )
 async def reset(request: Request, id: WorkflowIdPath, body: ResetRequest) -> CommandAccepted:
     """A new run of the workflow begins with the latest run's history before event `toEvent` and
     goes on from there with the code deployed now: activities open at that point run again,
-    timers keep their fire times, signals received from it on are delivered again. The latest
-    run is terminated if open. A point the run cannot go back to is a 422 naming `toEvent`."""
+    timers keep their fire times, the signals, updates and cancel request received from it on are
+    delivered again. The latest run is terminated if open. A point the run cannot go back to (or
+    a run with child workflows open) is a 422 naming `toEvent`."""
     state = gateway_state(request)
     namespace = namespace_of(request)
     workflow_id = namespaces.qualify(namespace, id)
-    run_id, _, events = await _whole_history(state, namespace, workflow_id, body.run_id)
-    refusal = reset_refusal(events, body.to_event)
+    run_id, events = await _history_prefix(state, namespace, workflow_id, body.run_id, body.to_event)
+    latest = await state.live_reads().run(workflow_id)
+    refusal = reset_refusal(events, body.to_event) or children_refusal(dict(latest))
     if refusal is not None:
         problem = FieldProblem(loc=["body", "toEvent"], field="toEvent", message=refusal, type="reset_point")
         raise InvalidRequestError([problem])

@@ -189,7 +189,7 @@ class ActivityAttempts:
         retry = pending.options.retry
         delay = None
         if not failure.non_retryable and failure.type not in retry.non_retryable_error_types:
-            delay = retry.delay_after(pending.attempt)
+            delay = retry.delay_after(pending.attempt - pending.attempts_before)
         if delay is not None:
             delay = min(delay, MAX_RETRY_DELAY)
         deadline = pending.options.schedule_to_close_timeout

@@ -210,17 +210,21 @@ class PartitionProcessor:
                 if command.start_signal is not None and isinstance(exc, HistoryTooLarge):
                     # a signal-with-start that found the run's history full fails it, as a signal would
                     self._fail_after_error(command.workflow_id, str(exc), type(exc).__name__)
-            elif workflow_id and (
-                # A full history fails its run whatever the record: nothing more can be added.
-                isinstance(exc, HistoryTooLarge)
-                or not isinstance(command, (c.SignalWorkflow, c.RegisterDefinition))
+            elif (
+                workflow_id
+                and not isinstance(command, c.ResetWorkflow)  # a reset that cannot be made changes nothing
+                and (
+                    # A full history fails its run whatever the record: nothing more can be added.
+                    isinstance(exc, HistoryTooLarge)
+                    or not isinstance(command, (c.SignalWorkflow, c.RegisterDefinition))
+                )
             ):
                 self._fail_after_error(workflow_id, str(exc), type(exc).__name__)
             return str(exc)  # a refused start or signal leaves the run as it was
         except Exception as exc:
             log.exception("command failed", extra={"workflowId": workflow_id, "partition": self.partition})
             reason = f"engine error: {type(exc).__name__}: {exc}"
-            if workflow_id:
+            if workflow_id and not isinstance(command, c.ResetWorkflow):
                 self._fail_after_error(workflow_id, reason)
             return reason
 
@@ -432,8 +436,8 @@ class PartitionProcessor:
         self.terminate(run, command.reason)
         return None
 
-    def terminate(self, run: RunState, reason: str) -> None:
-        self._close(run, ev.WorkflowTerminated, reason=reason)
+    def terminate(self, run: RunState, reason: str, notify_parent: bool = True) -> None:
+        self._close(run, ev.WorkflowTerminated, notify_parent=notify_parent, reason=reason)
 
     def _register(self, command: c.RegisterDefinition) -> str | None:
         definition = command.definition
@@ -827,7 +831,9 @@ class PartitionProcessor:
         room = self._max_payload_bytes - ev.EVENT_ENVELOPE_BYTES
         return fit_failure(encode_failure(self._codec, failure), room)
 
-    def _close(self, run: RunState, event_type: type[Any], **fields: Any) -> None:
+    def _close(
+        self, run: RunState, event_type: type[Any], *, notify_parent: bool = True, **fields: Any
+    ) -> None:
         self.append(run, event_type, **fields)
         status = CLOSING_STATUS[event_type]
         run.status = status
@@ -862,7 +868,8 @@ class PartitionProcessor:
         }
         self.lifecycle(run, lifecycle[status], run.history_length, data)
         if (
-            run.parent_workflow_id
+            notify_parent
+            and run.parent_workflow_id
             and run.parent_run_id
             and run.parent_seq is not None
             and status != "CONTINUED_AS_NEW"

@@ -3,9 +3,11 @@
 A run failed by a bug, or gone wrong from some step on, is taken back once a fix is deployed: a
 new run of the same workflow id begins with the latest run's history before a chosen event,
 copied as recorded, and goes on from there with the code deployed now. What was open at that
-point is opened again: activities are dispatched again (at least once, as always), timers keep
-their recorded fire times, and the signals that arrived from that point on are sent again. The
-run it replaces is terminated if it is still open.
+point is opened again: activities are dispatched again (at least once, as always, with their
+retry policy's attempts counted afresh), timers keep their recorded fire times, and the signals,
+accepted updates and cancel request that arrived from that point on are sent again, as are the
+commands a blocked run held. The run it replaces is terminated if it is still open (its parent,
+if any, hears from the new run instead); a run with child workflows open is not reset.
 
 Which points are allowed is ``ledgerflow.reset_points``: the copied history ends where the code
 was waiting, and the new run's code replays it as any run's.
@@ -20,7 +22,7 @@ from ledgerflow.engine.attempts import ActivityAttempts
 from ledgerflow.engine.run_writer import RunWriter
 from ledgerflow.engine.state import keys
 from ledgerflow.engine.state.models import PendingActivity, RunState, UpdateOutcome
-from ledgerflow.reset_points import reset_refusal
+from ledgerflow.reset_points import children_refusal, reset_refusal
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas import events as ev
 
@@ -54,6 +56,7 @@ def open_at(prefix: list[ev.HistoryEvent], now: float) -> OpenAtPoint:
             case ev.ActivityAttemptFailed() if event.seq in point.activities:
                 pending = point.activities[event.seq]
                 pending.state, pending.last_failure = "backoff", event.failure
+                pending.attempts_before = event.attempt  # the reset's retries count after these
                 point.retry_at[event.seq] = event.time + (event.retry_in or 0.0)
             case ev.ActivityAttemptRetried() if event.seq in point.activities:
                 pending = point.activities[event.seq]
@@ -102,12 +105,19 @@ class Resets:
         refusal = reset_refusal(history, point)
         if refusal is not None:
             return f"reset of run {old.run_id}: {refusal}"
+        refusal = children_refusal(old.model_dump(mode="json", include={"status", "children"}))
+        if refusal is not None:
+            return f"reset of run {old.run_id}: {refusal}"
         opened = open_at(history[: point - 1], w.now)
         new_run_id = str(uuid.uuid4())
+        held, old.held = old.held, []  # a blocked run's held commands go to the new run
         if old.is_open:
+            # The new run reports to the parent instead: the terminated one must not.
             why = f"reset to event #{point} as run {new_run_id}"
-            w.terminate(old, f"{why}: {command.reason}" if command.reason else why)
+            w.terminate(old, f"{why}: {command.reason}" if command.reason else why, notify_parent=False)
         self._begin(old, new_run_id, command, history, opened)
+        for raw in held:
+            w.out.inbox(old.workflow_id, c.inbox_command_adapter.validate_python(raw))
         return None
 
     def _begin(
@@ -154,10 +164,19 @@ class Resets:
             w.add_timer(run, "timer", fire_at, seq)
         for seq, pending in opened.activities.items():
             self.attempts.reopen(run, seq, pending, opened.retry_at.get(seq))
-        # Signals from the point on are sent again, each applied as any signal is (its code runs).
+        # What callers sent from the point on is sent again, in order, and applied as when it
+        # first came (its code runs): signals, accepted updates (under their ids), a cancel.
+        wid = run.workflow_id
         for event in after:
-            if isinstance(event, ev.SignalReceived):
-                w.out.inbox(
-                    run.workflow_id,
-                    c.SignalWorkflow(workflow_id=run.workflow_id, name=event.name, payload=event.payload),
-                )
+            match event:
+                case ev.SignalReceived():
+                    w.out.inbox(
+                        wid, c.SignalWorkflow(workflow_id=wid, name=event.name, payload=event.payload)
+                    )
+                case ev.UpdateAccepted():
+                    update = c.UpdateWorkflow(
+                        workflow_id=wid, update_id=event.update_id, name=event.name, payload=event.payload
+                    )
+                    w.out.inbox(wid, update)
+                case ev.CancelRequested():
+                    w.out.inbox(wid, c.CancelWorkflow(workflow_id=wid, reason=event.reason))

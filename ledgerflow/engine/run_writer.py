@@ -72,8 +72,9 @@ class RunWriter(Protocol):
         """Append an event already serialized (``raw``, numbered as the run's next) to its history."""
         ...
 
-    def terminate(self, run: RunState, reason: str) -> None:
-        """Close an open run as terminated (its code is not asked)."""
+    def terminate(self, run: RunState, reason: str, notify_parent: bool = True) -> None:
+        """Close an open run as terminated (its code is not asked); its parent, if any, is told
+        unless ``notify_parent`` is False (a reset: the run that replaces it reports instead)."""
         ...
 
     def signal(self, run: RunState, name: str, payload: Any) -> None:

@@ -132,9 +132,9 @@ class ResetWorkflow(_Command):
     not including, event ``to_event``, and goes on from there with the code deployed now.
 
     The latest run is terminated if it is open. Event ``to_event`` must be one the code reacted
-    to (an activity's or child's outcome, a fired timer, a signal, an update, a cancel request),
-    and no child may be open before it. Activities open at that point run again; signals
-    received from it on are delivered again to the new run.
+    to (an activity's outcome, a fired timer, a signal, an accepted update, a cancel request),
+    and no child may be open before it or now. Activities open at that point run again; the
+    signals, updates and cancel request received from it on are sent again to the new run.
     """
 
     kind: Literal["reset_workflow"] = "reset_workflow"

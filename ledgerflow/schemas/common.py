@@ -134,7 +134,7 @@ class Failure(WireModel):
     """The failure that led to this one: under an ``ActivityError`` the activity's own failure,
     under an exception raised ``from`` another that other one (at most ``MAX_CAUSE_DEPTH``
     deep)."""
-    activity_type: str | None = Field(default=None, max_length=ID_MAX_LENGTH)
+    activity_type: str | None = None
     """Set on an ``ActivityError``: the type of the activity that failed."""
     seq: int | None = Field(default=None, ge=1)
     """Set on an ``ActivityError`` or ``ChildWorkflowError``: the history's sequence number of

@@ -37,6 +37,7 @@ class PendingActivityJson(TypedDict, total=False):
     last_failure: FailureJson | None
     last_heartbeat_at: float | None
     heartbeat_details: Any
+    attempts_before: int
 
 
 class UpdateOutcomeJson(TypedDict):

@@ -1,5 +1,7 @@
 """Helpers for testing code that uses Ledgerflow (like ``temporalio.testing``).
 
+:class:`WorkflowEnvironment` runs workflows in-process, without Kafka, with time that skips;
+:class:`ActivityEnvironment` runs one activity function with an attempt context;
 :class:`Replayer` replays recorded runs against new workflow code (a deploy's determinism check);
 
 :mod:`ledgerflow.testing.invariants` checks a workflow's history and state;
@@ -8,6 +10,8 @@
 input. The processes and ports they use are in :mod:`ledgerflow.local`.
 """
 
+from ledgerflow.testing.activity_environment import ActivityEnvironment
+from ledgerflow.testing.environment import DeadLetter, WorkflowEnvironment
 from ledgerflow.testing.replayer import Replayer, ReplayResults
 
-__all__ = ["ReplayResults", "Replayer"]
+__all__ = ["ActivityEnvironment", "DeadLetter", "ReplayResults", "Replayer", "WorkflowEnvironment"]

@@ -418,7 +418,9 @@ def _chain_links(workflow_id: str, chain: _Chain) -> list[str]:
         closing, started = history[-1] if history else None, next_history[0] if next_history else None
         if not isinstance(started, ev.WorkflowStarted):
             continue  # reported by check_run
-        reset = next((e for e in next_history if isinstance(e, ev.WorkflowReset)), None)
+        # The run's own reset marker: the last (a run reset from a reset run holds the earlier
+        # marker too, copied).
+        reset = next((e for e in reversed(next_history) if isinstance(e, ev.WorkflowReset)), None)
         if reset is not None:
             kept = reset.to_event - 1
             if reset.reset_run_id != run_id:

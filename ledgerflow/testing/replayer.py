@@ -71,7 +71,9 @@ class Replayer:
         self, histories: Iterable[WorkflowHistory], *, raise_on_replay_failure: bool = True
     ) -> ReplayResults:
         """Replay every run; raise at the first divergence, or (``raise_on_replay_failure=False``)
-        replay them all and report each in ``ReplayResults.failures``."""
+        replay them all and report each divergence in ``ReplayResults.failures``. A history that
+        cannot be replayed at all (a workflow type not given, payloads without their codec)
+        raises either way."""
         results = [
             self.replay_workflow(history, raise_on_replay_failure=raise_on_replay_failure)
             for history in histories

@@ -12,6 +12,8 @@ from ledgerflow.engine.processor import PartitionProcessor
 from ledgerflow.engine.state.committed import read_history, read_run
 from ledgerflow.schemas import events as ev
 from ledgerflow.schemas.commands import (
+    CancelWorkflow,
+    ChildWorkflowClosed,
     ResetWorkflow,
     SignalWorkflow,
     StartWorkflow,
@@ -176,3 +178,122 @@ def test_a_timer_open_at_the_point_keeps_its_fire_time(tmp_path: Path) -> None:
     done = read_run(processor.store, "w")
     assert done is not None and done.status == "COMPLETED" and done.result == {"before": 1.0, "after": 11.5}
     assert_invariants(processor, "w")
+
+
+def inbox_of(out: Outbox) -> list[Any]:
+    """The inbox commands a batch wrote (to be fed back, as Kafka would)."""
+    return [
+        inbox_command_adapter.validate_json(r.value or b"") for r in out.records if r.topic.endswith("inbox")
+    ]
+
+
+def test_a_reset_run_can_be_reset_again(tmp_path: Path) -> None:
+    processor = processor_at(tmp_path)
+    out = batch(processor, 1.0, start(1))
+    out = complete(processor, out, "r", 2.0, 2)
+    out = complete(processor, out, "r", 3.0, 3)
+    out = batch(processor, 4.0, ResetWorkflow(workflow_id="w", to_event=5))
+    first = read_run(processor.store, "w")
+    assert first is not None
+    out = complete(processor, out, first.run_id, 5.0, 3)  # step 2 again: event #6; step 3 runs
+    batch(processor, 6.0, ResetWorkflow(workflow_id="w", to_event=6))  # back to step 2's new result
+    second = read_run(processor.store, "w")
+    assert second is not None and second.previous_runs == ["r", first.run_id]
+    markers = [
+        e for e in read_history(processor.store, "w", second.run_id) if isinstance(e, ev.WorkflowReset)
+    ]
+    assert [(m.reset_run_id, m.to_event) for m in markers] == [("r", 5), (first.run_id, 6)]
+    assert_invariants(processor, "w")
+
+
+def test_a_reset_child_reports_to_its_parent_from_its_new_run(tmp_path: Path) -> None:
+    processor = processor_at(tmp_path)
+    out = batch(
+        processor, 1.0, StartWorkflow(workflow_id="p", workflow_type="ParentOfSleeper", input=10, run_id="pr")
+    )
+    out = batch(processor, 1.5, *inbox_of(out))  # the child starts: its 10 s timer is set
+    batch(processor, 2.0, SignalWorkflow(workflow_id="p-child", name="unused"))
+    out = batch(processor, 3.0, ResetWorkflow(workflow_id="p-child", to_event=3))
+    assert not [c for c in inbox_of(out) if isinstance(c, ChildWorkflowClosed)], (
+        "the parent heard of the reset"
+    )
+    out = batch(processor, 12.0)  # the child's timer fires: the new run completes
+    closed = [c for c in inbox_of(out) if isinstance(c, ChildWorkflowClosed)]
+    assert [(c.run_id, c.status) for c in closed] == [("pr", "COMPLETED")]
+    batch(processor, 12.5, *closed)
+    parent = read_run(processor.store, "p")
+    assert parent is not None and parent.result == "child completed"
+    assert_invariants(processor, "p")
+
+
+def test_a_run_with_an_open_child_is_not_reset(tmp_path: Path) -> None:
+    processor = processor_at(tmp_path)
+    out = batch(
+        processor, 1.0, StartWorkflow(workflow_id="p", workflow_type="ParentOfSleeper", input=10, run_id="pr")
+    )
+    batch(processor, 1.5, *inbox_of(out))
+    batch(processor, 2.0, SignalWorkflow(workflow_id="p", name="unused"))
+    history = read_history(processor.store, "p", "pr")
+    received = next(e.index for e in history if isinstance(e, ev.SignalReceived))
+    reason = refused(processor, 3.0, ResetWorkflow(workflow_id="p", to_event=received))
+    assert "child workflows #1 (p-child) are open" in reason
+
+
+def test_the_cancel_request_after_the_point_is_sent_again(tmp_path: Path) -> None:
+    processor = processor_at(tmp_path)
+    batch(processor, 1.0, StartWorkflow(workflow_id="w", workflow_type="Sleeper", input=100, run_id="r"))
+    batch(processor, 2.0, SignalWorkflow(workflow_id="w", name="unused"))
+    batch(processor, 3.0, CancelWorkflow(workflow_id="w", reason="no longer needed"))
+    assert read_run(processor.store, "w").status == "CANCELED"  # type: ignore[union-attr]
+    out = batch(processor, 4.0, ResetWorkflow(workflow_id="w", to_event=3))  # the signal, before the cancel
+    resent = inbox_of(out)
+    assert [(type(c).__name__, getattr(c, "reason", None)) for c in resent] == [
+        ("SignalWorkflow", None),
+        ("CancelWorkflow", "no longer needed"),
+    ]
+    batch(processor, 5.0, *resent)
+    again = read_run(processor.store, "w")
+    assert again is not None and again.run_id != "r" and again.status == "CANCELED"
+    assert_invariants(processor, "w")
+
+
+def test_an_activity_reopened_by_a_reset_has_its_attempts_again(tmp_path: Path) -> None:
+    processor = processor_at(tmp_path)
+    out = batch(
+        processor, 1.0, StartWorkflow(workflow_id="w", workflow_type="TwoAttempts", input=1, run_id="r")
+    )
+    boom = Failure(type="Down", message="service down")
+    batch(processor, 2.0, TaskFailed(workflow_id="w", run_id="r", seq=1, attempt=1, failure=boom))
+    out = batch(processor, 3.0)  # the retry: attempt 2
+    assert [t.attempt for t in tasks(out)] == [2]
+    batch(processor, 4.0, TaskFailed(workflow_id="w", run_id="r", seq=1, attempt=2, failure=boom))
+    assert read_run(processor.store, "w").status == "FAILED"  # type: ignore[union-attr]
+    failed_at = next(
+        e.index for e in read_history(processor.store, "w", "r") if isinstance(e, ev.ActivityFailed)
+    )
+
+    out = batch(processor, 5.0, ResetWorkflow(workflow_id="w", to_event=failed_at))
+    new = read_run(processor.store, "w")
+    assert new is not None and [t.attempt for t in tasks(out)] == [2]
+    batch(processor, 6.0, TaskFailed(workflow_id="w", run_id=new.run_id, seq=1, attempt=2, failure=boom))
+    assert read_run(processor.store, "w").activities[1].state == "backoff"  # type: ignore[union-attr]
+    out = batch(processor, 7.0)
+    (third,) = tasks(out)
+    batch(
+        processor,
+        8.0,
+        TaskCompleted(workflow_id="w", run_id=new.run_id, seq=1, attempt=third.attempt, result=2),
+    )
+    assert read_run(processor.store, "w").result == 2  # type: ignore[union-attr]
+    assert_invariants(processor, "w")
+
+
+def test_a_reset_that_cannot_be_made_leaves_the_run_as_it_was(tmp_path: Path) -> None:
+    processor = processor_at(tmp_path)
+    out = batch(processor, 1.0, start(1))
+    out = complete(processor, out, "r", 2.0, 2)
+    processor.ctx.unusable_queues["default"] = "a topic that cannot be made"
+    reason = refused(processor, 3.0, ResetWorkflow(workflow_id="w", to_event=3))
+    assert "QueueUnavailable" in reason
+    run = read_run(processor.store, "w")
+    assert run is not None and run.run_id == "r" and run.status == "RUNNING" and run.history_length == 4

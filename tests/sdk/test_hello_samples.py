@@ -1,5 +1,6 @@
 """Temporal's hello samples (tests/sdk/hello.py), each driven as the sample's ``main`` drives it,
-on a real broker, engine and worker, with the invariants checked after."""
+with the invariants checked after: on a real broker, engine and worker, and again on the
+in-process test environment (``ledgerflow.testing.WorkflowEnvironment``)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from ledgerflow import (
     workflow,
 )
 from ledgerflow.local.processes import Cluster
-from ledgerflow.testing import Replayer
+from ledgerflow.testing import Replayer, WorkflowEnvironment
 from tests.fixtures import assert_invariants
 from tests.sdk.hello import (
     ActivityMethodWorkflow,
@@ -44,13 +45,18 @@ from tests.sdk.hello import (
 )
 from tests.waits import wait_until
 
-pytestmark = pytest.mark.kafka
 HELLO = "tests.sdk.hello"
 
 
-@pytest.fixture
-def hello(cluster: Cluster) -> Iterator[Client]:
-    """An engine running the samples' workflows, a worker their activities, and a client."""
+@pytest.fixture(params=[pytest.param("kafka", marks=pytest.mark.kafka), "in-process"])
+def hello(request: pytest.FixtureRequest) -> Iterator[Client]:
+    """A client of the samples' workflows and activities, each test run twice: on a real broker
+    with an engine and a worker, and on the in-process test environment (time-skipping)."""
+    if request.param == "in-process":
+        with WorkflowEnvironment.start_time_skipping(modules=[HELLO]) as env:
+            yield env.client
+        return
+    cluster: Cluster = request.getfixturevalue("cluster")
     engine = cluster.engine([HELLO])
     cluster.worker([HELLO])
     engine.wait_ready()
@@ -139,6 +145,7 @@ def test_a_retry_resumes_from_the_last_heartbeat_of_the_attempt_before(hello: Cl
     assert_invariants(hello, "heartbeat", HELLO)
 
 
+@pytest.mark.kafka
 def test_hello_patch_a_deploy_keeps_a_run_in_flight_on_its_recorded_path(cluster: Cluster) -> None:
     before = cluster.engine(["tests.sdk.patch_before"], name="engine-before")
     cluster.worker(["tests.sdk.patch_acts"])

@@ -197,6 +197,18 @@ class BuggyStep:
 
 
 @workflow.defn
+class TwoAttempts:
+    """One activity with a retry policy of two attempts."""
+
+    @workflow.run
+    async def run(self, n: int) -> int:
+        policy = RetryPolicy(initial_interval=0.1, maximum_attempts=2)
+        return await workflow.execute_activity(
+            acts.add_one, n, start_to_close_timeout=10, retry_policy=policy
+        )
+
+
+@workflow.defn
 class Mixed:
     """For failover: an activity, a short sleep, another activity."""
 

@@ -35,6 +35,9 @@ class PendingActivity(BaseModel):
     last_failure: Failure | None = None
     last_heartbeat_at: float | None = None
     heartbeat_details: JSON = None
+    attempts_before: int = 0
+    """Attempts made before a reset opened this activity again: its retry policy counts the
+    attempts after them (``ledgerflow/engine/resets.py``)."""
 
 
 class UpdateOutcome(BaseModel):

@@ -16,6 +16,7 @@ from ledgerflow.engine.workflow import commands as cmd
 from ledgerflow.engine.workflow.dag import definition_for
 from ledgerflow.engine.workflow.instance import WorkflowInstance
 from ledgerflow.errors import NonDeterminismError
+from ledgerflow.failures import same_or_cut
 from ledgerflow.schemas import events as ev
 from ledgerflow.sdk.context import WorkflowInfo
 from ledgerflow.sdk.definition import WorkflowRegistry
@@ -125,7 +126,8 @@ def payload_difference(
                 return f"result {command.result!r} where history has {result!r}"
         case cmd.FailWorkflow(), ev.WorkflowFailed():
             asked, recorded = command.failure, event.failure
-            if (asked.type, asked.message) != (recorded.type, recorded.message):
+            # The recorded message may be cut to fit its event (ledgerflow/failures.py).
+            if asked.type != recorded.type or not same_or_cut(asked.message, recorded.message):
                 return (
                     f"failure {asked.type}: {asked.message} where history has "
                     f"{recorded.type}: {recorded.message}"

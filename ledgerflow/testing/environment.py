@@ -1,0 +1,514 @@
+"""Ledgerflow in one process, for tests: the real engine state machine, no Kafka, time that skips.
+
+    from ledgerflow.testing import WorkflowEnvironment
+
+    def test_a_month_of_reminders() -> None:
+        with WorkflowEnvironment.start_time_skipping(workflows=[Reminders], activities=[notify]) as env:
+            handle = env.client.start_workflow(Reminders.run, "c-1", id="reminders-c-1")
+            assert handle.result() == 30          # 30 daily timers: well under a second
+
+``env.client`` is a :class:`ledgerflow.Client` (the same methods, errors and handles) whose writes
+go to an in-process engine instead of Kafka, and whose reads are answered by it. The engine is
+the partition state machine the real engines run (``PartitionProcessor``: history, timers,
+retries, signals, updates, children, continue-as-new, resets), over a RocksDB store in a
+temporary folder, with one partition; activities run in the same process, on an asyncio loop
+and a thread pool, as a worker runs them. To mock an activity, give a function of the same
+activity name (``@activity.defn(name="charge")``).
+
+**Time skipping** (Temporal's ``start_time_skipping``): the environment's clock is the wall clock
+plus what was skipped. While a caller waits on a result (``handle.result()``,
+``client.result()``) and nothing is in flight (no command to apply, no activity running), the
+clock jumps to the next timer, so a workflow that sleeps 30 days completes at once.
+``env.sleep(seconds)`` moves the clock on explicitly; ``start_local`` never skips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+from ledgerflow import activity, namespaces
+from ledgerflow.client import Client, _LoopThread
+from ledgerflow.codec.base import PayloadCodec
+from ledgerflow.codec.envelope import decode, encode
+from ledgerflow.config import Settings
+from ledgerflow.engine.context import EngineContext
+from ledgerflow.engine.outbox import Outbox, OutRecord
+from ledgerflow.engine.ownerlock import OwnerLock
+from ledgerflow.engine.processor import PartitionProcessor
+from ledgerflow.engine.reads import RunFilter, cached_copy, list_runs, replayed
+from ledgerflow.engine.state import keys
+from ledgerflow.engine.state.committed import read_history, read_history_page, read_run
+from ledgerflow.engine.state.store import PartitionStore
+from ledgerflow.errors import OwnerResponseError, QueryFailedError, WorkflowNotFoundError
+from ledgerflow.executors.outcomes import heartbeat_record, outcome_record
+from ledgerflow.executors.runner import AttemptRunner
+from ledgerflow.owner_reads import Listing
+from ledgerflow.schemas import commands as c
+from ledgerflow.schemas.dag import DagDefinition
+from ledgerflow.schemas.owner import (
+    AdmissionJson,
+    HistoryPageJson,
+    OwnedRunJson,
+    UpdateOutcomeJson,
+    UpdateStatusJson,
+)
+from ledgerflow.schemas.tasks import ActivityTask, CancelActivity, TaskToken, task_message_adapter, task_token
+from ledgerflow.sdk.definition import WorkflowRegistry, definition_of
+
+AttemptKey = tuple[str, str, int, int]
+NODE = "in-process"
+BATCH = 200
+"""Inbox commands applied in one batch at most."""
+IDLE_WAIT = 0.02
+"""Seconds the engine waits for work when it has none and may not skip."""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A command the engine refused, and why (what a real engine writes to the dead-letter topic)."""
+
+    reason: str
+    value: bytes | None
+
+
+class _Engine:
+    """One partition's state machine, fed from an in-memory inbox by a thread of its own."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: WorkflowRegistry,
+        activities: dict[str, activity.ActivityDefinition],
+        codec: PayloadCodec | None,
+        skipping: bool,
+    ) -> None:
+        self.settings = settings
+        self.codec = codec
+        self.definitions: dict[str, DagDefinition] = {}
+        self._folder = tempfile.mkdtemp(prefix="ledgerflow-env-")
+        ctx = EngineContext(settings, registry, self.definitions.get, codec=codec)
+        self.processor = PartitionProcessor(0, PartitionStore(Path(self._folder) / "p0"), ctx)
+        self.lock = OwnerLock()
+        self.inbox: deque[c.InboxCommand] = deque()
+        self.dead_letters: list[DeadLetter] = []
+        self.skipped = 0.0
+        self.auto_skip = skipping
+        self._waiters = 0
+        self._threads = ThreadPoolExecutor(8, thread_name_prefix="ledgerflow-env-activity")
+        self._runner = AttemptRunner(activities, self._threads, codec)
+        self._running: dict[
+            tuple[str, str, int, int], tuple[asyncio.Task[None], activity.AttemptContext]
+        ] = {}
+        self._loop = asyncio.new_event_loop()
+        self._wake = asyncio.Event()
+        self._closed = False
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="ledgerflow-env-engine", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ clock
+    def now(self) -> float:
+        return time.time() + self.skipped
+
+    def skip(self, seconds: float) -> None:
+        self.skipped += max(0.0, seconds)
+        self.wake()
+
+    @contextlib.contextmanager
+    def waiting(self) -> Iterator[None]:
+        """While held, the clock may jump to the next timer whenever nothing is in flight."""
+        self._waiters += 1
+        self.wake()
+        try:
+            yield
+        finally:
+            self._waiters -= 1
+
+    # ------------------------------------------------------------------ input
+    def submit(self, command: c.InboxCommand) -> None:
+        self.inbox.append(command)
+        self.wake()
+
+    def wake(self) -> None:
+        if not self._closed:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._loop.call_soon_threadsafe(self._wake.set)
+        self._thread.join(10)
+        self._threads.shutdown(wait=False, cancel_futures=True)
+        self.processor.store.close()
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+    def check(self) -> None:
+        """Raise what stopped the engine's thread, if anything did (a bug, never a caller's input)."""
+        if self._error is not None:
+            raise RuntimeError("the in-process engine stopped") from self._error
+
+    # ------------------------------------------------------------------- loop
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._serve())
+        except BaseException as exc:  # kept for the callers, who see it on their next call
+            self._error = exc
+        finally:
+            for task, ctx in list(self._running.values()):
+                ctx.cancelled.set()
+                task.cancel()
+            self._loop.run_until_complete(asyncio.sleep(0))
+            self._loop.close()
+
+    async def _serve(self) -> None:
+        while not self._closed:
+            self._wake.clear()
+            if self.inbox or self._timers_due():
+                self._batch()
+                await asyncio.sleep(0)  # let activities and their reports run between batches
+                continue
+            if self._may_skip() and self._skip_to_next_timer():
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), IDLE_WAIT)
+
+    def _timers_due(self) -> bool:
+        due = self.processor.timers.next_fire_at()
+        return due is not None and due <= self.now()
+
+    def _may_skip(self) -> bool:
+        return self.auto_skip and self._waiters > 0 and not self.inbox and not self._running
+
+    def _skip_to_next_timer(self) -> bool:
+        """Move the clock to the earliest stored timer; False when there is none ahead."""
+        for key, _ in self.processor.store.scan(keys.TIMER):
+            fire_at = keys.timer_millis(key) / 1000 + 0.001
+            if fire_at <= self.now():
+                return False  # due already: the next turn fires it
+            self.skipped += fire_at - self.now()
+            return True
+        return False
+
+    def _batch(self) -> None:
+        commands = [self.inbox.popleft() for _ in range(min(len(self.inbox), BATCH))]
+        out = Outbox(self.settings)
+        processor = self.processor
+        with self.lock.owner():
+            processor.begin(self.now(), out)
+            for command in commands:
+                reason = processor.handle(command)
+                if reason is not None:
+                    self.dead_letters.append(DeadLetter(reason, command.model_dump_json().encode()))
+            processor.fire_timers()
+            processor.store.write(dict(processor.finish()), None)
+        for record in out.records:
+            self._route(record)
+
+    def _route(self, record: OutRecord) -> None:
+        """Deliver what the engine wrote, as Kafka would: to the inbox, the workers, the
+        definitions; lifecycle events are not kept."""
+        topic = record.topic
+        if topic == self.settings.topic("inbox"):
+            self.inbox.append(c.read_command(record.value, "inbox record"))
+        elif topic == self.settings.topic("inbox.dlq"):
+            headers = dict(record.headers or [])
+            reason = headers.get("ledgerflow.dlq.reason") or b""
+            text = reason.decode() if isinstance(reason, bytes) else str(reason)
+            self.dead_letters.append(DeadLetter(text, record.value))
+        elif topic == self.settings.topic("definitions"):
+            self.define(record.value)
+        elif topic.startswith(self.settings.topic("tasks.")):
+            message = task_message_adapter.validate_json(record.value or b"")
+            if isinstance(message, CancelActivity):
+                self._cancel(message)
+            else:
+                self._start(message)
+
+    def define(self, value: bytes | None) -> None:
+        if value is not None:
+            definition = DagDefinition.model_validate_json(value)
+            self.definitions[definition.id] = definition
+
+    # ------------------------------------------------------------- activities
+    def _start(self, task: ActivityTask) -> None:
+        key = (task.workflow_id, task.run_id, task.seq, task.attempt)
+        if key in self._running:
+            return
+        token = TaskToken(**task.model_dump(include={"workflow_id", "run_id", "seq", "attempt", "partition"}))
+        info = activity.Info(
+            task.workflow_id,
+            task.run_id,
+            task.activity_type,
+            task.seq,
+            task.attempt,
+            task.heartbeat_timeout,
+            decode(self.codec, task.heartbeat_details),
+            task_token(token),
+        )
+
+        def heartbeat(details: Any) -> None:  # from the activity's thread or the loop's
+            beat = c.TaskHeartbeat(**token.attempt_fields(), details=encode(self.codec, details))
+            record = heartbeat_record(beat, task.activity_type, self.settings)
+            self.submit(c.read_command(record, "heartbeat"))
+
+        def report(outcome: c.TaskCompleted | c.TaskFailed) -> None:
+            record = outcome_record(outcome, task.activity_type, self.settings)
+            self.submit(c.read_command(record, "activity outcome"))
+
+        ctx = activity.AttemptContext(info=info, heartbeat=heartbeat)
+        attempt = self._loop.create_task(self._runner.run(task, ctx, report))
+        self._running[key] = (attempt, ctx)
+        attempt.add_done_callback(lambda _done: self._finished(key))
+
+    def _finished(self, key: AttemptKey) -> None:
+        self._running.pop(key, None)
+        self._wake.set()
+
+    def _cancel(self, message: CancelActivity) -> None:
+        running = self._running.get((message.workflow_id, message.run_id, message.seq, message.attempt))
+        if running is not None:
+            running[1].cancelled.set()
+            running[0].cancel()
+
+
+class _EngineReads:
+    """What a Client's owner reads ask an engine node (``ledgerflow.owner_reads.OwnerReads``),
+    answered by the in-process engine: the same JSON, and the same errors."""
+
+    def __init__(self, engine: _Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+
+    async def start(self, background: bool = False) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def _run(self, workflow_id: str) -> Any:
+        self.engine.check()
+        return read_run(self.engine.processor.store, workflow_id)
+
+    async def run(self, workflow_id: str, operation: str = "status") -> OwnedRunJson:
+        run = self._run(workflow_id)
+        if run is None:
+            raise WorkflowNotFoundError(workflow_id)
+        return cast(
+            OwnedRunJson, {"partition": 0, "node": NODE, **run.model_dump(mode="json"), "queue_workers": {}}
+        )
+
+    async def admission(self, workflow_id: str, request_id: str | None = None) -> AdmissionJson:
+        run = self._run(workflow_id)
+        state = {"partition": 0, **run.model_dump(mode="json")} if run is not None else None
+        earlier = None
+        if request_id:
+            seen = self.engine.processor.store.get(keys.request_key(workflow_id, request_id))
+            earlier = seen.decode() if seen and seen != b"1" else None
+        return cast(AdmissionJson, {"partition": 0, "run": state, "refusal": None, "request_run": earlier})
+
+    async def update_status(self, workflow_id: str, update_id: str) -> UpdateStatusJson:
+        run = self._run(workflow_id)
+        if run is None:
+            raise WorkflowNotFoundError(workflow_id)
+        outcome = run.updates.get(update_id)
+        update = cast(UpdateOutcomeJson, outcome.model_dump(mode="json")) if outcome else None
+        return {"run_id": run.run_id, "status": run.status, "update": update}
+
+    async def history_page(
+        self, workflow_id: str, run_id: str | None, offset: int, limit: int
+    ) -> HistoryPageJson:
+        run = self._run(workflow_id)
+        if run is None:
+            raise WorkflowNotFoundError(workflow_id)
+        rid = run_id or run.run_id
+        events, total = read_history_page(self.engine.processor.store, workflow_id, rid, offset, limit)
+        if not total:
+            raise OwnerResponseError(workflow_id, 404, f"run {rid!r} of workflow {workflow_id!r} not found")
+        return {
+            "workflow_id": workflow_id,
+            "run_id": rid,
+            "total": total,
+            "offset": offset,
+            "events": [e.model_dump(mode="json") for e in events],
+        }
+
+    async def query(self, workflow_id: str, name: str, args: list[Any], shown_id: str | None = None) -> Any:
+        run = self._run(workflow_id)
+        if run is None:
+            raise WorkflowNotFoundError(shown_id or workflow_id)
+        processor = self.engine.processor
+        instance = cached_copy(processor, self.engine.lock, run)
+        try:
+            if instance is None:
+                history = read_history(processor.store, run.workflow_id, run.run_id)
+                instance = replayed(processor.ctx.registry, run, history, processor.ctx.codec)
+            return instance.query(name, args)
+        except Exception as exc:
+            raise QueryFailedError(shown_id or workflow_id, f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            if instance is not None:
+                instance.dispose()
+
+    async def listing(self, params: dict[str, Any], limit: int) -> Listing:
+        self.engine.check()
+        found = list_runs(
+            [(0, self.engine.processor.store)],
+            RunFilter(params.get("status"), params.get("workflow_type")),
+            params.get("after"),
+            params.get("namespace"),
+            limit,
+            self.settings.list_scan_limit,
+        )
+        return Listing(found.runs, found.next_after, [])
+
+    async def nodes(self) -> list[tuple[Any, Any]]:
+        return []
+
+
+class _EnvironmentClient(Client):
+    """A ``Client`` whose writes go to the in-process engine and whose reads it answers.
+
+    It does not call ``Client.__init__`` (which connects to Kafka and the engines' group); it
+    sets what the Client's methods use and replaces the two seams, ``_produce`` and ``_reads``.
+    """
+
+    def __init__(self, engine: _Engine, settings: Settings, namespace: str) -> None:
+        self.namespace = namespace
+        self._settings = settings
+        self._engine = engine
+        self.codec = engine.codec
+        self._reads = _EngineReads(engine, settings)  # type: ignore[assignment]
+        self._loop = _LoopThread()
+        self._closed = False
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: Settings) -> None:
+        raise AttributeError("the in-process environment's settings are fixed")
+
+    def _produce(
+        self, topic: str, key: str, value: bytes, timeout: float = 10.0, partition: int | None = None
+    ) -> None:
+        self._engine.check()
+        if topic == self.settings.topic("definitions"):
+            self._engine.define(value)
+        else:
+            self._engine.submit(c.read_command(value, "inbox record"))
+
+    def result(
+        self,
+        workflow_id: str,
+        timeout: float = 60.0,
+        run_id: str | None = None,
+        poll: float = 0.05,
+        result_type: Any = None,
+    ) -> Any:
+        with self._engine.waiting():
+            return super().result(workflow_id, timeout, run_id, poll, result_type)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._loop.close()
+
+
+class WorkflowEnvironment:
+    """An in-process Ledgerflow for tests (see the module's docstring); a context manager."""
+
+    def __init__(
+        self,
+        *,
+        workflows: Sequence[Any] = (),
+        activities: Sequence[Any] = (),
+        modules: Sequence[str] = (),
+        skipping: bool,
+        codec: PayloadCodec | None = None,
+        namespace: str = namespaces.DEFAULT,
+    ) -> None:
+        registry = WorkflowRegistry.from_modules(modules)
+        for target in workflows:
+            registry.add(definition_of(target))
+        found = activity.collect(modules)
+        found.update(activity.definitions(activities))
+        self.settings = Settings(partitions=1)
+        self._engine = _Engine(self.settings, registry, found, codec, skipping)
+        self.client: Client = _EnvironmentClient(self._engine, self.settings, namespace)
+
+    @classmethod
+    def start_time_skipping(
+        cls,
+        *,
+        workflows: Sequence[Any] = (),
+        activities: Sequence[Any] = (),
+        modules: Sequence[str] = (),
+        codec: PayloadCodec | None = None,
+    ) -> WorkflowEnvironment:
+        """An environment whose clock skips to the next timer while a result is awaited and
+        nothing is in flight. ``workflows``: ``@workflow.defn`` classes or functions;
+        ``activities``: ``@activity.defn`` functions (or methods of an object); ``modules``: find
+        both at the top of these modules, as ``ledgerflow engine --workflows`` and ``ledgerflow
+        worker --activities`` do."""
+        return cls(workflows=workflows, activities=activities, modules=modules, skipping=True, codec=codec)
+
+    @classmethod
+    def start_local(
+        cls,
+        *,
+        workflows: Sequence[Any] = (),
+        activities: Sequence[Any] = (),
+        modules: Sequence[str] = (),
+        codec: PayloadCodec | None = None,
+    ) -> WorkflowEnvironment:
+        """An environment on the wall clock: timers fire when they are due, never sooner."""
+        return cls(workflows=workflows, activities=activities, modules=modules, skipping=False, codec=codec)
+
+    @property
+    def dead_letters(self) -> list[DeadLetter]:
+        """The commands the engine refused, with why (a real engine's dead-letter topic)."""
+        return list(self._engine.dead_letters)
+
+    def now(self) -> datetime:
+        """The environment's clock (the wall clock plus what was skipped), as workflows see it."""
+        return datetime.fromtimestamp(self._engine.now(), UTC)
+
+    def sleep(self, seconds: float) -> None:
+        """Move the clock on by ``seconds`` and let what became due run."""
+        self._engine.skip(seconds)
+        time.sleep(IDLE_WAIT * 3)
+
+    @contextlib.contextmanager
+    def auto_time_skipping_disabled(self) -> Iterator[None]:
+        """Within this block, waiting on a result does not skip time."""
+        before, self._engine.auto_skip = self._engine.auto_skip, False
+        try:
+            yield
+        finally:
+            self._engine.auto_skip = before
+
+    def close(self) -> None:
+        self.client.close()
+        self._engine.close()
+
+    def __enter__(self) -> WorkflowEnvironment:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
