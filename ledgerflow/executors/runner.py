@@ -18,11 +18,26 @@ from ledgerflow.converter import args_from_json, to_json
 from ledgerflow.errors import ApplicationError, failure_from_exception
 from ledgerflow.schemas.commands import TaskCompleted, TaskFailed
 from ledgerflow.schemas.common import Failure
-from ledgerflow.schemas.tasks import ActivityTask
+from ledgerflow.schemas.tasks import ActivityTask, TaskToken, task_token
 
 log = logging.getLogger("ledgerflow.worker")
 
 Report = Callable[[TaskCompleted | TaskFailed], None]
+
+
+def attempt_info(task: ActivityTask, codec: PayloadCodec | None) -> activity.Info:
+    """What ``activity.info()`` tells the attempt ``task`` runs (its heartbeat details decoded)."""
+    token = TaskToken(**task.model_dump(include={"workflow_id", "run_id", "seq", "attempt", "partition"}))
+    return activity.Info(
+        task.workflow_id,
+        task.run_id,
+        task.activity_type,
+        task.seq,
+        task.attempt,
+        task.heartbeat_timeout,
+        decode(codec, task.heartbeat_details),
+        task_token(token),
+    )
 
 
 def _failed(task: ActivityTask, failure: Failure) -> TaskFailed:

@@ -27,15 +27,15 @@ from pydantic import ValidationError
 
 from ledgerflow import activity
 from ledgerflow.codec.base import PayloadCodec
-from ledgerflow.codec.envelope import decode, encode
+from ledgerflow.codec.envelope import encode
 from ledgerflow.codec.keyfile import load_codec
 from ledgerflow.config import Settings
 from ledgerflow.executors.aiokafka_config import client_options
 from ledgerflow.executors.offsets import PartitionOffsets
 from ledgerflow.executors.outcomes import heartbeat_record, outcome_record
-from ledgerflow.executors.runner import AttemptRunner
+from ledgerflow.executors.runner import AttemptRunner, attempt_info
 from ledgerflow.schemas.commands import TaskCompleted, TaskFailed, TaskHeartbeat
-from ledgerflow.schemas.tasks import ActivityTask, CancelActivity, TaskToken, task_message_adapter, task_token
+from ledgerflow.schemas.tasks import ActivityTask, CancelActivity, task_message_adapter
 
 log = logging.getLogger("ledgerflow.worker")
 AttemptKey = tuple[str, str, int, int]
@@ -262,18 +262,7 @@ class Worker:
         """Run one attempt concurrently; its offset counts as done when it ends."""
         key = (task.workflow_id, task.run_id, task.seq, task.attempt)
         loop = asyncio.get_running_loop()
-        info = activity.Info(
-            task.workflow_id,
-            task.run_id,
-            task.activity_type,
-            task.seq,
-            task.attempt,
-            task.heartbeat_timeout,
-            decode(self.codec, task.heartbeat_details),
-            task_token(
-                TaskToken(**task.model_dump(include={"workflow_id", "run_id", "seq", "attempt", "partition"}))
-            ),
-        )
+        info = attempt_info(task, self.codec)
         last_beat = [0.0]
         interval = max(0.2, (task.heartbeat_timeout or 3.0) / 3)
         loop_thread = threading.get_ident()

@@ -41,7 +41,7 @@ from typing import Any, cast
 from ledgerflow import activity, namespaces
 from ledgerflow.client import Client, _LoopThread
 from ledgerflow.codec.base import PayloadCodec
-from ledgerflow.codec.envelope import decode, encode
+from ledgerflow.codec.envelope import encode
 from ledgerflow.config import Settings
 from ledgerflow.engine.context import EngineContext
 from ledgerflow.engine.outbox import Outbox, OutRecord
@@ -53,7 +53,7 @@ from ledgerflow.engine.state.committed import read_history, read_history_page, r
 from ledgerflow.engine.state.store import PartitionStore
 from ledgerflow.errors import OwnerResponseError, QueryFailedError, WorkflowNotFoundError
 from ledgerflow.executors.outcomes import heartbeat_record, outcome_record
-from ledgerflow.executors.runner import AttemptRunner
+from ledgerflow.executors.runner import AttemptRunner, attempt_info
 from ledgerflow.owner_reads import Listing
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas.dag import DagDefinition
@@ -64,7 +64,7 @@ from ledgerflow.schemas.owner import (
     UpdateOutcomeJson,
     UpdateStatusJson,
 )
-from ledgerflow.schemas.tasks import ActivityTask, CancelActivity, TaskToken, task_message_adapter, task_token
+from ledgerflow.schemas.tasks import ActivityTask, CancelActivity, TaskToken, task_message_adapter
 from ledgerflow.sdk.definition import WorkflowRegistry, definition_of
 
 AttemptKey = tuple[str, str, int, int]
@@ -249,16 +249,7 @@ class _Engine:
         if key in self._running:
             return
         token = TaskToken(**task.model_dump(include={"workflow_id", "run_id", "seq", "attempt", "partition"}))
-        info = activity.Info(
-            task.workflow_id,
-            task.run_id,
-            task.activity_type,
-            task.seq,
-            task.attempt,
-            task.heartbeat_timeout,
-            decode(self.codec, task.heartbeat_details),
-            task_token(token),
-        )
+        info = attempt_info(task, self.codec)
 
         def heartbeat(details: Any) -> None:  # from the activity's thread or the loop's
             beat = c.TaskHeartbeat(**token.attempt_fields(), details=encode(self.codec, details))
@@ -394,14 +385,6 @@ class _EnvironmentClient(Client):
         self._reads = _EngineReads(engine, settings)  # type: ignore[assignment]
         self._loop = _LoopThread()
         self._closed = False
-
-    @property
-    def settings(self) -> Settings:
-        return self._settings
-
-    @settings.setter
-    def settings(self, settings: Settings) -> None:
-        raise AttributeError("the in-process environment's settings are fixed")
 
     def _produce(
         self, topic: str, key: str, value: bytes, timeout: float = 10.0, partition: int | None = None
