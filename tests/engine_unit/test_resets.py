@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ledgerflow.engine.outbox import Outbox
 from ledgerflow.engine.processor import PartitionProcessor
 from ledgerflow.engine.state.committed import read_history, read_run
@@ -297,3 +299,30 @@ def test_a_reset_that_cannot_be_made_leaves_the_run_as_it_was(tmp_path: Path) ->
     assert "QueueUnavailable" in reason
     run = read_run(processor.store, "w")
     assert run is not None and run.run_id == "r" and run.status == "RUNNING" and run.history_length == 4
+
+
+def test_a_blocked_run_is_reset_and_what_it_held_reaches_the_new_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    processor = processor_at(tmp_path, cache_size=0)  # every activation replays
+    out = batch(
+        processor, 1.0, StartWorkflow(workflow_id="w", workflow_type="Versioned", input=1, run_id="r")
+    )
+    complete(processor, out, "r", 2.0, 2)
+    monkeypatch.setenv("LEDGERFLOW_TEST_VERSION", "2")  # a deploy that does not replay the run
+    batch(processor, 3.0, SignalWorkflow(workflow_id="w", name="go"))
+    blocked = read_run(processor.store, "w")
+    assert blocked is not None and blocked.blocked is not None and len(blocked.held) == 1
+    monkeypatch.delenv("LEDGERFLOW_TEST_VERSION")  # the fix
+
+    out = batch(processor, 4.0, ResetWorkflow(workflow_id="w", to_event=3))
+    new = read_run(processor.store, "w")
+    assert new is not None and new.blocked is None and new.held == []
+    held = inbox_of(out)
+    assert [(type(c).__name__, getattr(c, "name", None)) for c in held] == [("SignalWorkflow", "go")]
+    (again,) = tasks(out)
+    done = TaskCompleted(workflow_id="w", run_id=new.run_id, seq=1, attempt=again.attempt, result=2)
+    out = batch(processor, 5.0, done, *held)
+    complete(processor, out, new.run_id, 6.0, 3)
+    assert read_run(processor.store, "w").result == 3  # type: ignore[union-attr]
+    assert_invariants(processor, "w")
