@@ -72,6 +72,8 @@ from ledgerflow.schemas.tasks import TaskToken, read_task_token
 from ledgerflow.sdk.definition import QUERY_ATTR, SIGNAL_ATTR, UPDATE_ATTR, definition_of
 
 CLOSED = ("COMPLETED", "FAILED", "CANCELED", "TERMINATED")
+RESULT_POLL_HOLD = 10.0
+"""Seconds the owner holds one long poll of ``result`` (it answers at once when the run closes)."""
 NAMESPACE_ENV = "LEDGERFLOW_NAMESPACE"
 OWNER_WAIT = 3.0
 """Seconds a read waits for a partition's owner to appear (during a rebalance)."""
@@ -797,11 +799,20 @@ class Client:
         if run_id is not None:
             check_id("run id", run_id)
         deadline = time.monotonic() + timeout
+        engine_id = self._engine_id(workflow_id)
+        state: dict[str, Any] | None = None
         while True:
+            # A long poll: the owner answers once the run closes (or another run took its place),
+            # so the result arrives one commit after it is recorded, without asking again.
+            wait = min(RESULT_POLL_HOLD, max(0.0, deadline - time.monotonic()))
             try:
-                state = self.describe(workflow_id)
-            except (WorkflowNotFoundError, OwnerUnavailableError):
+                answer = self._loop.run(self._reads.closed(engine_id, run_id or _run_of(state), wait))
+                state = self._visible(decode_tree(self.codec, dict(answer)))
+            except OwnerUnavailableError:
                 state = None
+                time.sleep(poll)
+            except WorkflowNotFoundError:
+                state = None  # the start is not applied yet (the owner waited for it already)
             if state is not None and run_id is not None and run_id != state["run_id"]:
                 if run_id in state["previous_runs"]:
                     closing = self._closing_event(workflow_id, run_id)
@@ -809,7 +820,8 @@ class Client:
                         run_id = closing.new_run_id
                         continue
                     return from_json(self._outcome(workflow_id, closing), result_type)
-                state = None  # the start of this run is not applied yet
+                state = None  # the start of this run is not applied yet: the owner cannot hold
+                time.sleep(poll)  # the poll for it (another run is the latest), so ask again soon
             if state is not None and state["status"] in CLOSED:
                 if state["status"] == "COMPLETED":
                     return from_json(state["result"], result_type)
@@ -819,10 +831,14 @@ class Client:
                     else Failure(type=state["status"], message=f"run {state['status'].lower()}")
                 )
                 raise WorkflowFailedError(workflow_id, state["status"], failure)
-            if time.monotonic() > deadline:
+            if time.monotonic() >= deadline:
                 status = state["status"] if state else "unknown"
                 raise TimeoutError(f"workflow {workflow_id!r} still {status} after {timeout} s")
-            time.sleep(poll)
+
+
+def _run_of(state: dict[str, Any] | None) -> str | None:
+    """The open run a long poll waits on: the one seen last (None before any was seen)."""
+    return str(state["run_id"]) if state is not None else None
 
 
 def handler_name(handler: str | Callable[..., Any], attribute: str) -> str:

@@ -48,6 +48,7 @@ from ledgerflow.errors import (
 from ledgerflow.paging import merge_listings
 from ledgerflow.routing import DirectorySnapshot, OwnerDirectory, path_segment
 from ledgerflow.schemas.owner import (
+    MAX_CLOSED_WAIT,
     AdmissionJson,
     HistoryPageJson,
     ListingJson,
@@ -270,6 +271,17 @@ class OwnerReads:
         response = await self._ok(operation, workflow_id, f"/internal/workflows/{path_segment(workflow_id)}")
         return cast(OwnedRunJson, response.json())
 
+    async def closed(self, workflow_id: str, run_id: str | None, seconds: float) -> OwnedRunJson:
+        """The latest run of ``workflow_id`` once it is closed or is another run than ``run_id``,
+        or as it is after ``seconds`` (the owner holds the answer until then: a long poll)."""
+        seconds = min(max(0.0, seconds), MAX_CLOSED_WAIT)
+        params: dict[str, Any] = {"seconds": round(seconds, 3)}
+        if run_id:
+            params["run_id"] = run_id
+        path = f"/internal/workflows/{path_segment(workflow_id)}/closed"
+        response = await self.forward("result", workflow_id, path, params=params, holds=seconds)
+        return cast(OwnedRunJson, self._checked(workflow_id, response).json())
+
     async def admission(self, workflow_id: str, request_id: str | None = None) -> AdmissionJson:
         """What a start of ``workflow_id`` would meet: its open run, or a capacity refusal (and
         the run an earlier start with ``request_id`` led to)."""
@@ -330,13 +342,15 @@ class OwnerReads:
         method: str = "GET",
         params: dict[str, Any] | None = None,
         body: Any = None,
+        holds: float = 0.0,
     ) -> OwnerResponse:
-        """The owner's answer to ``method path`` (any status but 421 and 404, which raises)."""
+        """The owner's answer to ``method path`` (any status but 421 and 404, which raises);
+        ``holds``: seconds the owner may hold the answer back (a long poll), on top of the budget."""
         started = time.monotonic()
         partition = self.partition(workflow_id)
         outcome = "unavailable"
         try:
-            response = await self._forward(partition, workflow_id, path, method, params, body, started)
+            response = await self._forward(partition, workflow_id, path, method, params, body, started, holds)
             if response.status_code == 404:
                 outcome = "not_found"
                 raise WorkflowNotFoundError(workflow_id)
@@ -365,8 +379,9 @@ class OwnerReads:
         params: dict[str, Any] | None,
         body: Any,
         started: float,
+        holds: float = 0.0,
     ) -> OwnerResponse:
-        deadline = started + self.budget
+        deadline = started + self.budget + holds
         kind, reason = "no_owner", "no owner known"
         snapshot = await self._current(deadline)
         for attempt in range(self.attempts):
@@ -390,7 +405,7 @@ class OwnerReads:
                 kind, reason = "no_owner", f"no owner (engine group {snapshot.state})"
                 continue
             try:
-                timeout = self.request_timeout or remaining
+                timeout = self.request_timeout + holds if self.request_timeout else remaining
                 response = await self._request(method, f"{url}{path}", params, body, timeout)
             except TimeoutError:
                 kind, reason = "timeout", f"{url} did not answer within {self.budget} s"

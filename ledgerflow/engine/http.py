@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import resource
 import threading
+import time
 from typing import Annotated, Any, cast
 
 import uvicorn
@@ -30,6 +31,7 @@ from ledgerflow.engine.state.committed import read_history, read_history_page, r
 from ledgerflow.engine.state.models import RunState
 from ledgerflow.engine.workflow.instance import WorkflowInstance
 from ledgerflow.schemas.owner import (
+    MAX_CLOSED_WAIT,
     AdmissionJson,
     AdmittedRunJson,
     HistoryPageJson,
@@ -268,11 +270,33 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
             "update": cast(UpdateOutcomeJson, outcome.model_dump(mode="json")) if outcome else None,
         }
 
+    @app.get("/internal/workflows/{workflow_id:path}/closed", response_model=None)
+    async def closed(
+        workflow_id: str,
+        run_id: str | None = None,
+        seconds: Annotated[float, Query(ge=0, le=MAX_CLOSED_WAIT)] = 10.0,
+    ) -> OwnedRunJson:
+        """The latest run once it is closed, or once it is another run than ``run_id`` (the one
+        the caller waits on continued as new, or was reset), or after ``seconds`` (a long poll:
+        a caller waiting for a result asks again). A workflow with no run yet (its start not
+        applied) is waited for too, and is a 404 after ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while True:
+            processor, run = committed_run(workflow_id)
+            changed = run is not None and (not run.is_open or (run_id is not None and run.run_id != run_id))
+            remaining = deadline - time.monotonic()
+            if changed or remaining <= 0:
+                return owned_run_json(processor, run, workflow_id)
+            await engine.commits.wait(remaining)
+
     # ``path``: a namespaced id holds one ``/`` (ledgerflow/namespaces.py). Declared after the
-    # history and query routes, which this pattern would otherwise swallow.
+    # history, query and closed routes, which this pattern would otherwise swallow.
     @app.get("/internal/workflows/{workflow_id:path}", response_model=None)
     async def describe(workflow_id: str) -> OwnedRunJson:
         processor, run = committed_run(workflow_id)
+        return owned_run_json(processor, run, workflow_id)
+
+    def owned_run_json(processor: PartitionProcessor, run: RunState | None, workflow_id: str) -> OwnedRunJson:
         if run is None:
             raise HTTPException(404, detail=f"workflow {workflow_id!r} not found")
         queues = {pending.options.queue for pending in run.activities.values()}

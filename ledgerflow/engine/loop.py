@@ -26,6 +26,7 @@ from ledgerflow.config import Settings
 from ledgerflow.engine import metrics
 from ledgerflow.engine.checkpoint import CALL_TIMEOUT, Checkpoint, StoreChanges
 from ledgerflow.engine.cluster_events import ClusterEventPublisher
+from ledgerflow.engine.commits import CommitNotices
 from ledgerflow.engine.context import Admission, EngineContext
 from ledgerflow.engine.definitions import DefinitionTable
 from ledgerflow.engine.errors import ChangelogReadError, StuckCallError, UnusableQueueError
@@ -152,6 +153,7 @@ class Engine:
         )
         self._stop = threading.Event()
         self.owner_lock = OwnerLock()
+        self.commits = CommitNotices()
         """Held while the owner loop changes its processors' cached workflow instances (a
         batch, giving partitions up); a query copying a cached instance holds it too."""
         self._inbox_positions: dict[int, int] = {}
@@ -380,6 +382,7 @@ class Engine:
         except Exception as exc:
             self._abort(checkpoint, exc)
             return
+        self.commits.committed()
         self._inbox_positions.update(offsets)
         self._failed_batches = 0
         self._update_lag(offsets)

@@ -12,6 +12,10 @@ from typing import Any, TypedDict
 
 from ledgerflow.schemas.common import RunStatus
 
+MAX_CLOSED_WAIT = 30.0
+"""Seconds an engine holds a long poll for a run to close (``/internal/workflows/{id}/closed``)
+at most."""
+
 
 class FailureJson(TypedDict):
     type: str

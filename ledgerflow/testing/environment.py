@@ -72,6 +72,9 @@ NODE = "in-process"
 BATCH = 200
 """Inbox commands applied in one batch at most."""
 IDLE_WAIT = 0.02
+CLOSED_CHECK = 0.002
+"""Seconds between two looks at a run a caller waits on (the in-process engine commits in the
+same process: no notice to wait for)."""
 """Seconds the engine waits for work when it has none and may not skip."""
 
 
@@ -301,6 +304,15 @@ class _EngineReads:
         return cast(
             OwnedRunJson, {"partition": 0, "node": NODE, **run.model_dump(mode="json"), "queue_workers": {}}
         )
+
+    async def closed(self, workflow_id: str, run_id: str | None, seconds: float) -> OwnedRunJson:
+        deadline = time.monotonic() + seconds
+        while True:
+            run = self._run(workflow_id)
+            changed = run is not None and (not run.is_open or (run_id is not None and run.run_id != run_id))
+            if changed or time.monotonic() >= deadline:
+                return await self.run(workflow_id)
+            await asyncio.sleep(CLOSED_CHECK)
 
     async def admission(self, workflow_id: str, request_id: str | None = None) -> AdmissionJson:
         run = self._run(workflow_id)
