@@ -123,8 +123,10 @@ _MODELS: dict[str, type[BaseModel]] = {
     for model in (
         c.StartWorkflow,
         c.SignalWorkflow,
+        c.UpdateWorkflow,
         c.CancelWorkflow,
         c.TerminateWorkflow,
+        c.ResetWorkflow,
         c.RegisterDefinition,
         c.TaskCompleted,
         c.TaskFailed,
@@ -219,7 +221,17 @@ def _workflow_commands(target: Target, ids: st.SearchStrategy[str]) -> st.Search
         _command(
             "signal_workflow", {"workflow_id": ids, "name": texts}, {"payload": values, "request_id": texts}
         ),
+        _command(
+            "update_workflow",
+            {"workflow_id": ids, "update_id": texts, "name": texts},
+            {"payload": values, "request_id": texts},
+        ),
         _command("cancel_workflow", {"workflow_id": ids}, {"reason": st.text(max_size=30)}),
+        _command(
+            "reset_workflow",
+            {"workflow_id": ids, "to_event": st.integers(2, 10**12)},
+            {"run_id": texts, "reason": st.text(max_size=30)},
+        ),
         _command("terminate_workflow", {"workflow_id": ids}, {"reason": st.text(max_size=30)}),
         _command("task_completed", task, {"result": values}),
         _command("task_failed", {**task, "failure": failure}, {}),
@@ -636,8 +648,10 @@ def _by_kind(command: c.InboxCommand, target: Settings) -> Expectation:
             return Expectation(Outcome.DEAD_LETTER, "PayloadTooLarge")
         case c.StartWorkflow():
             return Expectation(Outcome.FAILED_RUN, failure="UnknownWorkflowType")
-        case c.SignalWorkflow() | c.CancelWorkflow() | c.TerminateWorkflow():
+        case c.SignalWorkflow() | c.UpdateWorkflow() | c.CancelWorkflow() | c.TerminateWorkflow():
             return Expectation(Outcome.DEAD_LETTER, "no open run")
+        case c.ResetWorkflow():
+            return Expectation(Outcome.DEAD_LETTER, "has no run")
         case c.RegisterDefinition():
             return Expectation(Outcome.REGISTERED)
     return Expectation(Outcome.IGNORED)
