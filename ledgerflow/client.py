@@ -655,6 +655,13 @@ class Client:
         )
         return result
 
+    def _described(self, workflow_id: str) -> dict[str, Any] | None:
+        """``describe``, or None when the run is not there (yet) or its owner is not reachable."""
+        try:
+            return self.describe(workflow_id)
+        except (WorkflowNotFoundError, OwnerUnavailableError):
+            return None
+
     def _visible(self, data: dict[str, Any]) -> dict[str, Any]:
         """Engine JSON with the workflow ids of this client's namespace bare."""
         return namespaces.visible(self.namespace, data)
@@ -805,6 +812,7 @@ class Client:
             # A long poll: the owner answers once the run closes (or another run took its place),
             # so the result arrives one commit after it is recorded, without asking again.
             wait = min(RESULT_POLL_HOLD, max(0.0, deadline - time.monotonic()))
+            asked = time.monotonic()
             try:
                 answer = self._loop.run(self._reads.closed(engine_id, run_id or _run_of(state), wait))
                 state = self._visible(decode_tree(self.codec, dict(answer)))
@@ -813,6 +821,11 @@ class Client:
                 time.sleep(poll)
             except WorkflowNotFoundError:
                 state = None  # the start is not applied yet (the owner waited for it already)
+                if time.monotonic() - asked < wait / 2:
+                    # Not held: an engine from before the long poll answers its route 404 at
+                    # once. Read the status instead, as that engine's clients did.
+                    state = self._described(workflow_id)
+                    time.sleep(poll)
             if state is not None and run_id is not None and run_id != state["run_id"]:
                 if run_id in state["previous_runs"]:
                     closing = self._closing_event(workflow_id, run_id)

@@ -278,7 +278,7 @@ class OwnerReads:
         params: dict[str, Any] = {"seconds": round(seconds, 3)}
         if run_id:
             params["run_id"] = run_id
-        path = f"/internal/workflows/{path_segment(workflow_id)}/closed"
+        path = f"/internal/closed/{path_segment(workflow_id)}"
         response = await self.forward("result", workflow_id, path, params=params, holds=seconds)
         return cast(OwnedRunJson, self._checked(workflow_id, response).json())
 
@@ -405,7 +405,7 @@ class OwnerReads:
                 kind, reason = "no_owner", f"no owner (engine group {snapshot.state})"
                 continue
             try:
-                timeout = self.request_timeout + holds if self.request_timeout else remaining
+                timeout = min(self.request_timeout + holds, remaining) if self.request_timeout else remaining
                 response = await self._request(method, f"{url}{path}", params, body, timeout)
             except TimeoutError:
                 kind, reason = "timeout", f"{url} did not answer within {self.budget} s"

@@ -270,7 +270,9 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
             "update": cast(UpdateOutcomeJson, outcome.model_dump(mode="json")) if outcome else None,
         }
 
-    @app.get("/internal/workflows/{workflow_id:path}/closed", response_model=None)
+    # Its own prefix: a suffix after ``{workflow_id:path}`` would take the describe of a
+    # namespaced id whose bare part is "closed" (routing sees the id's escaped ``/`` decoded).
+    @app.get("/internal/closed/{workflow_id:path}", response_model=None)
     async def closed(
         workflow_id: str,
         run_id: str | None = None,
@@ -282,15 +284,18 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
         applied) is waited for too, and is a 404 after ``seconds``."""
         deadline = time.monotonic() + seconds
         while True:
-            processor, run = committed_run(workflow_id)
-            changed = run is not None and (not run.is_open or (run_id is not None and run.run_id != run_id))
-            remaining = deadline - time.monotonic()
-            if changed or remaining <= 0:
-                return owned_run_json(processor, run, workflow_id)
-            await engine.commits.wait(remaining)
+            with engine.commits.listening() as commit:  # before the look: no commit is missed
+                processor, run = committed_run(workflow_id)
+                changed = run is not None and (
+                    not run.is_open or (run_id is not None and run.run_id != run_id)
+                )
+                remaining = deadline - time.monotonic()
+                if changed or remaining <= 0:
+                    return owned_run_json(processor, run, workflow_id)
+                await commit.wait(remaining)
 
     # ``path``: a namespaced id holds one ``/`` (ledgerflow/namespaces.py). Declared after the
-    # history, query and closed routes, which this pattern would otherwise swallow.
+    # history and query routes, which this pattern would otherwise swallow.
     @app.get("/internal/workflows/{workflow_id:path}", response_model=None)
     async def describe(workflow_id: str) -> OwnedRunJson:
         processor, run = committed_run(workflow_id)

@@ -111,7 +111,15 @@ class AttemptRunner:
         except Exception as exc:  # a result JSON cannot hold
             report(_failed(task, failure_from_exception(exc)))
             return
-        report(completed)
+        try:
+            report(completed)
+        except Exception as exc:  # a result its record cannot hold (e.g. a lone surrogate)
+            failure = Failure(
+                type="UnsendableResult",
+                message=f"the result of activity {task.activity_type!r} cannot be sent: {exc}",
+                non_retryable=True,
+            )
+            report(_failed(task, failure))
 
     async def _invoke(self, task: ActivityTask, ctx: activity.AttemptContext) -> Any:
         definition = self.activities.get(task.activity_type)

@@ -13,8 +13,7 @@ from typing import Any, TypedDict
 from ledgerflow.schemas.common import RunStatus
 
 MAX_CLOSED_WAIT = 30.0
-"""Seconds an engine holds a long poll for a run to close (``/internal/workflows/{id}/closed``)
-at most."""
+"""Seconds an engine holds a long poll for a run to close (``/internal/closed/{id}``) at most."""
 
 
 class FailureJson(TypedDict):

@@ -43,7 +43,7 @@ class ActivityEnvironment:
         """Cancel the attempt: its next ``activity.heartbeat()`` raises ``ActivityCancelledError``
         (and an ``async`` activity run by ``run`` is cancelled at its next await)."""
         self._cancelled.set()
-        if self._task is not None and self._loop is not None:
+        if self._task is not None and self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._task.cancel)
 
     def run(self, fn: Callable[..., Any], *args: Any) -> Any:

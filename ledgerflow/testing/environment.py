@@ -51,7 +51,7 @@ from ledgerflow.engine.reads import RunFilter, cached_copy, list_runs, replayed
 from ledgerflow.engine.state import keys
 from ledgerflow.engine.state.committed import read_history, read_history_page, read_run
 from ledgerflow.engine.state.store import PartitionStore
-from ledgerflow.errors import OwnerResponseError, QueryFailedError, WorkflowNotFoundError
+from ledgerflow.errors import QueryFailedError, WorkflowNotFoundError
 from ledgerflow.executors.outcomes import heartbeat_record, outcome_record
 from ledgerflow.executors.runner import AttemptRunner, attempt_info
 from ledgerflow.owner_reads import Listing
@@ -72,10 +72,12 @@ NODE = "in-process"
 BATCH = 200
 """Inbox commands applied in one batch at most."""
 IDLE_WAIT = 0.02
+"""Seconds the engine waits for work when it has none and may not skip."""
 CLOSED_CHECK = 0.002
 """Seconds between two looks at a run a caller waits on (the in-process engine commits in the
 same process: no notice to wait for)."""
-"""Seconds the engine waits for work when it has none and may not skip."""
+SETTLE_WAIT = 5.0
+"""Seconds ``WorkflowEnvironment.sleep`` waits at most for what became due to be applied."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,8 @@ class _Engine:
         self.skipped = 0.0
         self.auto_skip = skipping
         self._waiters = 0
+        self._counts = threading.Lock()
+        """Guards ``skipped`` and ``_waiters``, changed by the engine's thread and the callers'."""
         self._threads = ThreadPoolExecutor(8, thread_name_prefix="ledgerflow-env-activity")
         self._runner = AttemptRunner(activities, self._threads, codec)
         self._running: dict[
@@ -126,18 +130,25 @@ class _Engine:
         return time.time() + self.skipped
 
     def skip(self, seconds: float) -> None:
-        self.skipped += max(0.0, seconds)
+        with self._counts:
+            self.skipped += max(0.0, seconds)
         self.wake()
+
+    def settled(self) -> bool:
+        """Nothing to apply and no timer due (activities may still run)."""
+        return not self.inbox and not self._timers_due()
 
     @contextlib.contextmanager
     def waiting(self) -> Iterator[None]:
         """While held, the clock may jump to the next timer whenever nothing is in flight."""
-        self._waiters += 1
+        with self._counts:
+            self._waiters += 1
         self.wake()
         try:
             yield
         finally:
-            self._waiters -= 1
+            with self._counts:
+                self._waiters -= 1
 
     # ------------------------------------------------------------------ input
     def submit(self, command: c.InboxCommand) -> None:
@@ -202,7 +213,8 @@ class _Engine:
             fire_at = keys.timer_millis(key) / 1000 + 0.001
             if fire_at <= self.now():
                 return False  # due already: the next turn fires it
-            self.skipped += fire_at - self.now()
+            with self._counts:
+                self.skipped += fire_at - self.now()
             return True
         return False
 
@@ -226,7 +238,10 @@ class _Engine:
         definitions; lifecycle events are not kept."""
         topic = record.topic
         if topic == self.settings.topic("inbox"):
-            self.inbox.append(c.read_command(record.value, "inbox record"))
+            try:
+                self.inbox.append(c.read_command(record.value, "inbox record"))
+            except c.UnreadableCommand as exc:
+                self.dead_letters.append(DeadLetter(str(exc), record.value))
         elif topic == self.settings.topic("inbox.dlq"):
             headers = dict(record.headers or [])
             reason = headers.get("ledgerflow.dlq.reason") or b""
@@ -340,7 +355,7 @@ class _EngineReads:
         rid = run_id or run.run_id
         events, total = read_history_page(self.engine.processor.store, workflow_id, rid, offset, limit)
         if not total:
-            raise OwnerResponseError(workflow_id, 404, f"run {rid!r} of workflow {workflow_id!r} not found")
+            raise WorkflowNotFoundError(workflow_id)  # as a real owner's 404 reads
         return {
             "workflow_id": workflow_id,
             "run_id": rid,
@@ -487,7 +502,11 @@ class WorkflowEnvironment:
     def sleep(self, seconds: float) -> None:
         """Move the clock on by ``seconds`` and let what became due run."""
         self._engine.skip(seconds)
-        time.sleep(IDLE_WAIT * 3)
+        deadline = time.monotonic() + SETTLE_WAIT
+        time.sleep(IDLE_WAIT)
+        while not self._engine.settled() and time.monotonic() < deadline:
+            time.sleep(IDLE_WAIT / 4)
+        time.sleep(IDLE_WAIT)  # the last batch's outcome reaches the store
 
     @contextlib.contextmanager
     def auto_time_skipping_disabled(self) -> Iterator[None]:

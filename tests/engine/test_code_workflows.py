@@ -214,19 +214,19 @@ def test_a_result_too_large_for_kafka_fails_the_activity_with_a_clear_error(
 
 
 def test_a_waiting_caller_hears_of_the_close_one_commit_after_it(cluster: Cluster, client: Client) -> None:
-    """The owner holds ``/closed`` (the long poll ``Client.result`` waits with) until the run
+    """The owner holds ``/internal/closed/{id}`` (the long poll ``Client.result`` waits with) until the run
     closes, and answers at once then; it answers an open run after the seconds asked."""
     engine = cluster.engine([FLOWS])
     engine.wait_ready()
     client.start_workflow("Sleeper", 1.0, id="long-poll").describe()  # waits until applied
     started = time.monotonic()
-    held = engine.get("/internal/workflows/long-poll/closed", params={"seconds": 0.3}, timeout=10)
+    held = engine.get("/internal/closed/long-poll", params={"seconds": 0.3}, timeout=10)
     assert held.status_code == 200 and held.json()["status"] == "RUNNING"
     assert 0.25 <= time.monotonic() - started < 1.0
-    answered = engine.get("/internal/workflows/long-poll/closed", params={"seconds": 20}, timeout=30)
+    answered = engine.get("/internal/closed/long-poll", params={"seconds": 20}, timeout=30)
     waited = time.monotonic() - started
     assert answered.status_code == 200 and answered.json()["status"] == "COMPLETED"
     assert 0.9 <= waited < 3.0, f"the close was answered {waited:.2f} s after the start"
-    missing = engine.get("/internal/workflows/nobody/closed", params={"seconds": 0.2})
+    missing = engine.get("/internal/closed/nobody", params={"seconds": 0.2})
     assert missing.status_code == 404
     assert client.result("long-poll", timeout=5)["after"] >= 1.0

@@ -125,3 +125,20 @@ def test_an_activity_runs_alone_with_heartbeats_info_and_cancellation() -> None:
     cancelled.on_heartbeat = lambda _details: cancelled.cancel() if len(cancelled.heartbeats) > 2 else None
     with pytest.raises((activity.ActivityCancelledError, asyncio.CancelledError)):
         cancelled.run(wait_forever)
+
+
+def test_a_result_no_record_can_hold_fails_the_activity_at_once() -> None:
+    @activity.defn(name="notify")
+    async def lone_surrogate(day: int) -> str:
+        return "\ud800"  # no UTF-8 encoding: its record cannot be written
+
+    with WorkflowEnvironment.start_time_skipping(
+        workflows=[MonthOfReminders], activities=[lone_surrogate]
+    ) as env:
+        handle = env.client.start_workflow(MonthOfReminders.run, 1, id="unsendable")
+        with pytest.raises(WorkflowFailedError) as failed:
+            handle.result(timeout=10)
+        cause = failed.value.failure.cause
+        assert cause is not None and cause.type == "UnsendableResult" and cause.non_retryable
+        attempts = [e for e in handle.history() if e.kind == "activity_attempt_failed"]
+        assert attempts == [], "a result that cannot be sent is not retried"
