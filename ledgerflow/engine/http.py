@@ -25,7 +25,7 @@ from ledgerflow.engine.errors import UnknownQueryError, WorkflowTypeNotLoaded
 from ledgerflow.engine.http_auth import EngineTokenMiddleware
 from ledgerflow.engine.loop import Engine
 from ledgerflow.engine.processor import PartitionProcessor
-from ledgerflow.engine.reads import RunFilter, cached_copy, list_runs, replayed
+from ledgerflow.engine.reads import RunFilter, cached_copy, history_page_json, list_runs, replayed
 from ledgerflow.engine.state import keys
 from ledgerflow.engine.state.committed import read_history, read_history_page, read_run
 from ledgerflow.engine.state.models import RunState
@@ -210,13 +210,7 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
             raise HTTPException(421, detail=f"partition {processor.partition} is moving") from exc
         if not total:
             raise HTTPException(404, detail=f"run {rid!r} of workflow {workflow_id!r} not found")
-        return {
-            "workflow_id": workflow_id,
-            "run_id": rid,
-            "total": total,
-            "offset": offset,
-            "events": [e.model_dump(mode="json") for e in events],
-        }
+        return history_page_json(workflow_id, rid, events, total, offset)
 
     def query_target(processor: PartitionProcessor, run: RunState) -> tuple[WorkflowInstance, str]:
         """A copy of the owner's cached instance or, when there is none at the committed

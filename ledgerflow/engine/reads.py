@@ -31,7 +31,7 @@ from ledgerflow.engine.workflow.dag import definition_for
 from ledgerflow.engine.workflow.instance import WorkflowInstance
 from ledgerflow.engine.workflow.replayer import replay
 from ledgerflow.schemas import events as ev
-from ledgerflow.schemas.owner import PendingSummaryJson, RunSummaryJson
+from ledgerflow.schemas.owner import HistoryPageJson, PendingSummaryJson, RunSummaryJson
 from ledgerflow.sdk.context import WorkflowInfo
 from ledgerflow.sdk.definition import WorkflowRegistry
 
@@ -217,3 +217,16 @@ def replayed(
     instance = WorkflowInstance(definition, info, codec)
     replay(instance, history)
     return instance
+
+
+def history_page_json(
+    workflow_id: str, run_id: str, events: list[ev.HistoryEvent], total: int, offset: int
+) -> HistoryPageJson:
+    """A page of a run's history as the internal API answers it."""
+    return {
+        "workflow_id": workflow_id,
+        "run_id": run_id,
+        "total": total,
+        "offset": offset,
+        "events": [e.model_dump(mode="json") for e in events],
+    }

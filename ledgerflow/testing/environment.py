@@ -47,7 +47,7 @@ from ledgerflow.engine.context import EngineContext
 from ledgerflow.engine.outbox import Outbox, OutRecord
 from ledgerflow.engine.ownerlock import OwnerLock
 from ledgerflow.engine.processor import PartitionProcessor
-from ledgerflow.engine.reads import RunFilter, cached_copy, list_runs, replayed
+from ledgerflow.engine.reads import RunFilter, cached_copy, history_page_json, list_runs, replayed
 from ledgerflow.engine.state import keys
 from ledgerflow.engine.state.committed import read_history, read_history_page, read_run
 from ledgerflow.engine.state.store import PartitionStore
@@ -356,13 +356,7 @@ class _EngineReads:
         events, total = read_history_page(self.engine.processor.store, workflow_id, rid, offset, limit)
         if not total:
             raise WorkflowNotFoundError(workflow_id)  # as a real owner's 404 reads
-        return {
-            "workflow_id": workflow_id,
-            "run_id": rid,
-            "total": total,
-            "offset": offset,
-            "events": [e.model_dump(mode="json") for e in events],
-        }
+        return history_page_json(workflow_id, rid, events, total, offset)
 
     async def query(self, workflow_id: str, name: str, args: list[Any], shown_id: str | None = None) -> Any:
         run = self._run(workflow_id)
