@@ -116,15 +116,17 @@ def test_an_activity_runs_alone_with_heartbeats_info_and_cancellation() -> None:
     assert env.heartbeats == seen == [1, 2, 3]
 
     @activity.defn
-    async def wait_forever() -> None:
-        while True:
+    async def wait_for_cancel() -> str:
+        for _ in range(500):  # bounded: a cancel that never arrives fails the test, not hangs it
             activity.heartbeat()
             await asyncio.sleep(0.01)
+        return "never cancelled"
 
     cancelled = ActivityEnvironment()
     cancelled.on_heartbeat = lambda _details: cancelled.cancel() if len(cancelled.heartbeats) > 2 else None
     with pytest.raises((activity.ActivityCancelledError, asyncio.CancelledError)):
-        cancelled.run(wait_forever)
+        cancelled.run(wait_for_cancel)
+    assert len(cancelled.heartbeats) == 3, "the attempt ran on after its cancel"
 
 
 def test_a_result_no_record_can_hold_fails_the_activity_at_once() -> None:
