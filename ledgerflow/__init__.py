@@ -27,24 +27,31 @@ from ledgerflow.schemas.common import RetryPolicy
 from ledgerflow.schemas.history import WorkflowHistory
 
 if TYPE_CHECKING:
+    from ledgerflow.async_client import AsyncClient, AsyncWorkflowHandle
     from ledgerflow.client import Client, WorkflowHandle
 
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    """``Client`` and ``WorkflowHandle``, imported on first use: workflow and activity code
+    """The clients and their handles, imported on first use: workflow and activity code
     imports ``ledgerflow`` and needs no Kafka client library loaded."""
     if name in ("Client", "WorkflowHandle"):
         from ledgerflow import client
 
         return getattr(client, name)
+    if name in ("AsyncClient", "AsyncWorkflowHandle"):
+        from ledgerflow import async_client
+
+        return getattr(async_client, name)
     raise AttributeError(f"module 'ledgerflow' has no attribute {name!r}")
 
 
 __all__ = [
     "ActivityError",
     "ApplicationError",
+    "AsyncClient",
+    "AsyncWorkflowHandle",
     "ChildWorkflowError",
     "Client",
     "InvalidIdError",

@@ -209,6 +209,17 @@ class OwnerUnavailableError(LedgerflowError):
         self.reason = reason
 
 
+class KafkaWriteError(LedgerflowError):
+    """A write to Kafka was not acknowledged (the brokers are away, or refused the record:
+    ``too_large`` when for its size)."""
+
+    def __init__(self, topic: str, reason: str, too_large: bool = False) -> None:
+        super().__init__(f"write to {topic} not acknowledged: {reason}")
+        self.topic = topic
+        self.reason = reason
+        self.too_large = too_large
+
+
 class CapacityError(LedgerflowError):
     """A start was refused: the owning engine is at its open-workflow limit. Retry later."""
 

@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, ConsumerGroupDescription
 
 from ledgerflow.config import Settings
 
@@ -34,6 +34,37 @@ def common_config(settings: Settings) -> dict[str, Any]:
 
 def admin(settings: Settings, **extra: Any) -> AdminClient:
     return AdminClient({**common_config(settings), **extra})
+
+
+GROUP_OPERATION_TIMEOUT = 30.0
+"""Seconds librdkafka gives a consumer-group description before it times the operation out."""
+GROUP_ADMIN_SOCKET_TIMEOUT_MS = 10_000
+"""Milliseconds a group admin client's request to one broker may take: well under
+``GROUP_OPERATION_TIMEOUT``, so a request in flight always ends before its operation does."""
+
+
+def group_admin(settings: Settings) -> AdminClient:
+    """An admin client for processes that describe consumer groups again and again (engines,
+    gateways, clients), through ``describe_group``.
+
+    librdkafka can abort the whole process when a group operation times out while its
+    coordinator request is still in flight (``rd_kafka_enq_once_del_source_return: Assertion
+    eonce->refcnt > 0``, confluentinc/librdkafka#4605, open): an engine died that way when a
+    broker was killed and the group coordinator moved. So no operation here times out first:
+    each request to a broker ends (answered or timed out after
+    ``GROUP_ADMIN_SOCKET_TIMEOUT_MS``) well before its operation's own timeout, and a caller
+    that cannot wait that long stops waiting for the result instead (``describe_group``).
+    """
+    return admin(settings, **{"socket.timeout.ms": GROUP_ADMIN_SOCKET_TIMEOUT_MS})
+
+
+def describe_group(admin: AdminClient, group: str, wait: float) -> ConsumerGroupDescription:
+    """The description of ``group``, waited for ``wait`` seconds (``group_admin``: why the
+    operation itself is given longer). Raises ``concurrent.futures.TimeoutError`` after
+    ``wait``, or the operation's ``KafkaException``."""
+    future = admin.describe_consumer_groups([group], request_timeout=GROUP_OPERATION_TIMEOUT)[group]
+    description: ConsumerGroupDescription = future.result(timeout=wait)
+    return description
 
 
 def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:

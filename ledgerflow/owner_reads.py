@@ -55,6 +55,7 @@ from ledgerflow.schemas.owner import (
     NodeJson,
     OwnedRunJson,
     RunSummaryJson,
+    StartOutcomeJson,
     UpdateStatusJson,
 )
 
@@ -281,6 +282,15 @@ class OwnerReads:
         path = f"/internal/closed/{path_segment(workflow_id)}"
         response = await self.forward("result", workflow_id, path, params=params, holds=seconds)
         return cast(OwnedRunJson, self._checked(workflow_id, response).json())
+
+    async def started(self, workflow_id: str, request_id: str, seconds: float) -> StartOutcomeJson:
+        """What the owner made of the start of ``workflow_id`` sent with ``request_id``, once it
+        applied or refused it, or after ``seconds`` (``applied`` false: a long poll)."""
+        seconds = min(max(0.0, seconds), MAX_CLOSED_WAIT)
+        params: dict[str, Any] = {"request_id": request_id, "seconds": round(seconds, 3)}
+        path = f"/internal/started/{path_segment(workflow_id)}"
+        response = await self.forward("start", workflow_id, path, params=params, holds=seconds)
+        return cast(StartOutcomeJson, self._checked(workflow_id, response).json())
 
     async def admission(self, workflow_id: str, request_id: str | None = None) -> AdmissionJson:
         """What a start of ``workflow_id`` would meet: its open run, or a capacity refusal (and

@@ -10,6 +10,8 @@ def test_top_level_exports() -> None:
     assert ledgerflow.__all__ == [
         "ActivityError",
         "ApplicationError",
+        "AsyncClient",
+        "AsyncWorkflowHandle",
         "ChildWorkflowError",
         "Client",
         "InvalidIdError",

@@ -55,6 +55,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "client",
         (
             "ledgerflow.client",
+            "ledgerflow.async_client",
+            "ledgerflow.kafka_writes",
             "ledgerflow.owner_reads",
             "ledgerflow.routing",
             "ledgerflow.cluster",

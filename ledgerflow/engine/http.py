@@ -25,8 +25,15 @@ from ledgerflow.engine.errors import UnknownQueryError, WorkflowTypeNotLoaded
 from ledgerflow.engine.http_auth import EngineTokenMiddleware
 from ledgerflow.engine.loop import Engine
 from ledgerflow.engine.processor import PartitionProcessor
-from ledgerflow.engine.reads import RunFilter, cached_copy, history_page_json, list_runs, replayed
-from ledgerflow.engine.state import keys
+from ledgerflow.engine.reads import (
+    RunFilter,
+    cached_copy,
+    history_page_json,
+    list_runs,
+    replayed,
+    start_outcome_json,
+)
+from ledgerflow.engine.state import keys, requests
 from ledgerflow.engine.state.committed import read_history, read_history_page, read_run
 from ledgerflow.engine.state.models import RunState
 from ledgerflow.engine.workflow.instance import WorkflowInstance
@@ -41,6 +48,7 @@ from ledgerflow.schemas.owner import (
     PartitionStatsJson,
     QueryAnswerJson,
     RunJson,
+    StartOutcomeJson,
     UpdateOutcomeJson,
     UpdateStatusJson,
 )
@@ -189,7 +197,7 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
                 seen = processor.store.get(keys.request_key(workflow_id, request_id))
             except Exception as exc:
                 raise HTTPException(421, detail=f"partition {processor.partition} is moving") from exc
-            earlier = seen.decode() if seen and seen != b"1" else None
+            earlier = requests.started_run(seen)
         return {"partition": processor.partition, "run": state, "refusal": refusal, "request_run": earlier}
 
     @app.get("/internal/workflows/{workflow_id:path}/history", response_model=None)
@@ -286,6 +294,30 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
                 remaining = deadline - time.monotonic()
                 if changed or remaining <= 0:
                     return owned_run_json(processor, run, workflow_id)
+                await commit.wait(remaining)
+
+    @app.get("/internal/started/{workflow_id:path}", response_model=None)
+    async def started(
+        workflow_id: str,
+        request_id: str,
+        seconds: Annotated[float, Query(ge=0, le=MAX_CLOSED_WAIT)] = 10.0,
+    ) -> StartOutcomeJson:
+        """What the engine made of the start with ``request_id``, once it applied or refused it,
+        or after ``seconds`` (``applied`` false): a client learns the engine's decision on a start
+        it sent, without asking first what the start would meet."""
+        deadline = time.monotonic() + seconds
+        while True:
+            with engine.commits.listening() as commit:  # before the look: no commit is missed
+                processor = owned(workflow_id)
+                try:
+                    outcome = start_outcome_json(
+                        processor.store, processor.partition, workflow_id, request_id
+                    )
+                except Exception as exc:
+                    raise HTTPException(421, detail=f"partition {processor.partition} is moving") from exc
+                remaining = deadline - time.monotonic()
+                if outcome["applied"] or outcome["refusal"] or remaining <= 0:
+                    return outcome
                 await commit.wait(remaining)
 
     # ``path``: a namespaced id holds one ``/`` (ledgerflow/namespaces.py). Declared after the

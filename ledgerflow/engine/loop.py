@@ -140,7 +140,7 @@ class Engine:
             # classic whatever the engine group uses: its pattern subscription is librdkafka's own
             member_config("classic", options.session_timeout_ms),
         )
-        self._admin = clients.admin(settings)
+        self._admin = clients.group_admin(settings)
         self.ctx = EngineContext(
             settings,
             registry,
@@ -319,7 +319,7 @@ class Engine:
         """Transactional ids of the engines in the group now (from their client ids); None if unknown."""
         group = self.group_id
         try:
-            described = self._admin.describe_consumer_groups([group], request_timeout=5)[group].result(5)
+            described = clients.describe_group(self._admin, group, 5)
         except Exception as exc:  # cannot tell: fence nobody, the transaction timeout still applies
             log.warning("cannot describe the engine group: %s", exc)
             return None

@@ -8,6 +8,7 @@ I/O of its own: the owner loop commits what it produced in one transaction.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -29,9 +30,10 @@ from ledgerflow.engine.outbox import Outbox
 from ledgerflow.engine.resets import Resets
 from ledgerflow.engine.run_writer import check_room
 from ledgerflow.engine.starts import Starts, named_definition
-from ledgerflow.engine.state import keys
+from ledgerflow.engine.state import keys, requests
 from ledgerflow.engine.state.committed import open_run_count
 from ledgerflow.engine.state.models import CLOSING_STATUS, RunState, TimerEntry, UpdateOutcome
+from ledgerflow.engine.state.requests import StartRefusal
 from ledgerflow.engine.state.store import PartitionStore, StoreTransaction
 from ledgerflow.engine.timers import TimerIndex
 from ledgerflow.engine.workflow import commands as cmd
@@ -195,7 +197,7 @@ class PartitionProcessor:
             reason = self._hold(command, exc.reason)
             if reason is None and deduplicate and workflow_id and command.request_id:
                 key = keys.request_key(workflow_id, command.request_id)
-                self.txn.put(key, self._resolved_run(command).encode())  # held: taken, once
+                self.txn.put(key, self._resolved_run(command))  # held: taken, once
             return reason
         except CodecError as exc:
             # A deployment fault (this engine lacks a key), not the run's: the record is refused
@@ -206,6 +208,7 @@ class PartitionProcessor:
             log.warning("%s", exc, extra={"workflowId": workflow_id, "partition": self.partition})
             metrics.RUN_LIMIT_FAILURES.labels(type=type(exc).__name__).inc()
             if isinstance(command, c.StartWorkflow):
+                self.refuse_start(command, StartRefusal("limit", str(exc), error=type(exc).__name__))
                 self.starts.refuse_child(command, Failure(type=type(exc).__name__, message=str(exc)))
                 if command.start_signal is not None and isinstance(exc, HistoryTooLarge):
                     # a signal-with-start that found the run's history full fails it, as a signal would
@@ -264,7 +267,7 @@ class PartitionProcessor:
         seen = (
             keys.request_key(workflow_id, command.request_id) if command.request_id and workflow_id else None
         )
-        if seen is not None and self.txn.get(seen) is not None:
+        if seen is not None and requests.taken(self.txn.get(seen)):
             metrics.DUPLICATES.inc()
             return None
         if workflow_id and isinstance(command, NEEDS_CODE) and self._blocked(workflow_id):
@@ -274,18 +277,24 @@ class PartitionProcessor:
         if seen is not None and reason is None:
             # Only once applied: a refused start may be retried with its key. A start's key names
             # the run it resolved to, so a caller repeating it learns which run that was.
-            self.txn.put(seen, self._resolved_run(command).encode())
+            self.txn.put(seen, self._resolved_run(command))
         return reason
 
-    def _resolved_run(self, command: c.InboxCommand) -> str:
-        """The run a start led to (the one it opened or found open, or the one it will open once
-        its type is known); "1" for other commands."""
+    def _resolved_run(self, command: c.InboxCommand) -> bytes:
+        """The record of an applied command (``engine/state/requests.py``): the run a start led
+        to (the one it opened or found open, or the one it will open once its type is known)."""
         if not isinstance(command, c.StartWorkflow):
-            return "1"
+            return requests.APPLIED
         run = self.run(command.workflow_id)
         if run is not None and run.is_open:
-            return run.run_id
-        return command.run_id or "1"
+            return run.run_id.encode()
+        return command.run_id.encode() if command.run_id else requests.APPLIED
+
+    def refuse_start(self, command: c.StartWorkflow, refusal: StartRefusal) -> None:
+        """Record why a start was refused under its request id, for the caller waiting for it."""
+        if command.request_id:
+            refusal = dataclasses.replace(refusal, start_run_id=command.run_id)
+            self.txn.put(keys.request_key(command.workflow_id, command.request_id), refusal.encode())
 
     def _dispatch_command(self, command: c.InboxCommand) -> str | None:
         match command:

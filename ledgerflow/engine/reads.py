@@ -15,6 +15,7 @@ import heapq
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 from pydantic import BaseModel, ConfigDict
 
@@ -23,7 +24,7 @@ from ledgerflow.codec.base import PayloadCodec
 from ledgerflow.engine.errors import WorkflowTypeNotLoaded
 from ledgerflow.engine.ownerlock import OwnerLock
 from ledgerflow.engine.processor import PartitionProcessor
-from ledgerflow.engine.state import keys
+from ledgerflow.engine.state import keys, requests
 from ledgerflow.engine.state.committed import read_run
 from ledgerflow.engine.state.models import RunState
 from ledgerflow.engine.state.store import PartitionStore
@@ -31,7 +32,13 @@ from ledgerflow.engine.workflow.dag import definition_for
 from ledgerflow.engine.workflow.instance import WorkflowInstance
 from ledgerflow.engine.workflow.replayer import replay
 from ledgerflow.schemas import events as ev
-from ledgerflow.schemas.owner import HistoryPageJson, PendingSummaryJson, RunSummaryJson
+from ledgerflow.schemas.owner import (
+    HistoryPageJson,
+    PendingSummaryJson,
+    RunSummaryJson,
+    StartOutcomeJson,
+    StartRefusalJson,
+)
 from ledgerflow.sdk.context import WorkflowInfo
 from ledgerflow.sdk.definition import WorkflowRegistry
 
@@ -39,6 +46,21 @@ log = logging.getLogger("ledgerflow.engine.reads")
 
 QUERY_LOCK_WAIT = 0.25
 """Seconds a query waits for the owner loop to finish its batch before replaying instead."""
+
+
+# ------------------------------------------------------------------ starts
+def start_outcome_json(
+    store: PartitionStore, partition: int, workflow_id: str, request_id: str
+) -> StartOutcomeJson:
+    """What the engine recorded of the start with ``request_id`` (``applied`` False: nothing yet)."""
+    raw = store.get(keys.request_key(workflow_id, request_id))
+    refused = requests.refusal(raw)
+    return {
+        "partition": partition,
+        "applied": requests.taken(raw),
+        "run_id": requests.started_run(raw),
+        "refusal": cast(StartRefusalJson, refused.__dict__) if refused else None,
+    }
 
 
 # ------------------------------------------------------------------ listings

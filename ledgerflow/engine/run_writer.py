@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from ledgerflow.engine.context import EngineContext
 from ledgerflow.engine.outbox import Outbox
 from ledgerflow.engine.state.models import RunState
+from ledgerflow.engine.state.requests import StartRefusal
 from ledgerflow.engine.state.store import StoreTransaction
 from ledgerflow.engine.timers import TimerIndex
 from ledgerflow.errors import TooManyPending
@@ -79,6 +80,10 @@ class RunWriter(Protocol):
 
     def signal(self, run: RunState, name: str, payload: Any) -> None:
         """Deliver a signal to an open run."""
+        ...
+
+    def refuse_start(self, command: c.StartWorkflow, refusal: StartRefusal) -> None:
+        """Record why a start was refused, for its caller."""
         ...
 
     def savepoint(self, workflow_id: str | None) -> AbstractContextManager[None]:

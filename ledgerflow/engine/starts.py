@@ -16,6 +16,7 @@ from ledgerflow.engine import metrics
 from ledgerflow.engine.context import EngineContext
 from ledgerflow.engine.run_writer import RunWriter
 from ledgerflow.engine.state.models import RunState, TimerEntry
+from ledgerflow.engine.state.requests import StartRefusal
 from ledgerflow.errors import RunLimitError
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas.common import Failure
@@ -44,12 +45,16 @@ class Starts:
         existing = w.run(command.workflow_id)
         refusal = _policy_refusal(command, existing)
         if refusal is not None:
+            assert existing is not None  # only a taken id refuses
             log.info(
                 "start refused: %s",
                 refusal,
                 extra={"workflowId": command.workflow_id, "partition": w.partition},
             )
-            if existing is not None and existing.is_open:
+            w.refuse_start(
+                command, StartRefusal("already_started", refusal, existing.run_id, existing.status)
+            )
+            if existing.is_open:
                 self.refuse_child(command, Failure(type="WorkflowAlreadyStarted", message=refusal))
             return refusal
         if (
@@ -87,6 +92,7 @@ class Starts:
                 refusal = w.ctx.limits.refusal(w.partition, w.open_runs)
                 if refusal is not None:
                     metrics.REFUSED.inc()
+                    w.refuse_start(command, StartRefusal("capacity", refusal))
                     return refusal
             give_up_at = w.now + UNKNOWN_TYPE_GRACE
         if w.now < give_up_at and not self._type_known(command):
@@ -110,6 +116,7 @@ class Starts:
             log.warning("%s", exc, extra={"workflowId": command.workflow_id, "partition": w.partition})
             metrics.RUN_LIMIT_FAILURES.labels(type=type(exc).__name__).inc()
             metrics.DEAD_LETTERS.inc()
+            w.refuse_start(command, StartRefusal("limit", str(exc), error=type(exc).__name__))
             self.refuse_child(command, Failure(type=type(exc).__name__, message=str(exc)))
             raw = command.model_dump_json().encode()
             w.out.dead_letter(command.workflow_id.encode(), raw, str(exc), "deferred-start", w.partition, -1)

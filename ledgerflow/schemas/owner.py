@@ -13,7 +13,8 @@ from typing import Any, TypedDict
 from ledgerflow.schemas.common import RunStatus
 
 MAX_CLOSED_WAIT = 30.0
-"""Seconds an engine holds a long poll for a run to close (``/internal/closed/{id}``) at most."""
+"""Seconds an engine holds a long poll (``/internal/closed/{id}``, ``/internal/started/{id}``)
+at most."""
 
 
 class FailureJson(TypedDict):
@@ -106,6 +107,31 @@ class AdmissionJson(TypedDict):
     """Why a new run cannot start now (capacity), or None."""
     request_run: str | None
     """The run an applied start with the asked ``request_id`` led to (None: no such start)."""
+
+
+class StartRefusalJson(TypedDict):
+    """Why the engine refused a start (``engine/state/requests.py``, ``StartRefusal``)."""
+
+    kind: str
+    """``already_started`` (an id policy), ``capacity`` (an open-run limit) or ``limit`` (the
+    start breaks a limit itself; ``error`` names it)."""
+    message: str
+    run_id: str | None
+    status: str | None
+    error: str | None
+    start_run_id: str | None
+    """The run id the refused start asked for (a request sent again asks for another)."""
+
+
+class StartOutcomeJson(TypedDict):
+    """``GET /internal/started/{id}?request_id=``: what the engine made of a start."""
+
+    partition: int
+    applied: bool
+    """False when the start was neither applied nor refused within the wait."""
+    run_id: str | None
+    """The run an applied start led to: the one it opened, or the open run it found."""
+    refusal: StartRefusalJson | None
 
 
 class UpdateStatusJson(TypedDict):

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from ledgerflow import activity, namespaces
+from ledgerflow.async_client import AsyncClient, StartRequest
 from ledgerflow.client import Client, _LoopThread
 from ledgerflow.codec.base import PayloadCodec
 from ledgerflow.codec.envelope import encode
@@ -47,7 +48,14 @@ from ledgerflow.engine.context import EngineContext
 from ledgerflow.engine.outbox import Outbox, OutRecord
 from ledgerflow.engine.ownerlock import OwnerLock
 from ledgerflow.engine.processor import PartitionProcessor
-from ledgerflow.engine.reads import RunFilter, cached_copy, history_page_json, list_runs, replayed
+from ledgerflow.engine.reads import (
+    RunFilter,
+    cached_copy,
+    history_page_json,
+    list_runs,
+    replayed,
+    start_outcome_json,
+)
 from ledgerflow.engine.state import keys
 from ledgerflow.engine.state.committed import read_history, read_history_page, read_run
 from ledgerflow.engine.state.store import PartitionStore
@@ -58,9 +66,9 @@ from ledgerflow.owner_reads import Listing
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas.dag import DagDefinition
 from ledgerflow.schemas.owner import (
-    AdmissionJson,
     HistoryPageJson,
     OwnedRunJson,
+    StartOutcomeJson,
     UpdateOutcomeJson,
     UpdateStatusJson,
 )
@@ -329,14 +337,14 @@ class _EngineReads:
                 return await self.run(workflow_id)
             await asyncio.sleep(CLOSED_CHECK)
 
-    async def admission(self, workflow_id: str, request_id: str | None = None) -> AdmissionJson:
-        run = self._run(workflow_id)
-        state = {"partition": 0, **run.model_dump(mode="json")} if run is not None else None
-        earlier = None
-        if request_id:
-            seen = self.engine.processor.store.get(keys.request_key(workflow_id, request_id))
-            earlier = seen.decode() if seen and seen != b"1" else None
-        return cast(AdmissionJson, {"partition": 0, "run": state, "refusal": None, "request_run": earlier})
+    async def started(self, workflow_id: str, request_id: str, seconds: float) -> StartOutcomeJson:
+        deadline = time.monotonic() + seconds
+        while True:
+            self.engine.check()
+            outcome = start_outcome_json(self.engine.processor.store, 0, workflow_id, request_id)
+            if outcome["applied"] or outcome["refusal"] or time.monotonic() >= deadline:
+                return outcome
+            await asyncio.sleep(CLOSED_CHECK)
 
     async def update_status(self, workflow_id: str, update_id: str) -> UpdateStatusJson:
         run = self._run(workflow_id)
@@ -391,11 +399,12 @@ class _EngineReads:
         return []
 
 
-class _EnvironmentClient(Client):
-    """A ``Client`` whose writes go to the in-process engine and whose reads it answers.
+class _EnvironmentCore(AsyncClient):
+    """An ``AsyncClient`` whose writes go to the in-process engine and whose reads it answers.
 
-    It does not call ``Client.__init__`` (which connects to Kafka and the engines' group); it
-    sets what the Client's methods use and replaces the two seams, ``_produce`` and ``_reads``.
+    It does not call ``AsyncClient.__init__`` (which makes a Kafka producer and reads the
+    engines' group); it sets what the client's methods use and replaces the two seams,
+    ``_write`` and ``_reads``.
     """
 
     def __init__(self, engine: _Engine, settings: Settings, namespace: str) -> None:
@@ -404,34 +413,39 @@ class _EnvironmentClient(Client):
         self._engine = engine
         self.codec = engine.codec
         self._reads = _EngineReads(engine, settings)  # type: ignore[assignment]
-        self._loop = _LoopThread()
+        self._connected = True
         self._closed = False
 
-    def _produce(
-        self, topic: str, key: str, value: bytes, timeout: float = 10.0, partition: int | None = None
-    ) -> None:
+    async def _write(self, topic: str, key: str, value: bytes, partition: int | None = None) -> None:
         self._engine.check()
         if topic == self.settings.topic("definitions"):
             self._engine.define(value)
         else:
             self._engine.submit(c.read_command(value, "inbox record"))
 
-    def result(
+    async def result(
         self,
         workflow_id: str,
         timeout: float = 60.0,
         run_id: str | None = None,
-        poll: float = 0.05,
         result_type: Any = None,
+        *,
+        start: StartRequest | None = None,
     ) -> Any:
         with self._engine.waiting():
-            return super().result(workflow_id, timeout, run_id, poll, result_type)
+            return await super().result(workflow_id, timeout, run_id, result_type, start=start)
 
-    def close(self) -> None:
-        if self._closed:
-            return
+    async def close(self) -> None:
         self._closed = True
-        self._loop.close()
+
+
+class _EnvironmentClient(Client):
+    """The synchronous ``Client`` over an ``_EnvironmentCore`` (no Kafka to connect to)."""
+
+    def __init__(self, core: _EnvironmentCore) -> None:
+        self._loop = _LoopThread()
+        self._closed = False
+        self._async = core
 
 
 class WorkflowEnvironment:
@@ -454,7 +468,7 @@ class WorkflowEnvironment:
         found.update(activity.definitions(activities))
         self.settings = Settings(partitions=1)
         self._engine = _Engine(self.settings, registry, found, codec, skipping)
-        self.client: Client = _EnvironmentClient(self._engine, self.settings, namespace)
+        self.client: Client = _EnvironmentClient(_EnvironmentCore(self._engine, self.settings, namespace))
 
     @classmethod
     def start_time_skipping(

@@ -37,7 +37,7 @@ def test_engine_and_worker_on_three_brokers_with_replication_3(tmp_path: Path, t
         )
         try:
             engine = cluster.engine([FLOWS])
-            cluster.worker([ACTS])
+            worker = cluster.worker([ACTS])
             engine.wait_ready(timeout=120)
             with cluster.client() as client:
                 t0 = time.monotonic()
@@ -70,7 +70,11 @@ def test_engine_and_worker_on_three_brokers_with_replication_3(tmp_path: Path, t
                 for i in range(RUNS, 2 * RUNS):
                     client.start_workflow("ThreeSteps", i, id=f"rf3-{i}")
                 for i in range(RUNS, 2 * RUNS):
-                    assert client.result(f"rf3-{i}", timeout=90) == i + 3
+                    try:
+                        assert client.result(f"rf3-{i}", timeout=90) == i + 3
+                    except TimeoutError as exc:
+                        logs = f"engine:\n{engine.log_tail(60)}\nworker:\n{worker.log_tail(20)}"
+                        pytest.fail(f"{exc} after kill -9 of a broker\n{logs}")
                 degraded_seconds = time.monotonic() - t1
                 for i in range(2 * RUNS):
                     assert_invariants(client, f"rf3-{i}")

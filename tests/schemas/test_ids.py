@@ -141,9 +141,9 @@ def test_the_client_refuses_a_bad_id_before_sending_anything() -> None:
 
 def test_the_client_names_runs_in_its_namespace_one_way() -> None:
     with Client("127.0.0.1:1", "never.", namespace="team") as client:
-        assert client._engine_id("x") == "team/x"
-        assert client._engine_id("other/x") == "other/x"  # the Client reaches the whole deployment
-        assert client._engine_id("default/x") == "x"  # the default namespace's ids are bare
+        assert client._async._engine_id("x") == "team/x"
+        assert client._async._engine_id("other/x") == "other/x"  # the Client reaches the whole deployment
+        assert client._async._engine_id("default/x") == "x"  # the default namespace's ids are bare
 
 
 def test_only_the_engines_own_id_fields_are_shown_bare_never_the_users_payloads() -> None:
