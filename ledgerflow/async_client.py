@@ -49,8 +49,10 @@ from ledgerflow.engine_token import token_from
 from ledgerflow.errors import (
     CapacityError,
     LedgerflowError,
+    OwnerResponseError,
     OwnerUnavailableError,
     RunLimitError,
+    StartRejectedError,
     WorkflowAlreadyStartedError,
     WorkflowFailedError,
     WorkflowNotFoundError,
@@ -80,6 +82,9 @@ from ledgerflow.sdk.definition import QUERY_ATTR, SIGNAL_ATTR, UPDATE_ATTR, defi
 CLOSED = ("COMPLETED", "FAILED", "CANCELED", "TERMINATED")
 RESULT_POLL_HOLD = 10.0
 """Seconds the owner holds one long poll of ``result`` (it answers at once when the run closes)."""
+UNDECIDED_POLL_HOLD = 1.0
+"""Seconds one long poll of ``result`` is held while the start of its run is undecided (between
+two looks for the engine's decision)."""
 START_DECISION_WAIT = 10.0
 """Seconds ``start_workflow`` waits for the engine's decision on a start it sent. Past that (no
 engine owns the partition yet, say) it returns the handle of the run it asked for: the start is
@@ -177,8 +182,17 @@ class AsyncClient:
     ) -> AsyncClient:
         """A connected client (the options are ``__init__``'s)."""
         client = cls(bootstrap, prefix, **options)
-        await client._connect()
+        try:
+            await client.connect_now()
+        except BaseException:
+            await client.close()
+            raise
         return client
+
+    async def connect_now(self) -> None:
+        """Connect a client made by ``AsyncClient(...)`` (``connect`` and ``async with`` do; any
+        method does on first use)."""
+        await self._connect()
 
     async def _connect(self) -> None:
         if not self._connected:
@@ -282,6 +296,7 @@ class AsyncClient:
                 name=handler_name(start_signal, SIGNAL_ATTR),
                 payload=encode(self.codec, to_json(payload_of(start_signal_args or []))),
             )
+        await self._connect()  # before the send: what follows it must not fail for want of it
         # A new run id for every send, even of one request id: a refusal the engine recorded for
         # an earlier send of the request is told apart from the decision on this one.
         run_id = str(uuid.uuid4())
@@ -312,19 +327,29 @@ class AsyncClient:
         self, engine_id: str, request_id: str, run_id: str, wait: float
     ) -> StartOutcomeJson | None:
         """The engine's decision on the start sent as ``run_id`` with ``request_id``, waited for up
-        to ``wait`` seconds (None past that). Raises the refusal, if the engine refused it."""
+        to ``wait`` seconds; None when there is none yet, or it cannot be read (the start is in
+        Kafka already: its handle learns the decision later, through ``result``). Raises the
+        engine's refusal."""
+        await self._connect()
         deadline = time.monotonic() + wait
         while True:
             remaining = max(0.0, deadline - time.monotonic())
             try:
-                outcome: StartOutcomeJson | None = await self._reads.started(engine_id, request_id, remaining)
-            except OwnerUnavailableError:
-                outcome = None
+                outcome = await self._reads.started(engine_id, request_id, run_id, remaining)
+            except WorkflowNotFoundError:
+                return None  # an engine from before this route: it cannot tell
+            except (OwnerUnavailableError, OwnerResponseError):
+                outcome = None  # no owner now, or it failed to answer: ask again until the wait ends
             if outcome is not None:
                 refusal = outcome["refusal"]
                 if refusal is not None and refusal["start_run_id"] in (None, run_id):
                     raise _refusal_error(self._shown(engine_id), outcome["partition"], refusal)
                 if outcome["applied"]:
+                    if outcome["run_id"] is None:
+                        raise LedgerflowError(
+                            f"request id {request_id!r} of {self._shown(engine_id)!r} was used by "
+                            "another command, not a start: nothing was started"
+                        )
                     return outcome
             if time.monotonic() >= deadline:
                 return None
@@ -399,6 +424,7 @@ class AsyncClient:
         raises ``WorkflowUpdateFailedError`` for a rejected or failed update, or one whose run
         closed first, and ``TimeoutError`` past ``timeout``."""
         engine_id = self._engine_id(workflow_id)
+        await self._connect()
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -524,6 +550,13 @@ class AsyncClient:
         decoded."""
         return self._visible(decode_tree(self.codec, await self._status(self._engine_id(workflow_id))))
 
+    async def _described(self, workflow_id: str) -> dict[str, Any] | None:
+        """``describe``, or None when the run is not there (yet) or its owner is not reachable."""
+        try:
+            return await self.describe(workflow_id)
+        except (WorkflowNotFoundError, OwnerUnavailableError):
+            return None
+
     def _visible(self, data: dict[str, Any]) -> dict[str, Any]:
         """Engine JSON with the workflow ids of this client's namespace bare."""
         return namespaces.visible(self.namespace, data)
@@ -531,6 +564,7 @@ class AsyncClient:
     async def _status(self, workflow_id: str) -> dict[str, Any]:
         """The latest run's status as its owner answers it (payloads as they are stored; the
         engine's id and ids)."""
+        await self._connect()
         check_id("workflow id", workflow_id)
         return dict(await self._reads.run(workflow_id))
 
@@ -544,6 +578,7 @@ class AsyncClient:
         if run_id is not None:
             check_id("run id", run_id)
         engine_id = self._engine_id(workflow_id)
+        await self._connect()
         data = await self._reads.history_page(engine_id, run_id, offset, limit)
         events = [
             history_event_adapter.validate_python(self._visible(decode_tree(self.codec, e)))
@@ -584,6 +619,7 @@ class AsyncClient:
         name = handler_name(query, QUERY_ATTR)
         engine_id = self._engine_id(workflow_id)
         encoded = [encode(self.codec, to_json(a)) for a in args]
+        await self._connect()
         result = await self._reads.query(engine_id, name, encoded, shown_id=workflow_id)
         return decode(self.codec, result)
 
@@ -604,6 +640,7 @@ class AsyncClient:
         for name, value in (("status", status), ("workflow_type", workflow_type)):
             if value is not None:
                 params[name] = value
+        await self._connect()
         listing = await self._reads.listing(params, limit)
         if listing.missing_partitions:
             # The gateway answers such a page marked partial; a list in Python has no such mark.
@@ -635,6 +672,7 @@ class AsyncClient:
     async def cluster(self) -> list[dict[str, Any]]:
         """Every engine node with the partitions it owns and their state."""
         nodes = []
+        await self._connect()
         for member, data in await self._reads.nodes():
             info: dict[str, Any] = {"url": member.url, "member_id": member.member_id}
             if data is None:
@@ -662,13 +700,17 @@ class AsyncClient:
         """
         if run_id is not None:
             check_id("run id", run_id)
+        await self._connect()
         deadline = time.monotonic() + timeout
         engine_id = self._engine_id(workflow_id)
         state: dict[str, Any] | None = None
         while True:
             # A long poll: the owner answers once the run closes (or another run took its place),
-            # so the result arrives one commit after it is recorded, without asking again.
-            wait = min(RESULT_POLL_HOLD, max(0.0, deadline - time.monotonic()))
+            # so the result arrives one commit after it is recorded, without asking again. While
+            # the start is undecided the poll is short: a refusal opens no run to wake it.
+            hold = UNDECIDED_POLL_HOLD if start is not None else RESULT_POLL_HOLD
+            wait = min(hold, max(0.0, deadline - time.monotonic()))
+            asked = time.monotonic()
             try:
                 answer = await self._reads.closed(engine_id, run_id or _run_of(state), wait)
                 state = self._visible(decode_tree(self.codec, dict(answer)))
@@ -677,6 +719,11 @@ class AsyncClient:
                 await asyncio.sleep(RETRY_PAUSE)
             except WorkflowNotFoundError:
                 state = None  # the start is not applied yet (the owner waited for it already)
+                if time.monotonic() - asked < wait / 2:
+                    # Not held: an engine from before the long poll answers its route 404 at
+                    # once. Read the status instead, as that engine's clients did.
+                    state = await self._described(workflow_id)
+                    await asyncio.sleep(RETRY_PAUSE)
             if state is not None and run_id is not None and run_id != state["run_id"]:
                 if run_id in state["previous_runs"]:
                     closing = await self._closing_event(workflow_id, run_id)
@@ -685,15 +732,14 @@ class AsyncClient:
                         continue
                     return from_json(self._outcome(workflow_id, closing), result_type)
                 state = None  # this run is not started: the owner cannot hold the poll for it
+                if start is None:
+                    await asyncio.sleep(RETRY_PAUSE)
             if state is None and start is not None:
                 # The start this run was asked by may have been refused, or led to another run.
                 decided = await self._start_decision(engine_id, start.request_id, start.run_id, 0.0)
                 if decided is not None:
                     run_id, start = str(decided["run_id"]), None
                     continue
-                await asyncio.sleep(RETRY_PAUSE)  # not decided yet: ask again soon
-            elif state is None and run_id is not None:
-                await asyncio.sleep(RETRY_PAUSE)
             if state is not None and state["status"] in CLOSED:
                 if state["status"] == "COMPLETED":
                     return from_json(state["result"], result_type)
@@ -857,7 +903,9 @@ def _refusal_error(workflow_id: str, partition: int, refusal: StartRefusalJson) 
         return WorkflowAlreadyStartedError(workflow_id, str(refusal["run_id"]), str(refusal["status"]))
     if refusal["kind"] == "capacity":
         return CapacityError(workflow_id, partition, refusal["message"])
-    return RunLimitError(f"start of {workflow_id!r} refused: {refusal['message']}")
+    if refusal["kind"] == "limit":
+        return RunLimitError(f"start of {workflow_id!r} refused: {refusal['message']}")
+    return StartRejectedError(workflow_id, refusal["message"])
 
 
 def _run_of(state: dict[str, Any] | None) -> str | None:

@@ -56,12 +56,25 @@ class _LoopThread:
         self._thread.start()
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        if threading.current_thread() is self._thread:
+            coroutine.close()
+            raise RuntimeError(
+                "a synchronous Client was called from its own event loop (from code it runs, such "
+                "as an async activity in the test environment): use an AsyncClient there"
+            )
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     def close(self) -> None:
+        """Cancel what is still running on the loop (a caller blocked in it gets
+        ``CancelledError``), then stop it."""
+        self._loop.call_soon_threadsafe(self._cancel_all)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._loop.close()
+
+    def _cancel_all(self) -> None:
+        for task in asyncio.all_tasks(self._loop):
+            task.cancel()
 
 
 class Client:
@@ -82,20 +95,23 @@ class Client:
         """The options are ``AsyncClient``'s: ``engine_token`` (by default from the
         ``engine_token_file`` setting), ``codec`` (by default from ``codec_keys_file``) and
         ``namespace`` (by default ``$LEDGERFLOW_NAMESPACE``, else ``default``)."""
-        self._loop = _LoopThread()
-        self._closed = False
-        core = self._run(
-            AsyncClient.connect(
-                bootstrap,
-                prefix,
-                settings=settings,
-                partitions=partitions,
-                engine_token=engine_token,
-                codec=codec,
-                namespace=namespace,
-            )
+        core = AsyncClient(
+            bootstrap,
+            prefix,
+            settings=settings,
+            partitions=partitions,
+            engine_token=engine_token,
+            codec=codec,
+            namespace=namespace,
         )
         self._async: AsyncClient = core
+        self._loop = _LoopThread()
+        self._closed = False
+        try:
+            self._run(core.connect_now())
+        except BaseException:
+            self.close()
+            raise
 
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self._loop.run(coroutine)

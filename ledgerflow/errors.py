@@ -209,6 +209,16 @@ class OwnerUnavailableError(LedgerflowError):
         self.reason = reason
 
 
+class StartRejectedError(LedgerflowError):
+    """The engine could not apply a start (it lacks the payload codec's key, say): the start went
+    to the dead-letter topic with ``reason``, and no run was opened."""
+
+    def __init__(self, workflow_id: str, reason: str) -> None:
+        super().__init__(f"start of {workflow_id!r} rejected by the engine: {reason}")
+        self.workflow_id = workflow_id
+        self.reason = reason
+
+
 class KafkaWriteError(LedgerflowError):
     """A write to Kafka was not acknowledged (the brokers are away, or refused the record:
     ``too_large`` when for its size)."""

@@ -9,6 +9,8 @@ deployment's Kafka properties (TLS, SASL: ``Settings.kafka_properties``).
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import Future
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer
@@ -36,35 +38,55 @@ def admin(settings: Settings, **extra: Any) -> AdminClient:
     return AdminClient({**common_config(settings), **extra})
 
 
-GROUP_OPERATION_TIMEOUT = 30.0
-"""Seconds librdkafka gives a consumer-group description before it times the operation out."""
-GROUP_ADMIN_SOCKET_TIMEOUT_MS = 10_000
-"""Milliseconds a group admin client's request to one broker may take: well under
-``GROUP_OPERATION_TIMEOUT``, so a request in flight always ends before its operation does."""
+GROUP_OPERATION_TIMEOUT = 600.0
+"""Seconds librdkafka gives one consumer-group description before it times it out
+(``GroupDescriber``: why so long)."""
 
 
-def group_admin(settings: Settings) -> AdminClient:
-    """An admin client for processes that describe consumer groups again and again (engines,
-    gateways, clients), through ``describe_group``.
+class GroupDescriber:
+    """Describes consumer groups for processes that do so again and again (engines, gateways,
+    clients), with at most one description of each group in flight.
 
-    librdkafka can abort the whole process when a group operation times out while its
-    coordinator request is still in flight (``rd_kafka_enq_once_del_source_return: Assertion
-    eonce->refcnt > 0``, confluentinc/librdkafka#4605, open): an engine died that way when a
-    broker was killed and the group coordinator moved. So no operation here times out first:
-    each request to a broker ends (answered or timed out after
-    ``GROUP_ADMIN_SOCKET_TIMEOUT_MS``) well before its operation's own timeout, and a caller
-    that cannot wait that long stops waiting for the result instead (``describe_group``).
+    librdkafka aborts the whole process when a group operation times out while its request to
+    the group's coordinator is not sent yet (the coordinator moving, its broker down) and the
+    coordinator then answers (``rd_kafka_enq_once_del_source_return: Assertion eonce->refcnt >
+    0``, confluentinc/librdkafka#4605, open): an engine died that way when a broker was killed.
+    So an operation here is given ``GROUP_OPERATION_TIMEOUT``, far longer than a coordinator
+    takes to move, and a caller that cannot wait that long stops waiting for the result instead
+    (``describe``'s ``wait``); the next caller waits on the same operation rather than start
+    another, so callers that give up do not pile up operations.
     """
-    return admin(settings, **{"socket.timeout.ms": GROUP_ADMIN_SOCKET_TIMEOUT_MS})
 
+    def __init__(self, settings: Settings) -> None:
+        self.admin = admin(settings)
+        self._pending: dict[str, Future[ConsumerGroupDescription]] = {}
+        self._lock = threading.Lock()
 
-def describe_group(admin: AdminClient, group: str, wait: float) -> ConsumerGroupDescription:
-    """The description of ``group``, waited for ``wait`` seconds (``group_admin``: why the
-    operation itself is given longer). Raises ``concurrent.futures.TimeoutError`` after
-    ``wait``, or the operation's ``KafkaException``."""
-    future = admin.describe_consumer_groups([group], request_timeout=GROUP_OPERATION_TIMEOUT)[group]
-    description: ConsumerGroupDescription = future.result(timeout=wait)
-    return description
+    def describe(self, group: str, wait: float) -> ConsumerGroupDescription:
+        """The description of ``group``, waited for ``wait`` seconds. Raises
+        ``concurrent.futures.TimeoutError`` after ``wait``, or the operation's ``KafkaException``."""
+        with self._lock:
+            future = self._pending.get(group)
+            if future is None:
+                operation = self.admin.describe_consumer_groups(
+                    [group], request_timeout=GROUP_OPERATION_TIMEOUT
+                )
+                future = self._pending[group] = operation[group]
+        try:
+            description: ConsumerGroupDescription = future.result(timeout=wait)
+        except TimeoutError:
+            raise  # still pending: the next caller waits on it too
+        except BaseException:
+            self._settled(group, future)
+            raise
+        self._settled(group, future)
+        return description
+
+    def _settled(self, group: str, future: Future[ConsumerGroupDescription]) -> None:
+        """``future`` answered: the next caller asks again."""
+        with self._lock:
+            if self._pending.get(group) is future:
+                del self._pending[group]
 
 
 def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:

@@ -283,11 +283,14 @@ class OwnerReads:
         response = await self.forward("result", workflow_id, path, params=params, holds=seconds)
         return cast(OwnedRunJson, self._checked(workflow_id, response).json())
 
-    async def started(self, workflow_id: str, request_id: str, seconds: float) -> StartOutcomeJson:
-        """What the owner made of the start of ``workflow_id`` sent with ``request_id``, once it
-        applied or refused it, or after ``seconds`` (``applied`` false: a long poll)."""
+    async def started(
+        self, workflow_id: str, request_id: str, run_id: str, seconds: float
+    ) -> StartOutcomeJson:
+        """What the owner made of the start of ``workflow_id`` sent with ``request_id`` (and
+        ``run_id``), once it applied or refused it, or after ``seconds`` (``applied`` false: a
+        long poll)."""
         seconds = min(max(0.0, seconds), MAX_CLOSED_WAIT)
-        params: dict[str, Any] = {"request_id": request_id, "seconds": round(seconds, 3)}
+        params: dict[str, Any] = {"request_id": request_id, "run_id": run_id, "seconds": round(seconds, 3)}
         path = f"/internal/started/{path_segment(workflow_id)}"
         response = await self.forward("start", workflow_id, path, params=params, holds=seconds)
         return cast(StartOutcomeJson, self._checked(workflow_id, response).json())

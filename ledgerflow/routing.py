@@ -45,7 +45,7 @@ class OwnerDirectory:
     def __init__(self, settings: Settings, ttl: float = 1.0) -> None:
         self.settings = settings
         self.ttl = ttl
-        self._admin = clients.group_admin(settings)
+        self._groups = clients.GroupDescriber(settings)
         self._owners: dict[int, str] = {}
         self._members: list[dict[str, object]] = []
         self._state = "Unknown"
@@ -68,7 +68,7 @@ class OwnerDirectory:
                 return
             self._fetched = time.monotonic()
             try:
-                description = clients.describe_group(self._admin, self.group_id, 2)
+                description = self._groups.describe(self.group_id, 2)
             except Exception:
                 # Keep the last known owners: a node that no longer owns a partition
                 # answers 421, so stale routing is safe, and reads survive a Kafka blip.

@@ -300,11 +300,13 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
     async def started(
         workflow_id: str,
         request_id: str,
+        run_id: str | None = None,
         seconds: Annotated[float, Query(ge=0, le=MAX_CLOSED_WAIT)] = 10.0,
     ) -> StartOutcomeJson:
-        """What the engine made of the start with ``request_id``, once it applied or refused it,
-        or after ``seconds`` (``applied`` false): a client learns the engine's decision on a start
-        it sent, without asking first what the start would meet."""
+        """What the engine made of the start with ``request_id`` (the send that asked for
+        ``run_id``, if given: an earlier send's refusal is not its answer), once it applied or
+        refused it, or after ``seconds`` (``applied`` false): a client learns the engine's
+        decision on a start it sent, without asking first what the start would meet."""
         deadline = time.monotonic() + seconds
         while True:
             with engine.commits.listening() as commit:  # before the look: no commit is missed
@@ -316,7 +318,9 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
                 except Exception as exc:
                     raise HTTPException(421, detail=f"partition {processor.partition} is moving") from exc
                 remaining = deadline - time.monotonic()
-                if outcome["applied"] or outcome["refusal"] or remaining <= 0:
+                refusal = outcome["refusal"]
+                told = refusal is not None and run_id in (None, refusal["start_run_id"])
+                if outcome["applied"] or told or remaining <= 0:
                     return outcome
                 await commit.wait(remaining)
 

@@ -140,7 +140,7 @@ class Engine:
             # classic whatever the engine group uses: its pattern subscription is librdkafka's own
             member_config("classic", options.session_timeout_ms),
         )
-        self._admin = clients.group_admin(settings)
+        self._groups = clients.GroupDescriber(settings)
         self.ctx = EngineContext(
             settings,
             registry,
@@ -238,7 +238,7 @@ class Engine:
             standby.start()
         protocol, session_ms = self.options.group_protocol, self.options.session_timeout_ms
         if protocol == "consumer":
-            set_group_timeouts(self._admin, self.group_id, session_ms)
+            set_group_timeouts(self._groups.admin, self.group_id, session_ms)
         consumer = clients.consumer(
             settings,
             self.group_id,
@@ -319,7 +319,7 @@ class Engine:
         """Transactional ids of the engines in the group now (from their client ids); None if unknown."""
         group = self.group_id
         try:
-            described = clients.describe_group(self._admin, group, 5)
+            described = self._groups.describe(group, 5)
         except Exception as exc:  # cannot tell: fence nobody, the transaction timeout still applies
             log.warning("cannot describe the engine group: %s", exc)
             return None

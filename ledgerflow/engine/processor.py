@@ -187,8 +187,18 @@ class PartitionProcessor:
 
         Never leaves a half-applied command behind: if applying it raises, its writes,
         outbox records and in-memory effects are rolled back, the workflow's run is failed
-        with the error (so it cannot block the partition), and the reason is returned.
+        with the error (so it cannot block the partition), and the reason is returned. A start
+        refused for any reason leaves the refusal for its caller (``refuse_start``).
         """
+        reason = self._handle_safely(command, deduplicate)
+        if reason is not None and deduplicate and isinstance(command, c.StartWorkflow) and command.request_id:
+            raw = self.txn.get(keys.request_key(command.workflow_id, command.request_id))
+            told = requests.refusal(raw)
+            if raw is None or (told is not None and told.start_run_id != command.run_id):
+                self.refuse_start(command, StartRefusal("rejected", reason[:2000]))
+        return reason
+
+    def _handle_safely(self, command: c.InboxCommand, deduplicate: bool) -> str | None:
         workflow_id = getattr(command, "workflow_id", None)
         try:
             with self.savepoint(workflow_id):
@@ -282,19 +292,43 @@ class PartitionProcessor:
 
     def _resolved_run(self, command: c.InboxCommand) -> bytes:
         """The record of an applied command (``engine/state/requests.py``): the run a start led
-        to (the one it opened or found open, or the one it will open once its type is known)."""
+        to (the one it opened, even if that run continued as new at once, or the one it found
+        open), or pending while it waits for its workflow type."""
         if not isinstance(command, c.StartWorkflow):
             return requests.APPLIED
         run = self.run(command.workflow_id)
+        if run is not None and command.run_id in (run.run_id, *run.previous_runs):
+            return str(command.run_id).encode()
         if run is not None and run.is_open:
             return run.run_id.encode()
-        return command.run_id.encode() if command.run_id else requests.APPLIED
+        return requests.PENDING
+
+    def record_start(self, command: c.StartWorkflow) -> None:
+        """Record what a start waiting for its workflow type led to, once it was looked at again."""
+        if command.request_id:
+            self.txn.put(
+                keys.request_key(command.workflow_id, command.request_id), self._resolved_run(command)
+            )
 
     def refuse_start(self, command: c.StartWorkflow, refusal: StartRefusal) -> None:
-        """Record why a start was refused under its request id, for the caller waiting for it."""
-        if command.request_id:
-            refusal = dataclasses.replace(refusal, start_run_id=command.run_id)
-            self.txn.put(keys.request_key(command.workflow_id, command.request_id), refusal.encode())
+        """Record why a start was refused under its request id, for the caller waiting for it,
+        until ``requests.REFUSAL_KEPT`` has passed."""
+        if not command.request_id:
+            return
+        refusal = dataclasses.replace(refusal, start_run_id=command.run_id)
+        self.txn.put(keys.request_key(command.workflow_id, command.request_id), refusal.encode())
+        expiry = TimerEntry(
+            workflow_id=command.workflow_id,
+            run_id=command.request_id,
+            kind="refusal_expiry",
+            fire_at=self.now + requests.REFUSAL_KEPT,
+        )
+        self.timers.add(self.txn, expiry)
+
+    def _forget_refusal(self, workflow_id: str, request_id: str) -> None:
+        key = keys.request_key(workflow_id, request_id)
+        if requests.refusal(self.txn.get(key)) is not None:  # not applied since
+            self.txn.delete(key)
 
     def _dispatch_command(self, command: c.InboxCommand) -> str | None:
         match command:
@@ -487,6 +521,9 @@ class PartitionProcessor:
                 with self.savepoint(entry.workflow_id):
                     if entry.kind == "retention":
                         self._expire(entry.workflow_id, entry.run_id)
+                        continue
+                    if entry.kind == "refusal_expiry":
+                        self._forget_refusal(entry.workflow_id, entry.run_id)
                         continue
                     if entry.kind == "deferred_start" and entry.start is not None:
                         self.starts.retry(entry.start, entry.give_up_at or self.now)

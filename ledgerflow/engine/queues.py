@@ -26,7 +26,7 @@ class QueueWatch:
     def __init__(self, settings: Settings, interval: float = REFRESH_INTERVAL) -> None:
         self.settings = settings
         self.interval = interval
-        self._admin = clients.group_admin(settings)
+        self._groups = clients.GroupDescriber(settings)
         self._workers: dict[str, int] = {}
         self._watched: set[str] = set()
         self._lock = threading.Lock()
@@ -66,7 +66,7 @@ class QueueWatch:
     def _look(self, queue: str) -> int | None:
         group = f"{self.settings.prefix}workers.{queue}"
         try:
-            described = clients.describe_group(self._admin, group, 6)
+            described = self._groups.describe(group, 6)
         except Exception as exc:  # the broker is away: keep what was last seen
             log.warning("cannot describe the workers of task queue %r: %s", queue, exc)
             return None

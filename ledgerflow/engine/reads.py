@@ -57,7 +57,7 @@ def start_outcome_json(
     refused = requests.refusal(raw)
     return {
         "partition": partition,
-        "applied": requests.taken(raw),
+        "applied": requests.decided(raw),
         "run_id": requests.started_run(raw),
         "refusal": cast(StartRefusalJson, refused.__dict__) if refused else None,
     }

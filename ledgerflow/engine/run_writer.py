@@ -82,6 +82,10 @@ class RunWriter(Protocol):
         """Deliver a signal to an open run."""
         ...
 
+    def record_start(self, command: c.StartWorkflow) -> None:
+        """Record what a start waiting for its workflow type led to."""
+        ...
+
     def refuse_start(self, command: c.StartWorkflow, refusal: StartRefusal) -> None:
         """Record why a start was refused, for its caller."""
         ...

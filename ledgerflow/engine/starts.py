@@ -111,7 +111,8 @@ class Starts:
         w = self.w
         try:
             with w.savepoint(command.workflow_id):
-                self.start(command, give_up_at)
+                if self.start(command, give_up_at) is None:
+                    w.record_start(command)
         except RunLimitError as exc:
             log.warning("%s", exc, extra={"workflowId": command.workflow_id, "partition": w.partition})
             metrics.RUN_LIMIT_FAILURES.labels(type=type(exc).__name__).inc()

@@ -21,6 +21,7 @@ import httpx
 
 from ledgerflow.api.keys import entry_line, new_key
 from ledgerflow.api.scopes import Scope
+from ledgerflow.async_client import AsyncClient
 from ledgerflow.client import Client
 from ledgerflow.codec.base import PayloadCodec
 from ledgerflow.engine_token import bearer, new_token
@@ -168,6 +169,16 @@ class Cluster:
             partitions=self.partitions,
             engine_token=self.engine_token,
             codec=codec,
+            namespace=namespace,
+        )
+
+    def async_client(self, namespace: str | None = None) -> AsyncClient:
+        """An AsyncClient of this cluster, with its engine token (``async with`` connects it)."""
+        return AsyncClient(
+            self.bootstrap,
+            self.prefix,
+            partitions=self.partitions,
+            engine_token=self.engine_token,
             namespace=namespace,
         )
 

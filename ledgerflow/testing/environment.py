@@ -337,12 +337,16 @@ class _EngineReads:
                 return await self.run(workflow_id)
             await asyncio.sleep(CLOSED_CHECK)
 
-    async def started(self, workflow_id: str, request_id: str, seconds: float) -> StartOutcomeJson:
+    async def started(
+        self, workflow_id: str, request_id: str, run_id: str, seconds: float
+    ) -> StartOutcomeJson:
         deadline = time.monotonic() + seconds
         while True:
             self.engine.check()
             outcome = start_outcome_json(self.engine.processor.store, 0, workflow_id, request_id)
-            if outcome["applied"] or outcome["refusal"] or time.monotonic() >= deadline:
+            refusal = outcome["refusal"]
+            told = refusal is not None and refusal["start_run_id"] == run_id
+            if outcome["applied"] or told or time.monotonic() >= deadline:
                 return outcome
             await asyncio.sleep(CLOSED_CHECK)
 

@@ -24,6 +24,7 @@ from ledgerflow.api.scopes import Scope
 from ledgerflow.codec import CodecKeyNeeded
 from ledgerflow.codec.keyfile import read_key_file, rotate_key_file, write_new_key_file
 from ledgerflow.engine_token import bearer
+from ledgerflow.errors import StartRejectedError
 from ledgerflow.local.processes import Cluster
 from ledgerflow.sdk.definition import WorkflowRegistry
 from ledgerflow.secretfiles import write_private
@@ -220,7 +221,8 @@ def test_an_engine_without_the_key_refuses_an_encoded_start_by_name(
     cluster = Cluster(kafka_bootstrap, topic_prefix, tmp_path, partitions=4, pythonpath=[ROOT])
     try:
         cluster.engine([SEALED]).wait_ready()
-        with cluster.client(codec=read_key_file(keys)) as client:
+        rejected = pytest.raises(StartRejectedError, match=r"CodecKeyNeeded: .*needs a codec key")
+        with cluster.client(codec=read_key_file(keys)) as client, rejected:
             client.start_workflow("SealedOrder", {"secret": secret("input")}, id="e-1")
         reason = dead_letters(cluster, {b"e-1"})[b"e-1"]["ledgerflow.dlq.reason"].decode()
         assert reason.startswith("CodecKeyNeeded: ") and "needs a codec key" in reason

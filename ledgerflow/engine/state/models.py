@@ -100,9 +100,11 @@ TimerKind = Literal[
     "unblock",
     "retention",
     "deferred_start",
+    "refusal_expiry",
 ]
-"""Workflow timers, activity retries and timeouts, run timeouts, retention of closed runs, and
-starts waiting for their workflow type."""
+"""Workflow timers, activity retries and timeouts, run timeouts, retention of closed runs,
+starts waiting for their workflow type, and the end of a refused start's record (whose
+``run_id`` holds the refused request's id: engine/state/requests.py)."""
 
 
 class TimerEntry(BaseModel):
