@@ -7,8 +7,9 @@
             handle = env.client.start_workflow(Reminders.run, "c-1", id="reminders-c-1")
             assert handle.result() == 30          # 30 daily timers: well under a second
 
-``env.client`` is a :class:`ledgerflow.Client` (the same methods, errors and handles) whose writes
-go to an in-process engine instead of Kafka, and whose reads are answered by it. The engine is
+``env.client`` is a :class:`ledgerflow.Client` and ``env.async_client`` a
+:class:`ledgerflow.AsyncClient` (the same methods, errors and handles as the real ones) whose
+writes go to an in-process engine instead of Kafka, and whose reads are answered by it. The engine is
 the partition state machine the real engines run (``PartitionProcessor``: history, timers,
 retries, signals, updates, children, continue-as-new, resets), over a RocksDB store in a
 temporary folder, with one partition; activities run in the same process, on an asyncio loop
@@ -472,7 +473,10 @@ class WorkflowEnvironment:
         found.update(activity.definitions(activities))
         self.settings = Settings(partitions=1)
         self._engine = _Engine(self.settings, registry, found, codec, skipping)
+        self.async_client: AsyncClient = _EnvironmentCore(self._engine, self.settings, namespace)
+        """The environment's ``AsyncClient`` (Temporal's ``env.client``): for ``async def`` tests."""
         self.client: Client = _EnvironmentClient(_EnvironmentCore(self._engine, self.settings, namespace))
+        """The environment's synchronous ``Client``."""
 
     @classmethod
     def start_time_skipping(

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 
-from ledgerflow import ApplicationError, WorkflowFailedError, activity, workflow
+from ledgerflow import ApplicationError, WorkflowAlreadyStartedError, WorkflowFailedError, activity, workflow
 from ledgerflow.sdk.definition import WorkflowRegistry, definition_of
 from ledgerflow.testing import ActivityEnvironment, WorkflowEnvironment
 from ledgerflow.testing.invariants import check_workflow
@@ -58,6 +58,17 @@ def test_a_workflow_that_sleeps_thirty_days_completes_in_under_a_second() -> Non
         fired = [e for e in handle.history() if e.kind == "timer_fired"]
         assert len(fired) == 30 and all(b.time - a.time >= 86_400 for a, b in itertools.pairwise(fired))
         invariants_hold(env, "reminders")
+
+
+async def test_an_async_test_awaits_the_environments_async_client() -> None:
+    """Temporal's tests are ``async def``: ``env.async_client`` is the AsyncClient they await."""
+    with WorkflowEnvironment.start_time_skipping(workflows=[HourNap]) as env:
+        handle = await env.async_client.start_workflow(HourNap.run, id="nap")
+        assert not handle.already_started
+        assert await handle.result(timeout=10) == "rested"
+        with pytest.raises(WorkflowAlreadyStartedError):
+            await env.async_client.start_workflow(HourNap.run, id="nap", id_reuse_policy="reject_duplicate")
+        invariants_hold(env, "nap")
 
 
 def test_an_activity_is_mocked_by_a_function_of_its_name() -> None:
