@@ -11,18 +11,28 @@ Throughput: ``--load`` runs started as fast as each path allows and awaited to c
 Kafka-native starts (the engine's own rate), one ``AsyncClient`` with up to ``--in-flight``
 runs open, and the synchronous ``Client`` from ``--threads`` threads.
 
-    python -m bench.client --runs 200 --load 1000 --report bench/results/client.md
+    python -m bench.client --runs 200 --load 1000 --in-flight 1000 --report bench/results/client.md
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from bench.common import SAMPLES, arguments, local_stack, percentile, report_header, save_report
+from bench.common import (
+    SAMPLES,
+    CpuSplit,
+    arguments,
+    broker_pids,
+    local_stack,
+    percentile,
+    report_header,
+    save_report,
+)
 from bench.core import EventReader, Scenario, run_load, run_sequential
 
 ORDER = {"order_id": "bench", "amount": 1.0}
@@ -90,12 +100,18 @@ def main() -> None:
     parser = arguments(__doc__, ".ledgerflow/bench", "bench/results/client.md", partitions=4)
     parser.add_argument("--runs", type=int, default=200, help="Runs of each latency scenario, one at a time.")
     parser.add_argument("--load", type=int, default=1000, help="Runs of each throughput scenario.")
-    parser.add_argument("--in-flight", type=int, default=200, help="Runs the AsyncClient keeps open at once.")
+    parser.add_argument(
+        "--in-flight",
+        type=int,
+        default=1000,
+        help="Runs the AsyncClient keeps open at once.",
+    )
     parser.add_argument("--threads", type=int, default=32, help="Threads driving the synchronous Client.")
+    parser.add_argument("--rounds", type=int, default=3, help="Rounds of the three throughput scenarios.")
     args = parser.parse_args()
     with local_stack(args, "bench-client") as cluster:
         engine = cluster.engine([SAMPLES])
-        cluster.worker([SAMPLES], concurrency=200)
+        worker = cluster.worker([SAMPLES], concurrency=200)
         engine.wait_ready(120)
         reader = EventReader(cluster)
         run_sequential(
@@ -107,13 +123,26 @@ def main() -> None:
         run_sequential(cluster.bootstrap, cluster.prefix, reader, own)
         through_client = client_runs(cluster, args.runs)
         through_async = asyncio.run(async_client_runs(cluster, args.runs))
-        native = Scenario("native-load", "ProcessOrder", ORDER, args.load)
-        run_load(cluster.bootstrap, cluster.prefix, reader, native, timeout=300)
-        async_rate = asyncio.run(async_client_load(cluster, args.load, args.in_flight))
-        sync_rate = sync_client_load(cluster, args.load, args.threads)
+        pids = {"engine": engine.pid, "worker": worker.pid, "this process": os.getpid()}
+        pids.update({f"broker {i}": pid for i, pid in enumerate(broker_pids(args))})
+        rates: dict[str, list[float]] = {"native": [], "async": [], "sync": []}
+        cpu: dict[str, dict[str, float]] = {}
+        split = CpuSplit(pids)
+        for _ in range(args.rounds):  # interleaved: the box's drift hits every path alike
+            split.start()
+            native = Scenario("native-load", "ProcessOrder", ORDER, args.load)
+            run_load(cluster.bootstrap, cluster.prefix, reader, native, timeout=300)
+            rates["native"].append(native.throughput())
+            cpu["native"] = split.stop()
+            split.start()
+            rates["async"].append(asyncio.run(async_client_load(cluster, args.load, args.in_flight)))
+            cpu["async"] = split.stop()
+            split.start()
+            rates["sync"].append(sync_client_load(cluster, args.load, args.threads))
+            cpu["sync"] = split.stop()
         reader.consumer.close()
+    native_rate, async_rate, sync_rate = (percentile(rates[path], 50) for path in ("native", "async", "sync"))
     engine_figures = own.summary()
-    native_rate = native.throughput()
     figures: dict[str, Any] = {
         "runs": args.runs,
         "load": args.load,
@@ -126,10 +155,12 @@ def main() -> None:
         "native_per_s": native_rate,
         "async_client_per_s": async_rate,
         "sync_client_per_s": sync_rate,
+        "rates_per_round": rates,
+        "cores_busy_last_round": cpu,
     }
     command = (
         f"python -m bench.client --runs {args.runs} --load {args.load} --in-flight {args.in_flight} "
-        f"--threads {args.threads}"
+        f"--threads {args.threads} --rounds {args.rounds}"
     )
     lines = report_header(
         "Python clients beside the engine: latency one run at a time, and throughput",
@@ -153,12 +184,24 @@ def main() -> None:
         "",
         f"## Throughput, {args.load} runs each (started, then awaited to completion)",
         "",
+        f"Median of {args.rounds} rounds, the three paths interleaved in each; every round's figure in the "
+        "JSON beside this file.",
+        "",
         "| path | workflows/s | share of Kafka-native |",
         "|---|---|---|",
         f"| Kafka-native starts (the engine's own rate) | {native_rate:.0f} | 100 % |",
         f"| one AsyncClient, {args.in_flight} runs in flight | {async_rate:.0f} | "
         f"{100 * async_rate / native_rate:.0f} % |",
         f"| one Client, {args.threads} threads | {sync_rate:.0f} | {100 * sync_rate / native_rate:.0f} % |",
+        "",
+        "Cores busy during each throughput scenario (last round):",
+        "",
+        "| process | " + " | ".join(cpu) + " |",
+        "|---|" + "---|" * len(cpu),
+        *(
+            f"| {name} | " + " | ".join(f"{cpu[scenario][name]:.2f}" for scenario in cpu) + " |"
+            for name in pids
+        ),
     ]
     save_report(args.report, lines, figures)
 

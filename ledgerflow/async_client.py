@@ -34,7 +34,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -62,6 +62,7 @@ from ledgerflow.errors import (
 )
 from ledgerflow.kafka_writes import KafkaWriter
 from ledgerflow.owner_reads import OwnerReads
+from ledgerflow.owner_watch import OwnerWatch
 from ledgerflow.reset_points import children_refusal, reset_refusal
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas.commands import IdConflictPolicy, IdReusePolicy
@@ -75,7 +76,13 @@ from ledgerflow.schemas.events import (
     history_event_adapter,
 )
 from ledgerflow.schemas.history import WorkflowHistory
-from ledgerflow.schemas.owner import StartOutcomeJson, StartRefusalJson, UpdateOutcomeJson, UpdateStatusJson
+from ledgerflow.schemas.owner import (
+    OwnedRunJson,
+    StartOutcomeJson,
+    StartRefusalJson,
+    UpdateOutcomeJson,
+    UpdateStatusJson,
+)
 from ledgerflow.schemas.tasks import TaskToken, read_task_token
 from ledgerflow.sdk.definition import QUERY_ATTR, SIGNAL_ATTR, UPDATE_ATTR, definition_of
 
@@ -101,6 +108,18 @@ WRITE_TIMEOUT = 10.0
 RETRY_PAUSE = 0.05
 """Seconds between two reads that found nothing new (an owner away, a run not started yet)."""
 T = TypeVar("T")
+
+
+class Waits(Protocol):
+    """Where the client's long polls go (``OwnerWatch``; the test environment answers them itself)."""
+
+    async def started(
+        self, workflow_id: str, request_id: str, run_id: str, seconds: float
+    ) -> StartOutcomeJson: ...
+
+    async def closed(self, workflow_id: str, run_id: str | None, seconds: float) -> OwnedRunJson: ...
+
+    async def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -170,6 +189,7 @@ class AsyncClient:
             pause=0.1,
             request_timeout=OWNER_ANSWER_TIMEOUT,
         )
+        self._waits: Waits = OwnerWatch(self._reads)
         self._connected = False
         self._closed = False
 
@@ -215,6 +235,7 @@ class AsyncClient:
             return
         self._closed = True
         await asyncio.to_thread(self._writer.close)
+        await self._waits.close()
         await self._reads.close()
 
     async def __aenter__(self) -> AsyncClient:
@@ -335,7 +356,7 @@ class AsyncClient:
         while True:
             remaining = max(0.0, deadline - time.monotonic())
             try:
-                outcome = await self._reads.started(engine_id, request_id, run_id, remaining)
+                outcome = await self._waits.started(engine_id, request_id, run_id, remaining)
             except WorkflowNotFoundError:
                 return None  # an engine from before this route: it cannot tell
             except (OwnerUnavailableError, OwnerResponseError):
@@ -712,7 +733,7 @@ class AsyncClient:
             wait = min(hold, max(0.0, deadline - time.monotonic()))
             asked = time.monotonic()
             try:
-                answer = await self._reads.closed(engine_id, run_id or _run_of(state), wait)
+                answer = await self._waits.closed(engine_id, run_id or _run_of(state), wait)
                 state = self._visible(decode_tree(self.codec, dict(answer)))
             except OwnerUnavailableError:
                 state = None

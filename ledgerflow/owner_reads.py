@@ -259,6 +259,12 @@ class OwnerReads:
         """The URL of the partition's owner, as last read (None: no owner)."""
         return self._snapshot.owners.get(partition) or None
 
+    async def current_owner(self, workflow_id: str) -> str | None:
+        """The URL of the owner of ``workflow_id``'s partition, the group read again behind this
+        call when the last read is stale (and waited for, up to ``budget``, when none was made)."""
+        snapshot = await self._current(time.monotonic() + self.budget)
+        return snapshot.owners.get(self.partition(workflow_id)) or None
+
     def members(self) -> list[Member]:
         return [Member.of(m) for m in self._snapshot.members]
 
@@ -436,6 +442,19 @@ class OwnerReads:
             return response
         self.observer.unavailable(kind)
         raise OwnerUnavailableError(workflow_id, partition, self.retry_after, reason)
+
+    async def post(self, operation: str, url: str, body: Any, timeout: float) -> OwnerResponse:
+        """One POST to the engine node at ``url`` (a path on it), as it answers (no routing, no
+        retries: ``ledgerflow.owner_watch`` decides what to do with the answer). Raises
+        ``aiohttp.ClientError`` or ``TimeoutError``."""
+        started = time.monotonic()
+        outcome = "unavailable"
+        try:
+            response = await self._request("POST", url, None, body, timeout)
+            outcome = "ok" if response.status_code < 400 else f"status_{response.status_code}"
+            return response
+        finally:
+            self.observer.read(operation, outcome, time.monotonic() - started)
 
     async def _request(
         self, method: str, url: str, params: dict[str, Any] | None, body: Any, timeout: float

@@ -58,6 +58,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "ledgerflow.async_client",
             "ledgerflow.kafka_writes",
             "ledgerflow.owner_reads",
+            "ledgerflow.owner_watch",
             "ledgerflow.routing",
             "ledgerflow.cluster",
         ),

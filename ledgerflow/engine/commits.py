@@ -1,10 +1,13 @@
-"""Commit notices: reads that wait for a run to change (a caller waiting for its result) wake
-when the owner loop commits a batch, instead of asking again and again.
+"""Commit notices: reads that wait for a run to change (a caller waiting for its result, or for
+the engine's decision on its start) wake when the owner loop commits a batch that changed that
+workflow, instead of asking again and again.
 
 The owner loop runs in its own thread; a waiting read runs on the HTTP server's event loop. A
-read registers before it looks at the committed store (``listening``), so a commit between its
-look and its wait still wakes it; each woken read looks again and waits again if its run did
-not change, so a result reaches its caller one commit after it is recorded.
+read registers for its workflow id before it looks at the committed store (``listening``), so a
+commit between its look and its wait still wakes it; each woken read looks again and waits again
+if what it waits for did not happen, so an answer reaches its caller one commit after it is
+recorded. A commit wakes only the reads of the workflows it changed: with hundreds of callers
+waiting, each commit costs what it touched, not what is waiting.
 """
 
 from __future__ import annotations
@@ -12,45 +15,84 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 
 class CommitListener:
-    """One read's registration: set by the next commit after it was made."""
+    """One read's registration: set by the next commit that changed one of its workflows."""
 
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.event = asyncio.Event()
+        self.woken: set[str] = set()
+        """The workflows changed by commits since ``take_woken`` was last called."""
+        self.everything = False
+        """Whether a partition moved since then (every workflow may have changed)."""
 
     async def wait(self, timeout: float) -> None:
-        """Until a commit made since the registration, or ``timeout`` seconds."""
+        """Until a commit made since the registration (or the last ``take_woken``) changed one of
+        its workflows, or ``timeout`` seconds."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.event.wait(), max(0.0, timeout))
 
+    def take_woken(self) -> tuple[set[str], bool]:
+        """The workflows changed since the last call, and whether every one may have (a
+        partition moved); the listener waits for the next change after this."""
+        woken, everything = self.woken, self.everything
+        self.woken, self.everything = set(), False
+        self.event.clear()
+        return woken, everything
+
+    def wake(self, workflow_id: str | None) -> None:
+        with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
+            self.loop.call_soon_threadsafe(self._woke, workflow_id)
+
+    def _woke(self, workflow_id: str | None) -> None:
+        if workflow_id is None:
+            self.everything = True
+        else:
+            self.woken.add(workflow_id)
+        self.event.set()
+
 
 class CommitNotices:
-    """Wakes the reads listening on any event loop when a batch commits."""
+    """Wakes the reads listening on any event loop when a batch that changed their workflow commits."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._listening: set[CommitListener] = set()
+        self._listening: dict[str, set[CommitListener]] = {}
 
-    def committed(self) -> None:
-        """Called by the owner loop after each commit (and when partitions move)."""
+    def committed(self, changed: Iterable[str]) -> None:
+        """Called by the owner loop after each commit, with the workflow ids whose run state or
+        request records the batch wrote."""
         with self._lock:
-            listening = list(self._listening)
-        for listener in listening:
-            with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
-                listener.loop.call_soon_threadsafe(listener.event.set)
+            woken = [(listener, wid) for wid in changed for listener in self._listening.get(wid, ())]
+        for listener, wid in woken:
+            listener.wake(wid)
+
+    def moved(self) -> None:
+        """Called when partitions are assigned or revoked: every read looks again (its partition
+        may have left this node, which it answers as moving)."""
+        with self._lock:
+            woken = {listener for listeners in self._listening.values() for listener in listeners}
+        for listener in woken:
+            listener.wake(None)
 
     @contextlib.contextmanager
-    def listening(self) -> Iterator[CommitListener]:
-        """Register for the next commit; look at the store, then ``wait`` inside the block."""
+    def listening(self, *workflow_ids: str) -> Iterator[CommitListener]:
+        """Register for the next commit that changes one of ``workflow_ids``; look at the store,
+        then ``wait`` inside the block."""
         listener = CommitListener()
         with self._lock:
-            self._listening.add(listener)
+            for wid in workflow_ids:
+                self._listening.setdefault(wid, set()).add(listener)
         try:
             yield listener
         finally:
             with self._lock:
-                self._listening.discard(listener)
+                for wid in workflow_ids:
+                    listeners = self._listening.get(wid)
+                    if listeners is not None:
+                        listeners.discard(listener)
+                        if not listeners:
+                            del self._listening[wid]

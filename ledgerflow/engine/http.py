@@ -12,11 +12,13 @@ import os
 import resource
 import threading
 import time
-from typing import Annotated, Any, cast
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar, cast
 
 import uvicorn
 from fastapi import Body, FastAPI, HTTPException, Query, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import TypeAdapter, ValidationError
 
 from ledgerflow import namespaces
 from ledgerflow.config import PAGE_LIMIT
@@ -34,11 +36,12 @@ from ledgerflow.engine.reads import (
     start_outcome_json,
 )
 from ledgerflow.engine.state import keys, requests
-from ledgerflow.engine.state.committed import read_history, read_history_page, read_run
+from ledgerflow.engine.state.committed import read_history, read_history_page, read_run, read_run_head
 from ledgerflow.engine.state.models import RunState
 from ledgerflow.engine.workflow.instance import WorkflowInstance
 from ledgerflow.schemas.owner import (
     MAX_CLOSED_WAIT,
+    MAX_WATCH_ITEMS,
     AdmissionJson,
     AdmittedRunJson,
     HistoryPageJson,
@@ -51,7 +54,14 @@ from ledgerflow.schemas.owner import (
     StartOutcomeJson,
     UpdateOutcomeJson,
     UpdateStatusJson,
+    WatchAnswerJson,
+    WatchItemJson,
+    WatchRequestJson,
+    WatchResultJson,
 )
+
+T = TypeVar("T")
+watch_request_adapter = TypeAdapter(WatchRequestJson)
 
 
 def run_json(run: RunState) -> RunJson:
@@ -272,6 +282,47 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
             "update": cast(UpdateOutcomeJson, outcome.model_dump(mode="json")) if outcome else None,
         }
 
+    def look_closed(workflow_id: str, run_id: str | None, final: bool) -> OwnedRunJson | None:
+        """The latest run if it is closed or another run than ``run_id`` (or, when ``final``, as it
+        is), else None; 404 with no run when ``final``, 421 when not owned here."""
+        if not final:  # most looks find the run as it was: read its head alone
+            processor = owned(workflow_id)
+            try:
+                head = read_run_head(processor.store, workflow_id)
+            except Exception as exc:
+                raise HTTPException(421, detail=f"partition {processor.partition} is moving") from exc
+            changed = head is not None and (head.status != "RUNNING" or run_id not in (None, head.run_id))
+            if not changed:
+                return None
+        processor, run = committed_run(workflow_id)
+        return owned_run_json(processor, run, workflow_id)
+
+    def look_started(
+        workflow_id: str, request_id: str, run_id: str | None, final: bool
+    ) -> StartOutcomeJson | None:
+        """The engine's decision on the start with ``request_id`` (and ``run_id``: an earlier send's
+        refusal is not its answer) if it made one (or, when ``final``, what it recorded), else None."""
+        processor = owned(workflow_id)
+        try:
+            outcome = start_outcome_json(processor.store, processor.partition, workflow_id, request_id)
+        except Exception as exc:
+            raise HTTPException(421, detail=f"partition {processor.partition} is moving") from exc
+        refusal = outcome["refusal"]
+        told = refusal is not None and run_id in (None, refusal["start_run_id"])
+        return outcome if outcome["applied"] or told or final else None
+
+    async def held(look: Callable[[bool], T | None], workflow_id: str, seconds: float) -> T:
+        """``look``'s answer once it has one, looking again at each commit that changed the
+        workflow, or its final answer after ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while True:
+            with engine.commits.listening(workflow_id) as commit:  # before the look: no commit is missed
+                remaining = deadline - time.monotonic()
+                answer = look(remaining <= 0)
+                if answer is not None:
+                    return answer
+                await commit.wait(remaining)
+
     # Its own prefix: a suffix after ``{workflow_id:path}`` would take the describe of a
     # namespaced id whose bare part is "closed" (routing sees the id's escaped ``/`` decoded).
     @app.get("/internal/closed/{workflow_id:path}", response_model=None)
@@ -284,17 +335,7 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
         the caller waits on continued as new, or was reset), or after ``seconds`` (a long poll:
         a caller waiting for a result asks again). A workflow with no run yet (its start not
         applied) is waited for too, and is a 404 after ``seconds``."""
-        deadline = time.monotonic() + seconds
-        while True:
-            with engine.commits.listening() as commit:  # before the look: no commit is missed
-                processor, run = committed_run(workflow_id)
-                changed = run is not None and (
-                    not run.is_open or (run_id is not None and run.run_id != run_id)
-                )
-                remaining = deadline - time.monotonic()
-                if changed or remaining <= 0:
-                    return owned_run_json(processor, run, workflow_id)
-                await commit.wait(remaining)
+        return await held(lambda final: look_closed(workflow_id, run_id, final), workflow_id, seconds)
 
     @app.get("/internal/started/{workflow_id:path}", response_model=None)
     async def started(
@@ -304,25 +345,62 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
         seconds: Annotated[float, Query(ge=0, le=MAX_CLOSED_WAIT)] = 10.0,
     ) -> StartOutcomeJson:
         """What the engine made of the start with ``request_id`` (the send that asked for
-        ``run_id``, if given: an earlier send's refusal is not its answer), once it applied or
-        refused it, or after ``seconds`` (``applied`` false): a client learns the engine's
-        decision on a start it sent, without asking first what the start would meet."""
-        deadline = time.monotonic() + seconds
-        while True:
-            with engine.commits.listening() as commit:  # before the look: no commit is missed
-                processor = owned(workflow_id)
-                try:
-                    outcome = start_outcome_json(
-                        processor.store, processor.partition, workflow_id, request_id
-                    )
-                except Exception as exc:
-                    raise HTTPException(421, detail=f"partition {processor.partition} is moving") from exc
-                remaining = deadline - time.monotonic()
-                refusal = outcome["refusal"]
-                told = refusal is not None and run_id in (None, refusal["start_run_id"])
-                if outcome["applied"] or told or remaining <= 0:
-                    return outcome
-                await commit.wait(remaining)
+        ``run_id``, if given), once it applied or refused it, or after ``seconds`` (``applied``
+        false): a client learns the engine's decision on a start it sent, without asking first
+        what the start would meet."""
+        return await held(
+            lambda final: look_started(workflow_id, request_id, run_id, final), workflow_id, seconds
+        )
+
+    def look_item(item: WatchItemJson, final: bool) -> WatchAnswerJson | None:
+        try:
+            if item["kind"] == "started":
+                body: Any = look_started(
+                    item["workflow_id"], item.get("request_id") or "", item.get("run_id"), final
+                )
+            else:
+                body = look_closed(item["workflow_id"], item.get("run_id"), final)
+        except HTTPException as exc:
+            return {"index": -1, "status": exc.status_code, "body": exc.detail}
+        return None if body is None else {"index": -1, "status": 200, "body": body}
+
+    @app.post("/internal/watch", response_model=None)
+    async def watch(request: dict[str, Any] = Body(...)) -> WatchResultJson:  # noqa: B008 - FastAPI's idiom
+        """Many long polls in one request (a client waiting for many starts and results): answers
+        the waits that ended, as soon as one has, looking again only at the workflows each
+        commit changed; after ``seconds``, every wait as it stands."""
+        try:
+            body = watch_request_adapter.validate_python(request)
+        except ValidationError as exc:
+            raise HTTPException(422, detail=exc.errors(include_url=False)) from exc
+        items = body["items"]
+        if len(items) > MAX_WATCH_ITEMS or not 0 <= body["seconds"] <= MAX_CLOSED_WAIT:
+            raise HTTPException(422, detail=f"at most {MAX_WATCH_ITEMS} items, held 0 to {MAX_CLOSED_WAIT} s")
+        deadline = time.monotonic() + body["seconds"]
+        pending = dict(enumerate(items))
+        by_workflow: dict[str, list[int]] = {}
+        for index, item in pending.items():
+            by_workflow.setdefault(item["workflow_id"], []).append(index)
+        answers: list[WatchAnswerJson] = []
+        with engine.commits.listening(*by_workflow) as commit:  # before the first look
+            looking = list(pending)
+            while True:
+                final = time.monotonic() >= deadline
+                for index in looking if not final else list(pending):
+                    answer = look_item(pending[index], final)
+                    if answer is not None:
+                        answer["index"] = index
+                        answers.append(answer)
+                        del pending[index]
+                if answers or not pending or final:
+                    return {"answers": answers}
+                await commit.wait(deadline - time.monotonic())
+                woken, everything = commit.take_woken()
+                looking = (
+                    list(pending)
+                    if everything
+                    else [i for wid in woken for i in by_workflow.get(wid, ()) if i in pending]
+                )
 
     # ``path``: a namespaced id holds one ``/`` (ledgerflow/namespaces.py). Declared after the
     # history and query routes, which this pattern would otherwise swallow.

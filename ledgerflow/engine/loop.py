@@ -38,6 +38,7 @@ from ledgerflow.engine.outbox import Outbox
 from ledgerflow.engine.ownerlock import OwnerLock
 from ledgerflow.engine.queues import QueueWatch
 from ledgerflow.engine.rebalance import PartitionManager
+from ledgerflow.engine.state import keys
 from ledgerflow.engine.state.standby import StandbyReplicas
 from ledgerflow.errors import DeploymentMovedError, TopicLayoutError
 from ledgerflow.schemas.commands import UnreadableCommand, read_command
@@ -262,11 +263,13 @@ class Engine:
             self._forget_positions(tps)
             with self.owner_lock.owner():
                 partitions.revoke([tp.partition for tp in tps], "revoked")
+            self.commits.moved()
 
         def on_lost(_: Consumer, tps: list[TopicPartition]) -> None:
             self._forget_positions(tps)
             with self.owner_lock.owner():
                 partitions.revoke([tp.partition for tp in tps], "lost")
+            self.commits.moved()
 
         try:
             checkpoint = Checkpoint(settings, self._new_producer(guard), consumer, guard)
@@ -382,7 +385,7 @@ class Engine:
         except Exception as exc:
             self._abort(checkpoint, exc)
             return
-        self.commits.committed()
+        self.commits.committed(changed_workflows(stores))
         self._inbox_positions.update(offsets)
         self._failed_batches = 0
         self._update_lag(offsets)
@@ -513,6 +516,16 @@ class Engine:
 
 class _Restart(Exception):
     """Leave the current consumer session and start a fresh one."""
+
+
+def changed_workflows(stores: list[StoreChanges]) -> set[str]:
+    """The workflow ids whose run state or request records a batch wrote (what long polls wait on)."""
+    return {
+        key[2:].split(b"\x00", 1)[0].decode()
+        for store in stores
+        for key in store.changes
+        if key.startswith((keys.RUN, keys.REQUEST))
+    }
 
 
 def _misplaced(command: Any, partition: int, settings: Settings) -> str | None:

@@ -17,15 +17,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import cast
 
-from pydantic import BaseModel, ConfigDict
-
 from ledgerflow import namespaces
 from ledgerflow.codec.base import PayloadCodec
 from ledgerflow.engine.errors import WorkflowTypeNotLoaded
 from ledgerflow.engine.ownerlock import OwnerLock
 from ledgerflow.engine.processor import PartitionProcessor
 from ledgerflow.engine.state import keys, requests
-from ledgerflow.engine.state.committed import read_run
+from ledgerflow.engine.state.committed import RunHead, read_run
 from ledgerflow.engine.state.models import RunState
 from ledgerflow.engine.state.store import PartitionStore
 from ledgerflow.engine.workflow.dag import definition_for
@@ -64,19 +62,6 @@ def start_outcome_json(
 
 
 # ------------------------------------------------------------------ listings
-class RunHead(BaseModel):
-    """The fields of a stored run state that listings filter on.
-
-    Validating only these from the stored JSON skips building the pending activities,
-    payloads and failure of runs the filter drops (about a third of a full parse).
-    """
-
-    model_config = ConfigDict(extra="ignore")
-
-    workflow_type: str
-    status: str
-
-
 @dataclass(frozen=True)
 class RunFilter:
     status: str | None = None

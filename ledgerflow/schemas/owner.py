@@ -8,7 +8,11 @@ the engine renames an error in every caller at once. ``ledgerflow.owner_reads`` 
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, Literal, NotRequired
+
+# typing_extensions': pydantic validates ``WatchRequestJson`` (engine/http.py), which it refuses
+# to do with typing's TypedDict before Python 3.12.
+from typing_extensions import TypedDict
 
 from ledgerflow.schemas.common import RunStatus
 
@@ -132,6 +136,45 @@ class StartOutcomeJson(TypedDict):
     run_id: str | None
     """The run an applied start led to: the one it opened, or the open run it found."""
     refusal: StartRefusalJson | None
+
+
+MAX_WATCH_ITEMS = 2000
+"""Waits one ``POST /internal/watch`` may carry."""
+
+
+class WatchItemJson(TypedDict):
+    """One wait of a ``POST /internal/watch``: for the decision on a start (``started``: its
+    ``request_id`` and ``run_id``) or for a run to close (``closed``: ``run_id`` the run waited
+    on, if any), as the single long polls ``/internal/started/{id}`` and ``/internal/closed/{id}``
+    wait."""
+
+    kind: Literal["started", "closed"]
+    workflow_id: str
+    request_id: NotRequired[str]
+    run_id: NotRequired[str | None]
+
+
+class WatchRequestJson(TypedDict):
+    """``POST /internal/watch``: many waits in one request, held up to ``seconds``."""
+
+    seconds: float
+    items: list[WatchItemJson]
+
+
+class WatchAnswerJson(TypedDict):
+    """The answer to one wait: ``status`` as its single long poll would answer (200 with ``body``;
+    404 no run; 421 its partition is not owned here)."""
+
+    index: int
+    status: int
+    body: Any
+
+
+class WatchResultJson(TypedDict):
+    """``POST /internal/watch``: the waits that ended (at least one, unless the hold ran out, when
+    every wait is answered as it stands)."""
+
+    answers: list[WatchAnswerJson]
 
 
 class UpdateStatusJson(TypedDict):

@@ -418,6 +418,7 @@ class _EnvironmentCore(AsyncClient):
         self._engine = engine
         self.codec = engine.codec
         self._reads = _EngineReads(engine, settings)  # type: ignore[assignment]
+        self._waits = self._reads
         self._connected = True
         self._closed = False
 

@@ -4,7 +4,9 @@ results pushed by the owner, and the same paths under the synchronous Client."""
 from __future__ import annotations
 
 import asyncio
+import time
 
+import httpx
 import pytest
 
 from ledgerflow import AsyncClient, WorkflowAlreadyStartedError
@@ -117,3 +119,38 @@ async def test_connect_builds_a_connected_client(running: Cluster) -> None:
         assert await handle.result(timeout=30) == 5
     finally:
         await client.close()
+
+
+def test_one_watch_request_answers_the_waits_that_ended_and_the_rest_when_its_hold_ends(
+    running: Cluster,
+) -> None:
+    """``POST /internal/watch`` (what the clients' long polls travel in): the waits that ended
+    come back as soon as one has; after the hold, every wait as it stands; a malformed request
+    is a 422."""
+    engine = running.nodes[0]
+    with running.client() as client:
+        done = client.start_workflow("ThreeSteps", 1, id="watched-done")
+        assert done.result(timeout=30) == 4
+        open_run = client.start_workflow("SignalCounter", id="watched-open")
+        items = [
+            {"kind": "closed", "workflow_id": "watched-open", "run_id": open_run.run_id},
+            {"kind": "closed", "workflow_id": "watched-done", "run_id": done.run_id},
+            {"kind": "started", "workflow_id": "watched-none", "request_id": "q", "run_id": "r"},
+        ]
+
+        def watch(body: dict[str, object]) -> httpx.Response:
+            return httpx.post(f"{engine.url}/internal/watch", json=body, headers=engine.headers, timeout=20)
+
+        started = time.monotonic()
+        answers = watch({"seconds": 5, "items": items}).json()["answers"]
+        assert time.monotonic() - started < 2, "an ended wait was held"
+        assert [(a["index"], a["status"], a["body"]["status"]) for a in answers] == [(1, 200, "COMPLETED")]
+        answers = watch({"seconds": 0.5, "items": [items[0], items[2]]}).json()["answers"]
+        by_index = {a["index"]: a for a in answers}
+        assert by_index[0]["body"]["status"] == "RUNNING"  # as it stands, once the hold ended
+        assert by_index[1]["body"]["applied"] is False and by_index[1]["body"]["refusal"] is None
+        too_many = watch({"seconds": 1, "items": [items[0]] * 2001})
+        assert too_many.status_code == 422
+        assert watch({"seconds": 1, "items": [{"kind": "nope", "workflow_id": "x"}]}).status_code == 422
+        client.signal("watched-open", "done")
+        assert open_run.result(timeout=30) == []
