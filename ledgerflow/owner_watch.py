@@ -59,6 +59,7 @@ class OwnerWatch:
         self._queued: dict[str, list[_Wait]] = {}
         self._unsupported: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     async def started(
         self, workflow_id: str, request_id: str, run_id: str, seconds: float
@@ -71,37 +72,51 @@ class OwnerWatch:
             "run_id": run_id,
         }
         body = await self._wait(
-            item, seconds, lambda: self._reads.started(workflow_id, request_id, run_id, seconds)
+            item, seconds, lambda left: self._reads.started(workflow_id, request_id, run_id, left)
         )
         return cast(StartOutcomeJson, body)
 
     async def closed(self, workflow_id: str, run_id: str | None, seconds: float) -> OwnedRunJson:
         """As ``OwnerReads.closed``."""
         item: WatchItemJson = {"kind": "closed", "workflow_id": workflow_id, "run_id": run_id}
-        alone = lambda: self._reads.closed(workflow_id, run_id, seconds)  # noqa: E731
-        return cast(OwnedRunJson, await self._wait(item, seconds, alone))
+        body = await self._wait(item, seconds, lambda left: self._reads.closed(workflow_id, run_id, left))
+        return cast(OwnedRunJson, body)
 
     async def close(self) -> None:
+        """Stop: what waits now falls back to the single long poll (which, once the reads are
+        closed too, raises as any read would)."""
+        self._closed = True
+        for queued in self._queued.values():
+            self._settle_all(queued, _Fallback())
+        self._queued.clear()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _wait(self, item: WatchItemJson, seconds: float, alone: Callable[[], Awaitable[Any]]) -> Any:
+    async def _wait(
+        self, item: WatchItemJson, seconds: float, alone: Callable[[float], Awaitable[Any]]
+    ) -> Any:
+        """``item`` answered by a batched request, or by ``alone(seconds left)``."""
+        deadline = time.monotonic() + min(seconds, MAX_CLOSED_WAIT)
         url = await self._reads.current_owner(item["workflow_id"])
-        if url is None or url in self._unsupported or seconds < SHORTEST_BATCHED_WAIT:
-            return await alone()
+        if self._closed or url is None or url in self._unsupported or seconds < SHORTEST_BATCHED_WAIT:
+            return await alone(seconds)
         loop = asyncio.get_running_loop()
-        wait = _Wait(item, time.monotonic() + min(seconds, MAX_CLOSED_WAIT), loop.create_future())
+        wait = _Wait(item, deadline, loop.create_future())
         self._enqueue(url, [wait])
         try:
-            status, body = await wait.future
-        except _Fallback:
-            return await alone()
+            # bounded: whatever befalls the batch, this caller hears within its hold and a margin
+            status, body = await asyncio.wait_for(
+                asyncio.shield(wait.future), deadline - time.monotonic() + ANSWER_MARGIN
+            )
+        except (_Fallback, TimeoutError):
+            return await alone(max(0.0, deadline - time.monotonic()))
         if status == 200:
             return body
         if status == 404:
             raise WorkflowNotFoundError(item["workflow_id"])
-        return await alone()  # 421 (moved) or another answer: the single poll routes and retries
+        # 421 (moved) or another answer: the single poll routes and retries
+        return await alone(max(0.0, deadline - time.monotonic()))
 
     def _enqueue(self, url: str, waits: list[_Wait]) -> None:
         queued = self._queued.setdefault(url, [])
@@ -112,14 +127,29 @@ class OwnerWatch:
 
     def _flush(self, url: str) -> None:
         waits = self._queued.pop(url, [])
+        if self._closed:
+            self._settle_all(waits, _Fallback())
+            return
         for start in range(0, len(waits), MAX_WATCH_ITEMS):
             task = asyncio.ensure_future(self._send(url, waits[start : start + MAX_WATCH_ITEMS]))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
     async def _send(self, url: str, waits: list[_Wait]) -> None:
-        hold = max(0.0, min(w.deadline for w in waits) - time.monotonic())
-        body = {"seconds": round(hold, 3), "items": [w.item for w in waits]}
+        try:
+            await self._exchange(url, waits)
+        except BaseException:
+            self._settle_all(waits, _Fallback())  # cancelled or failed: each wait asks alone
+            raise
+
+    async def _exchange(self, url: str, waits: list[_Wait]) -> None:
+        """One watch request for ``waits``: each held up to its own deadline, the request up to
+        the furthest (an early answer for one does not end the others' waits)."""
+        now = time.monotonic()
+        holds = [round(max(0.0, w.deadline - now), 3) for w in waits]
+        items: list[WatchItemJson] = [{**w.item, "seconds": h} for w, h in zip(waits, holds, strict=True)]
+        hold = max(holds)
+        body = {"seconds": hold, "items": items}
         try:
             response = await self._reads.post("watch", f"{url}/internal/watch", body, hold + ANSWER_MARGIN)
         except (aiohttp.ClientError, TimeoutError):

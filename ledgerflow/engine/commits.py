@@ -43,15 +43,16 @@ class CommitListener:
         self.event.clear()
         return woken, everything
 
-    def wake(self, workflow_id: str | None) -> None:
+    def wake(self, workflow_ids: set[str] | None) -> None:
+        """From any thread: these workflows changed (None: any may have)."""
         with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
-            self.loop.call_soon_threadsafe(self._woke, workflow_id)
+            self.loop.call_soon_threadsafe(self._woke, workflow_ids)
 
-    def _woke(self, workflow_id: str | None) -> None:
-        if workflow_id is None:
+    def _woke(self, workflow_ids: set[str] | None) -> None:
+        if workflow_ids is None:
             self.everything = True
         else:
-            self.woken.add(workflow_id)
+            self.woken |= workflow_ids
         self.event.set()
 
 
@@ -65,10 +66,13 @@ class CommitNotices:
     def committed(self, changed: Iterable[str]) -> None:
         """Called by the owner loop after each commit, with the workflow ids whose run state or
         request records the batch wrote."""
+        woken: dict[CommitListener, set[str]] = {}
         with self._lock:
-            woken = [(listener, wid) for wid in changed for listener in self._listening.get(wid, ())]
-        for listener, wid in woken:
-            listener.wake(wid)
+            for wid in changed:
+                for listener in self._listening.get(wid, ()):
+                    woken.setdefault(listener, set()).add(wid)
+        for listener, wids in woken.items():  # one call into each listener's loop
+            listener.wake(wids)
 
     def moved(self) -> None:
         """Called when partitions are assigned or revoked: every read looks again (its partition

@@ -355,9 +355,7 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
     def look_item(item: WatchItemJson, final: bool) -> WatchAnswerJson | None:
         try:
             if item["kind"] == "started":
-                body: Any = look_started(
-                    item["workflow_id"], item.get("request_id") or "", item.get("run_id"), final
-                )
+                body: Any = look_started(item["workflow_id"], item["request_id"], item.get("run_id"), final)
             else:
                 body = look_closed(item["workflow_id"], item.get("run_id"), final)
         except HTTPException as exc:
@@ -368,38 +366,46 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
     async def watch(request: dict[str, Any] = Body(...)) -> WatchResultJson:  # noqa: B008 - FastAPI's idiom
         """Many long polls in one request (a client waiting for many starts and results): answers
         the waits that ended, as soon as one has, looking again only at the workflows each
-        commit changed; after ``seconds``, every wait as it stands."""
+        commit changed; a wait whose own ``seconds`` (default: the request's) ran out is
+        answered as it stands, the others held on."""
         try:
             body = watch_request_adapter.validate_python(request)
         except ValidationError as exc:
             raise HTTPException(422, detail=exc.errors(include_url=False)) from exc
         items = body["items"]
-        if len(items) > MAX_WATCH_ITEMS or not 0 <= body["seconds"] <= MAX_CLOSED_WAIT:
+        holds = [item.get("seconds", body["seconds"]) for item in items]
+        if len(items) > MAX_WATCH_ITEMS or not all(
+            0 <= h <= MAX_CLOSED_WAIT for h in [body["seconds"], *holds]
+        ):
             raise HTTPException(422, detail=f"at most {MAX_WATCH_ITEMS} items, held 0 to {MAX_CLOSED_WAIT} s")
-        deadline = time.monotonic() + body["seconds"]
+        if any(item["kind"] == "started" and not item.get("request_id") for item in items):
+            raise HTTPException(422, detail="a 'started' wait names its request_id")
+        began = time.monotonic()
+        deadlines = {index: began + hold for index, hold in enumerate(holds)}
         pending = dict(enumerate(items))
         by_workflow: dict[str, list[int]] = {}
         for index, item in pending.items():
             by_workflow.setdefault(item["workflow_id"], []).append(index)
         answers: list[WatchAnswerJson] = []
         with engine.commits.listening(*by_workflow) as commit:  # before the first look
-            looking = list(pending)
+            looking = set(pending)
             while True:
-                final = time.monotonic() >= deadline
-                for index in looking if not final else list(pending):
-                    answer = look_item(pending[index], final)
+                now = time.monotonic()
+                looking |= {index for index in pending if deadlines[index] <= now}
+                for index in sorted(looking):
+                    answer = look_item(pending[index], deadlines[index] <= now)
                     if answer is not None:
                         answer["index"] = index
                         answers.append(answer)
                         del pending[index]
-                if answers or not pending or final:
+                if answers or not pending:
                     return {"answers": answers}
-                await commit.wait(deadline - time.monotonic())
+                await commit.wait(min(deadlines[index] for index in pending) - time.monotonic())
                 woken, everything = commit.take_woken()
                 looking = (
-                    list(pending)
+                    set(pending)
                     if everything
-                    else [i for wid in woken for i in by_workflow.get(wid, ()) if i in pending]
+                    else {i for wid in woken for i in by_workflow.get(wid, ()) if i in pending}
                 )
 
     # ``path``: a namespaced id holds one ``/`` (ledgerflow/namespaces.py). Declared after the

@@ -298,6 +298,7 @@ class Engine:
             guard.close()
             with self.owner_lock.owner():
                 partitions.close()
+                self.commits.moved()
             if standby is not None:
                 standby.stop()
             consumer.close()
@@ -502,6 +503,7 @@ class Engine:
         inbox = self.settings.topic("inbox")
         try:
             self.partitions.reload(owned, reason)
+            self.commits.moved()  # the stores were read again: waits look again
             committed = self.consumer.committed([TopicPartition(inbox, p) for p in owned], timeout=10)
             for tp in committed:
                 if tp.error is not None:

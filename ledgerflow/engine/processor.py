@@ -315,7 +315,7 @@ class PartitionProcessor:
         until ``requests.REFUSAL_KEPT`` has passed."""
         if not command.request_id:
             return
-        refusal = dataclasses.replace(refusal, start_run_id=command.run_id)
+        refusal = dataclasses.replace(refusal, start_run_id=command.run_id, refused_at=self.now)
         self.txn.put(keys.request_key(command.workflow_id, command.request_id), refusal.encode())
         expiry = TimerEntry(
             workflow_id=command.workflow_id,
@@ -327,7 +327,9 @@ class PartitionProcessor:
 
     def _forget_refusal(self, workflow_id: str, request_id: str) -> None:
         key = keys.request_key(workflow_id, request_id)
-        if requests.refusal(self.txn.get(key)) is not None:  # not applied since
+        refusal = requests.refusal(self.txn.get(key))
+        # not applied since, and not refused again later (that refusal has a timer of its own)
+        if refusal is not None and (refusal.refused_at or 0.0) + requests.REFUSAL_KEPT <= self.now:
             self.txn.delete(key)
 
     def _dispatch_command(self, command: c.InboxCommand) -> str | None:
@@ -552,6 +554,10 @@ class PartitionProcessor:
                 log.exception(
                     "timer failed", extra={"workflowId": entry.workflow_id, "partition": self.partition}
                 )
+                if entry.kind == "deferred_start" and entry.start is not None:
+                    # its caller waits for a decision: this is it
+                    reason = f"engine error: {type(exc).__name__}: {exc}"
+                    self.refuse_start(entry.start, StartRefusal("rejected", reason[:2000]))
                 if isinstance(exc, RunLimitError):
                     self._fail_after_error(entry.workflow_id, str(exc), type(exc).__name__)
                 else:

@@ -125,6 +125,7 @@ class StartRefusalJson(TypedDict):
     error: str | None
     start_run_id: str | None
     """The run id the refused start asked for (a request sent again asks for another)."""
+    refused_at: float | None
 
 
 class StartOutcomeJson(TypedDict):
@@ -152,6 +153,9 @@ class WatchItemJson(TypedDict):
     workflow_id: str
     request_id: NotRequired[str]
     run_id: NotRequired[str | None]
+    seconds: NotRequired[float]
+    """How long this wait is held (at most the request's ``seconds``, its default): past it, the
+    wait is answered as it stands, the others waiting on."""
 
 
 class WatchRequestJson(TypedDict):

@@ -149,6 +149,11 @@ def test_one_watch_request_answers_the_waits_that_ended_and_the_rest_when_its_ho
         by_index = {a["index"]: a for a in answers}
         assert by_index[0]["body"]["status"] == "RUNNING"  # as it stands, once the hold ended
         assert by_index[1]["body"]["applied"] is False and by_index[1]["body"]["refusal"] is None
+        # each wait is held for its own seconds: the short one is answered, the long one held on
+        started = time.monotonic()
+        short_and_long = [{**items[0], "seconds": 0.3}, {**items[2], "seconds": 5}]
+        answers = watch({"seconds": 5, "items": short_and_long}).json()["answers"]
+        assert [a["index"] for a in answers] == [0] and time.monotonic() - started < 3
         too_many = watch({"seconds": 1, "items": [items[0]] * 2001})
         assert too_many.status_code == 422
         assert watch({"seconds": 1, "items": [{"kind": "nope", "workflow_id": "x"}]}).status_code == 422

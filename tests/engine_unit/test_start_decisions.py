@@ -133,3 +133,24 @@ def test_a_refusal_is_forgotten_after_a_while_and_an_applied_record_is_kept(tmp_
     processor.store.write(dict(processor.finish()), None)
     assert processor.store.get(keys.request_key("b", "qb")) is None
     assert outcome(processor, "a", "qa")["run_id"] == "ra"
+
+
+def test_a_refusal_sent_again_is_kept_for_its_own_while(tmp_path: Path) -> None:
+    processor = processor_at(tmp_path, limits=Admission(max_per_partition=1))
+    send(processor, "a", "ra", "qa")
+    send(processor, "b", "rb1", "qb")  # refused at 1.0
+
+    def at(now: float, command: object | None = None) -> None:
+        processor.begin(now, Outbox(processor.ctx.settings))
+        if command is not None:
+            processor.handle(command)  # type: ignore[arg-type]
+        processor.fire_timers()
+        processor.store.write(dict(processor.finish()), None)
+
+    again = StartWorkflow(workflow_id="b", workflow_type="SignalCounter", run_id="rb2", request_id="qb")
+    at(300.0, again)  # refused again
+    at(1.0 + REFUSAL_KEPT + 1)  # the first refusal's timer: the second one stays
+    refusal = outcome(processor, "b", "qb")["refusal"]
+    assert refusal is not None and refusal["start_run_id"] == "rb2"
+    at(300.0 + REFUSAL_KEPT + 1)
+    assert processor.store.get(keys.request_key("b", "qb")) is None

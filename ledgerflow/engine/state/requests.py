@@ -50,6 +50,8 @@ class StartRefusal:
     start_run_id: str | None = None
     """The run id the refused start asked for: a caller that sent the request again (with a new
     run id) tells this refusal of an earlier send from the decision on its own."""
+    refused_at: float | None = None
+    """When (the batch's clock): the record is kept ``REFUSAL_KEPT`` from then."""
 
     def encode(self) -> bytes:
         return REFUSED + json.dumps(asdict(self), separators=(",", ":")).encode()
