@@ -110,6 +110,7 @@ class OwnerWatch:
                 asyncio.shield(wait.future), deadline - time.monotonic() + ANSWER_MARGIN
             )
         except (_Fallback, TimeoutError):
+            wait.future.cancel()  # if its batch still answers, nobody is left to hear it
             return await alone(max(0.0, deadline - time.monotonic()))
         if status == 200:
             return body
