@@ -761,6 +761,7 @@ class AsyncClient:
                 if decided is not None:
                     run_id, start = str(decided["run_id"]), None
                     continue
+                await asyncio.sleep(RETRY_PAUSE)  # undecided: a poll for another run returns at once
             if state is not None and state["status"] in CLOSED:
                 if state["status"] == "COMPLETED":
                     return from_json(state["result"], result_type)
