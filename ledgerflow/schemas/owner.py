@@ -14,7 +14,7 @@ from typing import Any, Literal, NotRequired
 # to do with typing's TypedDict before Python 3.12.
 from typing_extensions import TypedDict
 
-from ledgerflow.schemas.common import RunStatus
+from ledgerflow.schemas.common import Id, RunStatus
 
 MAX_CLOSED_WAIT = 30.0
 """Seconds an engine holds a long poll (``/internal/closed/{id}``, ``/internal/started/{id}``)
@@ -150,9 +150,9 @@ class WatchItemJson(TypedDict):
     wait."""
 
     kind: Literal["started", "closed"]
-    workflow_id: str
-    request_id: NotRequired[str]
-    run_id: NotRequired[str | None]
+    workflow_id: Id
+    request_id: NotRequired[Id]
+    run_id: NotRequired[Id | None]
     seconds: NotRequired[float]
     """How long this wait is held (at most the request's ``seconds``, its default): past it, the
     wait is answered as it stands, the others waiting on."""

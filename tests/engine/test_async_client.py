@@ -157,5 +157,7 @@ def test_one_watch_request_answers_the_waits_that_ended_and_the_rest_when_its_ho
         too_many = watch({"seconds": 1, "items": [items[0]] * 2001})
         assert too_many.status_code == 422
         assert watch({"seconds": 1, "items": [{"kind": "nope", "workflow_id": "x"}]}).status_code == 422
+        odd = watch({"seconds": 1, "items": [{"kind": "closed", "workflow_id": "a\nb"}]})
+        assert odd.status_code == 422 and "workflow_id" in odd.text, odd.text
         client.signal("watched-open", "done")
         assert open_run.result(timeout=30) == []
