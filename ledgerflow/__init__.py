@@ -18,6 +18,7 @@ from ledgerflow.errors import (
     OwnerUnavailableError,
     PayloadTooLarge,
     QueryFailedError,
+    VisibilityQueryError,
     WorkflowAlreadyStartedError,
     WorkflowFailedError,
     WorkflowNotFoundError,
@@ -25,6 +26,12 @@ from ledgerflow.errors import (
 )
 from ledgerflow.schemas.common import RetryPolicy
 from ledgerflow.schemas.history import WorkflowHistory
+from ledgerflow.search_attributes import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    SearchAttributeUpdate,
+    TypedSearchAttributes,
+)
 
 if TYPE_CHECKING:
     from ledgerflow.async_client import AsyncClient, AsyncWorkflowHandle
@@ -61,6 +68,11 @@ __all__ = [
     "PayloadTooLarge",
     "QueryFailedError",
     "RetryPolicy",
+    "SearchAttributeKey",
+    "SearchAttributePair",
+    "SearchAttributeUpdate",
+    "TypedSearchAttributes",
+    "VisibilityQueryError",
     "WorkflowAlreadyStartedError",
     "WorkflowFailedError",
     "WorkflowHandle",

@@ -32,7 +32,7 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -85,6 +85,8 @@ from ledgerflow.schemas.owner import (
 )
 from ledgerflow.schemas.tasks import TaskToken, read_task_token
 from ledgerflow.sdk.definition import QUERY_ATTR, SIGNAL_ATTR, UPDATE_ATTR, definition_of
+from ledgerflow.search_attributes import TypedSearchAttributes
+from ledgerflow.visibility import parse as parse_query
 
 CLOSED = ("COMPLETED", "FAILED", "CANCELED", "TERMINATED")
 RESULT_POLL_HOLD = 10.0
@@ -283,8 +285,13 @@ class AsyncClient:
         start_signal_args: list[Any] | None = None,
         id_conflict_policy: IdConflictPolicy = "use_existing",
         id_reuse_policy: IdReusePolicy = "allow_duplicate",
+        search_attributes: TypedSearchAttributes | None = None,
+        memo: Mapping[str, Any] | None = None,
     ) -> AsyncWorkflowHandle:
         """Start a run; if one is open for ``id`` already, return it with ``already_started``.
+
+        ``search_attributes`` find the run in ``list_workflows(query=...)``; ``memo`` is shown
+        by ``describe`` (each value converted like an input, encoded with the codec).
 
         ``id_conflict_policy``, when a run of ``id`` is open: return it (``use_existing``), raise
         ``WorkflowAlreadyStartedError`` (``fail``), or terminate it and start (``terminate_existing``).
@@ -334,6 +341,8 @@ class AsyncClient:
                 start_signal=signal,
                 id_conflict_policy=id_conflict_policy,
                 id_reuse_policy=id_reuse_policy,
+                search_attributes=search_attributes.wire() if search_attributes else {},
+                memo={k: encode(self.codec, to_json(v)) for k, v in (memo or {}).items()},
             ),
         )
         outcome = await self._start_decision(engine_id, request, run_id, START_DECISION_WAIT)
@@ -650,27 +659,48 @@ class AsyncClient:
         workflow_type: str | None = None,
         limit: int = 100,
         after: str | None = None,
+        *,
+        query: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
         """One page (``limit`` at most ``PAGE_LIMIT``) of latest runs across every engine node,
         ordered by workflow id, and the cursor of the next page (pass it as ``after``; None on
         the last). A filtered page may be short, even empty, and still have a next one (see
-        ``list_scan_limit``)."""
+        ``list_scan_limit``).
+
+        With ``query`` (Temporal's list filter: ``WorkflowType = 'X' AND CustomerId = 'c-1'
+        ORDER BY StartTime DESC``; docs/visibility.md), the runs it matches in start-time order
+        instead, newest first by default; ``after`` is then the page token the last page gave.
+        A query that cannot be read raises ``VisibilityQueryError`` naming the token."""
         params: dict[str, Any] = {"limit": limit, "namespace": self.namespace}
-        if after is not None:
+        if query is not None:
+            if status is not None or workflow_type is not None:
+                raise ValueError("give the status and type inside the query (ExecutionStatus, WorkflowType)")
+            parse_query(query)
+            params["query"] = query
+            if after is not None:
+                params["after"] = after
+        elif after is not None:
             params["after"] = self._engine_id(after)
         for name, value in (("status", status), ("workflow_type", workflow_type)):
             if value is not None:
                 params[name] = value
         await self._connect()
         listing = await self._reads.listing(params, limit)
-        if listing.missing_partitions:
+        self._check_complete(listing.missing_partitions)
+        next_after = listing.next_after
+        if query is None and next_after is not None:
+            next_after = namespaces.within(self.namespace, next_after)
+        rows = [self._visible(decode_tree(self.codec, dict(row))) for row in listing.runs]
+        for row in rows:
+            row.pop("cursor", None)
+        return rows, next_after
+
+    @staticmethod
+    def _check_complete(missing: list[int]) -> None:
+        if missing:
             # The gateway answers such a page marked partial; a list in Python has no such mark.
-            missing = listing.missing_partitions
             reason = f"no engine answered for partitions {missing}"
             raise OwnerUnavailableError("*", missing[0], 1.0, reason)
-        next_after = listing.next_after
-        shown = next_after if next_after is None else namespaces.within(self.namespace, next_after)
-        return [self._visible(dict(row)) for row in listing.runs], shown
 
     async def list_workflows(
         self,
@@ -678,17 +708,28 @@ class AsyncClient:
         workflow_type: str | None = None,
         limit: int = 100,
         after: str | None = None,
+        *,
+        query: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Up to ``limit`` latest runs after ``after``, ordered by workflow id, read page by page
-        (``PAGE_LIMIT`` runs a page at most)."""
+        """Up to ``limit`` latest runs after ``after``, ordered by workflow id (or those ``query``
+        matches, in its order: see ``list_page``), read page by page (``PAGE_LIMIT`` a page)."""
         rows: list[dict[str, Any]] = []
         while True:
             page, after = await self.list_page(
-                status, workflow_type, min(limit - len(rows), PAGE_LIMIT), after
+                status, workflow_type, min(limit - len(rows), PAGE_LIMIT), after, query=query
             )
             rows += page
             if after is None or len(rows) >= limit:
                 return rows
+
+    async def count_workflows(self, query: str = "") -> int:
+        """How many workflows' latest runs ``query`` matches (all of them for ""), e.g.
+        ``count_workflows("ExecutionStatus = 'Running'")``."""
+        parse_query(query)
+        await self._connect()
+        counted = await self._reads.count(query, self.namespace)
+        self._check_complete(counted.missing_partitions)
+        return counted.count
 
     async def cluster(self) -> list[dict[str, Any]]:
         """Every engine node with the partitions it owns and their state."""

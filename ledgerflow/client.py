@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -40,6 +40,7 @@ from ledgerflow.schemas.events import HistoryEvent
 from ledgerflow.schemas.history import WorkflowHistory
 from ledgerflow.schemas.owner import UpdateOutcomeJson
 from ledgerflow.schemas.tasks import TaskToken, read_task_token
+from ledgerflow.search_attributes import TypedSearchAttributes
 
 __all__ = ["ActivityHandle", "Client", "HistoryPage", "WorkflowHandle", "WorkflowUpdateHandle"]
 
@@ -173,9 +174,12 @@ class Client:
         start_signal_args: list[Any] | None = None,
         id_conflict_policy: IdConflictPolicy = "use_existing",
         id_reuse_policy: IdReusePolicy = "allow_duplicate",
+        search_attributes: TypedSearchAttributes | None = None,
+        memo: Mapping[str, Any] | None = None,
     ) -> WorkflowHandle:
         """Start a run and return its handle once the engine decided the start (see
-        ``AsyncClient.start_workflow``: id policies, ``request_id``, signal-with-start)."""
+        ``AsyncClient.start_workflow``: id policies, ``request_id``, signal-with-start, search
+        attributes and memo)."""
         handle = self._run(
             self._async.start_workflow(
                 workflow,
@@ -187,6 +191,8 @@ class Client:
                 start_signal_args=start_signal_args,
                 id_conflict_policy=id_conflict_policy,
                 id_reuse_policy=id_reuse_policy,
+                search_attributes=search_attributes,
+                memo=memo,
             )
         )
         return WorkflowHandle(
@@ -299,9 +305,12 @@ class Client:
         workflow_type: str | None = None,
         limit: int = 100,
         after: str | None = None,
+        *,
+        query: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """One page of latest runs across every engine node (see ``AsyncClient.list_page``)."""
-        return self._run(self._async.list_page(status, workflow_type, limit, after))
+        """One page of latest runs across every engine node, or of those a visibility ``query``
+        matches (see ``AsyncClient.list_page``)."""
+        return self._run(self._async.list_page(status, workflow_type, limit, after, query=query))
 
     def list_workflows(
         self,
@@ -309,9 +318,16 @@ class Client:
         workflow_type: str | None = None,
         limit: int = 100,
         after: str | None = None,
+        *,
+        query: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Up to ``limit`` latest runs after ``after``, ordered by workflow id."""
-        return self._run(self._async.list_workflows(status, workflow_type, limit, after))
+        """Up to ``limit`` latest runs after ``after``, ordered by workflow id, or those ``query``
+        matches in its order."""
+        return self._run(self._async.list_workflows(status, workflow_type, limit, after, query=query))
+
+    def count_workflows(self, query: str = "") -> int:
+        """How many workflows' latest runs ``query`` matches (see ``AsyncClient.count_workflows``)."""
+        return self._run(self._async.count_workflows(query))
 
     def cluster(self) -> list[dict[str, Any]]:
         """Every engine node with the partitions it owns and their state."""

@@ -401,3 +401,7 @@ def exception_from_failure(failure: Failure) -> LedgerflowError:
     if failure.cause is not None:
         error.__cause__ = exception_from_failure(failure.cause)
     return error
+
+
+class VisibilityQueryError(LedgerflowError, ValueError):
+    """A visibility query that cannot be run; the message names the token and where it is."""

@@ -50,6 +50,7 @@ from ledgerflow.routing import DirectorySnapshot, OwnerDirectory, path_segment
 from ledgerflow.schemas.owner import (
     MAX_CLOSED_WAIT,
     AdmissionJson,
+    CountJson,
     HistoryPageJson,
     ListingJson,
     NodeJson,
@@ -58,6 +59,7 @@ from ledgerflow.schemas.owner import (
     StartOutcomeJson,
     UpdateStatusJson,
 )
+from ledgerflow.visibility import parse as parse_query
 
 log = logging.getLogger("ledgerflow.owner_reads")
 
@@ -132,6 +134,14 @@ class Listing:
     next_after: str | None
     missing_partitions: list[int] = field(default_factory=list)
     """Partitions no node answered for: their runs are not in the page."""
+
+
+@dataclass
+class Count:
+    """How many runs a query matched, across every node."""
+
+    count: int
+    missing_partitions: list[int] = field(default_factory=list)
 
 
 class OwnerReads:
@@ -333,7 +343,12 @@ class OwnerReads:
         return self._checked(workflow_id, response).json().get("result")
 
     async def listing(self, params: dict[str, Any], limit: int) -> Listing:
-        """One page of latest runs across every node (``params``: the engine's list filters)."""
+        """One page of latest runs across every node (``params``: the engine's list filters, or
+        its visibility ``query``, whose runs come in start-time order)."""
+        query = params.get("query")
+        order: tuple[str, bool] = ("workflow_id", False)
+        if query is not None:
+            order = ("cursor", not parse_query(query).descending)  # VisibilityQueryError: no fan-out
         answers = await self._each_member("/internal/workflows", params)
         covered: set[int] = set()
         pages: list[ListingJson] = []
@@ -342,9 +357,24 @@ class OwnerReads:
                 page = cast(ListingJson, data)
                 covered.update(int(p) for p in page.get("partitions", []))
                 pages.append(page)
-        rows, next_after = merge_listings(cast(list[dict[str, Any]], pages), limit)
+        rows, next_after = merge_listings(cast(list[dict[str, Any]], pages), limit, *order)
         missing = sorted(set(range(self.settings.partitions)) - covered)
         return Listing(cast(list[RunSummaryJson], rows), next_after, missing)
+
+    async def count(self, query: str, namespace: str | None) -> Count:
+        """How many latest runs across every node ``query`` matches."""
+        params: dict[str, Any] = {"query": query}
+        if namespace is not None:
+            params["namespace"] = namespace
+        answers = await self._each_member("/internal/visibility/count", params)
+        covered: set[int] = set()
+        total = 0
+        for _member, data in answers:
+            if data is not None:
+                answer = cast(CountJson, data)
+                covered.update(answer["partitions"])
+                total += answer["count"]
+        return Count(total, sorted(set(range(self.settings.partitions)) - covered))
 
     async def nodes(self) -> list[tuple[Member, NodeJson | None]]:
         """Every node of the group with its stats (None: it did not answer)."""

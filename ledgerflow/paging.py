@@ -13,18 +13,26 @@ from collections.abc import Iterable
 from typing import Any
 
 
-def merge_listings(answers: Iterable[dict[str, Any]], limit: int) -> tuple[list[dict[str, Any]], str | None]:
-    """Up to ``limit`` runs from the nodes' answers, in workflow-id order, and the next cursor."""
+def merge_listings(
+    answers: Iterable[dict[str, Any]], limit: int, key: str = "workflow_id", reverse: bool = False
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Up to ``limit`` runs from the nodes' answers, in the order of their ``key`` field, and the
+    next cursor. A visibility query's pages are ordered by ``cursor`` (``reverse`` for
+    ``ORDER BY StartTime ASC``: the cursor holds the start time inverted)."""
     rows: dict[str, dict[str, Any]] = {}
     frontiers: list[str] = []
     for answer in answers:
         for row in answer.get("runs", []):
-            rows[str(row["workflow_id"])] = row
+            rows[str(row[key])] = row
         if answer.get("next_after") is not None:
             frontiers.append(str(answer["next_after"]))
-    frontier = min(frontiers, default=None)
-    ordered = [rows[k] for k in sorted(rows) if frontier is None or k <= frontier]
+    frontier = (max if reverse else min)(frontiers, default=None)
+
+    def reached(k: str) -> bool:
+        return frontier is None or (k >= frontier if reverse else k <= frontier)
+
+    ordered = [rows[k] for k in sorted(rows, reverse=reverse) if reached(k)]
     page = ordered[:limit]
     if len(ordered) > limit:
-        return page, str(page[-1]["workflow_id"])
+        return page, str(page[-1][key])
     return page, frontier

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses as _dataclasses
 import random as _random
 import uuid as _uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NoReturn, Protocol, TypeVar, cast, overload
 
@@ -40,6 +40,7 @@ from ledgerflow.sdk.definition import (
     build_definition,
     definition_of,
 )
+from ledgerflow.search_attributes import SearchAttributeUpdate, updates_wire
 
 T = TypeVar("T")
 C = TypeVar("C")
@@ -327,6 +328,22 @@ def deprecate_patch(patch_id: str) -> None:
     current_runtime().patched(patch_id)
 
 
+def upsert_search_attributes(updates: Iterable[SearchAttributeUpdate]) -> None:
+    """Set or remove (``key.value_unset()``) search attributes of this run; visibility queries
+    see them once the change is committed, and ``info().typed_search_attributes`` at once."""
+    current_runtime().upsert_search_attributes(updates_wire(updates))
+
+
+def memo() -> dict[str, Any]:
+    """The memo the run was started with (each value decoded)."""
+    return current_runtime().memo()
+
+
+def memo_value(key: str, default: Any = None) -> Any:
+    """One field of the run's memo, or ``default``."""
+    return memo().get(key, default)
+
+
 def is_replaying() -> bool:
     """True while history is being replayed (e.g. to skip logging twice)."""
     return current_runtime().is_replaying()
@@ -347,6 +364,8 @@ __all__ = [
     "execute_local_activity_method",
     "info",
     "is_replaying",
+    "memo",
+    "memo_value",
     "now",
     "patched",
     "query",
@@ -355,6 +374,7 @@ __all__ = [
     "signal",
     "sleep",
     "update",
+    "upsert_search_attributes",
     "uuid4",
     "wait_condition",
     "wait_signal",

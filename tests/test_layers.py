@@ -44,6 +44,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "ledgerflow.engine_token",
             "ledgerflow.partitioning",
             "ledgerflow.paging",
+            "ledgerflow.search_attributes",
+            "ledgerflow.visibility",
             "ledgerflow.logs",
             "ledgerflow.codec",
             "ledgerflow.samples",

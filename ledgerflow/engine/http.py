@@ -38,12 +38,15 @@ from ledgerflow.engine.reads import (
 from ledgerflow.engine.state import keys, requests
 from ledgerflow.engine.state.committed import read_history, read_history_page, read_run, read_run_head
 from ledgerflow.engine.state.models import RunState
+from ledgerflow.engine.visibility_reads import count_runs, query_runs
 from ledgerflow.engine.workflow.instance import WorkflowInstance
+from ledgerflow.errors import VisibilityQueryError
 from ledgerflow.schemas.owner import (
     MAX_CLOSED_WAIT,
     MAX_WATCH_ITEMS,
     AdmissionJson,
     AdmittedRunJson,
+    CountJson,
     HistoryPageJson,
     ListingJson,
     NodeJson,
@@ -59,6 +62,9 @@ from ledgerflow.schemas.owner import (
     WatchRequestJson,
     WatchResultJson,
 )
+from ledgerflow.visibility import MAX_QUERY_CHARS
+from ledgerflow.visibility import Query as VisibilityQuery
+from ledgerflow.visibility import parse as parse_query
 
 T = TypeVar("T")
 watch_request_adapter = TypeAdapter(WatchRequestJson)
@@ -170,29 +176,52 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
         after: str | None = None,
         limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT)] = 100,
         namespace: Annotated[str | None, Query(pattern=f"^{namespaces.PATTERN}$")] = None,
+        query: Annotated[str | None, Query(max_length=MAX_QUERY_CHARS)] = None,
     ) -> ListingJson:
         """Latest runs on this node's partitions, ordered by workflow id, after ``after``; with
         ``namespace``, only that namespace's (``after`` and the ids listed are engine ids).
+        With ``query`` (ledgerflow/visibility.py), the runs it matches in start-time order
+        instead, each with its ``cursor``; ``after`` is then a cursor.
 
         ``next_after``: where the next page starts (null once every partition was listed
         to its end). A page may hold fewer than ``limit`` runs and still have one, when the
         filter dropped the ``list_scan_limit`` runs examined.
         """
-        processors = list(engine.partitions.processors.values()) if engine.partitions else []
-        listing = list_runs(
-            ((p.partition, p.store) for p in processors),
-            RunFilter(status, workflow_type),
-            after,
-            namespace,
-            limit,
-            settings.list_scan_limit,
-        )
+        stores = [(p.partition, p.store) for p in owned_processors()]
+        if query is not None:
+            parsed = parsed_query(query)
+            try:
+                listing = query_runs(stores, parsed, after, namespace, limit, settings.list_scan_limit)
+            except ValueError as exc:  # not a page token
+                raise HTTPException(400, detail=f"after: {exc}") from None
+        else:
+            filters = RunFilter(status, workflow_type)
+            listing = list_runs(stores, filters, after, namespace, limit, settings.list_scan_limit)
         return {
             "node": engine.node_id,
             "partitions": listing.partitions,
             "runs": listing.runs,
             "next_after": listing.next_after,
         }
+
+    @app.get("/internal/visibility/count", response_model=None)
+    def count_workflows(
+        query: Annotated[str, Query(max_length=MAX_QUERY_CHARS)] = "",
+        namespace: Annotated[str | None, Query(pattern=f"^{namespaces.PATTERN}$")] = None,
+    ) -> CountJson:
+        """How many latest runs of this node's partitions ``query`` matches (every one for "")."""
+        stores = [(p.partition, p.store) for p in owned_processors()]
+        count, partitions = count_runs(stores, parsed_query(query), namespace)
+        return {"node": engine.node_id, "partitions": partitions, "count": count}
+
+    def owned_processors() -> list[PartitionProcessor]:
+        return list(engine.partitions.processors.values()) if engine.partitions else []
+
+    def parsed_query(text: str) -> VisibilityQuery:
+        try:
+            return parse_query(text)
+        except VisibilityQueryError as exc:
+            raise HTTPException(400, detail=f"query: {exc}") from None
 
     @app.get("/internal/admission/{workflow_id:path}", response_model=None)
     async def admission(workflow_id: str, request_id: str | None = None) -> AdmissionJson:

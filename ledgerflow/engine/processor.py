@@ -30,7 +30,7 @@ from ledgerflow.engine.outbox import Outbox
 from ledgerflow.engine.resets import Resets
 from ledgerflow.engine.run_writer import check_room
 from ledgerflow.engine.starts import Starts, named_definition
-from ledgerflow.engine.state import keys, requests
+from ledgerflow.engine.state import keys, requests, visibility
 from ledgerflow.engine.state.committed import open_run_count
 from ledgerflow.engine.state.models import CLOSING_STATUS, RunState, TimerEntry, UpdateOutcome
 from ledgerflow.engine.state.requests import StartRefusal
@@ -39,7 +39,7 @@ from ledgerflow.engine.timers import TimerIndex
 from ledgerflow.engine.workflow import commands as cmd
 from ledgerflow.engine.workflow.cache import InstanceCache
 from ledgerflow.engine.workflow.dag import definition_for
-from ledgerflow.engine.workflow.instance import WorkflowInstance
+from ledgerflow.engine.workflow.instance import WorkflowInstance, info_for
 from ledgerflow.engine.workflow.replayer import replay
 from ledgerflow.errors import (
     HistoryTooLarge,
@@ -53,9 +53,8 @@ from ledgerflow.failures import fit_failure
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas import events as ev
 from ledgerflow.schemas.common import Failure
-from ledgerflow.schemas.dag import DagDefinition
 from ledgerflow.schemas.lifecycle import LifecycleEvent, LifecycleType, lifecycle_event_json
-from ledgerflow.sdk.context import WorkflowInfo
+from ledgerflow.schemas.search import upserted
 
 log = logging.getLogger("ledgerflow.engine")
 TYPE_NOT_LOADED_RETRY = 5.0
@@ -96,6 +95,10 @@ class PartitionProcessor:
         """Runs read or changed in the current batch (all written back by ``finish``)."""
         self._recent_runs: OrderedDict[str, RunState] = OrderedDict()
         """Runs of earlier batches, as committed (a bounded LRU)."""
+        self._indexed: dict[str, visibility.IndexEntry] = {}
+        """What the visibility index holds of each workflow read in the current batch."""
+        self._backfill: bytes | None = None if store.get(keys.VISIBILITY_BUILT) else keys.RUN
+        """Where filling in the index of a store from before it stands (None: it is complete)."""
         self.now = time.time()
         self.out: Outbox = Outbox(ctx.settings)
         settings = ctx.settings
@@ -116,12 +119,14 @@ class PartitionProcessor:
         self.out = out
         self.txn = StoreTransaction(self.store)
         self._runs = {}
+        self._indexed = {}
 
     def finish(self) -> dict[bytes, bytes | None]:
         """Write the batch's run states into the transaction and return all changes."""
         for run in self._runs.values():
             key = keys.run_key(run.workflow_id)
             self.txn.put(key, self._state_record(run, key))
+            visibility.write(self.txn, self._indexed.get(run.workflow_id), visibility.entry_of(run))
             # Kept parsed for the next batches. Safe because after a failed commit the owner
             # loop builds new processors from the store (PartitionManager.reload).
             self._recent_runs[run.workflow_id] = run
@@ -130,6 +135,9 @@ class PartitionProcessor:
             self._recent_runs.popitem(last=False)
         if self._runs:
             self.txn.put(keys.OPEN_RUNS, str(self.open_runs).encode())
+        if self._backfill is not None:
+            after = None if self._backfill == keys.RUN else self._backfill
+            self._backfill = visibility.backfill(self.store, self.txn, after)
         if self.txn.changes and not self._owner_recorded:
             # Whoever restores this partition after a crash of ours can fence us by this id.
             self.txn.put(keys.OWNER_KEY, self.ctx.transactional_id.encode())
@@ -170,6 +178,7 @@ class PartitionProcessor:
                 return None
             run = RunState.model_validate_json(raw)
         self._runs[workflow_id] = run
+        self._indexed.setdefault(workflow_id, visibility.entry_of(run))
         return run
 
     def history(self, workflow_id: str, run_id: str, length: int) -> list[ev.HistoryEvent]:
@@ -375,11 +384,11 @@ class PartitionProcessor:
             previous_runs=[*previous.previous_runs, previous.run_id][-self.ctx.settings.max_previous_runs :]
             if previous
             else [],
+            search_attributes=command.search_attributes,
+            memo=command.memo,
         )
         self.begin_run(run)
         self.lifecycle(run, "WORKFLOW_STARTED", run.history_length + 1, {"input": command.input})
-        definition = definition_for(command.workflow_type, dag, self.ctx.registry)
-        instance = WorkflowInstance(definition, self._info(run, dag), self._codec) if definition else None
         started = self.append_event(
             run,
             ev.WorkflowStarted,
@@ -391,6 +400,17 @@ class PartitionProcessor:
             parent_run_id=command.parent_run_id,
             parent_seq=command.parent_seq,
             continued_from_run_id=continued_from,
+            search_attributes=command.search_attributes,
+            memo=command.memo,
+        )
+        assert isinstance(started, ev.WorkflowStarted)
+        definition = definition_for(command.workflow_type, dag, self.ctx.registry)
+        instance = (
+            WorkflowInstance(
+                definition, info_for(run.workflow_id, run.run_id, self.partition, started), self._codec
+            )
+            if definition
+            else None
         )
         if command.execution_timeout:
             self.add_timer(run, "run_timeout", self.now + command.execution_timeout)
@@ -415,9 +435,6 @@ class PartitionProcessor:
         self._runs[run.workflow_id] = run
         self.open_runs += 1
         metrics.STARTED.inc()
-
-    def _info(self, run: RunState, dag: DagDefinition | None) -> WorkflowInfo:
-        return WorkflowInfo(run.workflow_id, run.run_id, run.workflow_type, self.partition, dag)
 
     def _signal(self, command: c.SignalWorkflow) -> str | None:
         run = self.run(command.workflow_id)
@@ -663,6 +680,7 @@ class PartitionProcessor:
         del self._runs[workflow_id]
         self._recent_runs.pop(workflow_id, None)
         self.txn.delete(keys.run_key(workflow_id))
+        visibility.write(self.txn, self._indexed.pop(workflow_id, None), None)
         self.txn.delete_prefix(keys.request_prefix(workflow_id))
         metrics.EXPIRED.inc()
 
@@ -768,7 +786,9 @@ class PartitionProcessor:
         definition = definition_for(run.workflow_type, started.dag, self.ctx.registry)
         if definition is None:
             raise RunBlocked(run.workflow_id, str(WorkflowTypeNotLoaded(run.workflow_type)))
-        instance = WorkflowInstance(definition, self._info(run, started.dag), self._codec)
+        instance = WorkflowInstance(
+            definition, info_for(run.workflow_id, run.run_id, self.partition, started), self._codec
+        )
         metrics.REPLAYS.inc()
         try:
             replay(instance, history)
@@ -873,6 +893,10 @@ class PartitionProcessor:
                 self._close(run, ev.WorkflowCanceled, reason="canceled")
             case cmd.RecordPatch():
                 self.append(run, ev.PatchRecorded, patch_id=command.patch_id)
+            case cmd.UpsertSearchAttributes():
+                self.append(run, ev.SearchAttributesUpserted, attributes=command.attributes)
+                # A new dict: the index compares it with the one the batch began with.
+                run.search_attributes = upserted(run.search_attributes, command.attributes)
             case cmd.ContinueAsNew():
                 self._continue_as_new(run, encode(codec, command.input))
 
@@ -955,6 +979,8 @@ class PartitionProcessor:
                 parent_workflow_id=run.parent_workflow_id,
                 parent_run_id=run.parent_run_id,
                 parent_seq=run.parent_seq,
+                search_attributes=run.search_attributes,
+                memo=run.memo,
             ),
             run,
             continued_from=run.run_id,

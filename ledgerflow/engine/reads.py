@@ -27,7 +27,7 @@ from ledgerflow.engine.state.committed import RunHead, read_run
 from ledgerflow.engine.state.models import RunState
 from ledgerflow.engine.state.store import PartitionStore
 from ledgerflow.engine.workflow.dag import definition_for
-from ledgerflow.engine.workflow.instance import WorkflowInstance
+from ledgerflow.engine.workflow.instance import WorkflowInstance, info_for
 from ledgerflow.engine.workflow.replayer import replay
 from ledgerflow.schemas import events as ev
 from ledgerflow.schemas.owner import (
@@ -37,7 +37,6 @@ from ledgerflow.schemas.owner import (
     StartOutcomeJson,
     StartRefusalJson,
 )
-from ledgerflow.sdk.context import WorkflowInfo
 from ledgerflow.sdk.definition import WorkflowRegistry
 
 log = logging.getLogger("ledgerflow.engine.reads")
@@ -166,6 +165,10 @@ def summary(run: RunState, partition: int) -> RunSummaryJson:
         "history_length": run.history_length,
         "history_bytes": run.history_bytes,
         "pending_activities": pending,
+        "search_attributes": {
+            name: {"type": typed.type, "value": typed.value} for name, typed in run.search_attributes.items()
+        },
+        "memo": run.memo,
     }
 
 
@@ -220,8 +223,7 @@ def replayed(
     definition = definition_for(run.workflow_type, started.dag, registry)
     if definition is None:
         raise WorkflowTypeNotLoaded(run.workflow_type)
-    info = WorkflowInfo(run.workflow_id, run.run_id, run.workflow_type, -1, started.dag)
-    instance = WorkflowInstance(definition, info, codec)
+    instance = WorkflowInstance(definition, info_for(run.workflow_id, run.run_id, -1, started), codec)
     replay(instance, history)
     return instance
 

@@ -22,6 +22,7 @@ from ledgerflow.engine.attempts import ActivityAttempts
 from ledgerflow.engine.run_writer import RunWriter
 from ledgerflow.engine.state import keys
 from ledgerflow.engine.state.models import PendingActivity, RunState, UpdateOutcome
+from ledgerflow.engine.state.visibility import attributes_after
 from ledgerflow.reset_points import children_refusal, reset_refusal
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas import events as ev
@@ -146,6 +147,8 @@ class Resets:
             previous_runs=[*old.previous_runs, old.run_id][-limit:],
             cancel_requested=opened.cancel_requested,
             updates=opened.updates,
+            search_attributes=attributes_after(prefix),
+            memo=started.memo,
         )
         w.begin_run(run)
         for event in prefix:

@@ -17,6 +17,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from ledgerflow.schemas.common import JSON, ActivityOptions, Failure, Id, WireModel
 from ledgerflow.schemas.dag import DagDefinition
+from ledgerflow.schemas.search import Memo, SearchAttributes
 
 ENVELOPE_VERSION = 1
 
@@ -85,6 +86,10 @@ class StartWorkflow(_Command):
     start_signal: StartSignal | None = None
     """Signal-with-start: this signal goes to the open run of this id if there is one (and no run
     starts), else to the run this command starts, once its code has run to its first wait."""
+    search_attributes: SearchAttributes = Field(default_factory=dict)
+    """Typed values the run is found by in visibility queries (``CustomerId = 'c-1'``)."""
+    memo: Memo = Field(default_factory=dict)
+    """Free JSON fields shown with the run; never indexed."""
 
 
 class SignalWorkflow(_Command):

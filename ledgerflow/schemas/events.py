@@ -15,6 +15,7 @@ from pydantic_core import to_json
 
 from ledgerflow.schemas.common import JSON, ActivityOptions, Failure, WireModel
 from ledgerflow.schemas.dag import DagDefinition
+from ledgerflow.schemas.search import Memo, SearchAttributes, SearchAttributeUpserts
 
 
 class _Event(WireModel):
@@ -36,6 +37,8 @@ class WorkflowStarted(_Event):
     parent_seq: int | None = None
     continued_from_run_id: str | None = None
     """Set when this run was started by continue-as-new."""
+    search_attributes: SearchAttributes = Field(default_factory=dict)
+    memo: Memo = Field(default_factory=dict)
 
 
 class ActivityScheduled(_Event):
@@ -179,6 +182,13 @@ class PatchRecorded(_Event):
     patch_id: str
 
 
+class SearchAttributesUpserted(_Event):
+    """*command*: the code changed the run's search attributes (a null removes one)."""
+
+    kind: Literal["search_attributes_upserted"] = "search_attributes_upserted"
+    attributes: SearchAttributeUpserts
+
+
 class WorkflowCompleted(_Event):
     kind: Literal["workflow_completed"] = "workflow_completed"
     result: JSON = None
@@ -237,6 +247,7 @@ HistoryEvent = Annotated[
     | ChildWorkflowCompleted
     | ChildWorkflowFailed
     | PatchRecorded
+    | SearchAttributesUpserted
     | WorkflowReset
     | WorkflowCompleted
     | WorkflowFailed
@@ -255,6 +266,7 @@ COMMAND_EVENTS = (
     TimerCanceled,
     ChildWorkflowStarted,
     UpdateCompleted,
+    SearchAttributesUpserted,
 )
 """Events the workflow code causes; replay checks the code asks for them again."""
 

@@ -57,6 +57,11 @@ class UpdateOutcomeJson(TypedDict):
     failure: FailureJson | None
 
 
+class SearchAttributeJson(TypedDict):
+    type: str
+    value: Any
+
+
 class RunJson(TypedDict):
     """A run's stored state (``RunState``, dumped as JSON: integer keys become strings)."""
 
@@ -87,6 +92,8 @@ class RunJson(TypedDict):
     """The engine process whose code blocked it."""
     held: list[dict[str, Any]]
     """Inbox commands waiting for a blocked run's code, in order."""
+    search_attributes: dict[str, SearchAttributeJson]
+    memo: dict[str, Any]
 
 
 class OwnedRunJson(RunJson):
@@ -223,6 +230,15 @@ class RunSummaryJson(TypedDict):
     history_length: int
     history_bytes: int
     pending_activities: list[PendingSummaryJson]
+    search_attributes: dict[str, SearchAttributeJson]
+    memo: dict[str, Any]
+
+
+class QueryRowJson(RunSummaryJson):
+    """One row of a visibility query's page."""
+
+    cursor: str
+    """Where the run sorts: a page token points past it."""
 
 
 class ListingJson(TypedDict):
@@ -233,6 +249,14 @@ class ListingJson(TypedDict):
     """The partitions this page covers."""
     runs: list[RunSummaryJson]
     next_after: str | None
+
+
+class CountJson(TypedDict):
+    """``GET /internal/visibility/count``: the runs of one node's partitions a query matches."""
+
+    node: str
+    partitions: list[int]
+    count: int
 
 
 class QueryAnswerJson(TypedDict):

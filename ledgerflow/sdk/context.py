@@ -9,13 +9,15 @@ import contextvars
 import random
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from ledgerflow.errors import LedgerflowError
 from ledgerflow.schemas.common import JSON, ActivityOptions
 from ledgerflow.schemas.dag import DagDefinition
+from ledgerflow.schemas.search import SearchAttributeValue
+from ledgerflow.search_attributes import TypedSearchAttributes
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,15 @@ class WorkflowInfo:
     partition: int
     dag: DagDefinition | None = None
     namespace: str = "default"
+    search_attributes: Mapping[str, SearchAttributeValue] = field(default_factory=dict)
+    """The run's search attributes as the wire holds them, with the code's upserts so far."""
+    memo: Mapping[str, JSON] = field(default_factory=dict)
+    """The run's memo as started, each value as recorded (encoded with a codec): ``workflow.memo()``
+    decodes it."""
+
+    @property
+    def typed_search_attributes(self) -> TypedSearchAttributes:
+        return TypedSearchAttributes.from_wire(self.search_attributes)
 
 
 class WorkflowRuntime(ABC):
@@ -69,6 +80,12 @@ class WorkflowRuntime(ABC):
 
     @abstractmethod
     def patched(self, patch_id: str) -> bool: ...
+
+    @abstractmethod
+    def upsert_search_attributes(self, changes: dict[str, SearchAttributeValue | None]) -> None: ...
+
+    @abstractmethod
+    def memo(self) -> dict[str, JSON]: ...
 
 
 _current: contextvars.ContextVar[WorkflowRuntime | None] = contextvars.ContextVar(

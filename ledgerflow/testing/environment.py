@@ -60,10 +60,11 @@ from ledgerflow.engine.reads import (
 from ledgerflow.engine.state import keys
 from ledgerflow.engine.state.committed import read_history, read_history_page, read_run
 from ledgerflow.engine.state.store import PartitionStore
+from ledgerflow.engine.visibility_reads import count_runs, query_runs
 from ledgerflow.errors import QueryFailedError, WorkflowNotFoundError
 from ledgerflow.executors.outcomes import heartbeat_record, outcome_record
 from ledgerflow.executors.runner import AttemptRunner, attempt_info
-from ledgerflow.owner_reads import Listing
+from ledgerflow.owner_reads import Count, Listing
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas.dag import DagDefinition
 from ledgerflow.schemas.owner import (
@@ -75,6 +76,7 @@ from ledgerflow.schemas.owner import (
 )
 from ledgerflow.schemas.tasks import ActivityTask, CancelActivity, TaskToken, task_message_adapter
 from ledgerflow.sdk.definition import WorkflowRegistry, definition_of
+from ledgerflow.visibility import parse as parse_query
 
 AttemptKey = tuple[str, str, int, int]
 NODE = "in-process"
@@ -390,15 +392,24 @@ class _EngineReads:
 
     async def listing(self, params: dict[str, Any], limit: int) -> Listing:
         self.engine.check()
-        found = list_runs(
-            [(0, self.engine.processor.store)],
-            RunFilter(params.get("status"), params.get("workflow_type")),
-            params.get("after"),
+        stores = [(0, self.engine.processor.store)]
+        namespace, after, scan_limit = (
             params.get("namespace"),
-            limit,
+            params.get("after"),
             self.settings.list_scan_limit,
         )
+        if params.get("query") is not None:
+            query = parse_query(params["query"])
+            found = query_runs(stores, query, after, namespace, limit, scan_limit)
+            return Listing(found.runs, found.next_after, [])
+        filters = RunFilter(params.get("status"), params.get("workflow_type"))
+        found = list_runs(stores, filters, after, namespace, limit, scan_limit)
         return Listing(found.runs, found.next_after, [])
+
+    async def count(self, query: str, namespace: str | None) -> Count:
+        self.engine.check()
+        counted, _ = count_runs([(0, self.engine.processor.store)], parse_query(query), namespace)
+        return Count(counted)
 
     async def nodes(self) -> list[tuple[Any, Any]]:
         return []

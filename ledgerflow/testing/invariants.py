@@ -12,7 +12,7 @@
 - the run closes at most once and nothing follows its closing event;
 - the stored state equals the state folded from the history: status, result, failure,
   pending activities (attempt and state), open timers, open children, cancellation,
-  history length, start and close times;
+  history length, start and close times, search attributes (as started, then upserted) and memo;
 - the code replays the history strictly (same commands with the same arguments, timers,
   child inputs and ending) and, afterwards, awaits exactly what the history leaves open. A
   workflow type that the registry does not know is a finding, never a skip.
@@ -29,10 +29,10 @@ from typing import Any, Literal, Protocol
 
 from ledgerflow.engine.state.models import CLOSING_STATUS, RunState
 from ledgerflow.engine.workflow.dag import definition_for
-from ledgerflow.engine.workflow.instance import WorkflowInstance
+from ledgerflow.engine.workflow.instance import WorkflowInstance, info_for
 from ledgerflow.engine.workflow.replayer import replay
 from ledgerflow.schemas import events as ev
-from ledgerflow.sdk.context import WorkflowInfo
+from ledgerflow.schemas.search import SearchAttributeValue, upserted
 from ledgerflow.sdk.definition import WorkflowRegistry
 
 EARLY = 1e-6
@@ -79,6 +79,8 @@ class Fold:
     seqs: set[int] = field(default_factory=set)
     updates: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Update id -> its outcome as ``RunState.updates`` holds it."""
+    search_attributes: dict[str, SearchAttributeValue] = field(default_factory=dict)
+    """As started, with the upserts so far."""
 
     def fail(self, event: ev.HistoryEvent, message: str) -> None:
         self.problems.append(f"{self.label}: event #{event.index} {type(event).__name__}: {message}")
@@ -98,6 +100,10 @@ class Fold:
                 self.fail(event, f"sequence number #{event.seq} used twice")
             self.seqs.add(event.seq)
         match event:
+            case ev.WorkflowStarted():
+                self.search_attributes = dict(event.search_attributes)
+            case ev.SearchAttributesUpserted():
+                self.search_attributes = upserted(self.search_attributes, event.attributes)
             case ev.ActivityScheduled(seq=seq):
                 self.activities[seq] = _Activity()
             case ev.ActivityAttemptFailed() | ev.ActivityAttemptRetried() | ev.ActivityCompleted():
@@ -226,6 +232,8 @@ class Fold:
             "parent_seq": started.parent_seq,
             "cancel_requested": self.cancel_requested,
             "updates": self.updates,
+            "search_attributes": self.search_attributes,
+            "memo": started.memo,
         }
 
 
@@ -246,6 +254,7 @@ def _stored_state(run: RunState) -> dict[str, Any]:
     stored = run.model_dump(include=_STATE_FIELDS)
     stored["activities"] = {s: (a.attempt, a.state) for s, a in run.activities.items()}
     stored["failure"] = run.failure
+    stored["search_attributes"] = run.search_attributes
     stored["updates"] = {
         update_id: {"status": u.status, "result": u.result, "failure": u.failure}
         for update_id, u in run.updates.items()
@@ -267,6 +276,7 @@ _STATE_FIELDS = {
     "parent_run_id",
     "parent_seq",
     "cancel_requested",
+    "memo",
 }
 
 
@@ -334,9 +344,7 @@ def _replay_problems(
             return []  # the engine refused the unknown type at start, as it should
         known = ", ".join(registry.names()) or "none"
         return [f"{label}: workflow type {started.workflow_type!r} is not registered (known: {known})"]
-    instance = WorkflowInstance(
-        definition, WorkflowInfo(workflow_id, run_id, started.workflow_type, 0, started.dag)
-    )
+    instance = WorkflowInstance(definition, info_for(workflow_id, run_id, 0, started))
     try:
         replay(instance, history, strict=True)
         if fold.is_open:

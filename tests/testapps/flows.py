@@ -10,7 +10,14 @@ import asyncio
 import os
 from typing import Any
 
-from ledgerflow import ActivityError, ApplicationError, ChildWorkflowError, RetryPolicy, workflow
+from ledgerflow import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    RetryPolicy,
+    SearchAttributeKey,
+    workflow,
+)
 from ledgerflow.sdk.context import current_runtime
 from tests.testapps import acts
 
@@ -385,3 +392,40 @@ class Approval:
         return await workflow.execute_activity(
             acts.await_approval, token_dir, start_to_close_timeout=60, retry_policy=FAST_RETRY
         )
+
+
+STAGE = SearchAttributeKey.for_keyword("Stage")
+PRIORITY = SearchAttributeKey.for_bool("Priority")
+CUSTOMER = SearchAttributeKey.for_keyword("CustomerId")
+
+
+@workflow.defn
+class TrackedOrder:
+    """Upserts its search attributes as it goes: ``Stage`` received, then shipped on the signal
+    ``ship`` (``Priority`` removed); ``continue`` instead continues as new (attributes carried)."""
+
+    def __init__(self) -> None:
+        self.next: str | None = None
+
+    @workflow.signal
+    def ship(self) -> None:
+        self.next = "ship"
+
+    @workflow.signal(name="continue")
+    def go_on(self) -> None:
+        self.next = "continue"
+
+    @workflow.run
+    async def run(self, rounds: int) -> dict[str, Any]:
+        workflow.upsert_search_attributes([STAGE.value_set(f"received-{rounds}")])
+        await workflow.wait_condition(lambda: self.next is not None)
+        if self.next == "continue":
+            workflow.continue_as_new(rounds + 1)
+        workflow.upsert_search_attributes([STAGE.value_set("shipped"), PRIORITY.value_unset()])
+        seen = workflow.info().typed_search_attributes
+        return {
+            "customer": seen.get(CUSTOMER),
+            "stage": seen.get(STAGE),
+            "priority": seen.get(PRIORITY),
+            "memo": workflow.memo_value("note"),
+        }

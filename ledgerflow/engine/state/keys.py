@@ -6,10 +6,16 @@ RUN = b"r/"
 HISTORY = b"h/"
 TIMER = b"t/"
 REQUEST = b"q/"
+VISIBLE = b"v/"
+"""The visibility index: each workflow's latest run in start-time order (engine/state/visibility.py)."""
+POSTING = b"x/"
+"""The visibility index's equality postings: one key per (attribute, value, run)."""
 META = b"m/"
 OPEN_RUNS = META + b"open_runs"
 MOVED_TO = META + b"moved_to"
 """Prefix the partition's workflows were moved to by ``ledgerflow reshard`` (the partition is sealed)."""
+VISIBILITY_BUILT = META + b"visibility_built"
+"""Set once the visibility index holds every run (a store from before the index is filled in steps)."""
 OWNER_KEY = META + b"owner"
 """Transactional id of the producer that last owned the partition (to fence it after a crash)."""
 
@@ -66,4 +72,6 @@ def workflow_of(key: bytes) -> str | None:
         return rest.split(b"\x00", 1)[0].decode()
     if kind == TIMER:
         return rest.split(b"\x00", 2)[1].decode()
+    if kind in (VISIBLE, POSTING):
+        return rest.rsplit(b"\x00", 1)[1].decode()
     raise ValueError(f"unknown state key {key[:40]!r}")

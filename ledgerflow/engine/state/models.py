@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from ledgerflow.schemas import events as ev
 from ledgerflow.schemas.commands import StartWorkflow
 from ledgerflow.schemas.common import JSON, ActivityOptions, Failure, RunStatus
+from ledgerflow.schemas.search import SearchAttributeValue
 
 CLOSING_STATUS: dict[type[ev.HistoryEvent], RunStatus] = {
     ev.WorkflowCompleted: "COMPLETED",
@@ -84,6 +85,9 @@ class RunState(BaseModel):
     process (a deploy) tries the code again."""
     held: list[JSON] = Field(default_factory=list)
     """Inbox commands for the run that arrived while it was blocked, in order (as JSON)."""
+    search_attributes: dict[str, SearchAttributeValue] = Field(default_factory=dict)
+    """As started, with the code's upserts applied: what visibility queries see."""
+    memo: dict[str, JSON] = Field(default_factory=dict)
 
     @property
     def is_open(self) -> bool:

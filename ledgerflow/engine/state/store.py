@@ -62,6 +62,18 @@ class PartitionStore:
             assert isinstance(key, bytes)  # raw mode
             yield key, value
 
+    def scan_range_backwards(self, start: bytes, stop: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Keys from ``start`` (included) to ``stop`` (excluded), greatest first; lazy."""
+        bounds = ReadOptions()
+        bounds.set_iterate_lower_bound(start)
+        bounds.set_iterate_upper_bound(stop)
+        for key, value in self._db.items(backwards=True, from_key=stop, read_opt=bounds):
+            assert isinstance(key, bytes)  # raw mode
+            if key < start:
+                return
+            if key < stop:
+                yield key, value
+
     def last(self, prefix: bytes) -> bytes | None:
         """The greatest key starting with ``prefix`` (one seek), or None when there is none."""
         for key in self._db.keys(backwards=True, from_key=prefix + b"\xff"):

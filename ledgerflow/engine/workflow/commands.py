@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ledgerflow.schemas.common import JSON, ActivityOptions, Failure
+from ledgerflow.schemas.search import SearchAttributeValue
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,13 @@ class RecordPatch:
 
 
 @dataclass(frozen=True)
+class UpsertSearchAttributes:
+    """Set (or, with None, remove) search attributes of the run."""
+
+    attributes: dict[str, SearchAttributeValue | None]
+
+
+@dataclass(frozen=True)
 class CompleteWorkflow:
     result: JSON
 
@@ -83,6 +91,7 @@ Command = (
     | StartChildWorkflow
     | CompleteUpdate
     | RecordPatch
+    | UpsertSearchAttributes
     | CompleteWorkflow
     | FailWorkflow
     | CancelWorkflowDone

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import hashlib
 import logging
 import random
@@ -29,6 +30,7 @@ from ledgerflow.engine.workflow.eventloop import DeterministicLoop, loop_seed
 from ledgerflow.errors import ActivityError, ChildWorkflowError, NonDeterminismError, failure_from_exception
 from ledgerflow.schemas import events as ev
 from ledgerflow.schemas.common import JSON, ActivityOptions, Failure
+from ledgerflow.schemas.search import SearchAttributeValue, upserted
 from ledgerflow.sdk.context import (
     ContinueAsNewRequest,
     WorkflowInfo,
@@ -39,6 +41,19 @@ from ledgerflow.sdk.context import (
 from ledgerflow.sdk.definition import SignalHandler, WorkflowDefinition
 
 log = logging.getLogger("ledgerflow.workflow")
+
+
+def info_for(workflow_id: str, run_id: str, partition: int, started: ev.WorkflowStarted) -> WorkflowInfo:
+    """What ``workflow.info()`` says in a run that began with ``started``."""
+    return WorkflowInfo(
+        workflow_id,
+        run_id,
+        started.workflow_type,
+        partition,
+        started.dag,
+        search_attributes=started.search_attributes,
+        memo=started.memo,
+    )
 
 
 class WorkflowInstance(WorkflowRuntime):
@@ -420,6 +435,16 @@ class WorkflowInstance(WorkflowRuntime):
             self._commands.append(cmd.RecordPatch(patch_id))
         self._patches[patch_id] = taken
         return taken
+
+    def upsert_search_attributes(self, changes: dict[str, SearchAttributeValue | None]) -> None:
+        if not changes:
+            return
+        merged = upserted(dict(self._info.search_attributes), changes)  # ValueError past the limit
+        self._info = dataclasses.replace(self._info, search_attributes=merged)
+        self._commands.append(cmd.UpsertSearchAttributes(changes))
+
+    def memo(self) -> dict[str, JSON]:
+        return {name: decode(self.codec, value) for name, value in self._info.memo.items()}
 
     def _next_seq(self) -> int:
         self._seq += 1

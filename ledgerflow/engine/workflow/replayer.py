@@ -14,11 +14,10 @@ from ledgerflow.codec.base import PayloadCodec
 from ledgerflow.codec.envelope import decode_tree
 from ledgerflow.engine.workflow import commands as cmd
 from ledgerflow.engine.workflow.dag import definition_for
-from ledgerflow.engine.workflow.instance import WorkflowInstance
+from ledgerflow.engine.workflow.instance import WorkflowInstance, info_for
 from ledgerflow.errors import NonDeterminismError
 from ledgerflow.failures import same_or_cut
 from ledgerflow.schemas import events as ev
-from ledgerflow.sdk.context import WorkflowInfo
 from ledgerflow.sdk.definition import WorkflowRegistry
 
 
@@ -38,6 +37,8 @@ def describe_command(command: cmd.Command) -> str:
             return f"complete update {update_id!r}"
         case cmd.RecordPatch(patch_id=patch_id):
             return f"record patch {patch_id!r}"
+        case cmd.UpsertSearchAttributes(attributes=attributes):
+            return f"upsert search attributes {', '.join(sorted(attributes))}"
         case cmd.CompleteWorkflow():
             return "complete the workflow"
         case cmd.FailWorkflow(failure=failure):
@@ -78,6 +79,8 @@ def _matches(command: cmd.Command, event: ev.HistoryEvent) -> bool:
             return command.seq == event.seq and command.workflow_type == event.workflow_type
         case cmd.CompleteUpdate(), ev.UpdateCompleted():
             return command.update_id == event.update_id
+        case cmd.UpsertSearchAttributes(), ev.SearchAttributesUpserted():
+            return command.attributes.keys() == event.attributes.keys()
         case cmd.CompleteWorkflow(), ev.WorkflowCompleted():
             return True
         case cmd.FailWorkflow(), ev.WorkflowFailed():
@@ -136,6 +139,9 @@ def payload_difference(
             result = clear(event.result)
             if command.result != result:
                 return f"update result {command.result!r} where history has {result!r}"
+        case cmd.UpsertSearchAttributes(), ev.SearchAttributesUpserted():
+            if command.attributes != event.attributes:
+                return f"search attributes {command.attributes!r} where history has {event.attributes!r}"
         case cmd.ContinueAsNew(), ev.WorkflowContinuedAsNew():
             new_input = clear(event.input)
             if command.input != new_input:
@@ -248,9 +254,7 @@ def replay_run(
         raise LookupError(
             f"workflow type {started.workflow_type!r} is not in the given modules (found: {known})"
         )
-    instance = WorkflowInstance(
-        definition, WorkflowInfo(workflow_id, run_id, started.workflow_type, 0, started.dag), codec
-    )
+    instance = WorkflowInstance(definition, info_for(workflow_id, run_id, 0, started), codec)
     try:
         replay(instance, history, strict=True)
     except NonDeterminismError as exc:
