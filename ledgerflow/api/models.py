@@ -15,6 +15,7 @@ from ledgerflow.schemas.common import BareId, Failure, RunStatus
 from ledgerflow.schemas.dag import DagDefinition
 from ledgerflow.schemas.events import HistoryEvent
 from ledgerflow.schemas.lifecycle import LifecycleEvent
+from ledgerflow.schemas.search import Memo, SearchAttributes, SearchAttributeValue
 
 CommandKind = Literal["signal", "cancel", "terminate", "reset", "complete", "fail", "heartbeat"]
 
@@ -50,6 +51,12 @@ class StartWorkflowRequest(RequestModel):
     request_id: BareId | None = Field(
         default=None, description="Idempotency key: a start sent twice with it applies once."
     )
+    search_attributes: SearchAttributes = Field(
+        default_factory=dict,
+        description="Typed values to find the run by "
+        '(`{"CustomerId": {"type": "keyword", "value": "c-1"}}`); see `GET /workflows?query=`.',
+    )
+    memo: Memo = Field(default_factory=dict, description="Free JSON shown with the run; not indexed.")
 
 
 def _register_kind(value: Any) -> str | None:
@@ -105,6 +112,8 @@ class ExecuteRequest(RequestModel):
     input: Any = Field(default=None, description="The run's input (any JSON).")
     execution_timeout: float | None = Field(default=None, gt=0)
     request_id: BareId | None = None
+    search_attributes: SearchAttributes = Field(default_factory=dict)
+    memo: Memo = Field(default_factory=dict)
 
 
 class SignalRequest(RequestModel):
@@ -363,6 +372,8 @@ class WorkflowStatus(ApiModel):
     held_commands: int = Field(
         default=0, description="Signals, results and other commands a blocked run holds, in order."
     )
+    search_attributes: dict[str, SearchAttributeValue] = Field(default_factory=dict)
+    memo: dict[str, Any] = Field(default_factory=dict)
     partition: int
     node: str | None = Field(default=None, description="Engine node that answered.")
 
@@ -385,7 +396,19 @@ class WorkflowSummary(ApiModel):
     history_length: int = 0
     history_bytes: int = 0
     pending_activities: list[PendingSummary] = Field(default_factory=list)
+    search_attributes: dict[str, SearchAttributeValue] = Field(default_factory=dict)
+    memo: dict[str, Any] = Field(default_factory=dict)
     partition: int
+
+
+class WorkflowCount(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"count": 42, "partial": False, "missingPartitions": []}]}
+    )
+
+    count: int = Field(description="Workflows whose latest run the query matches.")
+    partial: bool = Field(description="True when some partitions had no reachable owner (listed below).")
+    missing_partitions: list[int]
 
 
 class WorkflowList(ApiModel):

@@ -70,6 +70,7 @@ ROUTE_SCOPES: dict[tuple[str, str], Scope | None] = {
     # besides, checked by the route once it knows which body it got (see ``require``).
     ("POST", "/api/v1/workflows"): Scope.WRITE,
     ("GET", "/api/v1/workflows"): Scope.READ,
+    ("GET", "/api/v1/workflow-count"): Scope.READ,
     ("POST", "/api/v1/workflows/{id}/execute"): Scope.WRITE,
     ("GET", "/api/v1/workflows/{id}/status"): Scope.READ,
     ("GET", "/api/v1/workflows/{id}/history"): Scope.READ,

@@ -46,6 +46,7 @@ from ledgerflow.api.models import (
     UpdateOutcomeView,
     UpdateRequest,
     WorkflowAccepted,
+    WorkflowCount,
     WorkflowList,
     WorkflowStatus,
     WorkflowSummary,
@@ -69,6 +70,7 @@ from ledgerflow.errors import (
     CapacityError,
     OwnerResponseError,
     OwnerUnavailableError,
+    VisibilityQueryError,
     WorkflowNotFoundError,
 )
 from ledgerflow.reset_points import children_refusal, reset_refusal
@@ -77,6 +79,9 @@ from ledgerflow.schemas.common import BARE_ID_RULE, BareId, Failure, RunStatus
 from ledgerflow.schemas.dag import DagDefinition
 from ledgerflow.schemas.events import HistoryEvent, history_event_adapter
 from ledgerflow.schemas.owner import AdmissionJson
+from ledgerflow.schemas.search import SearchAttributeValue
+from ledgerflow.visibility import MAX_QUERY_CHARS
+from ledgerflow.visibility import parse as parse_query
 
 TypeIdPath = Annotated[
     BareId,
@@ -126,6 +131,8 @@ async def _start(
     execution_timeout: float | None,
     request_id: str | None,
     check_open: bool = True,
+    search_attributes: dict[str, SearchAttributeValue] | None = None,
+    memo: dict[str, Any] | None = None,
 ) -> WorkflowAccepted:
     """Start ``bare_id`` in ``namespace``; ``workflow_type`` names a code workflow or one of the
     namespace's DAG definitions (the engine looks it up there)."""
@@ -155,6 +162,8 @@ async def _start(
         run_id=run_id,
         execution_timeout=execution_timeout,
         request_id=request_id or run_id,
+        search_attributes=search_attributes or {},
+        memo={name: state.encoded(value) for name, value in (memo or {}).items()},
     )
     partition = await send_command(state, workflow_id, command)
     return WorkflowAccepted(
@@ -365,7 +374,15 @@ async def register(
             DefinitionRegistered(id=body.id, name=body.name, nodes=len(body.nodes), edges=len(body.edges)),
         )
     accepted = await _start(
-        state, namespace, body.id, body.type, body.input, body.execution_timeout, body.request_id
+        state,
+        namespace,
+        body.id,
+        body.type,
+        body.input,
+        body.execution_timeout,
+        body.request_id,
+        search_attributes=body.search_attributes,
+        memo=body.memo,
     )
     return json_response(202, accepted)
 
@@ -403,6 +420,8 @@ async def execute(
         body.execution_timeout,
         body.request_id,
         check_open=body.workflow_id is not None,
+        search_attributes=body.search_attributes,
+        memo=body.memo,
     )
 
 
@@ -688,30 +707,91 @@ async def list_workflows(
     type: Annotated[str | None, Query(description="Only this workflow type.")] = None,
     limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT)] = 100,
     cursor: Annotated[
-        str | None, Query(description="`nextCursor` of the previous page (a workflow id).")
+        str | None,
+        Query(description="`nextCursor` of the previous page (a workflow id, or a query's page token)."),
+    ] = None,
+    query: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_QUERY_CHARS,
+            description="A visibility query in Temporal's syntax: `WorkflowType = 'Checkout' AND "
+            "CustomerId = 'c-1' ORDER BY StartTime DESC` (docs/visibility.md).",
+        ),
     ] = None,
 ) -> WorkflowList:
-    """Latest run of each workflow id, ordered by workflow id, merged from every engine.
-    Each engine reads only up to the page's end, filtering as it goes and examining at
-    most `list_scan_limit` runs: a filtered page may be short, even empty, and still
-    carry a `nextCursor`; page on until it is null. `partial` is true (and
+    """Latest run of each workflow id, ordered by workflow id, merged from every engine; with
+    `query`, the runs it matches in start-time order (newest first unless `ORDER BY StartTime
+    ASC`), read from the index each engine keeps (a query that cannot be read is a 400 naming
+    the token). Each engine reads only up to the page's end, filtering as it goes and
+    examining at most `list_scan_limit` runs: a filtered page may be short, even empty, and
+    still carry a `nextCursor`; page on until it is null. `partial` is true (and
     `missingPartitions` lists them) when some partitions had no reachable owner."""
     state = gateway_state(request)
     namespace = namespace_of(request)
     params: dict[str, Any] = {"limit": limit, "namespace": namespace}
+    if query is not None:
+        if status or type:
+            message = "give the status and type inside the query (ExecutionStatus, WorkflowType)"
+            raise InvalidRequestError([_query_problem("status" if status else "type", message)])
+        _parsed(query)
+        params["query"] = query
+        if cursor:
+            params["after"] = cursor
+    elif cursor:
+        params["after"] = namespaces.qualify(namespace, cursor)
     if status:
         params["status"] = status
     if type:
         params["workflow_type"] = type
-    if cursor:
-        params["after"] = namespaces.qualify(namespace, cursor)
     listing = await state.live_reads().listing(params, limit)
     next_cursor = listing.next_after
+    if next_cursor and query is None:
+        next_cursor = namespaces.within(namespace, next_cursor)
     return WorkflowList(
         workflows=[
-            WorkflowSummary.model_validate(namespaces.visible(namespace, dict(r))) for r in listing.runs
+            WorkflowSummary.model_validate(namespaces.visible(namespace, state.clear(dict(r))))
+            for r in listing.runs
         ],
-        next_cursor=namespaces.within(namespace, next_cursor) if next_cursor else None,
+        next_cursor=next_cursor,
         partial=bool(listing.missing_partitions),
         missing_partitions=listing.missing_partitions,
+    )
+
+
+@router.get(
+    "/workflow-count",
+    tags=["workflows"],
+    summary="Count the workflows a visibility query matches",
+    response_model=WorkflowCount,
+)
+async def count_workflows(
+    request: Request,
+    query: Annotated[
+        str,
+        Query(max_length=MAX_QUERY_CHARS, description="A visibility query (all workflows when empty)."),
+    ] = "",
+) -> WorkflowCount:
+    """How many workflows' latest runs `query` matches, counted by every engine over its
+    partitions' index (Temporal's CountWorkflowExecutions)."""
+    state = gateway_state(request)
+    _parsed(query)
+    counted = await state.live_reads().count(query, namespace_of(request))
+    return WorkflowCount(
+        count=counted.count,
+        partial=bool(counted.missing_partitions),
+        missing_partitions=counted.missing_partitions,
+    )
+
+
+def _parsed(query: str) -> None:
+    """422 naming the token when ``query`` cannot be read."""
+    try:
+        parse_query(query)
+    except VisibilityQueryError as exc:
+        raise InvalidRequestError([_query_problem("query", str(exc))]) from None
+
+
+def _query_problem(field: str, message: str) -> FieldProblem:
+    return FieldProblem(
+        loc=["query", field], field=field, message=f"{field}: {message}", type="invalid_query"
     )

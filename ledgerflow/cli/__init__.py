@@ -17,6 +17,7 @@ from ledgerflow.cli.topics import topics_group
 from ledgerflow.cli.workflows import (
     cancel_command,
     cluster_group,
+    count_command,
     describe_command,
     history_command,
     list_command,
@@ -49,6 +50,7 @@ for command in (
     describe_command,
     history_command,
     list_command,
+    count_command,
     cluster_group,
     replay_command,
     reshard_command,

@@ -16,6 +16,8 @@ from ledgerflow.cli.options import kafka_options, settings_from
 from ledgerflow.errors import LedgerflowError
 from ledgerflow.schemas.events import HistoryEvent
 from ledgerflow.schemas.history import WorkflowHistory
+from ledgerflow.schemas.search import SearchAttributeType
+from ledgerflow.search_attributes import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 
 def _client(bootstrap: str, prefix: str, partitions: int, replication_factor: int) -> Client:
@@ -50,6 +52,16 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 @click.option("--id", "workflow_id", required=True, help="Workflow id (the shard key).")
 @click.option("--input", "input_json", default="null", show_default=True, help="Input as JSON.")
 @click.option("--wait", is_flag=True, help="Wait for the result.")
+@click.option(
+    "--search-attribute",
+    "search_attributes",
+    multiple=True,
+    metavar="NAME[:TYPE]=JSON",
+    help="A search attribute (repeatable): CustomerId='\"c-1\"', Amount=250, Tags='[\"a\"]', "
+    "Notes:text='\"...\"', Due:datetime='\"2026-12-24T18:00:00Z\"'. Without a TYPE: keyword, int, "
+    "double, bool or keyword_list, from the JSON.",
+)
+@click.option("--memo", "memo_fields", multiple=True, metavar="KEY=JSON", help="A memo field (repeatable).")
 @json_option
 def start_command(
     bootstrap: str,
@@ -60,6 +72,8 @@ def start_command(
     workflow_id: str,
     input_json: str,
     wait: bool,
+    search_attributes: tuple[str, ...],
+    memo_fields: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Start a run of WORKFLOW_TYPE (a code workflow or a registered DAG)."""
@@ -67,9 +81,13 @@ def start_command(
         payload = json.loads(input_json)
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"not JSON: {exc}", param_hint="--input") from exc
+    attributes = TypedSearchAttributes(_search_attribute(text) for text in search_attributes)
+    memo = dict(_json_field(text, "--memo") for text in memo_fields)
     with _client(bootstrap, prefix, partitions, replication_factor) as client:
         try:
-            handle = client.start_workflow(workflow_type, payload, id=workflow_id)
+            handle = client.start_workflow(
+                workflow_type, payload, id=workflow_id, search_attributes=attributes, memo=memo
+            )
             out: dict[str, Any] = {
                 "workflow_id": handle.workflow_id,
                 "run_id": handle.run_id,
@@ -288,7 +306,13 @@ def history_command(
 @click.option(
     "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Runs to list (read in pages)."
 )
-@click.option("--after", default=None, help="Page on after this workflow id.")
+@click.option("--after", default=None, help="Page on after this workflow id (or a query's page token).")
+@click.option(
+    "--query",
+    "-q",
+    default=None,
+    help="A visibility query: \"WorkflowType = 'Checkout' AND CustomerId = 'c-1' ORDER BY StartTime DESC\".",
+)
 @json_option
 def list_command(
     bootstrap: str,
@@ -299,21 +323,84 @@ def list_command(
     workflow_type: str | None,
     limit: int,
     after: str | None,
+    query: str | None,
     as_json: bool,
 ) -> None:
-    """List workflows across every engine node."""
+    """List workflows across every engine node: by workflow id, or with --query, the runs it
+    matches in start-time order."""
     with _client(bootstrap, prefix, partitions, replication_factor) as client:
         try:
-            rows = client.list_workflows(status, workflow_type, limit, after)
-        except LedgerflowError as exc:
+            rows = client.list_workflows(status, workflow_type, limit, after, query=query)
+        except (LedgerflowError, ValueError) as exc:
             _fail(exc)
-    table = Table("workflow id", "type", "status", "events", "pending", title="workflows")
+    columns = ["workflow id", "type", "status", "events", "pending"]
+    table = Table(*columns, *(["search attributes"] if query is not None else []), title="workflows")
     for row in rows:
         pending = ", ".join(f"{p['activity']}#{p['attempt']}" for p in row["pending_activities"])
-        table.add_row(
-            row["workflow_id"], row["workflow_type"], row["status"], str(row["history_length"]), pending
-        )
+        cells = [row["workflow_id"], row["workflow_type"], row["status"], str(row["history_length"]), pending]
+        if query is not None:
+            shown = row.get("search_attributes", {})
+            cells.append(", ".join(f"{name}={typed['value']}" for name, typed in shown.items()))
+        table.add_row(*cells)
     _emit(rows, as_json, table)
+
+
+def _json_field(text: str, option: str) -> tuple[str, Any]:
+    name, equals, raw = text.partition("=")
+    if not equals or not name:
+        raise click.BadParameter(f"{text!r}: write NAME=JSON", param_hint=option)
+    try:
+        return name, json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"{name}: not JSON: {exc}", param_hint=option) from exc
+
+
+_INFERRED: list[tuple[type, SearchAttributeType]] = [
+    (bool, "bool"),
+    (int, "int"),
+    (float, "double"),
+    (str, "keyword"),
+    (list, "keyword_list"),
+]
+
+
+def _search_attribute(text: str) -> SearchAttributePair[Any]:
+    """``NAME[:TYPE]=JSON`` as a typed pair; the type from the JSON when not given."""
+    named, value = _json_field(text, "--search-attribute")
+    name, _, kind = named.partition(":")
+    if not kind:
+        kind = next((k for t, k in _INFERRED if isinstance(value, t)), "")
+    types: tuple[SearchAttributeType, ...] = SearchAttributeType.__args__  # type: ignore[attr-defined]
+    typed = next((t for t in types if t == kind), None)
+    if typed is None:
+        raise click.BadParameter(
+            f"{name}: a type is one of {', '.join(types)}", param_hint="--search-attribute"
+        )
+    key: SearchAttributeKey[Any] = SearchAttributeKey(name, typed)
+    try:
+        key.wire(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{name}: {exc}", param_hint="--search-attribute") from exc
+    return SearchAttributePair(key, value)
+
+
+@click.command("count")
+@kafka_options
+@click.argument("query", default="")
+@json_option
+def count_command(
+    bootstrap: str, prefix: str, partitions: int, replication_factor: int, query: str, as_json: bool
+) -> None:
+    """Count the workflows a visibility QUERY matches (every one without a QUERY)."""
+    with _client(bootstrap, prefix, partitions, replication_factor) as client:
+        try:
+            count = client.count_workflows(query)
+        except LedgerflowError as exc:
+            _fail(exc)
+    if as_json:
+        _emit({"count": count}, True)
+        return
+    click.echo(str(count))
 
 
 @click.group("cluster")

@@ -95,7 +95,7 @@ class PartitionProcessor:
         """Runs read or changed in the current batch (all written back by ``finish``)."""
         self._recent_runs: OrderedDict[str, RunState] = OrderedDict()
         """Runs of earlier batches, as committed (a bounded LRU)."""
-        self._indexed: dict[str, visibility.IndexEntry] = {}
+        self._indexed: dict[str, visibility.Visible] = {}
         """What the visibility index holds of each workflow read in the current batch."""
         self._backfill: bytes | None = None if store.get(keys.VISIBILITY_BUILT) else keys.RUN
         """Where filling in the index of a store from before it stands (None: it is complete)."""
@@ -126,7 +126,7 @@ class PartitionProcessor:
         for run in self._runs.values():
             key = keys.run_key(run.workflow_id)
             self.txn.put(key, self._state_record(run, key))
-            visibility.write(self.txn, self._indexed.get(run.workflow_id), visibility.entry_of(run))
+            visibility.write(self.txn, self._indexed.get(run.workflow_id), visibility.visible(run))
             # Kept parsed for the next batches. Safe because after a failed commit the owner
             # loop builds new processors from the store (PartitionManager.reload).
             self._recent_runs[run.workflow_id] = run
@@ -178,7 +178,7 @@ class PartitionProcessor:
                 return None
             run = RunState.model_validate_json(raw)
         self._runs[workflow_id] = run
-        self._indexed.setdefault(workflow_id, visibility.entry_of(run))
+        self._indexed.setdefault(workflow_id, visibility.visible(run))
         return run
 
     def history(self, workflow_id: str, run_id: str, length: int) -> list[ev.HistoryEvent]:

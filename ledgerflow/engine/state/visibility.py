@@ -116,9 +116,15 @@ def attributes_after(history: list[ev.HistoryEvent]) -> dict[str, SearchAttribut
     return current
 
 
-def entry_of(run: RunState) -> IndexEntry:
-    return IndexEntry(
-        order_of(run.started_at, run.workflow_id),
+Visible = tuple[str, str, str, str, float, float | None, dict[str, SearchAttributeValue]]
+"""What the index holds of a run, as cheap to take and compare as can be (the processor takes it
+of every run a batch reads, and again when the batch ends): workflow id, run id, type, status,
+start and close times, search attributes."""
+
+
+def visible(run: RunState) -> Visible:
+    return (
+        run.workflow_id,
         run.run_id,
         run.workflow_type,
         run.status,
@@ -128,10 +134,18 @@ def entry_of(run: RunState) -> IndexEntry:
     )
 
 
-def write(txn: StoreTransaction, old: IndexEntry | None, new: IndexEntry | None) -> None:
-    """Change the index from ``old`` (what it holds of the workflow, None: nothing) to ``new``."""
-    if old == new:
+def entry_of(fields: Visible) -> IndexEntry:
+    workflow_id, run_id, workflow_type, status, started_at, closed_at, attributes = fields
+    order = order_of(started_at, workflow_id)
+    return IndexEntry(order, run_id, workflow_type, status, started_at, closed_at, attributes)
+
+
+def write(txn: StoreTransaction, before: Visible | None, after: Visible | None) -> None:
+    """Change the index from ``before`` (what it holds of the workflow, None: nothing) to ``after``."""
+    if before == after:
         return
+    old = entry_of(before) if before is not None else None
+    new = entry_of(after) if after is not None else None
     old_terms = old.terms() if old is not None else set()
     new_terms = new.terms() if new is not None else set()
     moved = old is None or new is None or old.order != new.order
@@ -158,7 +172,7 @@ def backfill(store: PartitionStore, txn: StoreTransaction, after: bytes | None) 
         last = key
         raw = txn.get(key)
         if raw is not None:  # None: deleted in this batch (retention), with its index keys
-            write(txn, None, entry_of(RunState.model_validate_json(raw)))
+            write(txn, None, visible(RunState.model_validate_json(raw)))
     txn.put(keys.VISIBILITY_BUILT, b"1")
     return None
 
@@ -168,7 +182,7 @@ def index_problems(store: PartitionStore) -> list[str]:
     missing, one left over, or a record that does not say what the run does."""
     expected: dict[bytes, bytes] = {}
     for _, raw in store.scan(keys.RUN):
-        entry = entry_of(RunState.model_validate_json(raw))
+        entry = entry_of(visible(RunState.model_validate_json(raw)))
         expected[visible_key(entry.order)] = entry.record()
         for name, value in entry.terms():
             expected[posting_key(name, value, entry.order)] = b""
