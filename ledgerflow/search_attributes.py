@@ -137,6 +137,18 @@ class TypedSearchAttributes(Sequence[SearchAttributePair[Any]]):
             pairs.append(SearchAttributePair(SearchAttributeKey(name, typed.type), value))
         return TypedSearchAttributes(pairs)
 
+    @staticmethod
+    def from_json(values: Mapping[str, Any]) -> TypedSearchAttributes:
+        """The ``search_attributes`` of ``describe()`` or a listed run, typed:
+        ``TypedSearchAttributes.from_json(handle.describe()["search_attributes"])``."""
+        return _from_json(values)
+
+
+def _from_json(values: Mapping[str, Any]) -> TypedSearchAttributes:
+    return TypedSearchAttributes.from_wire(
+        {n: SearchAttributeValue.model_validate(v) for n, v in values.items()}
+    )
+
 
 def updates_wire(updates: Iterable[SearchAttributeUpdate]) -> dict[str, SearchAttributeValue | None]:
     """``updates`` as the wire carries them (the last one of a name wins)."""

@@ -37,7 +37,7 @@ def order(i: int) -> StartWorkflow:
             PRIORITY.value_set(i % 2 == 0),
             TAGS.value_set(["rush"] if i % 4 == 0 else ["slow", "bulk"]),
             NOTES.value_set("Late parcel, call first" if i == 5 else "left at the door"),
-            DUE.value_set(datetime(2026, 12, 1 + i, tzinfo=UTC)),
+            DUE.value_set(datetime(2026, 12, 1 + i % 28, tzinfo=UTC)),
         ]
     )
     return StartWorkflow(
@@ -178,3 +178,22 @@ def test_a_store_from_before_the_index_is_filled_in_a_few_runs_a_batch(
     assert ids(reopened, "") == newest_first(*range(ORDERS))
     assert ids(reopened, "Stage = 'shipped'") == ["order-07"]
     index_is_exact(reopened)
+
+
+def test_counts_and_pages_keep_to_the_namespace_asked_for(tmp_path: Path) -> None:
+    processor = with_orders(tmp_path)
+    other = order(99).model_copy(update={"workflow_id": "acme/order-99", "run_id": "r99"})
+    batch(processor, 3000.0, other, SignalWorkflow(workflow_id="order-04", name="ship"))
+    stores = [(0, processor.store)]
+    texts = ("", "ExecutionStatus = 'Running'", "WorkflowType IN ('TrackedOrder', 'Other')", "Amount > 0")
+    for text in texts:
+        query = parse(text)
+        for namespace in (None, "default", "acme"):
+            listed = query_runs(stores, query, None, namespace, 1000, 10_000).runs
+            counted, _ = count_runs(stores, query, namespace)  # from the keys alone, for the first three
+            assert counted == len(listed), (text, namespace)
+    default_ids = query_runs(stores, parse(""), None, "default", 1000, 10_000).runs
+    assert "acme/order-99" not in {row["workflow_id"] for row in default_ids}
+    acme = query_runs(stores, parse("WorkflowId = 'order-99'"), None, "acme", 10, 100).runs
+    assert [row["workflow_id"] for row in acme] == ["acme/order-99"]  # engine ids; clients show them bare
+    assert count_runs(stores, parse("ExecutionStatus = 'Completed'"), "default") == (1, [0])

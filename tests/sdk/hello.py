@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from ledgerflow import activity, workflow
+from ledgerflow import SearchAttributeKey, activity, workflow
 
 
 # ------------------------------------------------------------------ hello_signal
@@ -396,3 +396,17 @@ class CancellationWorkflow:
             await workflow.execute_activity(
                 cleanup_activity, marker_dir, start_to_close_timeout=timedelta(seconds=5)
             )
+
+
+# ------------------------------------------------------------------ hello_search_attributes
+customer_id_key = SearchAttributeKey.for_keyword("CustomerId")
+misc_data_key = SearchAttributeKey.for_text("MiscData")
+
+
+@workflow.defn
+class SearchAttributesWorkflow:
+    @workflow.run
+    async def run(self) -> None:
+        # Wait a couple seconds, then alter the keyword search attribute
+        await asyncio.sleep(2)
+        workflow.upsert_search_attributes([customer_id_key.value_set("customer_2")])

@@ -15,6 +15,8 @@ from ledgerflow import (
     ApplicationError,
     Client,
     NonDeterminismError,
+    SearchAttributePair,
+    TypedSearchAttributes,
     WorkflowAlreadyStartedError,
     WorkflowFailedError,
     WorkflowHistory,
@@ -41,7 +43,10 @@ from tests.sdk.hello import (
     LocalActivityWorkflow,
     LoopingWorkflow,
     SayHelloWorkflow,
+    SearchAttributesWorkflow,
     SignalWithStartWorkflow,
+    customer_id_key,
+    misc_data_key,
 )
 from tests.waits import wait_until
 
@@ -277,6 +282,28 @@ def test_hello_continue_as_new(hello: Client) -> None:
     first = hello.history("hello-continue-as-new-workflow-id", handle.run_id)
     assert first[-1].kind == "workflow_continued_as_new"
     assert_invariants(hello, "hello-continue-as-new-workflow-id", HELLO)
+
+
+def test_hello_search_attributes(hello: Client) -> None:
+    handle = hello.start_workflow(
+        SearchAttributesWorkflow.run,
+        id="search-attributes-workflow-id",
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(customer_id_key, "customer_1"),
+                SearchAttributePair(misc_data_key, "customer_1_data"),
+            ]
+        ),
+    )
+    first = TypedSearchAttributes.from_json(handle.describe()["search_attributes"])
+    assert first.get(customer_id_key) == "customer_1" and first.get(misc_data_key) == "customer_1_data"
+    handle.result(timeout=30)
+    second = TypedSearchAttributes.from_json(handle.describe()["search_attributes"])
+    assert second.get(customer_id_key) == "customer_2"
+    found = hello.list_workflows(query="CustomerId = 'customer_2' AND MiscData = 'CUSTOMER_1_DATA'")
+    assert [row["workflow_id"] for row in found] == ["search-attributes-workflow-id"]
+    assert hello.count_workflows("CustomerId = 'customer_1'") == 0
+    assert_invariants(hello, "search-attributes-workflow-id", HELLO)
 
 
 def test_hello_parallel_activity(hello: Client) -> None:
