@@ -86,6 +86,7 @@ from ledgerflow.schemas.owner import (
 from ledgerflow.schemas.tasks import TaskToken, read_task_token
 from ledgerflow.sdk.definition import QUERY_ATTR, SIGNAL_ATTR, UPDATE_ATTR, definition_of
 from ledgerflow.search_attributes import TypedSearchAttributes
+from ledgerflow.visibility import order_of_cursor
 from ledgerflow.visibility import parse as parse_query
 
 CLOSED = ("COMPLETED", "FAILED", "CANCELED", "TERMINATED")
@@ -678,6 +679,7 @@ class AsyncClient:
             parse_query(query)
             params["query"] = query
             if after is not None:
+                order_of_cursor(after)  # ValueError: not a page token of a query
                 params["after"] = after
         elif after is not None:
             params["after"] = self._engine_id(after)

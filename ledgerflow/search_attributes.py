@@ -11,12 +11,18 @@ On the wire each value is ``{"type": ..., "value": ...}`` (ledgerflow/schemas/se
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar, overload
 
-from ledgerflow.schemas.search import SearchAttributeType, SearchAttributeValue
+from ledgerflow.schemas.search import (
+    NAME_PATTERN,
+    SYSTEM_ATTRIBUTES,
+    SearchAttributeType,
+    SearchAttributeValue,
+)
 
 T = TypeVar("T")
 
@@ -27,6 +33,15 @@ class SearchAttributeKey(Generic[T]):
 
     name: str
     type: SearchAttributeType
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(NAME_PATTERN, self.name):
+            raise ValueError(
+                f"search attribute name {self.name[:80]!r}: a letter or '_', then up to 63 letters, "
+                "digits or '_'"
+            )
+        if self.name in SYSTEM_ATTRIBUTES:
+            raise ValueError(f"{self.name}: kept by the engine, a run cannot set it")
 
     @staticmethod
     def for_keyword(name: str) -> SearchAttributeKey[str]:

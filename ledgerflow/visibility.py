@@ -38,6 +38,7 @@ from lark import (
 )
 
 from ledgerflow.errors import VisibilityQueryError
+from ledgerflow.schemas.search import text_words
 
 MAX_QUERY_CHARS = 4096
 
@@ -182,10 +183,9 @@ class _Build(Transformer[Token, Any]):
         if token.type == "STRING":
             return Literal(_unquote(token), str(token), column)
         if token.type == "NUMBER":
-            number = float(token)
-            return Literal(
-                int(number) if number.is_integer() and "." not in token else number, str(token), column
-            )
+            text = str(token)
+            whole = not any(c in text for c in ".eE")
+            return Literal(int(text) if whole else float(text), text, column)
         return Literal(token.type == "TRUE", str(token), column)
 
     def compare(self, items: list[Any]) -> Predicate:
@@ -268,6 +268,8 @@ def parse(text: str) -> Query:
     except UnexpectedInput as exc:
         raise _syntax_error(text, exc) from None
     condition, order = _Build().transform(tree)
+    if condition is not None and _depth(condition) > MAX_DEPTH:
+        raise VisibilityQueryError(f"the query nests conditions deeper than {MAX_DEPTH} levels")
     descending = True
     if order is not None:
         name, column, descending = order
@@ -280,6 +282,31 @@ def parse(text: str) -> Query:
         _check(condition)
     matcher = _compile(condition) if condition is not None else (lambda _row: True)
     return Query(condition, descending, text, matcher)
+
+
+MAX_DEPTH = 32
+"""Levels of nested AND/OR a query may hold (its evaluation recurses)."""
+
+
+def _depth(condition: Condition) -> int:
+    if isinstance(condition, Predicate):
+        return 1
+    return 1 + max(_depth(part) for part in condition.parts)
+
+
+def cursor_of(order: str) -> str:
+    """An index order key (``<inverted start>\x00<workflow id>``) as a page token: printable (a URL
+    carries it) and sorting the same way."""
+    return order.replace("\x00", ".", 1)
+
+
+def order_of_cursor(cursor: str | None) -> str | None:
+    """The order key of a page token; ValueError when it is not one (a workflow id, say)."""
+    if cursor is None:
+        return None
+    if len(cursor) < 17 or not cursor[:15].isdigit() or cursor[15] != ".":
+        raise ValueError(f"{cursor[:40]!r} is not a page token of a visibility query")
+    return cursor[:15] + "\x00" + cursor[16:]
 
 
 def _check(condition: Condition) -> None:
@@ -339,10 +366,6 @@ def row_of(workflow_id: str, record: Mapping[str, Any]) -> dict[str, tuple[str, 
     return row
 
 
-def _words(text: str) -> set[str]:
-    return set(re.findall(r"\w+", text.lower()))
-
-
 def _operand(kind: str, literal: Literal) -> Any:
     """The literal as a value of type ``kind`` can be compared with, or None (never matches)."""
     value = literal.value
@@ -375,7 +398,8 @@ _ORDERING: dict[str, Callable[[Any, Any], bool]] = {
 
 def _equal(kind: str, stored: Any, operand: Any) -> bool:
     if kind == "text":
-        return _words(operand) <= _words(stored)
+        words = text_words(operand)
+        return bool(words) and words <= text_words(stored)
     if kind == "keyword_list":
         return operand in stored
     return bool(stored == operand)
@@ -396,6 +420,8 @@ def _holds(predicate: Predicate, row: Row) -> bool:
     if op == "!=":
         return operands[0] is not None and not _equal(kind, stored, operands[0])
     if op == "in":
+        if predicate.negated and any(o is None for o in operands):
+            return False  # as != with a literal of another type: no match
         return any(o is not None and _equal(kind, stored, o) for o in operands) != predicate.negated
     if kind in ("keyword_list", "text", "status", "bool"):
         if op == "starts_with" and kind == "keyword_list":
@@ -432,8 +458,9 @@ class Term:
 def posting_terms(query: Query) -> list[Term] | None:
     """Postings whose union holds every run the query can match, or None: read every run.
 
-    Taken from one equality (or ``IN``) of the top-level ``AND``: a search attribute's first
-    (usually the most selective), else ``WorkflowType``, else ``ExecutionStatus``. A string
+    Taken from one equality (or ``IN``) of the top-level ``AND``: ``WorkflowId`` (its runs are
+    read by id), else a search attribute's (usually the most selective), else ``WorkflowType``,
+    else ``ExecutionStatus``. A string
     literal may name a keyword, a keyword_list item or a word of a text attribute; a boolean a
     bool attribute. Numbers and times have no postings.
     """
@@ -445,7 +472,7 @@ def posting_terms(query: Query) -> list[Term] | None:
             continue
         terms = _terms_of(part)
         if terms is not None:
-            rank = {"ExecutionStatus": 2, "WorkflowType": 1}.get(part.name, 0)
+            rank = {"WorkflowId": -1, "ExecutionStatus": 2, "WorkflowType": 1}.get(part.name, 0)
             candidates.append((rank, terms))
     if not candidates:
         return None
@@ -465,13 +492,19 @@ def _terms_of(predicate: Predicate) -> list[Term] | None:
             if not isinstance(value, str):
                 return None
             terms.append(Term("WorkflowType", value))
-        elif predicate.name in ("WorkflowId", "RunId", *TIME_ATTRIBUTES):
+        elif predicate.name == "WorkflowId":
+            if not isinstance(value, str):
+                return None
+            terms.append(Term("WorkflowId", value))  # read by id, not a posting
+        elif predicate.name in ("RunId", *TIME_ATTRIBUTES):
             return None
+        elif isinstance(value, str) and epoch(value) is not None:
+            return None  # may be a datetime attribute's, which has no postings
         elif isinstance(value, bool):
             terms.append(Term(predicate.name, "true" if value else "false"))
         elif isinstance(value, str):
             terms.append(Term(predicate.name, value))
-            words = _words(value)
+            words = text_words(value)
             if words:  # a text attribute holding them all holds the longest (the rarest, likely)
                 terms.append(Term(predicate.name, TEXT_WORD + max(sorted(words), key=len)))
             if value.lower() in ("true", "false"):
@@ -483,8 +516,3 @@ def _terms_of(predicate: Predicate) -> list[Term] | None:
 
 TEXT_WORD = "\x01"
 """Marks a posting of one word of a text attribute (apart from a keyword of the same spelling)."""
-
-
-def text_words(text: str) -> set[str]:
-    """The words of a text attribute that get postings (lower case)."""
-    return _words(text)

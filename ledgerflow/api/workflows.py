@@ -80,7 +80,7 @@ from ledgerflow.schemas.dag import DagDefinition
 from ledgerflow.schemas.events import HistoryEvent, history_event_adapter
 from ledgerflow.schemas.owner import AdmissionJson
 from ledgerflow.schemas.search import SearchAttributeValue
-from ledgerflow.visibility import MAX_QUERY_CHARS
+from ledgerflow.visibility import MAX_QUERY_CHARS, order_of_cursor
 from ledgerflow.visibility import parse as parse_query
 
 TypeIdPath = Annotated[
@@ -736,6 +736,10 @@ async def list_workflows(
         _parsed(query)
         params["query"] = query
         if cursor:
+            try:
+                order_of_cursor(cursor)
+            except ValueError as exc:
+                raise InvalidRequestError([_query_problem("cursor", str(exc))]) from None
             params["after"] = cursor
     elif cursor:
         params["after"] = namespaces.qualify(namespace, cursor)

@@ -95,7 +95,7 @@ def start_command(
             }
             if wait:
                 out["result"] = handle.result(timeout=3600)
-        except LedgerflowError as exc:
+        except (LedgerflowError, ValueError) as exc:
             _fail(exc)
     if as_json:
         _emit(out, True)
@@ -376,8 +376,8 @@ def _search_attribute(text: str) -> SearchAttributePair[Any]:
         raise click.BadParameter(
             f"{name}: a type is one of {', '.join(types)}", param_hint="--search-attribute"
         )
-    key: SearchAttributeKey[Any] = SearchAttributeKey(name, typed)
     try:
+        key: SearchAttributeKey[Any] = SearchAttributeKey(name, typed)
         key.wire(value)
     except ValueError as exc:
         raise click.BadParameter(f"{name}: {exc}", param_hint="--search-attribute") from exc

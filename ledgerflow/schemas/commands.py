@@ -60,8 +60,9 @@ class StartWorkflow(_Command):
     kind: Literal["start_workflow"] = "start_workflow"
     workflow_id: Id
     """Business id of the workflow; the Kafka key and the shard key."""
-    workflow_type: str = Field(min_length=1)
-    """Name of a code workflow, or the id of a registered DAG definition."""
+    workflow_type: str = Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")
+    """Name of a code workflow, or the id of a registered DAG definition (no control character:
+    it is part of index keys)."""
     input: JSON = None
     """The run's input, as JSON."""
     run_id: Id | None = None

@@ -9,11 +9,13 @@ and never indexed.
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, TypeAdapter, model_validator
 
 from ledgerflow.schemas.common import JSON, WireModel
 
@@ -30,9 +32,16 @@ MAX_KEYWORD_CHARS = 512
 MAX_TEXT_CHARS = 2048
 """Each word of a text value gets an index posting."""
 MAX_KEYWORD_LIST_ITEMS = 64
+MAX_SEARCH_ATTRIBUTES_BYTES = 40 * 1024
+"""A run's search attributes as JSON, all told (Temporal's default limit too)."""
+MAX_INDEX_TERMS = 1024
+"""Index postings a run's attributes make (keywords, list items, bools, distinct text words)."""
 MAX_MEMO_FIELDS = 64
+MAX_MEMO_BYTES = 64 * 1024
+"""A run's memo as JSON, all told (values as recorded: encoded with a codec)."""
 
-SearchAttributeName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+SearchAttributeName = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 """A letter or '_', then up to 63 letters, digits or '_' (a name the query language can write bare)."""
 
 
@@ -111,6 +120,11 @@ class SearchAttributeValue(WireModel):
         return data
 
 
+def text_words(text: str) -> set[str]:
+    """The words a text value is matched by (and indexed under), in lower case."""
+    return set(re.findall(r"\w+", text.lower()))
+
+
 def _attribute_names(values: dict[str, Any]) -> dict[str, Any]:
     if len(values) > MAX_SEARCH_ATTRIBUTES:
         raise ValueError(f"{len(values)} search attributes; a run holds at most {MAX_SEARCH_ATTRIBUTES}")
@@ -120,9 +134,31 @@ def _attribute_names(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-SearchAttributes = Annotated[
-    dict[SearchAttributeName, SearchAttributeValue], AfterValidator(_attribute_names)
-]
+def _within_limits(values: dict[str, SearchAttributeValue]) -> dict[str, SearchAttributeValue]:
+    """A run's whole set of attributes: its size as JSON and the index postings it makes."""
+    _attribute_names(values)
+    size = len(json.dumps({n: [v.type, v.value] for n, v in values.items()}, ensure_ascii=False).encode())
+    if size > MAX_SEARCH_ATTRIBUTES_BYTES:
+        raise ValueError(
+            f"search attributes of {size} bytes; a run holds at most {MAX_SEARCH_ATTRIBUTES_BYTES}"
+        )
+    terms = 0
+    for typed in values.values():
+        if typed.type == "keyword_list":
+            terms += len(typed.value)
+        elif typed.type == "text":
+            terms += len(text_words(typed.value))
+        elif typed.type in ("keyword", "bool"):
+            terms += 1
+    if terms > MAX_INDEX_TERMS:
+        raise ValueError(
+            f"search attributes that make {terms} index entries (keywords, list items, text words); "
+            f"at most {MAX_INDEX_TERMS}"
+        )
+    return values
+
+
+SearchAttributes = Annotated[dict[SearchAttributeName, SearchAttributeValue], AfterValidator(_within_limits)]
 """A run's search attributes by name."""
 
 SearchAttributeUpserts = Annotated[
@@ -130,20 +166,34 @@ SearchAttributeUpserts = Annotated[
 ]
 """Changes to a run's search attributes: a value sets it, null removes it."""
 
-Memo = Annotated[
-    dict[Annotated[str, Field(min_length=1, max_length=256)], JSON], Field(max_length=MAX_MEMO_FIELDS)
-]
+MemoField = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+def _memo_size(memo: dict[str, Any]) -> dict[str, Any]:
+    size = len(json.dumps(memo, ensure_ascii=False, default=str).encode())
+    if size > MAX_MEMO_BYTES:
+        raise ValueError(f"a memo of {size} bytes; a run holds at most {MAX_MEMO_BYTES}")
+    return memo
+
+
+Memo = Annotated[dict[MemoField, JSON], Field(max_length=MAX_MEMO_FIELDS), AfterValidator(_memo_size)]
 """Free JSON fields shown with the run (each value a payload, encoded with the codec if any)."""
 
 
 def upserted(
     current: dict[str, SearchAttributeValue], changes: dict[str, SearchAttributeValue | None]
 ) -> dict[str, SearchAttributeValue]:
-    """``current`` with ``changes`` applied (a new dict; a null removes the attribute)."""
+    """``current`` with ``changes`` applied (a new dict; a null removes the attribute). ValueError
+    when a change is not one (a name outside the rule, a reserved one) or the result is past the
+    limits."""
+    upserts_adapter.validate_python(changes)
     merged = dict(current)
     for name, value in changes.items():
         if value is None:
             merged.pop(name, None)
         else:
             merged[name] = value
-    return _attribute_names(merged)
+    return _within_limits(merged)
+
+
+upserts_adapter: TypeAdapter[dict[str, SearchAttributeValue | None]] = TypeAdapter(SearchAttributeUpserts)

@@ -197,3 +197,30 @@ def test_counts_and_pages_keep_to_the_namespace_asked_for(tmp_path: Path) -> Non
     acme = query_runs(stores, parse("WorkflowId = 'order-99'"), None, "acme", 10, 100).runs
     assert [row["workflow_id"] for row in acme] == ["acme/order-99"]  # engine ids; clients show them bare
     assert count_runs(stores, parse("ExecutionStatus = 'Completed'"), "default") == (1, [0])
+
+
+def test_a_page_token_never_points_into_another_namespace(tmp_path: Path) -> None:
+    processor = with_orders(tmp_path)
+    hidden = order(98).model_copy(update={"workflow_id": "acme/secret-deal", "run_id": "r98"})
+    batch(processor, 1005.5, hidden)  # between the default namespace's runs in start order
+    stores = [(0, processor.store)]
+    after, seen = None, []
+    while True:
+        page = query_runs(stores, parse("Amount >= 0"), after, None, 2, 2)
+        seen += [row["workflow_id"] for row in page.runs]
+        after = page.next_after
+        if after is None:
+            break
+        assert "acme" not in after and "secret" not in after
+    assert seen == newest_first(*range(ORDERS))
+
+
+def test_equality_on_a_datetime_or_a_workflow_id_finds_the_run(tmp_path: Path) -> None:
+    processor = with_orders(tmp_path)
+    assert ids(processor, "Due = '2026-12-04T00:00:00Z'") == ["order-03"]
+    assert ids(processor, "WorkflowId = 'order-07'") == ["order-07"]
+    assert ids(processor, "WorkflowId IN ('order-02', 'order-09', 'nope') ORDER BY StartTime ASC") == [
+        "order-02",
+        "order-09",
+    ]
+    assert ids(processor, "WorkflowId = 'order-07' AND Amount < 10") == []

@@ -107,3 +107,33 @@ def test_the_plan_reads_postings_of_the_most_selective_equality() -> None:
     # Nothing every match must hold: read every run.
     for query_text in ("Amount = 5", "CustomerId = 'a' OR Rush = true", "CustomerId != 'a'", ""):
         assert posting_terms(parse(query_text)) is None, query_text
+
+
+def test_an_int_literal_keeps_all_64_bits() -> None:
+    row = row_of("w", {**RECORD, "search_attributes": {"N": {"type": "int", "value": 9007199254740993}}})
+    assert parse("N = 9007199254740993").matches(row)
+    assert not parse("N = 9007199254740992").matches(row)
+
+
+def test_a_literal_of_another_type_never_matches_even_negated() -> None:
+    assert not parse("Amount NOT IN ('250')").matches(ROW)
+    assert not parse("Amount != '250'").matches(ROW)
+    assert not parse("Notes = '!!'").matches(ROW)  # no word: nothing to look for
+
+
+def test_conditions_nested_past_the_limit_are_refused_not_crashed_on() -> None:
+    deep = "(" * 40 + "Amount = 1" + ")" * 40
+    assert parse(deep).matches(ROW) is False  # parentheses alone do not nest conditions
+    nested = "Amount = 1"
+    for _ in range(40):
+        nested = f"(Amount = 2 OR ({nested} AND Rush = true))"
+    with pytest.raises(VisibilityQueryError, match="deeper than 32 levels"):
+        parse(nested)
+
+
+def test_the_plan_reads_workflow_ids_directly_and_leaves_times_to_the_walk() -> None:
+    assert posting_terms(parse("CustomerId = 'c-1' AND WorkflowId IN ('a', 'b')")) == [
+        Term("WorkflowId", "a"),
+        Term("WorkflowId", "b"),
+    ]
+    assert posting_terms(parse("Due = '2026-12-24T18:00:00Z'")) is None  # a datetime has no postings

@@ -1,10 +1,14 @@
 """The visibility index a partition keeps beside its runs, in the same store and changelog.
 
-Two kinds of keys, both ending in a run's *order* (``<inverted start millis>\\x00<workflow id>``,
-so ascending keys give the newest run first: ``ORDER BY StartTime DESC``, the default):
+Two kinds of keys, both within the run's namespace and ending in its *order* (``<inverted start
+millis>\\x00<workflow id>``, so ascending keys give the newest run first: ``ORDER BY StartTime
+DESC``, the default):
 
-    v/<order>                          -> the run's visible fields (JSON): what a query filters on
-    x/<name>\\x00<value>\\x00<order>     -> b"": an equality posting, one per indexed term
+    v/<namespace>\\x00<order>                          -> the run's visible fields (JSON)
+    x/<namespace>\\x00<name>\\x00<value>\\x00<order>     -> b"": an equality posting per indexed term
+
+A query walks its own namespace's keys alone: it never reads, counts or points a page token at
+another namespace's runs.
 
 The terms are ``WorkflowType``, ``ExecutionStatus`` and each ``keyword``, ``keyword_list`` item,
 ``bool`` and word of a ``text`` search attribute: a query with such an equality walks that
@@ -20,12 +24,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ledgerflow import namespaces
 from ledgerflow.engine.state import keys
 from ledgerflow.engine.state.models import RunState
 from ledgerflow.engine.state.store import PartitionStore, StoreTransaction
 from ledgerflow.schemas import events as ev
-from ledgerflow.schemas.search import SearchAttributeValue, upserted
-from ledgerflow.visibility import TEXT_WORD, text_words
+from ledgerflow.schemas.search import SearchAttributeValue, text_words, upserted
+from ledgerflow.visibility import TEXT_WORD
 
 INVERTED = 10**15 - 1
 """Start times (milliseconds) are stored as ``INVERTED - millis``: newest first in key order."""
@@ -33,7 +38,7 @@ INVERTED = 10**15 - 1
 POSTED_TYPES = frozenset({"keyword", "keyword_list", "bool"})
 """Search attribute types with equality postings."""
 
-BACKFILL_RUNS = 1000
+BACKFILL_RUNS = 200
 """Runs a store from before the index adds to it per batch."""
 
 
@@ -46,16 +51,20 @@ def start_millis(order: str) -> int:
     return INVERTED - int(order[:15])
 
 
-def visible_key(order: str) -> bytes:
-    return keys.VISIBLE + order.encode()
+def visible_prefix(namespace: str) -> bytes:
+    return keys.VISIBLE + f"{namespace}\x00".encode()
 
 
-def posting_prefix(name: str, value: str) -> bytes:
-    return keys.POSTING + f"{name}\x00{value}\x00".encode()
+def visible_key(namespace: str, order: str) -> bytes:
+    return visible_prefix(namespace) + order.encode()
 
 
-def posting_key(name: str, value: str, order: str) -> bytes:
-    return posting_prefix(name, value) + order.encode()
+def posting_prefix(namespace: str, name: str, value: str) -> bytes:
+    return keys.POSTING + f"{namespace}\x00{name}\x00{value}\x00".encode()
+
+
+def posting_key(namespace: str, name: str, value: str, order: str) -> bytes:
+    return posting_prefix(namespace, name, value) + order.encode()
 
 
 def term_text(kind: str, value: Any) -> str:
@@ -69,6 +78,7 @@ def term_text(kind: str, value: Any) -> str:
 class IndexEntry:
     """What the index holds of one run: compared before and after a batch, written when it changed."""
 
+    namespace: str
     order: str
     run_id: str
     workflow_type: str
@@ -102,6 +112,7 @@ class IndexEntry:
                 },
             },
             separators=(",", ":"),
+            ensure_ascii=False,
         ).encode()
 
 
@@ -136,8 +147,8 @@ def visible(run: RunState) -> Visible:
 
 def entry_of(fields: Visible) -> IndexEntry:
     workflow_id, run_id, workflow_type, status, started_at, closed_at, attributes = fields
-    order = order_of(started_at, workflow_id)
-    return IndexEntry(order, run_id, workflow_type, status, started_at, closed_at, attributes)
+    namespace, order = namespaces.namespace_of(workflow_id), order_of(started_at, workflow_id)
+    return IndexEntry(namespace, order, run_id, workflow_type, status, started_at, closed_at, attributes)
 
 
 def write(txn: StoreTransaction, before: Visible | None, after: Visible | None) -> None:
@@ -151,13 +162,13 @@ def write(txn: StoreTransaction, before: Visible | None, after: Visible | None) 
     moved = old is None or new is None or old.order != new.order
     if old is not None:
         if new is None or new.order != old.order:
-            txn.delete(visible_key(old.order))
+            txn.delete(visible_key(old.namespace, old.order))
         for name, value in old_terms if moved else old_terms - new_terms:
-            txn.delete(posting_key(name, value, old.order))
+            txn.delete(posting_key(old.namespace, name, value, old.order))
     if new is not None:
-        txn.put(visible_key(new.order), new.record())
+        txn.put(visible_key(new.namespace, new.order), new.record())
         for name, value in new_terms if moved else new_terms - old_terms:
-            txn.put(posting_key(name, value, new.order), b"")
+            txn.put(posting_key(new.namespace, name, value, new.order), b"")
 
 
 def backfill(store: PartitionStore, txn: StoreTransaction, after: bytes | None) -> bytes | None:
@@ -183,9 +194,9 @@ def index_problems(store: PartitionStore) -> list[str]:
     expected: dict[bytes, bytes] = {}
     for _, raw in store.scan(keys.RUN):
         entry = entry_of(visible(RunState.model_validate_json(raw)))
-        expected[visible_key(entry.order)] = entry.record()
+        expected[visible_key(entry.namespace, entry.order)] = entry.record()
         for name, value in entry.terms():
-            expected[posting_key(name, value, entry.order)] = b""
+            expected[posting_key(entry.namespace, name, value, entry.order)] = b""
     actual = dict(store.scan(keys.VISIBLE)) | dict(store.scan(keys.POSTING))
     problems = [f"missing {key!r}" for key in sorted(expected.keys() - actual.keys())]
     problems += [f"left over {key!r}" for key in sorted(actual.keys() - expected.keys())]
