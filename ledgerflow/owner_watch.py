@@ -6,7 +6,9 @@ which serves them on the thread that shares the owner loop's interpreter: measur
 requests per workflow cost the engine more than running the workflow did. Here the waits made in
 one turn of the event loop for one node travel as one request; the node answers the ones that
 ended as soon as one has (looking again only at the workflows each commit changed), and those
-still waiting go out again with the next turn's. Each wait is answered as its single long poll
+still waiting go out again with the next turn's, each with the node's ``since``: it looks at
+them again only once their workflow changed, so a wait costs the node a look per change, not one
+per request it travels in. Each wait is answered as its single long poll
 (``OwnerReads.started``, ``OwnerReads.closed``) would answer it, and falls back to that poll when
 its partition's owner is not known, has moved, does not have the route (an older engine) or
 cannot be reached: the single poll routes, retries and raises as before.
@@ -49,6 +51,8 @@ class _Wait:
     item: WatchItemJson
     deadline: float
     future: asyncio.Future[tuple[int, Any]]
+    since: str | None = None
+    """The node's ``since`` when this wait went unanswered: it looks again only after a change."""
 
 
 class OwnerWatch:
@@ -148,7 +152,12 @@ class OwnerWatch:
         the furthest (an early answer for one does not end the others' waits)."""
         now = time.monotonic()
         holds = [round(max(0.0, w.deadline - now), 3) for w in waits]
-        items: list[WatchItemJson] = [{**w.item, "seconds": h} for w, h in zip(waits, holds, strict=True)]
+        items: list[WatchItemJson] = []
+        for wait, held in zip(waits, holds, strict=True):
+            item: WatchItemJson = {**wait.item, "seconds": held}
+            if wait.since is not None:
+                item["since"] = wait.since
+            items.append(item)
         hold = max(holds)
         body = {"seconds": hold, "items": items}
         try:
@@ -164,14 +173,19 @@ class OwnerWatch:
                 self._unsupported.add(url)  # an engine from before this route
             self._settle_all(waits, _Fallback())
             return
+        result = cast(WatchResultJson, response.json())
         answered: set[int] = set()
-        for answer in cast(WatchResultJson, response.json())["answers"]:
+        for answer in result["answers"]:
             index = answer["index"]
             if 0 <= index < len(waits) and not waits[index].future.done():
                 waits[index].future.set_result((answer["status"], answer["body"]))
             answered.add(index)
-        # What still waits goes out again with the next turn's waits.
-        self._enqueue(url, [w for i, w in enumerate(waits) if i not in answered])
+        # What still waits goes out again with the next turn's waits, marked with what the node
+        # saw of it: the node looks at it again only once its workflow changed.
+        left = [w for i, w in enumerate(waits) if i not in answered]
+        for wait in left:
+            wait.since = result.get("since")
+        self._enqueue(url, left)
 
     @staticmethod
     def _settle_all(waits: list[_Wait], error: Exception) -> None:

@@ -391,6 +391,13 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
             return {"index": -1, "status": exc.status_code, "body": exc.detail}
         return None if body is None else {"index": -1, "status": 200, "body": body}
 
+    def since_of(token: str | None, epoch: str) -> int | None:
+        """The commit number of a ``since`` token from this process, else None (look at it)."""
+        if token is None:
+            return None
+        token_epoch, _, number = token.partition(":")
+        return int(number) if token_epoch == epoch and number.isdigit() else None
+
     @app.post("/internal/watch", response_model=None)
     async def watch(request: dict[str, Any] = Body(...)) -> WatchResultJson:  # noqa: B008 - FastAPI's idiom
         """Many long polls in one request (a client waiting for many starts and results): answers
@@ -412,30 +419,34 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
         began = time.monotonic()
         deadlines = {index: began + hold for index, hold in enumerate(holds)}
         pending = dict(enumerate(items))
-        by_workflow: dict[str, list[int]] = {}
-        for index, item in pending.items():
-            by_workflow.setdefault(item["workflow_id"], []).append(index)
+        notices = engine.commits
+        # Where each wait was last looked at: a wait its caller carries over from an earlier
+        # request of this process (``since``) is looked at again only if its workflow changed.
+        looked = {index: since_of(item.get("since"), notices.epoch) for index, item in pending.items()}
         answers: list[WatchAnswerJson] = []
-        with engine.commits.listening(*by_workflow) as commit:  # before the first look
-            looking = set(pending)
+        with notices.listening(*{item["workflow_id"] for item in items}) as commit:  # before any look
             while True:
                 now = time.monotonic()
-                looking |= {index for index in pending if deadlines[index] <= now}
-                for index in sorted(looking):
-                    answer = look_item(pending[index], deadlines[index] <= now)
+                seen = notices.sequence  # every look below sees the commits up to it
+                for index in sorted(pending):
+                    item, final = pending[index], deadlines[index] <= now
+                    last = looked[index]
+                    if (
+                        not final
+                        and last is not None
+                        and not notices.changed_since(item["workflow_id"], last)
+                    ):
+                        continue
+                    looked[index] = seen
+                    answer = look_item(item, final)
                     if answer is not None:
                         answer["index"] = index
                         answers.append(answer)
                         del pending[index]
                 if answers or not pending:
-                    return {"answers": answers}
+                    return {"answers": answers, "since": f"{notices.epoch}:{seen}"}
                 await commit.wait(min(deadlines[index] for index in pending) - time.monotonic())
-                woken, everything = commit.take_woken()
-                looking = (
-                    set(pending)
-                    if everything
-                    else {i for wid in woken for i in by_workflow.get(wid, ()) if i in pending}
-                )
+                commit.take_woken()
 
     # ``path``: a namespaced id holds one ``/`` (ledgerflow/namespaces.py). Declared after the
     # history and query routes, which this pattern would otherwise swallow.

@@ -163,6 +163,10 @@ class WatchItemJson(TypedDict):
     seconds: NotRequired[float]
     """How long this wait is held (at most the request's ``seconds``, its default): past it, the
     wait is answered as it stands, the others waiting on."""
+    since: NotRequired[str]
+    """The ``since`` of the answer to the request this wait was in before (unanswered): the node
+    looks at it again only once its workflow changed after that (a token of another process is
+    ignored)."""
 
 
 class WatchRequestJson(TypedDict):
@@ -186,6 +190,8 @@ class WatchResultJson(TypedDict):
     every wait is answered as it stands)."""
 
     answers: list[WatchAnswerJson]
+    since: str
+    """Every wait not answered was looked at after the commits this names: send it with them next time."""
 
 
 class UpdateStatusJson(TypedDict):

@@ -7,6 +7,9 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
+from ledgerflow.engine import commits
 from ledgerflow.engine.checkpoint import StoreChanges
 from ledgerflow.engine.commits import CommitNotices
 from ledgerflow.engine.loop import changed_workflows
@@ -41,3 +44,28 @@ def test_the_changed_workflows_are_read_from_run_and_request_keys(tmp_path: Path
     }
     assert changed_workflows([StoreChanges(0, store, changes)]) == {"ns/a", "b"}
     store.close()
+
+
+def test_commits_are_numbered_so_a_wait_carried_over_is_looked_at_only_after_a_change() -> None:
+    notices = CommitNotices()
+    notices.committed({"a"})
+    looked = notices.sequence  # a look made now sees commit 1
+    assert not notices.changed_since("a", looked)
+    notices.committed({"b"})
+    assert not notices.changed_since("a", looked) and notices.changed_since("b", looked)
+    notices.committed({"a"})
+    assert notices.changed_since("a", looked)
+    after_move = notices.sequence
+    notices.moved()  # a partition moved: every wait is looked at again
+    assert notices.changed_since("c", after_move)
+    assert CommitNotices().epoch != notices.epoch  # a number from another process means nothing
+
+
+def test_a_forgotten_change_still_counts_as_a_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(commits, "REMEMBERED_CHANGES", 2)
+    notices = CommitNotices()
+    looked = notices.sequence
+    for wid in ("a", "b", "c"):  # "a" is pushed out of what is remembered
+        notices.committed({wid})
+    assert notices.changed_since("a", looked)
+    assert not notices.changed_since("a", notices.sequence)
