@@ -284,8 +284,9 @@ class Engine:
                 due = [
                     p for p in partitions.processors.values() if (p.timers.next_fire_at() or now + 1) <= now
                 ]
-                if not messages and not due:
-                    continue
+                indexing = any(p.indexing for p in partitions.processors.values())
+                if not messages and not due and not indexing:
+                    continue  # (a store from before the visibility index fills it in on idle turns too)
                 with self.owner_lock.owner():
                     self._process(messages, now, checkpoint)
                 if self._failed_batches:

@@ -166,6 +166,11 @@ class PartitionProcessor:
             self._close(run, ev.WorkflowFailed, failure=failure, origin="engine")
         return run.model_dump_json().encode()
 
+    @property
+    def indexing(self) -> bool:
+        """Whether the store's visibility index is still being filled in (a store from before it)."""
+        return self._backfill is not None
+
     # ----------------------------------------------------------------- reads
     def run(self, workflow_id: str) -> RunState | None:
         run = self._runs.get(workflow_id)
