@@ -397,7 +397,8 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
         if token is None:
             return None
         token_epoch, _, number = token.partition(":")
-        return int(number) if token_epoch == epoch and number.isdigit() else None
+        plain = number.isascii() and number.isdigit() and len(number) <= 19
+        return int(number) if token_epoch == epoch and plain else None
 
     @app.post("/internal/watch", response_model=None)
     async def watch(request: Request) -> Response:

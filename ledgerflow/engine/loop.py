@@ -284,9 +284,13 @@ class Engine:
                 due = [
                     p for p in partitions.processors.values() if (p.timers.next_fire_at() or now + 1) <= now
                 ]
-                indexing = any(p.indexing for p in partitions.processors.values())
+                # A store from before the visibility index fills it in on idle turns too, unless
+                # batches are failing (each failure reloads every store: not for an idle node).
+                indexing = not self._failed_batches and any(
+                    p.indexing for p in partitions.processors.values()
+                )
                 if not messages and not due and not indexing:
-                    continue  # (a store from before the visibility index fills it in on idle turns too)
+                    continue
                 with self.owner_lock.owner():
                     self._process(messages, now, checkpoint)
                 if self._failed_batches:

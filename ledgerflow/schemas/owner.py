@@ -8,10 +8,11 @@ the engine renames an error in every caller at once. ``ledgerflow.owner_reads`` 
 
 from __future__ import annotations
 
-from typing import Any, Literal, NotRequired
+from typing import Annotated, Any, Literal, NotRequired
 
 # typing_extensions': pydantic validates ``WatchRequestJson`` (engine/http.py), which it refuses
 # to do with typing's TypedDict before Python 3.12.
+from pydantic import Field
 from typing_extensions import TypedDict
 
 from ledgerflow.schemas.common import Id, RunStatus
@@ -173,7 +174,7 @@ class WatchRequestJson(TypedDict):
     """``POST /internal/watch``: many waits in one request, held up to ``seconds``."""
 
     seconds: float
-    items: list[WatchItemJson]
+    items: Annotated[list[WatchItemJson], Field(max_length=MAX_WATCH_ITEMS)]
 
 
 class WatchAnswerJson(TypedDict):
