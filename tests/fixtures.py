@@ -87,11 +87,14 @@ def settled_shares(engines: list[NodeProcess], partitions: int, timeout: float =
 
 
 def slept(result: dict[str, float]) -> float:
-    """Seconds a Sleeper-style result (``before``/``after`` from ``workflow.now()``) shows slept.
+    """Seconds a Sleeper-style result (``before``/``after`` from ``workflow.now()``) shows slept,
+    give or take the one microsecond their rounding may take off.
 
-    Rounded to the microsecond: epoch seconds as floats are only that precise, and a timer that
-    fired exactly on time can show 0.0999999 for a 0.1 s sleep."""
-    return round(result["after"] - result["before"], 6)
+    ``workflow.now()`` is a datetime: ``before`` and ``after`` are each rounded to the
+    microsecond on their own, from epoch floats only about that precise, so a timer that fired
+    exactly on time can show 0.099999 for a 0.1 s sleep (CI saw it). That microsecond is given
+    back; a timer early by more still fails the caller's ``>=``."""
+    return round(result["after"] - result["before"] + 1e-6, 6)
 
 
 def assert_invariants(client: Client, workflow_id: str, workflows: str = FLOWS) -> None:
