@@ -156,13 +156,8 @@ class TypedSearchAttributes(Sequence[SearchAttributePair[Any]]):
     def from_json(values: Mapping[str, Any]) -> TypedSearchAttributes:
         """The ``search_attributes`` of ``describe()`` or a listed run, typed:
         ``TypedSearchAttributes.from_json(handle.describe()["search_attributes"])``."""
-        return _from_json(values)
-
-
-def _from_json(values: Mapping[str, Any]) -> TypedSearchAttributes:
-    return TypedSearchAttributes.from_wire(
-        {n: SearchAttributeValue.model_validate(v) for n, v in values.items()}
-    )
+        typed = {name: SearchAttributeValue.model_validate(value) for name, value in values.items()}
+        return TypedSearchAttributes.from_wire(typed)
 
 
 def updates_wire(updates: Iterable[SearchAttributeUpdate]) -> dict[str, SearchAttributeValue | None]:

@@ -159,7 +159,6 @@ Condition = Predicate | And | Or
 class Query:
     condition: Condition | None = None
     descending: bool = True
-    text: str = ""
     matcher: Callable[[Row], bool] = field(default=lambda _row: True, compare=False, repr=False)
 
     def matches(self, row: Row) -> bool:
@@ -267,7 +266,10 @@ def parse(text: str) -> Query:
         tree = _parser().parse(text)
     except UnexpectedInput as exc:
         raise _syntax_error(text, exc) from None
-    condition, order = _Build().transform(tree)
+    try:
+        condition, order = _Build().transform(tree)
+    except RecursionError:  # nesting past what the tree's walk can take: far past MAX_DEPTH
+        raise VisibilityQueryError(f"the query nests conditions deeper than {MAX_DEPTH} levels") from None
     if condition is not None and _depth(condition) > MAX_DEPTH:
         raise VisibilityQueryError(f"the query nests conditions deeper than {MAX_DEPTH} levels")
     descending = True
@@ -281,7 +283,7 @@ def parse(text: str) -> Query:
     if condition is not None:
         _check(condition)
     matcher = _compile(condition) if condition is not None else (lambda _row: True)
-    return Query(condition, descending, text, matcher)
+    return Query(condition, descending, matcher)
 
 
 MAX_DEPTH = 32
@@ -289,9 +291,14 @@ MAX_DEPTH = 32
 
 
 def _depth(condition: Condition) -> int:
-    if isinstance(condition, Predicate):
-        return 1
-    return 1 + max(_depth(part) for part in condition.parts)
+    """Levels of ``condition``, counted without recursing (a hostile query may hold hundreds)."""
+    deepest, stack = 0, [(condition, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        if not isinstance(node, Predicate):
+            stack.extend((part, level + 1) for part in node.parts)
+    return deepest
 
 
 def cursor_of(order: str) -> str:

@@ -129,6 +129,11 @@ def test_conditions_nested_past_the_limit_are_refused_not_crashed_on() -> None:
         nested = f"(Amount = 2 OR ({nested} AND Rush = true))"
     with pytest.raises(VisibilityQueryError, match="deeper than 32 levels"):
         parse(nested)
+    widest, level = "a=1", 0
+    while len(widest) < 4000:  # ~420 levels: the tree's walk itself would overflow the stack
+        widest, level = f"(a=1 {('OR', 'AND')[level % 2]} {widest})", level + 1
+    with pytest.raises(VisibilityQueryError, match="deeper than 32 levels"):
+        parse(widest)
 
 
 def test_the_plan_reads_workflow_ids_directly_and_leaves_times_to_the_walk() -> None:

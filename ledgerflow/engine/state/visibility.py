@@ -47,10 +47,6 @@ def order_of(started_at: float, workflow_id: str) -> str:
     return f"{INVERTED - int(started_at * 1000):015d}\x00{workflow_id}"
 
 
-def start_millis(order: str) -> int:
-    return INVERTED - int(order[:15])
-
-
 def visible_prefix(namespace: str) -> bytes:
     return keys.VISIBLE + f"{namespace}\x00".encode()
 
