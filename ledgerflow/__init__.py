@@ -18,6 +18,8 @@ from ledgerflow.errors import (
     OwnerUnavailableError,
     PayloadTooLarge,
     QueryFailedError,
+    ScheduleAlreadyRunningError,
+    ScheduleNotFoundError,
     VisibilityQueryError,
     WorkflowAlreadyStartedError,
     WorkflowFailedError,
@@ -26,6 +28,16 @@ from ledgerflow.errors import (
 )
 from ledgerflow.schemas.common import RetryPolicy
 from ledgerflow.schemas.history import WorkflowHistory
+from ledgerflow.schemas.schedules import (
+    CalendarSpec,
+    IntervalSpec,
+    Schedule,
+    ScheduleAction,
+    ScheduleDescription,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleState,
+)
 from ledgerflow.search_attributes import (
     SearchAttributeKey,
     SearchAttributePair,
@@ -36,6 +48,7 @@ from ledgerflow.search_attributes import (
 if TYPE_CHECKING:
     from ledgerflow.async_client import AsyncClient, AsyncWorkflowHandle
     from ledgerflow.client import Client, WorkflowHandle
+    from ledgerflow.schedule_client import AsyncScheduleHandle, ScheduleHandle
 
 __version__ = "0.1.0"
 
@@ -51,6 +64,10 @@ def __getattr__(name: str) -> Any:
         from ledgerflow import async_client
 
         return getattr(async_client, name)
+    if name in ("ScheduleHandle", "AsyncScheduleHandle"):
+        from ledgerflow import schedule_client
+
+        return getattr(schedule_client, name)
     raise AttributeError(f"module 'ledgerflow' has no attribute {name!r}")
 
 
@@ -58,9 +75,12 @@ __all__ = [
     "ActivityError",
     "ApplicationError",
     "AsyncClient",
+    "AsyncScheduleHandle",
     "AsyncWorkflowHandle",
+    "CalendarSpec",
     "ChildWorkflowError",
     "Client",
+    "IntervalSpec",
     "InvalidIdError",
     "LedgerflowError",
     "NonDeterminismError",
@@ -68,6 +88,15 @@ __all__ = [
     "PayloadTooLarge",
     "QueryFailedError",
     "RetryPolicy",
+    "Schedule",
+    "ScheduleAction",
+    "ScheduleAlreadyRunningError",
+    "ScheduleDescription",
+    "ScheduleHandle",
+    "ScheduleNotFoundError",
+    "SchedulePolicy",
+    "ScheduleSpec",
+    "ScheduleState",
     "SearchAttributeKey",
     "SearchAttributePair",
     "SearchAttributeUpdate",

@@ -64,6 +64,9 @@ from ledgerflow.kafka_writes import KafkaWriter
 from ledgerflow.owner_reads import OwnerReads
 from ledgerflow.owner_watch import OwnerWatch
 from ledgerflow.reset_points import children_refusal, reset_refusal
+from ledgerflow.schedule_client import AsyncScheduleHandle, ScheduleListEntry
+from ledgerflow.schedule_client import create as create_schedule
+from ledgerflow.schedule_client import list_all as list_all_schedules
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas.commands import IdConflictPolicy, IdReusePolicy
 from ledgerflow.schemas.common import Failure
@@ -83,6 +86,7 @@ from ledgerflow.schemas.owner import (
     UpdateOutcomeJson,
     UpdateStatusJson,
 )
+from ledgerflow.schemas.schedules import Schedule
 from ledgerflow.schemas.tasks import TaskToken, read_task_token
 from ledgerflow.sdk.definition import QUERY_ATTR, SIGNAL_ATTR, UPDATE_ATTR, definition_of
 from ledgerflow.search_attributes import TypedSearchAttributes
@@ -732,6 +736,25 @@ class AsyncClient:
         counted = await self._reads.count(query, self.namespace)
         self._check_complete(counted.missing_partitions)
         return counted.count
+
+    # ------------------------------------------------------------ schedules
+    async def create_schedule(
+        self, id: str, schedule: Schedule, *, trigger_immediately: bool = False
+    ) -> AsyncScheduleHandle:
+        """Create schedule ``id`` (``ScheduleAlreadyRunningError`` when it exists) and return its
+        handle once its owner has it; ``trigger_immediately`` also starts a run now."""
+        handle = self.get_schedule_handle(id)
+        await self._connect()
+        await create_schedule(handle, schedule, trigger_immediately)
+        return handle
+
+    def get_schedule_handle(self, id: str) -> AsyncScheduleHandle:
+        return AsyncScheduleHandle(id, self._engine_id(id), self._reads, self.send)
+
+    async def list_schedules(self) -> list[ScheduleListEntry]:
+        """Every schedule of this client's namespace, in id order."""
+        await self._connect()
+        return await list_all_schedules(self._reads, self.namespace)
 
     async def cluster(self) -> list[dict[str, Any]]:
         """Every engine node with the partitions it owns and their state."""

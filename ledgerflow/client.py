@@ -34,11 +34,13 @@ from ledgerflow.async_client import (
 from ledgerflow.codec.base import PayloadCodec
 from ledgerflow.config import PAGE_LIMIT, Settings
 from ledgerflow.errors import WorkflowNotFoundError
+from ledgerflow.schedule_client import ScheduleHandle, ScheduleListEntry
 from ledgerflow.schemas.commands import IdConflictPolicy, IdReusePolicy
 from ledgerflow.schemas.dag import DagDefinition
 from ledgerflow.schemas.events import HistoryEvent
 from ledgerflow.schemas.history import WorkflowHistory
 from ledgerflow.schemas.owner import UpdateOutcomeJson
+from ledgerflow.schemas.schedules import Schedule
 from ledgerflow.schemas.tasks import TaskToken, read_task_token
 from ledgerflow.search_attributes import TypedSearchAttributes
 
@@ -328,6 +330,21 @@ class Client:
     def count_workflows(self, query: str = "") -> int:
         """How many workflows' latest runs ``query`` matches (see ``AsyncClient.count_workflows``)."""
         return self._run(self._async.count_workflows(query))
+
+    def create_schedule(
+        self, id: str, schedule: Schedule, *, trigger_immediately: bool = False
+    ) -> ScheduleHandle:
+        """Create schedule ``id`` (see ``AsyncClient.create_schedule``)."""
+        created = self._run(
+            self._async.create_schedule(id, schedule, trigger_immediately=trigger_immediately)
+        )
+        return ScheduleHandle(self._run, created)
+
+    def get_schedule_handle(self, id: str) -> ScheduleHandle:
+        return ScheduleHandle(self._run, self._async.get_schedule_handle(id))
+
+    def list_schedules(self) -> list[ScheduleListEntry]:
+        return self._run(self._async.list_schedules())
 
     def cluster(self) -> list[dict[str, Any]]:
         """Every engine node with the partitions it owns and their state."""

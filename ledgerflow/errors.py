@@ -167,6 +167,22 @@ class WorkflowNotFoundError(LedgerflowError):
         self.workflow_id = workflow_id
 
 
+class ScheduleNotFoundError(LedgerflowError):
+    """No schedule of this id exists on its owner."""
+
+    def __init__(self, schedule_id: str) -> None:
+        super().__init__(f"schedule {schedule_id!r} not found")
+        self.schedule_id = schedule_id
+
+
+class ScheduleAlreadyRunningError(LedgerflowError):
+    """A schedule of this id exists already (temporalio's name for it)."""
+
+    def __init__(self, schedule_id: str) -> None:
+        super().__init__(f"schedule {schedule_id!r} exists already")
+        self.schedule_id = schedule_id
+
+
 class OwnerResponseError(LedgerflowError):
     """A workflow's owning engine answered a read with an error it should not give."""
 

@@ -43,6 +43,7 @@ from ledgerflow.errors import (
     OwnerResponseError,
     OwnerUnavailableError,
     QueryFailedError,
+    ScheduleNotFoundError,
     WorkflowNotFoundError,
 )
 from ledgerflow.paging import merge_listings
@@ -56,6 +57,7 @@ from ledgerflow.schemas.owner import (
     NodeJson,
     OwnedRunJson,
     RunSummaryJson,
+    ScheduleSummaryJson,
     StartOutcomeJson,
     UpdateStatusJson,
 )
@@ -375,6 +377,29 @@ class OwnerReads:
                 covered.update(answer["partitions"])
                 total += answer["count"]
         return Count(total, sorted(set(range(self.settings.partitions)) - covered))
+
+    async def schedule(self, schedule_id: str) -> dict[str, Any]:
+        """A schedule as its owner describes it (``ScheduleDescription``'s fields)."""
+        path = f"/internal/schedules/{path_segment(schedule_id)}"
+        try:
+            data = (await self._ok("schedule", schedule_id, path)).json()
+        except WorkflowNotFoundError:
+            raise ScheduleNotFoundError(schedule_id) from None
+        data.pop("partition", None)
+        return cast(dict[str, Any], data)
+
+    async def schedules(
+        self, namespace: str | None, after: str | None, limit: int
+    ) -> tuple[list[ScheduleSummaryJson], str | None]:
+        """A page of schedules across every node, in id order, and where the next starts."""
+        params: dict[str, Any] = {"limit": limit}
+        if namespace is not None:
+            params["namespace"] = namespace
+        if after is not None:
+            params["after"] = after
+        answers = [data for _member, data in await self._each_member("/internal/schedules", params) if data]
+        rows, next_after = merge_listings(answers, limit, "schedule_id", rows_in="schedules")
+        return cast(list[ScheduleSummaryJson], rows), next_after
 
     async def nodes(self) -> list[tuple[Member, NodeJson | None]]:
         """Every node of the group with its stats (None: it did not answer)."""

@@ -14,15 +14,20 @@ from typing import Any
 
 
 def merge_listings(
-    answers: Iterable[dict[str, Any]], limit: int, key: str = "workflow_id", reverse: bool = False
+    answers: Iterable[dict[str, Any]],
+    limit: int,
+    key: str = "workflow_id",
+    reverse: bool = False,
+    rows_in: str = "runs",
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Up to ``limit`` runs from the nodes' answers, in the order of their ``key`` field, and the
     next cursor. A visibility query's pages are ordered by ``cursor`` (``reverse`` for
-    ``ORDER BY StartTime ASC``: the cursor holds the start time inverted)."""
+    ``ORDER BY StartTime ASC``: the cursor holds the start time inverted). ``rows_in``: the field
+    of an answer that holds its rows (``schedules`` for a listing of schedules)."""
     rows: dict[str, dict[str, Any]] = {}
     frontiers: list[str] = []
     for answer in answers:
-        for row in answer.get("runs", []):
+        for row in answer.get(rows_in, []):
             rows[str(row[key])] = row
         if answer.get("next_after") is not None:
             frontiers.append(str(answer["next_after"]))

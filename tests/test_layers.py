@@ -61,6 +61,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "ledgerflow.kafka_writes",
             "ledgerflow.owner_reads",
             "ledgerflow.owner_watch",
+            "ledgerflow.schedule_client",
             "ledgerflow.routing",
             "ledgerflow.cluster",
         ),

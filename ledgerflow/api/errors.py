@@ -13,6 +13,8 @@ NamespaceForbiddenError               403   the credential does not name the nam
 InvalidNamespaceError                 400   the Ledgerflow-Namespace header is no name
 RouteNotFoundError                    404   no route has this path (405: not this method)
 WorkflowNotFoundError                 404   the owner has no run of that id
+ScheduleNotFoundError                 404   the owner has no schedule of that id
+ScheduleAlreadyRunningError           409   a schedule of that id exists already
 AlreadyStartedError                   409   a start found an open run: the body carries
                                             its ``runId``
 NotRunningError                       409   an update found no open run: the body says
@@ -49,6 +51,8 @@ from ledgerflow.errors import (
     OwnerResponseError,
     OwnerUnavailableError,
     QueryFailedError,
+    ScheduleAlreadyRunningError,
+    ScheduleNotFoundError,
     WorkflowNotFoundError,
 )
 
@@ -206,6 +210,10 @@ def to_response(exc: Exception, retry_after: int = 1) -> JSONResponse:
             return error_response(
                 404, ErrorBody(code="workflow_not_found", detail=str(exc), workflow_id=exc.workflow_id)
             )
+        case ScheduleNotFoundError():
+            return error_response(404, ErrorBody(code="schedule_not_found", detail=str(exc)))
+        case ScheduleAlreadyRunningError():
+            return error_response(409, ErrorBody(code="schedule_exists", detail=str(exc)))
         case AlreadyStartedError():
             return error_response(
                 409,

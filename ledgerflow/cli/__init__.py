@@ -13,6 +13,7 @@ from ledgerflow.cli.kafka import kafka_group
 from ledgerflow.cli.replay import replay_command
 from ledgerflow.cli.reshard import reshard_command
 from ledgerflow.cli.run import engine_command, worker_command
+from ledgerflow.cli.schedules import schedule_group
 from ledgerflow.cli.topics import topics_group
 from ledgerflow.cli.workflows import (
     cancel_command,
@@ -51,6 +52,7 @@ for command in (
     history_command,
     list_command,
     count_command,
+    schedule_group,
     cluster_group,
     replay_command,
     reshard_command,

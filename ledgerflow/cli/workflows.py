@@ -24,7 +24,7 @@ def _client(bootstrap: str, prefix: str, partitions: int, replication_factor: in
     return Client(settings=settings_from(bootstrap, prefix, partitions, replication_factor))
 
 
-def _emit(data: Any, as_json: bool, table: Table | None = None) -> None:
+def emit(data: Any, as_json: bool, table: Table | None = None) -> None:
     """JSON when asked, a table on a terminal, plain tab-separated text when piped."""
     if as_json or table is None:
         click.echo(json.dumps(data, indent=2, default=str))
@@ -39,7 +39,7 @@ def _emit(data: Any, as_json: bool, table: Table | None = None) -> None:
         click.echo("\t".join(str(v) for v in values))
 
 
-def _fail(exc: Exception) -> None:
+def fail(exc: Exception) -> None:
     raise click.ClickException(str(exc)) from exc
 
 
@@ -96,9 +96,9 @@ def start_command(
             if wait:
                 out["result"] = handle.result(timeout=3600)
         except (LedgerflowError, ValueError) as exc:
-            _fail(exc)
+            fail(exc)
     if as_json:
-        _emit(out, True)
+        emit(out, True)
         return
     note = " (already running: this is the open run)" if out["already_started"] else ""
     click.echo(f"workflow {out['workflow_id']} run {out['run_id']}{note}")
@@ -125,7 +125,7 @@ def signal_command(
         try:
             client.signal(workflow_id, name, json.loads(payload))
         except LedgerflowError as exc:
-            _fail(exc)
+            fail(exc)
     click.echo(f"signal {name!r} sent to {workflow_id}")
 
 
@@ -151,7 +151,7 @@ def cancel_command(
             else:
                 client.cancel(workflow_id, reason)
         except LedgerflowError as exc:
-            _fail(exc)
+            fail(exc)
     click.echo(f"{'terminate' if terminate else 'cancel'} sent to {workflow_id}")
 
 
@@ -183,7 +183,7 @@ def reset_command(
         try:
             handle = client.reset(workflow_id, to_event, run_id=run_id, reason=reason)
         except (ValueError, LedgerflowError) as exc:  # ValueError: not a point it can go back to
-            _fail(exc)
+            fail(exc)
     click.echo(f"{workflow_id} reset to event #{to_event}: new run {handle.run_id}")
 
 
@@ -199,7 +199,7 @@ def describe_command(
         try:
             state = client.describe(workflow_id)
         except LedgerflowError as exc:
-            _fail(exc)
+            fail(exc)
     table = Table("field", "value", title=f"workflow {workflow_id}")
     for field in (
         "run_id",
@@ -224,7 +224,7 @@ def describe_command(
         table.add_row("result", json.dumps(state["result"], default=str))
     if state.get("failure"):
         table.add_row("failure", f"{state['failure']['type']}: {state['failure']['message']}")
-    _emit(state, as_json, table)
+    emit(state, as_json, table)
 
 
 def _no_worker_note(workers: int | None) -> str:
@@ -274,14 +274,14 @@ def history_command(
             events = client.history(workflow_id, run_id)
             state = client.describe(workflow_id)
         except LedgerflowError as exc:
-            _fail(exc)
+            fail(exc)
         rid = run_id or state["run_id"]
         if export_path is not None:
             export_path.write_text(WorkflowHistory(workflow_id, rid, events).to_json())
             click.echo(f"wrote {len(events)} events of {workflow_id} run {rid} to {export_path}")
             return
         if not follow:
-            _emit([e.model_dump(mode="json") for e in events], as_json, _history_table(workflow_id, events))
+            emit([e.model_dump(mode="json") for e in events], as_json, _history_table(workflow_id, events))
             return
         seen = 0
         while True:
@@ -332,7 +332,7 @@ def list_command(
         try:
             rows = client.list_workflows(status, workflow_type, limit, after, query=query)
         except (LedgerflowError, ValueError) as exc:
-            _fail(exc)
+            fail(exc)
     columns = ["workflow id", "type", "status", "events", "pending"]
     table = Table(*columns, *(["search attributes"] if query is not None else []), title="workflows")
     for row in rows:
@@ -342,7 +342,7 @@ def list_command(
             shown = row.get("search_attributes", {})
             cells.append(", ".join(f"{name}={typed['value']}" for name, typed in shown.items()))
         table.add_row(*cells)
-    _emit(rows, as_json, table)
+    emit(rows, as_json, table)
 
 
 def _json_field(text: str, option: str) -> tuple[str, Any]:
@@ -396,9 +396,9 @@ def count_command(
         try:
             count = client.count_workflows(query)
         except LedgerflowError as exc:
-            _fail(exc)
+            fail(exc)
     if as_json:
-        _emit({"count": count}, True)
+        emit({"count": count}, True)
         return
     click.echo(str(count))
 
@@ -439,7 +439,7 @@ def shards_command(
             str(r["state_bytes"]),
             str(r["restoring"]),
         )
-    _emit(rows, as_json, table)
+    emit(rows, as_json, table)
 
 
 @cluster_group.command("stats")
@@ -460,4 +460,4 @@ def stats_command(
             ",".join(str(p["partition"]) for p in parts),
             str(sum(p["cached_instances"] for p in parts)),
         )
-    _emit(nodes, as_json, table)
+    emit(nodes, as_json, table)

@@ -36,6 +36,7 @@ from ledgerflow.engine.reads import (
     replayed,
     start_outcome_json,
 )
+from ledgerflow.engine.schedule_reads import list_schedules, read_schedule
 from ledgerflow.engine.state import keys, requests
 from ledgerflow.engine.state.committed import read_history, read_history_page, read_run, read_run_head
 from ledgerflow.engine.state.models import RunState
@@ -55,6 +56,7 @@ from ledgerflow.schemas.owner import (
     PartitionStatsJson,
     QueryAnswerJson,
     RunJson,
+    ScheduleListingJson,
     StartOutcomeJson,
     UpdateOutcomeJson,
     UpdateStatusJson,
@@ -223,6 +225,27 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
             return parse_query(text)
         except VisibilityQueryError as exc:
             raise HTTPException(400, detail=f"query: {exc}") from None
+
+    @app.get("/internal/schedules", response_model=None)
+    def schedules(
+        after: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT)] = 100,
+        namespace: Annotated[str | None, Query(pattern=f"^{namespaces.PATTERN}$")] = None,
+    ) -> ScheduleListingJson:
+        """The schedules of this node's partitions in id order, after ``after`` (engine ids)."""
+        stores = [(p.partition, p.store) for p in owned_processors()]
+        return list_schedules(stores, namespace, after, limit, time.time())
+
+    @app.get("/internal/schedules/{schedule_id:path}", response_model=None)
+    def schedule(schedule_id: str) -> dict[str, Any]:
+        processor = owned(schedule_id)
+        try:
+            found = read_schedule(processor.store, schedule_id, time.time())
+        except Exception as exc:
+            raise HTTPException(421, detail=f"partition {processor.partition} is moving") from exc
+        if found is None:
+            raise HTTPException(404, detail=f"schedule {schedule_id!r} not found")
+        return {"partition": processor.partition, **found.model_dump(mode="json")}
 
     @app.get("/internal/admission/{workflow_id:path}", response_model=None)
     async def admission(workflow_id: str, request_id: str | None = None) -> AdmissionJson:

@@ -34,9 +34,21 @@ from ledgerflow.schemas import commands as c
 
 log = logging.getLogger("ledgerflow.ingress")
 
-ACCEPTED = (c.StartWorkflow, c.SignalWorkflow, c.CancelWorkflow, c.TerminateWorkflow, c.RegisterDefinition)
-"""What a namespace's producers may send; results and children's outcomes come from Ledgerflow's
-own workers and engines, on the inbox."""
+ACCEPTED = (
+    c.StartWorkflow,
+    c.SignalWorkflow,
+    c.CancelWorkflow,
+    c.TerminateWorkflow,
+    c.RegisterDefinition,
+    c.CreateSchedule,
+    c.UpdateSchedule,
+    c.PauseSchedule,
+    c.TriggerSchedule,
+    c.BackfillSchedule,
+    c.DeleteSchedule,
+)
+"""What a namespace's producers may send; results, children's outcomes and scheduled runs'
+outcomes come from Ledgerflow's own workers and engines, on the inbox."""
 BATCH = 500
 BATCH_BYTES = 4 * 1024 * 1024
 """Bytes of records forwarded in one transaction at most (well inside its 10 s timeout)."""
@@ -80,6 +92,9 @@ def qualified(command: c.InboxCommand, namespace: str) -> tuple[str, c.InboxComm
         return key, command.model_copy(update={"definition": definition})
     if isinstance(command, c.StartWorkflow):
         _check_start(command)
+    if isinstance(command, c.SCHEDULE_COMMANDS):
+        key = _engine_id("schedule_id", command.schedule_id, namespace)
+        return key, command.model_copy(update={"schedule_id": key})
     key = _engine_id("workflow_id", command.workflow_id, namespace)
     return key, command.model_copy(update={"workflow_id": key})
 

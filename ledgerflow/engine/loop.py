@@ -41,7 +41,7 @@ from ledgerflow.engine.rebalance import PartitionManager
 from ledgerflow.engine.state import keys
 from ledgerflow.engine.state.standby import StandbyReplicas
 from ledgerflow.errors import DeploymentMovedError, TopicLayoutError
-from ledgerflow.schemas.commands import UnreadableCommand, read_command
+from ledgerflow.schemas.commands import UnreadableCommand, key_of, read_command
 from ledgerflow.sdk.definition import WorkflowRegistry
 
 log = logging.getLogger("ledgerflow.engine")
@@ -542,7 +542,7 @@ def _misplaced(command: Any, partition: int, settings: Settings) -> str | None:
     id, unknown to every read, or miss the run it is meant for (a null key, a key that is not
     the workflow id, a producer partitioning with something else than murmur2).
     """
-    workflow_id = getattr(command, "workflow_id", None)
+    workflow_id = key_of(command)
     if workflow_id is None:
         return None  # a definition: every engine reads them all
     home = settings.partition_of(workflow_id)

@@ -80,3 +80,22 @@ STUCK_CALLS = Counter(
     "Transactional producer calls that did not return in time; the engine dropped that producer.",
     ["call"],
 )
+SCHEDULE_ACTIONS = Counter(
+    "ledgerflow_schedule_actions_total",
+    "Runs started by schedules, by what started them (fire, trigger, backfill, buffered).",
+    ["cause"],
+)
+SCHEDULE_MISSED = Counter(
+    "ledgerflow_schedule_missed_total",
+    "Schedule fires older than their catch-up window when an engine got to them.",
+)
+SCHEDULE_SKIPPED = Counter(
+    "ledgerflow_schedule_skipped_total",
+    "Schedule fires not taken because a run was open, by overlap policy.",
+    ["overlap"],
+)
+SCHEDULE_LAG = Histogram(
+    "ledgerflow_schedule_start_lag_seconds",
+    "From a schedule's fire time (jitter included) to its run starting at the run's owner.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)

@@ -29,6 +29,7 @@ from ledgerflow.engine.errors import HistoryGapError, RunBlocked, WorkflowTypeNo
 from ledgerflow.engine.outbox import Outbox
 from ledgerflow.engine.resets import Resets
 from ledgerflow.engine.run_writer import check_room
+from ledgerflow.engine.schedules import Schedules, scheduled_by, scheduled_time
 from ledgerflow.engine.starts import Starts, named_definition
 from ledgerflow.engine.state import keys, requests, visibility
 from ledgerflow.engine.state.committed import open_run_count
@@ -112,6 +113,7 @@ class PartitionProcessor:
         self.attempts = ActivityAttempts(self)
         self.starts = Starts(self)
         self.resets = Resets(self, self.attempts)
+        self.schedules = Schedules(self)
 
     # ------------------------------------------------------------ batch frame
     def begin(self, now: float, out: Outbox) -> None:
@@ -287,7 +289,7 @@ class PartitionProcessor:
             )
 
     def _handle(self, command: c.InboxCommand) -> str | None:
-        workflow_id = getattr(command, "workflow_id", None)
+        workflow_id = c.key_of(command)
         seen = (
             keys.request_key(workflow_id, command.request_id) if command.request_id and workflow_id else None
         )
@@ -331,6 +333,9 @@ class PartitionProcessor:
             return
         refusal = dataclasses.replace(refusal, start_run_id=command.run_id, refused_at=self.now)
         self.txn.put(keys.request_key(command.workflow_id, command.request_id), refusal.encode())
+        self._tell_schedule(
+            command.workflow_id, command.search_attributes, "REFUSED", f"{refusal.kind}: {refusal.message}"
+        )
         expiry = TimerEntry(
             workflow_id=command.workflow_id,
             run_id=command.request_id,
@@ -368,6 +373,16 @@ class PartitionProcessor:
             case c.ChildWorkflowClosed():
                 self._child_closed(command)
                 return None
+            case (
+                c.CreateSchedule()
+                | c.UpdateSchedule()
+                | c.PauseSchedule()
+                | c.TriggerSchedule()
+                | c.BackfillSchedule()
+                | c.DeleteSchedule()
+                | c.ScheduledRunClosed()
+            ):
+                return self.schedules.handle(command)
         return f"unhandled command kind {command.kind!r}"
 
     def open_run(
@@ -393,6 +408,9 @@ class PartitionProcessor:
             memo=command.memo,
         )
         self.begin_run(run)
+        fired_at = scheduled_time(command.search_attributes) if continued_from is None else None
+        if fired_at is not None:  # a schedule's start (not the runs it continues as)
+            metrics.SCHEDULE_LAG.observe(max(0.0, self.now - fired_at))
         self.lifecycle(run, "WORKFLOW_STARTED", run.history_length + 1, {"input": command.input})
         started = self.append_event(
             run,
@@ -548,6 +566,9 @@ class PartitionProcessor:
                         continue
                     if entry.kind == "refusal_expiry":
                         self._forget_refusal(entry.workflow_id, entry.run_id)
+                        continue
+                    if entry.kind == "schedule_fire":
+                        self.schedules.fire(entry)
                         continue
                     if entry.kind == "deferred_start" and entry.start is not None:
                         self.starts.retry(entry.start, entry.give_up_at or self.now)
@@ -948,6 +969,9 @@ class PartitionProcessor:
             "CONTINUED_AS_NEW": "WORKFLOW_CONTINUED_AS_NEW",
         }
         self.lifecycle(run, lifecycle[status], run.history_length, data)
+        if status != "CONTINUED_AS_NEW":
+            why = run.failure.message if run.failure is not None else fields.get("reason")
+            self._tell_schedule(run.workflow_id, run.search_attributes, status, why)
         if (
             notify_parent
             and run.parent_workflow_id
@@ -967,6 +991,23 @@ class PartitionProcessor:
                     failure=run.failure,
                 ),
             )
+
+    def _tell_schedule(self, workflow_id: str, attributes: Any, status: str, reason: str | None) -> None:
+        """Tell the schedule that started ``workflow_id`` (if one did) that its run closed with
+        ``status``, or that its start was refused; overlap policies wait for this."""
+        schedule_id = scheduled_by(workflow_id, attributes)
+        if schedule_id is None:
+            return
+        try:
+            closed = c.ScheduledRunClosed(
+                schedule_id=schedule_id,
+                scheduled_workflow_id=workflow_id,
+                status=status,
+                reason=reason[:2000] if reason else None,
+            )
+        except ValueError:  # an attribute set by the run's own code, naming no valid schedule id
+            return
+        self.out.inbox(schedule_id, closed)
 
     def _continue_as_new(self, run: RunState, input: Any) -> None:
         new_run_id = str(uuid.uuid4())

@@ -17,6 +17,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from ledgerflow.schemas.common import JSON, ActivityOptions, Failure, Id, WireModel
 from ledgerflow.schemas.dag import DagDefinition
+from ledgerflow.schemas.schedules import OverlapPolicy, Schedule, UtcTime
 from ledgerflow.schemas.search import Memo, SearchAttributes
 
 ENVELOPE_VERSION = 1
@@ -205,6 +206,89 @@ class ChildWorkflowClosed(_Command):
     failure: Failure | None = None
 
 
+class _ScheduleCommand(_Command):
+    schedule_id: Id
+    """The schedule's id: the record's Kafka key (a schedule lives on its id's partition)."""
+
+
+class CreateSchedule(_ScheduleCommand):
+    """Create a schedule; refused (a dead letter) when the id has one already."""
+
+    kind: Literal["create_schedule"] = "create_schedule"
+    schedule: Schedule
+    trigger_immediately: bool = False
+    """Also start a run now, as ``trigger_schedule`` would."""
+
+
+class UpdateSchedule(_ScheduleCommand):
+    """Replace a schedule's spec, action, policy and state; what it did so far is kept, and its
+    next fire is counted from now."""
+
+    kind: Literal["update_schedule"] = "update_schedule"
+    schedule: Schedule
+
+
+class PauseSchedule(_ScheduleCommand):
+    """Pause (``paused``) or unpause a schedule, with a note saying why. An unpaused schedule
+    fires from now on: what it would have fired while paused is not caught up."""
+
+    kind: Literal["pause_schedule"] = "pause_schedule"
+    paused: bool = True
+    note: str = Field(default="", max_length=1000)
+
+
+class TriggerSchedule(_ScheduleCommand):
+    """Start the schedule's action now (paused or not), under ``overlap`` or the schedule's policy."""
+
+    kind: Literal["trigger_schedule"] = "trigger_schedule"
+    overlap: OverlapPolicy | None = None
+
+
+class BackfillSchedule(_ScheduleCommand):
+    """Take every fire time of the spec from ``start_at`` to ``end_at`` (inclusive) now, as if
+    they had come, under ``overlap`` or the schedule's policy (at most ``MAX_BACKFILL`` fires)."""
+
+    kind: Literal["backfill_schedule"] = "backfill_schedule"
+    start_at: UtcTime
+    end_at: UtcTime
+    overlap: OverlapPolicy | None = None
+
+
+class DeleteSchedule(_ScheduleCommand):
+    """Delete a schedule; the runs it started go on."""
+
+    kind: Literal["delete_schedule"] = "delete_schedule"
+
+
+class ScheduledRunClosed(_ScheduleCommand):
+    """A run a schedule started closed, or its start was refused (written by owners)."""
+
+    kind: Literal["scheduled_run_closed"] = "scheduled_run_closed"
+    scheduled_workflow_id: Id
+    status: str
+    """The run's final status, or ``REFUSED``."""
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+SCHEDULE_COMMANDS = (
+    CreateSchedule,
+    UpdateSchedule,
+    PauseSchedule,
+    TriggerSchedule,
+    BackfillSchedule,
+    DeleteSchedule,
+    ScheduledRunClosed,
+)
+
+
+def key_of(command: object) -> str | None:
+    """The id a command is keyed and partitioned by: its workflow's or its schedule's (None for
+    a definition's registration, keyed by the definition id)."""
+    if isinstance(command, _ScheduleCommand):
+        return command.schedule_id
+    return getattr(command, "workflow_id", None)
+
+
 InboxCommand = Annotated[
     StartWorkflow
     | SignalWorkflow
@@ -216,7 +300,14 @@ InboxCommand = Annotated[
     | TaskCompleted
     | TaskFailed
     | TaskHeartbeat
-    | ChildWorkflowClosed,
+    | ChildWorkflowClosed
+    | CreateSchedule
+    | UpdateSchedule
+    | PauseSchedule
+    | TriggerSchedule
+    | BackfillSchedule
+    | DeleteSchedule
+    | ScheduledRunClosed,
     Field(discriminator="kind"),
 ]
 
@@ -245,18 +336,27 @@ def error_summary(exc: ValidationError, most: int = 5) -> str:
 
 __all__ = [
     "ENVELOPE_VERSION",
+    "SCHEDULE_COMMANDS",
     "ActivityOptions",
+    "BackfillSchedule",
     "CancelWorkflow",
     "ChildWorkflowClosed",
+    "CreateSchedule",
+    "DeleteSchedule",
     "InboxCommand",
+    "PauseSchedule",
     "RegisterDefinition",
+    "ScheduledRunClosed",
     "SignalWorkflow",
     "StartWorkflow",
     "TaskCompleted",
     "TaskFailed",
     "TaskHeartbeat",
     "TerminateWorkflow",
+    "TriggerSchedule",
     "UnreadableCommand",
+    "UpdateSchedule",
     "inbox_command_adapter",
+    "key_of",
     "read_command",
 ]

@@ -72,12 +72,12 @@ class WireModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
-def _seconds_of(value: object) -> object:
+def seconds_of(value: object) -> object:
     """A duration given as a ``timedelta`` in seconds (as temporalio's RetryPolicy takes them)."""
     return value.total_seconds() if isinstance(value, timedelta) else value
 
 
-PositiveSeconds = Annotated[float, Field(gt=0), BeforeValidator(_seconds_of)]
+PositiveSeconds = Annotated[float, Field(gt=0), BeforeValidator(seconds_of)]
 """Seconds (more than 0), given as a number or a ``timedelta``; stored and sent as a number."""
 
 
@@ -114,7 +114,7 @@ class RetryPolicy(WireModel):
     @staticmethod
     def seconds(value: float | timedelta | None) -> float | None:
         """Normalise a duration given as seconds or a timedelta."""
-        return None if value is None else float(_seconds_of(value))  # type: ignore[arg-type]
+        return None if value is None else float(seconds_of(value))  # type: ignore[arg-type]
 
 
 class Failure(WireModel):

@@ -266,6 +266,27 @@ class CountJson(TypedDict):
     count: int
 
 
+class ScheduleSummaryJson(TypedDict):
+    """One schedule in a listing (``describe`` gives the whole of it)."""
+
+    schedule_id: str
+    workflow_type: str
+    paused: bool
+    note: str
+    next_fire_time: float | None
+    """Unix seconds; null while paused or out of actions."""
+    actions: int
+    running: int
+
+
+class ScheduleListingJson(TypedDict):
+    """``GET /internal/schedules``: a page of one node's schedules, in id order."""
+
+    partitions: list[int]
+    schedules: list[ScheduleSummaryJson]
+    next_after: str | None
+
+
 class QueryAnswerJson(TypedDict):
     """``POST /internal/workflows/{id}/query/{name}``."""
 

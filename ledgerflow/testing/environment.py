@@ -57,11 +57,12 @@ from ledgerflow.engine.reads import (
     replayed,
     start_outcome_json,
 )
+from ledgerflow.engine.schedule_reads import list_schedules, read_schedule
 from ledgerflow.engine.state import keys
 from ledgerflow.engine.state.committed import read_history, read_history_page, read_run
 from ledgerflow.engine.state.store import PartitionStore
 from ledgerflow.engine.visibility_reads import count_runs, query_runs
-from ledgerflow.errors import QueryFailedError, WorkflowNotFoundError
+from ledgerflow.errors import QueryFailedError, ScheduleNotFoundError, WorkflowNotFoundError
 from ledgerflow.executors.outcomes import heartbeat_record, outcome_record
 from ledgerflow.executors.runner import AttemptRunner, attempt_info
 from ledgerflow.owner_reads import Count, Listing
@@ -70,6 +71,7 @@ from ledgerflow.schemas.dag import DagDefinition
 from ledgerflow.schemas.owner import (
     HistoryPageJson,
     OwnedRunJson,
+    ScheduleSummaryJson,
     StartOutcomeJson,
     UpdateOutcomeJson,
     UpdateStatusJson,
@@ -410,6 +412,21 @@ class _EngineReads:
         self.engine.check()
         counted, _ = count_runs([(0, self.engine.processor.store)], parse_query(query), namespace)
         return Count(counted)
+
+    async def schedule(self, schedule_id: str) -> dict[str, Any]:
+        self.engine.check()
+        found = read_schedule(self.engine.processor.store, schedule_id, self.engine.now())
+        if found is None:
+            raise ScheduleNotFoundError(schedule_id)
+        return found.model_dump(mode="json")
+
+    async def schedules(
+        self, namespace: str | None, after: str | None, limit: int
+    ) -> tuple[list[ScheduleSummaryJson], str | None]:
+        self.engine.check()
+        stores = [(0, self.engine.processor.store)]
+        found = list_schedules(stores, namespace, after, limit, self.engine.now())
+        return found["schedules"], found["next_after"]
 
     async def nodes(self) -> list[tuple[Any, Any]]:
         return []

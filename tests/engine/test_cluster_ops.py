@@ -74,11 +74,14 @@ def test_a_joining_engine_takes_partitions_and_the_events_show_the_rebalance(clu
     joined_at = time.time()
     second = cluster.engine([FLOWS], name="engine-b")
     second.wait_ready()
+    # A cooperative rebalance revokes before it assigns: wait until it has settled, when the
+    # two engines' partitions are disjoint and cover every partition again.
     deadline = time.time() + 30
-    while time.time() < deadline and not owned(second):
+    moved, kept = owned(second), owned(first)
+    while time.time() < deadline and not (moved and sorted(kept + moved) == list(range(6))):
         time.sleep(0.2)
-    moved = owned(second)
-    assert moved and sorted(owned(first) + moved) == list(range(6))
+        moved, kept = owned(second), owned(first)
+    assert moved and sorted(kept + moved) == list(range(6))
     gateway = cluster.gateway([ACTS])
     gateway.wait_ready()
     events = gateway.get("/api/v1/cluster/events", params={"limit": 50}, timeout=10).json()["events"]

@@ -91,6 +91,8 @@ def test_every_kind_of_id_is_covered() -> None:
         "parent_run_id",
         "child_workflow_id",
         "update_id",
+        "schedule_id",
+        "scheduled_workflow_id",
         "id",
     }
 

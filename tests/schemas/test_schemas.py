@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 import typing
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,13 @@ def test_schema_requires_the_kind_tag_like_the_engine_does() -> None:
         "task_failed",
         "task_heartbeat",
         "child_workflow_closed",
+        "create_schedule",
+        "update_schedule",
+        "pause_schedule",
+        "trigger_schedule",
+        "backfill_schedule",
+        "delete_schedule",
+        "scheduled_run_closed",
     }
     for ref in mapping.values():
         assert "kind" in schema["$defs"][ref.split("/")[-1]]["required"], ref
@@ -161,13 +169,56 @@ COMMANDS: list[tuple[dict[str, Any], type[Any]]] = [
         },
         c.ChildWorkflowClosed,
     ),
+    (
+        {
+            "kind": "create_schedule",
+            "schedule_id": "nightly",
+            "schedule": {
+                "action": {"workflow_type": "Report", "input": {"day": 1}},
+                "spec": {"cron_expressions": ["0 2 * * *"], "time_zone": "Europe/Paris"},
+                "policy": {"overlap": "buffer_one", "catchup_window": 600.0},
+            },
+            "trigger_immediately": True,
+        },
+        c.CreateSchedule,
+    ),
+    (
+        {
+            "kind": "update_schedule",
+            "schedule_id": "nightly",
+            "schedule": {"action": {"workflow_type": "Report"}, "spec": {"intervals": [{"every": 60.0}]}},
+        },
+        c.UpdateSchedule,
+    ),
+    ({"kind": "pause_schedule", "schedule_id": "nightly", "paused": False, "note": "back"}, c.PauseSchedule),
+    ({"kind": "trigger_schedule", "schedule_id": "nightly", "overlap": "allow_all"}, c.TriggerSchedule),
+    (
+        {
+            "kind": "backfill_schedule",
+            "schedule_id": "nightly",
+            "start_at": "2026-01-01T00:00:00Z",
+            "end_at": "2026-01-02T00:00:00Z",
+        },
+        c.BackfillSchedule,
+    ),
+    ({"kind": "delete_schedule", "schedule_id": "nightly"}, c.DeleteSchedule),
+    (
+        {
+            "kind": "scheduled_run_closed",
+            "schedule_id": "nightly",
+            "scheduled_workflow_id": "nightly-2026-01-01T01:00:00Z",
+            "status": "FAILED",
+            "reason": "boom",
+        },
+        c.ScheduledRunClosed,
+    ),
 ]
 
 
 def test_every_command_kind_has_a_round_trip_case() -> None:
     union = typing.get_args(c.InboxCommand)[0]
     members = {m.model_fields["kind"].default for m in typing.get_args(union)}
-    assert len(members) == 11
+    assert len(members) == 18
     assert {data["kind"] for data, _ in COMMANDS} == members
 
 
@@ -180,7 +231,9 @@ def test_command_from_foreign_json(data: dict[str, Any], model: type[Any]) -> No
     for key, value in data.items():
         got = getattr(command, key)
         if hasattr(got, "model_dump"):
-            got = got.model_dump(exclude_defaults=True)
+            got = got.model_dump(mode="json", exclude_defaults=True)
+        elif isinstance(got, datetime):
+            got = got.isoformat().replace("+00:00", "Z")
         assert got == value, key
     # and back: what the engine writes is read the same way
     again = inbox_command_adapter.validate_json(inbox_command_adapter.dump_json(command))

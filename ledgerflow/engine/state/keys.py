@@ -5,6 +5,7 @@ from __future__ import annotations
 RUN = b"r/"
 HISTORY = b"h/"
 TIMER = b"t/"
+SCHEDULE = b"s/"
 REQUEST = b"q/"
 VISIBLE = b"v/"
 """The visibility index: each workflow's latest run in start-time order (engine/state/visibility.py)."""
@@ -48,6 +49,11 @@ def timer_millis(key: bytes) -> int:
     return int(key[len(TIMER) : len(TIMER) + 15])
 
 
+def schedule_key(schedule_id: str) -> bytes:
+    """A schedule's record (``engine/schedules.py``), on its id's partition."""
+    return SCHEDULE + schedule_id.encode()
+
+
 def request_prefix(workflow_id: str) -> bytes:
     return REQUEST + f"{workflow_id}\x00".encode()
 
@@ -66,7 +72,7 @@ def workflow_of(key: bytes) -> str | None:
     kind, rest = key[:2], key[2:]
     if kind == META:
         return None
-    if kind == RUN:
+    if kind in (RUN, SCHEDULE):  # a schedule moves with the partition of its id
         return rest.decode()
     if kind in (HISTORY, REQUEST):
         return rest.split(b"\x00", 1)[0].decode()

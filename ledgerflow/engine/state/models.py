@@ -105,6 +105,7 @@ TimerKind = Literal[
     "retention",
     "deferred_start",
     "refusal_expiry",
+    "schedule_fire",
 ]
 """Workflow timers, activity retries and timeouts, run timeouts, retention of closed runs,
 starts waiting for their workflow type, and the end of a refused start's record (whose

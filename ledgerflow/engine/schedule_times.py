@@ -1,0 +1,94 @@
+"""When a schedule fires: the times of its spec after a given instant, in order.
+
+Cron expressions and calendars are read by croniter in the spec's time zone, so a daily 09:00
+in Europe/Paris stays 09:00 across daylight saving changes. Around a change (the rule many cron
+implementations and Temporal's Go time arithmetic share):
+
+- a wall time the clocks skip (02:30 when 02:00 jumps to 03:00) fires once, at the end of the gap;
+- a wall time that happens twice (01:30 when 02:00 falls back to 01:00) fires once, at its
+  first occurrence, unless the hour field is ``*`` or a step (``*/2``), which fire by the clock
+  in both hours.
+
+Intervals count from the Unix epoch (plus their offset), one-off times are what they say, and
+the union is bounded by the spec's ``start_at`` and ``end_at``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import math
+from collections.abc import Iterator
+from datetime import datetime
+from itertools import islice
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+
+from ledgerflow.schemas.schedules import ScheduleSpec
+
+SAME_TIME = 0.0005
+"""Seconds within which two sources' times are one fire (a cron and an interval both at 09:00)."""
+
+
+def fire_times(spec: ScheduleSpec, after: float) -> Iterator[float]:
+    """Every fire time of ``spec`` strictly after ``after`` (Unix seconds), ascending, once each."""
+    start = spec.start_at.timestamp() if spec.start_at else None
+    end = spec.end_at.timestamp() if spec.end_at else math.inf
+    if start is not None and start > after:
+        after = start - 0.001  # a fire at start_at itself counts (a datetime keeps microseconds)
+    zone = ZoneInfo(spec.time_zone)
+    sources: list[Iterator[float]] = [_cron_times(e, zone, after) for e in spec.cron_expressions]
+    sources += [_cron_times(calendar.cron(), zone, after) for calendar in spec.calendars]
+    sources += [_interval_times(i.every, i.offset, after) for i in spec.intervals]
+    sources.append(iter(sorted(t for t in (at.timestamp() for at in spec.at) if t > after)))
+    last = -math.inf
+    for t in heapq.merge(*sources):
+        if t > end:
+            return
+        if t - last > SAME_TIME:
+            last = t
+            yield t
+
+
+def next_fire_times(spec: ScheduleSpec, after: float, count: int) -> list[float]:
+    return list(islice(fire_times(spec, after), count))
+
+
+def jitter_of(schedule_id: str, fire_time: float, most: float) -> float:
+    """The delay (0 to ``most`` seconds) of this schedule's start for ``fire_time``: spread, and
+    the same each time it is computed (a fire retried after a crash waits as long)."""
+    if most <= 0:
+        return 0.0
+    digest = hashlib.sha256(f"{schedule_id}\x00{fire_time:.3f}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 * most
+
+
+def _cron_times(expression: str, zone: ZoneInfo, after: float) -> Iterator[float]:
+    fields = expression.split()
+    with_seconds = len(fields) == 6
+    hour = fields[2 if with_seconds else 1] if len(fields) > 1 else ("*" if expression == "@hourly" else "0")
+    once_in_repeated_hour = "*" not in hour and "/" not in hour
+    times = croniter(expression, datetime.fromtimestamp(after, zone), second_at_beginning=with_seconds)
+    while True:
+        t = times.get_next(float)
+        if t <= after:  # croniter's own start is inclusive at the second
+            continue
+        if once_in_repeated_hour and _second_occurrence(t, zone):
+            continue
+        yield t
+
+
+def _second_occurrence(t: float, zone: ZoneInfo) -> bool:
+    """Whether ``t`` is the second time its wall-clock time happens (the hour a fall-back repeats)."""
+    local = datetime.fromtimestamp(t, zone)
+    return local.fold == 1 and local.replace(fold=0).utcoffset() != local.utcoffset()
+
+
+def _interval_times(every: float, offset: float, after: float) -> Iterator[float]:
+    k = math.floor((after - offset) / every) + 1
+    while True:
+        t = k * every + offset
+        if t > after:
+            yield t
+        k += 1
