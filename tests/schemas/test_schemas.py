@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 import typing
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
