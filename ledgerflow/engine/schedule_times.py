@@ -23,7 +23,7 @@ from datetime import datetime
 from itertools import islice
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from ledgerflow.schemas.schedules import ScheduleSpec
 
@@ -71,7 +71,10 @@ def _cron_times(expression: str, zone: ZoneInfo, after: float) -> Iterator[float
     once_in_repeated_hour = "*" not in hour and "/" not in hour
     times = croniter(expression, datetime.fromtimestamp(after, zone), second_at_beginning=with_seconds)
     while True:
-        t = times.get_next(float)
+        try:
+            t = times.get_next(float)
+        except CroniterBadDateError:  # no more matches (a spec's own end, or Feb 30)
+            return
         if t <= after:  # croniter's own start is inclusive at the second
             continue
         if once_in_repeated_hour and _second_occurrence(t, zone):

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from ledgerflow.schemas.common import JSON, PositiveSeconds, WireModel, seconds_of
@@ -53,6 +53,10 @@ def _cron(expression: str) -> str:
             f"{expression[:200]!r} is not a cron expression: 5 fields (minute hour day-of-month "
             "month day-of-week), 6 with seconds first, or an alias such as @daily"
         )
+    try:
+        croniter(text, datetime(2000, 1, 1, tzinfo=UTC), second_at_beginning=True).get_next(float)
+    except CroniterBadDateError:
+        raise ValueError(f"{expression[:200]!r} matches no date (e.g. February 30)") from None
     return text
 
 

@@ -83,6 +83,7 @@ def test_calendars_bounds_and_jitter() -> None:
     [
         ({"cron_expressions": ["61 * * * *"]}, "cron_expressions.0"),
         ({"cron_expressions": ["* * *"]}, "cron_expressions.0"),
+        ({"cron_expressions": ["0 0 30 2 *"]}, "matches no date"),
         ({"intervals": [{"every": 0.5}]}, "intervals.0.every"),
         ({"intervals": [{"every": 60, "offset": 60}]}, "intervals.0"),
         ({"at": ["2026-01-01T00:00:00"]}, "at.0"),
