@@ -26,6 +26,7 @@ from typing import Any
 from ledgerflow import namespaces
 from ledgerflow.errors import LedgerflowError, ScheduleAlreadyRunningError, ScheduleNotFoundError
 from ledgerflow.owner_reads import OwnerReads
+from ledgerflow.schedule_times import backfill_times
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas.owner import ScheduleSummaryJson
 from ledgerflow.schemas.schedules import OverlapPolicy, Schedule, ScheduleDescription
@@ -82,7 +83,10 @@ class AsyncScheduleHandle:
     async def backfill(
         self, start_at: datetime, end_at: datetime, overlap: OverlapPolicy | None = None
     ) -> None:
-        """Take every fire time from ``start_at`` to ``end_at`` now, as if they had come."""
+        """Take every fire time from ``start_at`` to ``end_at`` now, as if they had come;
+        ``ValueError`` for a range of more than ``MAX_BACKFILL`` (1,000) fire times."""
+        described = await self.describe()
+        backfill_times(described.schedule.spec, start_at.timestamp(), end_at.timestamp())
         await self._change(
             c.BackfillSchedule(schedule_id=self.engine_id, start_at=start_at, end_at=end_at, overlap=overlap)
         )

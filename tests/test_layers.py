@@ -45,6 +45,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "ledgerflow.partitioning",
             "ledgerflow.paging",
             "ledgerflow.search_attributes",
+            "ledgerflow.schedule_times",
             "ledgerflow.visibility",
             "ledgerflow.logs",
             "ledgerflow.codec",

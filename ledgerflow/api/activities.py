@@ -26,7 +26,7 @@ from ledgerflow.api.models import (
     FieldProblem,
 )
 from ledgerflow.api.state import BODY_DOCS, gateway_state
-from ledgerflow.api.workflows import send_command
+from ledgerflow.api.writes import send_command
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas.common import Failure
 from ledgerflow.schemas.tasks import TaskToken, read_task_token

@@ -11,10 +11,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 from pydantic.alias_generators import to_camel
 
-from ledgerflow.schemas.common import BareId, Failure, RunStatus
+from ledgerflow.schemas.common import JSON, BareId, Failure, RunStatus, WireModel
 from ledgerflow.schemas.dag import DagDefinition
 from ledgerflow.schemas.events import HistoryEvent
 from ledgerflow.schemas.lifecycle import LifecycleEvent
+from ledgerflow.schemas.schedules import ScheduleDescription, SchedulePolicy, ScheduleSpec
 from ledgerflow.schemas.search import Memo, SearchAttributes, SearchAttributeValue
 
 CommandKind = Literal["signal", "cancel", "terminate", "reset", "complete", "fail", "heartbeat"]
@@ -59,6 +60,28 @@ class StartWorkflowRequest(RequestModel):
     memo: Memo = Field(default_factory=dict, description="Free JSON shown with the run; not indexed.")
 
 
+class ScheduleBinding(WireModel):
+    """A schedule bound to a DAG when it is registered (the seed's ``schedule`` field): the DAG
+    runs on ``spec``, with ``input``."""
+
+    spec: ScheduleSpec
+    policy: SchedulePolicy = Field(default_factory=SchedulePolicy)
+    input: JSON = None
+    schedule_id: BareId | None = None
+    """The schedule's id; the DAG's id when absent."""
+    paused: bool = False
+
+
+class DagRegistration(DagDefinition):
+    """A DAG definition, and optionally the schedule it runs on (created, or replaced when the id
+    has one). The definition is stored without it."""
+
+    schedule: ScheduleBinding | None = None
+
+    def definition(self) -> DagDefinition:
+        return DagDefinition.model_validate(self.model_dump(exclude={"schedule"}))
+
+
 def _register_kind(value: Any) -> str | None:
     if isinstance(value, dict):
         return "dag" if any(k in value for k in ("nodes", "edges", "name")) else "start"
@@ -68,7 +91,7 @@ def _register_kind(value: Any) -> str | None:
 
 
 RegisterBody = Annotated[
-    Annotated[DagDefinition, Tag("dag")] | Annotated[StartWorkflowRequest, Tag("start")],
+    Annotated[DagRegistration, Tag("dag")] | Annotated[StartWorkflowRequest, Tag("start")],
     Discriminator(_register_kind),
 ]
 """``POST /api/v1/workflows``: a DAG (has ``nodes``, ``edges`` or ``name``) or a code workflow start."""
@@ -274,6 +297,8 @@ class DefinitionRegistered(ApiModel):
     name: str
     nodes: int
     edges: int
+    schedule: ScheduleDescription | None = None
+    """The schedule the registration bound to the DAG, if it had a ``schedule`` field."""
 
 
 class WorkflowAccepted(ApiModel):

@@ -15,13 +15,22 @@ from pydantic import Field
 
 from ledgerflow import namespaces
 from ledgerflow.api.auth import namespace_of
-from ledgerflow.api.models import ApiModel, RequestModel
+from ledgerflow.api.errors import InvalidRequestError
+from ledgerflow.api.models import ApiModel, FieldProblem, RequestModel, ScheduleBinding
 from ledgerflow.api.state import BODY_DOCS, GatewayState, gateway_state
-from ledgerflow.api.workflows import send_command
+from ledgerflow.api.writes import send_command
+from ledgerflow.errors import ScheduleAlreadyRunningError
 from ledgerflow.schedule_client import AsyncScheduleHandle, create
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas.common import BareId
-from ledgerflow.schemas.schedules import OverlapPolicy, Schedule, ScheduleDescription, UtcTime
+from ledgerflow.schemas.schedules import (
+    OverlapPolicy,
+    Schedule,
+    ScheduleAction,
+    ScheduleDescription,
+    ScheduleState,
+    UtcTime,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["schedules"])
 PAGE = 100
@@ -70,6 +79,22 @@ def _handle(request: Request, schedule_id: str) -> AsyncScheduleHandle:
         await send_command(state, key, command)
 
     return AsyncScheduleHandle(schedule_id, engine_id, state.live_reads(), send)
+
+
+async def bind_schedule(request: Request, dag_id: str, binding: ScheduleBinding) -> ScheduleDescription:
+    """Create (or replace) the schedule a DAG registration names: the DAG runs on it."""
+    handle = _handle(request, binding.schedule_id or dag_id)
+    schedule = Schedule(
+        action=ScheduleAction(workflow_type=dag_id, input=binding.input),
+        spec=binding.spec,
+        policy=binding.policy,
+        state=ScheduleState(paused=binding.paused),
+    )
+    try:
+        await create(handle, schedule, trigger_immediately=False)
+    except ScheduleAlreadyRunningError:
+        await handle.update(schedule)
+    return await handle.describe()
 
 
 @router.post(
@@ -160,5 +185,9 @@ async def trigger_schedule(request: Request, id: BareId, body: TriggerRequest) -
 async def backfill_schedule(request: Request, id: BareId, body: BackfillRequest) -> ScheduleDescription:
     """Every fire time of the spec from `start_at` to `end_at`, taken now under `overlap`."""
     handle = _handle(request, id)
-    await handle.backfill(body.start_at, body.end_at, body.overlap)
+    try:
+        await handle.backfill(body.start_at, body.end_at, body.overlap)
+    except ValueError as exc:  # more fire times than one backfill takes
+        problem = FieldProblem(loc=["body", "endAt"], field="endAt", message=str(exc), type="too_many_fires")
+        raise InvalidRequestError([problem]) from None
     return await handle.describe()

@@ -25,13 +25,13 @@ from ledgerflow.api.errors import (
     AlreadyStartedError,
     InvalidRequestError,
     NotRunningError,
-    PayloadTooLargeError,
     UnknownNodeTypeError,
 )
 from ledgerflow.api.models import (
     REGISTER_EXAMPLES,
     CommandAccepted,
     CommandKind,
+    DagRegistration,
     DefinitionRegistered,
     ExecuteRequest,
     FieldProblem,
@@ -51,6 +51,7 @@ from ledgerflow.api.models import (
     WorkflowStatus,
     WorkflowSummary,
 )
+from ledgerflow.api.schedules import bind_schedule
 from ledgerflow.api.scopes import Scope
 from ledgerflow.api.settings import ANY_TYPE
 from ledgerflow.api.state import (
@@ -63,6 +64,7 @@ from ledgerflow.api.state import (
     json_response,
 )
 from ledgerflow.api.timeline import build_timeline
+from ledgerflow.api.writes import send_command, send_record
 from ledgerflow.config import PAGE_LIMIT
 from ledgerflow.converter import payload_of
 from ledgerflow.dag.registration import MAX_PROBLEMS, definition_problems, queue_problems
@@ -93,29 +95,6 @@ TypeIdPath = Annotated[
 
 MAX_OFFSET = 10_000_000
 """Largest history ``offset`` accepted (far past any run's history limit)."""
-
-
-async def _send(state: GatewayState, topic: str, key: str, value: bytes, partition: int | None = None) -> int:
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    delivery = await state.live_producer().send(topic, key, value, partition)
-    state.request_metrics.writes.labels(topic.removeprefix(state.settings.prefix)).observe(
-        loop.time() - started
-    )
-    return delivery.partition
-
-
-async def send_command(state: GatewayState, workflow_id: str, command: BaseModel) -> int:
-    """Write an inbox command to the workflow's partition (the deployment's partitioner decides).
-
-    A command over ``max_payload_bytes`` gets 413 here: the engine would refuse it to the DLQ.
-    """
-    value = command.model_dump_json(by_alias=True).encode()
-    if len(value) > state.settings.max_payload_bytes:
-        what = f"the {type(command).__name__} (max_payload_bytes)"
-        raise PayloadTooLargeError(len(value), state.settings.max_payload_bytes, what)
-    partition = state.live_reads().partition(workflow_id)
-    return await _send(state, state.settings.topic("inbox"), workflow_id, value, partition)
 
 
 async def _describe(state: GatewayState, workflow_id: str, operation: str = "status") -> dict[str, Any]:
@@ -357,22 +336,28 @@ async def register(
     scope; registering a DAG needs `admin` too (403 otherwise)."""
     state = gateway_state(request)
     namespace = namespace_of(request)
-    if isinstance(body, DagDefinition):
+    if isinstance(body, DagRegistration):
         require(request, Scope.ADMIN, "registering a DAG definition")
-        _check_bare_id(body.id, "id")
-        _check_definition(state, body)
-        await _check_queue_topics(state, body)
-        stored = body.model_copy(update={"id": namespaces.qualify(namespace, body.id)})
-        await _send(
+        definition = body.definition()
+        _check_bare_id(definition.id, "id")
+        _check_definition(state, definition)
+        await _check_queue_topics(state, definition)
+        stored = definition.model_copy(update={"id": namespaces.qualify(namespace, definition.id)})
+        await send_record(
             state,
             state.settings.topic("definitions"),
             stored.id,
             stored.model_dump_json(by_alias=True).encode(),
         )
-        return json_response(
-            201,
-            DefinitionRegistered(id=body.id, name=body.name, nodes=len(body.nodes), edges=len(body.edges)),
+        bound = await bind_schedule(request, definition.id, body.schedule) if body.schedule else None
+        registered = DefinitionRegistered(
+            id=definition.id,
+            name=definition.name,
+            nodes=len(definition.nodes),
+            edges=len(definition.edges),
+            schedule=bound,
         )
+        return json_response(201, registered)
     accepted = await _start(
         state,
         namespace,

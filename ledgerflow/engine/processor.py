@@ -76,6 +76,8 @@ HELD_BYTES_SHARE = 0.5
 """Share of ``max_record_bytes`` a blocked run's held commands may take (they are kept in its
 state record, which must still fit)."""
 BLOCKED_TIMER_RETRY = 30.0
+SCHEDULE_RETRY = 60.0
+"""Seconds before a schedule whose fire raised (an engine fault) tries again."""
 """Seconds a blocked run's due timers (but its execution timeout) wait before they look again."""
 
 
@@ -597,6 +599,12 @@ class PartitionProcessor:
                 log.exception(
                     "timer failed", extra={"workflowId": entry.workflow_id, "partition": self.partition}
                 )
+                if entry.kind == "schedule_fire":
+                    # A schedule, not a run: nothing to fail. It tries again later (its record
+                    # is as it was: the savepoint rolled its changes back).
+                    entry.fire_at = self.now + SCHEDULE_RETRY
+                    self.timers.add(self.txn, entry)
+                    continue
                 if entry.kind == "deferred_start" and entry.start is not None:
                     # its caller waits for a decision: this is it
                     reason = f"engine error: {type(exc).__name__}: {exc}"

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ledgerflow import namespaces
-from ledgerflow.engine.schedule_times import next_fire_times
 from ledgerflow.engine.schedules import ScheduleRecord, description
 from ledgerflow.engine.state import keys
 from ledgerflow.engine.state.store import PartitionStore
+from ledgerflow.schedule_times import next_fire_times
 from ledgerflow.schemas.owner import ScheduleListingJson, ScheduleSummaryJson
 from ledgerflow.schemas.schedules import ScheduleDescription
 

@@ -23,9 +23,9 @@ from pydantic import BaseModel, Field, ValidationError
 from ledgerflow import namespaces
 from ledgerflow.engine import metrics
 from ledgerflow.engine.run_writer import RunWriter
-from ledgerflow.engine.schedule_times import fire_times, jitter_of, next_fire_times
 from ledgerflow.engine.state import keys
 from ledgerflow.engine.state.models import TimerEntry
+from ledgerflow.schedule_times import backfill_times, fire_times, jitter_of, next_fire_times
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas.common import ID_MAX_LENGTH
 from ledgerflow.schemas.schedules import (
@@ -49,7 +49,6 @@ MAX_DUE_PER_TURN = 1000
 """Fire times one timer turn takes; more come in the next batch."""
 MAX_MISSED_COUNTED = 1000
 """Missed fires counted one by one after a downtime; beyond, the schedule skips ahead uncounted."""
-MAX_BACKFILL = 10_000
 TIME_SUFFIX = len("-2026-01-01T00:00:00Z")
 
 
@@ -179,15 +178,10 @@ class Schedules:
                 self._take(record, w.now, command.overlap or record.schedule.policy.overlap, "trigger")
             case c.BackfillSchedule():
                 start, end = command.start_at.timestamp(), command.end_at.timestamp()
-                times: list[float] = []
-                for t in fire_times(record.schedule.spec, start - 0.001):
-                    if t > end:
-                        break
-                    if len(times) == MAX_BACKFILL:
-                        return (
-                            f"backfill: more than {MAX_BACKFILL} fire times from {iso(start)} to {iso(end)}"
-                        )
-                    times.append(t)
+                try:
+                    times = backfill_times(record.schedule.spec, start, end)
+                except ValueError as exc:
+                    return str(exc)
                 overlap = command.overlap or record.schedule.policy.overlap
                 for t in times:
                     self._take(record, t, overlap, "backfill")

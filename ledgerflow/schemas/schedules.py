@@ -26,6 +26,9 @@ anyway (``allow_all``)."""
 
 MAX_EXPRESSIONS = 32
 """Cron expressions, calendars, intervals and one-off times a spec holds, each."""
+MAX_BACKFILL = 1000
+"""Fire times one backfill takes (send a longer range in parts): each is a start the engine writes
+in the batch that applies it, and a batch stays short."""
 MAX_BUFFERED = 1000
 """Starts a ``buffer_all`` schedule keeps waiting; a fire beyond them is skipped."""
 DEFAULT_CATCHUP_WINDOW = 365 * 86400.0

@@ -203,6 +203,25 @@ def test_trigger_backfill_update_and_the_gateway(running: Cluster, client: Clien
             "/api/v1/schedules", json={"scheduleId": "bad", "schedule": {**body["schedule"], "spec": spec}}
         )
         assert bad.status_code == 422 and "cron_expressions" in bad.text, bad.text
+        huge = {"start_at": "2020-01-01T00:00:00Z", "end_at": "2026-01-01T00:00:00Z"}
+        refused = api.post("/api/v1/schedules/gw/backfill", json=huge)
+        assert refused.status_code == 422 and "more than 1000 fire times" in refused.text, refused.text
+        dag = {
+            "id": "every-second-dag",
+            "nodes": [{"id": "a", "type": "echo", "input": {"x": 1}}],
+            "schedule": {"spec": {"intervals": [{"every": 1}]}, "policy": {"overlap": "allow_all"}},
+        }
+        registered = api.post("/api/v1/workflows", json=dag)
+        assert registered.status_code == 201, registered.text
+        assert registered.json()["schedule"]["schedule"]["action"]["workflow_type"] == "every-second-dag"
+
+        def dag_runs() -> list[str]:
+            rows = client.list_workflows(query="WorkflowType = 'every-second-dag'")
+            return [r["workflow_id"] for r in rows if r["status"] == "COMPLETED"]
+
+        assert len(wait_for(lambda: len(dag_runs()) >= 2 and dag_runs(), 30)) >= 2
+        assert all(i.startswith("every-second-dag-") for i in dag_runs())
+        assert api.post("/api/v1/schedules/every-second-dag/pause", json={}).status_code == 200
         assert api.delete("/api/v1/schedules/gw").status_code == 204
         assert api.get("/api/v1/schedules/gw").status_code == 404
 

@@ -1,5 +1,5 @@
 """When a schedule fires: cron (5 and 6 fields, aliases) in a time zone across DST changes,
-calendars, intervals with offsets, one-off times and bounds (engine/schedule_times.py)."""
+calendars, intervals with offsets, one-off times and bounds (ledgerflow/schedule_times.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from ledgerflow.engine.schedule_times import jitter_of, next_fire_times
+from ledgerflow.schedule_times import backfill_times, jitter_of, next_fire_times
 from ledgerflow.schemas.schedules import CalendarSpec, IntervalSpec, ScheduleSpec
 
 
@@ -96,3 +96,10 @@ def test_a_bad_spec_is_refused_naming_the_field(fields: dict[str, object], named
     with pytest.raises(ValidationError) as caught:
         ScheduleSpec.model_validate(fields)
     assert named in str(caught.value)
+
+
+def test_a_backfill_takes_at_most_a_thousand_fire_times() -> None:
+    every_second = ScheduleSpec(cron_expressions=["* * * * * *"])
+    assert len(backfill_times(every_second, 1000.0, 1999.0)) == 1000  # both ends included
+    with pytest.raises(ValueError, match="more than 1000 fire times"):
+        backfill_times(every_second, 1000.0, 2000.0)

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import CroniterBadDateError, croniter
 
-from ledgerflow.schemas.schedules import ScheduleSpec
+from ledgerflow.schemas.schedules import MAX_BACKFILL, ScheduleSpec
 
 SAME_TIME = 0.0005
 """Seconds within which two sources' times are one fire (a cron and an interval both at 09:00)."""
@@ -53,6 +53,26 @@ def fire_times(spec: ScheduleSpec, after: float) -> Iterator[float]:
 
 def next_fire_times(spec: ScheduleSpec, after: float, count: int) -> list[float]:
     return list(islice(fire_times(spec, after), count))
+
+
+def backfill_times(spec: ScheduleSpec, start: float, end: float) -> list[float]:
+    """The fire times from ``start`` to ``end`` (both included) a backfill takes; ``ValueError``
+    naming the limit when there are more than ``MAX_BACKFILL``."""
+    times: list[float] = []
+    for t in fire_times(spec, start - 0.001):
+        if t > end:
+            break
+        if len(times) == MAX_BACKFILL:
+            raise ValueError(
+                f"backfill: more than {MAX_BACKFILL} fire times from {_iso(start)} to {_iso(end)}; "
+                "send the range in parts"
+            )
+        times.append(t)
+    return times
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t).astimezone().isoformat()
 
 
 def jitter_of(schedule_id: str, fire_time: float, most: float) -> float:
