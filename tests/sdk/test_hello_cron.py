@@ -93,3 +93,28 @@ def test_hello_schedule_describe_pause_trigger_and_backfill() -> None:
         assert ids[1:] == ["greet-2026-01-01T00:00:00Z", "greet-2026-01-02T00:00:00Z"]
         assert all(client.result(i) == "Hello, Temporal!" for i in ids)
         assert [s.id for s in client.list_schedules()] == ["hello-schedule"]
+
+
+def test_a_daily_schedule_keeps_its_wall_clock_time_across_daylight_saving_changes() -> None:
+    with greeting_environment() as env:
+        client = env.client
+        handle = client.create_schedule(
+            "new-york-0230",
+            Schedule(
+                action=ScheduleAction(workflow_type="GreetingWorkflow", input="NY"),
+                spec=ScheduleSpec(cron_expressions=["30 2 * * *"], time_zone="America/New_York"),
+                policy=SchedulePolicy(overlap="allow_all"),
+            ),
+        )
+        start = env.now()
+        spring = datetime(start.year + 1, 3, 1, tzinfo=UTC)  # the next spring-forward is in March
+        env.sleep((spring - start).total_seconds() + 20 * 86400)
+        runs = client.list_workflows(query="TemporalScheduledById = 'new-york-0230'", limit=1000)
+        fired = sorted(datetime.strptime(r["workflow_id"][-20:], "%Y-%m-%dT%H:%M:%SZ") for r in runs)
+        assert len(fired) == handle.describe().info.actions and len({f.date() for f in fired}) == len(fired)
+        utc_hours = {f.strftime("%H:%M") for f in fired}
+        # 02:30 EST is 07:30Z; 02:30 EDT is 06:30Z; on the spring-forward day 02:30 does not
+        # exist and the fire comes at the end of the gap, 03:00 EDT (07:00Z), once.
+        assert utc_hours == {"07:30", "06:30", "07:00"}
+        gap_day = [f for f in fired if f.strftime("%H:%M") == "07:00"]
+        assert len(gap_day) == 1 and gap_day[0].month == 3
