@@ -124,6 +124,7 @@ class _Engine:
         self.skipped = 0.0
         self.auto_skip = skipping
         self._waiters = 0
+        self._in_batch = False
         self._counts = threading.Lock()
         """Guards ``skipped`` and ``_waiters``, changed by the engine's thread and the callers'."""
         self._threads = ThreadPoolExecutor(8, thread_name_prefix="ledgerflow-env-activity")
@@ -148,8 +149,8 @@ class _Engine:
         self.wake()
 
     def settled(self) -> bool:
-        """Nothing to apply and no timer due (activities may still run)."""
-        return not self.inbox and not self._timers_due()
+        """Nothing to apply, no batch in progress and no timer due (activities may still run)."""
+        return not self._in_batch and not self.inbox and not self._timers_due()
 
     @contextlib.contextmanager
     def waiting(self) -> Iterator[None]:
@@ -232,6 +233,15 @@ class _Engine:
         return False
 
     def _batch(self) -> None:
+        # Set until what the batch wrote is routed back: a caller asking ``settled`` between the
+        # store write and the routing would otherwise see an empty inbox and no timer due.
+        self._in_batch = True
+        try:
+            self._apply_batch()
+        finally:
+            self._in_batch = False
+
+    def _apply_batch(self) -> None:
         commands = [self.inbox.popleft() for _ in range(min(len(self.inbox), BATCH))]
         out = Outbox(self.settings)
         processor = self.processor

@@ -109,9 +109,10 @@ def test_a_daily_schedule_keeps_its_wall_clock_time_across_daylight_saving_chang
         start = env.now()
         spring = datetime(start.year + 1, 3, 1, tzinfo=UTC)  # the next spring-forward is in March
         env.sleep((spring - start).total_seconds() + 20 * 86400)
+        actions = handle.describe().info.actions
         runs = client.list_workflows(query="TemporalScheduledById = 'new-york-0230'", limit=1000)
         fired = sorted(datetime.strptime(r["workflow_id"][-20:], "%Y-%m-%dT%H:%M:%SZ") for r in runs)
-        assert len(fired) == handle.describe().info.actions and len({f.date() for f in fired}) == len(fired)
+        assert len(fired) == actions > 100 and len({f.date() for f in fired}) == len(fired)
         utc_hours = {f.strftime("%H:%M") for f in fired}
         # 02:30 EST is 07:30Z; 02:30 EDT is 06:30Z; on the spring-forward day 02:30 does not
         # exist and the fire comes at the end of the gap, 03:00 EDT (07:00Z), once.
