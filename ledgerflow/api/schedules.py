@@ -9,15 +9,16 @@ owner applied it, with the schedule as it is then.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import Field
 
 from ledgerflow import namespaces
 from ledgerflow.api.auth import namespace_of
 from ledgerflow.api.errors import InvalidRequestError
 from ledgerflow.api.models import ApiModel, FieldProblem, RequestModel, ScheduleBinding
-from ledgerflow.api.state import BODY_DOCS, GatewayState, gateway_state
+from ledgerflow.api.state import BODY_DOCS, GatewayState, error_doc, gateway_state
 from ledgerflow.api.writes import send_command
 from ledgerflow.errors import ScheduleAlreadyRunningError
 from ledgerflow.schedule_client import AsyncScheduleHandle, create
@@ -33,6 +34,12 @@ from ledgerflow.schemas.schedules import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["schedules"])
+ONE_SCHEDULE: dict[int | str, dict[str, Any]] = {
+    404: error_doc("No schedule of this id exists."),
+    502: error_doc("The owning engine answered unexpectedly."),
+}
+"""The responses of a route about one schedule, answered by its owner."""
+CHANGE: dict[int | str, dict[str, Any]] = {**ONE_SCHEDULE, **BODY_DOCS}
 PAGE = 100
 
 
@@ -101,7 +108,7 @@ async def bind_schedule(request: Request, dag_id: str, binding: ScheduleBinding)
     "/schedules",
     status_code=201,
     response_model=ScheduleDescription,
-    responses=BODY_DOCS,
+    responses={409: error_doc("A schedule of this id exists already."), 502: ONE_SCHEDULE[502], **BODY_DOCS},
     summary="Create a schedule",
 )
 async def create_schedule(request: Request, body: CreateScheduleRequest) -> ScheduleDescription:
@@ -112,11 +119,15 @@ async def create_schedule(request: Request, body: CreateScheduleRequest) -> Sche
 
 
 @router.get("/schedules", response_model=ScheduleList, summary="List schedules")
-async def list_schedules(request: Request, after: str | None = None, limit: int = PAGE) -> ScheduleList:
+async def list_schedules(
+    request: Request,
+    after: BareId | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = PAGE,
+) -> ScheduleList:
     state: GatewayState = gateway_state(request)
     namespace = namespace_of(request)
     engine_after = namespaces.qualify(namespace, after) if after else None
-    rows, next_after = await state.live_reads().schedules(namespace, engine_after, max(1, min(limit, 1000)))
+    rows, next_after = await state.live_reads().schedules(namespace, engine_after, limit)
     return ScheduleList(
         schedules=[
             ScheduleRow(
@@ -136,14 +147,19 @@ async def list_schedules(request: Request, after: str | None = None, limit: int 
     )
 
 
-@router.get("/schedules/{id}", response_model=ScheduleDescription, summary="Describe a schedule")
+@router.get(
+    "/schedules/{id}",
+    response_model=ScheduleDescription,
+    responses=ONE_SCHEDULE,
+    summary="Describe a schedule",
+)
 async def describe_schedule(request: Request, id: BareId) -> ScheduleDescription:
     """The schedule, its next 10 fire times and its last 10 actions with their runs' outcomes."""
     return await _handle(request, id).describe()
 
 
 @router.put(
-    "/schedules/{id}", response_model=ScheduleDescription, responses=BODY_DOCS, summary="Update a schedule"
+    "/schedules/{id}", response_model=ScheduleDescription, responses=CHANGE, summary="Update a schedule"
 )
 async def update_schedule(request: Request, id: BareId, body: Schedule) -> ScheduleDescription:
     handle = _handle(request, id)
@@ -151,20 +167,29 @@ async def update_schedule(request: Request, id: BareId, body: Schedule) -> Sched
     return await handle.describe()
 
 
-@router.delete("/schedules/{id}", status_code=204, summary="Delete a schedule (its runs go on)")
+@router.delete(
+    "/schedules/{id}", status_code=204, responses=ONE_SCHEDULE, summary="Delete a schedule (its runs go on)"
+)
 async def delete_schedule(request: Request, id: BareId) -> Response:
     await _handle(request, id).delete()
     return Response(status_code=204)
 
 
-@router.post("/schedules/{id}/pause", response_model=ScheduleDescription, summary="Pause a schedule")
+@router.post(
+    "/schedules/{id}/pause", response_model=ScheduleDescription, responses=CHANGE, summary="Pause a schedule"
+)
 async def pause_schedule(request: Request, id: BareId, body: NoteRequest) -> ScheduleDescription:
     handle = _handle(request, id)
     await handle.pause(body.note)
     return await handle.describe()
 
 
-@router.post("/schedules/{id}/unpause", response_model=ScheduleDescription, summary="Unpause a schedule")
+@router.post(
+    "/schedules/{id}/unpause",
+    response_model=ScheduleDescription,
+    responses=CHANGE,
+    summary="Unpause a schedule",
+)
 async def unpause_schedule(request: Request, id: BareId, body: NoteRequest) -> ScheduleDescription:
     """It fires from now on; what it would have fired while paused is not caught up."""
     handle = _handle(request, id)
@@ -172,7 +197,9 @@ async def unpause_schedule(request: Request, id: BareId, body: NoteRequest) -> S
     return await handle.describe()
 
 
-@router.post("/schedules/{id}/trigger", response_model=ScheduleDescription, summary="Start a run now")
+@router.post(
+    "/schedules/{id}/trigger", response_model=ScheduleDescription, responses=CHANGE, summary="Start a run now"
+)
 async def trigger_schedule(request: Request, id: BareId, body: TriggerRequest) -> ScheduleDescription:
     handle = _handle(request, id)
     await handle.trigger(body.overlap)
@@ -180,7 +207,10 @@ async def trigger_schedule(request: Request, id: BareId, body: TriggerRequest) -
 
 
 @router.post(
-    "/schedules/{id}/backfill", response_model=ScheduleDescription, summary="Take past fire times now"
+    "/schedules/{id}/backfill",
+    response_model=ScheduleDescription,
+    responses=CHANGE,
+    summary="Take past fire times now",
 )
 async def backfill_schedule(request: Request, id: BareId, body: BackfillRequest) -> ScheduleDescription:
     """Every fire time of the spec from `start_at` to `end_at`, taken now under `overlap`."""
