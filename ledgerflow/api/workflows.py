@@ -357,7 +357,10 @@ async def register(
             edges=len(definition.edges),
             schedule=bound,
         )
-        return json_response(201, registered)
+        shown = registered.model_dump(
+            mode="json", by_alias=True, exclude={"schedule"} if bound is None else None
+        )
+        return JSONResponse(shown, status_code=201)  # the seed's answer, unchanged without a schedule
     accepted = await _start(
         state,
         namespace,
