@@ -15,6 +15,8 @@ the union is bounded by the spec's ``start_at`` and ``end_at``.
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import heapq
 import math
@@ -89,7 +91,8 @@ def _cron_times(expression: str, zone: ZoneInfo, after: float) -> Iterator[float
     with_seconds = len(fields) == 6
     hour = fields[2 if with_seconds else 1] if len(fields) > 1 else ("*" if expression == "@hourly" else "0")
     once_in_repeated_hour = "*" not in hour and "/" not in hour
-    times = croniter(expression, datetime.fromtimestamp(after, zone), second_at_beginning=with_seconds)
+    times = copy.copy(_parsed(expression, with_seconds))  # its parse shared, its position its own
+    times.set_current(datetime.fromtimestamp(after, zone), force=True)
     while True:
         try:
             t = times.get_next(float)
@@ -100,6 +103,13 @@ def _cron_times(expression: str, zone: ZoneInfo, after: float) -> Iterator[float
         if once_in_repeated_hour and _second_occurrence(t, zone):
             continue
         yield t
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(expression: str, with_seconds: bool) -> croniter:
+    """A croniter of ``expression``, parsed once (the parse costs more than the steps after it);
+    callers step copies of it."""
+    return croniter(expression, 0.0, second_at_beginning=with_seconds)
 
 
 def _second_occurrence(t: float, zone: ZoneInfo) -> bool:

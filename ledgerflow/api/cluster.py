@@ -1,5 +1,6 @@
 """The /api/v1/cluster routes (partition owners, engine stats, a workflow's location,
-membership events) and /api/v1/events (the public lifecycle events topic)."""
+membership events) and /api/v1/events (the public lifecycle events topic, and the cluster's
+events under the seed system's kinds)."""
 
 from __future__ import annotations
 
@@ -8,17 +9,19 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from ledgerflow import namespaces
-from ledgerflow.api.auth import namespace_of
+from ledgerflow.api.auth import namespace_of, principal_of
 from ledgerflow.api.models import (
     ClusterEvent,
     ClusterEventsResponse,
     ClusterStats,
+    Event,
     EventsResponse,
     MemberStats,
     ShardInfo,
     ShardsResponse,
     WorkflowLocation,
 )
+from ledgerflow.api.scopes import Scope
 from ledgerflow.api.state import WorkflowIdPath, gateway_state
 from ledgerflow.config import PAGE_LIMIT
 
@@ -115,10 +118,27 @@ async def location(request: Request, id: WorkflowIdPath) -> WorkflowLocation:
     )
 
 
+SEED_KINDS: dict[str, str] = {
+    "NODE_JOINED": "member_event",
+    "NODE_LEFT": "member_event",
+    "PARTITIONS_ASSIGNING": "shard_rebalance",
+    "PARTITIONS_REVOKED": "shard_rebalance",
+    "PARTITIONS_LOST": "shard_rebalance",
+    "PARTITIONS_CLOSED": "shard_rebalance",
+    "PARTITIONS_RELOADED": "shard_rebalance",
+    "PARTITIONS_ASSIGNED": "workflow_migration",
+    "OWNER_FENCED": "workflow_failover",
+}
+"""The seed system's kind of each cluster event (an assignment that took partitions from a node
+that never gave them up is a ``workflow_failover``). Ledgerflow has no leader: ``leader_changed``
+is never served."""
+KINDS_RULE = r"^[a-z_]{1,64}(,[a-z_]{1,64}){0,31}$"
+
+
 @router.get(
     "/events",
     tags=["cluster"],
-    summary="Latest lifecycle events",
+    summary="Latest workflow lifecycle and cluster events",
     response_model=EventsResponse,
 )
 async def events(
@@ -127,21 +147,50 @@ async def events(
     workflow_id: Annotated[
         str | None, Query(alias="workflowId", description="Only this workflow's events.")
     ] = None,
+    kind: Annotated[
+        str | None,
+        Query(
+            pattern=KINDS_RULE,
+            description="Only these kinds, comma-separated: seed kinds (member_event, shard_rebalance, "
+            "workflow_migration, workflow_failover) and lifecycle types in lower case (workflow_completed).",
+        ),
+    ] = None,
 ) -> EventsResponse:
-    """The tail of the public events topic (what consumers of `<prefix>events` read),
-    oldest first."""
+    """The tail of the public events topic (what consumers of `<prefix>events` read) and, for a
+    caller with the `admin` scope (which `/cluster/events` needs), the cluster's events under the
+    seed system's kinds, merged in time order, oldest first (the latest `limit`). Every event has
+    a `kind`; a workflow's events are its namespace's alone, a cluster event names no workflow."""
     state = gateway_state(request)
     namespace = namespace_of(request)
+    kinds = set(kind.split(",")) if kind else None
     engine_id = namespaces.qualify(namespace, workflow_id) if workflow_id else None
     partition = state.live_reads().partition(engine_id) if engine_id else None
-    found, partial = await state.live_tail().lifecycle_events(limit, engine_id, partition, 2.0, namespace)
-    shown = [
-        e.model_copy(
-            update={
-                "workflow_id": namespaces.within(namespace, e.workflow_id),
-                **({"data": state.clear(e.data)} if state.codec is not None else {}),
-            }
-        )
-        for e in found
-    ]
-    return EventsResponse(events=shown, partial=partial)
+    merged: list[Event] = []
+    partial = False
+    if kinds is None or kinds - set(SEED_KINDS.values()):
+        found, partial = await state.live_tail().lifecycle_events(limit, engine_id, partition, 2.0, namespace)
+        merged += [
+            Event(
+                kind=e.type.lower(),
+                **e.model_dump(exclude={"workflow_id", "data"}),
+                workflow_id=namespaces.within(namespace, e.workflow_id),
+                data=state.clear(e.data) if state.codec is not None else e.data,
+            )
+            for e in found
+        ]
+    if engine_id is None and principal_of(request).allows(Scope.ADMIN):  # as /cluster/events
+        for raw in await state.live_tail().cluster_events(limit, 3.0):
+            cluster = ClusterEvent.model_validate(raw)
+            seed_kind = (
+                "workflow_failover" if cluster.failover_from else SEED_KINDS.get(cluster.type, "member_event")
+            )
+            merged.append(
+                Event(
+                    kind=seed_kind,
+                    **cluster.model_dump(include=set(Event.model_fields) - {"kind"}),
+                )
+            )
+    if kinds is not None:
+        merged = [e for e in merged if e.kind in kinds]
+    merged.sort(key=lambda e: e.time)
+    return EventsResponse(events=merged[-limit:], partial=partial)

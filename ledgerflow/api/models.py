@@ -14,7 +14,6 @@ from pydantic.alias_generators import to_camel
 from ledgerflow.schemas.common import JSON, BareId, Failure, RunStatus, WireModel
 from ledgerflow.schemas.dag import DagDefinition
 from ledgerflow.schemas.events import HistoryEvent
-from ledgerflow.schemas.lifecycle import LifecycleEvent
 from ledgerflow.schemas.schedules import ScheduleDescription, SchedulePolicy, ScheduleSpec
 from ledgerflow.schemas.search import Memo, SearchAttributes, SearchAttributeValue
 
@@ -542,8 +541,40 @@ class WorkflowLocation(ApiModel):
     group_state: str
 
 
+SeedEventKind = Literal[
+    "workflow_migration", "shard_rebalance", "workflow_failover", "member_event", "leader_changed"
+]
+"""The seed system's cluster event kinds (its 002 document), served by ``GET /api/v1/events``."""
+
+
+class Event(WireModel):
+    """One event of ``GET /api/v1/events``: a workflow lifecycle event (its fields as on the
+    public events topic, ``kind`` its type in lower case) or a cluster event under the seed's
+    kind (``type`` the cluster event's own, with ``node``, ``partitions``...; no workflow)."""
+
+    kind: str = Field(
+        description="workflow_started, activity_completed, ... (a lifecycle type in lower case), or a "
+        "seed kind: member_event, shard_rebalance, workflow_migration, workflow_failover"
+    )
+    type: str
+    time: float
+    workflow_id: str | None = None
+    run_id: str | None = None
+    workflow_type: str | None = None
+    partition: int | None = None
+    history_index: int | None = None
+    data: Any = None
+    node: str | None = None
+    url: str | None = None
+    partitions: list[int] | None = None
+    seconds: float | None = None
+    failover_from: list[str] | None = None
+    reason: str | None = None
+    fenced: str | None = None
+
+
 class EventsResponse(ApiModel):
-    events: list[LifecycleEvent]
+    events: list[Event]
     partial: bool = Field(description="True when the read stopped at its time limit before every tail.")
 
 

@@ -101,6 +101,32 @@ async def _describe(state: GatewayState, workflow_id: str, operation: str = "sta
     return dict(await state.live_reads().run(workflow_id, operation))
 
 
+async def _latest_of_type(state: GatewayState, namespace: str, workflow_type: str) -> str | None:
+    """The engine id of the newest run of ``workflow_type`` (a DAG's id, or a code workflow's
+    name) in ``namespace``, from the visibility index; None when it has none."""
+    literal = "'" + workflow_type.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    params = {
+        "query": f"WorkflowType = {literal} ORDER BY StartTime DESC",
+        "namespace": namespace,
+        "limit": 1,
+    }
+    listing = await state.live_reads().listing(params, 1)
+    return listing.runs[0]["workflow_id"] if listing.runs else None
+
+
+async def _target(state: GatewayState, namespace: str, bare_id: str, operation: str) -> str:
+    """The engine id a route about ``bare_id`` acts on: the workflow of that id when it has a
+    run, else the latest run of the DAG (or workflow type) of that id, as the seed system's
+    `POST /workflows/{dagId}/execute` then `GET /workflows/{dagId}/status` expects; else the id
+    itself (a command to it is the engine's to refuse)."""
+    engine_id = namespaces.qualify(namespace, bare_id)
+    try:
+        await state.live_reads().run(engine_id, operation)
+        return engine_id
+    except WorkflowNotFoundError:
+        return await _latest_of_type(state, namespace, bare_id) or engine_id
+
+
 async def _start(
     state: GatewayState,
     namespace: str,
@@ -422,10 +448,12 @@ async def execute(
 )
 async def status(request: Request, id: WorkflowIdPath) -> WorkflowStatus:
     """Answered by the engine owning the workflow's partition: status, result or failure,
-    pending activities with their attempt and last failure, history size."""
+    pending activities with their attempt and last failure, history size. An id with no run of
+    its own that names a DAG (or workflow type) answers for its latest run, whose own
+    `workflowId` the body carries."""
     state = gateway_state(request)
     namespace = namespace_of(request)
-    data = await _describe(state, namespaces.qualify(namespace, id))
+    data = await _describe(state, await _target(state, namespace, id, "status"))
     return _status_from(namespaces.visible(namespace, state.clear(data)))
 
 
@@ -459,7 +487,11 @@ async def history(
     attempts; for a DAG run, the node."""
     state = gateway_state(request)
     namespace = namespace_of(request)
-    engine_id = namespaces.qualify(namespace, id)
+    engine_id = (
+        await _target(state, namespace, id, "history")
+        if run_id is None
+        else namespaces.qualify(namespace, id)
+    )
     if timeline:
         run, total, fetched = await _whole_history(state, namespace, engine_id, run_id)
         events = fetched[offset : offset + limit]
@@ -467,7 +499,7 @@ async def history(
         run, total, events = await _history_page(state, namespace, engine_id, run_id, offset, limit)
     end = offset + len(events)
     return HistoryPage(
-        workflow_id=id,
+        workflow_id=namespaces.within(namespace, engine_id),
         run_id=run,
         total=total,
         offset=offset,
@@ -481,10 +513,13 @@ async def history(
 async def command(
     request: Request, bare_id: str, kind: CommandKind, build: Callable[[str], BaseModel]
 ) -> CommandAccepted:
-    """Write the command ``build`` makes for the engine's id of ``bare_id``."""
-    workflow_id = namespaces.qualify(namespace_of(request), bare_id)
-    partition = await send_command(gateway_state(request), workflow_id, build(workflow_id))
-    return CommandAccepted(workflow_id=bare_id, command=kind, partition=partition)
+    """Write the command ``build`` makes for the workflow ``bare_id`` names (``_target``)."""
+    state, namespace = gateway_state(request), namespace_of(request)
+    workflow_id = await _target(state, namespace, bare_id, kind)
+    partition = await send_command(state, workflow_id, build(workflow_id))
+    return CommandAccepted(
+        workflow_id=namespaces.within(namespace, workflow_id), command=kind, partition=partition
+    )
 
 
 @router.post(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ledgerflow import namespaces
-from ledgerflow.engine.schedules import ScheduleRecord, description
+from ledgerflow.engine.schedules import ScheduleRecord, description, stored_record
 from ledgerflow.engine.state import keys
 from ledgerflow.engine.state.store import PartitionStore
 from ledgerflow.schedule_times import next_fire_times
@@ -15,8 +15,8 @@ from ledgerflow.schemas.schedules import ScheduleDescription
 
 
 def read_schedule(store: PartitionStore, schedule_id: str, now: float) -> ScheduleDescription | None:
-    raw = store.get(keys.schedule_key(schedule_id))
-    return description(ScheduleRecord.model_validate_json(raw), now) if raw is not None else None
+    record = stored_record(store.get(keys.schedule_key(schedule_id)))
+    return description(record, now) if record is not None else None
 
 
 def list_schedules(
@@ -35,7 +35,8 @@ def list_schedules(
         start = keys.schedule_key(after) + b"\x00" if after is not None else keys.SCHEDULE
         taken = 0
         for _key, raw in store.scan_range(start, keys.SCHEDULE[:-1] + b"0"):
-            record = ScheduleRecord.model_validate_json(raw)
+            record = stored_record(raw)
+            assert record is not None
             if namespace is not None and namespaces.namespace_of(record.schedule_id) != namespace:
                 continue
             rows.append(summary(record, now))

@@ -30,6 +30,7 @@ from ledgerflow.schemas import commands as c
 from ledgerflow.schemas.common import ID_MAX_LENGTH
 from ledgerflow.schemas.schedules import (
     MAX_BUFFERED,
+    STORED,
     OverlapPolicy,
     Schedule,
     ScheduleActionResult,
@@ -83,6 +84,12 @@ class ScheduleRecord(BaseModel):
     actions: int = 0
     missed: int = 0
     skipped: int = 0
+
+
+def stored_record(raw: bytes | None) -> ScheduleRecord | None:
+    """A record as its owner wrote it: its spec was checked when it came in, so its cron
+    expressions are not parsed again here (``STORED``)."""
+    return ScheduleRecord.model_validate_json(raw, context=STORED) if raw is not None else None
 
 
 def scheduled_by(workflow_id: str, attributes: SearchAttributes) -> str | None:
@@ -204,8 +211,7 @@ class Schedules:
 
     # --------------------------------------------------------------- reads
     def load(self, schedule_id: str) -> ScheduleRecord | None:
-        raw = self.w.txn.get(keys.schedule_key(schedule_id))
-        return ScheduleRecord.model_validate_json(raw) if raw is not None else None
+        return stored_record(self.w.txn.get(keys.schedule_key(schedule_id)))
 
     def save(self, record: ScheduleRecord) -> None:
         self.w.txn.put(keys.schedule_key(record.schedule_id), record.model_dump_json().encode())
@@ -226,18 +232,17 @@ class Schedules:
             record.missed += missed
             metrics.SCHEDULE_MISSED.inc(missed)
             record.after = horizon
-        for taken, t in enumerate(fire_times(schedule.spec, record.after), 1):
-            if t > w.now or record.schedule.state.remaining_actions == 0:
-                break
+        for taken, t in enumerate(fire_times(schedule.spec, record.after), 1):  # the due, then the next
+            if record.schedule.state.remaining_actions == 0:
+                return
+            if t > w.now:
+                self._arm(record, t + jitter_of(record.schedule_id, t, schedule.spec.jitter))
+                return
             record.after = t
             self._take(record, t, record.schedule.policy.overlap, "fire")
             if taken == MAX_DUE_PER_TURN:
-                self._arm(record, w.now)
+                self._arm(record, w.now)  # the rest in the next batch
                 return
-        upcoming = next_fire_times(record.schedule.spec, record.after, 1)
-        if upcoming and record.schedule.state.remaining_actions != 0:
-            t = upcoming[0]
-            self._arm(record, t + jitter_of(record.schedule_id, t, record.schedule.spec.jitter))
 
     def _arm(self, record: ScheduleRecord, fire_at: float) -> None:
         entry = TimerEntry(

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, croniter
-from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from ledgerflow.schemas.common import JSON, PositiveSeconds, WireModel, seconds_of
 from ledgerflow.schemas.search import Memo, SearchAttributes
@@ -49,7 +49,19 @@ UtcTime = Annotated[datetime, AfterValidator(_aware)]
 """An instant, given with its offset; kept in UTC."""
 
 
-def _cron(expression: str) -> str:
+STORED = {"stored": True}
+"""Validation context of a schedule read back from an owner's store: checked when it came in, its
+cron expressions and calendars are not parsed again (a croniter parse is the dearest step of a
+fire)."""
+
+
+def _stored(info: ValidationInfo) -> bool:
+    return isinstance(info.context, dict) and bool(info.context.get("stored"))
+
+
+def _cron(expression: str, info: ValidationInfo) -> str:
+    if _stored(info):
+        return expression
     text = " ".join(expression.split())
     if not croniter.is_valid(text, second_at_beginning=True) or len(text.split()) not in (1, 5, 6):
         raise ValueError(
@@ -98,8 +110,8 @@ class CalendarSpec(WireModel):
         )
 
     @model_validator(mode="after")
-    def _valid(self) -> CalendarSpec:
-        if not croniter.is_valid(self.cron(), second_at_beginning=True):
+    def _valid(self, info: ValidationInfo) -> CalendarSpec:
+        if not _stored(info) and not croniter.is_valid(self.cron(), second_at_beginning=True):
             raise ValueError(
                 f"the calendar {self.cron()!r} (second minute hour day month weekday) matches no time"
             )

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from ledgerflow import Client
+from ledgerflow.api.cluster import SEED_KINDS
 from ledgerflow.api.keys import entry_line, new_key
 from ledgerflow.api.scopes import Scope
 from ledgerflow.local.processes import Cluster
@@ -109,7 +110,10 @@ def test_one_namespace_cannot_see_or_touch_anothers_runs(tenants: Tenants) -> No
         assert listed == {"order-1"}  # B's own
         assert "order-1" not in {w["workflowId"] for w in plain.get("/api/v1/workflows").json()["workflows"]}
         a_events = a.get("/api/v1/events", params={"limit": 1000}).json()["events"]
-        assert a_events and {e["workflow_id"] for e in a_events} == {"order-1"}
+        workflow_events = [e for e in a_events if e["workflow_id"] is not None]
+        assert workflow_events and {e["workflow_id"] for e in workflow_events} == {"order-1"}
+        # the cluster's events (its admin key sees them, as at /cluster/events) name no workflow
+        assert all(e["kind"] in SEED_KINDS.values() for e in a_events if e["workflow_id"] is None)
         history = a.get("/api/v1/workflows/order-1/history").json()
         assert history["workflowId"] == "order-1" and history["total"] > 0
 

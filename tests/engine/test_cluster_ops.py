@@ -98,3 +98,17 @@ def test_a_joining_engine_takes_partitions_and_the_events_show_the_rebalance(clu
     assert not any(e.get("failoverFrom") for e in recent), "a clean rebalance is not a failover"
     direct = read_events(Settings(bootstrap=cluster.bootstrap, prefix=cluster.prefix), limit=50)
     assert len(direct) == len(events)
+    # the seed system's path serves the same moves under its kinds
+    seed = gateway.get(
+        "/api/v1/events", params={"limit": 100, "kind": "member_event,shard_rebalance,workflow_migration"}
+    )
+    shown = [e for e in seed.json()["events"] if e["time"] >= joined_at - 1]
+    assert any(e["kind"] == "member_event" and e["node"] == second_node for e in shown), shown
+    assert any(e["kind"] == "shard_rebalance" and e["type"] == "PARTITIONS_REVOKED" for e in shown), shown
+    migrated = [
+        p
+        for e in shown
+        if e["kind"] == "workflow_migration" and e["node"] == second_node
+        for p in e["partitions"]
+    ]
+    assert sorted(migrated) == sorted(moved)
