@@ -56,7 +56,7 @@ from prometheus_client import (
 from pydantic import ValidationError
 
 from ledgerflow import __version__
-from ledgerflow.api import activities, cluster, errors, schedules, workflows
+from ledgerflow.api import activities, cluster, errors, node_types, schedules, workflows
 from ledgerflow.api.auth import Authenticator
 from ledgerflow.api.kafka import AsyncProducer
 from ledgerflow.api.middleware import AuthMiddleware, BodyLimitMiddleware, MetricsMiddleware, RequestMetrics
@@ -135,7 +135,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     if settings.auth_enabled:
         common[401] = error_doc("No valid credential (API key or bearer JWT); see `WWW-Authenticate`.")
         common[403] = error_doc("The credential lacks the scope this route needs; `detail` names it.")
-    for routes in (workflows.router, activities.router, schedules.router, cluster.router):
+    for routes in (workflows.router, activities.router, schedules.router, node_types.router, cluster.router):
         app.include_router(routes, responses=common)
     _probe_routes(app, common)
 

@@ -71,6 +71,7 @@ ROUTE_SCOPES: dict[tuple[str, str], Scope | None] = {
     ("POST", "/api/v1/workflows"): Scope.WRITE,
     ("GET", "/api/v1/workflows"): Scope.READ,
     ("GET", "/api/v1/workflow-count"): Scope.READ,
+    ("GET", "/api/v1/node-types"): Scope.READ,
     ("POST", "/api/v1/workflows/{id}/execute"): Scope.WRITE,
     ("POST", "/api/v1/schedules"): Scope.WRITE,
     ("GET", "/api/v1/schedules"): Scope.READ,

@@ -5,11 +5,34 @@ the engine and the workers."""
 from __future__ import annotations
 
 PURE_BUILTINS = frozenset(
-    {"echo", "console.log", "sequence.numbers", "filter.condition", "map.transform", "aggregate.sum"}
+    {
+        "echo",
+        "console.log",
+        "sequence.numbers",
+        "random.numbers",
+        "memory.collection",
+        "filter.condition",
+        "map.transform",
+        "aggregate.sum",
+        "aggregate.count",
+        "data.clean",
+        "data.transform",
+    }
 )
 """Built-ins that compute on their input alone (no file, network or Kafka): on by default."""
 IO_BUILTINS = frozenset(
-    {"file.read_text", "file.write_text", "csv.read", "csv.write", "http.request", "kafka.produce"}
+    {
+        "file.text",
+        "file.csv",
+        "file.transfer",
+        "file.read_text",
+        "file.write_text",
+        "csv.read",
+        "csv.write",
+        "http.request",
+        "kafka.producer",
+        "kafka.produce",
+    }
 )
 """Built-ins that do I/O with the worker's rights: off until named in ``builtins``."""
 ALL_BUILTINS = PURE_BUILTINS | IO_BUILTINS

@@ -18,6 +18,7 @@ from typing import Any
 
 from ledgerflow.config import Settings
 from ledgerflow.dag.expressions import ExpressionError, check, templates
+from ledgerflow.dag.node_inputs import input_problems
 from ledgerflow.schemas.dag import DagDefinition
 
 EXPRESSION_NAMES = ("input", "nodes")
@@ -37,8 +38,8 @@ class Problem:
     message: str
     """Starts with :attr:`field`, names the node or edge, and for a limit the setting."""
     kind: str
-    """``dag_too_large``, ``expression_invalid``, ``queue_invalid``, or ``dag_invalid`` (too many
-    problems to list)."""
+    """``dag_too_large``, ``expression_invalid``, ``queue_invalid``, ``input_invalid`` (a built-in
+    node's literal input breaks its model), or ``dag_invalid`` (too many problems to list)."""
 
     @property
     def field(self) -> str:
@@ -66,7 +67,8 @@ def definition_problems(dag: DagDefinition, settings: Settings) -> list[Problem]
         shown = " -> ".join(path) if len(path) <= 4 else f"{path[0]} -> ... -> {path[-1]}"
         what = f"the longest path ({shown}) has {depth:,} nodes"
         problems.append(_limit(("edges",), what, settings.max_dag_depth, "max_dag_depth"))
-    for problem in itertools.chain(queue_problems(dag, settings, ()), _expression_problems(dag)):
+    checks = (queue_problems(dag, settings, ()), _expression_problems(dag), _input_problems(dag))
+    for problem in itertools.chain(*checks):
         if len(problems) == MAX_PROBLEMS:
             problems.append(Problem((), f"definition: more than {MAX_PROBLEMS} problems", "dag_invalid"))
             break
@@ -162,6 +164,20 @@ def _expression_problems(dag: DagDefinition) -> Iterator[Problem]:
             )
             if problem is not None:
                 yield problem
+
+
+def _input_problems(dag: DagDefinition) -> Iterator[Problem]:
+    """Each literal input field of a built-in node that breaks its type's model
+    (``dag/node_inputs.py``); a field holding a ``{{ }}`` template is judged when the node runs."""
+    for index, node in enumerate(dag.nodes):
+        templated = frozenset(
+            key for key, value in node.input.items() if any("{{" in text for _, text in _strings(value))
+        )
+        for loc, message in input_problems(node.type, node.input, templated):
+            where = ("nodes", index, "input", *loc)
+            yield Problem(
+                where, f"{dotted(where)} (node '{node.id}', {node.type}): {message}", "input_invalid"
+            )
 
 
 def _check(loc: Location, owner: str, expression: str) -> Problem | None:

@@ -97,3 +97,65 @@ def test_the_cluster_routes_and_events_of_the_seed(api: httpx.Client) -> None:
     only = api.get("/api/v1/events", params={"kind": "member_event,shard_rebalance"}).json()["events"]
     assert only and {e["kind"] for e in only} <= {"member_event", "shard_rebalance"}
     assert api.get("/api/v1/events", params={"kind": "Bad Kind"}).status_code == 422
+
+
+def test_a_seed_pipeline_with_the_seeds_node_names_runs_unchanged(api: httpx.Client) -> None:
+    dag_id = unique("pipeline")
+    pipeline = {
+        "id": dag_id,
+        "name": "source, two transforms, a sink",
+        "nodes": [
+            {
+                "id": "source",
+                "type": "memory.collection",
+                "input": {
+                    "items": [
+                        {"sku": " a ", "qty": "2", "price": 5},
+                        {"sku": "b", "qty": "oops", "price": 1},
+                        {"sku": "a", "qty": "2", "price": 5},
+                        {"sku": "c", "qty": "4", "price": 3},
+                    ]
+                },
+            },
+            {
+                "id": "clean",
+                "type": "data.clean",
+                "input": {"items": "{{ nodes.source.output.items }}", "types": {"qty": "int"}},
+            },
+            {
+                "id": "price",
+                "type": "data.transform",
+                "input": {
+                    "items": "{{ nodes.clean.output.items }}",
+                    "compute": {"total": "item['qty'] * item['price']"},
+                    "select": ["sku", "total"],
+                },
+            },
+            {
+                "id": "count",
+                "type": "aggregate.count",
+                "input": {"items": "{{ nodes.price.output.items }}", "condition": "item['total'] > 10"},
+            },
+        ],
+        "edges": [
+            {"source": "source", "target": "clean"},
+            {"source": "clean", "target": "price"},
+            {"source": "price", "target": "count"},
+        ],
+    }
+    assert api.post("/api/v1/workflows", json=pipeline).status_code == 201
+    assert api.post(f"/api/v1/workflows/{dag_id}/execute").status_code == 202
+    done = status_of(api, dag_id, ("COMPLETED", "FAILED")).json()
+    assert done["status"] == "COMPLETED", done.get("failure")
+    assert done["result"]["price"]["items"] == [{"sku": "a", "total": 10}, {"sku": "c", "total": 12}]
+    assert done["result"]["count"] == {"count": 1}
+
+    broken = {**pipeline, "id": unique("broken")}
+    broken["nodes"] = [{"id": "source", "type": "random.numbers", "input": {"count": "many"}}]
+    broken["edges"] = []
+    refused = api.post("/api/v1/workflows", json=broken)
+    assert refused.status_code == 422 and "nodes[0].input.count" in refused.text, refused.text
+    published = api.get("/api/v1/node-types").json()["nodeTypes"]
+    by_name = {t["name"]: t for t in published}
+    assert by_name["data.clean"]["inputSchema"]["properties"]["types"]
+    assert by_name["csv.read"]["aliasOf"] == "file.csv" and by_name["sleep"]["kind"] == "in_workflow"

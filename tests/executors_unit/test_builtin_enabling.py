@@ -49,6 +49,11 @@ def test_the_default_is_the_pure_builtins(monkeypatch: pytest.MonkeyPatch) -> No
         "filter.condition",
         "map.transform",
         "aggregate.sum",
+        "random.numbers",
+        "memory.collection",
+        "aggregate.count",
+        "data.clean",
+        "data.transform",
     } == (PURE_BUILTINS)
 
 
@@ -96,8 +101,8 @@ def test_sequence_numbers_is_bounded() -> None:
     outcome = attempt(
         worker_builtins(BuiltinSettings.model_validate({}), Settings()), "sequence.numbers", {"stop": 10**12}
     )
-    assert isinstance(outcome, TaskFailed) and outcome.failure.type == "BuiltinRefused"
-    assert outcome.failure.non_retryable
+    assert isinstance(outcome, TaskFailed) and outcome.failure.type == "InvalidInput"
+    assert outcome.failure.non_retryable and "more than 100,000 numbers" in outcome.failure.message
 
 
 def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -87,6 +87,13 @@ class FileSandbox:
                 handle.write(data)
         return path
 
+    def remove(self, builtin: str, path: object) -> None:
+        """Delete the regular file at ``path`` (as ``read`` would reach it), or ``Refused``."""
+        path, root, parts = self._locate(builtin, path)
+        with _folder(builtin, root, parts[:-1]) as folder:
+            self._check_existing(builtin, path, _lstat(parts[-1], folder), reading=False)
+            os.unlink(parts[-1], dir_fd=folder)
+
     def _locate(self, builtin: str, path: object) -> tuple[str, Root, tuple[str, ...]]:
         """``path``, the root it lies in and its components below it, or ``Refused``."""
         if not self.roots:

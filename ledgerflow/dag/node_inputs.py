@@ -1,0 +1,265 @@
+"""The input of each built-in node type, as a pydantic model: what a worker checks a node's
+rendered input against (a failure naming the field, not retried), what the gateway checks a
+DAG's literal inputs against when it is registered (422 naming the node and field), and what it
+publishes at ``GET /api/v1/node-types`` for a DAG editor's forms.
+
+The seed system's 17 types are here under its own names; Ledgerflow's earlier names stay as
+aliases (``ALIASES``). Each model's docstring starts with what the node does and gives an
+example input.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ledgerflow.schemas.common import JSON
+
+MAX_ITEMS = 100_000
+"""Items a list input holds at most (the DAG interpreter's own cap on a rendered input)."""
+
+
+class NodeInput(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Anything(NodeInput):
+    """``echo``: returns its input as it is. Example: ``{"order": 42}``."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class ConsoleLog(NodeInput):
+    """``console.log`` (sink): logs ``message`` (or the items) with the workflow id; returns
+    ``{"logged": ...}``. Example: ``{"message": "{{ nodes.sum.output.sum }}"}``."""
+
+    message: JSON = None
+    items: list[JSON] | None = Field(default=None, max_length=MAX_ITEMS)
+
+
+class SequenceNumbers(NodeInput):
+    """``sequence.numbers`` (source): ``start``, ``start + step``, ... below ``stop``, as
+    ``{"numbers": [...], "items": [...]}``. Example: ``{"start": 1, "stop": 11}``."""
+
+    start: int = 0
+    stop: int
+    step: int = Field(default=1)
+
+    @model_validator(mode="after")
+    def _step(self) -> SequenceNumbers:
+        if self.step == 0:
+            raise ValueError("step must not be 0")
+        if len(range(self.start, self.stop, self.step)) > MAX_ITEMS:
+            raise ValueError(f"more than {MAX_ITEMS:,} numbers")
+        return self
+
+
+class RandomNumbers(NodeInput):
+    """``random.numbers`` (source): ``count`` integers from ``low`` to ``high`` (inclusive),
+    drawn from a generator seeded by the run and the node (or ``seed``), so a retry draws the
+    same numbers. Example: ``{"count": 5, "low": 1, "high": 6}``."""
+
+    count: int = Field(ge=0, le=MAX_ITEMS)
+    low: int = 0
+    high: int = 100
+    seed: int | None = None
+
+    @model_validator(mode="after")
+    def _range(self) -> RandomNumbers:
+        if self.high < self.low:
+            raise ValueError("high must be at least low")
+        return self
+
+
+class MemoryCollection(NodeInput):
+    """``memory.collection`` (source): the ``items`` given, as ``{"items": [...]}``. Example:
+    ``{"items": [{"name": "a", "qty": 2}, {"name": "b", "qty": 5}]}``."""
+
+    items: list[JSON] = Field(max_length=MAX_ITEMS)
+
+
+class Items(NodeInput):
+    items: list[JSON] = Field(max_length=MAX_ITEMS)
+
+
+class FilterCondition(Items):
+    """``filter.condition``: the items for which ``condition`` (an expression over ``item``) is
+    true. Example: ``{"items": "{{ nodes.src.output.items }}", "condition": "item > 3"}``."""
+
+    condition: str = Field(min_length=1, max_length=4096)
+
+
+class MapTransform(Items):
+    """``map.transform``: ``expression`` (over ``item``) of each item. Example:
+    ``{"items": "{{ nodes.src.output.items }}", "expression": "item * 2"}``."""
+
+    expression: str = Field(min_length=1, max_length=4096)
+
+
+class AggregateSum(Items):
+    """``aggregate.sum``: the sum of the items (or of their ``field``), as ``{"sum": n}``.
+    Example: ``{"items": "{{ nodes.src.output.items }}", "field": "qty"}``."""
+
+    field: str | None = Field(default=None, min_length=1, max_length=256)
+
+
+class AggregateCount(Items):
+    """``aggregate.count`` (sink): how many items there are (those for which ``condition``
+    holds, if given), as ``{"count": n}``. Example: ``{"items": "{{ nodes.f.output.items }}"}``."""
+
+    condition: str | None = Field(default=None, min_length=1, max_length=4096)
+
+
+CleanType = Literal["str", "int", "float", "bool"]
+
+
+class DataClean(NodeInput):
+    """``data.clean``: records (objects) with null fields dropped (``drop_nulls``), string
+    values trimmed (``trim``), fields coerced to ``types`` (a record whose value cannot be
+    coerced is dropped and counted), and duplicates dropped (``drop_duplicates``); returns
+    ``{"items": [...], "dropped": n}``. Example:
+    ``{"items": "{{ nodes.csv.output.rows }}", "types": {"qty": "int"}}``."""
+
+    items: list[dict[str, JSON]] = Field(max_length=MAX_ITEMS)
+    drop_nulls: bool = True
+    drop_duplicates: bool = True
+    trim: bool = True
+    types: dict[str, CleanType] = Field(default_factory=dict, max_length=256)
+
+
+class DataTransform(NodeInput):
+    """``data.transform``: each record with ``rename`` applied, ``compute`` fields added (each
+    an expression over ``item``), then only ``select`` kept (all when absent). Example:
+    ``{"items": "{{ nodes.clean.output.items }}", "rename": {"qty": "quantity"},
+    "compute": {"total": "item['quantity'] * item['price']"}}``."""
+
+    items: list[dict[str, JSON]] = Field(max_length=MAX_ITEMS)
+    rename: dict[str, str] = Field(default_factory=dict, max_length=256)
+    compute: dict[str, str] = Field(default_factory=dict, max_length=256)
+    select: list[str] | None = Field(default=None, max_length=256)
+
+
+class FilePath(NodeInput):
+    path: str = Field(min_length=1, max_length=4096)
+    encoding: str = Field(default="utf-8", max_length=32)
+
+
+class FileText(FilePath):
+    """``file.text``: reads the text file at ``path`` (source: ``{"text", "lines"}``), or, given
+    ``text`` or ``lines``, writes it (sink: ``{"path", "bytes"}``). Paths lie inside the
+    worker's file roots. Example: ``{"path": "/data/in/notes.txt"}``."""
+
+    text: JSON = None
+    """Written as it is when a string, else as its ``str()`` (``[0, 1, 2]``)."""
+    lines: list[JSON] | None = Field(default=None, max_length=MAX_ITEMS)
+
+
+class FileCsv(FilePath):
+    """``file.csv`` (source; alias ``csv.read``): the rows of the CSV file at ``path`` as
+    objects keyed by its header, as ``{"rows": [...], "items": [...]}``. Example:
+    ``{"path": "/data/in/orders.csv"}``."""
+
+
+class CsvWrite(FilePath):
+    """``csv.write``: writes ``rows`` (objects) to ``path`` with a header. Example:
+    ``{"path": "/data/out/orders.csv", "rows": "{{ nodes.t.output.items }}"}``."""
+
+    rows: list[dict[str, JSON]] = Field(max_length=MAX_ITEMS)
+
+
+class FileTransfer(NodeInput):
+    """``file.transfer`` (sink): copies (or moves) the file at ``source`` to ``target``, both
+    inside the worker's file roots, checking the copy's SHA-256 against the source's; returns
+    ``{"source", "target", "bytes", "sha256"}``. Example:
+    ``{"source": "/data/in/a.csv", "target": "/data/archive/a.csv", "mode": "move"}``."""
+
+    source: str = Field(min_length=1, max_length=4096)
+    target: str = Field(min_length=1, max_length=4096)
+    mode: Literal["copy", "move"] = "copy"
+
+
+class KafkaProducer(NodeInput):
+    """``kafka.producer`` (sink; alias ``kafka.produce``): writes ``value`` to an allowed topic,
+    keyed by ``key``; ``{"topic", "partition", "offset"}``. Example:
+    ``{"topic": "orders.out", "key": "o-1", "value": {"total": 42}}``."""
+
+    topic: str = Field(min_length=1, max_length=249)
+    key: str | None = Field(default=None, max_length=4096)
+    value: JSON = None
+
+
+class HttpRequest(NodeInput):
+    """``http.request``: an HTTP call to an allowed host; ``{"status", "headers", "body"}``.
+    Example: ``{"url": "https://api.example.com/v1/rates", "method": "GET"}``."""
+
+    url: str = Field(min_length=1, max_length=8192)
+    method: str = Field(default="GET", max_length=16)
+    headers: dict[str, str] = Field(default_factory=dict)
+    json_body: JSON = Field(default=None, alias="json")
+    timeout: float | None = Field(default=None, gt=0)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+INPUTS: dict[str, type[NodeInput]] = {
+    # the seed system's 17 (sql.query and kafka.consumer: not yet built)
+    "random.numbers": RandomNumbers,
+    "sequence.numbers": SequenceNumbers,
+    "file.csv": FileCsv,
+    "file.text": FileText,
+    "memory.collection": MemoryCollection,
+    "filter.condition": FilterCondition,
+    "map.transform": MapTransform,
+    "aggregate.sum": AggregateSum,
+    "data.clean": DataClean,
+    "data.transform": DataTransform,
+    "console.log": ConsoleLog,
+    "aggregate.count": AggregateCount,
+    "kafka.producer": KafkaProducer,
+    "file.transfer": FileTransfer,
+    # Ledgerflow's own
+    "echo": Anything,
+    "http.request": HttpRequest,
+    "file.read_text": FilePath,
+    "file.write_text": FileText,
+    "csv.read": FileCsv,
+    "csv.write": CsvWrite,
+    "kafka.produce": KafkaProducer,
+}
+"""The input model of each built-in node type."""
+ALIASES = {"csv.read": "file.csv", "kafka.produce": "kafka.producer"}
+"""Ledgerflow's earlier names of seed types: the same node under two names."""
+
+
+def input_problems(
+    node_type: str, value: dict[str, Any], templated: frozenset[str] = frozenset()
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """``(field path, message)`` of each way ``value`` breaks the input model of ``node_type``
+    (none for a type without one). Fields in ``templated`` hold ``{{ }}`` expressions, known only
+    when the node runs: they are not judged here."""
+    model = INPUTS.get(node_type)
+    if model is None:
+        return []
+    try:
+        model.model_validate(value)
+    except ValidationError as exc:
+        return [
+            (tuple(error["loc"]), error["msg"])
+            for error in exc.errors()
+            if not error["loc"] or error["loc"][0] not in templated
+        ]
+    return []
+
+
+def parsed(node_type: str, value: Any) -> Any:
+    """``value`` as the model of ``node_type`` (``ValueError`` naming the fields), for a worker."""
+    model = INPUTS[node_type]
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        fields = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) + ': ' if e['loc'] else ''}{e['msg']}"
+            for e in exc.errors()[:5]
+        )
+        raise ValueError(f"{node_type} input: {fields}") from None
