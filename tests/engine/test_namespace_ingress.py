@@ -12,7 +12,14 @@ import uuid
 import pytest
 from confluent_kafka import Producer
 
-from ledgerflow import Client, WorkflowNotFoundError
+from ledgerflow import (
+    Client,
+    Schedule,
+    ScheduleAction,
+    ScheduleNotFoundError,
+    ScheduleSpec,
+    WorkflowNotFoundError,
+)
 from ledgerflow.config import Settings
 from ledgerflow.engine.kafka.admin import ensure_topics
 from ledgerflow.local.processes import Cluster
@@ -146,3 +153,35 @@ def _exists(client: Client, workflow_id: str) -> bool:
     except WorkflowNotFoundError:
         return False
     return True
+
+
+def test_a_schedule_created_and_triggered_on_a_namespaces_topic_starts_runs_there(running: Cluster) -> None:
+    producer, topic = _ingress(running, "acme")
+    sid = f"nightly-{uuid.uuid4().hex[:6]}"
+    schedule = Schedule(
+        action=ScheduleAction(workflow_type="ThreeSteps", input=1),
+        spec=ScheduleSpec(cron_expressions=["0 3 * * *"], time_zone="Europe/Paris"),
+    )
+    _send(producer, topic, sid, c.CreateSchedule(schedule_id=sid, schedule=schedule))
+    _send(producer, topic, sid, c.TriggerSchedule(schedule_id=sid))
+    _send(producer, topic, sid, c.PauseSchedule(schedule_id=sid, note="from kafka"))
+    closed = c.ScheduledRunClosed(schedule_id=sid, scheduled_workflow_id="x", status="FAILED")
+    _send(producer, topic, sid, closed)  # only engines tell a schedule its runs closed
+    assert producer.flush(30) == 0
+
+    with running.client(namespace="acme") as acme, running.client() as default:
+        handle = acme.get_schedule_handle(sid)
+
+        def paused() -> bool | None:
+            try:
+                return handle.describe().schedule.state.note == "from kafka" or None
+            except ScheduleNotFoundError:
+                return None  # not forwarded yet
+
+        wait_until(paused, "the schedule, triggered and paused", 60)
+        [action] = handle.describe().info.recent_actions
+        assert action.workflow_id.startswith(f"{sid}-") and acme.result(action.workflow_id, timeout=60) == 4
+        with pytest.raises(ScheduleNotFoundError):
+            default.get_schedule_handle(sid).describe()  # the default namespace has no such schedule
+    headers = dead_letters(running, {sid.encode()})[sid.encode()]
+    assert "scheduled_run_closed is written by Ledgerflow" in headers["ledgerflow.dlq.reason"].decode()
