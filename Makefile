@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: setup helm dev test lint typecheck unit bench
+.PHONY: setup helm postgres dev test lint typecheck unit bench
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,9 @@ setup: $(BIN)/.installed
 helm:
 	scripts/install-helm.sh
 
+postgres:
+	scripts/install-postgres.sh
+
 dev: setup
 	$(BIN)/ledgerflow dev
 
@@ -26,7 +29,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-test: setup helm lint typecheck
+test: setup helm postgres lint typecheck
 	$(BIN)/python -m ledgerflow.schemas.export --check
 	$(BIN)/pytest -q -p no:cacheprovider
 

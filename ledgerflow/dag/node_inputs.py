@@ -189,6 +189,24 @@ class KafkaProducer(NodeInput):
     value: JSON = None
 
 
+class SqlQuery(NodeInput):
+    """``sql.query`` (source): runs ``query`` on the worker's database named ``database``, with
+    ``parameters`` bound to its ``:name`` placeholders (never formatted into the SQL), in a
+    transaction rolled back unless ``commit``; ``{"rows", "items", "columns", "truncated",
+    "rowcount"}``, at most ``max_rows`` rows. Example:
+    ``{"database": "orders", "query": "SELECT id, total FROM orders WHERE total > :least",
+    "parameters": {"least": 100}}``."""
+
+    database: str = Field(min_length=1, max_length=128)
+    query: str = Field(min_length=1, max_length=65_536)
+    parameters: dict[str, JSON] = Field(default_factory=dict, max_length=1000)
+    max_rows: int | None = Field(default=None, ge=1)
+    """At most the worker's ``sql_max_rows``."""
+    timeout: float | None = Field(default=None, gt=0)
+    """Seconds; at most the worker's ``sql_timeout``."""
+    commit: bool = False
+
+
 class HttpRequest(NodeInput):
     """``http.request``: an HTTP call to an allowed host; ``{"status", "headers", "body"}``.
     Example: ``{"url": "https://api.example.com/v1/rates", "method": "GET"}``."""
@@ -203,8 +221,9 @@ class HttpRequest(NodeInput):
 
 
 INPUTS: dict[str, type[NodeInput]] = {
-    # the seed system's 17 (sql.query and kafka.consumer: not yet built)
+    # the seed system's 17 (kafka.consumer: not yet built)
     "random.numbers": RandomNumbers,
+    "sql.query": SqlQuery,
     "sequence.numbers": SequenceNumbers,
     "file.csv": FileCsv,
     "file.text": FileText,

@@ -25,6 +25,7 @@ IO_BUILTINS = frozenset(
         "file.text",
         "file.csv",
         "file.transfer",
+        "sql.query",
         "file.read_text",
         "file.write_text",
         "csv.read",

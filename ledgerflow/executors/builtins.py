@@ -31,6 +31,7 @@ from ledgerflow.errors import ApplicationError
 from ledgerflow.executors.sandbox.files import FileSandbox
 from ledgerflow.executors.sandbox.refusal import DISABLED, Refused
 from ledgerflow.executors.sandbox.settings import BUILTINS_SETTING, BuiltinSettings
+from ledgerflow.executors.sandbox.sql import SqlSandbox
 from ledgerflow.executors.sandbox.topics import TopicSandbox
 from ledgerflow.executors.sandbox.web import HttpSandbox
 
@@ -239,6 +240,11 @@ def _io_builtins(builtin_settings: BuiltinSettings, settings: Settings) -> list[
     files = FileSandbox(builtin_settings)
     web = HttpSandbox(builtin_settings)
     topics = TopicSandbox(builtin_settings, settings)
+    databases = SqlSandbox(builtin_settings)
+
+    @activity.defn(name="sql.query")
+    def sql_query(input: dict[str, Any]) -> dict[str, Any]:
+        return databases.query(_input("sql.query", inputs.SqlQuery, input))
 
     @activity.defn(name="http.request")
     async def http_request(input: dict[str, Any]) -> dict[str, Any]:
@@ -312,5 +318,5 @@ def _io_builtins(builtin_settings: BuiltinSettings, settings: Settings) -> list[
         ("file.csv", file_csv),
         ("csv.read", lambda input: {"rows": read_csv("csv.read", input)}),
     ]
-    io_builtins = [activity.definition_of(fn) for fn in (http_request, csv_write, file_transfer)]
+    io_builtins = [activity.definition_of(fn) for fn in (http_request, csv_write, file_transfer, sql_query)]
     return io_builtins + [activity.definition_of(activity.defn(name=name)(fn)) for name, fn in named]

@@ -85,6 +85,20 @@ class BuiltinSettings(BaseSettings):
         "(starting with its prefix) nor Kafka's internal ones (starting with '__').",
     )
 
+    sql_databases: dict[str, str] = Field(
+        default_factory=dict,
+        description="Databases sql.query may use, by name, as a JSON object of SQLAlchemy URLs: "
+        '\'{"orders": "postgresql+psycopg://reader:secret@db:5432/orders", "local": '
+        '"sqlite:////var/lib/app.db"}\'. A node names a database, never a URL: credentials and hosts '
+        "stay in the worker's settings. None: it refuses every query.",
+    )
+    sql_max_rows: int = Field(
+        default=10_000, ge=1, description="Rows sql.query returns at most; its input may only lower it."
+    )
+    sql_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds one sql.query may run; its input may only lower it."
+    )
+
     @field_validator(
         "builtins",
         "file_roots",
