@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import CroniterBadDateError, croniter
 
-from ledgerflow.schemas.schedules import MAX_BACKFILL, ScheduleSpec
+from ledgerflow.schemas.schedules import MAX_BACKFILL, MAX_YEARS_BETWEEN_FIRES, ScheduleSpec
 
 SAME_TIME = 0.0005
 """Seconds within which two sources' times are one fire (a cron and an interval both at 09:00)."""
@@ -109,7 +109,9 @@ def _cron_times(expression: str, zone: ZoneInfo, after: float) -> Iterator[float
 def _parsed(expression: str, with_seconds: bool) -> croniter:
     """A croniter of ``expression``, parsed once (the parse costs more than the steps after it);
     callers step copies of it."""
-    return croniter(expression, 0.0, second_at_beginning=with_seconds)
+    return croniter(
+        expression, 0.0, second_at_beginning=with_seconds, max_years_between_matches=MAX_YEARS_BETWEEN_FIRES
+    )
 
 
 def _second_occurrence(t: float, zone: ZoneInfo) -> bool:

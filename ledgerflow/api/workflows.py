@@ -116,15 +116,23 @@ async def _latest_of_type(state: GatewayState, namespace: str, workflow_type: st
 
 async def _target(state: GatewayState, namespace: str, bare_id: str, operation: str) -> str:
     """The engine id a route about ``bare_id`` acts on: the workflow of that id when it has a
-    run, else the latest run of the DAG (or workflow type) of that id, as the seed system's
-    `POST /workflows/{dagId}/execute` then `GET /workflows/{dagId}/status` expects; else the id
-    itself (a command to it is the engine's to refuse)."""
+    run, else the latest run of the DAG of that id, as the seed system's `POST
+    /workflows/{dagId}/execute` then `GET /workflows/{dagId}/status` expects; else the id itself
+    (a command to it is the engine's to refuse). Only a DAG's id stands for its runs: a code
+    workflow's name does not (its runs are its callers' to name)."""
     engine_id = namespaces.qualify(namespace, bare_id)
+    reads = state.live_reads()
     try:
-        await state.live_reads().run(engine_id, operation)
+        await reads.run(engine_id, operation)
         return engine_id
     except WorkflowNotFoundError:
-        return await _latest_of_type(state, namespace, bare_id) or engine_id
+        latest = await _latest_of_type(state, namespace, bare_id)
+    if latest is None:
+        return engine_id
+    try:
+        return latest if (await reads.run(latest, operation))["is_dag"] else engine_id
+    except WorkflowNotFoundError:  # expired meanwhile
+        return engine_id
 
 
 async def _start(
@@ -511,11 +519,19 @@ async def history(
 
 
 async def command(
-    request: Request, bare_id: str, kind: CommandKind, build: Callable[[str], BaseModel]
+    request: Request,
+    bare_id: str,
+    kind: CommandKind,
+    build: Callable[[str], BaseModel],
+    by_dag: bool = False,
 ) -> CommandAccepted:
-    """Write the command ``build`` makes for the workflow ``bare_id`` names (``_target``)."""
+    """Write the command ``build`` makes for the workflow ``bare_id`` names; with ``by_dag``, a
+    DAG's id with no run of its own names its latest run (``_target``: the seed's signal and
+    cancel by DAG id)."""
     state, namespace = gateway_state(request), namespace_of(request)
-    workflow_id = await _target(state, namespace, bare_id, kind)
+    workflow_id = namespaces.qualify(namespace, bare_id)
+    if by_dag:
+        workflow_id = await _target(state, namespace, bare_id, kind)
     partition = await send_command(state, workflow_id, build(workflow_id))
     return CommandAccepted(
         workflow_id=namespaces.within(namespace, workflow_id), command=kind, partition=partition
@@ -541,6 +557,7 @@ async def signal(request: Request, id: WorkflowIdPath, body: SignalRequest) -> C
         id,
         "signal",
         lambda wid: c.SignalWorkflow(workflow_id=wid, name=body.name, payload=payload, request_id=request_id),
+        by_dag=True,
     )
 
 
@@ -640,7 +657,9 @@ async def cancel(
 ) -> CommandAccepted:
     """The workflow sees the cancellation and may clean up; its running activities are told."""
     reason = (body or ReasonRequest()).reason
-    return await command(request, id, "cancel", lambda wid: c.CancelWorkflow(workflow_id=wid, reason=reason))
+    return await command(
+        request, id, "cancel", lambda wid: c.CancelWorkflow(workflow_id=wid, reason=reason), by_dag=True
+    )
 
 
 @router.post(

@@ -31,8 +31,10 @@ class Anything(NodeInput):
 
 
 class ConsoleLog(NodeInput):
-    """``console.log`` (sink): logs ``message`` (or the items) with the workflow id; returns
-    ``{"logged": ...}``. Example: ``{"message": "{{ nodes.sum.output.sum }}"}``."""
+    """``console.log`` (sink): logs ``message`` (or the items, or else the whole input) with the
+    workflow id; returns ``{"logged": ...}``. Example: ``{"message": "{{ nodes.sum.output.sum }}"}``."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     message: JSON = None
     items: list[JSON] | None = Field(default=None, max_length=MAX_ITEMS)

@@ -297,6 +297,8 @@ class PartitionProcessor:
         )
         if seen is not None and requests.taken(self.txn.get(seen)):
             metrics.DUPLICATES.inc()
+            if isinstance(command, c.StartWorkflow):
+                self._duplicate_start(command)
             return None
         if workflow_id and isinstance(command, NEEDS_CODE) and self._blocked(workflow_id):
             reason = self._hold(command, "")  # after what it already holds, in order
@@ -306,7 +308,24 @@ class PartitionProcessor:
             # Only once applied: a refused start may be retried with its key. A start's key names
             # the run it resolved to, so a caller repeating it learns which run that was.
             self.txn.put(seen, self._resolved_run(command))
+            if isinstance(command, c.SCHEDULE_COMMANDS) and workflow_id and command.request_id:
+                # a schedule outlives any retention: its callers' keys go after a while
+                expiry = TimerEntry(
+                    workflow_id=workflow_id,
+                    run_id=command.request_id,
+                    kind="request_expiry",
+                    fire_at=self.now + requests.REFUSAL_KEPT,
+                )
+                self.timers.add(self.txn, expiry)
         return reason
+
+    def _duplicate_start(self, command: c.StartWorkflow) -> None:
+        """A start applied before, sent again: a schedule that sent it waits for its run's close,
+        which came already when the run is closed (an open run will still tell it)."""
+        run = self.run(command.workflow_id)
+        if run is None or not run.is_open:
+            status = run.status if run is not None else "EXPIRED"
+            self.tell_schedule(command.workflow_id, command.search_attributes, status, "started before")
 
     def _resolved_run(self, command: c.InboxCommand) -> bytes:
         """The record of an applied command (``engine/state/requests.py``): the run a start led
@@ -335,7 +354,7 @@ class PartitionProcessor:
             return
         refusal = dataclasses.replace(refusal, start_run_id=command.run_id, refused_at=self.now)
         self.txn.put(keys.request_key(command.workflow_id, command.request_id), refusal.encode())
-        self._tell_schedule(
+        self.tell_schedule(
             command.workflow_id, command.search_attributes, "REFUSED", f"{refusal.kind}: {refusal.message}"
         )
         expiry = TimerEntry(
@@ -568,6 +587,9 @@ class PartitionProcessor:
                         continue
                     if entry.kind == "refusal_expiry":
                         self._forget_refusal(entry.workflow_id, entry.run_id)
+                        continue
+                    if entry.kind == "request_expiry":
+                        self.txn.delete(keys.request_key(entry.workflow_id, entry.run_id))
                         continue
                     if entry.kind == "schedule_fire":
                         self.schedules.fire(entry)
@@ -979,7 +1001,7 @@ class PartitionProcessor:
         self.lifecycle(run, lifecycle[status], run.history_length, data)
         if status != "CONTINUED_AS_NEW":
             why = run.failure.message if run.failure is not None else fields.get("reason")
-            self._tell_schedule(run.workflow_id, run.search_attributes, status, why)
+            self.tell_schedule(run.workflow_id, run.search_attributes, status, why)
         if (
             notify_parent
             and run.parent_workflow_id
@@ -1000,7 +1022,7 @@ class PartitionProcessor:
                 ),
             )
 
-    def _tell_schedule(self, workflow_id: str, attributes: Any, status: str, reason: str | None) -> None:
+    def tell_schedule(self, workflow_id: str, attributes: Any, status: str, reason: str | None) -> None:
         """Tell the schedule that started ``workflow_id`` (if one did) that its run closed with
         ``status``, or that its start was refused; overlap policies wait for this."""
         schedule_id = scheduled_by(workflow_id, attributes)

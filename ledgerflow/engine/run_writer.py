@@ -73,6 +73,10 @@ class RunWriter(Protocol):
         """Append an event already serialized (``raw``, numbered as the run's next) to its history."""
         ...
 
+    def tell_schedule(self, workflow_id: str, attributes: Any, status: str, reason: str | None) -> None:
+        """Tell the schedule that started ``workflow_id`` (if one did) that its run is over."""
+        ...
+
     def terminate(self, run: RunState, reason: str, notify_parent: bool = True) -> None:
         """Close an open run as terminated (its code is not asked); its parent, if any, is told
         unless ``notify_parent`` is False (a reset: the run that replaces it reports instead)."""

@@ -78,6 +78,8 @@ class ScheduleRecord(BaseModel):
     is ignored when it fires."""
     after: float
     """Fire times up to here are decided."""
+    armed: float | None = None
+    """When the timer set last fires (deleted when a change sets another)."""
     running: list[str] = Field(default_factory=list)
     buffered: list[Buffered] = Field(default_factory=list)
     recent: list[Action] = Field(default_factory=list)
@@ -193,6 +195,7 @@ class Schedules:
                 for t in times:
                     self._take(record, t, overlap, "backfill")
             case c.DeleteSchedule():
+                self._disarm(record)
                 w.txn.delete(keys.schedule_key(command.schedule_id))
                 return None
             case c.ScheduledRunClosed():
@@ -206,6 +209,7 @@ class Schedules:
         record = self.load(entry.workflow_id)
         if record is None or str(record.token) != entry.run_id:
             return  # deleted, or changed since this timer was set
+        record.armed = None  # this one, popped as it fired
         self._due(record)
         self.save(record)
 
@@ -222,7 +226,8 @@ class Schedules:
         w, schedule = self.w, record.schedule
         if schedule.state.paused or schedule.state.remaining_actions == 0:
             return
-        horizon = w.now - schedule.policy.catchup_window
+        # late by more than the window, beyond the jitter it was meant to wait
+        horizon = w.now - schedule.policy.catchup_window - schedule.spec.jitter
         if record.after < horizon:
             missed = 0
             for t in fire_times(schedule.spec, record.after):
@@ -235,8 +240,9 @@ class Schedules:
         for taken, t in enumerate(fire_times(schedule.spec, record.after), 1):  # the due, then the next
             if record.schedule.state.remaining_actions == 0:
                 return
-            if t > w.now:
-                self._arm(record, t + jitter_of(record.schedule_id, t, schedule.spec.jitter))
+            start_at = t + jitter_of(record.schedule_id, t, schedule.spec.jitter)
+            if start_at > w.now:  # each fire waits its own jitter; the later ones wait behind it
+                self._arm(record, start_at)
                 return
             record.after = t
             self._take(record, t, record.schedule.policy.overlap, "fire")
@@ -249,8 +255,17 @@ class Schedules:
             workflow_id=record.schedule_id, run_id=str(record.token), kind="schedule_fire", fire_at=fire_at
         )
         self.w.timers.add(self.w.txn, entry)
+        record.armed = fire_at
+
+    def _disarm(self, record: ScheduleRecord) -> None:
+        """Delete the timer set last (before a change sets another, or the schedule goes)."""
+        if record.armed is not None:
+            tag = TimerEntry.tag_of("schedule_fire", str(record.token), 0, 0)
+            self.w.txn.delete(keys.timer_key(record.armed, record.schedule_id, tag))
+            record.armed = None
 
     def _rearm(self, record: ScheduleRecord) -> None:
+        self._disarm(record)
         record.token += 1
         self._due(record)
 
@@ -277,24 +292,26 @@ class Schedules:
                 for workflow_id in dict.fromkeys(record.running):
                     reason = f"schedule {record.schedule_id!r}: terminate_other, for its fire at {iso(t)}"
                     self.w.out.inbox(workflow_id, c.TerminateWorkflow(workflow_id=workflow_id, reason=reason))
+                for action in record.recent:
+                    if action.workflow_id in record.running and action.status is None:
+                        action.status = "TERMINATED"
                 record.running = []
                 self._start(record, t, cause)
 
-    def _skip(self, record: ScheduleRecord, overlap: OverlapPolicy) -> None:
+    def _skip(self, record: ScheduleRecord, overlap: str) -> None:
         record.skipped += 1
         metrics.SCHEDULE_SKIPPED.labels(overlap=overlap).inc()
 
     def _start(self, record: ScheduleRecord, t: float, cause: str) -> None:
         w, schedule = self.w, record.schedule
-        remaining = schedule.state.remaining_actions
-        if remaining is not None:
-            if remaining == 0:
-                return
-            state = schedule.state.model_copy(update={"remaining_actions": remaining - 1})
-            record.schedule = schedule = schedule.model_copy(update={"state": state})
+        if schedule.state.remaining_actions == 0:
+            return
         namespace, bare_schedule = namespaces.split(record.schedule_id)
         action = schedule.action
         workflow_id = namespaces.qualify(namespace, f"{action.workflow_id or bare_schedule}-{iso(t)}")
+        if workflow_id in record.running:  # two starts in one second name one run: it is running
+            self._skip(record, "same_second")
+            return
         request_id = f"schedule-{iso(t)}"
         attributes = {
             **action.search_attributes,
@@ -324,6 +341,10 @@ class Schedules:
             del record.recent[:-RECENT_ACTIONS]
             return
         w.out.inbox(workflow_id, command)
+        remaining = schedule.state.remaining_actions
+        if remaining is not None:
+            state = schedule.state.model_copy(update={"remaining_actions": remaining - 1})
+            record.schedule = schedule.model_copy(update={"state": state})
         record.running.append(workflow_id)
         del record.running[:-MAX_TRACKED_RUNS]
         record.recent.append(Action(fire_time=t, started_at=w.now, workflow_id=workflow_id))
@@ -340,6 +361,8 @@ class Schedules:
 
     def _closed(self, record: ScheduleRecord, command: c.ScheduledRunClosed) -> None:
         closed = command.scheduled_workflow_id
+        if closed not in record.running:
+            return  # not a run it follows (a run that set its attribute itself, or one let go)
         record.running = [workflow_id for workflow_id in record.running if workflow_id != closed]
         for action in record.recent:
             if action.workflow_id == closed and action.status is None:
@@ -350,8 +373,14 @@ class Schedules:
             note = f"paused: {namespaces.split(closed)[1]} ended {command.status}"
             paused = state.model_copy(update={"paused": True, "note": note})
             record.schedule = record.schedule.model_copy(update={"state": paused})
-            record.token += 1  # its timer is let go; unpausing sets another
-        if record.buffered and not record.running and not record.schedule.state.paused:
+            self._disarm(record)
+            record.token += 1  # unpausing sets another timer
+        self._start_buffered(record)
+
+    def _start_buffered(self, record: ScheduleRecord) -> None:
+        """The first waiting start, once nothing runs. A pause stops fires, not the starts already
+        waiting (as in Temporal)."""
+        if record.buffered and not record.running:
             waiting = record.buffered.pop(0)
             self._start(record, waiting.fire_time, "buffered")
 

@@ -78,6 +78,10 @@ class Starts:
                 existing.status,
                 extra={"workflowId": command.workflow_id, "partition": w.partition},
             )
+            if not existing.is_open:  # a schedule's start of a run that closed already
+                w.tell_schedule(
+                    command.workflow_id, command.search_attributes, existing.status, "started before"
+                )
             if existing.is_open:
                 # A child whose id is taken: tell the parent instead of leaving it waiting.
                 failure = Failure(

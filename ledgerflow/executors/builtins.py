@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import random
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
@@ -80,6 +81,8 @@ def echo(input: Any = None) -> Any:
 def console_log(input: dict[str, Any]) -> dict[str, Any]:
     args = _input("console.log", inputs.ConsoleLog, input)
     message = args.message if args.message is not None else args.items
+    if message is None:  # as before there were models: the whole input
+        message = input
     info = activity.info()
     log.info("console.log: %s", message, extra={"workflowId": info.workflow_id})
     print(f"[{info.workflow_id}] {message}", flush=True)
@@ -300,6 +303,8 @@ def _io_builtins(builtin_settings: BuiltinSettings, settings: Settings) -> list[
     @activity.defn(name="file.transfer")
     def file_transfer(input: dict[str, Any]) -> dict[str, Any]:
         args = _input("file.transfer", inputs.FileTransfer, input)
+        if os.path.realpath(args.source) == os.path.realpath(args.target):
+            raise Refused("file.transfer", f"{args.source!r} and {args.target!r} are the same file")
         data = files.read("file.transfer", args.source)
         digest = hashlib.sha256(data).hexdigest()
         target = files.write("file.transfer", args.target, data)

@@ -8,6 +8,7 @@ are UTC datetimes or seconds; a cron expression or calendar is read in ``time_zo
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -55,8 +56,31 @@ cron expressions and calendars are not parsed again (a croniter parse is the dea
 fire)."""
 
 
+MAX_YEARS_BETWEEN_FIRES = 8
+"""Years a cron expression or calendar may go without a fire (February 29 needs up to 8): the
+search for the next fire stops there, so no spec costs more to step than that."""
+RANDOM_FIELD = re.compile(r"(^|[\s,/-])[RH]([\s,/-]|$)")
+
+
 def _stored(info: ValidationInfo) -> bool:
     return isinstance(info.context, dict) and bool(info.context.get("stored"))
+
+
+def matches_a_date(text: str, what: str) -> None:
+    """``ValueError`` unless the cron expression ``text`` (seconds first when 6 fields) fires within
+    ``MAX_YEARS_BETWEEN_FIRES`` of 2000-01-01, and has no random (``R``) or hashed (``H``) field:
+    each engine would draw another value."""
+    if RANDOM_FIELD.search(text):
+        raise ValueError(
+            f"{what}: random (R) and hashed (H) fields are not taken: every engine would draw its own"
+        )
+    try:
+        start = datetime(2000, 1, 1, tzinfo=UTC)
+        croniter(
+            text, start, second_at_beginning=True, max_years_between_matches=MAX_YEARS_BETWEEN_FIRES
+        ).get_next(float)
+    except CroniterBadDateError:
+        raise ValueError(f"{what} matches no date (e.g. February 30)") from None
 
 
 def _cron(expression: str, info: ValidationInfo) -> str:
@@ -68,10 +92,7 @@ def _cron(expression: str, info: ValidationInfo) -> str:
             f"{expression[:200]!r} is not a cron expression: 5 fields (minute hour day-of-month "
             "month day-of-week), 6 with seconds first, or an alias such as @daily"
         )
-    try:
-        croniter(text, datetime(2000, 1, 1, tzinfo=UTC), second_at_beginning=True).get_next(float)
-    except CroniterBadDateError:
-        raise ValueError(f"{expression[:200]!r} matches no date (e.g. February 30)") from None
+    matches_a_date(text, repr(expression[:200]))
     return text
 
 
@@ -111,10 +132,12 @@ class CalendarSpec(WireModel):
 
     @model_validator(mode="after")
     def _valid(self, info: ValidationInfo) -> CalendarSpec:
-        if not _stored(info) and not croniter.is_valid(self.cron(), second_at_beginning=True):
-            raise ValueError(
-                f"the calendar {self.cron()!r} (second minute hour day month weekday) matches no time"
-            )
+        if _stored(info):
+            return self
+        what = f"the calendar {self.cron()!r} (second minute hour day month weekday)"
+        if not croniter.is_valid(self.cron(), second_at_beginning=True):
+            raise ValueError(f"{what} matches no time")
+        matches_a_date(self.cron(), what)
         return self
 
 

@@ -74,15 +74,33 @@ def test_create_execute_and_status_on_one_id(api: httpx.Client) -> None:
     assert api.get(f"/api/v1/workflows/{unique('nothing')}/status").status_code == 404
 
 
-def test_signal_and_cancel_by_the_type_id_reach_its_latest_run(api: httpx.Client) -> None:
-    # a code workflow type stands for a DAG here: SignalCounter waits for signals until "done"
+def test_signal_and_cancel_by_the_dag_id_reach_its_latest_run(api: httpx.Client) -> None:
+    dag_id = unique("approval")
+    waiting = {
+        "id": dag_id,
+        "nodes": [{"id": "wait", "type": "wait-signal", "input": {"name": "go", "timeout": 600}}],
+    }
+    assert api.post("/api/v1/workflows", json=waiting).status_code == 201
+    first = api.post(f"/api/v1/workflows/{dag_id}/execute").json()
+    status_of(api, first["workflowId"], ("RUNNING",))
+    sent = api.post(f"/api/v1/workflows/{dag_id}/signal", json={"name": "go", "payload": {"ok": True}})
+    assert sent.status_code == 202 and sent.json()["workflowId"] == first["workflowId"]
+    assert status_of(api, first["workflowId"], ("COMPLETED",)).json()["status"] == "COMPLETED"
+
+    second = api.post(f"/api/v1/workflows/{dag_id}/execute").json()
+    deadline = time.monotonic() + 30
+    while api.get(f"/api/v1/workflows/{dag_id}/status").json()["runId"] != second["runId"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    canceled = api.post(f"/api/v1/workflows/{dag_id}/cancel", json={"reason": "seed"})
+    assert canceled.status_code == 202 and canceled.json()["workflowId"] == second["workflowId"]
+    assert status_of(api, second["workflowId"], ("CANCELED",)).json()["status"] == "CANCELED"
+
+    # a code workflow's name is not a DAG id: it does not stand for its runs
     run = api.post("/api/v1/workflows/SignalCounter/execute").json()
     status_of(api, run["workflowId"], ("RUNNING",))
-    sent = api.post("/api/v1/workflows/SignalCounter/signal", json={"name": "add", "payload": 7})
-    assert sent.status_code == 202 and sent.json()["workflowId"] == run["workflowId"]
-    canceled = api.post("/api/v1/workflows/SignalCounter/cancel", json={"reason": "seed"})
-    assert canceled.status_code == 202 and canceled.json()["workflowId"] == run["workflowId"]
-    assert status_of(api, run["workflowId"], ("CANCELED",)).json()["status"] == "CANCELED"
+    assert api.get("/api/v1/workflows/SignalCounter/status").status_code == 404
+    api.post(f"/api/v1/workflows/{run['workflowId']}/terminate", json={"reason": "done"})
 
 
 def test_the_cluster_routes_and_events_of_the_seed(api: httpx.Client) -> None:

@@ -106,6 +106,7 @@ TimerKind = Literal[
     "deferred_start",
     "refusal_expiry",
     "schedule_fire",
+    "request_expiry",
 ]
 """Workflow timers, activity retries and timeouts, run timeouts, retention of closed runs,
 starts waiting for their workflow type, and the end of a refused start's record (whose
