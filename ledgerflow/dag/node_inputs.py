@@ -42,7 +42,7 @@ class ConsoleLog(NodeInput):
 
 class SequenceNumbers(NodeInput):
     """``sequence.numbers`` (source): ``start``, ``start + step``, ... below ``stop``, as
-    ``{"numbers": [...], "items": [...]}``. Example: ``{"start": 1, "stop": 11}``."""
+    ``{"numbers": [...]}``. Example: ``{"start": 1, "stop": 11}``."""
 
     start: int = 0
     stop: int

@@ -92,8 +92,7 @@ def console_log(input: dict[str, Any]) -> dict[str, Any]:
 @activity.defn(name="sequence.numbers")
 def sequence_numbers(input: dict[str, Any]) -> dict[str, Any]:
     args = _input("sequence.numbers", inputs.SequenceNumbers, input)
-    numbers = list(range(args.start, args.stop, args.step))
-    return {"numbers": numbers, "items": numbers}
+    return {"numbers": list(range(args.start, args.stop, args.step))}
 
 
 @activity.defn(name="random.numbers")
@@ -105,8 +104,7 @@ def random_numbers(input: dict[str, Any]) -> dict[str, Any]:
         digest = hashlib.sha256(f"{info.workflow_id}\x00{info.run_id}\x00{info.seq}".encode()).digest()
         seed = int.from_bytes(digest[:8], "big")
     draw = random.Random(seed)  # noqa: S311 - sample data, reproducible on purpose
-    numbers = [draw.randint(args.low, args.high) for _ in range(args.count)]
-    return {"numbers": numbers, "items": numbers}
+    return {"numbers": [draw.randint(args.low, args.high) for _ in range(args.count)]}
 
 
 @activity.defn(name="memory.collection")

@@ -57,7 +57,7 @@ def test_random_numbers_are_the_same_on_a_retry_and_differ_between_nodes() -> No
     again = attempt(definitions, "random.numbers", {"count": 20, "low": 1, "high": 6})
     assert isinstance(first, TaskCompleted) and isinstance(again, TaskCompleted)
     assert first.result == again.result  # the same run, the same node: the same numbers
-    numbers = first.result["items"]
+    numbers = first.result["numbers"]
     assert len(numbers) == 20 and all(1 <= n <= 6 for n in numbers) and len(set(numbers)) > 1
     seeded = attempt(definitions, "random.numbers", {"count": 20, "low": 1, "high": 6, "seed": 7})
     assert isinstance(seeded, TaskCompleted) and seeded.result != first.result
