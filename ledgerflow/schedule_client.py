@@ -146,12 +146,12 @@ async def list_all(reads: OwnerReads, namespace: str) -> list[ScheduleListEntry]
     after: str | None = None
     while True:
         rows, after = await reads.schedules(namespace, after, PAGE)
-        entries += [_entry(namespace, row) for row in rows]
+        entries += [list_entry(namespace, row) for row in rows]
         if after is None:
             return entries
 
 
-def _entry(namespace: str, row: ScheduleSummaryJson) -> ScheduleListEntry:
+def list_entry(namespace: str, row: ScheduleSummaryJson) -> ScheduleListEntry:
     fire = row["next_fire_time"]
     return ScheduleListEntry(
         id=namespaces.within(namespace, row["schedule_id"]),

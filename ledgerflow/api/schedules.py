@@ -8,6 +8,7 @@ owner applied it, with the schedule as it is then.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -21,7 +22,7 @@ from ledgerflow.api.models import ApiModel, FieldProblem, RequestModel, Schedule
 from ledgerflow.api.state import BODY_DOCS, GatewayState, error_doc, gateway_state
 from ledgerflow.api.writes import send_command
 from ledgerflow.errors import ScheduleAlreadyRunningError
-from ledgerflow.schedule_client import AsyncScheduleHandle, create
+from ledgerflow.schedule_client import AsyncScheduleHandle, create, list_entry
 from ledgerflow.schemas import commands as c
 from ledgerflow.schemas.common import BareId
 from ledgerflow.schemas.schedules import (
@@ -71,6 +72,10 @@ class ScheduleRow(ApiModel):
     next_fire_time: datetime | None
     actions: int
     running: int
+
+
+def _without_id(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    return {k: v for k, v in items if k != "id"}
 
 
 class ScheduleList(ApiModel):
@@ -128,21 +133,9 @@ async def list_schedules(
     namespace = namespace_of(request)
     engine_after = namespaces.qualify(namespace, after) if after else None
     rows, next_after = await state.live_reads().schedules(namespace, engine_after, limit)
+    entries = [list_entry(namespace, row) for row in rows]
     return ScheduleList(
-        schedules=[
-            ScheduleRow(
-                schedule_id=namespaces.within(namespace, row["schedule_id"]),
-                workflow_type=row["workflow_type"],
-                paused=row["paused"],
-                note=row["note"],
-                next_fire_time=datetime.fromtimestamp(row["next_fire_time"]).astimezone()
-                if row["next_fire_time"] is not None
-                else None,
-                actions=row["actions"],
-                running=row["running"],
-            )
-            for row in rows
-        ],
+        schedules=[ScheduleRow(schedule_id=e.id, **asdict(e, dict_factory=_without_id)) for e in entries],
         next_page_token=namespaces.within(namespace, next_after) if next_after else None,
     )
 

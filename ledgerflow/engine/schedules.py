@@ -218,7 +218,13 @@ class Schedules:
         return stored_record(self.w.txn.get(keys.schedule_key(schedule_id)))
 
     def save(self, record: ScheduleRecord) -> None:
-        self.w.txn.put(keys.schedule_key(record.schedule_id), record.model_dump_json().encode())
+        """Write the record; ``PayloadTooLarge`` (this command or fire fails alone, rolled back)
+        when it would not fit one changelog record: its spec, up to 1,000 followed run ids and
+        1,000 waiting starts are bounded, their sum against the record limit only here."""
+        raw = record.model_dump_json().encode()
+        what = lambda: f"schedule {record.schedule_id!r}'s record"  # noqa: E731
+        self.w.ctx.settings.check_size("max_record_bytes", len(raw), what)
+        self.w.txn.put(keys.schedule_key(record.schedule_id), raw)
 
     # -------------------------------------------------------------- firing
     def _due(self, record: ScheduleRecord) -> None:

@@ -136,3 +136,20 @@ def test_fires_delayed_by_their_jitter_are_not_counted_missed(owner: Owner) -> N
     assert record.missed == 0 and record.actions >= 14, record  # type: ignore[attr-defined]
     fired = sorted(a.fire_time for a in record.recent)  # type: ignore[attr-defined]
     assert fired == [f for f in fired if f % 60 == 0]
+
+
+def test_a_schedule_whose_record_would_not_fit_fails_alone(tmp_path: Path) -> None:
+    small = Settings(partitions=1, max_payload_bytes=10_000, max_record_bytes=30_000)
+    ctx = EngineContext(small, WorkflowRegistry.from_modules([__name__]), lambda _id: None)
+    p = PartitionProcessor(0, PartitionStore(tmp_path / "small"), ctx)
+    big = Schedule(
+        action=ScheduleAction(workflow_type="Tick", input="x" * 40_000),
+        spec=ScheduleSpec(cron_expressions=["0 9 * * *"]),
+    )
+    p.begin(NOW, Outbox(small))
+    reason = p.handle(c.CreateSchedule(schedule_id="big", schedule=big))
+    assert reason is not None and "max_record_bytes" in reason
+    assert p.handle(c.CreateSchedule(schedule_id="ok", schedule=daily())) is None  # the next one is applied
+    p.store.write(dict(p.finish()), None)
+    assert p.schedules.load("big") is None and p.schedules.load("ok") is not None
+    p.store.close()
