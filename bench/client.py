@@ -7,11 +7,16 @@ client adds: its start (a Kafka write it waits to be acknowledged, then the owne
 answered at the commit that decided the start) and how soon it learns of the close (a long poll
 the owner answers at the commit that closed the run).
 
-Throughput: ``--load`` runs started as fast as each path allows and awaited to completion:
-Kafka-native starts (the engine's own rate), one ``AsyncClient`` with up to ``--in-flight``
-runs open, and the synchronous ``Client`` from ``--threads`` threads.
+Throughput, sustained: for ``--seconds`` each path keeps ``--in-flight`` runs open (a run that
+completes is replaced by a new one) and the runs completed per second are counted after the
+first ``--warmup`` seconds: Kafka-native starts (the engine's own rate, a completion counted when
+the engine applied it), one ``AsyncClient`` (counted when ``await handle.result()`` returned)
+and the synchronous ``Client`` from ``--threads`` threads. This is the rate a client process can
+drive the engine at; a burst of ``--load`` runs started at once and awaited is reported beside it
+(a burst's rate also holds the time the client takes to send every start and the last results'
+trip back, which a sustained load spreads over many runs).
 
-    python -m bench.client --runs 200 --load 1000 --in-flight 1000 --report bench/results/client.md
+    python -m bench.client --runs 200 --seconds 20 --in-flight 500 --report bench/results/client.md
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from bench.common import (
     report_header,
     save_report,
 )
-from bench.core import EventReader, Scenario, run_load, run_sequential
+from bench.core import EventReader, Scenario, run_load, run_sequential, run_sustained
 
 ORDER = {"order_id": "bench", "amount": 1.0}
 
@@ -96,18 +101,74 @@ def sync_client_load(cluster: Any, runs: int, threads: int) -> float:
         return runs / (time.perf_counter() - started)
 
 
+def sustained_rate(completions: list[float], began: float, warmup: float, ended: float) -> float:
+    """Completions per second between ``began + warmup`` and ``ended`` (``time.time()`` values)."""
+    counted = began + warmup
+    return sum(1 for t in completions if counted <= t <= ended) / (ended - counted)
+
+
+async def async_client_sustained(cluster: Any, seconds: float, warmup: float, in_flight: int) -> float:
+    """Runs completed per second by one AsyncClient keeping ``in_flight`` runs open."""
+    tag = uuid.uuid4().hex[:6]
+    completions: list[float] = []
+    async with cluster.async_client() as client:
+        began = time.time()
+        end = began + seconds
+
+        async def lane(lane_no: int) -> None:
+            i = 0
+            while time.time() < end:
+                handle = await client.start_workflow("ProcessOrder", ORDER, id=f"async-s-{tag}-{lane_no}-{i}")
+                await handle.result(timeout=120)
+                completions.append(time.time())
+                i += 1
+
+        await asyncio.gather(*(lane(n) for n in range(in_flight)))
+    return sustained_rate(completions, began, warmup, end)
+
+
+def sync_client_sustained(cluster: Any, seconds: float, warmup: float, threads: int) -> float:
+    """Runs completed per second by one Client from ``threads`` threads, each run after the last."""
+    tag = uuid.uuid4().hex[:6]
+    completions: list[float] = []
+    with cluster.client() as client:
+        began = time.time()
+        end = began + seconds
+
+        def lane(lane_no: int) -> None:
+            i = 0
+            while time.time() < end:
+                client.start_workflow("ProcessOrder", ORDER, id=f"sync-s-{tag}-{lane_no}-{i}").result(
+                    timeout=120
+                )
+                completions.append(time.time())
+                i += 1
+
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(lane, range(threads)))
+    return sustained_rate(completions, began, warmup, end)
+
+
+def native_sustained(
+    cluster: Any, reader: EventReader, seconds: float, warmup: float, in_flight: int
+) -> float:
+    """Runs the engine completed per second with ``in_flight`` Kafka-native starts kept open."""
+    scenario = Scenario("native-sustained", "ProcessOrder", ORDER, 0)
+    run_sustained(cluster.bootstrap, cluster.prefix, reader, scenario, seconds, in_flight)
+    assert scenario.window is not None
+    began, ended = scenario.window
+    return sustained_rate(list(scenario.completed.values()), began, warmup, ended)
+
+
 def main() -> None:
     parser = arguments(__doc__, ".ledgerflow/bench", "bench/results/client.md", partitions=4)
     parser.add_argument("--runs", type=int, default=200, help="Runs of each latency scenario, one at a time.")
-    parser.add_argument("--load", type=int, default=1000, help="Runs of each throughput scenario.")
-    parser.add_argument(
-        "--in-flight",
-        type=int,
-        default=1000,
-        help="Runs the AsyncClient keeps open at once.",
-    )
+    parser.add_argument("--seconds", type=float, default=20.0, help="Length of each sustained scenario.")
+    parser.add_argument("--warmup", type=float, default=3.0, help="Seconds of each not counted.")
+    parser.add_argument("--in-flight", type=int, default=500, help="Runs kept open (native and AsyncClient).")
     parser.add_argument("--threads", type=int, default=32, help="Threads driving the synchronous Client.")
-    parser.add_argument("--rounds", type=int, default=3, help="Rounds of the three throughput scenarios.")
+    parser.add_argument("--load", type=int, default=1000, help="Runs of each burst scenario.")
+    parser.add_argument("--rounds", type=int, default=3, help="Rounds of the throughput scenarios.")
     args = parser.parse_args()
     with local_stack(args, "bench-client") as cluster:
         engine = cluster.engine([SAMPLES])
@@ -125,26 +186,39 @@ def main() -> None:
         through_async = asyncio.run(async_client_runs(cluster, args.runs))
         pids = {"engine": engine.pid, "worker": worker.pid, "this process": os.getpid()}
         pids.update({f"broker {i}": pid for i, pid in enumerate(broker_pids(args))})
-        rates: dict[str, list[float]] = {"native": [], "async": [], "sync": []}
+        paths = ("native", "async", "sync")
+        sustained: dict[str, list[float]] = {path: [] for path in paths}
+        burst: dict[str, list[float]] = {path: [] for path in paths}
         cpu: dict[str, dict[str, float]] = {}
         split = CpuSplit(pids)
         for _ in range(args.rounds):  # interleaved: the box's drift hits every path alike
             split.start()
-            native = Scenario("native-load", "ProcessOrder", ORDER, args.load)
-            run_load(cluster.bootstrap, cluster.prefix, reader, native, timeout=300)
-            rates["native"].append(native.throughput())
+            sustained["native"].append(
+                native_sustained(cluster, reader, args.seconds, args.warmup, args.in_flight)
+            )
             cpu["native"] = split.stop()
             split.start()
-            rates["async"].append(asyncio.run(async_client_load(cluster, args.load, args.in_flight)))
+            sustained["async"].append(
+                asyncio.run(async_client_sustained(cluster, args.seconds, args.warmup, args.in_flight))
+            )
             cpu["async"] = split.stop()
             split.start()
-            rates["sync"].append(sync_client_load(cluster, args.load, args.threads))
+            sustained["sync"].append(sync_client_sustained(cluster, args.seconds, args.warmup, args.threads))
             cpu["sync"] = split.stop()
+            native = Scenario("native-load", "ProcessOrder", ORDER, args.load)
+            run_load(cluster.bootstrap, cluster.prefix, reader, native, timeout=300)
+            burst["native"].append(native.throughput())
+            burst["async"].append(asyncio.run(async_client_load(cluster, args.load, args.load)))
+            burst["sync"].append(sync_client_load(cluster, args.load, args.threads))
         reader.consumer.close()
-    native_rate, async_rate, sync_rate = (percentile(rates[path], 50) for path in ("native", "async", "sync"))
+    steady = {path: percentile(sustained[path], 50) for path in paths}
+    bursts = {path: percentile(burst[path], 50) for path in paths}
     engine_figures = own.summary()
     figures: dict[str, Any] = {
         "runs": args.runs,
+        "seconds": args.seconds,
+        "warmup": args.warmup,
+        "in_flight": args.in_flight,
         "load": args.load,
         "client_p50_ms": percentile(through_client, 50),
         "client_p99_ms": percentile(through_client, 99),
@@ -152,21 +226,27 @@ def main() -> None:
         "async_client_p99_ms": percentile(through_async, 99),
         "engine_p50_ms": engine_figures["e2e_p50_ms"],
         "engine_p99_ms": engine_figures["e2e_p99_ms"],
-        "native_per_s": native_rate,
-        "async_client_per_s": async_rate,
-        "sync_client_per_s": sync_rate,
-        "rates_per_round": rates,
+        "native_per_s": steady["native"],
+        "async_client_per_s": steady["async"],
+        "sync_client_per_s": steady["sync"],
+        "sustained_per_round": sustained,
+        "burst_per_s": bursts,
+        "burst_per_round": burst,
         "cores_busy_last_round": cpu,
     }
     command = (
-        f"python -m bench.client --runs {args.runs} --load {args.load} --in-flight {args.in_flight} "
-        f"--threads {args.threads} --rounds {args.rounds}"
+        f"python -m bench.client --runs {args.runs} --seconds {args.seconds:g} --warmup {args.warmup:g} "
+        f"--in-flight {args.in_flight} --threads {args.threads} --load {args.load} --rounds {args.rounds}"
     )
     lines = report_header(
         "Python clients beside the engine: latency one run at a time, and throughput",
         "one broker, one engine, one worker and this process on one machine; ProcessOrder (3 activities)",
         command,
     )
+
+    def share(rates: dict[str, float], path: str) -> str:
+        return f"{100 * rates[path] / rates['native']:.0f} %"
+
     lines += [
         "## Latency, one run at a time",
         "",
@@ -182,19 +262,21 @@ def main() -> None:
         f"At the median the Client adds {figures['client_p50_ms'] - figures['engine_p50_ms']:.1f} ms and the "
         f"AsyncClient {figures['async_client_p50_ms'] - figures['engine_p50_ms']:.1f} ms.",
         "",
-        f"## Throughput, {args.load} runs each (started, then awaited to completion)",
+        f"## Throughput, sustained: runs kept open for {args.seconds:g} s, counted after the first "
+        f"{args.warmup:g} s",
         "",
-        f"Median of {args.rounds} rounds, the three paths interleaved in each; every round's figure in the "
-        "JSON beside this file.",
+        f"Median of {args.rounds} rounds, the paths interleaved in each; every round's figure in the JSON "
+        "beside this file. A run counts when the engine applied its completion (native) or when "
+        "`result()` returned (the clients).",
         "",
         "| path | workflows/s | share of Kafka-native |",
         "|---|---|---|",
-        f"| Kafka-native starts (the engine's own rate) | {native_rate:.0f} | 100 % |",
-        f"| one AsyncClient, {args.in_flight} runs in flight | {async_rate:.0f} | "
-        f"{100 * async_rate / native_rate:.0f} % |",
-        f"| one Client, {args.threads} threads | {sync_rate:.0f} | {100 * sync_rate / native_rate:.0f} % |",
+        f"| Kafka-native starts, {args.in_flight} runs open (the engine's own rate) | "
+        f"{steady['native']:.0f} | 100 % |",
+        f"| one AsyncClient, {args.in_flight} runs open | {steady['async']:.0f} | {share(steady, 'async')} |",
+        f"| one Client, {args.threads} threads | {steady['sync']:.0f} | {share(steady, 'sync')} |",
         "",
-        "Cores busy during each throughput scenario (last round):",
+        "Cores busy during each sustained scenario (last round):",
         "",
         "| process | " + " | ".join(cpu) + " |",
         "|---|" + "---|" * len(cpu),
@@ -202,6 +284,19 @@ def main() -> None:
             f"| {name} | " + " | ".join(f"{cpu[scenario][name]:.2f}" for scenario in cpu) + " |"
             for name in pids
         ),
+        "",
+        f"## Throughput, a burst: {args.load} runs started at once, then awaited",
+        "",
+        "From the first start to the last completion (native: the engine applying it; the clients: "
+        "`result()` returning). Besides the engine's work, a client's burst holds the time it takes to "
+        "send every start and the last results' way back: the last completion's commit and the "
+        "long poll's answer.",
+        "",
+        "| path | workflows/s | share of Kafka-native |",
+        "|---|---|---|",
+        f"| Kafka-native starts | {bursts['native']:.0f} | 100 % |",
+        f"| one AsyncClient, all {args.load} at once | {bursts['async']:.0f} | {share(bursts, 'async')} |",
+        f"| one Client, {args.threads} threads | {bursts['sync']:.0f} | {share(bursts, 'sync')} |",
     ]
     save_report(args.report, lines, figures)
 

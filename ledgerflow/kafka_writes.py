@@ -21,6 +21,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from ledgerflow.config import Settings
+from ledgerflow.deadlines import settled_within
 from ledgerflow.errors import KafkaWriteError
 from ledgerflow.kafkaclients import plain_producer
 
@@ -85,7 +86,7 @@ class KafkaWriter:
             too_large = isinstance(error, KafkaError) and error.code() in _TOO_LARGE
             raise KafkaWriteError(topic, str(exc), too_large) from exc
         try:
-            return await asyncio.wait_for(asyncio.shield(future), self.timeout)
+            return await settled_within(future, self.timeout)
         except TimeoutError as exc:
             raise KafkaWriteError(topic, f"not acknowledged within {self.timeout} s") from exc
 

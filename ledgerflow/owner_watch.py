@@ -24,6 +24,7 @@ from typing import Any, cast
 
 import aiohttp
 
+from ledgerflow.deadlines import settled_within
 from ledgerflow.errors import EngineAuthError, WorkflowNotFoundError
 from ledgerflow.owner_reads import OwnerReads
 from ledgerflow.schemas.owner import (
@@ -110,9 +111,7 @@ class OwnerWatch:
         self._enqueue(url, [wait])
         try:
             # bounded: whatever befalls the batch, this caller hears within its hold and a margin
-            status, body = await asyncio.wait_for(
-                asyncio.shield(wait.future), deadline - time.monotonic() + ANSWER_MARGIN
-            )
+            status, body = await settled_within(wait.future, deadline - time.monotonic() + ANSWER_MARGIN)
         except (_Fallback, TimeoutError):
             wait.future.cancel()  # if its batch still answers, nobody is left to hear it
             return await alone(max(0.0, deadline - time.monotonic()))

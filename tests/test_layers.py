@@ -44,6 +44,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "ledgerflow.engine_token",
             "ledgerflow.partitioning",
             "ledgerflow.paging",
+            "ledgerflow.deadlines",
             "ledgerflow.search_attributes",
             "ledgerflow.schedule_times",
             "ledgerflow.visibility",

@@ -12,7 +12,7 @@ import os
 import resource
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any, TypeVar, cast
 
 import uvicorn
@@ -457,11 +457,20 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
         # request of this process (``since``) is looked at again only if its workflow changed.
         looked = {index: since_of(item.get("since"), notices.epoch) for index, item in pending.items()}
         answers: list[WatchAnswerJson] = []
-        with notices.listening(*{item["workflow_id"] for item in items}) as commit:  # before any look
+        by_workflow: dict[str, list[int]] = {}
+        for index, item in pending.items():
+            by_workflow.setdefault(item["workflow_id"], []).append(index)
+        woken: set[str] | None = None
+        """After a wait: the workflows the commits since changed (None: look at every wait)."""
+        with notices.listening(*by_workflow) as commit:  # before any look
             while True:
                 now = time.monotonic()
                 seen = notices.sequence  # every look below sees the commits up to it
-                for index in sorted(pending):
+                if woken is None or min(deadlines[index] for index in pending) <= now:
+                    indexes: Iterable[int] = list(pending)
+                else:  # only the waits of the workflows a commit changed: a commit costs what it touched
+                    indexes = [i for wid in woken for i in by_workflow.get(wid, ()) if i in pending]
+                for index in indexes:
                     item, final = pending[index], deadlines[index] <= now
                     last = looked[index]
                     if (
@@ -479,7 +488,8 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
                 if answers or not pending:
                     return {"answers": answers, "since": f"{notices.epoch}:{seen}"}
                 await commit.wait(min(deadlines[index] for index in pending) - time.monotonic())
-                commit.take_woken()
+                changed, everything = commit.take_woken()
+                woken = None if everything else changed
 
     # ``path``: a namespaced id holds one ``/`` (ledgerflow/namespaces.py). Declared after the
     # history and query routes, which this pattern would otherwise swallow.
