@@ -234,6 +234,8 @@ class Engine:
             live_producers=self._live_producers,
             standby=StandbyReplicas(settings, self.options.data_dir) if self.options.standby else None,
         )
+        manager = self.partitions
+        metrics.INBOX_LAG.source = lambda: manager.lag
         standby = self.partitions.standby
         if standby is not None:
             standby.start()

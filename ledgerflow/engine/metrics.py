@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from collections.abc import Callable, Iterator, Mapping
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 STARTED = Counter("ledgerflow_workflows_started_total", "Runs started.")
 CLOSED = Counter("workflow_execution_total", "Runs closed, by final status.", ["status"])
@@ -99,3 +103,26 @@ SCHEDULE_LAG = Histogram(
     "From a schedule's fire time (jitter included) to its run starting at the run's owner.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
+
+
+class InboxLag(Collector):
+    """``ledgerflow_inbox_lag_records{partition}``: inbox records behind the end of each partition
+    this node owns, as of its last batch (read at scrape time, so a partition that moved away
+    leaves no stale series behind)."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Mapping[int, int]] = dict
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "ledgerflow_inbox_lag_records",
+            "Inbox records not yet applied, per owned partition (from cached watermarks).",
+            labels=["partition"],
+        )
+        for partition, lag in sorted(dict(self.source()).items()):
+            family.add_metric([str(partition)], lag)
+        yield family
+
+
+INBOX_LAG = InboxLag()
+REGISTRY.register(INBOX_LAG)

@@ -110,6 +110,7 @@ class PartitionManager:
 
     def _close(self, p: int) -> None:
         processor = self.processors.pop(p, None)
+        self.lag.pop(p, None)
         if processor is not None:
             processor.cache.clear()
             processor.store.close()
