@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from ledgerflow import activity, logs
 from ledgerflow.cli.options import insecure_option, kafka_options, settings_from
+from ledgerflow.codec.keyfile import load_codec
 from ledgerflow.dag.node_types import PURE_BUILTINS
 from ledgerflow.engine.http import HttpServer, create_app
 from ledgerflow.engine.kafka.admin import ensure_queue_topics, ensure_topics
@@ -21,6 +22,7 @@ from ledgerflow.engine.loop import Engine, EngineOptions, tune_garbage_collector
 from ledgerflow.engine_token import EngineTokenError, token_from
 from ledgerflow.errors import DeploymentMovedError, TopicLayoutError
 from ledgerflow.executors import builtins
+from ledgerflow.executors.claims import ClaimStore
 from ledgerflow.executors.sandbox.settings import BuiltinSettings, split_list
 from ledgerflow.executors.worker import Worker
 from ledgerflow.sdk.definition import WorkflowRegistry
@@ -184,7 +186,8 @@ def worker_command(
     settings = settings_from(bootstrap, prefix, partitions, replication_factor)
     builtin_settings = builtin_settings_from(enabled_builtins)
     own = activity.collect(modules)
-    activities = {**builtins.worker_builtins(builtin_settings, settings), **own}
+    claims = ClaimStore(settings, load_codec(settings))
+    activities = {**builtins.worker_builtins(builtin_settings, settings, claims), **own}
     try:
         # its queue's topic only: the rest are the engine's, which a worker may not create
         ensure_queue_topics(settings, (queue,))

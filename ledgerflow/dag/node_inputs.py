@@ -10,7 +10,7 @@ example input.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -18,6 +18,8 @@ from ledgerflow.schemas.common import JSON
 
 MAX_ITEMS = 100_000
 """Items a list input holds at most (the DAG interpreter's own cap on a rendered input)."""
+MAX_CONSUMED = 10_000
+"""Records one kafka.consumer node reads at most."""
 
 
 class NodeInput(BaseModel):
@@ -191,6 +193,41 @@ class KafkaProducer(NodeInput):
     value: JSON = None
 
 
+class KafkaConsumer(NodeInput):
+    """``kafka.consumer`` (source): reads up to ``max_records`` records from an allowed topic, or
+    what arrives within ``timeout`` seconds, as the node's own consumer group, from the offsets
+    the group committed (a new group from ``start``). The group commits once the node's result is
+    recorded: a retried or crashed attempt reads the same records again. ``{"topic", "group",
+    "items", "records", "offsets", "count"}``: ``items`` the values (JSON when they parse, else
+    text), ``records`` each one's partition, offset, key and timestamp. Example:
+    ``{"topic": "orders.in", "max_records": 500, "timeout": 2}``."""
+
+    topic: str = Field(min_length=1, max_length=249)
+    group: str | None = Field(default=None, min_length=1, max_length=1024)
+    """Set by the DAG interpreter (a DAG may not name one); a code workflow names its own."""
+    max_records: int = Field(default=100, ge=1, le=MAX_CONSUMED)
+    max_bytes: int = Field(default=16 * 1024 * 1024, ge=1, le=64 * 1024 * 1024)
+    """The batch ends before the record that would take its values past this (the first record
+    is always taken)."""
+    timeout: float = Field(default=5.0, gt=0, le=120)
+    """Seconds; keep it under the node's ``timeoutSeconds`` (300 by default)."""
+    start: Literal["earliest", "latest"] = "earliest"
+    """Where a group with no committed offset begins."""
+    value_format: Literal["auto", "json", "text"] = "auto"
+    """``auto``: JSON when the value parses, else text; ``json``: a value that does not parse fails
+    the node, not retried; ``text``: UTF-8 text."""
+
+
+class KafkaConsumerCommit(NodeInput):
+    """``kafka.consumer.commit``: what the DAG interpreter runs after a ``kafka.consumer`` node's
+    result is recorded: commits its ``offsets`` (partition -> next offset) for ``group``.
+    Example: ``{"topic": "orders.in", "group": "dag.etl.read", "offsets": {"0": 42}}``."""
+
+    topic: str = Field(min_length=1, max_length=249)
+    group: str = Field(min_length=1, max_length=1024)
+    offsets: dict[str, Annotated[int, Field(ge=0)]] = Field(max_length=10_000)
+
+
 class SqlQuery(NodeInput):
     """``sql.query`` (source): runs ``query`` on the worker's database named ``database``, with
     ``parameters`` bound to its ``:name`` placeholders (never formatted into the SQL), in a
@@ -223,9 +260,10 @@ class HttpRequest(NodeInput):
 
 
 INPUTS: dict[str, type[NodeInput]] = {
-    # the seed system's 17 (kafka.consumer: not yet built)
+    # the seed system's 17
     "random.numbers": RandomNumbers,
     "sql.query": SqlQuery,
+    "kafka.consumer": KafkaConsumer,
     "sequence.numbers": SequenceNumbers,
     "file.csv": FileCsv,
     "file.text": FileText,
@@ -247,6 +285,7 @@ INPUTS: dict[str, type[NodeInput]] = {
     "csv.read": FileCsv,
     "csv.write": CsvWrite,
     "kafka.produce": KafkaProducer,
+    "kafka.consumer.commit": KafkaConsumerCommit,
 }
 """The input model of each built-in node type."""
 ALIASES = {"csv.read": "file.csv", "kafka.produce": "kafka.producer"}

@@ -19,6 +19,7 @@ from typing import Any
 from ledgerflow.config import Settings
 from ledgerflow.dag.expressions import ExpressionError, check, templates
 from ledgerflow.dag.node_inputs import input_problems
+from ledgerflow.dag.node_types import KAFKA_CONSUMER, KAFKA_CONSUMER_COMMIT
 from ledgerflow.schemas.dag import DagDefinition
 
 EXPRESSION_NAMES = ("input", "nodes")
@@ -170,6 +171,23 @@ def _input_problems(dag: DagDefinition) -> Iterator[Problem]:
     """Each literal input field of a built-in node that breaks its type's model
     (``dag/node_inputs.py``); a field holding a ``{{ }}`` template is judged when the node runs."""
     for index, node in enumerate(dag.nodes):
+        if node.type == KAFKA_CONSUMER_COMMIT:
+            where: Location = ("nodes", index, "type")
+            yield Problem(
+                where,
+                f"{dotted(where)} (node '{node.id}'): {KAFKA_CONSUMER_COMMIT} is run by the DAG "
+                f"interpreter after a {KAFKA_CONSUMER} node, for that node's group only",
+                "input_invalid",
+            )
+            continue
+        if node.type == KAFKA_CONSUMER and "group" in node.input:
+            where = ("nodes", index, "input", "group")
+            yield Problem(
+                where,
+                f"{dotted(where)} (node '{node.id}', {node.type}): a DAG node reads as its own group, "
+                "which the DAG interpreter names",
+                "input_invalid",
+            )
         templated = frozenset(
             key for key, value in node.input.items() if any("{{" in text for _, text in _strings(value))
         )

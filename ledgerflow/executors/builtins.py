@@ -14,6 +14,7 @@ The seed system's types are here under its names (docs/dag.md has the table); ``
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import io
@@ -22,13 +23,17 @@ import logging
 import os
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, NoReturn, TypeVar
 
 from ledgerflow import activity
 from ledgerflow.config import Settings
 from ledgerflow.dag import node_inputs as inputs
 from ledgerflow.dag.expressions import evaluate
+from ledgerflow.dag.node_types import KAFKA_CONSUMER, KAFKA_CONSUMER_COMMIT
 from ledgerflow.errors import ApplicationError
+from ledgerflow.executors.claims import ClaimStore
+from ledgerflow.executors.sandbox.consumer import TopicReader
 from ledgerflow.executors.sandbox.files import FileSandbox
 from ledgerflow.executors.sandbox.refusal import DISABLED, Refused
 from ledgerflow.executors.sandbox.settings import BUILTINS_SETTING, BuiltinSettings
@@ -43,17 +48,56 @@ M = TypeVar("M", bound=inputs.NodeInput)
 
 
 def worker_builtins(
-    builtin_settings: BuiltinSettings, settings: Settings
+    builtin_settings: BuiltinSettings, settings: Settings, claims: ClaimStore | None = None
 ) -> dict[str, activity.ActivityDefinition]:
     """Every built-in for a worker with these settings: the enabled ones ready to run in their
-    sandbox, the others as stand-ins that fail their task with ``BuiltinDisabled``."""
+    sandbox, the others as stand-ins that fail their task with ``BuiltinDisabled``. With
+    ``claims``, an enabled one reads the claim references in its input back and claim-checks a
+    result too large for history (``ledgerflow/executors/claims.py``)."""
     available = {
         d.name: d for d in [*map(activity.definition_of, PURE), *_io_builtins(builtin_settings, settings)]
     }
-    return {
-        name: definition if name in builtin_settings.builtins else _disabled(name)
-        for name, definition in available.items()
-    }
+    enabled = set(builtin_settings.builtins)
+    if KAFKA_CONSUMER in enabled:  # its commit runs where it runs
+        enabled.add(KAFKA_CONSUMER_COMMIT)
+    built = {}
+    for name, definition in available.items():
+        if name not in enabled:
+            built[name] = _disabled(name)
+        else:
+            built[name] = _claim_checked(definition, claims) if claims else definition
+    return built
+
+
+def _claim_checked(
+    definition: activity.ActivityDefinition, claims: ClaimStore
+) -> activity.ActivityDefinition:
+    """``definition`` reading its arguments' claim references back and claim-checking its result."""
+    fn = definition.fn
+    if definition.is_async:
+
+        async def run_async(*args: Any) -> Any:
+            if claims.holds_reference(args):  # a thread only when there is Kafka to read
+                args = tuple(await asyncio.to_thread(claims.resolve, list(args), _owner()))
+            result = await fn(*args)
+            if claims.too_large(result):
+                result = await asyncio.to_thread(claims.fit, result, _owner())
+            return result
+
+        return replace(definition, fn=run_async)
+
+    def run(*args: Any) -> Any:  # in the worker's threads, as the built-in itself would be
+        if claims.holds_reference(args):
+            args = tuple(claims.resolve(list(args), _owner()))
+        result = fn(*args)
+        return claims.fit(result, _owner()) if claims.too_large(result) else result
+
+    return replace(definition, fn=run)
+
+
+def _owner() -> str:
+    """The workflow whose claims the running attempt may read and write."""
+    return activity.info().workflow_id
 
 
 def _disabled(name: str) -> activity.ActivityDefinition:
@@ -242,10 +286,19 @@ def _io_builtins(builtin_settings: BuiltinSettings, settings: Settings) -> list[
     web = HttpSandbox(builtin_settings)
     topics = TopicSandbox(builtin_settings, settings)
     databases = SqlSandbox(builtin_settings)
+    reader = TopicReader(builtin_settings, settings)
 
     @activity.defn(name="sql.query")
     def sql_query(input: dict[str, Any]) -> dict[str, Any]:
         return databases.query(_input("sql.query", inputs.SqlQuery, input))
+
+    @activity.defn(name=KAFKA_CONSUMER)
+    def kafka_consumer(input: dict[str, Any]) -> dict[str, Any]:
+        return reader.read(_input(KAFKA_CONSUMER, inputs.KafkaConsumer, input))
+
+    @activity.defn(name=KAFKA_CONSUMER_COMMIT)
+    def kafka_consumer_commit(input: dict[str, Any]) -> dict[str, Any]:
+        return reader.commit(_input(KAFKA_CONSUMER_COMMIT, inputs.KafkaConsumerCommit, input))
 
     @activity.defn(name="http.request")
     async def http_request(input: dict[str, Any]) -> dict[str, Any]:
@@ -321,5 +374,8 @@ def _io_builtins(builtin_settings: BuiltinSettings, settings: Settings) -> list[
         ("file.csv", file_csv),
         ("csv.read", lambda input: {"rows": read_csv("csv.read", input)}),
     ]
-    io_builtins = [activity.definition_of(fn) for fn in (http_request, csv_write, file_transfer, sql_query)]
+    io_builtins = [
+        activity.definition_of(fn)
+        for fn in (http_request, csv_write, file_transfer, sql_query, kafka_consumer, kafka_consumer_commit)
+    ]
     return io_builtins + [activity.definition_of(activity.defn(name=name)(fn)) for name, fn in named]

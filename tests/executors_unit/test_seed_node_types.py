@@ -14,6 +14,7 @@ from ledgerflow.config import Settings
 from ledgerflow.dag.node_inputs import ALIASES, INPUTS
 from ledgerflow.dag.node_types import ALL_BUILTINS
 from ledgerflow.dag.registration import definition_problems
+from ledgerflow.engine.workflow.dag import node_group
 from ledgerflow.errors import ApplicationError
 from ledgerflow.executors.builtins import worker_builtins
 from ledgerflow.executors.sandbox.refusal import Refused
@@ -39,8 +40,9 @@ SEED_TYPES = {
     "kafka.producer",
     "file.transfer",
     "sql.query",
+    "kafka.consumer",
 }
-"""The seed's 17 types but kafka.consumer (not built yet; file.text is a source and a sink)."""
+"""The seed's 17 types (16 names: file.text is a source and a sink)."""
 
 
 def test_every_seed_type_is_a_builtin_with_an_input_model() -> None:
@@ -147,3 +149,32 @@ def test_a_literal_input_that_breaks_its_model_is_refused_at_registration() -> N
     problems = {p.field: p.message for p in definition_problems(dag, Settings())}
     assert set(problems) == {"nodes[0].input.count", "nodes[1].input.condition"}
     assert "node 'src', random.numbers" in problems["nodes[0].input.count"]
+
+
+def test_a_dag_names_neither_a_consumers_commit_nor_its_group() -> None:
+    """A kafka.consumer node reads as its own group, committed by the interpreter only: a DAG
+    naming the commit or a group could move another DAG's group (skip or replay its records)."""
+    dag = DagDefinition.model_validate(
+        {
+            "id": "sneaky",
+            "nodes": [
+                {"id": "read", "type": "kafka.consumer", "input": {"topic": "t", "group": "dag.other.read"}},
+                {
+                    "id": "skip",
+                    "type": "kafka.consumer.commit",
+                    "input": {"topic": "t", "group": "dag.other.read", "offsets": {"0": 1000}},
+                },
+            ],
+        }
+    )
+    problems = {p.field: p.message for p in definition_problems(dag, Settings())}
+    assert set(problems) == {"nodes[0].input.group", "nodes[1].type"}
+    assert "its own group" in problems["nodes[0].input.group"]
+    assert "run by the DAG interpreter" in problems["nodes[1].type"]
+    assert "kafka.consumer.commit" not in ALL_BUILTINS  # nor may a worker's builtins setting name it
+
+
+def test_a_consumer_nodes_group_is_its_own_and_unambiguous() -> None:
+    assert node_group("etl", "read") == "dag.etl.read"
+    assert node_group("a.b", "c") != node_group("a", "b.c")
+    assert node_group("ns/a", "b") != node_group("ns", "a/b")

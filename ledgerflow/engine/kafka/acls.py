@@ -52,6 +52,17 @@ _READER_GROUP = Grant(
     _GROUP, "reader", (Op.READ, Op.DESCRIBE), why="assign()-only readers (events, definitions)"
 )
 _ENGINE_MEMBERS = Grant(_GROUP, "engine", (Op.DESCRIBE,), why="which engine owns which partition")
+_CLAIMS = (
+    Grant(_TOPIC, "claims", (Op.READ, Op.WRITE, Op.DESCRIBE), why="built-ins' results too large for history"),
+    _READER_GROUP,
+    Grant(
+        _GROUP,
+        "consumer.",
+        (Op.READ, Op.DESCRIBE),
+        prefixed=True,
+        why="kafka.consumer nodes' groups (READ on each topic they read is the operator's to grant)",
+    ),
+)
 _CALLER = (
     Grant(_TOPIC, "inbox", (Op.WRITE, Op.DESCRIBE), why="starts, signals, cancels"),
     Grant(_TOPIC, "definitions", (Op.READ, Op.WRITE, Op.DESCRIBE), why="registers DAGs"),
@@ -93,6 +104,7 @@ COMPONENTS: dict[str, tuple[Grant, ...]] = {
         ),
         Grant(_TOPIC, "inbox", (Op.WRITE, Op.DESCRIBE), why="writes results and heartbeats"),
         Grant(_GROUP, "workers.", (Op.READ, Op.DESCRIBE), prefixed=True, why="one group per queue"),
+        *_CLAIMS,
         _IDEMPOTENT,
     ),
     "gateway": (
@@ -112,6 +124,7 @@ def queue_worker(queue: str) -> tuple[Grant, ...]:
         Grant(_TOPIC, f"tasks.{queue}", (Op.READ, Op.DESCRIBE, Op.CREATE, Op.DESCRIBE_CONFIGS), why=queue),
         Grant(_TOPIC, "inbox", (Op.WRITE, Op.DESCRIBE), why="writes results and heartbeats"),
         Grant(_GROUP, f"workers.{queue}", (Op.READ, Op.DESCRIBE), why=queue),
+        *_CLAIMS,
         _IDEMPOTENT,
     )
 

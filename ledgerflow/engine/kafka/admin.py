@@ -52,6 +52,11 @@ def topic_specs(
             {**base, "cleanup.policy": "delete", "retention.ms": str(30 * 24 * 3600 * 1000)},
         ),
         TopicSpec(settings.topic("inbox.dlq"), n, {**base, "cleanup.policy": "delete"}),
+        TopicSpec(
+            settings.topic("claims"),
+            n,
+            {**base, "cleanup.policy": "delete", "retention.ms": str(7 * 24 * 3600 * 1000)},
+        ),
         TopicSpec(settings.topic("definitions"), 1, {**base, "cleanup.policy": "compact"}),
         TopicSpec(
             settings.topic("cluster"),

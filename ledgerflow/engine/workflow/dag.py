@@ -8,15 +8,19 @@ condition was false). Independent branches run in parallel.
 Node types handled in the workflow itself: ``sleep`` (``{"seconds": N}``, a
 durable timer) and ``wait-signal`` (``{"name": S, "timeout": N}``). Any other
 type is an activity on the node's queue; see ``ledgerflow/executors/builtins.py`` for
-the built-in ones.
+the built-in ones. A ``kafka.consumer`` node reads as its own consumer group (``node_group``),
+and its offsets are committed by a ``kafka.consumer.commit`` activity run once the node's result
+is recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import quote
 
 from ledgerflow.dag.expressions import evaluate, render
+from ledgerflow.dag.node_types import KAFKA_CONSUMER, KAFKA_CONSUMER_COMMIT
 from ledgerflow.schemas.common import ActivityOptions, RetryPolicy
 from ledgerflow.schemas.dag import DagDefinition, DagNode
 from ledgerflow.sdk.context import current_runtime
@@ -24,6 +28,8 @@ from ledgerflow.sdk.definition import WorkflowDefinition, WorkflowRegistry, buil
 
 DAG_WORKFLOW_NAME = "ledgerflow.dag"
 DEFAULT_NODE_TIMEOUT = 300.0
+COMMIT_TIMEOUT = 60.0
+"""Seconds one kafka.consumer.commit attempt may take."""
 
 
 async def _run_dag(input: Any) -> dict[str, Any]:
@@ -96,7 +102,28 @@ class DagRun:
             retry=node.retry or RetryPolicy(),
             node=node.id,
         )
-        return await runtime.execute_activity(node.type, [args], options)
+        if node.type == KAFKA_CONSUMER and isinstance(args, dict):
+            args = {**args, "group": node_group(self.dag.id, node.id)}  # the node's own, always
+        output = await runtime.execute_activity(node.type, [args], options)
+        if node.type == KAFKA_CONSUMER and isinstance(output, dict) and output.get("offsets"):
+            # Now that the batch is in the run's history, the group may move past it: retried
+            # on its own terms, so a passing broker error does not fail a node whose result stands.
+            commit = {key: output.get(key) for key in ("topic", "group", "offsets")}
+            commit_options = options.model_copy(
+                update={"retry": RetryPolicy(), "start_to_close_timeout": COMMIT_TIMEOUT}
+            )
+            await runtime.execute_activity(KAFKA_CONSUMER_COMMIT, [commit], commit_options)
+        return output
+
+
+def node_group(dag_id: str, node_id: str) -> str:
+    """A kafka.consumer node's group: its DAG's and its own ids, each quoted so that no two
+    (DAG, node) pairs share one (``a.b`` + ``c`` is not ``a`` + ``b.c``)."""
+    return f"dag.{_quoted(dag_id)}.{_quoted(node_id)}"
+
+
+def _quoted(part: str) -> str:
+    return quote(part, safe="").replace(".", "%2E")
 
 
 DAG_WORKFLOW = build_definition(_run_dag, DAG_WORKFLOW_NAME)

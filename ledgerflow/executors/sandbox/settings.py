@@ -84,6 +84,11 @@ class BuiltinSettings(BaseSettings):
         "starting with 'orders.'; none: it refuses every topic. Never this deployment's own topics "
         "(starting with its prefix) nor Kafka's internal ones (starting with '__').",
     )
+    consume_topics: Names = Field(
+        default=(),
+        description="Topics kafka.consumer may read, as produce_topics names them; none: it refuses "
+        "every topic. Never this deployment's own topics nor Kafka's internal ones.",
+    )
 
     sql_databases: dict[str, str] = Field(
         default_factory=dict,
@@ -105,6 +110,7 @@ class BuiltinSettings(BaseSettings):
         "http_allowed_hosts",
         "http_allowed_networks",
         "produce_topics",
+        "consume_topics",
         mode="before",
     )
     @classmethod
@@ -138,7 +144,7 @@ class BuiltinSettings(BaseSettings):
             normal.append(f"*.{name}" if host.startswith("*.") else name)
         return tuple(normal)
 
-    @field_validator("produce_topics")
+    @field_validator("produce_topics", "consume_topics")
     @classmethod
     def _topic_patterns(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
         for pattern in patterns:

@@ -1,5 +1,7 @@
 """Records the kafka.produce built-in may write: to allow-listed topics of the worker's own cluster.
 
+``check_topic`` is the allow-list every Kafka built-in applies (kafka.consumer's too).
+
 The cluster and the client settings are the worker's (its ``Settings``), never the input's: an
 input naming a ``bootstrap`` is refused. This deployment's own topics (those starting with its
 prefix: inbox, changelog, task queues, events) and Kafka's internal ones (``__*``) are refused
@@ -93,14 +95,18 @@ class TopicSandbox:
         return record
 
     def _check_topic(self, topic: str) -> None:
-        if topic.startswith(self.settings.prefix):
-            raise Refused(
-                BUILTIN, f"topic {topic!r} is one of this deployment's (prefix {self.settings.prefix!r})"
-            )
-        if topic.startswith(KAFKA_INTERNAL):
-            raise Refused(BUILTIN, f"topic {topic!r} is internal to Kafka")
-        if not any(_matches(pattern, topic) for pattern in self.patterns):
-            raise Refused(BUILTIN, f"topic {topic!r} is not allowed (setting {env_name('produce_topics')})")
+        check_topic(BUILTIN, topic, self.patterns, "produce_topics", self.settings.prefix)
+
+
+def check_topic(builtin: str, topic: str, patterns: tuple[str, ...], setting: str, prefix: str) -> None:
+    """``Refused`` unless ``topic`` matches one of ``patterns`` (the sandbox setting ``setting``)
+    and is neither this deployment's (``prefix``) nor Kafka's own."""
+    if topic.startswith(prefix):
+        raise Refused(builtin, f"topic {topic!r} is one of this deployment's (prefix {prefix!r})")
+    if topic.startswith(KAFKA_INTERNAL):
+        raise Refused(builtin, f"topic {topic!r} is internal to Kafka")
+    if not any(_matches(pattern, topic) for pattern in patterns):
+        raise Refused(builtin, f"topic {topic!r} is not allowed (setting {env_name(setting)})")
 
 
 def _matches(pattern: str, topic: str) -> bool:
