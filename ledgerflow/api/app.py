@@ -62,6 +62,7 @@ from ledgerflow.api.kafka import AsyncProducer
 from ledgerflow.api.middleware import AuthMiddleware, BodyLimitMiddleware, MetricsMiddleware, RequestMetrics
 from ledgerflow.api.models import Health, Readiness
 from ledgerflow.api.routing import RoutingMetrics, owner_reads
+from ledgerflow.api.served import ServedActivities
 from ledgerflow.api.settings import GatewaySettings
 from ledgerflow.api.state import GatewayState, error_doc, gateway_state, json_response, known_node_types
 from ledgerflow.api.tail import EventTail
@@ -105,6 +106,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         state.producer = AsyncProducer(settings, settings.produce_timeout, settings.max_body_bytes)
         state.reads = owner_reads(settings, state.routing_metrics, engine_token)
         state.tail = EventTail(settings, tail_starts)
+        state.served = ServedActivities(settings)
         await state.reads.start()
         try:
             yield

@@ -20,12 +20,16 @@ class NodeType(ApiModel):
     name: str
     kind: Literal["pure", "io", "in_workflow", "activity"] = Field(
         description="pure: a built-in on by default; io: a built-in a worker must enable; in_workflow: "
-        "run by the DAG interpreter itself; activity: one the gateway was told workers serve."
+        "run by the DAG interpreter itself; activity: one a live worker serves, or the gateway was "
+        "told workers serve."
     )
     description: str = ""
     alias_of: str | None = None
     input_schema: dict[str, Any] | None = Field(
         default=None, description="JSON Schema of the node's input (null: any JSON object)."
+    )
+    queues: list[str] = Field(
+        default_factory=list, description="An activity's: the task queues of the live workers serving it."
     )
 
 
@@ -36,9 +40,10 @@ class NodeTypes(ApiModel):
 @router.get("/node-types", tags=["workflows"], summary="Node types a DAG may use", response_model=NodeTypes)
 async def node_types(request: Request) -> NodeTypes:
     """Every built-in (under the seed system's names and Ledgerflow's own), the in-workflow
-    nodes (`sleep`, `wait-signal`) and the activities this gateway was configured with; each
-    built-in with its input's JSON Schema. A DAG whose literal node input breaks it is refused
-    (422 naming the node and field)."""
+    nodes (`sleep`, `wait-signal`), and the activities live workers advertise (with their
+    queues and the JSON Schema of their arguments, from their type hints) or this gateway was
+    configured with; each built-in with its input's JSON Schema. A DAG whose literal node input
+    breaks it is refused (422 naming the node and field)."""
     listed = []
     for name in sorted(PURE_BUILTINS | IO_BUILTINS):
         model = INPUTS.get(name)
@@ -52,8 +57,17 @@ async def node_types(request: Request) -> NodeTypes:
             )
         )
     listed += [NodeType(name=name, kind="in_workflow") for name in IN_WORKFLOW_NODE_TYPES]
-    configured = sorted(gateway_state(request).settings.activity_types)
-    listed += [
-        NodeType(name=name, kind="activity") for name in configured if name not in INPUTS and name != "*"
-    ]
+    state = gateway_state(request)
+    served = await state.served_types()
+    configured = set(state.settings.activity_types) - {"*"}
+    for name in sorted((configured | set(served)) - set(INPUTS)):
+        entry = served.get(name)
+        listed.append(
+            NodeType(
+                name=name,
+                kind="activity",
+                input_schema=entry.input_schema if entry else None,
+                queues=sorted(entry.queues) if entry else [],
+            )
+        )
     return NodeTypes(node_types=listed)

@@ -18,6 +18,7 @@ from ledgerflow.api.kafka import AsyncProducer
 from ledgerflow.api.middleware import RequestMetrics
 from ledgerflow.api.models import ErrorBody
 from ledgerflow.api.routing import RoutingMetrics
+from ledgerflow.api.served import ServedActivities, ServedType
 from ledgerflow.api.settings import GatewaySettings
 from ledgerflow.api.tail import EventTail
 from ledgerflow.codec.base import PayloadCodec
@@ -50,9 +51,15 @@ class GatewayState:
     producer: AsyncProducer | None = None
     reads: OwnerReads | None = None
     tail: EventTail | None = None
+    served: ServedActivities | None = None
+    """The activities live workers advertise (``ledgerflow/api/served.py``)."""
     codec: PayloadCodec | None = None
     """The payload codec (``codec_keys_file``): inputs and signals are encoded before they are
     written; what read routes answer is decoded. Without one, payloads pass as they are."""
+
+    async def served_types(self) -> dict[str, ServedType]:
+        """Activity name -> the queues of the live workers serving it."""
+        return await self.served.current() if self.served is not None else {}
 
     def encoded(self, value: Any) -> Any:
         """``value`` as the inbox takes it (an envelope, with a codec)."""

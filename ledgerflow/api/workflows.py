@@ -193,16 +193,16 @@ def _check_bare_id(value: str, field: str) -> None:
         )
 
 
-def _check_definition(state: GatewayState, dag: DagDefinition) -> None:
+def _check_definition(state: GatewayState, dag: DagDefinition, served: set[str]) -> None:
     """422 naming each field of ``dag`` over a limit or with a bad expression (as the engine's Kafka
-    ingress would refuse it), then each unknown node type."""
+    ingress would refuse it), then each node type neither known nor ``served`` by a live worker."""
     problems = [
         FieldProblem(loc=["body", *p.loc], field=p.field if p.loc else "body", message=p.message, type=p.kind)
         for p in definition_problems(dag, state.settings)
     ]
     if problems:
         raise InvalidRequestError(problems)
-    _check_node_types(state, dag)
+    _check_node_types(state, dag, served)
 
 
 async def _check_queue_topics(state: GatewayState, dag: DagDefinition) -> None:
@@ -221,20 +221,20 @@ async def _check_queue_topics(state: GatewayState, dag: DagDefinition) -> None:
         raise InvalidRequestError(problems)
 
 
-def _check_node_types(state: GatewayState, dag: DagDefinition) -> None:
+def _check_node_types(state: GatewayState, dag: DagDefinition, served: set[str]) -> None:
     if ANY_TYPE in state.node_types:
         return
     problems = []
-    known = ", ".join(sorted(state.node_types))
+    known = ", ".join(sorted(state.node_types | served))
     for index, node in enumerate(dag.nodes):
-        if node.type not in state.node_types:
+        if node.type not in state.node_types and node.type not in served:
             problems.append(
                 FieldProblem(
                     loc=["body", "nodes", index, "type"],
                     field=f"nodes[{index}].type",
                     message=(
-                        f"node '{node.id}': unknown node type '{node.type}' "
-                        f"(not a built-in or configured activity; known: {known})"
+                        f"node '{node.id}': unknown node type '{node.type}' (not a built-in, a "
+                        f"configured activity or one a live worker serves; known: {known})"
                     ),
                     type="unknown_node_type",
                 )
@@ -374,7 +374,7 @@ async def register(
         require(request, Scope.ADMIN, "registering a DAG definition")
         definition = body.definition()
         _check_bare_id(definition.id, "id")
-        _check_definition(state, definition)
+        _check_definition(state, definition, set(await state.served_types()))
         await _check_queue_topics(state, definition)
         stored = definition.model_copy(update={"id": namespaces.qualify(namespace, definition.id)})
         await send_record(

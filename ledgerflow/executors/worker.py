@@ -30,6 +30,7 @@ from ledgerflow.codec.base import PayloadCodec
 from ledgerflow.codec.envelope import encode
 from ledgerflow.codec.keyfile import load_codec
 from ledgerflow.config import Settings
+from ledgerflow.executors.advertise import Advertiser, served
 from ledgerflow.executors.aiokafka_config import client_options
 from ledgerflow.executors.offsets import PartitionOffsets
 from ledgerflow.executors.outcomes import heartbeat_record, outcome_record
@@ -82,6 +83,7 @@ class Worker:
         self.codec = codec if codec is not None else load_codec(settings)
         threads = ThreadPoolExecutor(max_workers=min(concurrency, 64))
         self.runner = AttemptRunner(activities, threads, self.codec)
+        self.advertiser = Advertiser(settings, queue, served(activities))
         self._stop = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._running: dict[AttemptKey, Running] = {}
@@ -134,13 +136,14 @@ class Worker:
         # of the reports never holds up the next tasks.
         committer = asyncio.create_task(self._commit_every(consumer, COMMIT_INTERVAL))
         committer.add_done_callback(_log_commit_loop_end)
+        advertiser = asyncio.create_task(self.advertiser.run(producer, self._stop))
         try:
             while not self._stop.is_set():
                 await self._fetch(consumer)
         finally:
             # Not cancelled: a cancelled commit round would cancel the report sends it waits on.
             self._stop.set()
-            await asyncio.wait([committer])
+            await asyncio.wait([committer, advertiser])
             await self._drain()
             await self._commit(consumer)
             await consumer.stop()

@@ -52,6 +52,7 @@ _READER_GROUP = Grant(
     _GROUP, "reader", (Op.READ, Op.DESCRIBE), why="assign()-only readers (events, definitions)"
 )
 _ENGINE_MEMBERS = Grant(_GROUP, "engine", (Op.DESCRIBE,), why="which engine owns which partition")
+_ADVERTS = Grant(_TOPIC, "workers", (Op.WRITE, Op.DESCRIBE), why="advertises the activities it serves")
 _CLAIMS = (
     Grant(_TOPIC, "claims", (Op.READ, Op.WRITE, Op.DESCRIBE), why="built-ins' results too large for history"),
     _READER_GROUP,
@@ -104,6 +105,7 @@ COMPONENTS: dict[str, tuple[Grant, ...]] = {
         ),
         Grant(_TOPIC, "inbox", (Op.WRITE, Op.DESCRIBE), why="writes results and heartbeats"),
         Grant(_GROUP, "workers.", (Op.READ, Op.DESCRIBE), prefixed=True, why="one group per queue"),
+        _ADVERTS,
         *_CLAIMS,
         _IDEMPOTENT,
     ),
@@ -111,6 +113,7 @@ COMPONENTS: dict[str, tuple[Grant, ...]] = {
         *_CALLER,
         Grant(_TOPIC, "tasks.", (Op.DESCRIBE,), prefixed=True, why="a DAG's queues exist"),
         Grant(_GROUP, "workers.", (Op.DESCRIBE,), prefixed=True, why="a DAG's queues have workers"),
+        Grant(_TOPIC, "workers", (Op.READ, Op.DESCRIBE), why="the activities workers serve"),
     ),
     "client": _CALLER,
 }
@@ -124,6 +127,7 @@ def queue_worker(queue: str) -> tuple[Grant, ...]:
         Grant(_TOPIC, f"tasks.{queue}", (Op.READ, Op.DESCRIBE, Op.CREATE, Op.DESCRIBE_CONFIGS), why=queue),
         Grant(_TOPIC, "inbox", (Op.WRITE, Op.DESCRIBE), why="writes results and heartbeats"),
         Grant(_GROUP, f"workers.{queue}", (Op.READ, Op.DESCRIBE), why=queue),
+        _ADVERTS,
         *_CLAIMS,
         _IDEMPOTENT,
     )

@@ -58,6 +58,7 @@ def topic_specs(
             {**base, "cleanup.policy": "delete", "retention.ms": str(7 * 24 * 3600 * 1000)},
         ),
         TopicSpec(settings.topic("definitions"), 1, {**base, "cleanup.policy": "compact"}),
+        TopicSpec(settings.topic("workers"), 1, {**base, "cleanup.policy": "compact"}),
         TopicSpec(
             settings.topic("cluster"),
             1,
