@@ -31,6 +31,11 @@ class NodeType(ApiModel):
     queues: list[str] = Field(
         default_factory=list, description="An activity's: the task queues of the live workers serving it."
     )
+    dag_node: bool = Field(
+        default=True,
+        description="Whether a DAG node may name it: an activity takes the node's input as its one "
+        "argument (a JSON object); one with other parameters is served to code workflows only.",
+    )
 
 
 class NodeTypes(ApiModel):
@@ -68,6 +73,7 @@ async def node_types(request: Request) -> NodeTypes:
                 kind="activity",
                 input_schema=entry.input_schema if entry else None,
                 queues=sorted(entry.queues) if entry else [],
+                dag_node=entry.dag_node if entry and name not in configured else True,
             )
         )
     return NodeTypes(node_types=listed)

@@ -25,7 +25,7 @@ log = logging.getLogger("ledgerflow.gateway")
 
 CACHE_SECONDS = 5.0
 """How long one read of the topic answers for."""
-READ_TIMEOUT = 10.0
+READ_TIMEOUT = 5.0
 
 
 @dataclass
@@ -35,6 +35,8 @@ class ServedType:
     name: str
     queues: set[str] = field(default_factory=set)
     input_schema: dict[str, Any] | None = None
+    dag_node: bool = False
+    """Whether a DAG node may name it (one argument a JSON object fits)."""
 
 
 class ServedActivities:
@@ -52,7 +54,7 @@ class ServedActivities:
             if time.monotonic() - self._read_at > CACHE_SECONDS:
                 try:
                     self._served = await asyncio.to_thread(self._read)
-                except KafkaException as exc:
+                except (KafkaException, TimeoutError) as exc:  # the last answer stands meanwhile
                     log.warning("could not read the workers' adverts: %s", exc)
                 self._read_at = time.monotonic()
             return self._served
@@ -64,7 +66,9 @@ class ServedActivities:
         try:
             found = consumer.list_topics(topic, timeout=READ_TIMEOUT).topics.get(topic)
             if found is None or found.error is not None or not found.partitions:
-                return {}  # a deployment from before adverts
+                why = found.error if found is not None and found.error is not None else "it does not exist"
+                log.warning("no worker adverts in %s: %s", topic, why)
+                return {}
             partitions = sorted(found.partitions)
             ends = {
                 p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=READ_TIMEOUT)[1]
@@ -90,6 +94,8 @@ class ServedActivities:
                         adverts[key] = WorkerAdvert.model_validate_json(value)
                     except ValidationError:
                         continue  # not an advert: nothing to offer from it
+            if left:
+                raise TimeoutError(f"{topic} not read to its end within {READ_TIMEOUT} s")
         finally:
             consumer.close()
         now = time.time()
@@ -101,4 +107,5 @@ class ServedActivities:
                 entry = served.setdefault(activity.name, ServedType(activity.name))
                 entry.queues.add(advert.queue)
                 entry.input_schema = entry.input_schema or activity.input_schema
+                entry.dag_node = entry.dag_node or activity.dag_node
         return served

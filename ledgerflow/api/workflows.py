@@ -221,6 +221,16 @@ async def _check_queue_topics(state: GatewayState, dag: DagDefinition) -> None:
         raise InvalidRequestError(problems)
 
 
+async def _served_node_types(state: GatewayState, dag: DagDefinition) -> set[str]:
+    """The node types of ``dag`` that live workers serve as DAG nodes (read only when some node
+    names a type the gateway does not know itself)."""
+    unknown = {node.type for node in dag.nodes} - state.node_types
+    if not unknown or ANY_TYPE in state.node_types:
+        return set()
+    served = await state.served_types()
+    return {name for name in unknown if name in served and served[name].dag_node}
+
+
 def _check_node_types(state: GatewayState, dag: DagDefinition, served: set[str]) -> None:
     if ANY_TYPE in state.node_types:
         return
@@ -374,7 +384,7 @@ async def register(
         require(request, Scope.ADMIN, "registering a DAG definition")
         definition = body.definition()
         _check_bare_id(definition.id, "id")
-        _check_definition(state, definition, set(await state.served_types()))
+        _check_definition(state, definition, await _served_node_types(state, definition))
         await _check_queue_topics(state, definition)
         stored = definition.model_copy(update={"id": namespaces.qualify(namespace, definition.id)})
         await send_record(

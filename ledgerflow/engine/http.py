@@ -478,6 +478,7 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
                         and last is not None
                         and not notices.changed_since(item["workflow_id"], last)
                     ):
+                        looked[index] = seen  # unchanged up to now, so up to ``seen`` too
                         continue
                     looked[index] = seen
                     answer = look_item(item, final)
@@ -486,7 +487,11 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
                         answers.append(answer)
                         del pending[index]
                 if answers or not pending:
-                    return {"answers": answers, "since": f"{notices.epoch}:{seen}"}
+                    # The oldest look of a wait still pending: a wait this pass did not visit
+                    # (its workflow was not among the woken ones, whose notice may still be on
+                    # its way) is looked at again by the next request if it changed since.
+                    since = min((v for i in pending if (v := looked[i]) is not None), default=seen)
+                    return {"answers": answers, "since": f"{notices.epoch}:{since}"}
                 await commit.wait(min(deadlines[index] for index in pending) - time.monotonic())
                 changed, everything = commit.take_woken()
                 woken = None if everything else changed

@@ -12,9 +12,10 @@ import uuid
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from confluent_kafka import KafkaException
 from pydantic import TypeAdapter
 
-from ledgerflow import activity
+from ledgerflow import activity, kafkaclients
 from ledgerflow.config import Settings
 from ledgerflow.dag.node_types import ALL_BUILTINS, KAFKA_CONSUMER_COMMIT
 from ledgerflow.schemas.workers import ADVERT_EVERY, ServedActivity, WorkerAdvert, advert_key
@@ -46,7 +47,13 @@ def input_schema(definition: activity.ActivityDefinition) -> dict[str, Any] | No
 def served(activities: dict[str, activity.ActivityDefinition]) -> list[ServedActivity]:
     """The worker's own activities (the built-ins are published by the gateway itself)."""
     own = sorted(name for name in activities if name not in ALL_BUILTINS and name != KAFKA_CONSUMER_COMMIT)
-    return [ServedActivity(name=name, input_schema=input_schema(activities[name])) for name in own]
+    adverts = []
+    for name in own:
+        schema = input_schema(activities[name])
+        one = len(activities[name].param_types) == 1
+        takes_object = schema is None or schema.get("type") in (None, "object")
+        adverts.append(ServedActivity(name=name, input_schema=schema, dag_node=one and takes_object))
+    return adverts
 
 
 class Advertiser:
@@ -56,6 +63,7 @@ class Advertiser:
     serves its queue either way (only the gateway's palette lags)."""
 
     def __init__(self, settings: Settings, queue: str, activities: list[ServedActivity]) -> None:
+        self.settings = settings
         self.topic = settings.topic("workers")
         self.queue = queue
         self.activities = activities
@@ -63,6 +71,13 @@ class Advertiser:
         self.key = advert_key(queue, self.worker)
 
     async def run(self, producer: AIOKafkaProducer, stop: asyncio.Event) -> None:
+        # Written only once the engine created the topic: a write to a missing one may have the
+        # broker create it (auto.create.topics.enable) with another layout than the engine's.
+        while not stop.is_set() and not await asyncio.to_thread(self._topic_exists):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), ADVERT_EVERY)
+        if stop.is_set():
+            return
         while not stop.is_set():
             advert = WorkerAdvert(
                 worker=self.worker, queue=self.queue, activities=self.activities, seen_at=time.time()
@@ -73,7 +88,20 @@ class Advertiser:
         # gone: the gateway stops offering what it served (briefly: a stop must not wait on Kafka)
         await self._send(producer, None, TOMBSTONE_WAIT)
 
-    async def _send(self, producer: AIOKafkaProducer, value: bytes | None, wait: float = 10.0) -> None:
+    def _topic_exists(self) -> bool:
+        try:  # an admin client's metadata request never creates a topic
+            found = (
+                kafkaclients.admin(self.settings).list_topics(self.topic, timeout=10).topics.get(self.topic)
+            )
+        except KafkaException as exc:
+            log.warning("could not look for %s: %s", self.topic, exc)
+            return False
+        exists = found is not None and found.error is None and bool(found.partitions)
+        if not exists:
+            log.warning("%s does not exist (yet): this worker's activities are not advertised", self.topic)
+        return exists
+
+    async def _send(self, producer: AIOKafkaProducer, value: bytes | None, wait: float = 5.0) -> None:
         try:
             await asyncio.wait_for(producer.send_and_wait(self.topic, value, key=self.key), wait)
         except Exception as exc:

@@ -143,9 +143,10 @@ class Worker:
         finally:
             # Not cancelled: a cancelled commit round would cancel the report sends it waits on.
             self._stop.set()
-            await asyncio.wait([committer, advertiser])
-            await self._drain()
+            await asyncio.wait([committer])
+            await self._drain()  # beside the advertiser's tombstone, which waits on Kafka at most 3 s
             await self._commit(consumer)
+            await asyncio.wait([advertiser])
             await consumer.stop()
             await producer.stop()
             self.runner.threads.shutdown(wait=False, cancel_futures=True)

@@ -26,6 +26,9 @@ class ServedActivity(WireModel):
     input_schema: dict[str, Any] | None = None
     """JSON Schema of the activity's arguments, from its type hints (one parameter: that
     parameter's; several: an array of them); null when they give none."""
+    dag_node: bool = False
+    """Whether a DAG node may run it: it takes one argument that a JSON object fits (a node's
+    rendered ``input``)."""
 
 
 class WorkerAdvert(WireModel):

@@ -41,26 +41,32 @@ def test_a_gateway_offers_what_live_workers_serve(kafka_bootstrap: str, tmp_path
         gateway.wait_ready()
         with httpx.Client(base_url=gateway.url or "", headers=gateway.headers, timeout=10) as api:
             deadline = time.monotonic() + 30
-            while "add_one" not in node_types(api) and time.monotonic() < deadline:
+            while "tally" not in node_types(api) and time.monotonic() < deadline:
                 time.sleep(0.5)
             listed = node_types(api)
-            assert listed["add_one"]["kind"] == "activity" and listed["add_one"]["queues"] == ["gpu"]
-            assert listed["add_one"]["inputSchema"] == {"type": "integer"}
+            tally = listed["tally"]
+            assert tally["kind"] == "activity" and tally["queues"] == ["gpu"] and tally["dagNode"]
+            assert tally["inputSchema"]["type"] == "object"
+            # served to code workflows, but a DAG node's one argument is its input object
+            assert (
+                listed["add_one"]["inputSchema"] == {"type": "integer"} and not listed["add_one"]["dagNode"]
+            )
             two = listed["fail_times"]["inputSchema"]  # two parameters: an array of their schemas
             assert two["prefixItems"] == [{"type": "string"}, {"type": "integer"}]
             assert "kafka.consumer.commit" not in listed  # the interpreter's, never a palette's
 
-            accepted = api.post("/api/v1/workflows", json=dag(f"served-{uuid.uuid4().hex[:6]}", "add_one"))
+            accepted = api.post("/api/v1/workflows", json=dag(f"served-{uuid.uuid4().hex[:6]}", "tally"))
             assert accepted.status_code == 201, accepted.text
-            unknown = api.post(
-                "/api/v1/workflows", json=dag(f"unknown-{uuid.uuid4().hex[:6]}", "nobody_serves")
-            )
+            not_a_node = api.post("/api/v1/workflows", json=dag(f"int-{uuid.uuid4().hex[:6]}", "add_one"))
+            assert not_a_node.status_code == 422, not_a_node.text
+            nobody = dag(f"unknown-{uuid.uuid4().hex[:6]}", "nobody_serves")
+            unknown = api.post("/api/v1/workflows", json=nobody)
             assert unknown.status_code == 422 and "live worker" in unknown.text
 
             worker.stop()  # a clean stop writes its tombstone
             time.sleep(CACHE_SECONDS + 0.5)
-            assert "add_one" not in node_types(api)
-            gone = api.post("/api/v1/workflows", json=dag(f"gone-{uuid.uuid4().hex[:6]}", "add_one"))
+            assert "tally" not in node_types(api)
+            gone = api.post("/api/v1/workflows", json=dag(f"gone-{uuid.uuid4().hex[:6]}", "tally"))
             assert gone.status_code == 422, gone.text
     finally:
         cluster.stop_all()

@@ -85,6 +85,7 @@ def test_alert_rules_parse_and_name_only_exported_metrics() -> None:
     alerts = {r["alert"]: r for group in rules[0]["spec"]["groups"] for r in group["rules"]}
     wanted = {
         "LedgerflowEngineDown",
+        "LedgerflowNoEngine",
         "LedgerflowPartitionWithoutOwner",
         "LedgerflowInboxLagGrowing",
         "LedgerflowFailureRate",
@@ -96,9 +97,12 @@ def test_alert_rules_parse_and_name_only_exported_metrics() -> None:
     for name, alert in alerts.items():
         names = checked(alert["expr"])
         assert names and names <= exported, f"{name} names {sorted(names - exported)}"
-        assert f'namespace="{NAMESPACE}"' in alert["expr"], name
-        assert alert["labels"]["severity"] in ("critical", "warning") and alert["annotations"]["summary"]
-    assert alerts["LedgerflowPartitionWithoutOwner"]["expr"].endswith("< 6")  # the shard count
+        # this release's engines only: two releases may share a namespace
+        assert f'namespace="{NAMESPACE}", job=~"{FULLNAME}-engine.*"' in alert["expr"], name
+        assert alert["labels"]["severity"] in ("critical", "warning", "info"), name
+        assert alert["annotations"]["summary"], name
+    unowned = alerts["LedgerflowPartitionWithoutOwner"]["expr"]
+    assert unowned.endswith("< 6") and "or vector(0)" in unowned  # fires with no engine left at all
     assert not [d for d in rendered() if d["kind"] == "PrometheusRule"]  # off by default
 
 

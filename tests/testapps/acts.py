@@ -109,3 +109,9 @@ async def buggy_add_one(n: int) -> int:
     if os.environ.get("LEDGERFLOW_TEST_BUG"):
         raise ApplicationError("off by one", type="Bug", non_retryable=True)
     return n + 1
+
+
+@activity.defn
+def tally(order: dict[str, Any]) -> dict[str, Any]:
+    """One a DAG node may run: its one argument takes the node's rendered input."""
+    return {"lines": len(order.get("lines", []))}

@@ -58,7 +58,13 @@ def topic_specs(
             {**base, "cleanup.policy": "delete", "retention.ms": str(7 * 24 * 3600 * 1000)},
         ),
         TopicSpec(settings.topic("definitions"), 1, {**base, "cleanup.policy": "compact"}),
-        TopicSpec(settings.topic("workers"), 1, {**base, "cleanup.policy": "compact"}),
+        # a worker's advert is rewritten every 30 s: ten minutes of them is all a reader needs,
+        # and a worker killed without its tombstone is gone from the topic after that
+        TopicSpec(
+            settings.topic("workers"),
+            1,
+            {**base, "cleanup.policy": "compact,delete", "retention.ms": "600000", "segment.ms": "120000"},
+        ),
         TopicSpec(
             settings.topic("cluster"),
             1,
