@@ -71,8 +71,8 @@ def test_killed_worker_activity_runs_again_after_its_timeout(
     worker.kill()
     cluster.worker([ACTS], name="worker-b")
     assert client.result("crash-safe", timeout=60).startswith("run ")
-    pids = (markers / "runs").read_text().split()
-    assert len(pids) >= 2 and pids[0] != pids[-1], "the activity did not run again on the new worker"
+    runs = (markers / "runs").read_text().split()  # the worker process of each run
+    assert len(runs) >= 2 and runs[0] != runs[-1], "the activity did not run again on the new worker"
     history = client.history("crash-safe")
     failures = [e for e in history if e.kind == "activity_attempt_failed"]
     assert failures and failures[0].failure.type == "StartToCloseTimeout"

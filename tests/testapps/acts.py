@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 from ledgerflow import ApplicationError, activity
 
 _attempts: dict[str, int] = {}
+PROCESS = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+"""This worker process, told apart from a later one even when it gets the same pid (a busy
+machine's pid counter wraps: CI saw a killed worker's pid given to the next worker)."""
 
 
 @activity.defn
@@ -69,7 +73,7 @@ def count_runs(marker_dir: str) -> str:
     """Records each run; the first run takes long enough for the test to kill its worker."""
     runs = Path(marker_dir, "runs")
     with runs.open("a") as handle:
-        handle.write(f"{os.getpid()}\n")
+        handle.write(f"{PROCESS}\n")
     count = len(runs.read_text().splitlines())
     if count == 1:
         time.sleep(30)
