@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from ledgerflow.local.kafka import LocalKafka
 from ledgerflow.local.processes import Cluster
@@ -145,3 +146,55 @@ def save_report(path: Path, lines: list[str], figures: object) -> None:
     path.write_text("\n".join(lines) + "\n")
     path.with_suffix(".json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
     print("\n".join(lines))
+
+
+HOPS = {
+    "inbox wait": "ledgerflow_inbox_wait_seconds",
+    "batch apply": "ledgerflow_batch_apply_seconds",
+    "commit": "ledgerflow_commit_seconds",
+    "step (dispatch → result applied)": "node_execution_duration_seconds",
+}
+"""The engine's histograms of each hop a run's steps take, by what a report calls them."""
+
+
+def histogram_buckets(metrics_text: str, name: str) -> dict[float, float]:
+    """``le`` -> cumulative count of histogram ``name`` in a /metrics page (unlabelled series)."""
+    buckets: dict[float, float] = {}
+    for family in text_string_to_metric_families(metrics_text):
+        if family.name != name:
+            continue
+        for sample in family.samples:
+            if sample.name == f"{name}_bucket":
+                buckets[float(sample.labels["le"])] = (
+                    buckets.get(float(sample.labels["le"]), 0.0) + sample.value
+                )
+    return buckets
+
+
+def hop_quantiles(
+    before: str, after: str, quantiles: tuple[float, ...] = (0.5, 0.99)
+) -> dict[str, list[float]]:
+    """Milliseconds at each quantile of each hop, over what the engine observed between two
+    /metrics pages (interpolated inside a bucket, as Prometheus' histogram_quantile does)."""
+    out: dict[str, list[float]] = {}
+    for hop, name in HOPS.items():
+        old, new = histogram_buckets(before, name), histogram_buckets(after, name)
+        bounds = sorted(new)
+        counts = [new[b] - old.get(b, 0.0) for b in bounds]
+        total = counts[-1] if counts else 0.0
+        figures = []
+        for q in quantiles:
+            if not total:
+                figures.append(float("nan"))
+                continue
+            rank = q * total
+            lower, below = 0.0, 0.0
+            for bound, count in zip(bounds, counts, strict=True):
+                if count >= rank:
+                    upper = bound if bound != float("inf") else lower
+                    share = (rank - below) / (count - below) if count > below else 1.0
+                    figures.append(1000 * (lower + (upper - lower) * share))
+                    break
+                lower, below = bound, count
+        out[hop] = figures
+    return out

@@ -31,11 +31,13 @@ from typing import Any
 from confluent_kafka import Producer
 
 from bench.common import (
+    HOPS,
     SAMPLES,
     CpuSplit,
     arguments,
     broker_pids,
     events_consumer,
+    hop_quantiles,
     local_stack,
     percentile,
     previous_report,
@@ -214,29 +216,33 @@ def main() -> None:
             Scenario("code-3-steps", "ProcessOrder", order, args.runs),
             Scenario("dag-4-nodes", FAN_OUT_FAN_IN["id"], {"count": 10}, args.runs),
         ):
+            before = engine.get("/metrics").text
             run_load(bootstrap, prefix, reader, scenario, 600)
-            results.append(scenario.summary())
+            results.append({**scenario.summary(), "hops": hop_quantiles(before, engine.get("/metrics").text)})
             print(json.dumps(results[-1]), flush=True)
         sustained = Scenario(f"code-3-steps-sustained-{args.seconds:.0f}s", "ProcessOrder", order, 0)
         pids = {"engine": engine.pid, "worker": worker.pid, "load generator": os.getpid()}
         pids.update({f"broker {i}": pid for i, pid in enumerate(broker_pids(args))})
         cpu = CpuSplit(pids)
         cpu.start()
+        before = engine.get("/metrics").text
         run_sustained(bootstrap, prefix, reader, sustained, args.seconds, args.in_flight)
         cpu.stop()
-        results.append(sustained.summary())
+        results.append({**sustained.summary(), "hops": hop_quantiles(before, engine.get("/metrics").text)})
         print(json.dumps(results[-1]), flush=True)
         half = sustained.throughput() / 2
         paced = Scenario(f"code-3-steps-at-{half:.0f}-per-s (50% of max)", "ProcessOrder", order, 0)
+        before = engine.get("/metrics").text
         run_rate(bootstrap, prefix, reader, paced, 20, half)
-        results.append(paced.summary())
+        results.append({**paced.summary(), "hops": hop_quantiles(before, engine.get("/metrics").text)})
         print(json.dumps(results[-1]), flush=True)
         # Last, on a broker that has served the scenarios above: a young broker's transaction
         # path is slow until its JIT has compiled it (on a fresh broker the first few hundred
         # sequential runs take ~45 ms each, later ones ~20 ms).
         one = Scenario("code-3-steps-one-in-flight", "ProcessOrder", order, args.sequential)
+        before = engine.get("/metrics").text
         run_sequential(bootstrap, prefix, reader, one)
-        results.insert(0, one.summary())
+        results.insert(0, {**one.summary(), "hops": hop_quantiles(before, engine.get("/metrics").text)})
         print(json.dumps(results[0]), flush=True)
         if args.profile:  # a run of its own: the sampler slows the engine, its figures are not reported
             spy = start_profiler(engine.pid, args.report)
@@ -338,6 +344,22 @@ def write_report(
         "step: TASK_SCHEDULED -> TASK_COMPLETED (result applied). "
         "Under load, e2e includes queueing behind the other runs started at once.",
     ]
+    lines += [
+        "",
+        "## Each hop, from the engine's own histograms (/metrics, what each scenario added)",
+        "",
+        "P50 / P99 ms. inbox wait: a start's, signal's or task result's Kafka timestamp to its batch "
+        "being applied; batch apply: applying one batch; commit: its transaction and state write; "
+        "step: an activity task dispatched to its result applied. Interpolated within histogram "
+        "buckets, as Prometheus' histogram_quantile does.",
+        "",
+        "| scenario | " + " | ".join(HOPS) + " |",
+        "|---|" + "---|" * len(HOPS),
+    ]
+    for r in results:
+        hops = r.get("hops") or {}
+        cells = [" / ".join(f"{v:.1f}" for v in hops[hop]) if hop in hops else "—" for hop in HOPS]
+        lines.append(f"| {r['scenario']} | " + " | ".join(cells) + " |")
     if restore:
         lines += [
             "",

@@ -48,7 +48,23 @@ TRANSACTIONS = Counter(
 BATCH_SIZE = Histogram(
     "ledgerflow_batch_records", "Inbox records per transaction.", buckets=(1, 5, 10, 50, 100, 500, 1000, 5000)
 )
-COMMIT_LATENCY = Histogram("ledgerflow_commit_seconds", "Time to produce and commit one transaction.")
+HOP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+INBOX_WAIT = Histogram(
+    "ledgerflow_inbox_wait_seconds",
+    "From an inbox record's Kafka timestamp (its producer's clock) to its batch being applied: a "
+    "start, signal or task result waiting for the owner (at most 16 records a batch, evenly spaced).",
+    buckets=HOP_BUCKETS,
+)
+APPLY_LATENCY = Histogram(
+    "ledgerflow_batch_apply_seconds",
+    "Time to apply one batch (records, timers) before its transaction commits.",
+    buckets=HOP_BUCKETS,
+)
+COMMIT_LATENCY = Histogram(
+    "ledgerflow_commit_seconds",
+    "Time to produce and commit one applied batch's transaction, and write its state.",
+    buckets=HOP_BUCKETS,
+)
 OWNED_PARTITIONS = Gauge("ledgerflow_owned_partitions", "Inbox partitions this node owns.")
 RESTORED_RECORDS = Counter(
     "ledgerflow_restored_changelog_records_total", "Changelog records applied during restore."
