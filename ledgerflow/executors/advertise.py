@@ -89,10 +89,9 @@ class Advertiser:
         await self._send(producer, None, TOMBSTONE_WAIT)
 
     def _topic_exists(self) -> bool:
-        try:  # an admin client's metadata request never creates a topic
-            found = (
-                kafkaclients.admin(self.settings).list_topics(self.topic, timeout=10).topics.get(self.topic)
-            )
+        try:  # a metadata request that may not create the topic (librdkafka's producer default would)
+            admin = kafkaclients.admin(self.settings, **{"allow.auto.create.topics": False})
+            found = admin.list_topics(self.topic, timeout=10).topics.get(self.topic)
         except KafkaException as exc:
             log.warning("could not look for %s: %s", self.topic, exc)
             return False
