@@ -123,6 +123,9 @@ class Worker:
             isolation_level="read_committed",
             session_timeout_ms=6000,
             heartbeat_interval_ms=1000,
+            # A queue's topic created a moment ago may be missing from the first metadata: the
+            # group then assigns nothing until the next refresh (5 minutes by default).
+            metadata_max_age_ms=5000,
         )
         producer = AIOKafkaProducer(
             **client_options(self.settings), enable_idempotence=True, acks="all", linger_ms=0

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource
 from confluent_kafka.cimpl import NewTopic
 
@@ -140,6 +142,21 @@ def _ensure(settings: Settings, specs: list[TopicSpec], timeout: float) -> list[
     return created
 
 
+def _max_message_bytes(admin: AdminClient, resource: ConfigResource, future: Any, timeout: float) -> int:
+    """A topic's ``max.message.bytes``; a topic created a moment ago, which a broker does not
+    know yet (UNKNOWN_TOPIC_OR_PART while its metadata propagates), is asked again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return int(future.result(timeout=timeout)["max.message.bytes"].value)
+        except KafkaException as exc:
+            unknown = exc.args and exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+            if not unknown or time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
+        future = admin.describe_configs([resource], request_timeout=timeout)[resource]
+
+
 def _check_record_limits(admin: AdminClient, settings: Settings, names: list[str], timeout: float) -> None:
     """Fail at start when a topic would refuse the records Ledgerflow may write to it.
 
@@ -150,7 +167,7 @@ def _check_record_limits(admin: AdminClient, settings: Settings, names: list[str
     resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in names]
     need = record_room(settings)
     for resource, future in admin.describe_configs(resources, request_timeout=timeout).items():
-        limit = int(future.result(timeout=timeout)["max.message.bytes"].value)
+        limit = _max_message_bytes(admin, resource, future, timeout)
         if limit < need:
             raise TopicLayoutError(
                 f"topic {resource.name!r} accepts records of at most {limit:,} bytes (max.message.bytes) "
