@@ -2,7 +2,8 @@
 
 Latency, one run at a time: ``start_workflow`` then ``result()`` through the synchronous
 ``Client`` and the ``AsyncClient``, beside the engine's own end-to-end latency for the same
-workflow (Kafka-native starts, completion read from the events topic). The difference is what a
+workflow (Kafka-native starts, completion read from the events topic), the three taking turns
+run by run. The difference is what a
 client adds: its start (a Kafka write it waits to be acknowledged, then the owner's long poll
 answered at the commit that decided the start) and how soon it learns of the close (a long poll
 the owner answers at the commit that closed the run).
@@ -38,35 +39,45 @@ from bench.common import (
     report_header,
     save_report,
 )
-from bench.core import EventReader, Scenario, run_load, run_sequential, run_sustained
+from bench.core import (
+    EventReader,
+    Scenario,
+    run_load,
+    run_sequential,
+    run_sustained,
+    send_start,
+    start_producer,
+)
 
 ORDER = {"order_id": "bench", "amount": 1.0}
 
 
-def client_runs(cluster: Any, runs: int) -> list[float]:
-    """Milliseconds from ``start_workflow`` to ``handle.result()`` returning, one run at a time."""
+async def latencies(
+    cluster: Any, reader: EventReader, runs: int
+) -> tuple[Scenario, list[float], list[float]]:
+    """One run at a time, the three paths taking turns run by run (the box's drift hits each
+    alike): a Kafka-native start (the engine's own end-to-end latency, from the events topic),
+    then milliseconds from ``start_workflow`` to ``result()`` returning through the ``Client``,
+    then through the ``AsyncClient``."""
     tag = uuid.uuid4().hex[:6]
-    latencies = []
+    own = Scenario("engine-own", "ProcessOrder", ORDER, runs)
+    producer = start_producer(cluster.bootstrap)
+    through_client: list[float] = []
+    through_async: list[float] = []
     with cluster.client() as client:
-        for i in range(runs):
-            started = time.perf_counter()
-            handle = client.start_workflow("ProcessOrder", ORDER, id=f"client-{tag}-{i}")
-            handle.result(timeout=30)
-            latencies.append((time.perf_counter() - started) * 1000)
-    return latencies
-
-
-async def async_client_runs(cluster: Any, runs: int) -> list[float]:
-    """``client_runs`` through the AsyncClient."""
-    tag = uuid.uuid4().hex[:6]
-    latencies = []
-    async with cluster.async_client() as client:
-        for i in range(runs):
-            started = time.perf_counter()
-            handle = await client.start_workflow("ProcessOrder", ORDER, id=f"async-{tag}-{i}")
-            await handle.result(timeout=30)
-            latencies.append((time.perf_counter() - started) * 1000)
-    return latencies
+        async with cluster.async_client() as async_client:
+            for i in range(runs):
+                send_start(producer, cluster.prefix, own, f"own-{tag}-{i}")
+                producer.flush(10)
+                reader.drain(own, 30, until=i + 1)
+                started = time.perf_counter()
+                client.start_workflow("ProcessOrder", ORDER, id=f"client-{tag}-{i}").result(timeout=30)
+                through_client.append((time.perf_counter() - started) * 1000)
+                started = time.perf_counter()
+                handle = await async_client.start_workflow("ProcessOrder", ORDER, id=f"async-{tag}-{i}")
+                await handle.result(timeout=30)
+                through_async.append((time.perf_counter() - started) * 1000)
+    return own, through_client, through_async
 
 
 async def async_client_load(cluster: Any, runs: int, in_flight: int) -> float:
@@ -178,12 +189,8 @@ def main() -> None:
         run_sequential(
             cluster.bootstrap, cluster.prefix, reader, Scenario("warmup", "ProcessOrder", ORDER, 50)
         )
-        client_runs(cluster, 20)  # warm the clients' connections too
-        asyncio.run(async_client_runs(cluster, 20))
-        own = Scenario("engine-own", "ProcessOrder", ORDER, args.runs)
-        run_sequential(cluster.bootstrap, cluster.prefix, reader, own)
-        through_client = client_runs(cluster, args.runs)
-        through_async = asyncio.run(async_client_runs(cluster, args.runs))
+        asyncio.run(latencies(cluster, reader, 20))  # warm the clients' paths too
+        own, through_client, through_async = asyncio.run(latencies(cluster, reader, args.runs))
         pids = {"engine": engine.pid, "worker": worker.pid, "this process": os.getpid()}
         pids.update({f"broker {i}": pid for i, pid in enumerate(broker_pids(args))})
         paths = ("native", "async", "sync")
@@ -247,8 +254,16 @@ def main() -> None:
     def share(rates: dict[str, float], path: str) -> str:
         return f"{100 * rates[path] / rates['native']:.0f} %"
 
+    def shares(per_round: dict[str, list[float]], path: str) -> str:
+        """Each round's share of that round's Kafka-native rate (the paths ran side by side)."""
+        pairs = zip(per_round[path], per_round["native"], strict=True)
+        each = [100 * mine / native for mine, native in pairs]
+        return ", ".join(f"{x:.0f} %" for x in each) + f" (median {percentile(each, 50):.0f} %)"
+
     lines += [
         "## Latency, one run at a time",
+        "",
+        f"{args.runs} runs of each path, taking turns run by run.",
         "",
         "| path | P50 ms | P99 ms |",
         "|---|---|---|",
@@ -275,6 +290,9 @@ def main() -> None:
         f"{steady['native']:.0f} | 100 % |",
         f"| one AsyncClient, {args.in_flight} runs open | {steady['async']:.0f} | {share(steady, 'async')} |",
         f"| one Client, {args.threads} threads | {steady['sync']:.0f} | {share(steady, 'sync')} |",
+        "",
+        f"Each round's share of the Kafka-native rate measured beside it: AsyncClient "
+        f"{shares(sustained, 'async')}; Client {shares(sustained, 'sync')}.",
         "",
         "Cores busy during each sustained scenario (last round):",
         "",

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -35,6 +34,7 @@ from typing import Any, Protocol, cast
 
 import aiohttp
 import yarl
+from pydantic_core import from_json, to_json
 
 from ledgerflow.config import Settings
 from ledgerflow.engine_token import bearer
@@ -105,7 +105,9 @@ class OwnerResponse:
         return self.body.decode(errors="replace")
 
     def json(self) -> Any:
-        return json.loads(self.body)
+        """The body parsed (pydantic-core: a client with many runs in flight parses an answer
+        at nearly every commit); ValueError when it is not JSON."""
+        return from_json(self.body)
 
 
 @dataclass(frozen=True)
@@ -524,7 +526,8 @@ class OwnerReads:
             method,
             yarl.URL(url, encoded=True),
             params=query,
-            json=body,
+            data=None if body is None else to_json(body),
+            headers=None if body is None else {"Content-Type": "application/json"},
             timeout=aiohttp.ClientTimeout(total=timeout),
             allow_redirects=False,
         ) as response:

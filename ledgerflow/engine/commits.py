@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-import uuid
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 
 
@@ -58,56 +56,22 @@ class CommitListener:
         self.event.set()
 
 
-REMEMBERED_CHANGES = 200_000
-"""Workflows whose last commit sequence is kept (``changed_since``); older ones count as changed
-at the last sequence forgotten."""
-
-
 class CommitNotices:
-    """Wakes the reads listening on any event loop when a batch that changed their workflow commits,
-    and numbers the commits: a read that looked at a workflow after commit ``n`` need not look
-    again until ``changed_since(workflow, n)`` (a client's batched waits carry that number from one
-    request to the next: ``/internal/watch``'s ``since``)."""
+    """Wakes the reads listening on any event loop when a batch that changed their workflow
+    commits (a long poll for one workflow, or a client's watch session holding many)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._listening: dict[str, set[CommitListener]] = {}
-        self.epoch = uuid.uuid4().hex[:12]
-        """Names this process's numbering: a number from another process means nothing here."""
-        self._sequence = 0
-        self._changed_at: OrderedDict[str, int] = OrderedDict()
-        self._forgotten = 0
-        """The newest sequence of a change no longer in ``_changed_at``."""
-        self._moved_at = 0
-
-    @property
-    def sequence(self) -> int:
-        """The number of the last commit (or move) told to ``committed`` or ``moved``. A look at the
-        store made after reading it sees every commit up to it (the owner loop tells of a commit
-        once it is in the store)."""
-        with self._lock:
-            return self._sequence
-
-    def changed_since(self, workflow_id: str, sequence: int) -> bool:
-        """Whether a commit (or a partition move) after ``sequence`` may have changed ``workflow_id``."""
-        with self._lock:
-            if self._moved_at > sequence:
-                return True
-            return self._changed_at.get(workflow_id, self._forgotten) > sequence
 
     def committed(self, changed: Iterable[str]) -> None:
         """Called by the owner loop after each commit, with the workflow ids whose run state or
         request records the batch wrote."""
         woken: dict[CommitListener, set[str]] = {}
         with self._lock:
-            self._sequence += 1
             for wid in changed:
-                self._changed_at[wid] = self._sequence
-                self._changed_at.move_to_end(wid)
                 for listener in self._listening.get(wid, ()):
                     woken.setdefault(listener, set()).add(wid)
-            while len(self._changed_at) > REMEMBERED_CHANGES:
-                _, self._forgotten = self._changed_at.popitem(last=False)
         for listener, wids in woken.items():  # one call into each listener's loop
             listener.wake(wids)
 
@@ -115,27 +79,34 @@ class CommitNotices:
         """Called when partitions are assigned or revoked: every read looks again (its partition
         may have left this node, which it answers as moving)."""
         with self._lock:
-            self._sequence += 1
-            self._moved_at = self._sequence
             woken = {listener for listeners in self._listening.values() for listener in listeners}
         for listener in woken:
             listener.wake(None)
+
+    def listen(self, listener: CommitListener, workflow_ids: Iterable[str]) -> None:
+        """Wake ``listener`` at the commits that change any of ``workflow_ids`` from now on (a
+        caller registers before it looks at the store, so no commit between is missed)."""
+        with self._lock:
+            for wid in workflow_ids:
+                self._listening.setdefault(wid, set()).add(listener)
+
+    def unlisten(self, listener: CommitListener, workflow_ids: Iterable[str]) -> None:
+        """Undo ``listen`` for ``workflow_ids``."""
+        with self._lock:
+            for wid in workflow_ids:
+                listeners = self._listening.get(wid)
+                if listeners is not None:
+                    listeners.discard(listener)
+                    if not listeners:
+                        del self._listening[wid]
 
     @contextlib.contextmanager
     def listening(self, *workflow_ids: str) -> Iterator[CommitListener]:
         """Register for the next commit that changes one of ``workflow_ids``; look at the store,
         then ``wait`` inside the block."""
         listener = CommitListener()
-        with self._lock:
-            for wid in workflow_ids:
-                self._listening.setdefault(wid, set()).add(listener)
+        self.listen(listener, workflow_ids)
         try:
             yield listener
         finally:
-            with self._lock:
-                for wid in workflow_ids:
-                    listeners = self._listening.get(wid)
-                    if listeners is not None:
-                        listeners.discard(listener)
-                        if not listeners:
-                            del self._listening[wid]
+            self.unlisten(listener, workflow_ids)

@@ -12,11 +12,11 @@ import os
 import resource
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Annotated, Any, TypeVar, cast
 
 import uvicorn
-from fastapi import Body, FastAPI, HTTPException, Query, Request, Response
+from fastapi import Body, FastAPI, HTTPException, Path, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import to_json
@@ -41,11 +41,11 @@ from ledgerflow.engine.state import keys, requests
 from ledgerflow.engine.state.committed import read_history, read_history_page, read_run, read_run_head
 from ledgerflow.engine.state.models import RunState
 from ledgerflow.engine.visibility_reads import count_runs, query_runs
+from ledgerflow.engine.watch_sessions import TooManyWaits, UnknownSession, WatchSessions
 from ledgerflow.engine.workflow.instance import WorkflowInstance
 from ledgerflow.errors import VisibilityQueryError
 from ledgerflow.schemas.owner import (
     MAX_CLOSED_WAIT,
-    MAX_WATCH_ITEMS,
     AdmissionJson,
     AdmittedRunJson,
     CountJson,
@@ -63,7 +63,6 @@ from ledgerflow.schemas.owner import (
     WatchAnswerJson,
     WatchItemJson,
     WatchRequestJson,
-    WatchResultJson,
 )
 from ledgerflow.visibility import MAX_QUERY_CHARS
 from ledgerflow.visibility import Query as VisibilityQuery
@@ -412,89 +411,36 @@ def create_app(engine: Engine, token: str | None) -> FastAPI:
             else:
                 body = look_closed(item["workflow_id"], item.get("run_id"), final)
         except HTTPException as exc:
-            return {"index": -1, "status": exc.status_code, "body": exc.detail}
-        return None if body is None else {"index": -1, "status": 200, "body": body}
+            return {"key": item["key"], "status": exc.status_code, "body": exc.detail}
+        return None if body is None else {"key": item["key"], "status": 200, "body": body}
 
-    def since_of(token: str | None, epoch: str) -> int | None:
-        """The commit number of a ``since`` token from this process, else None (look at it)."""
-        if token is None:
-            return None
-        token_epoch, _, number = token.partition(":")
-        plain = number.isascii() and number.isdigit() and len(number) <= 19
-        return int(number) if token_epoch == epoch and plain else None
+    sessions = WatchSessions(engine.commits, look_item)
 
-    @app.post("/internal/watch", response_model=None)
-    async def watch(request: Request) -> Response:
-        """Many long polls in one request (a client waiting for many starts and results): answers
-        the waits that ended, as soon as one has, looking again only at the workflows each
-        commit changed; a wait whose own ``seconds`` (default: the request's) ran out is
-        answered as it stands, the others held on.
+    @app.post("/internal/watches/{session_id}", response_model=None)
+    async def watch(
+        session_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")],
+        request: Request,
+    ) -> Response:
+        """A client's watch session (``watch_sessions.py``): adds the body's waits to it, then
+        answers the session's waits that ended, as soon as one has.
 
         The body is read and checked in one pass (``validate_json``) and the answer written by
-        pydantic-core: a client with a thousand runs in flight sends and gets this every
+        pydantic-core: a client with a thousand runs in flight sends this at nearly every
         commit, and FastAPI's own body parsing and ``jsonable_encoder`` cost the engine a
         tenth of its time (py-spy, bench.client's AsyncClient load)."""
         try:
             body = watch_request_adapter.validate_json(await request.body())
         except ValidationError as exc:
             raise HTTPException(422, detail=exc.errors(include_url=False, include_input=False)) from exc
-        return Response(to_json(await watched(body)), media_type="application/json")
-
-    async def watched(body: WatchRequestJson) -> WatchResultJson:
-        items = body["items"]
-        holds = [item.get("seconds", body["seconds"]) for item in items]
-        if len(items) > MAX_WATCH_ITEMS or not all(
-            0 <= h <= MAX_CLOSED_WAIT for h in [body["seconds"], *holds]
-        ):
-            raise HTTPException(422, detail=f"at most {MAX_WATCH_ITEMS} items, held 0 to {MAX_CLOSED_WAIT} s")
-        if any(item["kind"] == "started" and not item.get("request_id") for item in items):
+        if any(item["kind"] == "started" and not item.get("request_id") for item in body["items"]):
             raise HTTPException(422, detail="a 'started' wait names its request_id")
-        began = time.monotonic()
-        deadlines = {index: began + hold for index, hold in enumerate(holds)}
-        pending = dict(enumerate(items))
-        notices = engine.commits
-        # Where each wait was last looked at: a wait its caller carries over from an earlier
-        # request of this process (``since``) is looked at again only if its workflow changed.
-        looked = {index: since_of(item.get("since"), notices.epoch) for index, item in pending.items()}
-        answers: list[WatchAnswerJson] = []
-        by_workflow: dict[str, list[int]] = {}
-        for index, item in pending.items():
-            by_workflow.setdefault(item["workflow_id"], []).append(index)
-        woken: set[str] | None = None
-        """After a wait: the workflows the commits since changed (None: look at every wait)."""
-        with notices.listening(*by_workflow) as commit:  # before any look
-            while True:
-                now = time.monotonic()
-                seen = notices.sequence  # every look below sees the commits up to it
-                if woken is None or min(deadlines[index] for index in pending) <= now:
-                    indexes: Iterable[int] = list(pending)
-                else:  # only the waits of the workflows a commit changed: a commit costs what it touched
-                    indexes = [i for wid in woken for i in by_workflow.get(wid, ()) if i in pending]
-                for index in indexes:
-                    item, final = pending[index], deadlines[index] <= now
-                    last = looked[index]
-                    if (
-                        not final
-                        and last is not None
-                        and not notices.changed_since(item["workflow_id"], last)
-                    ):
-                        looked[index] = seen  # unchanged up to now, so up to ``seen`` too
-                        continue
-                    looked[index] = seen
-                    answer = look_item(item, final)
-                    if answer is not None:
-                        answer["index"] = index
-                        answers.append(answer)
-                        del pending[index]
-                if answers or not pending:
-                    # The oldest look of a wait still pending: a wait this pass did not visit
-                    # (its workflow was not among the woken ones, whose notice may still be on
-                    # its way) is looked at again by the next request if it changed since.
-                    since = min((v for i in pending if (v := looked[i]) is not None), default=seen)
-                    return {"answers": answers, "since": f"{notices.epoch}:{since}"}
-                await commit.wait(min(deadlines[index] for index in pending) - time.monotonic())
-                changed, everything = commit.take_woken()
-                woken = None if everything else changed
+        try:
+            result = await sessions.poll(session_id, body)
+        except UnknownSession as exc:
+            raise HTTPException(409, detail=f"watch session {session_id!r} is not held here") from exc
+        except TooManyWaits as exc:
+            raise HTTPException(429, detail=str(exc)) from exc
+        return Response(to_json(result), media_type="application/json")
 
     # ``path``: a namespaced id holds one ``/`` (ledgerflow/namespaces.py). Declared after the
     # history and query routes, which this pattern would otherwise swallow.

@@ -148,32 +148,41 @@ class StartOutcomeJson(TypedDict):
 
 
 MAX_WATCH_ITEMS = 2000
-"""Waits one ``POST /internal/watch`` may carry."""
+"""Waits one ``POST /internal/watches/{session}`` may add."""
+MAX_SESSION_WAITS = 20_000
+"""Waits one watch session may hold at once on an engine node."""
+MAX_HELD_WAITS = 100_000
+"""Waits all watch sessions together may hold on an engine node."""
+MAX_WATCH_SESSIONS = 1_000
+"""Watch sessions an engine node keeps at once."""
+WATCH_SESSION_IDLE = 2 * MAX_CLOSED_WAIT + 15
+"""Seconds a session with no request held is kept after its last request (its waits with it)."""
 
 
 class WatchItemJson(TypedDict):
-    """One wait of a ``POST /internal/watch``: for the decision on a start (``started``: its
-    ``request_id`` and ``run_id``) or for a run to close (``closed``: ``run_id`` the run waited
-    on, if any), as the single long polls ``/internal/started/{id}`` and ``/internal/closed/{id}``
-    wait."""
+    """One wait of a watch session: for the decision on a start (``started``: its ``request_id``
+    and ``run_id``) or for a run to close (``closed``: ``run_id`` the run waited on, if any), as
+    the single long polls ``/internal/started/{id}`` and ``/internal/closed/{id}`` wait."""
 
+    key: Annotated[int, Field(ge=0, le=2**53)]
+    """The client's name for this wait in its session: its answer carries it."""
     kind: Literal["started", "closed"]
     workflow_id: Id
     request_id: NotRequired[Id]
     run_id: NotRequired[Id | None]
-    seconds: NotRequired[float]
-    """How long this wait is held (at most the request's ``seconds``, its default): past it, the
-    wait is answered as it stands, the others waiting on."""
-    since: NotRequired[str]
-    """The ``since`` of the answer to the request this wait was in before (unanswered): the node
-    looks at it again only once its workflow changed after that (a token of another process is
-    ignored)."""
+    seconds: Annotated[float, Field(ge=0, le=MAX_CLOSED_WAIT)]
+    """How long the node holds this wait: past it, the wait is answered as it stands."""
 
 
 class WatchRequestJson(TypedDict):
-    """``POST /internal/watch``: many waits in one request, held up to ``seconds``."""
+    """``POST /internal/watches/{session}``: waits added to the session, and how long this
+    request is held for the session's answers."""
 
-    seconds: float
+    seconds: Annotated[float, Field(ge=0, le=MAX_CLOSED_WAIT)]
+    resume: bool
+    """The client expects the node to hold waits it added to this session before: when the node
+    does not know the session (it restarted, or the session idled out), it answers 409 and adds
+    nothing, and the client adds them again under a new session."""
     items: Annotated[list[WatchItemJson], Field(max_length=MAX_WATCH_ITEMS)]
 
 
@@ -181,18 +190,18 @@ class WatchAnswerJson(TypedDict):
     """The answer to one wait: ``status`` as its single long poll would answer (200 with ``body``;
     404 no run; 421 its partition is not owned here)."""
 
-    index: int
+    key: int
     status: int
     body: Any
 
 
 class WatchResultJson(TypedDict):
-    """``POST /internal/watch``: the waits that ended (at least one, unless the hold ran out, when
-    every wait is answered as it stands)."""
+    """``POST /internal/watches/{session}``: the session's waits that ended since its last answer
+    (empty when the request's hold ran out, or when a newer request of the session took over
+    the holding: ``superseded``)."""
 
     answers: list[WatchAnswerJson]
-    since: str
-    """Every wait not answered was looked at after the commits this names: send it with them next time."""
+    superseded: bool
 
 
 class UpdateStatusJson(TypedDict):

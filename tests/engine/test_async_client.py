@@ -121,43 +121,53 @@ async def test_connect_builds_a_connected_client(running: Cluster) -> None:
         await client.close()
 
 
-def test_one_watch_request_answers_the_waits_that_ended_and_the_rest_when_its_hold_ends(
-    running: Cluster,
-) -> None:
-    """``POST /internal/watch`` (what the clients' long polls travel in): the waits that ended
-    come back as soon as one has; after the hold, every wait as it stands; a malformed request
-    is a 422."""
+def test_a_watch_session_holds_its_waits_between_requests_and_answers_each_once(running: Cluster) -> None:
+    """``POST /internal/watches/{session}`` (what the clients' long polls travel in): the waits
+    that ended come back as soon as one has; the others stay held on the node for the session's
+    next request; a wait past its own seconds is answered as it stands; a session the node does
+    not hold is a 409 when the client expects it held; a malformed request is a 422 naming the
+    field."""
     engine = running.nodes[0]
     with running.client() as client:
         done = client.start_workflow("ThreeSteps", 1, id="watched-done")
         assert done.result(timeout=30) == 4
         open_run = client.start_workflow("SignalCounter", id="watched-open")
         items = [
-            {"kind": "closed", "workflow_id": "watched-open", "run_id": open_run.run_id},
-            {"kind": "closed", "workflow_id": "watched-done", "run_id": done.run_id},
-            {"kind": "started", "workflow_id": "watched-none", "request_id": "q", "run_id": "r"},
+            {
+                "key": 0,
+                "kind": "closed",
+                "workflow_id": "watched-open",
+                "run_id": open_run.run_id,
+                "seconds": 20,
+            },
+            {"key": 1, "kind": "closed", "workflow_id": "watched-done", "run_id": done.run_id, "seconds": 20},
+            {"key": 2, "kind": "started", "workflow_id": "watched-none", "request_id": "q", "seconds": 0.3},
         ]
 
-        def watch(body: dict[str, object]) -> httpx.Response:
-            return httpx.post(f"{engine.url}/internal/watch", json=body, headers=engine.headers, timeout=20)
+        def watch(session: str, body: dict[str, object]) -> httpx.Response:
+            url = f"{engine.url}/internal/watches/{session}"
+            return httpx.post(url, json=body, headers=engine.headers, timeout=25)
 
         started = time.monotonic()
-        answers = watch({"seconds": 5, "items": items}).json()["answers"]
+        answers = watch("s1", {"seconds": 5, "resume": False, "items": items}).json()["answers"]
         assert time.monotonic() - started < 2, "an ended wait was held"
-        assert [(a["index"], a["status"], a["body"]["status"]) for a in answers] == [(1, 200, "COMPLETED")]
-        answers = watch({"seconds": 0.5, "items": [items[0], items[2]]}).json()["answers"]
-        by_index = {a["index"]: a for a in answers}
-        assert by_index[0]["body"]["status"] == "RUNNING"  # as it stands, once the hold ended
-        assert by_index[1]["body"]["applied"] is False and by_index[1]["body"]["refusal"] is None
-        # each wait is held for its own seconds: the short one is answered, the long one held on
-        started = time.monotonic()
-        short_and_long = [{**items[0], "seconds": 0.3}, {**items[2], "seconds": 5}]
-        answers = watch({"seconds": 5, "items": short_and_long}).json()["answers"]
-        assert [a["index"] for a in answers] == [0] and time.monotonic() - started < 3
-        too_many = watch({"seconds": 1, "items": [items[0]] * 2001})
-        assert too_many.status_code == 422
-        assert watch({"seconds": 1, "items": [{"kind": "nope", "workflow_id": "x"}]}).status_code == 422
-        odd = watch({"seconds": 1, "items": [{"kind": "closed", "workflow_id": "a\nb"}]})
-        assert odd.status_code == 422 and "workflow_id" in odd.text, odd.text
+        assert [(a["key"], a["status"], a["body"]["status"]) for a in answers] == [(1, 200, "COMPLETED")]
+        # the short wait, held on by the node, is answered as it stands at its own deadline
+        answers = watch("s1", {"seconds": 5, "resume": True, "items": []}).json()["answers"]
+        assert [a["key"] for a in answers] == [2]
+        assert answers[0]["body"]["applied"] is False and answers[0]["body"]["refusal"] is None
+        # the open run's wait is still held: a signal closes it, and the next request hears it
         client.signal("watched-open", "done")
+        answers = watch("s1", {"seconds": 20, "resume": True, "items": []}).json()["answers"]
+        assert [(a["key"], a["body"]["status"]) for a in answers] == [(0, "COMPLETED")]
         assert open_run.result(timeout=30) == []
+        lost = watch("never-seen", {"seconds": 1, "resume": True, "items": []})
+        assert lost.status_code == 409, lost.text
+        too_many = watch("s2", {"seconds": 1, "resume": False, "items": [items[0]] * 2001})
+        assert too_many.status_code == 422
+        nope = watch("s2", {"seconds": 1, "resume": False, "items": [{**items[0], "kind": "nope"}]})
+        assert nope.status_code == 422 and "kind" in nope.text
+        odd = watch("s2", {"seconds": 1, "resume": False, "items": [{**items[0], "workflow_id": "a\nb"}]})
+        assert odd.status_code == 422 and "workflow_id" in odd.text, odd.text
+        assert watch("bad/session", {"seconds": 1, "resume": False, "items": []}).status_code in (404, 422)
+        assert watch("bad.session", {"seconds": 1, "resume": False, "items": []}).status_code == 422

@@ -7,8 +7,6 @@ import asyncio
 import time
 from pathlib import Path
 
-import pytest
-
 from ledgerflow.engine import commits
 from ledgerflow.engine.checkpoint import StoreChanges
 from ledgerflow.engine.commits import CommitNotices
@@ -46,26 +44,21 @@ def test_the_changed_workflows_are_read_from_run_and_request_keys(tmp_path: Path
     store.close()
 
 
-def test_commits_are_numbered_so_a_wait_carried_over_is_looked_at_only_after_a_change() -> None:
+async def test_a_listener_hears_every_commit_of_its_workflows_until_it_leaves() -> None:
+    """A watch session's registration outlives any one request: commits made while nobody waits
+    are kept for its next look, and ``unlisten`` leaves nothing behind."""
     notices = CommitNotices()
+    listener = commits.CommitListener()
+    notices.listen(listener, ["a", "b"])
     notices.committed({"a"})
-    looked = notices.sequence  # a look made now sees commit 1
-    assert not notices.changed_since("a", looked)
-    notices.committed({"b"})
-    assert not notices.changed_since("a", looked) and notices.changed_since("b", looked)
-    notices.committed({"a"})
-    assert notices.changed_since("a", looked)
-    after_move = notices.sequence
-    notices.moved()  # a partition moved: every wait is looked at again
-    assert notices.changed_since("c", after_move)
-    assert CommitNotices().epoch != notices.epoch  # a number from another process means nothing
-
-
-def test_a_forgotten_change_still_counts_as_a_change(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(commits, "REMEMBERED_CHANGES", 2)
-    notices = CommitNotices()
-    looked = notices.sequence
-    for wid in ("a", "b", "c"):  # "a" is pushed out of what is remembered
-        notices.committed({wid})
-    assert notices.changed_since("a", looked)
-    assert not notices.changed_since("a", notices.sequence)
+    notices.committed({"c"})
+    await asyncio.sleep(0)  # the wakes arrive through the loop
+    assert listener.take_woken() == ({"a"}, False)
+    notices.moved()
+    await asyncio.sleep(0)
+    assert listener.take_woken() == (set(), True)
+    notices.unlisten(listener, ["a", "b"])
+    notices.committed({"a", "b"})
+    await asyncio.sleep(0)
+    assert listener.take_woken() == (set(), False)
+    assert notices._listening == {}
