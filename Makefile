@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: setup helm postgres dev test lint typecheck unit bench
+.PHONY: setup helm postgres chromium dev test lint typecheck unit bench ui ui-screenshots
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,17 @@ helm:
 postgres:
 	scripts/install-postgres.sh
 
+chromium:
+	scripts/install-chromium.sh
+
+# The web UI's build ships in the package (ledgerflow/api/ui): rebuild it after changing ui/.
+ui:
+	cd ui && npm ci --no-audit --no-fund && npm run build
+
+# The screenshots docs/ui/ and the README show, taken by the browser tests.
+ui-screenshots: setup chromium
+	LEDGERFLOW_UI_SCREENSHOTS=docs/ui $(BIN)/pytest -q -p no:cacheprovider tests/ui
+
 dev: setup
 	$(BIN)/ledgerflow dev
 
@@ -29,7 +40,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-test: setup helm postgres lint typecheck
+test: setup helm postgres chromium lint typecheck
 	$(BIN)/python -m ledgerflow.schemas.export --check
 	$(BIN)/pytest -q -p no:cacheprovider
 

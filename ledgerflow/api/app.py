@@ -56,7 +56,7 @@ from prometheus_client import (
 from pydantic import ValidationError
 
 from ledgerflow import __version__
-from ledgerflow.api import activities, cluster, errors, node_types, schedules, workflows
+from ledgerflow.api import activities, cluster, errors, node_types, schedules, ui, workflows
 from ledgerflow.api.auth import Authenticator
 from ledgerflow.api.kafka import AsyncProducer
 from ledgerflow.api.middleware import AuthMiddleware, BodyLimitMiddleware, MetricsMiddleware, RequestMetrics
@@ -140,6 +140,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     for routes in (workflows.router, activities.router, schedules.router, node_types.router, cluster.router):
         app.include_router(routes, responses=common)
     _probe_routes(app, common)
+    ui.add_routes(app)
 
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(AuthMiddleware, authenticator=authenticator)

@@ -55,11 +55,14 @@ ANONYMOUS = Principal("anonymous", frozenset(Scope), (namespaces.ALL,), kind="in
 """The caller of a gateway started with ``--insecure`` and no credentials: every scope."""
 
 PUBLIC: None = None
-"""A route anyone may call: liveness and readiness probes."""
+"""A route anyone may call: liveness and readiness probes, and the web UI's files (which hold
+no data: the app calls the API with the key a person gives it)."""
 
 ROUTE_SCOPES: dict[tuple[str, str], Scope | None] = {
     ("GET", "/health"): PUBLIC,
     ("GET", "/ready"): PUBLIC,
+    ("GET", "/ui"): PUBLIC,
+    ("GET", "/ui/{path:path}"): PUBLIC,
     ("GET", "/metrics"): Scope.METRICS,
     # The OpenAPI document and its viewers describe every route: not for strangers.
     ("GET", "/openapi.json"): Scope.READ,

@@ -51,6 +51,7 @@ def dev_command(data_dir: Path, partitions: int, once: bool) -> None:
             gateway.wait_ready(timeout=120)
         console.print(f"[green]engine[/] at {engine.url} (logs: {engine.log_path})")
         console.print(f"[green]gateway[/] at {gateway.url} (OpenAPI: {gateway.url}/docs)")
+        console.print(f"[green]web UI[/] at {gateway.url}/ui")
         console.print(
             "[yellow]the gateway is OPEN[/] (--insecure: no API keys, every local caller may do "
             "everything); production gateways need LEDGERFLOW_API_KEYS_FILE or LEDGERFLOW_JWT_JWKS_URL"

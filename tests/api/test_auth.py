@@ -138,7 +138,8 @@ def secured(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> I
 def test_without_credentials_every_route_but_the_probes_is_401(secured: Secured) -> None:
     with httpx.Client(base_url=secured.url, timeout=10) as anonymous:
         for (method, template), scope in ROUTE_SCOPES.items():
-            answer = anonymous.request(method, template.replace("{id}", "w-1"), json={})
+            path = template.replace("{id}", "w-1").replace("{path:path}", "index.html")
+            answer = anonymous.request(method, path, json={}, follow_redirects=True)
             if scope is None:
                 assert answer.status_code == 200, (method, template, answer.text)
                 continue

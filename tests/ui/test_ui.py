@@ -1,0 +1,140 @@
+"""The web UI in a real browser (Debian's chromium, driven by Playwright) against a real stack:
+Kafka, an engine, a worker and a gateway that asks for an API key.
+
+Screenshots go to a temporary folder, or to ``LEDGERFLOW_UI_SCREENSHOTS`` (``make ui-screenshots``
+writes the ones docs/ui/ and the README show)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from ledgerflow.local.processes import Cluster, NodeProcess
+from tests.fixtures import ACTS, FLOWS
+
+pytestmark = pytest.mark.kafka
+
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+
+@dataclass
+class Stack:
+    cluster: Cluster
+    gateway: NodeProcess
+    shots: Path
+
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=self.gateway.url, headers=self.gateway.headers, timeout=10)
+
+    def start(self, workflow_type: str, input: object, workflow_id: str) -> None:
+        with self.api() as api:
+            body = {"id": workflow_id, "type": workflow_type, "input": input}
+            answer = api.post("/api/v1/workflows", json=body)
+            assert answer.status_code == 202, answer.text
+
+
+@pytest.fixture
+def stack(cluster: Cluster, tmp_path: Path) -> Stack:
+    engine = cluster.engine([FLOWS])
+    cluster.worker([ACTS])
+    gateway = cluster.gateway()
+    engine.wait_ready()
+    gateway.wait_ready()
+    shots = Path(os.environ.get("LEDGERFLOW_UI_SCREENSHOTS") or tmp_path / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    return Stack(cluster, gateway, shots)
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium package is not installed (make setup installs it)"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+def signed_in(browser: Browser, stack: Stack, viewport: dict[str, int] = DESKTOP) -> Page:
+    """A page of the UI that has been given the gateway's API key, on the runs list."""
+    page = browser.new_page(viewport=viewport)  # type: ignore[arg-type]
+    page.goto(f"{stack.gateway.url}/ui")
+    page.get_by_label("API key").fill(stack.cluster.api_key)
+    page.get_by_role("button", name="Use").click()
+    expect(page.get_by_role("heading", name="Runs")).to_be_visible()
+    return page
+
+
+def no_serious_violations(page: Page) -> None:
+    results = Axe().run(page)
+    serious = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+    assert not serious, results.generate_report()
+
+
+def test_a_run_is_listed_and_its_page_shows_it_completed_with_every_step_on_the_timeline(
+    stack: Stack, browser: Browser
+) -> None:
+    stack.start("ThreeSteps", 1, "ui-three")
+    page = signed_in(browser, stack)
+    link = page.get_by_role("link", name="ui-three")
+    expect(link).to_be_visible(timeout=30_000)  # the list refreshes itself
+    no_serious_violations(page)
+    page.screenshot(path=stack.shots / "runs.png", full_page=True)
+    link.click()
+    expect(page.get_by_test_id("run-status")).to_have_text("COMPLETED", timeout=30_000)
+    rows = page.get_by_test_id("timeline-row")
+    expect(rows).to_have_count(3, timeout=10_000)
+    assert [rows.nth(i).get_attribute("data-status") for i in range(3)] == ["completed"] * 3
+    expect(page.get_by_text("workflow_completed", exact=True)).to_be_visible()
+    expect(page.locator("pre").filter(has_text="4").first).to_be_visible()  # the result, 1 + 3
+    no_serious_violations(page)
+    page.screenshot(path=stack.shots / "run.png", full_page=True)
+
+
+def test_a_sleeping_run_is_canceled_from_its_page(stack: Stack, browser: Browser) -> None:
+    stack.start("Sleeper", 3600, "ui-sleeper")
+    page = signed_in(browser, stack)
+    page.goto(f"{stack.gateway.url}/ui/#/runs/ui-sleeper")
+    expect(page.get_by_test_id("run-status")).to_have_text("RUNNING", timeout=30_000)
+    expect(page.get_by_test_id("timeline-row")).to_have_count(1, timeout=10_000)  # the timer
+    page.once("dialog", lambda dialog: dialog.accept())  # "Cancel ui-sleeper?"
+    page.get_by_role("button", name="Cancel run").click()
+    expect(page.get_by_role("status")).to_have_text("cancel: accepted")
+    expect(page.get_by_test_id("run-status")).to_have_text("CANCELED", timeout=30_000)
+    expect(page.get_by_role("button", name="Terminate run")).to_be_disabled()
+    page.screenshot(path=stack.shots / "run-canceled.png", full_page=True)
+
+
+def test_a_refused_action_shows_the_gateway_s_reason(stack: Stack, browser: Browser) -> None:
+    stack.start("ThreeSteps", 5, "ui-done")
+    page = signed_in(browser, stack)
+    page.goto(f"{stack.gateway.url}/ui/#/runs/no-such-run")
+    expect(page.get_by_role("alert")).to_contain_text("404", timeout=10_000)
+    page.goto(f"{stack.gateway.url}/ui/#/runs/ui-done")
+    expect(page.get_by_test_id("run-status")).to_have_text("COMPLETED", timeout=30_000)
+    expect(page.get_by_role("button", name="Cancel run")).to_be_disabled()
+
+
+def test_without_a_key_the_page_says_so_and_a_phone_screen_needs_no_sideways_scroll(
+    stack: Stack, browser: Browser
+) -> None:
+    page = browser.new_page(viewport=PHONE)  # type: ignore[arg-type]
+    page.goto(f"{stack.gateway.url}/ui/")
+    expect(page.get_by_role("alert")).to_contain_text("401", timeout=10_000)
+    stack.start("ThreeSteps", 2, "ui-phone")
+    phone = signed_in(browser, stack, PHONE)
+    expect(phone.get_by_role("link", name="ui-phone")).to_be_visible(timeout=30_000)
+    overflow = phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the runs page is {overflow}px wider than a phone's screen"
+    phone.keyboard.press("Tab")  # the first thing a keyboard reaches is the brand link, then on
+    assert phone.evaluate("document.activeElement.tagName") == "A"
+    phone.screenshot(path=stack.shots / "runs-phone.png", full_page=True)

@@ -1,0 +1,24 @@
+// Pages are addressed by the URL's hash (#/runs, #/runs/<id>): the gateway serves one file.
+import { useEffect, useState } from "react";
+
+export type Route = { page: "runs" } | { page: "run"; workflowId: string };
+
+export function parse(hash: string): Route {
+  const parts = hash.replace(/^#\/?/, "").split("/");
+  if (parts[0] === "runs" && parts.length > 1 && parts[1]) {
+    return { page: "run", workflowId: decodeURIComponent(parts.slice(1).join("/")) };
+  }
+  return { page: "runs" };
+}
+
+export const runHref = (workflowId: string) => `#/runs/${encodeURIComponent(workflowId)}`;
+
+export function useRoute(): Route {
+  const [route, setRoute] = useState(() => parse(location.hash));
+  useEffect(() => {
+    const changed = () => setRoute(parse(location.hash));
+    addEventListener("hashchange", changed);
+    return () => removeEventListener("hashchange", changed);
+  }, []);
+  return route;
+}
