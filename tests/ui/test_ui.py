@@ -7,6 +7,7 @@ writes the ones docs/ui/ and the README show)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -138,3 +139,69 @@ def test_without_a_key_the_page_says_so_and_a_phone_screen_needs_no_sideways_scr
     phone.keyboard.press("Tab")  # the first thing a keyboard reaches is the brand link, then on
     assert phone.evaluate("document.activeElement.tagName") == "A"
     phone.screenshot(path=stack.shots / "runs-phone.png", full_page=True)
+
+
+def test_a_dag_drawn_in_the_editor_is_registered_started_and_runs_every_node(
+    stack: Stack, browser: Browser
+) -> None:
+    """Four nodes dragged from the palette and connected by dragging handle to handle; the
+    gateway's refusal of a node's input shown on that node; once fixed, saved, started, and the
+    run's page shows it completed with every node on the timeline."""
+    page = signed_in(browser, stack)
+    page.get_by_role("link", name="DAG editor").click()
+    canvas = page.get_by_label("DAG canvas")
+    expect(page.get_by_test_id("palette-echo")).to_be_visible(timeout=10_000)
+    for i, node_type in enumerate(["sequence.numbers", "aggregate.sum", "aggregate.count", "echo"]):
+        page.get_by_test_id(f"palette-{node_type}").drag_to(
+            canvas, target_position={"x": 80 + 220 * (i % 2), "y": 60 + 130 * i}
+        )
+    nodes = {
+        "numbers": "sequence_numbers_1",
+        "sum": "aggregate_sum_1",
+        "count": "aggregate_count_1",
+        "echo": "echo_1",
+    }
+    for node_id in nodes.values():
+        expect(page.get_by_test_id(f"node-{node_id}")).to_be_visible()
+
+    def connect(source: str, target: str) -> None:
+        out = page.get_by_test_id(f"node-{source}").locator(".react-flow__handle-right")
+        into = page.get_by_test_id(f"node-{target}").locator(".react-flow__handle-left")
+        out.drag_to(into)
+
+    connect(nodes["numbers"], nodes["sum"])
+    connect(nodes["numbers"], nodes["count"])
+    connect(nodes["sum"], nodes["echo"])
+    connect(nodes["count"], nodes["echo"])
+    expect(page.get_by_text("4 node(s), 4 edge(s)")).to_be_visible()
+
+    def set_input(node_id: str, value: str) -> None:
+        page.get_by_test_id(f"node-{node_id}").click()
+        page.get_by_role("textbox", name="Node input").fill(value)
+
+    numbers = "{{ nodes.sequence_numbers_1.output.numbers }}"
+    set_input(nodes["sum"], f'{{"items": "{numbers}"}}')
+    set_input(nodes["count"], f'{{"items": "{numbers}"}}')
+    set_input(nodes["echo"], '{"sum": "{{ nodes.aggregate_sum_1.output.sum }}"}')
+    page.get_by_label("DAG id").fill("ui-drawn")
+    page.get_by_role("button", name="Save (register)").click()  # sequence.numbers has no stop yet
+    expect(page.get_by_role("status")).to_contain_text("not registered")
+    marked = page.get_by_test_id(f"node-{nodes['numbers']}")
+    expect(marked).to_have_class(re.compile("step-problem"))
+    expect(marked.get_by_role("alert")).to_contain_text("stop")
+    expect(page.get_by_test_id(f"node-{nodes['sum']}")).not_to_have_class(re.compile("step-problem"))
+    page.screenshot(path=stack.shots / "editor-refused.png")
+    set_input(nodes["numbers"], '{"stop": 5}')
+    page.get_by_role("button", name="Save (register)").click()
+    expect(page.get_by_role("status")).to_contain_text("registered ui-drawn: 4 nodes, 4 edges")
+    expect(marked).not_to_have_class(re.compile("step-problem"))
+    no_serious_violations(page)
+    page.screenshot(path=stack.shots / "editor.png")
+    page.get_by_role("button", name="Start a run").click()
+    expect(page.get_by_test_id("run-status")).to_have_text("COMPLETED", timeout=60_000)
+    rows = page.get_by_test_id("timeline-row")
+    expect(rows).to_have_count(4, timeout=10_000)
+    for node_id in nodes.values():
+        expect(page.locator("svg text").filter(has_text=node_id)).to_have_count(1)
+    expect(page.locator("pre").filter(has_text='"sum": 10').first).to_be_visible()  # 0+1+2+3+4
+    page.screenshot(path=stack.shots / "run-dag.png", full_page=True)

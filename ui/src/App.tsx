@@ -1,8 +1,11 @@
-import { useState } from "react";
+import { lazy, Suspense, useState } from "react";
 import { apiKey, setApiKey } from "./api";
 import { Run } from "./pages/Run";
 import { Runs } from "./pages/Runs";
 import { useRoute } from "./route";
+
+// The editor (React Flow) loads when it is opened: the runs pages do not carry it.
+const Editor = lazy(() => import("./pages/Editor").then((module) => ({ default: module.Editor })));
 
 export function App() {
   const route = useRoute();
@@ -14,8 +17,11 @@ export function App() {
           Ledgerflow
         </a>
         <nav aria-label="Pages">
-          <a href="#/runs" aria-current={route.page !== "run" ? "page" : undefined}>
+          <a href="#/runs" aria-current={route.page === "runs" ? "page" : undefined}>
             Runs
+          </a>
+          <a href="#/editor" aria-current={route.page === "editor" ? "page" : undefined}>
+            DAG editor
           </a>
         </nav>
         <form
@@ -38,7 +44,17 @@ export function App() {
           <button type="submit">Use</button>
         </form>
       </header>
-      <main>{route.page === "run" ? <Run workflowId={route.workflowId} /> : <Runs />}</main>
+      <main className={route.page === "editor" ? "wide" : undefined}>
+        {route.page === "run" ? (
+          <Run workflowId={route.workflowId} />
+        ) : route.page === "editor" ? (
+          <Suspense fallback={<p>Loading the editor…</p>}>
+            <Editor />
+          </Suspense>
+        ) : (
+          <Runs />
+        )}
+      </main>
     </>
   );
 }
