@@ -203,5 +203,8 @@ def test_a_dag_drawn_in_the_editor_is_registered_started_and_runs_every_node(
     expect(rows).to_have_count(4, timeout=10_000)
     for node_id in nodes.values():
         expect(page.locator("svg text").filter(has_text=node_id)).to_have_count(1)
+        # the run's graph (the DAG pinned at its start), each node coloured by its step
+        expect(page.get_by_test_id(f"graph-node-{node_id}")).to_have_attribute("data-state", "completed")
+    no_serious_violations(page)
     expect(page.locator("pre").filter(has_text='"sum": 10').first).to_be_visible()  # 0+1+2+3+4
     page.screenshot(path=stack.shots / "run-dag.png", full_page=True)

@@ -1,10 +1,14 @@
-import { useState } from "react";
+import { lazy, Suspense, useState } from "react";
 import { call, path, type HistoryPage, type WorkflowStatus } from "../api";
+import type { PinnedDag } from "../components/DagGraph";
 import { StatusBadge } from "../components/StatusBadge";
 import { Timeline } from "../components/Timeline";
 import { usePolled, when } from "../poll";
 
 const HISTORY_PAGE = 200;
+
+// React Flow loads only for a DAG's run.
+const DagGraph = lazy(() => import("../components/DagGraph"));
 
 /** One workflow's latest run: its state, a timeline of its steps, its history, and the
  * signal, cancel and terminate buttons (each confirmed, each showing the gateway's answer). */
@@ -83,6 +87,14 @@ export function Run({ workflowId }: { workflowId: string }) {
               {outcome.text}
             </p>
           )}
+          {run.isDag && pinned(history.data) && history.data?.timeline && (
+            <>
+              <h2>Graph</h2>
+              <Suspense fallback={<p>Loading the graph…</p>}>
+                <DagGraph dag={pinned(history.data)!} timeline={history.data.timeline} />
+              </Suspense>
+            </>
+          )}
           <h2>Timeline</h2>
           {history.data?.timeline && (
             <Timeline entries={history.data.timeline} startedAt={run.startedAt} closedAt={run.closedAt} />
@@ -142,6 +154,12 @@ export function Run({ workflowId }: { workflowId: string }) {
       )}
     </section>
   );
+}
+
+/** The DAG a run executes, as its start pinned it (the first history event). */
+function pinned(page: HistoryPage | null): PinnedDag | null {
+  const first = page?.events[0];
+  return first?.kind === "workflow_started" && first.dag ? (first.dag as PinnedDag) : null;
 }
 
 function Json({ label, value }: { label: string; value: unknown }) {
