@@ -107,7 +107,8 @@ def main() -> None:
         f"| what a first page loads (index.html and the files it names) | {figures['first_page_bytes']:,} | "
         f"{figures['first_page_gzip']:,} |",
         "",
-        "The DAG editor (React Flow) is a chunk of its own, loaded when the editor is opened.",
+        "React Flow (the DAG editor, a DAG run's graph) is in chunks of its own, loaded when those "
+        "pages open.",
         "",
         f"## First load: {args.loads} fresh browser contexts (no cache), the stack holding {args.runs} runs",
         "",
