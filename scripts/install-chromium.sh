@@ -5,12 +5,6 @@
 set -euo pipefail
 
 if ! command -v chromium >/dev/null 2>&1; then
-  if [[ "$(id -u)" != 0 ]]; then
-    echo "chromium is not installed and this is not root: apt-get install chromium" >&2
-    exit 1
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq chromium >/dev/null
+  "$(dirname "$0")/apt-install.sh" chromium
 fi
 command -v chromium

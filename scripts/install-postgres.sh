@@ -11,13 +11,7 @@ find_bin() {
 
 bin="$(find_bin || true)"
 if [[ -z "$bin" || ! -x "$bin/initdb" ]]; then
-  if [[ "$(id -u)" != 0 ]]; then
-    echo "PostgreSQL is not installed and this is not root: apt-get install postgresql" >&2
-    exit 1
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq postgresql >/dev/null
+  "$(dirname "$0")/apt-install.sh" postgresql
   bin="$(find_bin)"
 fi
 echo "$bin"
