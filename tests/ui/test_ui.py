@@ -208,3 +208,34 @@ def test_a_dag_drawn_in_the_editor_is_registered_started_and_runs_every_node(
     no_serious_violations(page)
     expect(page.locator("pre").filter(has_text='"sum": 10').first).to_be_visible()  # 0+1+2+3+4
     page.screenshot(path=stack.shots / "run-dag.png", full_page=True)
+
+
+def test_a_schedule_is_paused_unpaused_and_triggered_from_the_schedules_page(
+    stack: Stack, browser: Browser
+) -> None:
+    body = {
+        "scheduleId": "ui-nightly",
+        "schedule": {
+            "action": {"workflow_type": "ThreeSteps", "input": 1},
+            "spec": {"cron_expressions": ["0 3 * * *"]},
+        },
+    }
+    with stack.api() as api:
+        created = api.post("/api/v1/schedules", json=body)
+        assert created.status_code == 201, created.text
+    page = signed_in(browser, stack)
+    page.get_by_role("link", name="Schedules").click()
+    row = page.get_by_test_id("schedule-ui-nightly")
+    expect(row.get_by_test_id("schedule-state")).to_have_text("active", timeout=10_000)
+    row.get_by_role("button", name="Pause ui-nightly").click()
+    expect(page.get_by_role("status")).to_have_text("ui-nightly: pause done")
+    expect(row.get_by_test_id("schedule-state")).to_contain_text("paused")
+    row.get_by_role("button", name="Unpause ui-nightly").click()
+    expect(row.get_by_test_id("schedule-state")).to_contain_text("active")
+    row.get_by_role("button", name="Trigger ui-nightly").click()
+    expect(row.get_by_test_id("schedule-actions")).to_have_text("1", timeout=10_000)
+    no_serious_violations(page)
+    page.screenshot(path=stack.shots / "schedules.png", full_page=True)
+    with stack.api() as api:  # the trigger started a real run
+        described = api.get("/api/v1/schedules/ui-nightly").json()
+        assert described["info"]["actions"] == 1, described

@@ -2,6 +2,7 @@ import { lazy, Suspense, useState } from "react";
 import { apiKey, setApiKey } from "./api";
 import { Run } from "./pages/Run";
 import { Runs } from "./pages/Runs";
+import { Schedules } from "./pages/Schedules";
 import { useRoute } from "./route";
 
 // The editor (React Flow) loads when it is opened: the runs pages do not carry it.
@@ -22,6 +23,9 @@ export function App() {
           </a>
           <a href="#/editor" aria-current={route.page === "editor" ? "page" : undefined}>
             DAG editor
+          </a>
+          <a href="#/schedules" aria-current={route.page === "schedules" ? "page" : undefined}>
+            Schedules
           </a>
         </nav>
         <form
@@ -51,6 +55,8 @@ export function App() {
           <Suspense fallback={<p>Loading the editor…</p>}>
             <Editor />
           </Suspense>
+        ) : route.page === "schedules" ? (
+          <Schedules />
         ) : (
           <Runs />
         )}
