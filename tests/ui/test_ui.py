@@ -239,3 +239,20 @@ def test_a_schedule_is_paused_unpaused_and_triggered_from_the_schedules_page(
     with stack.api() as api:  # the trigger started a real run
         described = api.get("/api/v1/schedules/ui-nightly").json()
         assert described["info"]["actions"] == 1, described
+
+
+def test_the_cluster_page_shows_the_engine_its_partitions_and_their_moves(
+    stack: Stack, browser: Browser
+) -> None:
+    page = signed_in(browser, stack)
+    page.get_by_role("link", name="Cluster").click()
+    expect(page.get_by_test_id("cluster-summary")).to_contain_text(
+        "1 engine(s), 4 partition(s), every one owned", timeout=15_000
+    )
+    engine = page.get_by_test_id("cluster-engine")
+    expect(engine).to_have_count(1)
+    expect(engine).to_contain_text("0, 1, 2, 3")
+    assigned = page.get_by_test_id("cluster-event").filter(has_text="PARTITIONS_ASSIGNED")
+    expect(assigned.first).to_be_visible(timeout=15_000)
+    no_serious_violations(page)
+    page.screenshot(path=stack.shots / "cluster.png", full_page=True)

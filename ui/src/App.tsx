@@ -1,5 +1,6 @@
 import { lazy, Suspense, useState } from "react";
 import { apiKey, setApiKey } from "./api";
+import { Cluster } from "./pages/Cluster";
 import { Run } from "./pages/Run";
 import { Runs } from "./pages/Runs";
 import { Schedules } from "./pages/Schedules";
@@ -26,6 +27,9 @@ export function App() {
           </a>
           <a href="#/schedules" aria-current={route.page === "schedules" ? "page" : undefined}>
             Schedules
+          </a>
+          <a href="#/cluster" aria-current={route.page === "cluster" ? "page" : undefined}>
+            Cluster
           </a>
         </nav>
         <form
@@ -57,6 +61,8 @@ export function App() {
           </Suspense>
         ) : route.page === "schedules" ? (
           <Schedules />
+        ) : route.page === "cluster" ? (
+          <Cluster />
         ) : (
           <Runs />
         )}

@@ -1,12 +1,13 @@
-// Pages are addressed by the URL's hash (#/runs, #/runs/<id>, #/editor, #/schedules): the gateway serves one file.
+// Pages are addressed by the URL's hash (#/runs, #/runs/<id>, #/editor, #/schedules, #/cluster): the gateway serves one file.
 import { useEffect, useState } from "react";
 
-export type Route = { page: "runs" } | { page: "run"; workflowId: string } | { page: "editor" } | { page: "schedules" };
+export type Route = { page: "runs" } | { page: "run"; workflowId: string } | { page: "editor" } | { page: "schedules" } | { page: "cluster" };
 
 export function parse(hash: string): Route {
   const parts = hash.replace(/^#\/?/, "").split("/");
   if (parts[0] === "editor") return { page: "editor" };
   if (parts[0] === "schedules") return { page: "schedules" };
+  if (parts[0] === "cluster") return { page: "cluster" };
   if (parts[0] === "runs" && parts.length > 1 && parts[1]) {
     return { page: "run", workflowId: decodeURIComponent(parts.slice(1).join("/")) };
   }
