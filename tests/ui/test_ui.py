@@ -239,6 +239,24 @@ def test_a_schedule_is_paused_unpaused_and_triggered_from_the_schedules_page(
     with stack.api() as api:  # the trigger started a real run
         described = api.get("/api/v1/schedules/ui-nightly").json()
         assert described["info"]["actions"] == 1, described
+    # one more from the form: a bad cron expression is refused with the gateway's reason, then
+    # the schedule is created and its next ten fire times shown
+    page.get_by_text("New schedule").click()
+    page.get_by_label("Schedule id").fill("ui-hourly")
+    page.get_by_label("Workflow type (or DAG id)").fill("ThreeSteps")
+    page.get_by_label("Cron expression").fill("61 * * * *")
+    page.get_by_label("Input (JSON)").fill("3")
+    page.get_by_role("button", name="Create schedule").click()
+    refused = page.get_by_role("status").filter(has_text="not created")
+    expect(refused).to_contain_text("422")
+    expect(refused).to_contain_text("cron_expressions")  # the field the gateway named
+    page.get_by_label("Cron expression").fill("15 * * * *")
+    page.get_by_role("button", name="Create schedule").click()
+    expect(page.get_by_role("status").filter(has_text="created ui-hourly")).to_be_visible()
+    expect(page.get_by_test_id("next-fires").locator("li")).to_have_count(10)
+    expect(page.get_by_test_id("schedule-ui-hourly")).to_be_visible(timeout=10_000)
+    no_serious_violations(page)
+    page.screenshot(path=stack.shots / "schedules-created.png", full_page=True)
 
 
 def test_the_cluster_page_shows_the_engine_its_partitions_and_their_moves(

@@ -41,6 +41,7 @@ export function Schedules() {
   return (
     <section aria-labelledby="schedules-title">
       <h1 id="schedules-title">Schedules</h1>
+      <CreateSchedule onCreated={list.reload} />
       {list.error && <p role="alert" className="error">{list.error.message}</p>}
       {outcome && (
         <p role="status" className={outcome.ok ? "ok" : "error"}>
@@ -109,5 +110,98 @@ export function Schedules() {
         </button>
       </nav>
     </section>
+  );
+}
+
+/** The gateway's schedule description (snake_case, as on Kafka). */
+interface Described {
+  schedule_id: string;
+  info: { next_fire_times: string[] };
+}
+
+/** A schedule from a form: what it starts, on which cron expression and time zone; once the
+ * gateway created it, its next fire times. */
+function CreateSchedule({ onCreated }: { onCreated: () => void }) {
+  const [id, setId] = useState("");
+  const [type, setType] = useState("");
+  const [cron, setCron] = useState("0 * * * *");
+  const [zone, setZone] = useState("UTC");
+  const [input, setInput] = useState("null");
+  const [paused, setPaused] = useState(false);
+  const [answer, setAnswer] = useState<{ ok: boolean; text: string; fires?: string[] } | null>(null);
+
+  async function create() {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(input || "null");
+    } catch {
+      setAnswer({ ok: false, text: "the input is not JSON" });
+      return;
+    }
+    const body = {
+      scheduleId: id.trim(),
+      schedule: {
+        action: { workflow_type: type.trim(), input: parsed },
+        spec: { cron_expressions: [cron.trim()], time_zone: zone.trim() || "UTC" },
+        state: { paused },
+      },
+    };
+    try {
+      const described = await call<Described>("POST", "/schedules", body);
+      setAnswer({ ok: true, text: `created ${described.schedule_id}; next fire times:`, fires: described.info.next_fire_times });
+      onCreated();
+    } catch (err) {
+      setAnswer({ ok: false, text: `not created: ${(err as Error).message}` });
+    }
+  }
+
+  return (
+    <details className="create">
+      <summary>New schedule</summary>
+      <form
+        className="filters"
+        onSubmit={(event) => {
+          event.preventDefault();
+          create();
+        }}
+      >
+        <label>
+          Schedule id
+          <input value={id} onChange={(e) => setId(e.target.value)} required />
+        </label>
+        <label>
+          Workflow type (or DAG id)
+          <input value={type} onChange={(e) => setType(e.target.value)} required />
+        </label>
+        <label>
+          Cron expression
+          <input value={cron} onChange={(e) => setCron(e.target.value)} required />
+        </label>
+        <label>
+          Time zone
+          <input value={zone} onChange={(e) => setZone(e.target.value)} />
+        </label>
+        <label className="wide">
+          Input (JSON)
+          <input value={input} onChange={(e) => setInput(e.target.value)} />
+        </label>
+        <label className="check">
+          <input type="checkbox" checked={paused} onChange={(e) => setPaused(e.target.checked)} /> Paused
+        </label>
+        <button type="submit">Create schedule</button>
+      </form>
+      {answer && (
+        <div role="status" className={answer.ok ? "ok" : "error"}>
+          {answer.text}
+          {answer.fires && (
+            <ol data-testid="next-fires">
+              {answer.fires.map((fire) => (
+                <li key={fire}>{new Date(fire).toLocaleString()}</li>
+              ))}
+            </ol>
+          )}
+        </div>
+      )}
+    </details>
   );
 }
