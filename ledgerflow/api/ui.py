@@ -8,9 +8,9 @@ security policy that lets a page load only this origin's files and talk only to 
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
@@ -18,7 +18,8 @@ UI_DIR = Path(__file__).parent / "ui"
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; "
+        "form-action 'self'"
     ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -26,18 +27,22 @@ SECURITY_HEADERS = {
 
 
 def add_routes(app: FastAPI) -> None:
-    """``GET /ui`` (to ``/ui/``) and ``GET /ui/{path}``: the app's files, ``index.html`` for the rest."""
+    """``GET /ui`` (to ``/ui/``) and ``GET /ui/{path}``: the app's files (``/ui/`` is
+    ``index.html``; the app's pages are addressed by the URL's hash, so no other path is a page)."""
     files = StaticFiles(directory=UI_DIR, html=True, check_dir=False)
 
-    @app.get("/ui", include_in_schema=False)
+    @app.api_route("/ui", methods=["GET", "HEAD"], include_in_schema=False)
     async def ui_root() -> RedirectResponse:
         return RedirectResponse("/ui/")
 
-    @app.get("/ui/{path:path}", include_in_schema=False)
+    @app.api_route("/ui/{path:path}", methods=["GET", "HEAD"], include_in_schema=False)
     async def ui_file(path: str, request: Request) -> Response:
+        parts = PurePosixPath(path).parts
+        if ".." in parts:  # StaticFiles refuses what leaves the folder; this keeps headers honest too
+            raise HTTPException(404)
         response = await files.get_response(path or ".", request.scope)
         response.headers.update(SECURITY_HEADERS)
         # Hashed asset names change with their content; index.html names the current ones.
-        hashed = path.startswith("assets/")
+        hashed = bool(parts) and parts[0] == "assets"
         response.headers["Cache-Control"] = "public, max-age=31536000, immutable" if hashed else "no-cache"
         return response

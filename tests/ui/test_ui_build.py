@@ -33,9 +33,12 @@ def test_the_shipped_build_was_made_from_the_sources_as_they_are() -> None:
     assert recorded == digest.hexdigest(), "ui/ changed since the shipped build: run `make ui`"
 
 
-def test_the_page_names_only_files_that_ship() -> None:
+def test_the_page_and_its_chunks_name_only_files_that_ship() -> None:
     page = (BUILD / "index.html").read_text()
     named = re.findall(r'(?:src|href)="/ui/([^"]+)"', page)
     assert named, page
+    for script in (BUILD / "assets").glob("*.js"):  # chunks loaded later (the editor, a graph)
+        named += re.findall(r"assets/[\w.-]+\.(?:js|css)", script.read_text())
+    assert any("Editor" in name for name in named), "the editor's chunk is not referenced"
     for name in named:
         assert (BUILD / name).is_file(), name

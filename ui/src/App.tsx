@@ -54,7 +54,7 @@ export function App() {
       </header>
       <main className={route.page === "editor" ? "wide" : undefined}>
         {route.page === "run" ? (
-          <Run workflowId={route.workflowId} />
+          <Run key={route.workflowId} workflowId={route.workflowId} />
         ) : route.page === "editor" ? (
           <Suspense fallback={<p>Loading the editor…</p>}>
             <Editor />

@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from "react";
 
-/** ``load()``'s latest answer, asked again every ``seconds`` while the page shows it. */
+/** ``load()``'s latest answer, asked again every ``seconds`` while the page shows it (0: once;
+ * a change of ``seconds`` asks at once). */
 export function usePolled<T>(load: () => Promise<T>, seconds: number, deps: unknown[]) {
   const [data, setData] = useState<T | null>(null);
   const [error, setError] = useState<Error | null>(null);
@@ -11,6 +12,10 @@ export function usePolled<T>(load: () => Promise<T>, seconds: number, deps: unkn
     let live = true;
     let timer: number | undefined;
     const run = async () => {
+      if (document.hidden && seconds > 0) {  // a tab in the background asks nothing
+        timer = window.setTimeout(run, seconds * 1000);
+        return;
+      }
       try {
         const answer = await current.current();
         if (live) {
@@ -28,7 +33,7 @@ export function usePolled<T>(load: () => Promise<T>, seconds: number, deps: unkn
       window.clearTimeout(timer);
     };
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [...deps, tick]);
+  }, [...deps, tick, seconds]);
   return { data, error, reload: () => setTick((t) => t + 1) };
 }
 

@@ -9,7 +9,11 @@ export function parse(hash: string): Route {
   if (parts[0] === "schedules") return { page: "schedules" };
   if (parts[0] === "cluster") return { page: "cluster" };
   if (parts[0] === "runs" && parts.length > 1 && parts[1]) {
-    return { page: "run", workflowId: decodeURIComponent(parts.slice(1).join("/")) };
+    try {
+      return { page: "run", workflowId: decodeURIComponent(parts.slice(1).join("/")) };
+    } catch {
+      return { page: "runs" }; // a malformed link: the list, not a blank page
+    }
   }
   return { page: "runs" };
 }

@@ -51,6 +51,29 @@ export function Timeline({ entries, startedAt, closedAt }: { entries: TimelineEn
           {span.toFixed(3)} s
         </text>
       </svg>
+      <table className="visually-hidden">
+        <caption>Steps of the timeline</caption>
+        <thead>
+          <tr>
+            <th scope="col">Step</th>
+            <th scope="col">Status</th>
+            <th scope="col">Attempts</th>
+            <th scope="col">Milliseconds</th>
+            <th scope="col">Last failure</th>
+          </tr>
+        </thead>
+        <tbody>
+          {entries.map((entry) => (
+            <tr key={`${entry.kind}-${entry.seq}`}>
+              <td>{entry.node ? `${entry.node} (${entry.name})` : entry.name}</td>
+              <td>{entry.status}</td>
+              <td>{entry.attempts}</td>
+              <td>{(((entry.completedAt ?? entry.failedAt ?? now) - entry.scheduledAt) * 1000).toFixed(0)}</td>
+              <td>{entry.lastFailure ?? ""}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
       <figcaption id="timeline-caption">
         Timeline: {entries.length} step(s) over {span.toFixed(3)} s from the run's start
       </figcaption>

@@ -220,7 +220,10 @@ function Canvas() {
           nodes={nodes}
           edges={edges}
           nodeTypes={nodeTypes}
-          onNodesChange={onNodesChange}
+          onNodesChange={(changes) => {
+            onNodesChange(changes);
+            if (changes.some((change) => change.type === "remove" || change.type === "add")) setSaved(false);
+          }}
           onEdgesChange={(changes) => {
             onEdgesChange(changes);
             setSaved(false);
@@ -287,6 +290,25 @@ function Canvas() {
             <label>
               Task queue
               <input value={selected.data.queue} onChange={(e) => update(selected.id, { queue: e.target.value })} placeholder="default" />
+            </label>
+            <label>
+              Connect to (runs after this node)
+              <select
+                value=""
+                onChange={(e) => {
+                  const target = e.target.value;
+                  if (!target) return;
+                  setEdges((current) => addEdge({ source: selected.id, target, id: `${selected.id}->${target}` }, current));
+                  setSaved(false);
+                }}
+              >
+                <option value="">choose a node…</option>
+                {nodes
+                  .filter((node) => node.id !== selected.id && !edges.some((e) => e.source === selected.id && e.target === node.id))
+                  .map((node) => (
+                    <option key={node.id}>{node.id}</option>
+                  ))}
+              </select>
             </label>
             {selected.data.problem && <p className="error">{selected.data.problem}</p>}
           </fieldset>

@@ -14,14 +14,16 @@ const DagGraph = lazy(() => import("../components/DagGraph"));
  * signal, cancel and terminate buttons (each confirmed, each showing the gateway's answer). */
 export function Run({ workflowId }: { workflowId: string }) {
   const status = usePolled(() => call<WorkflowStatus>("GET", `/workflows/${path(workflowId)}/status`), 2, [workflowId]);
+  // The timeline is folded from the whole history on the owner: asked every 5 s while the run
+  // is open, once more when it closes, then no more.
+  const open = status.data?.status === "RUNNING";
   const history = usePolled(
     () => call<HistoryPage>("GET", `/workflows/${path(workflowId)}/history?timeline=true&limit=${HISTORY_PAGE}`),
-    2,
-    [workflowId],
+    open ? 5 : 0,
+    [workflowId, status.data?.runId, status.data?.status],
   );
   const [outcome, setOutcome] = useState<{ ok: boolean; text: string } | null>(null);
   const run = status.data;
-  const open = run?.status === "RUNNING";
 
   async function act(verb: "cancel" | "terminate" | "signal", body?: unknown) {
     if (verb !== "signal" && !confirm(`${verb[0].toUpperCase()}${verb.slice(1)} ${workflowId}?`)) return;
@@ -42,6 +44,7 @@ export function Run({ workflowId }: { workflowId: string }) {
       </p>
       <h1 id="run-title">{workflowId}</h1>
       {status.error && <p role="alert" className="error">{status.error.message}</p>}
+      {history.error && !status.error && <p role="alert" className="error">history: {history.error.message}</p>}
       {run && (
         <>
           <dl className="facts">
