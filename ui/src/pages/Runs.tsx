@@ -1,5 +1,6 @@
 import { useState } from "react";
 import { call, STATUSES, type WorkflowList } from "../api";
+import { Pager, usePages } from "../components/Pager";
 import { StatusBadge } from "../components/StatusBadge";
 import { usePolled, when } from "../poll";
 import { runHref } from "../route";
@@ -10,8 +11,8 @@ export function Runs() {
   const [type, setType] = useState("");
   const [query, setQuery] = useState("");
   const [applied, setApplied] = useState({ status: "", type: "", query: "" });
-  const [cursors, setCursors] = useState<(string | null)[]>([null]);
-  const cursor = cursors[cursors.length - 1];
+  const pages = usePages();
+  const cursor = pages.cursor;
   const { data, error } = usePolled(
     () => {
       const params = new URLSearchParams({ limit: "50" });
@@ -34,7 +35,7 @@ export function Runs() {
         onSubmit={(event) => {
           event.preventDefault();
           setApplied({ status, type: type.trim(), query: query.trim() });
-          setCursors([null]);
+          pages.reset();
         }}
       >
         <label>
@@ -101,18 +102,7 @@ export function Runs() {
           </tbody>
         </table>
       </div>
-      <nav className="pager" aria-label="Pages of runs">
-        <button type="button" disabled={cursors.length < 2} onClick={() => setCursors(cursors.slice(0, -1))}>
-          Previous
-        </button>
-        <button
-          type="button"
-          disabled={!data?.nextCursor}
-          onClick={() => data?.nextCursor && setCursors([...cursors, data.nextCursor])}
-        >
-          Next
-        </button>
-      </nav>
+      <Pager label="Pages of runs" pages={pages} next={data?.nextCursor} />
     </section>
   );
 }

@@ -1,5 +1,6 @@
 import { useState } from "react";
 import { call, path } from "../api";
+import { Pager, usePages } from "../components/Pager";
 import { usePolled } from "../poll";
 
 interface ScheduleRow {
@@ -19,8 +20,8 @@ interface ScheduleList {
 
 /** Every schedule with its next fire time; pause, unpause and trigger, each confirmed by its answer. */
 export function Schedules() {
-  const [pages, setPages] = useState<(string | null)[]>([null]);
-  const after = pages[pages.length - 1];
+  const pages = usePages();
+  const after = pages.cursor;
   const list = usePolled(
     () => call<ScheduleList>("GET", `/schedules?limit=50${after ? `&after=${encodeURIComponent(after)}` : ""}`),
     5,
@@ -97,18 +98,7 @@ export function Schedules() {
           </tbody>
         </table>
       </div>
-      <nav className="pager" aria-label="Pages of schedules">
-        <button type="button" disabled={pages.length < 2} onClick={() => setPages(pages.slice(0, -1))}>
-          Previous
-        </button>
-        <button
-          type="button"
-          disabled={!list.data?.nextPageToken}
-          onClick={() => list.data?.nextPageToken && setPages([...pages, list.data.nextPageToken])}
-        >
-          Next
-        </button>
-      </nav>
+      <Pager label="Pages of schedules" pages={pages} next={list.data?.nextPageToken} />
     </section>
   );
 }
