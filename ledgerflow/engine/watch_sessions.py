@@ -22,7 +22,9 @@ Everything here runs on the HTTP server's event loop: no locks.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,7 +73,29 @@ class _Session:
     by_workflow: dict[str, set[int]] = field(default_factory=dict)
     to_look: set[int] = field(default_factory=set)
     """Keys added, or whose workflow a commit changed, not looked at since."""
+    deadlines: list[tuple[float, int]] = field(default_factory=list)
+    """A heap of (deadline, key): a wake looks at what is due without scanning every wait. An
+    entry whose wait was answered or replaced stays until it comes up, and is skipped then."""
     held: _Held | None = None
+
+    def due(self, now: float) -> list[int]:
+        """The keys of the waits whose deadline has come."""
+        keys = []
+        while self.deadlines and self.deadlines[0][0] <= now:
+            deadline, key = heapq.heappop(self.deadlines)
+            if self._current(deadline, key):
+                keys.append(key)
+        return keys
+
+    def next_deadline(self) -> float:
+        """The earliest deadline of a wait held (``inf`` with none)."""
+        while self.deadlines and not self._current(*self.deadlines[0]):
+            heapq.heappop(self.deadlines)
+        return self.deadlines[0][0] if self.deadlines else math.inf
+
+    def _current(self, deadline: float, key: int) -> bool:
+        held = self.waits.get(key)
+        return held is not None and held[1] == deadline
 
 
 class WatchSessions:
@@ -113,15 +137,14 @@ class WatchSessions:
                     session.to_look.update(session.waits)
                 else:
                     session.to_look.update(key for wid in changed for key in session.by_workflow.get(wid, ()))
-                session.to_look.update(key for key, (_, deadline) in session.waits.items() if deadline <= now)
+                session.to_look.update(session.due(now))
                 while session.to_look:
                     answer = self._look_at(session, session.to_look.pop(), now)
                     if answer is not None:
                         answers.append(answer)
                 if answers or held.superseded or not session.waits or now >= hold_ends:
                     return {"answers": answers, "superseded": held.superseded}
-                next_due = min(deadline for _, deadline in session.waits.values())
-                await self._wait(session, held, min(hold_ends, next_due) - now)
+                await self._wait(session, held, min(hold_ends, session.next_deadline()) - now)
         finally:
             if session.held is held:
                 session.held = None
@@ -168,7 +191,9 @@ class WatchSessions:
                 self._notices.listen(session.listener, (wid,))  # before its first look
                 session.by_workflow[wid] = set()
             session.by_workflow[wid].add(key)
-            session.waits[key] = (item, now + item["seconds"])
+            deadline = now + item["seconds"]
+            session.waits[key] = (item, deadline)
+            heapq.heappush(session.deadlines, (deadline, key))
             session.to_look.add(key)
             self._held_waits += 1
 

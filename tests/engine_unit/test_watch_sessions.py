@@ -165,3 +165,12 @@ async def test_a_refused_request_leaves_no_session_behind(monkeypatch: pytest.Mo
     with pytest.raises(TooManyWaits):
         await sessions.poll("s", request(wait(0, "a"), wait(1, "b"), seconds=0))
     assert sessions._sessions == {}
+
+
+async def test_a_replaced_wait_keeps_its_new_deadline_not_the_old_one() -> None:
+    runs = Runs()
+    sessions = WatchSessions(CommitNotices(), runs.look)
+    await sessions.poll("s", request(wait(0, "a", 0.1), seconds=0))
+    await sessions.poll("s", request(wait(0, "a", 5.0), seconds=0, resume=True))
+    result = await sessions.poll("s", request(seconds=0.4, resume=True))
+    assert result["answers"] == [] and sessions.held_waits == 1  # the 0.1 s deadline is gone
